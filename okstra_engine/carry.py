@@ -1,0 +1,117 @@
+"""Carry sidecars: `carry/stage-N.json`, written by the lead when stage N is finished.
+
+They are the source of truth for completion: a `done` row the lead failed to append is
+recovered from its sidecar (backfill).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import describe_validation_error
+from .fsio import atomic_write_text
+from .ledger import LEDGER_NAME, LedgerRow, append_row, last_run_id, new_row, read_ledger
+
+CARRY_DIR = "carry"
+_NAME = re.compile(r"stage-([0-9]+)\.json")
+
+
+class CarrySidecar(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    v: int = 1
+    stage: int
+    head_commit: str = Field(min_length=4)
+    impl_task_key: str
+    summary: str = ""
+
+
+def carry_path(plan_root: Path, stage: int) -> Path:
+    return plan_root / CARRY_DIR / f"stage-{stage}.json"
+
+
+def write_carry(plan_root: Path, sidecar: CarrySidecar) -> Path:
+    path = carry_path(plan_root, sidecar.stage)
+    atomic_write_text(path, sidecar.model_dump_json(indent=2) + "\n")
+    return path
+
+
+@dataclass
+class CarryRead:
+    sidecars: dict[int, CarrySidecar] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_carry(plan_root: Path) -> CarryRead:
+    result = CarryRead()
+    directory = plan_root / CARRY_DIR
+    try:
+        entries = sorted(directory.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return result
+    for path in entries:
+        match = _NAME.fullmatch(path.name)
+        if not match:
+            continue
+        source = f"{CARRY_DIR}/{path.name}"
+        try:
+            sidecar = CarrySidecar.model_validate_json(path.read_bytes())
+        except ValidationError as exc:
+            result.warnings.append(describe_validation_error(exc, source) + "; ignored")
+            continue
+        except OSError as exc:
+            result.warnings.append(f"{source}: cannot read ({exc.strerror}); ignored")
+            continue
+        if sidecar.stage != int(match.group(1)):
+            result.warnings.append(
+                f"{source}: says stage {sidecar.stage}, its name says {match.group(1)}; ignored"
+            )
+            continue
+        result.sidecars[sidecar.stage] = sidecar
+    return result
+
+
+def missing_done_rows(rows: list[LedgerRow], sidecars: dict[int, CarrySidecar]) -> list[LedgerRow]:
+    """Done rows the sidecars prove but the ledger lacks.
+
+    A sidecar's commit counts as recorded when a done row names it as its commit or as
+    the commit it `replaces`, so a reconcile correction is never undone by an old sidecar.
+    """
+    known: dict[int, set[str]] = {}
+    for row in rows:
+        if row.status == "done":
+            seen = known.setdefault(row.stage, set())
+            seen.update(c for c in (row.head_commit, row.replaces) if c)
+    missing = []
+    for stage, sidecar in sorted(sidecars.items()):
+        commits = known.get(stage, set())
+        if not any(_same_commit(sidecar.head_commit, c) for c in commits):
+            missing.append(
+                new_row(
+                    stage,
+                    "done",
+                    run_id=last_run_id(rows, stage),
+                    impl_task_key=sidecar.impl_task_key,
+                    head_commit=sidecar.head_commit,
+                    reason="carry-backfill",
+                )
+            )
+    return missing
+
+
+def _same_commit(a: str, b: str) -> bool:
+    # sidecars written by hand may hold an abbreviated SHA
+    return a.startswith(b) or b.startswith(a)
+
+
+def backfill_done_from_carry(plan_root: Path) -> list[LedgerRow]:
+    """Append the done rows that only the sidecars know about; return them."""
+    ledger = plan_root / LEDGER_NAME
+    rows = missing_done_rows(read_ledger(ledger).rows, read_carry(plan_root).sidecars)
+    for row in rows:
+        append_row(ledger, row)
+    return rows

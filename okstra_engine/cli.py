@@ -1,0 +1,206 @@
+"""The `okstra` command: the TUI by default, and the engine's commands for scripts and agents.
+
+Handlers import what they need when they run, so `okstra status` and `okstra record`
+(called by agents in loops) never load Textual, and rich only for human-readable output.
+Exit codes: 0 ok, 2 bad input or a gate said no, 1 an unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import OkstraError
+
+
+def main(argv: list[str] | None = None) -> int:
+    # okstra uses no pydantic plugins; looking them up scans every installed package's
+    # metadata on the first model (~10 ms on each agent call)
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("OKSTRA_DEBUG") == "1"
+    try:
+        return args.handler(args) or 0
+    except OkstraError as exc:
+        print(f"okstra: {exc.what}", file=sys.stderr)
+        if exc.how:
+            print(f"  fix: {exc.how}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # the boundary: anything else is our bug
+        if debug:
+            raise
+        print(f"okstra: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("  fix: rerun with --debug (or OKSTRA_DEBUG=1) and report the traceback", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--project", metavar="PATH", default=argparse.SUPPRESS, help="project directory (default: git toplevel of the cwd)")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of unexpected errors")
+
+    # The top level declares its own --project/--debug: sharing the parent's action
+    # objects would let a subcommand's default overwrite a value given before it.
+    parser = argparse.ArgumentParser(prog="okstra", description="Run a coding task with AI agents in stages.")
+    parser.add_argument("--project", metavar="PATH", default=None, help="project directory (default: git toplevel of the cwd)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    parser.add_argument("--task", metavar="G/ID", help="open this task's stage board")
+    parser.add_argument("--lang", choices=("en", "ko"), default=None, help="language of the TUI")
+    parser.set_defaults(handler=cmd_tui)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(name: str, handler, help: str, **kwargs) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=[common], **kwargs)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("demo", cmd_demo, "build the demo project, then open the TUI on it")
+    p.add_argument("--dir", metavar="DIR", help="where to build it (default: a new temp dir)")
+    p.add_argument("--no-tui", action="store_true", help="build it and print where, without opening the TUI")
+
+    p = command("init", cmd_init, "register a project (idempotent; can add QA commands)")
+    p.add_argument("path", nargs="?", help="project directory (default: --project, or the git toplevel of the cwd)")
+    p.add_argument("--id", dest="project_id", metavar="ID", help="project id (default: from the directory name)")
+    p.add_argument("--qa-command", action="append", default=[], metavar="CMD", help="a shell command that verifies the code (repeatable)")
+
+    task = command("task", _needs_subcommand, "work with tasks")
+    task_sub = task.add_subparsers(title="task commands", metavar="COMMAND")
+    p = task_sub.add_parser("new", help="create a task", parents=[common])
+    p.set_defaults(handler=cmd_task_new)
+    p.add_argument("task_ref", metavar="GROUP/ID")
+    p.add_argument("--title", required=True)
+    p.add_argument("--category", help="branch prefix (default: the project's workCategory)")
+
+    plan = command("plan", _needs_subcommand, "import and approve plans")
+    plan_sub = plan.add_subparsers(title="plan commands", metavar="COMMAND")
+    p = plan_sub.add_parser("import", help="create a planning run from a plan.md or stage-map.json", parents=[common])
+    p.set_defaults(handler=cmd_plan_import)
+    p.add_argument("task_ref", metavar="GROUP/ID")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--approve", action="store_true", help="approve it at once")
+    p = plan_sub.add_parser("approve", help="approve the task's newest plan", parents=[common])
+    p.set_defaults(handler=cmd_plan_approve)
+    p.add_argument("task_ref", metavar="GROUP/ID")
+
+    p = command("status", cmd_status, "the state of every stage of a task")
+    p.add_argument("task_ref", metavar="GROUP/ID")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    p = command("record", cmd_record, "record a stage's progress in the ledger")
+    p.add_argument("task_ref", metavar="GROUP/ID")
+    p.add_argument("--stage", type=int, required=True, metavar="N")
+    p.add_argument("--status", required=True, choices=("started", "done", "released"))
+    p.add_argument("--commit", metavar="SHA", help="the commit the stage finished at (with --status done)")
+    p.add_argument("--run", dest="run_id", metavar="RUN_ID", help="the run (default: the stage's current run)")
+    p.add_argument("--json", action="store_true", help="print the row written as JSON")
+    return parser
+
+
+def _needs_subcommand(args: argparse.Namespace) -> int:
+    raise OkstraError("a subcommand is missing", "see okstra --help")
+
+
+def _project(args: argparse.Namespace):
+    from .projects import default_root, load_project
+
+    return load_project(default_root(args.project))
+
+
+def _task(args: argparse.Namespace):
+    from .slugs import TaskRef
+    from .tasks import load_task
+
+    ref = TaskRef.parse(args.task_ref)
+    return load_task(_project(args), ref)
+
+
+def _print_json(doc: object) -> None:
+    print(json.dumps(doc, indent=2, ensure_ascii=False))
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    print("okstra: the terminal UI is not built yet; use the commands (okstra --help)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    print("okstra demo: not built yet (it arrives with the terminal UI); see okstra --help")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .projects import default_root, init_project
+
+    root = default_root(args.path or args.project)
+    project, created = init_project(root, project_id=args.project_id, qa_commands=args.qa_command)
+    verb = "registered" if created else "already registered"
+    print(f"okstra: {verb} project {project.id} at {project.root}")
+    if project.config.qa_commands:
+        print(f"okstra: QA commands: {'; '.join(project.config.qa_commands)}")
+    else:
+        print("okstra: no QA commands yet (implementation runs need one): okstra init --qa-command 'pytest -q'")
+    return 0
+
+
+def cmd_task_new(args: argparse.Namespace) -> int:
+    from .slugs import TaskRef
+    from .tasks import new_task
+
+    task = new_task(_project(args), TaskRef.parse(args.task_ref), title=args.title, category=args.category)
+    print(f"okstra: created task {task.ref} ({task.doc.title}) in {task.dir}")
+    return 0
+
+
+def cmd_plan_import(args: argparse.Namespace) -> int:
+    from .plans import import_plan
+
+    task = _task(args)
+    plan = import_plan(task, Path(args.file).expanduser(), approve=args.approve)
+    state = "approved" if plan.approved else f"not approved yet (okstra plan approve {task.ref})"
+    print(f"okstra: imported plan into {plan.dir} ({len(plan.stage_map().stages)} stages), {state}")
+    return 0
+
+
+def cmd_plan_approve(args: argparse.Namespace) -> int:
+    from .plans import approve_plan
+
+    plan, changed = approve_plan(_task(args))
+    print(f"okstra: plan {plan.dir.name} {'approved' if changed else 'was already approved'}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import task_status
+
+    status = task_status(_task(args))
+    if args.json:
+        _print_json(status.to_json())
+        return 0
+    from .status_table import print_status
+
+    print_status(status)
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from .record import record
+
+    task = _task(args)
+    row = record(task, args.stage, args.status, commit=args.commit, run_id=args.run_id)
+    if args.json:
+        _print_json(row.model_dump(exclude_none=True))
+        return 0
+    at = f" at {row.head_commit[:8]}" if row.head_commit else ""
+    print(f"okstra: stage {row.stage} {row.status}{at} (run {row.run_id or '-'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Reading and writing the JSON documents okstra keeps on disk, each a pydantic model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import OkstraError, describe_validation_error
+from .fsio import atomic_write_text
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_doc(path: Path, model: type[M], *, how: str = "") -> M:
+    """Validate `path` as `model`; a bad file is an OkstraError naming file and field."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise OkstraError(f"{path}: cannot read ({exc.strerror})", how or "check its permissions") from exc
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        raise OkstraError(
+            describe_validation_error(exc, str(path)), how or f"fix or restore {path.name}"
+        ) from exc
+
+
+def save_doc(path: Path, doc: BaseModel) -> None:
+    atomic_write_text(path, doc.model_dump_json(indent=2, by_alias=True, exclude_none=True) + "\n")

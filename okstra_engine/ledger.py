@@ -1,0 +1,238 @@
+"""The ledger (`consumers.jsonl`): one JSON row per line, appended, never rewritten.
+
+Readers are tolerant: a torn or malformed line is skipped and reported by its line
+number, and every other line still counts. Appends are single O_APPEND writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
+from .errors import describe_validation_error
+from .fsio import append_line
+
+LEDGER_NAME = "consumers.jsonl"
+SCHEMA_VERSION = 1
+
+Status = Literal["reserved", "started", "done", "released"]
+IN_FLIGHT = ("reserved", "started")
+
+
+class LedgerRow(BaseModel):
+    # unknown fields written by newer okstra versions or by the lead are kept
+    model_config = ConfigDict(extra="allow")
+
+    v: int = SCHEMA_VERSION
+    ts: str
+    stage: int
+    status: Status
+    run_id: str | None = None
+    impl_task_key: str | None = None
+    head_commit: str | None = None
+    base_ref: str | None = None
+    patch_ids: list[str] | None = None
+    change_patch_id: str | None = None
+    paths: list[str] | None = None
+    replaces: str | None = None
+    reason: str | None = None
+    host: str | None = None
+    pid: int | None = None
+
+    def to_line(self) -> str:
+        return json.dumps(
+            self.model_dump(exclude_none=True), separators=(",", ":"), ensure_ascii=False
+        )
+
+    @property
+    def when(self) -> datetime:
+        return parse_ts(self.ts)
+
+
+_ROWS = TypeAdapter(list[LedgerRow])
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def format_ts(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_ts(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def new_row(stage: int, status: Status, **fields: object) -> LedgerRow:
+    fields.setdefault("host", hostname())
+    return LedgerRow(ts=format_ts(utc_now()), stage=stage, status=status, **fields)
+
+
+@dataclass
+class LedgerRead:
+    rows: list[LedgerRow] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_ledger(path: Path) -> LedgerRead:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return LedgerRead()
+    return parse_ledger(data, path.name)
+
+
+def parse_ledger(data: bytes, source: str = LEDGER_NAME) -> LedgerRead:
+    lines = data.split(b"\n")
+    numbered = [(no, line) for no, line in enumerate(lines, 1) if line.strip()]
+    # Fast path: one validation call over the whole file as a JSON array. A healthy
+    # ledger of 10,000 rows validates in a few ms this way; only a damaged one pays
+    # for the line-by-line pass that names the bad lines.
+    try:
+        rows = _ROWS.validate_json(b"[" + b",".join(l for _, l in numbered) + b"]")
+    except (ValidationError, ValueError):
+        rows = None
+    # a line holding `{..},{..}` would pass as two rows: only a count match is trusted
+    if rows is not None and len(rows) == len(numbered):
+        return LedgerRead(rows)
+    result = LedgerRead()
+    last = len(lines) if lines[-1].strip() else len(lines) - 1
+    for no, line in numbered:
+        try:
+            result.rows.append(LedgerRow.model_validate_json(line))
+        except ValidationError as exc:
+            torn = no == last and not data.endswith(b"\n")
+            if _is_json_error(exc):
+                why = "torn write (no newline at the end)" if torn else "not valid JSON"
+                result.warnings.append(f"{source} line {no}: {why}; skipped")
+            else:
+                result.warnings.append(
+                    describe_validation_error(exc, f"{source} line {no}") + "; skipped"
+                )
+    return result
+
+
+def _is_json_error(exc: ValidationError) -> bool:
+    return any(err.get("type") == "json_invalid" for err in exc.errors())
+
+
+def append_row(path: Path, row: LedgerRow) -> None:
+    append_line(path, row.to_line())
+
+
+def latest_by_stage(rows: list[LedgerRow]) -> dict[int, LedgerRow]:
+    latest: dict[int, LedgerRow] = {}
+    for row in rows:
+        latest[row.stage] = row
+    return latest
+
+
+def latest_done_by_stage(rows: list[LedgerRow]) -> dict[int, LedgerRow]:
+    """For each stage its last `done` row in file order: a correction supersedes the row
+    it replaces without rewriting history."""
+    done: dict[int, LedgerRow] = {}
+    for row in rows:
+        if row.status == "done":
+            done[row.stage] = row
+    return done
+
+
+@dataclass(frozen=True)
+class Reservation:
+    stage: int
+    row: LedgerRow
+    """The stage's latest row (reserved or started)."""
+    run_id: str | None
+    since: datetime
+    stale_reason: str | None = None
+
+    @property
+    def stale(self) -> bool:
+        return self.stale_reason is not None
+
+
+def reservations(
+    rows: list[LedgerRow],
+    *,
+    ttl_hours: float,
+    now: datetime | None = None,
+    host: str | None = None,
+) -> dict[int, Reservation]:
+    """Stages in flight: their latest row is `reserved` or `started`.
+
+    A reservation is stale when it names an agent pid on this host that is gone, or
+    when the stage has had no row for longer than the TTL. Stale ones are reported,
+    never dropped: a person releases them.
+    """
+    now = now or utc_now()
+    host = host or hostname()
+    # one pass: the ledger may hold tens of thousands of rows
+    latest: dict[int, LedgerRow] = {}
+    last_run: dict[int, str] = {}
+    first_of_run: dict[tuple[int, str | None], LedgerRow] = {}
+    pid_of_run: dict[tuple[int, str | None], int] = {}
+    for row in rows:
+        latest[row.stage] = row
+        if row.run_id:
+            last_run[row.stage] = row.run_id
+        key = (row.stage, row.run_id)
+        first_of_run.setdefault(key, row)
+        if row.pid is not None:
+            pid_of_run[key] = row.pid
+    result: dict[int, Reservation] = {}
+    for stage, row in latest.items():
+        if row.status not in IN_FLIGHT:
+            continue
+        run_id = row.run_id or last_run.get(stage)
+        pid = pid_of_run.get((stage, run_id))
+        why = None
+        if pid is not None and row.host == host and not pid_alive(pid):
+            why = f"agent pid {pid} on {host} is gone"
+        elif (now - row.when).total_seconds() > ttl_hours * 3600:
+            why = f"no ledger row for {_age(now - row.when)} (TTL {ttl_hours:g} h)"
+        since = first_of_run.get((stage, run_id), row).when
+        result[stage] = Reservation(stage, row, run_id, since, why)
+    return result
+
+
+def last_run_id(rows: list[LedgerRow], stage: int) -> str | None:
+    for row in reversed(rows):
+        if row.stage == stage and row.run_id:
+            return row.run_id
+    return None
+
+
+def hostname() -> str:
+    return os.uname().nodename
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
+def _age(delta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400 * 2:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"

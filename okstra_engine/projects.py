@@ -1,0 +1,154 @@
+"""Projects: `.okstra/project.json` in the repository, and the machine's project list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import git
+from .documents import load_doc, save_doc
+from .errors import OkstraError
+from .fsio import atomic_write_text
+from .locations import okstra_home, projects_file
+from .locks import file_lock
+from .slugs import check_slug, slugify
+
+OKSTRA_DIR = ".okstra"
+
+
+class ProjectConfig(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    v: int = 1
+    project_id: str = Field(alias="projectId")
+    name: str
+    qa_commands: list[str] = Field(default_factory=list, alias="qaCommands")
+    work_category: str = Field(default="feature", alias="workCategory")
+    clean_gate_excludes: list[str] = Field(default_factory=list, alias="cleanGateExcludes")
+
+
+class KnownProject(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    project_id: str = Field(alias="projectId")
+    name: str
+    path: str
+    registered: str
+
+
+class ProjectList(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    v: int = 1
+    projects: list[KnownProject] = Field(default_factory=list)
+
+
+class Project:
+    """A registered project directory and its config."""
+
+    def __init__(self, root: Path, config: ProjectConfig) -> None:
+        self.root = root
+        self.config = config
+
+    @property
+    def id(self) -> str:
+        return self.config.project_id
+
+    @property
+    def okstra_dir(self) -> Path:
+        return self.root / OKSTRA_DIR
+
+    @property
+    def is_git(self) -> bool:
+        return (self.root / ".git").exists()
+
+    def tasks_dir(self) -> Path:
+        return self.okstra_dir / "tasks"
+
+
+def config_path(root: Path) -> Path:
+    return root / OKSTRA_DIR / "project.json"
+
+
+def default_root(project: str | None) -> Path:
+    """`--project PATH`, else the git toplevel of the cwd, else the cwd."""
+    start = Path(project).expanduser() if project else Path.cwd()
+    if not start.is_dir():
+        raise OkstraError(f"project path {start} is not a directory", "pass --project with an existing directory")
+    if project:
+        return start.resolve()
+    return (git.toplevel(start) or start).resolve()
+
+
+def load_project(root: Path) -> Project:
+    path = config_path(root)
+    try:
+        return Project(root, load_doc(path, ProjectConfig))
+    except FileNotFoundError:
+        raise OkstraError(
+            f"{root} is not an okstra project (no {OKSTRA_DIR}/project.json)",
+            f"run: okstra init {root}",
+        ) from None
+
+
+def init_project(root: Path, *, project_id: str | None = None, qa_commands: list[str] = ()) -> tuple[Project, bool]:
+    """Register `root` (idempotent); return the project and whether it was new."""
+    root = root.resolve()
+    if not root.is_dir():
+        raise OkstraError(f"{root} is not a directory", "create it first, or pass an existing path")
+    if project_id is not None:
+        check_slug(project_id, "project id")
+    path = config_path(root)
+    try:
+        config = load_doc(path, ProjectConfig)
+        created = False
+        if project_id and project_id != config.project_id:
+            raise OkstraError(
+                f"{root} is already registered as project {config.project_id!r}",
+                f"drop --id, or edit {path} by hand to rename it",
+            )
+    except FileNotFoundError:
+        config = ProjectConfig(project_id=project_id or slugify(root.name), name=root.name)
+        created = True
+    added = [c for c in qa_commands if c not in config.qa_commands]
+    if created or added:
+        config.qa_commands = [*config.qa_commands, *added]
+        save_doc(path, config)
+    if (root / ".git").exists():
+        _exclude_okstra_dir(root)
+    _remember(root, config)
+    return Project(root, config), created
+
+
+def _exclude_okstra_dir(root: Path) -> None:
+    exclude = git.git_path(root, "info/exclude")
+    try:
+        lines = exclude.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    if any(line.strip() in (f"{OKSTRA_DIR}/", f"/{OKSTRA_DIR}/", OKSTRA_DIR, f"/{OKSTRA_DIR}") for line in lines):
+        return
+    atomic_write_text(exclude, "\n".join([*lines, f"/{OKSTRA_DIR}/"]) + "\n")
+
+
+def _remember(root: Path, config: ProjectConfig) -> None:
+    with file_lock(okstra_home() / "locks" / "projects.lock"):
+        known = list_projects()
+        if any(Path(p.path) == root for p in known):
+            return
+        entry = KnownProject(
+            project_id=config.project_id,
+            name=config.name,
+            path=str(root),
+            registered=datetime.now().astimezone().isoformat(timespec="seconds"),
+        )
+        save_doc(projects_file(), ProjectList(projects=[*known, entry]))
+
+
+def list_projects() -> list[KnownProject]:
+    try:
+        return load_doc(projects_file(), ProjectList).projects
+    except FileNotFoundError:
+        return []

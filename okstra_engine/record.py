@@ -1,0 +1,61 @@
+"""`okstra record`: a lead (or a person) writes a stage's progress into the ledger."""
+
+from __future__ import annotations
+
+from .errors import OkstraError
+from .git import resolve_commit
+from .ledger import IN_FLIGHT, LEDGER_NAME, LedgerRow, Status, append_row, last_run_id, latest_by_stage, new_row, read_ledger
+from .plans import require_plan_run_root
+from .tasks import Task
+
+
+def record(
+    task: Task,
+    stage: int,
+    status: Status,
+    *,
+    commit: str | None = None,
+    run_id: str | None = None,
+) -> LedgerRow:
+    plan = require_plan_run_root(task)
+    stage_map = plan.stage_map()
+    if stage not in stage_map.by_number():
+        known = ", ".join(str(s.stage) for s in stage_map.stages)
+        raise OkstraError(f"stage {stage} is not in the Stage Map of {task.ref} (stages: {known})", "pass one of those stage numbers")
+    ledger = plan.dir / LEDGER_NAME
+    rows = read_ledger(ledger).rows
+    latest = latest_by_stage(rows).get(stage)
+    fields: dict[str, object] = {"impl_task_key": task.key, "run_id": run_id or last_run_id(rows, stage)}
+    if status == "released" and (latest is None or latest.status not in IN_FLIGHT):
+        raise OkstraError(
+            f"stage {stage} has no reservation to release (its latest row is {latest.status if latest else 'none'})",
+            f"see what is in flight: okstra status {task.ref}",
+        )
+    if status == "done":
+        fields["head_commit"] = _done_commit(task, stage, commit)
+    elif commit:
+        raise OkstraError(f"--commit goes with --status done, not {status}", "drop --commit")
+    if status == "released":
+        fields["reason"] = "manual"
+    row = new_row(stage, status, **fields)
+    append_row(ledger, row)
+    return row
+
+
+def _done_commit(task: Task, stage: int, commit: str | None) -> str | None:
+    root = task.project.root
+    if not task.project.is_git:
+        # a non-git project has nothing to point at: the row records completion only
+        return None
+    if not commit:
+        raise OkstraError(
+            f"recording stage {stage} as done needs the commit it finished at",
+            f"pass --commit SHA (for example: okstra record {task.ref} --stage {stage} --status done --commit HEAD)",
+        )
+    sha = resolve_commit(root, commit)
+    if sha is None:
+        raise OkstraError(
+            f"--commit {commit!r} names no commit in {root}",
+            "pass a commit SHA (abbreviated is fine) or a ref that exists in the project repository",
+        )
+    return sha

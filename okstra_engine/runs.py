@@ -1,0 +1,44 @@
+"""Runs: one prepared agent session of one phase, in `runs/RUN_ID/`."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PHASES = ("planning", "implementation", "final-verification", "improvement-discovery", "release-handoff")
+Phase = Literal["planning", "implementation", "final-verification", "improvement-discovery", "release-handoff"]
+
+
+def new_run_id(phase: str, stage: int | None = None, *, now: datetime | None = None) -> str:
+    """UTC stamp first, so run ids sort by time, then phase, stage and a random tail."""
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    stage_part = f"-s{stage}" if stage is not None else ""
+    return f"{stamp}-{phase}{stage_part}-{os.urandom(3).hex()}"
+
+
+class RunManifest(BaseModel):
+    """What `prepare` (or `plan import`) decided for one run."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    v: int = 1
+    run_id: str
+    run_dir: str
+    task: str
+    task_key: str
+    task_type: Phase
+    stage: int | None = None
+    created: str
+    source: str | None = Field(default=None, description="where an imported plan came from")
+
+
+def run_dirs(runs_root: Path) -> list[Path]:
+    """Run folders, oldest first (run ids start with a UTC stamp)."""
+    try:
+        return sorted(p for p in runs_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except FileNotFoundError:
+        return []

@@ -1,0 +1,122 @@
+"""The state of every stage of a task, computed from the plan, ledger and sidecars.
+
+Read-only: done rows that only carry sidecars know about are counted (and named in the
+warnings) without being written; `prepare` is what backfills them into the ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from .carry import missing_done_rows, read_carry
+from .config import settings
+from .ledger import LEDGER_NAME, LedgerRow, latest_done_by_stage, read_ledger, reservations
+from .plans import plan_run_root, plan_runs
+from .stage_map import StageMap
+from .tasks import Task
+
+State = Literal["done", "not-merged", "in-flight", "stale", "ready", "blocked"]
+
+
+@dataclass
+class StageView:
+    stage: int
+    title: str
+    depends_on: list[int]
+    group: str
+    state: State
+    done_commit: str | None = None
+    worktree: str | None = None
+    run_id: str | None = None
+    since: datetime | None = None
+    """When the in-flight run took the stage."""
+    stale_reason: str | None = None
+    waits_for: list[int] = field(default_factory=list)
+    """Dependencies not yet done (blocked stages)."""
+
+    def to_json(self) -> dict:
+        return {
+            "stage": self.stage,
+            "title": self.title,
+            "depends_on": self.depends_on,
+            "group": self.group,
+            "state": self.state,
+            "done_commit": self.done_commit,
+            "worktree": self.worktree,
+            "run_id": self.run_id,
+            "stale_reason": self.stale_reason,
+            "waits_for": self.waits_for,
+        }
+
+
+@dataclass
+class TaskStatus:
+    task: Task
+    plan_run: str | None
+    task_worktree: str | None
+    stages: list[StageView]
+    warnings: list[str]
+    stage_map: StageMap | None = None
+    rows: list[LedgerRow] = field(default_factory=list)
+
+    @property
+    def auto_stage(self) -> int | None:
+        """What `--stage auto` would pick: the lowest ready stage."""
+        return next((s.stage for s in self.stages if s.state == "ready"), None)
+
+    def to_json(self) -> dict:
+        return {
+            "task": str(self.task.ref),
+            "task_key": self.task.key,
+            "title": self.task.doc.title,
+            "plan_run": self.plan_run,
+            "task_worktree": self.task_worktree,
+            "auto_stage": self.auto_stage,
+            "warnings": self.warnings,
+            "stages": [s.to_json() for s in self.stages],
+        }
+
+
+def task_status(task: Task, *, now: datetime | None = None) -> TaskStatus:
+    plan = plan_run_root(task)
+    if plan is None:
+        warning = "no approved plan" if plan_runs(task) else "no plan yet"
+        return TaskStatus(task, None, None, [], [warning])
+    stage_map = plan.stage_map()
+    ledger = read_ledger(plan.dir / LEDGER_NAME)
+    carry = read_carry(plan.dir)
+    warnings = [*ledger.warnings, *carry.warnings]
+    rows = ledger.rows
+    recovered = missing_done_rows(rows, carry.sidecars)
+    if recovered:
+        rows = [*rows, *recovered]
+        listed = ", ".join(str(r.stage) for r in recovered)
+        warnings.append(f"stage(s) {listed} done per carry sidecar but not in the ledger yet (the next prepare records them)")
+    stages = compute_states(stage_map, rows, now=now)
+    return TaskStatus(task, str(plan.dir), None, stages, warnings, stage_map, rows)
+
+
+def compute_states(stage_map: StageMap, rows: list[LedgerRow], *, now: datetime | None = None) -> list[StageView]:
+    done = latest_done_by_stage(rows)
+    flying = reservations(rows, ttl_hours=settings().stale_ttl_hours, now=now)
+    groups = stage_map.group_names()
+    views = []
+    for spec in stage_map.stages:
+        n = spec.stage
+        view = StageView(n, spec.title, list(spec.depends_on), groups[n], "blocked")
+        if n in done:
+            view.done_commit = done[n].head_commit
+            view.run_id = done[n].run_id
+        if n in flying:
+            res = flying[n]
+            view.state = "stale" if res.stale else "in-flight"
+            view.run_id, view.since, view.stale_reason = res.run_id, res.since, res.stale_reason
+        elif n in done:
+            view.state = "done"
+        else:
+            view.waits_for = [d for d in spec.depends_on if d not in done]
+            view.state = "blocked" if view.waits_for else "ready"
+        views.append(view)
+    return views

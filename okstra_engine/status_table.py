@@ -1,0 +1,65 @@
+"""`okstra status` for people: a rich table. Only imported when no `--json` is asked."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from rich.console import Console
+from rich.table import Table
+
+from .status import TaskStatus
+
+STATE_STYLE = {
+    "done": "green",
+    "not-merged": "yellow",
+    "in-flight": "cyan",
+    "stale": "red",
+    "ready": "bold",
+    "blocked": "dim",
+}
+
+
+def age(since: datetime | None, now: datetime | None = None) -> str:
+    if since is None:
+        return ""
+    seconds = int(((now or datetime.now(timezone.utc)) - since).total_seconds())
+    if seconds < 90:
+        return f"{max(seconds, 0)}s"
+    if seconds < 5400:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def print_status(status: TaskStatus) -> None:
+    console = Console()
+    console.print(f"[bold]{status.task.ref}[/] {status.task.doc.title}")
+    if status.plan_run:
+        console.print(f"plan: {status.plan_run}", style="dim")
+    for warning in status.warnings:
+        console.print(f"warning: {warning}", style="yellow")
+    if not status.stages:
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("stage", "title", "deps", "group", "state", "commit", "run", "age"):
+        table.add_column(column)
+    auto = status.auto_stage
+    for view in status.stages:
+        style = STATE_STYLE[view.state]
+        note = view.stale_reason or (f"waits for {', '.join(map(str, view.waits_for))}" if view.waits_for else "")
+        state = f"[{style}]{view.state}[/]" + (f" [dim]({note})[/]" if note else "")
+        marker = "→" if view.stage == auto else " "
+        table.add_row(
+            f"{marker}{view.stage}",
+            view.title,
+            ", ".join(map(str, view.depends_on)) or "-",
+            view.group,
+            state,
+            (view.done_commit or "")[:8],
+            view.run_id or "",
+            age(view.since),
+        )
+    console.print(table)
+    if auto is not None:
+        console.print(f"next: stage {auto} (okstra prepare {status.task.ref} --type implementation)", style="dim")

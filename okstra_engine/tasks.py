@@ -1,0 +1,85 @@
+"""Tasks: `.okstra/tasks/GROUP/ID/task.json` and the folders of their runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .documents import load_doc, save_doc
+from .errors import OkstraError
+from .projects import Project
+from .slugs import TaskRef, check_slug
+
+
+class TaskDoc(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    v: int = 1
+    title: str = Field(min_length=1)
+    category: str
+    created: str
+
+
+@dataclass(frozen=True)
+class Task:
+    project: Project
+    ref: TaskRef
+    doc: TaskDoc
+
+    @property
+    def dir(self) -> Path:
+        return task_dir(self.project, self.ref)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.dir / "runs"
+
+    @property
+    def key(self) -> str:
+        return self.ref.key
+
+
+def task_dir(project: Project, ref: TaskRef) -> Path:
+    return project.tasks_dir() / ref.group / ref.id
+
+
+def load_task(project: Project, ref: TaskRef) -> Task:
+    path = task_dir(project, ref) / "task.json"
+    try:
+        return Task(project, ref, load_doc(path, TaskDoc))
+    except FileNotFoundError:
+        raise OkstraError(
+            f"no task {ref} in project {project.id} ({project.root})",
+            f'create it: okstra task new {ref} --title "…"',
+        ) from None
+
+
+def new_task(project: Project, ref: TaskRef, *, title: str, category: str | None = None) -> Task:
+    title = title.strip()
+    if not title:
+        raise OkstraError("the task title is empty", 'pass --title "what the task is about"')
+    category = check_slug(category or project.config.work_category, "category")
+    path = task_dir(project, ref) / "task.json"
+    if path.exists():
+        existing = load_task(project, ref)
+        raise OkstraError(
+            f"task {ref} already exists ({existing.doc.title!r}, created {existing.doc.created})",
+            f"use it as it is (okstra status {ref}), or pick another id",
+        )
+    doc = TaskDoc(title=title, category=category, created=datetime.now().astimezone().isoformat(timespec="seconds"))
+    save_doc(path, doc)
+    return Task(project, ref, doc)
+
+
+def list_tasks(project: Project) -> list[TaskRef]:
+    root = project.tasks_dir()
+    refs = []
+    for task_json in sorted(root.glob("*/*/task.json")):
+        try:
+            refs.append(TaskRef(check_slug(task_json.parent.parent.name, "group"), check_slug(task_json.parent.name, "id")))
+        except OkstraError:
+            continue
+    return refs

@@ -1,0 +1,1 @@
+"""okstra's Textual terminal UI (over okstra_engine)."""

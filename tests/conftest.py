@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support import PLAN_4, make_repo
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own okstra home, config, agent home and git identity."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text(
+        "[user]\n\tname = Test\n\temail = test@example.com\n"
+        "[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n"
+    )
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("OKSTRA_HOME", str(tmp_path / "okstra-home"))
+    monkeypatch.setenv("OKSTRA_CONFIG", str(tmp_path / "okstra-config.toml"))
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "agent-home"))
+    for name in ("NO_COLOR", "OKSTRA_DEBUG", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("TEXTUAL_"):
+            monkeypatch.delenv(name, raising=False)
+    from okstra_engine.config import settings
+
+    settings.cache_clear()
+    yield home
+    settings.cache_clear()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def plan_file(tmp_path: Path) -> Path:
+    path = tmp_path / "plan.md"
+    path.write_text(PLAN_4)
+    return path
+
+
+@pytest.fixture
+def task(repo: Path, plan_file: Path):
+    """A registered project with task auth/login and an approved 4-stage plan."""
+    from okstra_engine.plans import import_plan
+    from okstra_engine.projects import init_project
+    from okstra_engine.slugs import TaskRef
+    from okstra_engine.tasks import new_task
+
+    project, _ = init_project(repo, qa_commands=["true"])
+    task = new_task(project, TaskRef("auth", "login"), title="Login flow")
+    import_plan(task, plan_file, approve=True)
+    return task

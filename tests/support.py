@@ -1,0 +1,64 @@
+"""Real git repositories for tests: commits, branches and helpers. No mocked git."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from okstra_engine.cli import main as cli_main
+
+PLAN_4 = """---
+title: four stages
+---
+# Plan
+
+## Stage Map
+| Stage | Title     | Depends on | Group |
+|-------|-----------|------------|-------|
+| 1     | Schema    | -          | A     |
+| 2     | Importer  | 1          | B     |
+| 3     | Exporter  | 1          | B     |
+| 4     | CLI       | 2, 3       | C     |
+"""
+
+
+def git(repo: Path, *args: str, check: bool = True) -> str:
+    proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
+    return proc.stdout.strip()
+
+
+def commit(repo: Path, files: dict[str, str], message: str) -> str:
+    for name, content in files.items():
+        path = repo / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+        git(repo, "add", "--", name)
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def make_repo(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    commit(path, {"README.md": "hello\n"}, "initial")
+    return path
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+    """The real console script in a subprocess: what an agent sees."""
+    exe = Path(sys.executable).with_name("okstra")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "okstra_engine.cli"]
+    proc = subprocess.run([*cmd, *args], cwd=cwd, capture_output=True, text=True, env=os.environ.copy())
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def call(capsys, *args: str) -> tuple[int, str, str]:
+    """The CLI in-process: fast, for the many small cases."""
+    capsys.readouterr()
+    code = cli_main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
