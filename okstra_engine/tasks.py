@@ -83,3 +83,24 @@ def list_tasks(project: Project) -> list[TaskRef]:
         except OkstraError:
             continue
     return refs
+
+
+def task_branch(task: Task) -> str:
+    """`okstra/CATEGORY/GROUP/ID`: the task worktree's branch."""
+    return f"okstra/{task.doc.category}/{task.ref.group}/{task.ref.id}"
+
+
+def stage_branch(task: Task, stage: int) -> str:
+    """`okstra/CATEGORY/GROUP/ID-sN`: stage N's worktree branch."""
+    return f"{task_branch(task)}-s{stage}"
+
+
+def task_worktree_path(task: Task) -> Path:
+    from .locations import okstra_home
+
+    return okstra_home() / "worktrees" / task.project.id / task.ref.group / task.ref.id
+
+
+def stage_worktree_path(task: Task, stage: int) -> Path:
+    path = task_worktree_path(task)
+    return path.with_name(f"{path.name}-s{stage}")
