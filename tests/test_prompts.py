@@ -1,0 +1,105 @@
+"""Rendered lead prompts, compared with reviewed golden files.
+
+Regenerate after an intended template change with `OKSTRA_UPDATE_GOLDEN=1 pytest
+tests/test_prompts.py`, then read the diff of tests/golden/ before committing it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from okstra_engine.errors import OkstraError
+from okstra_engine.prompts import PromptInputs, lead_prompt, parse_workers, render_text, team_name, team_plan
+
+GOLDEN = Path(__file__).parent / "golden" / "prompts"
+
+
+def _inputs(task_type: str, *, workers=(), concurrent=(), stage=None) -> PromptInputs:
+    return PromptInputs(
+        task_ref="auth/login",
+        task_key="auth-login",
+        task_title="Login flow",
+        task_type=task_type,
+        project_root=Path("/work/project"),
+        run_id="20260101T000000Z-run",
+        run_dir=Path("/work/project/.okstra/tasks/auth/login/runs/20260101T000000Z-run"),
+        plan_dir=Path("/work/project/.okstra/tasks/auth/login/runs/20251231T000000Z-planning-abc123"),
+        ledger_path=Path("/work/project/.okstra/tasks/auth/login/runs/20251231T000000Z-planning-abc123/consumers.jsonl"),
+        qa_commands=["pytest -q", "ruff check ."],
+        worktree_path="/home/u/.local/share/okstra/worktrees/project/auth/login" + (f"-s{stage}" if stage else ""),
+        worktree_branch="okstra/feature/auth/login" + (f"-s{stage}" if stage else ""),
+        worktree_base="0123456789abcdef0123456789abcdef01234567",
+        worktree_status="created",
+        worktree_note="",
+        workers=workers,
+        stage=stage,
+        stage_title="Importer" if stage else None,
+        concurrent_stages=concurrent,
+    )
+
+
+CASES = {
+    "implementation-gate": _inputs("implementation", workers=["claude", "codex"], stage=2),
+    "implementation-no-team": _inputs("implementation", workers=["claude"], stage=2, concurrent=[3, 4]),
+    "implementation-single-lead": _inputs("implementation", stage=2),
+    "planning-gate": _inputs("planning", workers=["claude", "gemini"]),
+    "planning-single-lead": _inputs("planning"),
+    "final-verification-gate": _inputs("final-verification", workers=["codex"]),
+    "final-verification-single-lead": _inputs("final-verification"),
+    "improvement-discovery-gate": _inputs("improvement-discovery", workers=["claude", "codex", "gemini"]),
+    "release-handoff-single-lead": _inputs("release-handoff", workers=["claude"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_prompt(name: str) -> None:
+    text, team = lead_prompt(CASES[name])
+    assert name.endswith(team.mode)
+    golden = GOLDEN / f"{name}.md"
+    if os.environ.get("OKSTRA_UPDATE_GOLDEN") == "1":
+        golden.write_text(text)
+    assert golden.exists(), f"no golden file: run OKSTRA_UPDATE_GOLDEN=1 pytest {__file__}"
+    assert text == golden.read_text()
+    assert "{{" not in text and "}}" not in text
+
+
+def test_team_modes_and_names() -> None:
+    assert team_plan("release-handoff", "a-b", None, ["claude"], []).mode == "single-lead"
+    assert team_plan("planning", "a-b", None, [], []).mode == "single-lead"
+    assert team_plan("implementation", "a-b", 3, ["claude"], [2]).mode == "no-team"
+    plan = team_plan("implementation", "a-b", 3, ["claude"], [])
+    assert (plan.mode, plan.name) == ("gate", "okstra-a-b-s3")
+    assert team_name("a-b", "planning", None) == "okstra-a-b"
+    assert team_plan("final-verification", "a-b", 3, ["codex"], [2]).name == "okstra-a-b"
+
+
+def test_no_team_block_names_stages_and_reason() -> None:
+    text, _ = lead_prompt(CASES["implementation-no-team"])
+    assert 'reason: "concurrent-run", concurrentStages: [3, 4]' in text
+    assert "okstra-auth-login" not in text
+
+
+def test_gate_names_exact_team_and_quarantine_path() -> None:
+    text, _ = lead_prompt(CASES["implementation-gate"])
+    assert "`okstra-auth-login-s2`" in text and "okstra quarantine move okstra-auth-login-s2" in text
+    assert "rm -rf" not in text
+
+
+def test_workers() -> None:
+    assert parse_workers("claude, Codex,claude") == ["claude", "codex"]
+    assert parse_workers("") == [] and parse_workers(None) == []
+    with pytest.raises(OkstraError, match="unknown worker"):
+        parse_workers("claude,gpt")
+
+
+def test_strict_render_errors() -> None:
+    with pytest.raises(OkstraError, match=r"t\.md uses unknown token\(s\): NOPE"):
+        render_text("a {{NOPE}} b", {}, "t.md")
+    with pytest.raises(OkstraError, match="STAGE have no value"):
+        render_text("stage {{STAGE}}", {"STAGE": None}, "t.md")
+    with pytest.raises(OkstraError, match="line 2: a stray '{{'"):
+        render_text("ok {{A}}\n{{ broken", {"A": "x"}, "t.md")
+    assert render_text("{{A}} and {{ A }}", {"A": "{{B}}"}, "t.md") == "{{B}} and {{B}}"
