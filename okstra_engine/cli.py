@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import OkstraError
+from .errors import OkstraError, print_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,9 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args) or 0
     except OkstraError as exc:
-        print(f"okstra: {exc.what}", file=sys.stderr)
-        if exc.how:
-            print(f"  fix: {exc.how}", file=sys.stderr)
+        print_error(exc)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -100,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commit", metavar="SHA", help="the commit the stage finished at (with --status done)")
     p.add_argument("--run", dest="run_id", metavar="RUN_ID", help="the run (default: the stage's current run)")
     p.add_argument("--json", action="store_true", help="print the row written as JSON")
+    p = command("launch", cmd_launch, "exec the configured agent command on a prepared run")
+    p.add_argument("run_dir", metavar="RUN_DIR")
     return parser
 
 
@@ -200,6 +200,13 @@ def cmd_record(args: argparse.Namespace) -> int:
     at = f" at {row.head_commit[:8]}" if row.head_commit else ""
     print(f"okstra: stage {row.stage} {row.status}{at} (run {row.run_id or '-'})")
     return 0
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    from .launch import launch
+
+    launch(Path(args.run_dir).expanduser())
+    return 0  # not reached: launch execs the agent
 
 
 if __name__ == "__main__":

@@ -29,3 +29,12 @@ def describe_validation_error(exc: Exception, source: str) -> str:
     more = len(errors()) - 1
     tail = f" (and {more} more)" if more else ""
     return f"{source}: field '{field}': {first.get('msg', 'invalid')}{tail}"
+
+
+def print_error(exc: OkstraError, prog: str = "okstra") -> None:
+    """The two-line form every okstra command uses on stderr."""
+    import sys
+
+    print(f"{prog}: {exc.what}", file=sys.stderr)
+    if exc.how:
+        print(f"  fix: {exc.how}", file=sys.stderr)

@@ -96,3 +96,11 @@ def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
 def git_path(repo: Path, name: str) -> Path:
     """A path inside the git dir (`info/exclude`), right for linked worktrees too."""
     return (repo / out(["rev-parse", "--git-path", name], repo)).resolve()
+
+
+def commit_paths(worktree: Path, paths: list[str], message: str, *, author: tuple[str, str] | None = None) -> str:
+    """Stage `paths` and commit them; return the new commit's SHA."""
+    run(["add", "--", *paths], worktree)
+    identity = ["-c", f"user.name={author[0]}", "-c", f"user.email={author[1]}"] if author else []
+    run([*identity, "commit", "--quiet", "--no-verify", "-m", message, "--", *paths], worktree)
+    return out(["rev-parse", "HEAD"], worktree)

@@ -1,0 +1,78 @@
+"""A simulated lead: plays the agent's part of an implementation run, for the demo and
+for end-to-end tests. It does what the prompt asks a real lead to do — announce the
+start, commit a change in the stage worktree, write the carry sidecar, record done —
+through the same engine calls, so what it exercises is the real protocol.
+
+    python -m okstra_engine.sim_lead RUN_DIR [--delay SECONDS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import git
+from .carry import CarrySidecar, write_carry
+from .errors import OkstraError, print_error
+from .launch import read_manifest
+from .plans import require_plan_run_root
+from .projects import load_project
+from .record import record
+from .slugs import TaskRef
+from .tasks import load_task
+
+SIM_AUTHOR = ("okstra sim lead", "sim-lead@okstra.invalid")
+
+
+def project_root_of(run_dir: Path) -> Path:
+    """`<root>/.okstra/tasks/G/ID/runs/RUN_ID` → `<root>`."""
+    parents = run_dir.resolve().parents
+    if len(parents) < 6 or parents[4].name != ".okstra":
+        raise OkstraError(f"{run_dir} is not a run folder of an okstra project", "pass .okstra/tasks/GROUP/ID/runs/RUN_ID")
+    return parents[5]
+
+
+def run(run_dir: Path, *, delay: float = 0.0, say=print) -> str:
+    manifest = read_manifest(run_dir)
+    stage = manifest.get("stage")
+    if manifest.get("task_type") != "implementation" or stage is None:
+        raise OkstraError(f"the simulated lead plays implementation stages; {run_dir.name} is {manifest.get('task_type')}", "prepare an implementation run")
+    task = load_task(load_project(project_root_of(run_dir)), TaskRef.parse(manifest["task"]))
+    run_id = manifest["run_id"]
+    worktree = Path(manifest["worktree"]["path"])
+    title = require_plan_run_root(task).stage_map().by_number()[stage].title
+
+    record(task, stage, "started", run_id=run_id)
+    say(f"sim-lead: stage {stage} started in {worktree}")
+    time.sleep(delay)
+    name = f"sim/stage-{stage}.md"
+    target = worktree / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(f"# Stage {stage}: {title}\n\nWritten by the simulated lead in run {run_id}.\n", encoding="utf-8")
+    sha = git.commit_paths(worktree, [name], f"{task.ref} stage {stage}: {title}", author=SIM_AUTHOR)
+    say(f"sim-lead: committed {sha[:8]}")
+    time.sleep(delay)
+    plan_root = require_plan_run_root(task).dir
+    write_carry(plan_root, CarrySidecar(stage=stage, head_commit=sha, impl_task_key=task.key, summary=f"Simulated work for stage {stage} ({title})."))
+    record(task, stage, "done", commit=sha, run_id=run_id)
+    say(f"sim-lead: stage {stage} done at {sha[:8]}")
+    return sha
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="okstra-sim-lead", description="Play the lead of a prepared implementation run.")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds to pause between steps (to watch it live)")
+    args = parser.parse_args(argv)
+    try:
+        run(args.run_dir, delay=args.delay)
+    except OkstraError as exc:
+        print_error(exc, "okstra-sim-lead")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
