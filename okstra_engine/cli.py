@@ -98,6 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commit", metavar="SHA", help="the commit the stage finished at (with --status done)")
     p.add_argument("--run", dest="run_id", metavar="RUN_ID", help="the run (default: the stage's current run)")
     p.add_argument("--json", action="store_true", help="print the row written as JSON")
+
+    quarantine = command("quarantine", _needs_subcommand, "move leftover agent team state into the okstra trash, and back")
+    quarantine_sub = quarantine.add_subparsers(title="quarantine commands", metavar="COMMAND")
+    p = quarantine_sub.add_parser("list", help="the okstra-* teams under the agent home, and the trash", parents=[common])
+    p.set_defaults(handler=cmd_quarantine_list)
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p = quarantine_sub.add_parser("move", help="move a team's teams/ and tasks/ folders into the trash", parents=[common])
+    p.set_defaults(handler=cmd_quarantine_move)
+    p.add_argument("team", metavar="TEAM")
+    p.add_argument("--yes", action="store_true", help="move without asking (needed without a terminal)")
+    p.add_argument("--json", action="store_true", help="print the trash entry as JSON")
+    p = quarantine_sub.add_parser("restore", help="move a quarantined team back where it came from", parents=[common])
+    p.set_defaults(handler=cmd_quarantine_restore)
+    p.add_argument("stamp", metavar="STAMP")
+    p.add_argument("--json", action="store_true", help="print the trash entry as JSON")
+
     p = command("launch", cmd_launch, "exec the configured agent command on a prepared run")
     p.add_argument("run_dir", metavar="RUN_DIR")
     return parser
@@ -207,6 +223,84 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
     launch(Path(args.run_dir).expanduser())
     return 0  # not reached: launch execs the agent
+
+
+def cmd_quarantine_list(args: argparse.Namespace) -> int:
+    from .quarantine import list_teams, list_trash
+
+    teams = list_teams()
+    if args.json:
+        _print_json([info.to_json() for info in teams])
+        return 0
+    if not teams:
+        print("okstra: no okstra-* team state under the agent home")
+    for info in teams:
+        kinds = ", ".join(p.parent.name for p in info.paths) or "-"
+        if info.owner:
+            state = f"in flight: run {info.owned_by_run or '?'} ({info.owner.task} stage {info.owner.stage}), not offered"
+        elif info.problem:
+            state = f"not offered: {info.problem}"
+        else:
+            state = f"can be quarantined: okstra quarantine move {info.team} --yes"
+        if info.pending_stamp:
+            state += f"; an interrupted quarantine {info.pending_stamp} holds a copy (rerun the move, or restore it)"
+        print(f"{info.team}  [{kinds}]  {state}")
+    trash = list_trash()
+    if trash:
+        print("trash:")
+        for entry in trash:
+            undo = f"  (okstra quarantine restore {entry.stamp})" if entry.state != "restored" else ""
+            print(f"  {entry.stamp}  {entry.team}  {entry.state}{undo}")
+    return 0
+
+
+def cmd_quarantine_move(args: argparse.Namespace) -> int:
+    from .quarantine import move_team, plan_move
+
+    plan = plan_move(args.team)
+    if not args.yes:
+        if not _stdin_is_tty():
+            raise OkstraError(
+                f"not moving {args.team} without confirmation (no terminal to ask on); nothing moved",
+                f"rerun with --yes: okstra quarantine move {args.team} --yes",
+            )
+        for line in plan.describe():
+            print(line)
+        try:
+            answer = input("Quarantine it? [y/N] ").strip().lower()
+        except EOFError:
+            answer = ""
+        if answer not in ("y", "yes"):
+            print("okstra: nothing moved")
+            return 0
+    entry = move_team(args.team)
+    if args.json:
+        _print_json(entry.to_json())
+        return 0
+    for item in entry.items:
+        print(f"okstra: {item.source} -> {entry.dir / item.moved_to}")
+    print(f"okstra: quarantined {entry.team} in {entry.dir}; undo: okstra quarantine restore {entry.stamp}")
+    return 0
+
+
+def cmd_quarantine_restore(args: argparse.Namespace) -> int:
+    from .quarantine import restore
+
+    entry = restore(args.stamp)
+    if args.json:
+        _print_json(entry.to_json())
+        return 0
+    for item in entry.items:
+        print(f"okstra: {entry.dir / item.moved_to} -> {item.source}")
+    print(f"okstra: restored {entry.team} from {entry.stamp}")
+    return 0
+
+
+def _stdin_is_tty() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 if __name__ == "__main__":
