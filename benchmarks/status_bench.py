@@ -56,7 +56,10 @@ def build(root: Path) -> tuple[Path, Path]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    if args.quick:
+        args.runs = 3
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["OKSTRA_HOME"] = str(Path(tmp) / "home")
         repo, ledger = build(Path(tmp))

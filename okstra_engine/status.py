@@ -95,7 +95,11 @@ def task_status(task: Task, *, now: datetime | None = None) -> TaskStatus:
         listed = ", ".join(str(r.stage) for r in recovered)
         warnings.append(f"stage(s) {listed} done per carry sidecar but not in the ledger yet (the next prepare records them)")
     stages = compute_states(stage_map, rows, now=now)
-    return TaskStatus(task, str(plan.dir), None, stages, warnings, stage_map, rows)
+    # worktrees from the registry, and `not-merged` (one registry query, one git process)
+    from .worktrees import annotate_status
+
+    task_worktree = annotate_status(task, stages, warnings)
+    return TaskStatus(task, str(plan.dir), task_worktree, stages, warnings, stage_map, rows)
 
 
 def compute_states(stage_map: StageMap, rows: list[LedgerRow], *, now: datetime | None = None) -> list[StageView]:

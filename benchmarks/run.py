@@ -1,0 +1,52 @@
+"""Run every benchmark and print one table: case, okstra's time, its floor measured in
+the same run, the ratio, and the goal.
+
+    python benchmarks/run.py [--quick]
+
+Each `*_bench.py` here prints the shared header and its rows (see _common.py); this
+script runs them one after another so they do not compete for the two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import HEADER  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer runs per case (a smoke test, noisier figures)")
+    parser.add_argument("only", nargs="*", help="run only these benches (e.g. status reconcile)")
+    args = parser.parse_args()
+    benches = sorted(HERE.glob("*_bench.py"))
+    if args.only:
+        benches = [b for b in benches if b.stem.removesuffix("_bench") in args.only]
+    rows, failures = [], []
+    for bench in benches:
+        start = time.perf_counter()
+        cmd = [sys.executable, str(bench)] + (["--quick"] if args.quick else [])
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        took = time.perf_counter() - start
+        if proc.returncode != 0:
+            failures.append(f"{bench.name}: exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:] or ''}")
+            continue
+        lines = [l for l in proc.stdout.splitlines() if l.strip() and l != HEADER]
+        rows += lines
+        print(f"# {bench.name}: {took:.0f} s", file=sys.stderr)
+    print(HEADER)
+    for row in rows:
+        print(row)
+    for failure in failures:
+        print(f"FAILED {failure}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

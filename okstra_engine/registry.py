@@ -1,0 +1,262 @@
+"""The machine-local worktree registry: every worktree okstra made, and each task's anchor.
+
+One SQLite file in okstra home (`registry.sqlite3`), from the standard library. Many
+okstra processes use it at once (parallel `prepare` of several tasks, `status` in
+agent loops, the TUI), so:
+
+- WAL journal: readers never block the writer and the writer never blocks readers;
+- a busy timeout instead of "database is locked" errors;
+- short transactions (`BEGIN IMMEDIATE` … `COMMIT` around one statement or two);
+- a connection per call, closed at once: nothing holds the file between calls.
+
+Readers never create the file: a machine where okstra made no worktree yet has no
+registry, and `status` or a render-only `prepare` must not leave one behind.
+
+A worktree row's `status` is its lifecycle state, `active` while it exists; what a
+`prepare` did with it (`created`, `reused`, `recreated`) is the run manifest's business.
+The task's **anchor base commit** (what stages without dependencies branch from) is
+stored once and never changed: `fix_anchor` keeps the first value it is given.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import OkstraError
+from .locations import okstra_home
+
+DB_NAME = "registry.sqlite3"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 15.0
+ACTIVE = "active"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS worktrees (
+    project_id TEXT NOT NULL,
+    task_group TEXT NOT NULL,
+    task_id    TEXT NOT NULL,
+    stage      INTEGER,            -- NULL: the task worktree
+    path       TEXT NOT NULL UNIQUE,
+    branch     TEXT NOT NULL,
+    base_ref   TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    created    TEXT NOT NULL
+);
+-- one row per (task, stage): stage numbers are positive, so 0 stands for NULL
+CREATE UNIQUE INDEX IF NOT EXISTS worktrees_slot
+    ON worktrees (project_id, task_group, task_id, ifnull(stage, 0));
+CREATE TABLE IF NOT EXISTS anchors (
+    project_id  TEXT NOT NULL,
+    task_group  TEXT NOT NULL,
+    task_id     TEXT NOT NULL,
+    base_commit TEXT NOT NULL,
+    created     TEXT NOT NULL,
+    PRIMARY KEY (project_id, task_group, task_id)
+);
+"""
+
+_COLUMNS = "project_id, task_group, task_id, stage, path, branch, base_ref, status, created"
+
+
+@dataclass(frozen=True)
+class WorktreeRow:
+    project_id: str
+    task_group: str
+    task_id: str
+    stage: int | None
+    """None for the task worktree."""
+    path: str
+    branch: str
+    base_ref: str
+    status: str = ACTIVE
+    created: str = ""
+
+
+@dataclass(frozen=True)
+class TaskSlot:
+    """Which task a registry question is about."""
+
+    project_id: str
+    task_group: str
+    task_id: str
+
+
+def registry_path() -> Path:
+    return okstra_home() / DB_NAME
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is
+    # exactly as long as the code between them
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    return conn
+
+
+@contextmanager
+def _writer() -> Iterator[sqlite3.Connection]:
+    """A connection to a registry with the schema in place (created on first use)."""
+    path = registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with closing(_open(path)) as conn:
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                _create_schema(conn)
+            yield conn
+    except sqlite3.DatabaseError as exc:
+        raise _registry_error(path, exc) from exc
+
+
+@contextmanager
+def _reader() -> Iterator[sqlite3.Connection | None]:
+    """A connection for reading, or None when there is no registry yet."""
+    path = registry_path()
+    if not path.exists():
+        yield None
+        return
+    try:
+        with closing(_open(path)) as conn:
+            yield conn
+    except sqlite3.DatabaseError as exc:
+        raise _registry_error(path, exc) from exc
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    # WAL is a property of the file: setting it once is enough, and setting it again
+    # is a no-op. It cannot change inside a transaction, so it comes first.
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _registry_error(path: Path, exc: sqlite3.DatabaseError) -> OkstraError:
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return OkstraError(
+            f"the worktree registry {path} stayed locked for {BUSY_TIMEOUT_S:g} s",
+            "another okstra process is writing it: retry in a moment",
+        )
+    return OkstraError(
+        f"the worktree registry {path} cannot be used: {exc}",
+        f"if the file is damaged, move it aside (okstra rebuilds an empty one): mv {path} {path}.bad",
+    )
+
+
+def _row(values: tuple) -> WorktreeRow:
+    return WorktreeRow(*values)
+
+
+def register_worktree(row: WorktreeRow) -> WorktreeRow:
+    """Insert or replace the row of (task, stage); return what was stored."""
+    stored = WorktreeRow(**{**row.__dict__, "created": row.created or _now()})
+    with _writer() as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # REPLACE drops a row that holds the same slot or the same path
+            conn.execute(
+                f"INSERT OR REPLACE INTO worktrees ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    stored.project_id,
+                    stored.task_group,
+                    stored.task_id,
+                    stored.stage,
+                    stored.path,
+                    stored.branch,
+                    stored.base_ref,
+                    stored.status,
+                    stored.created,
+                ),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return stored
+
+
+def forget_worktree(slot: TaskSlot, stage: int | None) -> None:
+    """Delete the row of (task, stage), if any."""
+    if not registry_path().exists():
+        return
+    with _writer() as conn:
+        conn.execute(
+            "DELETE FROM worktrees WHERE project_id = ? AND task_group = ? AND task_id = ? AND ifnull(stage, 0) = ?",
+            (slot.project_id, slot.task_group, slot.task_id, stage or 0),
+        )
+
+
+def get_worktree(slot: TaskSlot, stage: int | None) -> WorktreeRow | None:
+    return task_worktrees(slot).get(stage)
+
+
+def task_worktrees(slot: TaskSlot) -> dict[int | None, WorktreeRow]:
+    """Every registered worktree of the task, by stage (None: the task worktree).
+
+    One query; an empty dict when there is no registry (nothing is created)."""
+    with _reader() as conn:
+        if conn is None:
+            return {}
+        try:
+            found = conn.execute(
+                f"SELECT {_COLUMNS} FROM worktrees WHERE project_id = ? AND task_group = ? AND task_id = ?",
+                (slot.project_id, slot.task_group, slot.task_id),
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # a registry whose creator died before the schema
+                return {}
+            raise
+    return {row.stage: row for row in map(_row, found)}
+
+
+def anchor(slot: TaskSlot) -> str | None:
+    """The task's anchor base commit, or None before its first implementation run."""
+    with _reader() as conn:
+        if conn is None:
+            return None
+        try:
+            found = conn.execute(
+                "SELECT base_commit FROM anchors WHERE project_id = ? AND task_group = ? AND task_id = ?",
+                (slot.project_id, slot.task_group, slot.task_id),
+            ).fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
+    return found[0] if found else None
+
+
+def fix_anchor(slot: TaskSlot, commit: str) -> str:
+    """Store `commit` as the task's anchor unless one is stored; return the stored one."""
+    with _writer() as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT OR IGNORE INTO anchors (project_id, task_group, task_id, base_commit, created) VALUES (?, ?, ?, ?, ?)",
+                (slot.project_id, slot.task_group, slot.task_id, commit, _now()),
+            )
+            stored = conn.execute(
+                "SELECT base_commit FROM anchors WHERE project_id = ? AND task_group = ? AND task_id = ?",
+                (slot.project_id, slot.task_group, slot.task_id),
+            ).fetchone()[0]
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return stored

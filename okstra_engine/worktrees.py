@@ -1,0 +1,280 @@
+"""Task and stage worktrees: made with `git worktree add`, reused when healthy, and never
+left half-made.
+
+The task worktree (`okstra/CATEGORY/GROUP/ID`) is where stages are merged; each stage
+gets its own (`…-sN`) so stages run side by side. Both live under okstra home
+(`tasks.task_worktree_path` / `stage_worktree_path`) and are recorded in the registry
+(`okstra_engine.registry`) only after git made them.
+
+What `provision` does with what it finds (one `git worktree list` answers most of it):
+
+| found | result |
+|---|---|
+| a healthy worktree of our branch at our path | `reused` (adopted into the registry if it was missing there) |
+| the same, locked | `reused`, the lock reason in the note |
+| our worktree, folder deleted by hand | `git worktree prune`, then made again: `recreated` |
+| the same, but locked | error: unlock it first |
+| our branch exists, checked out nowhere | a worktree on it (its commits kept): `recreated` |
+| our branch checked out in another worktree | error naming that worktree and how to free it |
+| our path exists but is not our worktree | error: move it away |
+| nothing | `git worktree add -b BRANCH PATH BASE`: `created` |
+
+A failure after git made something is rolled back in reverse order (registry row,
+worktree, branch), so nothing half-made stays behind. `dry_run` (render-only) runs the
+same checks and changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from . import git, registry
+from .errors import OkstraError
+from .registry import TaskSlot, WorktreeRow
+from .tasks import Task, stage_branch, stage_worktree_path, task_branch, task_worktree_path
+
+CREATED = "created"
+REUSED = "reused"
+RECREATED = "recreated"
+SKIPPED_NON_GIT = "skipped-non-git"
+SKIPPED_NESTED = "skipped-nested-worktree"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One worktree okstra wants: the task's (stage None) or stage N's."""
+
+    repo: Path
+    slot: TaskSlot
+    stage: int | None
+    path: Path
+    branch: str
+
+    @property
+    def what(self) -> str:
+        return "the task worktree" if self.stage is None else f"the stage {self.stage} worktree"
+
+
+@dataclass(frozen=True)
+class Provision:
+    """What became of a worktree: where it is, on which branch, from which base."""
+
+    path: Path | None
+    branch: str | None
+    base_ref: str | None
+    status: str
+    note: str = ""
+    made_worktree: bool = False
+    """git made the worktree in this call (undo removes it)."""
+    new_branch_at: str | None = None
+    """git made the branch in this call, at this commit (undo deletes it)."""
+    registered: bool = False
+    """this call wrote the registry row (undo forgets it)."""
+
+
+def task_slot(task: Task) -> TaskSlot:
+    return TaskSlot(task.project.id, task.ref.group, task.ref.id)
+
+
+def _real(path: Path | str) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def task_target(task: Task) -> Target:
+    return Target(task.project.root, task_slot(task), None, _real(task_worktree_path(task)), task_branch(task))
+
+
+def stage_target(task: Task, stage: int) -> Target:
+    return Target(task.project.root, task_slot(task), stage, _real(stage_worktree_path(task, stage)), stage_branch(task, stage))
+
+
+def provision(target: Target, base: str, *, dry_run: bool = False, base_must_be_in_branch: bool = False) -> Provision:
+    """Make sure `target` exists as a worktree; `base` is the full SHA a new branch starts at.
+
+    `base_must_be_in_branch`: when the branch exists already (an earlier attempt left it),
+    refuse to reuse it unless `base` is in its history (a stage must start from its base).
+    """
+    repo, path, ref = target.repo, target.path, f"refs/heads/{target.branch}"
+    registered = registry.get_worktree(target.slot, target.stage)
+    listing = git.worktree_list(repo)
+    mine = next((e for e in listing if "worktree" in e and _real(e["worktree"]) == path), None)
+    prune = False
+
+    if mine is not None:
+        gone = "prunable" in mine or not (path / ".git").exists()
+        if not gone:
+            return _reuse(target, mine, registered, base, dry_run=dry_run)
+        if "locked" in mine and not path.exists():
+            reason = f" ({mine['locked']})" if mine["locked"] else ""
+            raise OkstraError(
+                f"{target.what} {path} is locked{reason} in git, but its folder is gone",
+                f"unlock it, then rerun: git -C {repo} worktree unlock {path}",
+            )
+        prune = True
+
+    for other in listing:
+        if other.get("branch") != ref or other is mine:
+            continue
+        where = Path(other["worktree"])
+        if "prunable" in other or not where.exists():
+            if "locked" in other:
+                raise OkstraError(
+                    f"branch {target.branch} belongs to a locked worktree {where} whose folder is gone",
+                    f"unlock it, then rerun: git -C {repo} worktree unlock {where}",
+                )
+            prune = True
+            continue
+        raise OkstraError(
+            f"branch {target.branch} is already checked out in another worktree: {where}",
+            f"free it (after saving its work): git -C {where} switch --detach "
+            f"(or git -C {repo} worktree remove {where}); then rerun",
+        )
+
+    if os.path.lexists(path) and not _is_empty_dir(path):
+        hint = " (a folder whose .git is missing)" if mine is not None else ""
+        raise OkstraError(
+            f"{path} exists but is not okstra's worktree for {target.branch}{hint}",
+            f"move it away (or delete it if nothing in it matters), then rerun: mv {path} {path}.old",
+        )
+
+    existing = git.resolve_commit(repo, ref)
+    if existing and base_must_be_in_branch and not git.is_ancestor(repo, base, existing):
+        raise OkstraError(
+            f"branch {target.branch} exists at {existing[:8]} but does not contain the base {base[:8]} that {target.what} must start from",
+            f"if that branch holds nothing you need, delete it and rerun: git -C {repo} branch -D {target.branch}; "
+            f"otherwise merge {base[:12]} into it first",
+        )
+    status = RECREATED if (existing or registered or mine) else CREATED
+    notes = []
+    if existing:
+        notes.append(f"branch {target.branch} existed at {existing[:8]}: checked out again with its commits")
+    base_ref = registered.base_ref if (registered and existing) else base
+    if dry_run:
+        notes.append("render only: not created")
+        return Provision(path, target.branch, base_ref, status, "; ".join(notes))
+
+    if prune:
+        git.worktree_prune(repo)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        git.worktree_add(repo, path, target.branch, base=None if existing else base)
+    except OkstraError as exc:
+        _clean_failed_add(target, new_branch_at=None if existing else base)
+        raise OkstraError(
+            f"could not make {target.what} {path}: {exc.what}",
+            "nothing was left behind; fix what git reports (a failing post-checkout hook, disk space, permissions) and rerun",
+        ) from exc
+    made = Provision(path, target.branch, base_ref, status, "; ".join(notes), made_worktree=True, new_branch_at=None if existing else base)
+    try:
+        _register(target, base_ref)
+    except BaseException:
+        undo(target, made)
+        raise
+    return replace(made, registered=True)
+
+
+def _reuse(target: Target, entry: dict[str, str], registered: WorktreeRow | None, base: str, *, dry_run: bool) -> Provision:
+    path, ref = target.path, f"refs/heads/{target.branch}"
+    if entry.get("branch") != ref:
+        holds = f"branch {entry['branch'].removeprefix('refs/heads/')}" if "branch" in entry else f"a detached HEAD at {entry.get('HEAD', '?')[:8]}"
+        raise OkstraError(
+            f"{target.what} {path} has {holds} checked out, not {target.branch}",
+            f"switch it back (git -C {path} switch {target.branch}), or save its work and remove it "
+            f"(git -C {target.repo} worktree remove {path}); then rerun",
+        )
+    notes = []
+    if "locked" in entry:
+        notes.append(f"locked in git{': ' + entry['locked'] if entry['locked'] else ''}")
+    base_ref = registered.base_ref if registered else base
+    if registered is None or registered.path != str(path) or registered.branch != target.branch:
+        notes.append("adopted: it was not in okstra's registry")
+        if not dry_run:
+            _register(target, base_ref)
+    if target.stage is not None and base != base_ref and not git.is_ancestor(target.repo, base, entry.get("HEAD") or "HEAD"):
+        notes.append(f"its history does not contain the stage's base {base[:8]} now: merge it (git -C {path} merge {base[:12]})")
+    return Provision(path, target.branch, base_ref, REUSED, "; ".join(notes), registered=False)
+
+
+def _register(target: Target, base_ref: str) -> None:
+    registry.register_worktree(
+        WorktreeRow(
+            target.slot.project_id,
+            target.slot.task_group,
+            target.slot.task_id,
+            target.stage,
+            str(target.path),
+            target.branch,
+            base_ref,
+        )
+    )
+
+
+def _is_empty_dir(path: Path) -> bool:
+    try:
+        return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+    except OSError:
+        return False
+
+
+def _clean_failed_add(target: Target, *, new_branch_at: str | None) -> None:
+    """Undo whatever a failed `git worktree add` left: its worktree, then its branch."""
+    repo, path = target.repo, target.path
+    listed = any(_real(e.get("worktree", "")) == path for e in git.worktree_list(repo))
+    if listed and not git.worktree_remove(repo, path):
+        shutil.rmtree(path, ignore_errors=True)
+        git.worktree_prune(repo)
+    elif not listed and path.exists() and not _is_empty_dir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    if new_branch_at:
+        git.delete_branch(repo, target.branch, new_branch_at)
+
+
+def undo(target: Target, made: Provision) -> None:
+    """Take back what `provision` made, newest first: registry row, worktree, branch.
+
+    Best effort: each step runs even when an earlier one failed."""
+    if made.registered or made.made_worktree:
+        try:
+            registry.forget_worktree(target.slot, target.stage)
+        except OkstraError:
+            pass
+    if made.made_worktree:
+        if not git.worktree_remove(target.repo, target.path):
+            shutil.rmtree(target.path, ignore_errors=True)
+            git.run(["worktree", "prune"], target.repo, check=False)
+    if made.new_branch_at:
+        git.delete_branch(target.repo, target.branch, made.new_branch_at)
+
+
+def annotate_status(task: Task, views: list, warnings: list[str]) -> str | None:
+    """Fill each stage view's `worktree` from the registry and turn `done` into
+    `not-merged` where the done commit is not an ancestor of the task worktree HEAD.
+    Returns the task worktree path (None when there is none).
+
+    Cheap on purpose (status runs in agent loops): one registry query, and one git
+    process for all done stages together (`git.not_ancestors`)."""
+    rows = registry.task_worktrees(task_slot(task))
+    for view in views:
+        row = rows.get(view.stage)
+        view.worktree = row.path if row else None
+    task_row = rows.get(None)
+    if task_row is None:
+        return None
+    path = Path(task_row.path)
+    if not path.is_dir():
+        warnings.append(f"the task worktree {path} is gone (the next prepare makes it again)")
+        return task_row.path
+    done = [v for v in views if v.state == "done" and v.done_commit]
+    if done:
+        try:
+            unmerged = git.not_ancestors(path, [v.done_commit for v in done], "HEAD")
+        except OkstraError as exc:
+            warnings.append(f"cannot tell which done stages are merged into the task worktree: {exc.what}")
+        else:
+            for view in done:
+                if view.done_commit in unmerged:
+                    view.state = "not-merged"
+    return task_row.path

@@ -1,0 +1,106 @@
+"""Several `okstra prepare` processes at once on one task, and a mutex holder that dies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from okstra_engine import registry
+from okstra_engine.errors import OkstraError
+from okstra_engine.ledger import read_ledger
+from okstra_engine.plans import import_plan, plan_run_root
+from okstra_engine.prepare import PrepareOptions, prepare
+from okstra_engine.projects import init_project
+from okstra_engine.slugs import TaskRef
+from okstra_engine.tasks import new_task
+from okstra_engine.worktrees import task_slot
+from tests.support import git
+
+N = 8
+
+
+def _okstra() -> list[str]:
+    exe = Path(sys.executable).with_name("okstra")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "okstra_engine.cli"]
+
+
+@pytest.fixture
+def wide(repo: Path, tmp_path: Path):
+    """A task whose plan has N independent stages."""
+    project, _ = init_project(repo, qa_commands=["true"])
+    task = new_task(project, TaskRef("race", "wide"), title="Many stages")
+    source = tmp_path / "stage-map.json"
+    source.write_text(json.dumps({"stages": [{"stage": n, "title": f"S{n}", "depends_on": []} for n in range(1, N + 1)]}))
+    import_plan(task, source, approve=True)
+    return task
+
+
+def test_racing_prepares_each_get_a_different_stage(wide) -> None:
+    repo = wide.project.root
+    cmd = [*_okstra(), "--project", str(repo), "prepare", "race/wide", "--type", "implementation", "--json"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy()) for _ in range(N)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * N, [err for _, err in results]
+    docs = [json.loads(out) for out, _ in results]
+    assert sorted(d["stage"] for d in docs) == list(range(1, N + 1))
+    assert len({d["run_id"] for d in docs}) == N
+
+    rows = read_ledger(plan_run_root(wide).dir / "consumers.jsonl").rows
+    assert len(rows) == N and all(r.status == "reserved" for r in rows)
+    assert sorted(r.stage for r in rows) == list(range(1, N + 1))
+    assert {r.run_id for r in rows} == {d["run_id"] for d in docs}
+
+    listed = git(repo, "worktree", "list", "--porcelain")
+    for d in docs:
+        path = Path(d["worktree"]["path"])
+        assert path.is_dir() and f"worktree {path}\n" in listed + "\n"
+        assert d["worktree"]["branch"] == f"okstra/feature/race/wide-s{d['stage']}"
+    # one task worktree made by the first, reused by the others
+    assert sorted(d["task_worktree"]["status"] for d in docs) == ["created"] + ["reused"] * (N - 1)
+    assert set(registry.task_worktrees(task_slot(wide))) == {None, *range(1, N + 1)}
+    # each run after the first saw the earlier ones in flight
+    assert sorted(len(d["concurrentRun"]["activeStages"]) for d in docs) == list(range(N))
+
+
+_HOLDER = """
+import sys, time
+from okstra_engine.locks import task_mutex
+with task_mutex(sys.argv[1], sys.argv[2], sys.argv[3]):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_killed_mutex_holder_does_not_block_the_next_prepare(wide) -> None:
+    project = wide.project
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, project.id, "race", "wide"], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        waited: list[str] = []
+        start = time.monotonic()
+        with pytest.raises(OkstraError) as info:
+            prepare(wide, PrepareOptions("implementation", lock_timeout=0.3), notice=waited.append)
+        assert time.monotonic() - start < 5
+        assert "another okstra process has been working on race/wide" in info.value.what
+        assert waited and "waiting for another okstra process" in waited[0]
+        assert not (plan_run_root(wide).dir / "consumers.jsonl").exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+    assert holder.returncode == -signal.SIGKILL
+    # no stale lock file to clean by hand: the OS released it with its holder
+    proc = subprocess.run(
+        [*_okstra(), "--project", str(project.root), "prepare", "race/wide", "--type", "implementation"],
+        capture_output=True, text=True, env=os.environ.copy(), timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "okstra stage: 1" in proc.stdout
