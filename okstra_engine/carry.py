@@ -108,10 +108,16 @@ def _same_commit(a: str, b: str) -> bool:
     return a.startswith(b) or b.startswith(a)
 
 
-def backfill_done_from_carry(plan_root: Path) -> list[LedgerRow]:
-    """Append the done rows that only the sidecars know about; return them."""
+def backfill_done_from_carry(plan_root: Path, *, complete=None) -> list[LedgerRow]:
+    """Append the done rows that only the sidecars know about; return them.
+
+    `complete(row) -> row` may add what needs the repository (full SHA, fingerprint,
+    pin): `reconcile.backfill_done(task)` passes one; prefer calling that.
+    """
     ledger = plan_root / LEDGER_NAME
     rows = missing_done_rows(read_ledger(ledger).rows, read_carry(plan_root).sidecars)
+    if complete is not None:
+        rows = [complete(row) for row in rows]
     for row in rows:
         append_row(ledger, row)
     return rows

@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("demo", cmd_demo, "build the demo project, then open the TUI on it")
     p.add_argument("--dir", metavar="DIR", help="where to build it (default: a new temp dir)")
     p.add_argument("--no-tui", action="store_true", help="build it and print where, without opening the TUI")
+    p.add_argument("--lang", choices=("en", "ko"), default=argparse.SUPPRESS, help="language of the TUI")
 
     p = command("init", cmd_init, "register a project (idempotent; can add QA commands)")
     p.add_argument("path", nargs="?", help="project directory (default: --project, or the git toplevel of the cwd)")
@@ -98,6 +99,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commit", metavar="SHA", help="the commit the stage finished at (with --status done)")
     p.add_argument("--run", dest="run_id", metavar="RUN_ID", help="the run (default: the stage's current run)")
     p.add_argument("--json", action="store_true", help="print the row written as JSON")
+
+    p = command("reconcile", cmd_reconcile, "find where rebased, squashed or cherry-picked stage commits went; record corrections")
+    p.add_argument("task_ref", metavar="GROUP/ID")
+    p.add_argument("--apply", action="store_true", help="record a correction row for each suggestion that names a commit")
+    p.add_argument("--stage", type=int, metavar="N", help="only this stage (with --commit: correct it by hand)")
+    p.add_argument("--commit", metavar="SHA", help="with --stage: record that the stage's work is at this commit")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    p = command("prepare", cmd_prepare, "prepare an agent run: pick the stage, make its worktree, reserve it")
+    p.add_argument("task_ref", metavar="GROUP/ID")
+    p.add_argument("--type", dest="task_type", required=True, metavar="TYPE",
+                   help="planning, implementation, final-verification, improvement-discovery or release-handoff")
+    p.add_argument("--stage", default="auto", metavar="auto|N", help="the stage to implement (default: the lowest ready one)")
+    p.add_argument("--workers", metavar="LIST", help="comma-separated workers: claude,codex,gemini (default: none, a single lead)")
+    p.add_argument("--base-ref", metavar="REF", help="where a new task worktree starts (default: the project's HEAD)")
+    p.add_argument("--render-only", action="store_true", help="print the prompt; change nothing on disk")
+    p.add_argument("--json", action="store_true", help="print the run manifest as one JSON document")
 
     quarantine = command("quarantine", _needs_subcommand, "move leftover agent team state into the okstra trash, and back")
     quarantine_sub = quarantine.add_subparsers(title="quarantine commands", metavar="COMMAND")
@@ -142,13 +160,39 @@ def _print_json(doc: object) -> None:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    print("okstra: the terminal UI is not built yet; use the commands (okstra --help)")
-    return 0
+    # Textual loads here and only here (and in cmd_demo): the engine commands stay light
+    from okstra_tui.app import run_app
+
+    return run_app(project=args.project, task=args.task, lang=args.lang)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    print("okstra demo: not built yet (it arrives with the terminal UI); see okstra --help")
-    return 0
+    import tempfile
+
+    from .config import settings
+    from .demo import build_demo, load_demo
+
+    directory = Path(args.dir).expanduser().resolve() if args.dir else Path(tempfile.mkdtemp(prefix="okstra-demo-"))
+    info = load_demo(directory)
+    if info is None:
+        info = build_demo(directory)
+        print(f"okstra demo: built in {info.dir}")
+    else:
+        print(f"okstra demo: reopening the demo built in {info.dir} at {info.built_at}")
+    # the TUI (and every agent it starts) works on the demo's homes and config
+    os.environ.update(info.env)
+    settings.cache_clear()
+    if args.no_tui:
+        print(f"okstra demo: project {info.project_root}, task {info.task}")
+        for key, value in info.env.items():
+            print(f"  export {key}={value}")
+        print(f"okstra demo: open it: okstra demo --dir {info.dir}")
+        return 0
+    from okstra_tui.app import run_app
+
+    code = run_app(project=info.project_root, task=info.task, lang=args.lang, command_env=info.env)
+    print(f"okstra demo: kept in {info.dir}; open it again: okstra demo --dir {info.dir}")
+    return code
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -216,6 +260,57 @@ def cmd_record(args: argparse.Namespace) -> int:
     at = f" at {row.head_commit[:8]}" if row.head_commit else ""
     print(f"okstra: stage {row.stage} {row.status}{at} (run {row.run_id or '-'})")
     return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from . import reconcile
+
+    if args.commit and args.stage is None:
+        raise OkstraError("--commit needs --stage N (the stage whose done commit it corrects)",
+                          f"for example: okstra reconcile {args.task_ref} --stage 1 --commit SHA")
+    task = _task(args)
+    found: list = []
+    applied: list = []
+    if args.commit or args.apply:
+        from .locks import task_mutex
+
+        def waiting(path: Path) -> None:
+            print(f"okstra: waiting for another okstra process on {task.ref} ({path})", file=sys.stderr)
+
+        with task_mutex(task.project.id, task.ref.group, task.ref.id, on_wait=waiting):
+            if args.commit:
+                one = reconcile.correct(task, args.stage, args.commit)
+                applied = [one] if one else []
+            else:
+                found = reconcile.suggestions(task, stages=None if args.stage is None else [args.stage])
+                applied = reconcile.apply(task, found)
+    else:
+        found = reconcile.suggestions(task, stages=None if args.stage is None else [args.stage])
+    if args.json:
+        _print_json({"task": str(task.ref), "suggestions": [s.to_json() for s in found],
+                     "applied": [s.to_json() for s in applied]})
+        return 0
+    for s in found:
+        print(s.line())
+        if s.kind in ("not-merged", "missing"):
+            print(f"  fix: {reconcile.fix_guidance(task, s.stage)}")
+    for s in applied:
+        print(f"okstra: stage {s.stage} done commit {s.recorded[:8]} -> {s.suggested[:8]} recorded ({s.reason})")
+    if args.commit and not applied:
+        print(f"okstra: stage {args.stage} is already recorded at that commit; nothing to change")
+    elif not args.commit and not found and not task.project.is_git:
+        print(f"okstra: project {task.project.id} is not a git repository: there are no commits to reconcile")
+    elif not args.commit and not found:
+        print(f"okstra: every done stage of {task.ref} is in the task worktree HEAD")
+    elif not args.apply and any(s.applicable for s in found):
+        print(f"okstra: record these corrections: okstra reconcile {task.ref} --apply")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .prepare import run_command
+
+    return run_command(args)
 
 
 def cmd_launch(args: argparse.Namespace) -> int:

@@ -98,9 +98,264 @@ def git_path(repo: Path, name: str) -> Path:
     return (repo / out(["rev-parse", "--git-path", name], repo)).resolve()
 
 
+# ---- history and patch-ids (the decisions live in okstra_engine.reconcile) ----
+#
+# A patch-id is only comparable with one made from the same diff text, so every diff we
+# hash is made with these options whatever the user's config says (diff.noprefix,
+# diff.context, color.diff, diff.algorithm, diff.renames, textconv, external diff …),
+# and always hashed with `git patch-id --stable`: stable and unstable ids never mix.
+
+PATCH_DIFF_OPTS = (
+    "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "-U3",
+    "--inter-hunk-context=0", "--src-prefix=a/", "--dst-prefix=b/",
+    "--diff-algorithm=myers", "--submodule=short", "--binary",
+)
+# config a diff-making command reads beyond its options (log.follow switches on rename
+# following for a single path; diff.relative limits the diff to a subdirectory)
+_PATCH_CONFIG = ("-c", "log.follow=false", "-c", "diff.relative=false", "-c", "log.showSignature=false")
+
+
+def is_shallow(repo: Path) -> bool:
+    return out(["rev-parse", "--is-shallow-repository"], repo) == "true"
+
+
+def ancestry(repo: Path, ancestor: str, descendant: str) -> bool | None:
+    """True/False whether `ancestor` is an ancestor of (or equal to) `descendant`;
+    None when git cannot tell (one of them is not in the repository)."""
+    proc = run(["merge-base", "--is-ancestor", ancestor, descendant], repo, check=False)
+    return {0: True, 1: False}.get(proc.returncode)
+
+
+def merge_base(repo: Path, a: str, b: str) -> str | None:
+    proc = run(["merge-base", a, b], repo, check=False)
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.strip() or None
+
+
+def _pipe_to_patch_id(repo: Path, args: list[str]) -> list[tuple[str, str]]:
+    """`git ARGS | git patch-id --stable`: two processes, the diff text streamed from one
+    to the other without passing through Python. Returns (commit, patch-id) pairs in
+    the order git printed them (the commit is all zeros for a bare diff)."""
+    import tempfile
+
+    env = git_env()
+    with tempfile.TemporaryFile() as errors:  # a pipe could fill up and stall git
+        try:
+            producer = subprocess.Popen(
+                ["git", "--literal-pathspecs", *_PATCH_CONFIG, *args], cwd=repo, env=env,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
+            )
+        except FileNotFoundError as exc:
+            raise OkstraError("git is not installed or not on PATH", "install git 2.38 or newer") from exc
+        try:
+            hasher = subprocess.Popen(
+                ["git", "patch-id", "--stable"], cwd=repo, env=env,
+                stdin=producer.stdout, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            )
+        except BaseException:
+            producer.kill()
+            producer.wait()
+            raise
+        finally:
+            producer.stdout.close()  # the hasher holds the pipe now: EOF reaches it
+        ids, _ = hasher.communicate()
+        if producer.wait() != 0:
+            errors.seek(0)
+            first = errors.read().decode("utf-8", "replace").strip().splitlines()
+            raise GitError(
+                f"git {args[0]} failed in {repo}: {first[0] if first else f'exit {producer.returncode}'}",
+                "see git's message above",
+            )
+    if hasher.returncode != 0:
+        raise GitError(f"git patch-id failed in {repo}", "check that git works in that repository")
+    pairs = []
+    for line in ids.decode("ascii", "replace").splitlines():
+        patch_id, _, commit = line.partition(" ")
+        if commit:
+            pairs.append((commit, patch_id))
+    return pairs
+
+
+def commit_patch_ids(
+    repo: Path, include: list[str], exclude: list[str] = (), paths: list[str] | None = None, *, reverse: bool = False
+) -> list[tuple[str, str]]:
+    """(commit, stable patch-id) of each non-merge commit reachable from `include` and
+    not from `exclude`, newest first (oldest first with `reverse`), in one streaming pass.
+
+    With `paths`, only the commits that touch one of them, but each hashed over its
+    whole diff (`--full-diff`), or a commit touching other files too would never match.
+    """
+    args = ["log", "-p", "--no-merges", "--full-history", "--full-diff", "--format=commit %H", *PATCH_DIFF_OPTS]
+    if reverse:
+        args.append("--reverse")
+    args += ["--end-of-options", *include, *(f"^{c}" for c in exclude), "--", *(paths or ())]
+    return _pipe_to_patch_id(repo, args)
+
+
+def diff_patch_id(repo: Path, base: str, head: str) -> str | None:
+    """The stable patch-id of the whole change `base` → `head`, None when it is empty."""
+    pairs = _pipe_to_patch_id(repo, ["diff", *PATCH_DIFF_OPTS, base, head, "--"])
+    return pairs[0][1] if pairs else None
+
+
+def touched_paths(repo: Path, base: str, head: str) -> list[str]:
+    """Every path some non-merge commit of `base..head` changes (sorted), which is more
+    than `git diff base head` names when a commit's change was undone by a later one."""
+    text = _raw(["--literal-pathspecs", "log", "--no-merges", "--no-renames", "--format=", "--name-only", "-z",
+                 "--end-of-options", head, f"^{base}", "--"], repo)
+    return sorted({p for p in text.split("\0") if p})
+
+
+def zero_context_diff(repo: Path, a: str, b: str, paths: list[str]) -> str:
+    """`git diff -U0 a b -- PATHS` with the fixed options: hunk headers to locate changes."""
+    opts = [o for o in PATCH_DIFF_OPTS if o not in ("-U3", "--binary")]
+    return _raw(["--literal-pathspecs", *_PATCH_CONFIG, "-c", "core.quotePath=true",
+                 "diff", *opts, "-U0", a, b, "--", *paths], repo)
+
+
+def update_ref(repo: Path, ref: str, sha: str) -> None:
+    run(["update-ref", ref, sha], repo)
+
+
+def _raw(args: list[str], repo: Path) -> str:
+    """Like `out`, but file names and contents need not be UTF-8."""
+    proc = subprocess.run(["git", *args], cwd=repo, env=git_env(), capture_output=True, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        first = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitError(f"git failed in {repo}: {first[0] if first else 'exit ' + str(proc.returncode)}", "see git's message above")
+    return proc.stdout.decode("utf-8", "surrogateescape")
+
+
+# ---- worktrees and ancestry (the decisions live in okstra_engine.worktrees) ----
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def looks_like_sha(text: str | None) -> bool:
+    return bool(text) and 4 <= len(text) <= 64 and set(text) <= _HEX
+
+
+def git_dirs(repo: Path) -> tuple[Path, Path] | None:
+    """(this work tree's git dir, the common git dir), or None outside git. They differ
+    in a linked worktree."""
+    proc = run(["rev-parse", "--absolute-git-dir", "--git-common-dir"], repo, check=False)
+    lines = proc.stdout.splitlines()
+    if proc.returncode != 0 or len(lines) != 2:
+        return None
+    return Path(lines[0]).resolve(), (Path(repo) / lines[1]).resolve()
+
+
+def current_branch(repo: Path) -> str | None:
+    """The branch checked out in `repo` (short name), or None when HEAD is detached."""
+    proc = run(["symbolic-ref", "--quiet", "--short", "HEAD"], repo, check=False)
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.strip() or None
+
+
+def worktree_list(repo: Path) -> list[dict[str, str]]:
+    """`git worktree list --porcelain -z`: one dict per worktree with the keys git
+    prints (`worktree`, `HEAD`, `branch`, `detached`, `bare`, `locked`, `prunable`);
+    a flag without a value (`detached`, a `locked` without reason) maps to ''."""
+    text = run(["worktree", "list", "--porcelain", "-z"], repo).stdout
+    entries: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for field in text.split("\0"):
+        if not field:
+            if current:
+                entries.append(current)
+                current = {}
+            continue
+        key, _, value = field.partition(" ")
+        current[key] = value
+    if current:
+        entries.append(current)
+    return entries
+
+
+def worktree_add(repo: Path, path: Path, branch: str, *, base: str | None) -> None:
+    """Check `branch` out in a new worktree at `path`: a new branch at `base`
+    (`-b BRANCH PATH BASE`), or the existing branch when `base` is None."""
+    if base is None:
+        args = ["worktree", "add", "--quiet", "--", str(path), branch]
+    else:
+        args = ["worktree", "add", "--quiet", "--no-track", "-b", branch, "--", str(path), base]
+    run(args, repo)
+
+
+def worktree_remove(repo: Path, path: Path) -> bool:
+    """Remove the worktree at `path` even when dirty or locked; False when git refused."""
+    return run(["worktree", "remove", "--force", "--force", "--", str(path)], repo, check=False).returncode == 0
+
+
+def worktree_prune(repo: Path) -> None:
+    """Drop git's records of worktrees whose folder is gone (locked ones are kept)."""
+    run(["worktree", "prune"], repo)
+
+
+def delete_branch(repo: Path, branch: str, expected: str | None = None) -> bool:
+    """Delete `refs/heads/BRANCH` (only if it still points at `expected`, when given)."""
+    args = ["update-ref", "-d", f"refs/heads/{branch}"]
+    if expected:
+        args.append(expected)
+    return run(args, repo, check=False).returncode == 0
+
+
+def not_ancestors(repo: Path, commits: list[str], target: str = "HEAD") -> set[str]:
+    """Which of `commits` are NOT ancestors of (or equal to) `target`, in one git process.
+
+    `git rev-list C1 C2 … ^TARGET` lists the commits reachable from the Ci but not from
+    the target: a Ci is among them exactly when it is not merged. The walk stops where
+    the histories meet, so it costs what is unmerged, not the whole history. A commit
+    the repository does not have (or a value that is no SHA) counts as not merged; only
+    then a second process (`cat-file --batch-check`) finds which ones are missing.
+    """
+    wanted = list(dict.fromkeys(c for c in commits if c))
+    shas = [c for c in wanted if looks_like_sha(c)]
+    result = {c for c in wanted if not looks_like_sha(c)}
+    if not shas:
+        return result
+    proc = run(["rev-list", "--stdin"], repo, check=False, input="".join(f"{c}\n" for c in shas) + f"^{target}\n")
+    if proc.returncode != 0:
+        present = _existing_commits(repo, shas)
+        result.update(c for c in shas if c not in present)
+        shas = [c for c in shas if c in present]
+        if not shas:
+            return result
+        proc = run(["rev-list", "--stdin"], repo, input="".join(f"{c}\n" for c in shas) + f"^{target}\n")
+    listed = set(proc.stdout.split())
+    for c in shas:
+        if c in listed or (len(c) < 40 and any(sha.startswith(c) for sha in listed)):
+            result.add(c)
+    return result
+
+
+def _existing_commits(repo: Path, shas: list[str]) -> set[str]:
+    proc = run(["cat-file", "--batch-check=%(objecttype)"], repo, input="".join(f"{c}^{{commit}}\n" for c in shas))
+    kinds = proc.stdout.split("\n")
+    return {c for c, kind in zip(shas, kinds) if kind == "commit"}
+
+
 def commit_paths(worktree: Path, paths: list[str], message: str, *, author: tuple[str, str] | None = None) -> str:
     """Stage `paths` and commit them; return the new commit's SHA."""
     run(["add", "--", *paths], worktree)
     identity = ["-c", f"user.name={author[0]}", "-c", f"user.email={author[1]}"] if author else []
     run([*identity, "commit", "--quiet", "--no-verify", "-m", message, "--", *paths], worktree)
     return out(["rev-parse", "HEAD"], worktree)
+
+
+# ---- previews (the TUI's stage diff) ----
+
+
+def diff_preview(repo: Path, base: str, head: str, *, max_bytes: int = 2_000_000) -> tuple[str, bool]:
+    """`git diff --stat --patch BASE HEAD` for a person to read, and whether it was cut
+    at `max_bytes`. Fixed options whatever the user's config: no colour, no external
+    diff driver, no rename detection."""
+    text = run(
+        ["diff", "--no-color", "--no-ext-diff", "--no-renames", "--stat", "--patch", "--end-of-options", base, head],
+        repo,
+    ).stdout
+    if len(text) <= max_bytes:
+        return text, False
+    return text[: text.rfind("\n", 0, max_bytes) + 1], True

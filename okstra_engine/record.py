@@ -33,6 +33,12 @@ def record(
         )
     if status == "done":
         fields["head_commit"] = _done_commit(task, stage, commit)
+        if fields["head_commit"]:
+            # base ref, paths and patch-ids, and a pin ref, so reconcile can find the
+            # stage's work after a rebase, squash or gc (SPEC §4.4)
+            from .reconcile import done_fields
+
+            fields.update(done_fields(task, stage, fields["head_commit"], rows))
     elif commit:
         raise OkstraError(f"--commit goes with --status done, not {status}", "drop --commit")
     if status == "released":

@@ -25,7 +25,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     import os
 
     for name in list(os.environ):
-        if name.startswith("TEXTUAL_"):
+        # TEXTUAL_SNAPSHOT_*: pytest-textual-snapshot's own work dir, not a Textual setting
+        if name.startswith("TEXTUAL_") and not name.startswith("TEXTUAL_SNAPSHOT_"):
             monkeypatch.delenv(name, raising=False)
     from okstra_engine.config import settings
 

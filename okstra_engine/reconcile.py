@@ -1,0 +1,618 @@
+"""Git reconcile: find where a stage's recorded done commit went after people rebased,
+squashed, cherry-picked or amended it, and record corrections (SPEC §4.4).
+
+The question `content_merged(X, T)` answers is "is the work of the stage that finished at
+X already in the target T?", in this order, cheapest first:
+
+- `ancestor`: `git merge-base --is-ancestor X T`.
+- `patch-equivalent`: every non-merge commit of the stage (base..X) has a commit of T
+  since the base with the same stable patch-id (a commit both histories share, as after
+  an amend of the tip, matches itself); the match for X is suggested.
+- `squash-equivalent`: the whole change base → X has the patch-id of one commit of T.
+- `content-present`: no patch-id matches, but T holds X's change line for line (see
+  `_holds`); the first commit of T that does is suggested.
+- `missing`: X is not in the repository and no stored patch-id matches.
+- `not-merged`; `unknown` when history cannot tell: a shallow clone (where a negative
+  answer may be wrong; a positive one stands), or no merge-base and no stored fingerprint.
+
+Speed: one streaming pass `git log -p … T ^BASE -- PATHS | git patch-id --stable` (two
+processes, whatever the number of commits) over the commits of T since the stage's base
+that touch the stage's paths, after the cheap `merge-base --is-ancestor`. The stage's own
+ids come from its done row (stored when it was recorded), so the common case costs four
+git processes and two walks of T's history; `git cherry` hashes every commit of the range.
+
+Decisions where SPEC.md is silent:
+- The stage's base is the base_ref of its latest ledger row that has one, if that commit
+  is an ancestor of X; else the merge-base of X and T. When neither gives a range (X is
+  already in T and no base was recorded), the done row gets no fingerprint, only its pin.
+- Stored paths are every path any commit of the stage touched (not only the net diff),
+  so each rebased commit is found; commits are hashed over their whole diff.
+- Several commits of T with the suggested patch-id: the newest is suggested and the
+  match is marked `ambiguous`; auto-reconcile leaves ambiguous matches to a person.
+- `content-present` is only claimed when T itself still holds the change; its suggested
+  commit is the first candidate (oldest to newest commits of T touching the paths, by a
+  binary search that assumes the change stays once it arrives) that holds it. A change
+  merged and later reverted is therefore found by patch-id (`patch-equivalent`,
+  `squash-equivalent`, or `ancestor` for a real merge), never by content.
+- A correction row (`apply`) keeps the stage's content fingerprint (patch-ids, paths)
+  but not its base_ref, which belonged to the replaced commit. A manual correction keeps
+  none: the person's commit is taken as it is, and later checks compute it live.
+- Pins: `refs/okstra/<task_key>/s<N>/<full sha>`, one per recorded commit, never moved,
+  so a correction never unpins the commit it replaces.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from . import git
+from .errors import OkstraError
+from .ledger import LEDGER_NAME, LedgerRow, append_row, latest_done_by_stage, new_row, read_ledger
+from .tasks import Task, stage_branch, task_branch, task_worktree_path
+
+Kind = Literal["ancestor", "patch-equivalent", "squash-equivalent", "content-present", "missing", "not-merged", "unknown"]
+KINDS: tuple[str, ...] = (
+    "ancestor", "patch-equivalent", "squash-equivalent", "content-present", "missing", "not-merged", "unknown",
+)
+MERGED_KINDS = frozenset({"ancestor", "patch-equivalent", "squash-equivalent", "content-present"})
+REASONS = {"patch-equivalent": "auto-patch-id", "squash-equivalent": "auto-squash", "content-present": "auto-content"}
+PIN_PREFIX = "refs/okstra"
+_FINGERPRINT_KEYS = ("patch_ids", "change_patch_id", "paths")
+
+
+@dataclass(frozen=True)
+class Match:
+    kind: Kind
+    commit: str | None = None
+    """The matching commit: X for `ancestor`, the suggested one for the equivalents."""
+    ambiguous: bool = False
+    """Several commits of T carry the suggested patch-id; the newest was taken."""
+    fingerprint: dict | None = None
+    """The stage's content fingerprint used for the answer (patch_ids, change_patch_id, paths)."""
+
+    @property
+    def merged(self) -> bool:
+        return self.kind in MERGED_KINDS
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    stage: int
+    recorded: str
+    suggested: str | None
+    kind: Kind
+    ambiguous: bool = False
+    reason: str | None = None
+    """Set on applied corrections: auto-patch-id, auto-squash, auto-content, manual."""
+    fingerprint: dict | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def applicable(self) -> bool:
+        return self.kind in REASONS and bool(self.suggested)
+
+    def to_json(self) -> dict:
+        doc = {"stage": self.stage, "recorded": self.recorded, "suggested": self.suggested, "kind": self.kind,
+               "ambiguous": self.ambiguous}
+        if self.reason:
+            doc["reason"] = self.reason
+        return doc
+
+    def line(self) -> str:
+        """`stage N: AAAAAAAA -> BBBBBBBB (KIND)`."""
+        return f"stage {self.stage}: {_short(self.recorded)} -> {_short(self.suggested)} ({self.kind})"
+
+    def applied_line(self) -> str:
+        """What auto-reconcile prints for an applied correction."""
+        return f"git-reconcile: stage {self.stage} done commit {_short(self.recorded)} -> {_short(self.suggested)} ({self.kind})"
+
+
+def _short(sha: str | None) -> str:
+    return sha[:8] if sha else "-"
+
+
+# ---- the target and the stage's base ----
+
+
+def target_commit(task: Task) -> str:
+    """The reconcile target T: the task worktree's HEAD, i.e. the tip of the task branch
+    (worktrees share refs); the project's HEAD while that branch does not exist yet."""
+    root = task.project.root
+    sha = git.resolve_commit(root, f"refs/heads/{task_branch(task)}") or git.head(root)
+    if sha is None:
+        raise OkstraError(f"the repository at {root} has no commit yet", "commit something first")
+    return sha
+
+
+def stage_base(repo: Path, rows: Iterable[LedgerRow], stage: int, x: str, target: str | None) -> str | None:
+    """The base of stage `stage` finished at `x`: the base_ref of its latest ledger row that
+    has one, when that is an ancestor of x; else the merge-base of x and the target. None
+    when that gives no range (x is already in the target)."""
+    recorded = stage_base_ref(rows, stage)
+    if recorded:
+        full = git.resolve_commit(repo, recorded)
+        if full and full != x and git.ancestry(repo, full, x):
+            return full
+    if target is None:
+        return None
+    mb = git.merge_base(repo, x, target)
+    return mb if mb and mb != x else None
+
+
+# ---- the fingerprint of a done commit, and its pin ----
+
+
+def done_fingerprint(repo: Path, base: str, head: str) -> dict:
+    """What a done row stores beside its head_commit so the stage can be matched by
+    content even after the commit is gone: the base ref, every path the stage's commits
+    touch, the stable patch-id of each of its non-merge commits (oldest first; commits
+    with an empty diff have none), and the patch-id of its whole change (None if empty)."""
+    pairs = git.commit_patch_ids(repo, [head], [base], reverse=True)
+    return {
+        "base_ref": base,
+        "paths": git.touched_paths(repo, base, head),
+        "patch_ids": [pid for _, pid in pairs],
+        "change_patch_id": git.diff_patch_id(repo, base, head),
+    }
+
+
+def pin_ref(task: Task, stage: int, sha: str) -> str:
+    """`refs/okstra/<task_key>/s<N>/<full sha>`."""
+    if not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", sha):
+        raise ValueError(f"a pin needs a full SHA, not {sha!r}")
+    key = task.key + "_" if task.key.endswith(".lock") else task.key  # a ref part may not end in .lock
+    return f"{PIN_PREFIX}/{key}/s{stage}/{sha}"
+
+
+def pin(task: Task, stage: int, sha: str) -> str:
+    """Keep `sha` reachable (so `git gc` does not take it) with a ref of its own."""
+    ref = pin_ref(task, stage, sha)
+    git.update_ref(task.project.root, ref, sha)
+    return ref
+
+
+def done_fields(task: Task, stage: int, sha: str, rows: Iterable[LedgerRow] = (), *, target: str | None = None) -> dict:
+    """The extra fields of a `done` row at the full SHA `sha` (record, carry backfill, the
+    simulated lead): pins the commit and returns its fingerprint (empty when the stage's
+    range cannot be told). Best effort: a git failure here never blocks the record."""
+    repo = task.project.root
+    try:
+        pin(task, stage, sha)
+    except (git.GitError, ValueError):
+        pass
+    try:
+        base = stage_base(repo, rows, stage, sha, target or target_commit(task))
+        return done_fingerprint(repo, base, sha) if base else {}
+    except git.GitError:
+        return {}
+
+
+def backfill_done(task: Task) -> list[LedgerRow]:
+    """Carry backfill with fingerprints: append the done rows only sidecars know about,
+    each with its commit resolved to a full SHA, pinned and fingerprinted."""
+    from .carry import backfill_done_from_carry
+    from .plans import require_plan_run_root
+
+    plan = require_plan_run_root(task)
+    if not task.project.is_git:
+        return backfill_done_from_carry(plan.dir)
+    repo = task.project.root
+    cache: dict[str, object] = {}
+
+    def complete(row: LedgerRow) -> LedgerRow:
+        sha = git.resolve_commit(repo, row.head_commit) if row.head_commit else None
+        if sha is None:
+            return row
+        if "rows" not in cache:
+            cache["rows"] = read_ledger(plan.dir / LEDGER_NAME).rows
+            cache["target"] = target_commit(task)
+        extra = done_fields(task, row.stage, sha, cache["rows"], target=cache["target"])
+        return row.model_copy(update={"head_commit": sha, **extra})
+
+    return backfill_done_from_carry(plan.dir, complete=complete)
+
+
+# ---- content_merged ----
+
+
+def content_merged(
+    repo: Path | str,
+    x: str,
+    target: str,
+    *,
+    base: str | None = None,
+    stored: LedgerRow | Mapping | None = None,
+) -> Match:
+    """Is the work of the stage that finished at `x` in `target`? See the module docstring.
+
+    `base`: the stage's base ref, if known (ignored unless it is an ancestor of x).
+    `stored`: the done row (or a dict) whose patch_ids/change_patch_id/paths describe the
+    stage's change; needed to match a commit that is gone, and saves recomputing them.
+    """
+    repo = Path(repo)
+    t = git.resolve_commit(repo, target)
+    if t is None:
+        raise OkstraError(f"reconcile target {target!r} names no commit in {repo}", "pass an existing commit")
+    state = git.ancestry(repo, x, t)
+    if state:
+        return Match("ancestor", x)
+    return _not_an_ancestor(repo, x, t, base, _stored(stored), exists=state is not None)
+
+
+def _stored(stored: LedgerRow | Mapping | None) -> dict:
+    if stored is None:
+        return {}
+    get = stored.get if isinstance(stored, Mapping) else (lambda k: getattr(stored, k, None))
+    return {k: get(k) for k in ("head_commit", "base_ref", *_FINGERPRINT_KEYS)}
+
+
+def _not_an_ancestor(repo: Path, x: str, t: str, base: str | None, stored: dict, *, exists: bool) -> Match:
+    have_ids = bool(stored.get("paths")) and (
+        stored.get("patch_ids") is not None or stored.get("change_patch_id") is not None
+    )
+    fp = {k: stored.get(k) for k in _FINGERPRINT_KEYS} if have_ids else None
+    if not exists:
+        # X is gone: only its stored ids can say where its work went. T's commits since
+        # the stage's base (or all of T's commits touching the paths) are the candidates;
+        # each stored id must be found there, shared history included.
+        if fp is None:
+            return _negative(repo, "missing")
+        recorded_base = stored.get("base_ref") or base
+        exclude = [b for b in [recorded_base and git.resolve_commit(repo, recorded_base)] if b]
+        candidates = git.commit_patch_ids(repo, [t], exclude, fp["paths"])
+        ids = fp.get("patch_ids") or []
+        found = _match_ids(ids, ids[-1] if ids else None, fp, candidates)
+        return found or _negative(repo, "missing", fp)
+
+    stage_base_ = _valid_base(repo, x, base or stored.get("base_ref"), trusted=stored.get("head_commit") == x
+                              and (base is None or base == stored.get("base_ref")))
+    if stage_base_ is None:
+        stage_base_ = _merge_base_or_none(repo, x, t)
+    if fp is None:
+        if stage_base_ is None:
+            return _negative(repo, "unknown")
+        fp = {k: v for k, v in done_fingerprint(repo, stage_base_, x).items() if k in _FINGERPRINT_KEYS}
+    if not fp.get("paths"):
+        return _negative(repo, "not-merged", fp)  # an empty change: nothing to look for
+
+    # T's commits since the stage's base that touch its paths, newest first, in one
+    # stream. Commits X and T share (a stage merged in part, or amended at its tip) are
+    # among them and match themselves; the rest must match a rewritten copy.
+    candidates = git.commit_patch_ids(repo, [t], [stage_base_] if stage_base_ else [], fp["paths"])
+    ids = fp.get("patch_ids") or []
+    found = _match_ids(ids, ids[-1] if ids else None, fp, candidates)
+    if found:
+        return found
+    if stage_base_ is not None:
+        holder = _first_holding(repo, stage_base_, x, t, [c for c, _ in reversed(candidates)], fp["paths"])
+        if holder:
+            return Match("content-present", holder, fingerprint=fp)
+    if git.merge_base(repo, x, t) is None:
+        return _negative(repo, "unknown", fp)
+    return _negative(repo, "not-merged", fp)
+
+
+def _valid_base(repo: Path, x: str, base: str | None, *, trusted: bool) -> str | None:
+    """`base` as a full SHA if it is a proper ancestor of x (`trusted`: the done row
+    stored it for this very x, which was checked when it was written)."""
+    if not base:
+        return None
+    if trusted and re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", base):
+        return base
+    full = git.resolve_commit(repo, base)
+    return full if full and full != x and git.ancestry(repo, full, x) else None
+
+
+def _merge_base_or_none(repo: Path, x: str, t: str) -> str | None:
+    mb = git.merge_base(repo, x, t)
+    return mb if mb and mb != x else None
+
+
+def _negative(repo: Path, kind: Kind, fp: dict | None = None) -> Match:
+    """A negative answer, which a shallow clone cannot give: its history is cut off."""
+    if kind != "unknown" and git.is_shallow(repo):
+        kind = "unknown"
+    return Match(kind, None, fingerprint=fp)
+
+
+def _match_ids(ids: list[str], x_id: str | None, fp: dict, candidates: list[tuple[str, str]]) -> Match | None:
+    """`ids`: the stage commits' patch-ids that must all be found; `x_id`: the one whose
+    match is suggested; `candidates`: (commit, patch-id) of T, newest first."""
+    by_id: dict[str, list[str]] = {}
+    for commit, pid in candidates:
+        by_id.setdefault(pid, []).append(commit)
+    if ids and all(pid in by_id for pid in ids):
+        hits = by_id[x_id]
+        return Match("patch-equivalent", hits[0], len(hits) > 1, fp)
+    change = fp.get("change_patch_id")
+    if change and change in by_id:
+        hits = by_id[change]
+        return Match("squash-equivalent", hits[0], len(hits) > 1, fp)
+    return None
+
+
+# ---- content-present: does commit C hold the change base → X? ----
+#
+# git's three-way merge (`merge-tree --write-tree C X`) reports a conflict as soon as the
+# two sides touch adjacent lines, so a target that edited a line next to the stage's
+# change would never count. The test here is as strict about the change itself and
+# ignores what else C did: with E = the hunks of base → X and D = the hunks of X → C
+# (both `git diff -U0` with fixed options; positions are X's lines), C holds the change
+# when D never
+#   - replaces or deletes a line that E added,
+#   - inserts lines inside a block of lines E added,
+#   - puts back, where E deleted or replaced lines, one of the lines E took out,
+#   - re-creates a file E deleted, deletes a file E created, changes a mode E changed,
+#   - or differs at all on a binary file E changed.
+# So every line the stage added is in C, in the same order and place, and nothing it
+# removed came back where it was; C may have changed anything else, next lines included.
+
+_HUNK = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
+
+@dataclass
+class _Hunk:
+    old_start: int
+    old_n: int
+    new_start: int
+    new_n: int
+    removed: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _FileDiff:
+    hunks: list[_Hunk] = field(default_factory=list)
+    created: bool = False
+    deleted: bool = False
+    binary: bool = False
+    mode: bool = False
+
+
+def _parse_zero_diff(text: str) -> dict[str, _FileDiff]:
+    files: dict[str, _FileDiff] = {}
+    current: _FileDiff | None = None
+    hunk: _Hunk | None = None
+    pending = 0
+    for line in text.split("\n"):
+        if pending:
+            if line.startswith("-"):
+                hunk.removed.append(line[1:])
+                pending -= 1
+            elif line.startswith("+"):
+                hunk.added.append(line[1:])
+                pending -= 1
+            elif not line.startswith("\\"):
+                pending = 0  # not what -U0 prints: stop trusting the counts
+            continue
+        if line.startswith("diff --git "):
+            rest = line[len("diff --git "):]
+            # no renames and fixed prefixes: "a/P b/P" (or both quoted), halves alike
+            current = files.setdefault(rest[: (len(rest) - 1) // 2], _FileDiff())
+        elif current is None:
+            continue
+        elif line.startswith("@@ "):
+            m = _HUNK.match(line)
+            if m:
+                hunk = _Hunk(int(m[1]), int(m[2] or 1), int(m[3]), int(m[4] or 1))
+                current.hunks.append(hunk)
+                pending = hunk.old_n + hunk.new_n
+        elif line.startswith("new file mode"):
+            current.created = True
+        elif line.startswith("deleted file mode"):
+            current.deleted = True
+        elif line.startswith(("old mode", "new mode")):
+            current.mode = True
+        elif line.startswith("Binary files "):
+            current.binary = True
+    return files
+
+
+def _holds(change: dict[str, _FileDiff], drift: dict[str, _FileDiff]) -> bool:
+    """Does C hold the change base → X? (`change` = base → X, `drift` = X → C.)"""
+    for name, e in change.items():
+        d = drift.get(name)
+        if d is None:
+            continue
+        if e.binary or d.binary or e.deleted or (e.created and d.deleted) or (e.mode and d.mode):
+            return False
+        added: list[tuple[int, int]] = []  # X's line ranges [start, end) the stage added
+        inner: set[int] = set()  # "after X's line q" points inside an added block
+        taken_out: dict[int, set[str]] = {}  # point -> lines the stage removed there
+        for h in e.hunks:
+            if h.new_n == 0:
+                taken_out.setdefault(h.new_start, set()).update(h.removed)
+                continue
+            added.append((h.new_start, h.new_start + h.new_n))
+            inner.update(range(h.new_start, h.new_start + h.new_n - 1))
+            if h.old_n:
+                for point in (h.new_start - 1, h.new_start + h.new_n - 1):
+                    taken_out.setdefault(point, set()).update(h.removed)
+        for h in d.hunks:
+            if h.old_n and any(h.old_start < end and start < h.old_start + h.old_n for start, end in added):
+                return False
+            # an insertion goes after X's line old_start; a replacement of lines
+            # [s, s+n) touches the points s-1 … s+n-1
+            first = h.old_start if h.old_n == 0 else h.old_start - 1
+            last = h.old_start if h.old_n == 0 else h.old_start + h.old_n - 1
+            if h.old_n == 0 and h.old_start in inner:
+                return False
+            if h.added and any(
+                taken_out.get(point, set()).intersection(h.added) for point in range(first, last + 1)
+            ):
+                return False
+    return True
+
+
+def _first_holding(repo: Path, base: str, x: str, t: str, oldest_first: list[str], paths: list[str]) -> str | None:
+    change = _parse_zero_diff(git.zero_context_diff(repo, base, x, paths))
+    if not change:
+        return None
+
+    def holds(commit: str) -> bool:
+        return _holds(change, _parse_zero_diff(git.zero_context_diff(repo, x, commit, paths)))
+
+    if not holds(t):
+        return None
+    chain = [c for c in oldest_first if c != t] + [t]
+    low, high = 0, len(chain) - 1
+    while low < high:
+        middle = (low + high) // 2
+        if holds(chain[middle]):
+            high = middle
+        else:
+            low = middle + 1
+    return chain[low]
+
+
+# ---- suggestions and corrections ----
+
+
+def suggestions(task: Task, *, stages: Iterable[int] | None = None, target: str | None = None) -> list[Suggestion]:
+    """For every stage whose latest done commit is not an ancestor of T: where its work is
+    (or that it is not merged, missing, or unknown), sorted by stage."""
+    if not task.project.is_git:
+        return []
+    from .plans import require_plan_run_root
+
+    plan = require_plan_run_root(task)
+    wanted = set(plan.stage_map().by_number())
+    if stages is not None:
+        wanted &= set(stages)
+    rows = read_ledger(plan.dir / LEDGER_NAME).rows
+    done = {n: row for n, row in latest_done_by_stage(rows).items() if n in wanted and row.head_commit}
+    if not done:
+        return []
+    repo = task.project.root
+    t = target or target_commit(task)
+    heads = {n: row.head_commit for n, row in done.items()}
+    if len(heads) > 3:
+        # one walk answers for every stage; then which of the unmerged ones exist
+        unmerged = git.not_ancestors(repo, list(heads.values()), t)
+        state = {n: (None if git.resolve_commit(repo, x) is None else False) if x in unmerged else True
+                 for n, x in heads.items()}
+    else:
+        state = {n: git.ancestry(repo, x, t) for n, x in heads.items()}  # None: not in the repo
+    found = []
+    for n, row in sorted(done.items()):
+        if state[n]:
+            continue
+        match = _not_an_ancestor(repo, row.head_commit, t, stage_base_ref(rows, n), _stored(row), exists=state[n] is not None)
+        found.append(Suggestion(n, row.head_commit, match.commit, match.kind, match.ambiguous, fingerprint=match.fingerprint))
+    return found
+
+
+def stage_base_ref(rows: Iterable[LedgerRow], stage: int) -> str | None:
+    """The base_ref of the stage's latest ledger row that has one."""
+    return next((r.base_ref for r in reversed(list(rows)) if r.stage == stage and r.base_ref), None)
+
+
+def apply(task: Task, chosen: Iterable[Suggestion]) -> list[Suggestion]:
+    """Append a correction `done` row for each applicable suggestion whose recorded commit
+    is still the stage's latest done commit; pin the new commit. Returns what was applied.
+    Call it under the task mutex when other okstra processes may write the ledger."""
+    from .plans import require_plan_run_root
+
+    ledger = require_plan_run_root(task).dir / LEDGER_NAME
+    done = latest_done_by_stage(read_ledger(ledger).rows)
+    applied = []
+    for s in chosen:
+        row = done.get(s.stage)
+        if not s.applicable or row is None or row.head_commit != s.recorded:
+            continue
+        reason = REASONS[s.kind]
+        keep = {k: getattr(row, k) for k in _FINGERPRINT_KEYS if getattr(row, k) is not None}
+        if not keep and s.fingerprint:
+            keep = {k: v for k, v in s.fingerprint.items() if k in _FINGERPRINT_KEYS and v is not None}
+        correction = new_row(
+            s.stage, "done", run_id=row.run_id, impl_task_key=row.impl_task_key or task.key,
+            head_commit=s.suggested, replaces=s.recorded, reason=reason, **keep,
+        )
+        _pin_quietly(task, s.stage, s.suggested)
+        append_row(ledger, correction)
+        done[s.stage] = correction
+        applied.append(replace(s, reason=reason))
+    return applied
+
+
+def auto_reconcile(task: Task, *, target: str | None = None) -> list[Suggestion]:
+    """Apply the unambiguous suggestions (patch-, squash-equivalent, content-present with
+    one clear commit). Callers print `s.applied_line()` for each returned suggestion, and
+    hold the task mutex."""
+    return apply(task, [s for s in suggestions(task, target=target) if s.applicable and not s.ambiguous])
+
+
+def correct(task: Task, stage: int, commit: str) -> Suggestion | None:
+    """A manual correction: stage `stage` is done at `commit` (which must exist), replacing
+    its latest done commit. Returns it (kind: how the old commit relates to the new one),
+    or None when that commit is already the one recorded."""
+    from .plans import require_plan_run_root
+
+    repo = task.project.root
+    if not task.project.is_git:
+        raise OkstraError(f"project {task.project.id} is not a git repository: there is no commit to correct",
+                          "nothing to do")
+    plan = require_plan_run_root(task)
+    if stage not in plan.stage_map().by_number():
+        raise OkstraError(f"stage {stage} is not in the Stage Map of {task.ref}", f"see the stages: okstra status {task.ref}")
+    sha = git.resolve_commit(repo, commit)
+    if sha is None:
+        raise OkstraError(f"--commit {commit!r} names no commit in {repo}",
+                          "pass a commit SHA (abbreviated is fine) or a ref that exists in the project repository")
+    ledger = plan.dir / LEDGER_NAME
+    rows = read_ledger(ledger).rows
+    row = latest_done_by_stage(rows).get(stage)
+    if row is None or not row.head_commit:
+        raise OkstraError(
+            f"stage {stage} has no done commit to correct",
+            f"record it instead: okstra record {task.ref} --stage {stage} --status done --commit {commit}",
+        )
+    if row.head_commit == sha:
+        return None
+    state = git.ancestry(repo, row.head_commit, sha)
+    match = Match("ancestor", row.head_commit) if state else _not_an_ancestor(
+        repo, row.head_commit, sha, stage_base_ref(rows, stage), _stored(row), exists=state is not None
+    )
+    _pin_quietly(task, stage, sha)
+    append_row(ledger, new_row(
+        stage, "done", run_id=row.run_id, impl_task_key=row.impl_task_key or task.key,
+        head_commit=sha, replaces=row.head_commit, reason="manual",
+    ))
+    return Suggestion(stage, row.head_commit, sha, match.kind, reason="manual")
+
+
+def _pin_quietly(task: Task, stage: int, sha: str) -> None:
+    try:
+        pin(task, stage, sha)
+    except (git.GitError, ValueError):
+        pass
+
+
+# ---- guidance ----
+
+
+def fix_guidance(task: Task, stage: int, *, suggested: str | None = None) -> str:
+    """One line with the exact commands that would fix an unmerged or missing stage:
+    merge its branch (or its commit) into the task worktree, or record the commit that
+    holds its work."""
+    root = task.project.root
+    worktree = task_worktree_path(task)
+    where = shlex.quote(str(worktree if worktree.exists() else root))
+    branch = stage_branch(task, stage)
+    record = f"okstra reconcile {task.ref} --stage {stage} --commit {suggested or 'SHA'}"
+    source = branch if git.resolve_commit(root, f"refs/heads/{branch}") else None
+    if source is None:
+        from .plans import plan_run_root
+
+        plan = plan_run_root(task)
+        row = latest_done_by_stage(read_ledger(plan.dir / LEDGER_NAME).rows).get(stage) if plan else None
+        if row and row.head_commit and git.resolve_commit(root, row.head_commit):
+            source = row.head_commit
+    if source is None:
+        return f"record the commit that holds stage {stage}'s work: {record}"
+    return (f"merge it into the task worktree: git -C {where} merge --no-ff {source}"
+            f" — or, if its work is already there under another commit, record that commit: {record}")
