@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", default="auto", metavar="auto|N", help="the stage to implement (default: the lowest ready one)")
     p.add_argument("--workers", metavar="LIST", help="comma-separated workers: claude,codex,gemini (default: none, a single lead)")
     p.add_argument("--base-ref", metavar="REF", help="where a new task worktree starts (default: the project's HEAD)")
+    p.add_argument("--qa-waiver", metavar="KEY=REASON", help="waive a stage's conformance check, e.g. login-stage-3='flaky API'")
     p.add_argument("--render-only", action="store_true", help="print the prompt; change nothing on disk")
     p.add_argument("--json", action="store_true", help="print the run manifest as one JSON document")
 

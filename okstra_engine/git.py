@@ -359,3 +359,102 @@ def diff_preview(repo: Path, base: str, head: str, *, max_bytes: int = 2_000_000
     if len(text) <= max_bytes:
         return text, False
     return text[: text.rfind("\n", 0, max_bytes) + 1], True
+
+
+def dirty_paths(worktree: Path, excludes: list[str] = ()) -> list[str]:
+    """Paths `git status` reports as changed or untracked in `worktree`, leaving out
+    `.okstra` and the given pathspecs (a project's `cleanGateExcludes`). The clean gate
+    of final verification and handoff."""
+    specs = [".", ":(exclude).okstra", *(f":(exclude){p}" for p in excludes)]
+    text = _raw(["status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *specs], worktree)
+    entries = iter(text.split("\0"))
+    paths = set()
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        paths.add(entry[3:])
+        if entry[0] in "RC":  # a rename or copy is followed by its source as a bare entry
+            next(entries, None)
+    return sorted(paths)
+
+
+# ---- merges and resets (the decisions live in okstra_engine.handoff) ----
+
+FALLBACK_IDENTITY = ("okstra", "okstra@localhost")
+
+
+def config_value(repo: Path, key: str) -> str | None:
+    """`git config --get KEY` as `repo` sees it (local, global, system), None when unset."""
+    proc = run(["config", "--get", "--end-of-options", key], repo, check=False)
+    value = proc.stdout.strip()
+    return value if proc.returncode == 0 and value else None
+
+
+def identity_args(repo: Path) -> list[str]:
+    """`-c user.name=okstra -c user.email=okstra@localhost` for whichever of the two the
+    repository's config lacks, so a commit okstra makes works on a CI machine with no
+    git identity; empty when both are configured."""
+    args: list[str] = []
+    for key, fallback in zip(("user.name", "user.email"), FALLBACK_IDENTITY):
+        if config_value(repo, key) is None:
+            args += ["-c", f"{key}={fallback}"]
+    return args
+
+
+_IN_PROGRESS = (
+    ("MERGE_HEAD", "a merge"),
+    ("rebase-merge", "a rebase"),
+    ("rebase-apply", "a rebase (or git am)"),
+    ("CHERRY_PICK_HEAD", "a cherry-pick"),
+    ("REVERT_HEAD", "a revert"),
+)
+
+
+def operation_in_progress(worktree: Path) -> str | None:
+    """The git operation someone left unfinished in this work tree ("a merge", "a
+    rebase", …), or None."""
+    dirs = git_dirs(worktree)
+    if dirs is None:
+        return None
+    return next((what for name, what in _IN_PROGRESS if (dirs[0] / name).exists()), None)
+
+
+def merge_no_ff(worktree: Path, commit: str, message: list[str], *, identity: list[str] = ()) -> subprocess.CompletedProcess[str]:
+    """`git merge --no-ff COMMIT` in `worktree` with `message` (one paragraph per item).
+    Fixed behaviour whatever the user's config: no editor, no autostash, no rerere
+    auto-staging, no hooks (okstra's merges are mechanical). The caller reads the exit
+    code: nonzero is a conflict (see `unmerged_paths`) or a refusal (git's message)."""
+    args = [*identity, "merge", "--no-ff", "--no-edit", "--no-verify", "--no-autostash", "--no-rerere-autoupdate", "--no-log"]
+    for paragraph in message:
+        args += ["-m", paragraph]
+    return run([*args, "--end-of-options", commit], worktree, check=False)
+
+
+def unmerged_paths(worktree: Path) -> list[str]:
+    """The paths a stopped merge left in conflict, in index order."""
+    text = _raw(["ls-files", "--unmerged", "-z"], worktree)
+    paths: dict[str, None] = {}
+    for entry in text.split("\0"):
+        _, tab, path = entry.partition("\t")
+        if tab:
+            paths.setdefault(path, None)
+    return list(paths)
+
+
+def merge_abort(worktree: Path) -> bool:
+    """`git merge --abort` (keeps local changes the merge did not touch); True if it worked."""
+    return run(["merge", "--abort"], worktree, check=False).returncode == 0
+
+
+def reset(worktree: Path, commit: str, mode: str = "keep") -> bool:
+    """`git reset --MODE COMMIT` in `worktree` (`keep` and `merge` keep local changes to
+    files the reset does not touch, and refuse rather than lose them); True if it worked."""
+    if mode not in ("keep", "merge", "hard"):
+        raise ValueError(f"unsupported reset mode {mode!r}")
+    return run(["reset", "--quiet", f"--{mode}", commit], worktree, check=False).returncode == 0
+
+
+def failure_message(proc: subprocess.CompletedProcess[str], *, most: int = 3) -> str:
+    """The first lines of what a failed git command said (stderr, else stdout), on one line."""
+    lines = [l.strip() for l in (proc.stderr.strip() or proc.stdout.strip()).splitlines() if l.strip()]
+    return "; ".join(lines[:most]) or f"exit {proc.returncode}"

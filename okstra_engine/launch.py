@@ -82,9 +82,12 @@ def _record_agent_pid(plan: LaunchPlan) -> None:
     ledger = plan.manifest.get("ledger_path")
     if stage is None or not ledger:
         return
-    from .ledger import append_row, new_row
+    from .ledger import append_row
+    from .prepare import WorktreeInfo, reserved_row
+    from .projects import load_project
+    from .slugs import TaskRef
+    from .tasks import load_task
 
-    append_row(
-        Path(ledger),
-        new_row(int(stage), "reserved", run_id=plan.manifest["run_id"], impl_task_key=plan.manifest.get("task_key"), pid=os.getpid(), reason="launch"),
-    )
+    task = load_task(load_project(Path(plan.manifest["project_root"])), TaskRef.parse(plan.manifest["task"]))
+    worktree = WorktreeInfo.model_validate(plan.manifest["worktree"])
+    append_row(Path(ledger), reserved_row(task, int(stage), plan.manifest["run_id"], worktree, pid=os.getpid()))

@@ -5,14 +5,17 @@ when its holder dies):
 
 1. check the project (implementation needs QA commands);
 2. provision the task worktree from `--base-ref` (default: the project's HEAD);
-3. backfill done rows from carry sidecars (auto-reconcile joins here later);
+3. backfill done rows from carry sidecars, then auto-reconcile (best effort: a failure
+   prints `git-reconcile skipped: …` and the normal gates decide);
 4. select the stage (`--stage auto`: the lowest ready one);
 5. note the other stages in flight (`concurrentRun`);
 6. resolve the stage's base commit;
 7. provision the stage worktree from it;
+8. drop a stale QA waiver on this stage, unless this run's `--qa-waiver` re-waives it;
 9. append the `reserved` row, write `manifest.json` and `prompt.md`.
 
-(Step 8, the QA waiver, belongs to the conformance module and slots in after 7.)
+A final-verification run checks its gates (okstra_engine.final_verification) where an
+implementation run selects its stage.
 
 Decisions where the spec is silent:
 - A render-only run takes no lock and writes nothing (not even the registry or okstra
@@ -23,8 +26,10 @@ Decisions where the spec is silent:
   where its commits start, so that is what the `reserved` row records as `base_ref`.
 - `--base-ref` only matters when the task worktree is first made; later it is ignored
   with a note (the task worktree has its own history by then).
-- Other task types (planning, final-verification, …) provision the task worktree and
-  write the run; their own gates come with their issues. `--stage N` is refused there.
+- Other task types provision the task worktree and write the run; `--stage N` is refused
+  for them except final verification (one stage, in that stage's worktree).
+- Render-only does not auto-reconcile (it would write correction rows); its gates see
+  the ledger as it is.
 - Notices (carry backfill, ignored options) go to stderr so `--json` stays one document.
 """
 
@@ -43,8 +48,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import git, registry, worktrees
-from .carry import backfill_done_from_carry, missing_done_rows, read_carry
+from . import final_verification, git, registry, worktrees
+from .carry import missing_done_rows, read_carry
+from .conformance import clear_stale_waivers, parse_waiver_arg, set_waiver
 from .errors import OkstraError
 from .fsio import atomic_write_text
 from .ledger import LEDGER_NAME, LedgerRow, append_row, latest_done_by_stage, new_row, read_ledger
@@ -58,6 +64,7 @@ from .tasks import Task, stage_branch
 from .worktrees import SKIPPED_NESTED, SKIPPED_NON_GIT, Provision
 
 PLAN_REQUIRED = ("implementation", "final-verification", "release-handoff")
+STAGED = ("implementation", "final-verification")
 LOCK_TIMEOUT_S = 900.0
 
 
@@ -125,6 +132,8 @@ class PrepareOptions:
     """The agent's pid, only when okstra runs the agent in place (`launch`, the TUI);
     a short-lived CLI `prepare` records none, so its reservation is never stale by pid."""
     lock_timeout: float | None = LOCK_TIMEOUT_S
+    qa_waiver: str | None = None
+    """`STAGEKEY=REASON`: waive that stage's conformance check (SPEC §4.6)."""
 
 
 @dataclass
@@ -148,7 +157,10 @@ def prepare(task: Task, options: PrepareOptions, *, notice: Callable[[str], None
     if options.task_type not in PHASES:
         raise OkstraError(f"unknown run type {options.task_type!r}", f"pass --type with one of: {', '.join(PHASES)}")
     implementation = options.task_type == "implementation"
-    requested = _requested_stage(options, implementation)
+    staged = options.task_type in STAGED
+    requested = _requested_stage(options, staged)
+    if options.qa_waiver:
+        parse_waiver_arg(options.qa_waiver)  # refuse a malformed one before any work
     project = task.project
     check_slug(project.id, "project id")  # it names folders under okstra home
     if implementation and not project.config.qa_commands:
@@ -157,7 +169,7 @@ def prepare(task: Task, options: PrepareOptions, *, notice: Callable[[str], None
             f"add one: okstra init {project.root} --qa-command 'pytest -q'",
         )
     plan = require_plan_run_root(task) if options.task_type in PLAN_REQUIRED else plan_run_root(task)
-    stage_map = plan.stage_map() if implementation else None
+    stage_map = plan.stage_map() if staged else None
     if stage_map is not None and requested is not None and requested not in stage_map.by_number():
         known = ", ".join(str(s.stage) for s in stage_map.stages)
         raise OkstraError(f"stage {requested} is not in the Stage Map of {task.ref} (stages: {known})", "pass one of those stage numbers, or --stage auto")
@@ -177,14 +189,14 @@ def prepare(task: Task, options: PrepareOptions, *, notice: Callable[[str], None
         return _prepare_locked(task, options, plan, stage_map, requested, say, notices)
 
 
-def _requested_stage(options: PrepareOptions, implementation: bool) -> int | None:
+def _requested_stage(options: PrepareOptions, staged: bool) -> int | None:
     text = str(options.stage or "auto").strip().lower()
     if text == "auto":
         return None
     if not text.isdigit() or int(text) < 1:
         raise OkstraError(f"--stage {options.stage!r} is neither 'auto' nor a stage number", "pass --stage auto or --stage N (N ≥ 1)")
-    if not implementation:
-        raise OkstraError(f"--stage N goes with --type implementation, not {options.task_type}", "drop --stage")
+    if not staged:
+        raise OkstraError(f"--stage N goes with --type implementation or final-verification, not {options.task_type}", "drop --stage")
     return int(text)
 
 
@@ -217,18 +229,28 @@ def _prepare_locked(
         spec = None
         concurrent: list[int] = []
         stage_wt = task_wt
+        target = None
         if stage_map is not None and plan is not None:
-            rows = _ledger_rows(plan, dry, say)
+            rows = _ledger_rows(task, plan, dry, say, reconcile=layout != "non-git")
+        if stage_map is not None and plan is not None and options.task_type == "final-verification":
+            if requested is None:
+                target = final_verification.check_whole_task(task, stage_map, rows, task_wt)
+            else:
+                stage, spec = requested, stage_map.by_number()[requested]
+                stage_wt = final_verification.check_one_stage(task, requested, rows)
+                target = f"stage {requested}"
+        elif stage_map is not None and plan is not None:
             views = compute_states(stage_map, rows)
             stage = pick_stage(task, views, requested)
             spec = stage_map.by_number()[stage]
             # the selected stage is ready, so never among those in flight
             concurrent = sorted(v.stage for v in views if v.state == "in-flight")
-            stage_wt = _stage_worktree(task, plan, layout, task_wt, stage, spec.depends_on, rows, dry)
+            stage_wt = _stage_worktree(task, plan, layout, task_wt, stage, spec.depends_on, rows, dry, say)
             if stage_wt.made_worktree:
                 made.append((worktrees.stage_target(task, stage), stage_wt))
-        # (step 8, the QA waiver of this stage, goes here: inside the mutex)
-        return _write_run(task, options, plan, stage, spec, task_wt, stage_wt, concurrent, notices)
+        if not dry:
+            _qa_waivers(task, options.qa_waiver, stage if options.task_type == "implementation" else None, say)
+        return _write_run(task, options, plan, stage, spec, task_wt, stage_wt, concurrent, notices, target)
     except BaseException:
         for target, provision in reversed(made):
             worktrees.undo(target, provision)
@@ -268,11 +290,19 @@ def _skipped(root: Path, layout: str) -> Provision:
     )
 
 
-def _ledger_rows(plan: PlanRun, dry: bool, say: Callable[[str], None]) -> list[LedgerRow]:
+def _ledger_rows(task: Task, plan: PlanRun, dry: bool, say: Callable[[str], None], *, reconcile: bool) -> list[LedgerRow]:
     ledger = plan.dir / LEDGER_NAME
     if not dry:
-        for row in backfill_done_from_carry(plan.dir):
+        from . import reconcile as rec
+
+        for row in rec.backfill_done(task):
             say(f"okstra: stage {row.stage} done at {(row.head_commit or '-')[:8]} recovered from its carry sidecar")
+        if reconcile:
+            try:
+                for applied in rec.auto_reconcile(task):
+                    say(applied.applied_line())
+            except Exception as exc:  # reconcile helps; the gates below still decide
+                say(f"git-reconcile skipped: {exc}")
         return read_ledger(ledger).rows
     rows = read_ledger(ledger).rows
     return [*rows, *missing_done_rows(rows, read_carry(plan.dir).sidecars)]
@@ -355,6 +385,7 @@ def _stage_worktree(
     depends_on: list[int],
     rows: list[LedgerRow],
     dry: bool,
+    say: Callable[[str], None],
 ) -> Provision:
     root = task.project.root
     done = latest_done_by_stage(rows)
@@ -365,7 +396,7 @@ def _stage_worktree(
         if len(depends_on) >= 2 and provision.base_ref:
             check_predecessors_merged(
                 root, provision.base_ref, {d: done[d] for d in depends_on},
-                task=task, stage=stage, merge_into=root, plan_dir=plan.dir,
+                task=task, stage=stage, merge_into=root, dry=dry, say=say,
             )
         return provision
     task_head = git.head(task_wt.path) if task_wt.made_worktree or task_wt.status == worktrees.REUSED else None
@@ -373,8 +404,17 @@ def _stage_worktree(
     # the anchor is fixed by the first implementation run, whichever stage it takes
     slot = worktrees.task_slot(task)
     anchor = registry.anchor(slot) or (task_head if dry else registry.fix_anchor(slot, task_head))
-    base = resolve_stage_base(task, plan, stage, depends_on, done, anchor=anchor, task_head=task_head, task_worktree=task_wt.path)
-    return worktrees.provision(worktrees.stage_target(task, stage), base, dry_run=dry, base_must_be_in_branch=True)
+    base = resolve_stage_base(
+        task, plan, stage, depends_on, done, anchor=anchor, task_head=task_head, task_worktree=task_wt.path, dry=dry, say=say
+    )
+    try:
+        return worktrees.provision(worktrees.stage_target(task, stage), base, dry_run=dry, base_must_be_in_branch=True)
+    except OkstraError as exc:
+        if not depends_on:
+            raise
+        # a stage branch that will not take its base is most often a predecessor whose
+        # recorded commit was rewritten under it: say how to find out
+        raise OkstraError(exc.what, f"{exc.how}; if a predecessor was rebased or squashed, see: okstra reconcile {task.ref}") from exc
 
 
 def resolve_stage_base(
@@ -387,6 +427,8 @@ def resolve_stage_base(
     anchor: str,
     task_head: str,
     task_worktree: Path,
+    dry: bool = False,
+    say: Callable[[str], None] = lambda text: None,
 ) -> str:
     """The commit stage N's worktree branches from (SPEC §4.1 step 6):
     no dependency → the task's anchor; one → that stage's latest done commit;
@@ -412,7 +454,7 @@ def resolve_stage_base(
         return sha
     check_predecessors_merged(
         root, task_head, {d: done[d] for d in depends_on},
-        task=task, stage=stage, merge_into=task_worktree, plan_dir=plan.dir,
+        task=task, stage=stage, merge_into=task_worktree, dry=dry, say=say,
     )
     return task_head
 
@@ -425,23 +467,32 @@ def check_predecessors_merged(
     task: Task,
     stage: int,
     merge_into: Path,
-    plan_dir: Path | None,
+    dry: bool = False,
+    say: Callable[[str], None] = lambda text: None,
 ) -> None:
-    """Refuse unless every predecessor's latest done commit is an ancestor of `target`.
-
-    One git process for all of them. The reconcile work extends this with patch-/squash-
-    equivalence (recording a correction row in `plan_dir`'s ledger when it finds one)."""
+    """Refuse unless every predecessor's latest done commit is merged into `target`:
+    an ancestor (one git process for all of them), or else patch-, squash-equivalent or
+    content-present there — then a correction row is recorded (not in a dry run) so the
+    next run sees an ancestor."""
     commits = {d: row.head_commit or "" for d, row in predecessors.items()}
     unmerged = git.not_ancestors(repo, list(commits.values()), target)
     missing = [d for d, sha in sorted(commits.items()) if sha in unmerged or not sha]
+    if missing and task.project.is_git:
+        from .reconcile import apply, suggestions
+
+        found = [s for s in suggestions(task, stages=missing, target=target) if s.applicable]
+        for applied in [] if dry else apply(task, found):
+            say(applied.applied_line())
+        missing = [d for d in missing if d not in {s.stage for s in found}]
     if not missing:
         return
+    from .reconcile import fix_guidance
+
     listed = ", ".join(f"stage {d} ({commits[d][:8]})" for d in missing)
-    merges = "; ".join(f"git -C {merge_into} merge {stage_branch(task, d)}" for d in missing)
     raise OkstraError(
         f"stage {stage} depends on stages {', '.join(map(str, sorted(predecessors)))}, but {listed} "
-        f"{'is' if len(missing) == 1 else 'are'} not merged into the task worktree ({target[:8]})",
-        f"merge, then rerun: {merges}",
+        f"{'is' if len(missing) == 1 else 'are'} not merged into the task worktree {merge_into} ({target[:8]})",
+        " | ".join(f"stage {d}: {fix_guidance(task, d)}" for d in missing) + "; then rerun",
     )
 
 
@@ -468,6 +519,7 @@ def _write_run(
     stage_wt: Provision,
     concurrent: list[int],
     notices: list[str],
+    target: str | None = None,
 ) -> Prepared:
     from .prompts import PromptInputs, lead_prompt
 
@@ -498,6 +550,7 @@ def _write_run(
             stage=stage,
             stage_title=spec.title if spec is not None else None,
             concurrent_stages=concurrent,
+            target=target,
         )
     )
     manifest = PreparedRun(
@@ -544,6 +597,19 @@ def _write_run(
     return prepared
 
 
+def _qa_waivers(task: Task, waiver: str | None, stage: int | None, say: Callable[[str], None]) -> None:
+    """SPEC §4.6, inside the task mutex: set this run's waiver, then clear what an earlier
+    run left on the stage — a stale waiver would let the verifier skip it silently."""
+    key = None
+    if waiver:
+        key, reason = parse_waiver_arg(waiver)
+        set_waiver(task.dir, key, reason)
+        say(f"okstra: QA waiver set on {key}")
+    if stage is not None:
+        for cleared in clear_stale_waivers(task.dir, stage, keep_key=key):
+            say(f"okstra: stale QA waiver on {cleared} cleared (this run verifies stage {stage} again)")
+
+
 def reserved_row(task: Task, stage: int, run_id: str, worktree: Provision | WorktreeInfo, *, pid: int | None = None) -> LedgerRow:
     """The `reserved` row of a run: with the stage's base commit and branch (reconcile
     reads the stage's base from the latest one), and the agent's pid only when okstra
@@ -586,6 +652,7 @@ def run_command(args) -> int:
         base_ref=args.base_ref,
         render_only=args.render_only,
         workers=tuple(parse_workers(args.workers)),
+        qa_waiver=args.qa_waiver,
     )
     root = default_root(getattr(args, "project", None))
     if not options.render_only and (config_path(root).exists() or (root / ".okstra" / "tasks" / ref.group / ref.id / "task.json").exists()):

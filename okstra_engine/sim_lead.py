@@ -26,20 +26,12 @@ from .tasks import load_task
 SIM_AUTHOR = ("okstra sim lead", "sim-lead@okstra.invalid")
 
 
-def project_root_of(run_dir: Path) -> Path:
-    """`<root>/.okstra/tasks/G/ID/runs/RUN_ID` → `<root>`."""
-    parents = run_dir.resolve().parents
-    if len(parents) < 6 or parents[4].name != ".okstra":
-        raise OkstraError(f"{run_dir} is not a run folder of an okstra project", "pass .okstra/tasks/GROUP/ID/runs/RUN_ID")
-    return parents[5]
-
-
 def run(run_dir: Path, *, delay: float = 0.0, say=print) -> str:
     manifest = read_manifest(run_dir)
     stage = manifest.get("stage")
     if manifest.get("task_type") != "implementation" or stage is None:
         raise OkstraError(f"the simulated lead plays implementation stages; {run_dir.name} is {manifest.get('task_type')}", "prepare an implementation run")
-    task = load_task(load_project(project_root_of(run_dir)), TaskRef.parse(manifest["task"]))
+    task = load_task(load_project(Path(manifest["project_root"])), TaskRef.parse(manifest["task"]))
     run_id = manifest["run_id"]
     worktree = Path(manifest["worktree"]["path"])
     title = require_plan_run_root(task).stage_map().by_number()[stage].title

@@ -150,9 +150,9 @@ def test_two_dependencies_need_both_merged_into_the_task_worktree(task, capsys) 
     runs_before = sorted(task.runs_dir.iterdir())
     code, _, err = _prep(capsys, repo)
     assert code == 2
-    assert f"stage 2 ({s2[:8]}), stage 3 ({s3[:8]}) are not merged into the task worktree" in err
-    assert f"git -C {task_wt} merge okstra/feature/auth/login-s2" in err
-    assert f"git -C {task_wt} merge okstra/feature/auth/login-s3" in err
+    assert f"stage 2 ({s2[:8]}), stage 3 ({s3[:8]}) are not merged into the task worktree {task_wt}" in err
+    assert f"git -C {task_wt} merge --no-ff okstra/feature/auth/login-s2" in err
+    assert f"git -C {task_wt} merge --no-ff okstra/feature/auth/login-s3" in err
     assert sorted(task.runs_dir.iterdir()) == runs_before and not stage_target(task, 4).path.exists()
 
     git(task_wt, "merge", "-q", "--no-edit", "okstra/feature/auth/login-s2")
