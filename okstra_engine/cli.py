@@ -118,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render-only", action="store_true", help="print the prompt; change nothing on disk")
     p.add_argument("--json", action="store_true", help="print the run manifest as one JSON document")
 
+    p = command("handoff", cmd_handoff, "land a finished group of stages in the task worktree (all or nothing)")
+    p.add_argument("task_ref", metavar="GROUP/ID")
+    p.add_argument("--group", metavar="G", help="the stage group (default: the first one not yet handed off)")
+    p.add_argument("--merge", action="store_true", help="merge the group's unmerged stages (without it: show the merge plan)")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
     quarantine = command("quarantine", _needs_subcommand, "move leftover agent team state into the okstra trash, and back")
     quarantine_sub = quarantine.add_subparsers(title="quarantine commands", metavar="COMMAND")
     p = quarantine_sub.add_parser("list", help="the okstra-* teams under the agent home, and the trash", parents=[common])
@@ -312,6 +318,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from .prepare import run_command
 
     return run_command(args)
+
+
+def cmd_handoff(args: argparse.Namespace) -> int:
+    from .handoff import run_command
+
+    return run_command(_task(args), args)
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
