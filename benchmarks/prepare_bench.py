@@ -73,7 +73,10 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=11)
     parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--quick", action="store_true", help="3 runs (a smoke test, noisier figures)")
     args = parser.parse_args()
+    if args.quick:
+        args.runs = 3
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         os.environ["OKSTRA_HOME"] = str(root / "home")

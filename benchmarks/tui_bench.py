@@ -1,0 +1,184 @@
+"""The TUI: start to the first painted stage board, and board refresh after a ledger append.
+
+    python benchmarks/tui_bench.py [--runs N] [--quick]
+
+1. Start-up, as a ratio to its floor: `okstra --project DEMO --task demo/checkout` (the
+   console script's `main`, with a hook that notes the time of the first board frame)
+   in a real terminal (a pty, 120x36), from spawning the process until the board's
+   first frame with data is painted, against a bare Textual app with one Static until
+   its first frame; and the same until each process has exited (both pay Textual's
+   ~150 ms shutdown), for comparison with the other benchmarks' whole-process times. Both run as fresh
+   processes, interleaved; the median of each counts. Goal ≤1.5x.
+2. Refresh latency: the board open (headless, default 0.25 s poll), another writer appends
+   a ledger row; milliseconds until the board has reloaded and repainted it, without a
+   key pressed. Median and worst of the appends. Goal ≤500 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import os
+import pty
+import random
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+from _common import HEADER, report  # noqa: E402
+
+START_GOAL = 1.5
+LATENCY_GOAL_MS = 500.0
+SIZE = (120, 36)
+
+BARE = """
+import sys, time
+from pathlib import Path
+
+from textual.app import App
+from textual.widgets import Static
+
+
+class Bare(App):
+    def compose(self):
+        yield Static("okstra")
+
+    def on_mount(self):
+        self.call_after_refresh(self.painted)
+
+    def painted(self):
+        Path(sys.argv[1]).write_text(repr(time.time()))
+        self.exit()
+
+
+Bare().run()
+"""
+
+OKSTRA = """
+import sys, time
+from pathlib import Path
+
+from okstra_tui.app import OkstraApp
+
+
+def painted(self, screen):  # the first board frame is on screen
+    Path(sys.argv[1]).write_text(repr(time.time()))
+    self.exit()
+
+
+OkstraApp.board_painted = painted
+
+from okstra_engine.cli import main
+
+sys.exit(main(["--project", sys.argv[2], "--task", "demo/checkout"]))
+"""
+
+
+def in_terminal(code: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Seconds from spawning `code` in a fresh 120x36 pty until it says (in the file
+    named by its first argument) that its first frame is painted, and until it exited."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
+
+    def drain() -> None:  # the app must never block on a full terminal
+        try:
+            while os.read(master, 65536):
+                pass
+        except OSError:
+            pass
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    with tempfile.NamedTemporaryFile(suffix=".painted") as mark:
+        start = time.time()
+        proc = subprocess.Popen([*code[:3], mark.name, *code[3:]], stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+        returncode = proc.wait(timeout=60)
+        exited = time.time()
+        painted = float(Path(mark.name).read_text() or "nan")
+    os.close(slave)
+    os.close(master)
+    reader.join(timeout=1)
+    if returncode != 0:
+        raise SystemExit(f"{code[:3]} exited {returncode}")
+    return painted - start, exited - start
+
+
+async def refresh_latency(project: Path, appends: int) -> list[float]:
+    from okstra_engine.projects import load_project
+    from okstra_engine.record import record
+    from okstra_engine.slugs import TaskRef
+    from okstra_engine.tasks import load_task
+    from okstra_tui.app import OkstraApp
+    from okstra_tui.driving import board_ready, settle
+
+    task = load_task(load_project(project), TaskRef.parse("demo/checkout"))
+    app = OkstraApp(project=project, task=task.ref)
+    latencies = []
+    async with app.run_test(size=SIZE) as pilot:
+        board = await board_ready(pilot)
+        rng = random.Random(7)
+        for _ in range(appends):
+            await pilot.pause(rng.uniform(0.05, 0.3))  # land anywhere in the poll period
+            loads = board.loads
+            start = time.perf_counter()
+            record(task, 3, "started")  # what a lead's `okstra record` appends
+            await settle(pilot, lambda: board.loads > loads, timeout=5)
+            latencies.append(board.loaded_at - start)
+    return latencies
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.runs = 3
+    tmp = Path(tempfile.mkdtemp(prefix="okstra-tui-bench-"))
+    try:
+        from okstra_engine.config import settings
+        from okstra_engine.demo import build_demo
+
+        for key in ("OKSTRA_HOME", "OKSTRA_CONFIG", "CLAUDE_CONFIG_DIR"):
+            os.environ.pop(key, None)
+        info = build_demo(tmp / "demo", now=datetime.now(timezone.utc))
+        os.environ.update(info.env)
+        settings.cache_clear()
+        env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(SIZE[0]), "LINES": str(SIZE[1])}
+        env.pop("TEXTUAL", None)
+        okstra = [sys.executable, "-c", OKSTRA, info.project_root]
+        bare = [sys.executable, "-c", BARE]
+        in_terminal(okstra, env)  # warm the page cache and pyc files
+        in_terminal(bare, env)
+        samples: dict[str, list[tuple[float, float]]] = {"okstra": [], "floor": []}
+        for _ in range(args.runs):  # interleaved, so machine noise hits both alike
+            samples["okstra"].append(in_terminal(okstra, env))
+            samples["floor"].append(in_terminal(bare, env))
+        frame = {k: statistics.median(p for p, _ in v) for k, v in samples.items()}
+        whole = {k: statistics.median(e for _, e in v) for k, v in samples.items()}
+        latencies = asyncio.run(refresh_latency(Path(info.project_root), 5 if args.quick else 20))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(HEADER)
+    print(report("TUI start to first board frame (pty)", frame["okstra"], frame["floor"], START_GOAL))
+    print(report("TUI start, first board frame and exit (pty)", whole["okstra"], whole["floor"], START_GOAL))
+    median_ms, worst_ms = statistics.median(latencies) * 1000, max(latencies) * 1000
+    verdict = "ok" if median_ms <= LATENCY_GOAL_MS else "OVER"
+    print(f"{'board refresh after a ledger append':<44} {median_ms:8.1f} ms  worst {worst_ms:6.1f} ms   goal ≤{LATENCY_GOAL_MS:g} ms  {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

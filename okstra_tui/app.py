@@ -1,0 +1,241 @@
+"""`OkstraApp`: project → task → phase → stage board, keyboard first.
+
+The app owns navigation (`open_*`, `go_back`), the error dialog (`show_error`, fed by
+the one worker-failure handler in `base.py`), the command palette (the current screen's
+actions, in the person's language) and `?` help. Screens do their engine work in thread
+workers and never on the event loop.
+
+Where the flow goes on after a stage or phase is chosen — options, preview, prepare,
+launch — is `open_run`: until those screens exist it shows the exact `okstra prepare`
+command for the choice.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.command import CommandPalette
+from textual.screen import Screen
+
+from okstra_engine.errors import OkstraError
+from okstra_engine.slugs import TaskRef
+
+from .base import OkstraScreen, WorkerFailures
+from .i18n import localize_bindings, set_language, t
+from .states import COLOURS
+
+Clock = Callable[[], datetime]
+_HERE = Path(__file__).resolve().parent
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class OkstraApp(WorkerFailures, App[None]):
+    # every screen's stylesheet, parsed once at start (a screen's own CSS_PATH would make
+    # Textual reparse the whole stylesheet each time one is first pushed); absolute, so
+    # subclasses may live anywhere
+    CSS_PATH = [_HERE / "app.tcss", *(_HERE / "screens" / f"{name}.tcss" for name in ("lists", "board", "dialogs", "diff"))]
+    TITLE = "okstra"
+    BINDINGS = [
+        Binding("question_mark", "help", "bind.help", id="app.help", tooltip="tip.help"),
+        Binding("ctrl+p", "command_palette", "bind.palette", id="app.palette", tooltip="tip.palette", priority=True, show=False),
+        Binding("ctrl+q", "quit", "bind.quit", id="app.quit", tooltip="tip.quit", priority=True),
+        Binding("ctrl+c", "help_quit", show=False, system=True),
+    ]
+
+    def __init__(
+        self,
+        *,
+        project: Path | None = None,
+        task: TaskRef | None = None,
+        lang: str | None = None,
+        clock: Clock | None = None,
+        poll_interval: float = 0.25,
+        command_env: dict[str, str] | None = None,
+        first_board: Future[Any] | None = None,
+    ) -> None:
+        """`first_board`: the task's board, being read since before the app started
+        (`run_app`), so the first frame shows it whole."""
+        self.texts = set_language(lang)
+        super().__init__()
+        localize_bindings(self)
+        self.project_root = project
+        self.task_ref = task
+        self.clock: Clock = clock or utc_now
+        self.poll_interval = poll_interval
+        self.command_env = command_env or {}
+        """Variables a command shown to the person needs (the demo's homes)."""
+        self._first_board = first_board
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(COLOURS)
+
+    def on_mount(self) -> None:
+        """The first screen: the project picker, a project's task list, or a task's
+        board; `escape` climbs from there (`go_back`)."""
+        if self.project_root is None:
+            from .screens.projects import ProjectsScreen
+
+            self.push_screen(ProjectsScreen())
+        elif self.task_ref is None:
+            self.open_project(self.project_root)
+        else:
+            self.open_board(self.project_root, self.task_ref)
+
+    # ------------------------------------------------------------ navigation
+
+    def open_project(self, root: Path) -> None:
+        from .screens.tasks import TasksScreen
+
+        self.push_screen(TasksScreen(root))
+
+    def open_task(self, root: Path, ref: TaskRef) -> None:
+        from .screens.phases import PhaseScreen
+
+        self.push_screen(PhaseScreen(root, ref))
+
+    def open_board(self, root: Path, ref: TaskRef) -> None:
+        """Read the board first (a worker), then show it whole: no empty frame, no
+        second layout when the plan's shape arrives."""
+        self._preload_board(root, ref)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="open-board")
+    def _preload_board(self, root: Path, ref: TaskRef) -> None:
+        from .model import load_board
+
+        first, self._first_board = self._first_board, None
+        try:
+            data = first.result() if first is not None else load_board(root, ref, self.clock())
+        except OkstraError:
+            data = None  # the board reads again and shows what is wrong
+        self.call_from_thread(self._show_board, root, ref, data)
+
+    def _show_board(self, root: Path, ref: TaskRef, data: Any) -> None:
+        from .screens.board import BoardScreen
+
+        self.push_screen(BoardScreen(root, ref, data))
+
+    def open_run(self, task: Any, phase: str, stage: int | None) -> None:
+        """The step after choosing a phase (and stage). The options → preview → confirm
+        screens plug in here; for now: the command that prepares exactly this run."""
+        command = ["okstra", "prepare", str(task.ref), "--type", phase]
+        if stage is not None:
+            command += ["--stage", str(stage)]
+        if not _inside(Path.cwd(), task.project.root):
+            command += ["--project", str(task.project.root)]
+        line = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in self.command_env.items()), shlex.join(command)])
+        what = t("run.stage", stage=stage) if stage is not None else t("phase.name." + phase)
+        self.notify(t("run.next", command=line), title=t("run.next_title", what=what), timeout=12, markup=False)
+
+    def go_back(self, screen: OkstraScreen) -> None:
+        if len(self.screen_stack) > 2:  # Textual's blank default screen is the bottom
+            self.pop_screen()
+            return
+        parent = screen.parent_screen()
+        if parent is not None:
+            self.switch_screen(parent)
+
+    def board_painted(self, screen: Screen[Any]) -> None:
+        """Called once, after the board's first data frame is on screen (a hook for the
+        start-up benchmark)."""
+
+    # ------------------------------------------------------------ errors
+
+    def show_error(self, error: BaseException) -> None:
+        from .screens.error import ErrorDialog
+
+        if isinstance(error, OkstraError):
+            dialog = ErrorDialog(error.what, error.how)
+        else:
+            self.log.error(error)
+            dialog = ErrorDialog(t("error.unexpected", kind=type(error).__name__, message=str(error)), t("error.unexpected_how"), unexpected=True)
+        top = self.screen
+        if isinstance(top, ErrorDialog) and top.what == dialog.what:
+            return
+        self.push_screen(dialog)
+
+    # ------------------------------------------------------------ keys, help, palette
+
+    def _screen_keys(self, screen: Screen[Any]) -> list[tuple[Any, Binding]]:
+        """The okstra bindings active on `screen`: ours carry an id, Textual's do not."""
+        return [(active.node, active.binding) for active in screen.active_bindings.values() if active.binding.id]
+
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        screen = self.screen
+        if isinstance(screen, HelpScreen):
+            return
+        keys = [(self.get_key_display(b), b.description, b.tooltip) for _, b in self._screen_keys(screen)]
+        legend = screen.help_legend() if isinstance(screen, OkstraScreen) else []
+        self.push_screen(HelpScreen(t("help.title"), keys, legend))
+
+    def action_help_quit(self) -> None:
+        self.notify(t("app.how_to_quit"), markup=False)
+
+    def action_command_palette(self) -> None:
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(CommandPalette(id="--command-palette", placeholder=t("palette.placeholder")))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        for node, binding in self._screen_keys(screen):
+            if binding.action in ("command_palette", "help_quit"):
+                continue
+            key = self.get_key_display(binding)
+            help_text = f"{binding.tooltip} ({key})" if binding.tooltip else key
+            yield SystemCommand(binding.description, help_text, _runner(self, binding.action, node))
+        yield SystemCommand(t("palette.theme"), t("palette.theme_help"), self.action_change_theme)
+
+
+def _runner(app: App[Any], action: str, node: Any) -> Callable[[], Any]:
+    async def run() -> None:
+        await app.run_action(action, node)
+
+    return run
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def run_app(*, project: str | None, task: str | None, lang: str | None, command_env: dict[str, str] | None = None) -> int:
+    """`okstra [--project PATH] [--task G/ID] [--lang en|ko]`."""
+    root: Path | None = None
+    ref: TaskRef | None = None
+    if task is not None:
+        ref = TaskRef.parse(task)
+    if project is not None or ref is not None:
+        from okstra_engine.projects import default_root
+
+        root = default_root(project)
+    # Every first screen reads the engine's documents at once: load those modules (and
+    # pydantic) now, while the terminal is not ours yet, rather than in the first worker,
+    # where they would compete with the first frames for the interpreter.
+    import okstra_engine.status  # noqa: F401
+
+    first_board = None
+    if root is not None and ref is not None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .model import load_board
+
+        # read it while Textual starts (it waits on git and SQLite, which free the GIL)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="okstra-first-board")
+        first_board = pool.submit(load_board, root, ref, utc_now())
+        pool.shutdown(wait=False)
+    OkstraApp(project=root, task=ref, lang=lang, command_env=command_env, first_board=first_board).run()
+    return 0

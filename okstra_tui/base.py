@@ -1,0 +1,70 @@
+"""What every okstra screen shares: localized bindings, the one worker-failure handler,
+and `escape` going back up the flow (project → task → phase → board)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
+from textual.worker import Worker, WorkerState
+
+from .i18n import localize_bindings
+
+if TYPE_CHECKING:
+    from .app import OkstraApp
+
+
+class WorkerFailures:
+    """The single `Worker.StateChanged` handler: a worker that raised shows the error
+    dialog (an `OkstraError` as its what/how, anything else as an unexpected error),
+    never a traceback. Mixed into every screen and the app, since the message does not
+    bubble from the node that started the worker."""
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            app: OkstraApp = self.app  # type: ignore[attr-defined]
+            app.show_error(event.worker.error)
+
+
+class OkstraScreen(WorkerFailures, Screen[None]):
+    BINDINGS = [
+        Binding("escape", "back", "bind.back", id="okstra.back", tooltip="tip.back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        localize_bindings(self)
+
+    @property
+    def okstra(self) -> OkstraApp:
+        return self.app  # type: ignore[return-value]
+
+    HAS_PARENT: ClassVar[bool] = False
+    """Whether `parent_screen` makes one (checked often, so it must not build it)."""
+
+    def parent_screen(self) -> Screen[Any] | None:
+        """The screen one step up the flow, made when this one is the first shown."""
+        return None
+
+    def action_back(self) -> None:
+        self.okstra.go_back(self)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "back":
+            return len(self.app.screen_stack) > 2 or self.HAS_PARENT
+        return True
+
+    def say(self, text: str, *, severity: str = "information", title: str = "", timeout: float | None = None) -> None:
+        """A notification; its text is shown as is (task titles may hold `[`)."""
+        self.app.notify(text, title=title, severity=severity, timeout=timeout, markup=False)  # type: ignore[arg-type]
+
+    def help_legend(self) -> list[tuple[Any, Any]]:
+        """Extra (label, text) lines the help dialog shows for this screen."""
+        return []
+
+
+class OkstraModal(WorkerFailures, ModalScreen[Any]):
+    def __init__(self) -> None:
+        super().__init__()
+        localize_bindings(self)

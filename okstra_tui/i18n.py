@@ -1,0 +1,97 @@
+"""The TUI's words: every text a person reads comes from `prompts/wizard/prompts.<lang>.json`.
+
+Keys are flat and dotted (`board.title`); values are `str.format` templates with named
+fields (`"stage {stage} done at {commit}"`). The files are found through
+`okstra_engine.resources`, so a source checkout and an installed wheel both work.
+
+Binding descriptions and tooltips hold text keys in the `BINDINGS` class lists (class
+bodies run before the language is known); `localize_bindings` swaps in the texts per
+instance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from functools import lru_cache
+
+from okstra_engine.resources import wizard_texts_file
+
+LANGS = ("en", "ko")
+
+
+def default_lang() -> str:
+    """`$OKSTRA_LANG`, else Korean when the locale says so, else English."""
+    env = os.environ.get("OKSTRA_LANG", "").strip().lower()
+    if env in LANGS:
+        return env
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name, "")
+        if value:
+            return "ko" if value.lower().startswith("ko") else "en"
+    return "en"
+
+
+@lru_cache(maxsize=len(LANGS))
+def load_texts(lang: str) -> dict[str, str]:
+    data = json.loads(wizard_texts_file(lang).read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{wizard_texts_file(lang)}: expected one JSON object of texts")  # not a UI text
+    return {str(k): str(v) for k, v in data.items()}
+
+
+class Texts:
+    def __init__(self, lang: str) -> None:
+        self.lang = lang if lang in LANGS else "en"
+        self._data = load_texts(self.lang)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._data
+
+    def __call__(self, key: str, /, **params: object) -> str:
+        text = self._data.get(key)
+        if text is None:
+            # a missing text shows its key rather than failing; a test keeps the files whole
+            return key
+        return text.format(**params) if params else text
+
+
+_current: Texts | None = None
+
+
+def set_language(lang: str | None) -> Texts:
+    global _current
+    _current = Texts(lang or default_lang())
+    return _current
+
+
+def texts() -> Texts:
+    return _current or set_language(None)
+
+
+def t(key: str, /, **params: object) -> str:
+    """The text of `key` in the current language, with `params` filled in."""
+    return texts()(key, **params)
+
+
+def localize_bindings(node: object) -> None:
+    """Replace text keys in a node's binding descriptions and tooltips with their texts.
+
+    Textual copies the class's merged bindings into `node._bindings` when the node is
+    made; this rewrites that copy (Textual is pinned, see pyproject). Descriptions that
+    are not text keys (Textual's own) are left alone.
+    """
+    bindings = getattr(node, "_bindings", None)
+    if bindings is None:
+        return
+    current = texts()
+    for key, entries in bindings.key_to_bindings.items():
+        bindings.key_to_bindings[key] = [
+            dataclasses.replace(
+                b,
+                description=current(b.description) if b.description in current else b.description,
+                tooltip=current(b.tooltip) if b.tooltip in current else b.tooltip,
+            )
+            for b in entries
+        ]

@@ -1,0 +1,445 @@
+"""What the screens show, computed from the engine. No Textual here: every function runs
+in a worker thread (it reads files and calls git), and the tests call them directly.
+
+Reasons are returned as (text key, params) and the screens turn them into words; the
+few errors raised here take their words from the same text files.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from typing import TYPE_CHECKING
+
+from okstra_engine.errors import OkstraError
+from okstra_engine.slugs import TaskRef
+
+from .i18n import t
+
+if TYPE_CHECKING:
+    from okstra_engine.ledger import LedgerRow
+    from okstra_engine.projects import Project
+    from okstra_engine.status import StageView, TaskStatus
+    from okstra_engine.tasks import Task
+
+# The engine modules that load pydantic are imported inside the functions, which run in
+# worker threads: the UI paints its first frame while they load.
+
+DONE_STATES = ("done", "not-merged")
+FLYING_STATES = ("in-flight", "stale")
+Reason = tuple[str, dict[str, Any]]
+PlanState = Literal["none", "draft", "approved"]
+
+
+def stage_list(numbers: list[int] | tuple[int, ...]) -> str:
+    return ", ".join(str(n) for n in numbers)
+
+
+def short(sha: str | None) -> str:
+    return sha[:8] if sha else ""
+
+
+def home_relative(path: Path) -> str:
+    """`~/…` for a path under the home directory (shorter, still pastable in a shell)."""
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
+# ---------------------------------------------------------------- projects
+
+
+@dataclass(frozen=True)
+class ProjectEntry:
+    id: str
+    name: str
+    path: Path
+    exists: bool
+
+
+def project_entries() -> list[ProjectEntry]:
+    from okstra_engine.projects import list_projects
+
+    entries = []
+    for known in list_projects():
+        path = Path(known.path)
+        entries.append(ProjectEntry(known.project_id, known.name, path, (path / ".okstra" / "project.json").is_file()))
+    return entries
+
+
+def register_here() -> Project:
+    """Register the cwd's project (its git toplevel), like `okstra init`."""
+    from okstra_engine.projects import default_root, init_project
+
+    project, _ = init_project(default_root(None))
+    return project
+
+
+# ---------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    ref: TaskRef
+    title: str
+    plan: PlanState
+    total: int = 0
+    done: int = 0
+    in_flight: int = 0
+    stale: int = 0
+    auto_stage: int | None = None
+    error: str | None = None
+
+
+def plan_state(task: Task, status: TaskStatus) -> PlanState:
+    from okstra_engine.plans import plan_runs
+
+    if status.plan_run is not None:
+        return "approved"
+    return "draft" if plan_runs(task) else "none"
+
+
+def summarize(task: Task, status: TaskStatus) -> TaskSummary:
+    states = [s.state for s in status.stages]
+    return TaskSummary(
+        ref=task.ref,
+        title=task.doc.title,
+        plan=plan_state(task, status),
+        total=len(states),
+        done=sum(s in DONE_STATES for s in states),
+        in_flight=states.count("in-flight"),
+        stale=states.count("stale"),
+        auto_stage=status.auto_stage,
+    )
+
+
+def task_summaries(project: Project, now: datetime) -> list[TaskSummary]:
+    """One summary per task; a task whose files do not load is listed with its error."""
+    from okstra_engine.status import task_status
+    from okstra_engine.tasks import list_tasks, load_task
+
+    summaries = []
+    for ref in list_tasks(project):
+        try:
+            task = load_task(project, ref)
+            summaries.append(summarize(task, task_status(task, now=now)))
+        except OkstraError as exc:
+            summaries.append(TaskSummary(ref=ref, title="", plan="none", error=exc.what))
+    return summaries
+
+
+def create_task(project: Project, ref_text: str, title: str, category: str | None) -> Task:
+    from okstra_engine.tasks import new_task
+
+    return new_task(project, TaskRef.parse(ref_text.strip()), title=title, category=category or None)
+
+
+# ---------------------------------------------------------------- phases
+
+
+@dataclass(frozen=True)
+class PhaseChoice:
+    phase: str
+    available: bool
+    reason: Reason | None = None
+    """Why it is not available (or, for implementation, why nothing can start now)."""
+
+
+def phase_choices(plan: PlanState, status: TaskStatus) -> list[PhaseChoice]:
+    """Each phase and whether a run of it can be prepared now — the TUI's preview of the
+    gates `prepare` enforces (prepare has the last word and says why in its error)."""
+    from okstra_engine.runs import PHASES
+
+    not_done = [s.stage for s in status.stages if s.state not in DONE_STATES]
+    not_merged = [s.stage for s in status.stages if s.state == "not-merged"]
+    flying = [s.stage for s in status.stages if s.state in FLYING_STATES]
+    if plan == "approved":
+        needs_plan = None
+    elif plan == "draft":
+        needs_plan = ("phase.why.plan_draft", {})
+    else:
+        needs_plan = ("phase.why.no_plan", {})
+    choices = []
+    for phase in PHASES:
+        reason: Reason | None = None
+        if phase == "planning":
+            pass
+        elif needs_plan:
+            reason = needs_plan
+        elif phase == "implementation":
+            if status.auto_stage is None:
+                if not not_done:
+                    reason = ("phase.why.all_done", {})
+                else:
+                    reason = ("phase.why.nothing_ready", {"stages": stage_list(flying or not_done)})
+        elif phase in ("final-verification", "release-handoff") and not_done:
+            reason = ("phase.why.not_done", {"stages": stage_list(not_done)})
+        elif phase == "final-verification" and not_merged:
+            reason = ("phase.why.not_merged", {"stages": stage_list(not_merged)})
+        choices.append(PhaseChoice(phase, reason is None, reason))
+    return choices
+
+
+# ---------------------------------------------------------------- the board
+
+
+@dataclass
+class BoardData:
+    task: Task
+    status: TaskStatus
+    plan: PlanState
+    lanes: list[tuple[str, list[int]]]
+    """Groups in hand-off order, each with its stages."""
+    hosts: dict[int, str | None]
+    """For stages in flight: the host of their latest row."""
+    last_status: dict[int, str]
+    """Every stage's latest ledger row status."""
+    worktrees: dict[int, str]
+    watch: list[Path]
+    summaries: dict[int, str] = field(default_factory=dict)
+    """The lead's summary of each finished stage (its carry sidecar)."""
+
+    @property
+    def views(self) -> dict[int, StageView]:
+        return {v.stage: v for v in self.status.stages}
+
+
+def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
+    from okstra_engine.projects import load_project
+    from okstra_engine.status import task_status
+    from okstra_engine.tasks import load_task
+
+    project = load_project(root)
+    task = load_task(project, ref)
+    status = task_status(task, now=now)
+    lanes = list(status.stage_map.groups().items()) if status.stage_map else []
+    hosts: dict[int, str | None] = {}
+    last: dict[int, str] = {}
+    for row in status.rows:
+        last[row.stage] = row.status
+        hosts[row.stage] = row.host
+    worktrees = {v.stage: v.worktree for v in status.stages if v.worktree}
+    plan = "approved" if status.plan_run else plan_state(task, status)
+    summaries = {}
+    if status.plan_run:
+        from okstra_engine.carry import read_carry
+
+        summaries = {n: c.summary for n, c in read_carry(Path(status.plan_run)).sidecars.items() if c.summary}
+    return BoardData(task, status, plan, lanes, hosts, last, worktrees, watch_paths(task, status.plan_run), summaries)
+
+
+def _anchor(task: Task) -> str | None:
+    """The task's anchor base commit (the registry's), for a stage without dependencies."""
+    from okstra_engine import registry
+
+    return registry.anchor(registry.TaskSlot(task.project.id, task.ref.group, task.ref.id))
+
+
+def watch_paths(task: Task, plan_run: str | None) -> list[Path]:
+    """The files whose change can change the board: ledger, carry sidecars, the runs
+    folder (a new or approved plan), the registry, and the task's branches."""
+    from okstra_engine.ledger import LEDGER_NAME
+    from okstra_engine.tasks import task_branch
+
+    paths = [task.runs_dir]
+    if plan_run:
+        plan = Path(plan_run)
+        paths += [plan / LEDGER_NAME, plan / "plan.md", plan / "carry"]
+        try:
+            paths += sorted((plan / "carry").glob("stage-*.json"))
+        except OSError:
+            pass
+    from okstra_engine.registry import registry_path
+
+    db = registry_path()
+    paths += [db, db.with_name(db.name + "-wal")]
+    git_dir = task.project.root / ".git"
+    if git_dir.is_dir():
+        paths += [git_dir / "packed-refs", git_dir / "refs" / "heads" / task_branch(task)]
+    return paths
+
+
+def fingerprint(paths: list[Path]) -> tuple:
+    """mtime and size of each path (None when missing): cheap enough for every tick."""
+    marks = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            marks.append(None)
+            continue
+        marks.append((st.st_mtime_ns, st.st_size))
+    return tuple(marks)
+
+
+def board_events(old: BoardData, new: BoardData) -> list[tuple[int, Reason]]:
+    """What changed between two loads of the same plan, stage by stage, as texts to
+    notify: done (or its commit corrected), taken, started, released, gone stale."""
+    if old.status.plan_run != new.status.plan_run:
+        return []
+    before = old.views
+    events: list[tuple[int, Reason]] = []
+    for view in new.status.stages:
+        was = before.get(view.stage)
+        if was is None:
+            continue
+        n = view.stage
+        if view.state in DONE_STATES:
+            if was.state not in DONE_STATES:
+                events.append((n, ("event.done", {"stage": n, "commit": short(view.done_commit)})))
+            elif was.done_commit != view.done_commit:
+                events.append((n, ("event.corrected", {"stage": n, "old": short(was.done_commit), "new": short(view.done_commit)})))
+        elif view.state == "stale" and was.state != "stale":
+            events.append((n, ("event.stale", {"stage": n, "why": view.stale_reason or ""})))
+        elif view.state == "in-flight" and was.state not in FLYING_STATES:
+            events.append((n, ("event.taken", {"stage": n, "run": view.run_id or "-"})))
+        elif view.state == "in-flight" and new.last_status.get(n) == "started" and old.last_status.get(n) == "reserved":
+            events.append((n, ("event.started", {"stage": n, "run": view.run_id or "-"})))
+        elif was.state in FLYING_STATES and view.state in ("ready", "blocked"):
+            events.append((n, ("event.released", {"stage": n})))
+    return events
+
+
+# ---------------------------------------------------------------- diff preview
+
+
+@dataclass(frozen=True)
+class StageDiff:
+    stage: int
+    base: str
+    head: str
+    base_from: str
+    """Text key naming where the base came from."""
+    head_from: str
+    text: str
+    truncated: bool
+
+
+def stage_diff(data: BoardData, stage: int) -> StageDiff | None:
+    """The stage's change: its base → its done commit (or, in flight, its branch tip).
+    None when the stage has nothing to show yet."""
+    from okstra_engine.tasks import stage_branch
+
+    from okstra_engine import git
+
+    root = data.task.project.root
+    view = data.views[stage]
+    if not data.task.project.is_git:
+        return None
+    head, head_from = view.done_commit, "diff.head.done"
+    if head is None or git.resolve_commit(root, head) is None:
+        head, head_from = git.resolve_commit(root, f"refs/heads/{stage_branch(data.task, stage)}"), "diff.head.branch"
+    if head is None:
+        return None
+    base, base_from = _stage_base(data, stage, head)
+    text, truncated = git.diff_preview(root, base, head)
+    return StageDiff(stage, base, head, base_from, head_from, text, truncated)
+
+
+def _stage_base(data: BoardData, stage: int, head: str) -> tuple[str, str]:
+    from okstra_engine import git
+    from okstra_engine.ledger import latest_done_by_stage
+
+    root = data.task.project.root
+    done = latest_done_by_stage(data.status.rows)
+    recorded = done.get(stage)
+    if recorded is not None and recorded.base_ref and git.resolve_commit(root, recorded.base_ref):
+        return recorded.base_ref, "diff.base.recorded"
+    deps = data.views[stage].depends_on
+    if len(deps) == 1 and deps[0] in done and done[deps[0]].head_commit:
+        dep = done[deps[0]].head_commit
+        if git.is_ancestor(root, dep, head):
+            return dep, "diff.base.dependency"
+    anchor = _anchor(data.task) if not deps else None
+    if anchor and git.is_ancestor(root, anchor, head):
+        return anchor, "diff.base.anchor"
+    project_head = git.head(root)
+    if project_head:
+        base = git.merge_base(root, head, project_head)
+        if base and base != head:
+            return base, "diff.base.merge_base"
+    parent = git.resolve_commit(root, f"{head}^")
+    if parent:
+        return parent, "diff.base.parent"
+    # a root commit: diff against the empty tree
+    return "4b825dc642cb6eb9a060e54bf8d69288fbee4904", "diff.base.empty"
+
+
+# ---------------------------------------------------------------- reconcile (issue 5)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    stage: int
+    recorded: str
+    suggested: str | None
+    kind: str
+    applicable: bool = False
+    """It names a commit `reconcile.apply` would record."""
+    ambiguous: bool = False
+    raw: Any = field(default=None, compare=False)
+
+
+def reconcile_module():
+    """`okstra_engine.reconcile` when this build has it, else None."""
+    if importlib.util.find_spec("okstra_engine.reconcile") is None:
+        return None
+    return importlib.import_module("okstra_engine.reconcile")
+
+
+def load_suggestions(task: Task) -> list[Suggestion] | None:
+    """The live git-reconcile suggestions, or None when reconcile is not in this build."""
+    module = reconcile_module()
+    if module is None or not hasattr(module, "suggestions"):
+        return None
+    # `not-merged` is the normal state of a finished stage before its handoff (the board
+    # shows it); the panel lists what needs a person: commits to correct, or lost
+    return [_suggestion(s) for s in module.suggestions(task) if getattr(s, "kind", None) != "not-merged"]
+
+
+def _suggestion(item: Any) -> Suggestion:
+    get = item.get if isinstance(item, dict) else lambda name, default=None: getattr(item, name, default)
+    suggested = get("suggested") or None
+    return Suggestion(
+        int(get("stage")),
+        str(get("recorded") or ""),
+        suggested,
+        str(get("kind") or "unknown"),
+        bool(get("applicable", bool(suggested))),
+        bool(get("ambiguous", False)),
+        item,
+    )
+
+
+def apply_suggestion(task: Task, suggestion: Suggestion) -> None:
+    """Record the suggestion as a correction row (`reconcile.apply`), under the task
+    mutex like every ledger writer that reads before it appends."""
+    module = reconcile_module()
+    if module is None or not hasattr(module, "apply"):
+        by_hand = f"okstra reconcile {task.ref} --stage {suggestion.stage} --commit {suggestion.suggested}"  # not a UI text
+        raise OkstraError(t("reconcile.unavailable"), t("reconcile.by_hand", command=by_hand))
+    with _task_mutex(task):
+        applied = module.apply(task, [suggestion.raw])
+    if not applied:
+        command = f"okstra reconcile {task.ref}"  # not a UI text
+        raise OkstraError(t("reconcile.outdated", stage=suggestion.stage), t("reconcile.see", command=command))
+
+
+def _task_mutex(task: Task):
+    """The task mutex `prepare` and `reconcile --apply` hold while they read and append."""
+    from okstra_engine.locks import task_mutex
+
+    return task_mutex(task.project.id, task.ref.group, task.ref.id, timeout=30)
+
+
+def release(task: Task, stage: int) -> LedgerRow:
+    from okstra_engine.record import record
+
+    return record(task, stage, "released")

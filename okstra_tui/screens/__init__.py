@@ -1,0 +1,1 @@
+"""okstra's screens, one per module, each with its `.tcss` beside it."""

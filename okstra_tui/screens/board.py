@@ -1,0 +1,409 @@
+"""The stage board: the task's Stage Map, live.
+
+Live updates: every `poll_interval` (0.25 s) the screen stats the files that can change
+the board (ledger, carry sidecars, runs folder, worktree registry, task branch refs —
+`model.watch_paths`). When their mtimes/sizes moved, and no load is running, a thread
+worker reads and recomputes the status and posts it back; a burst of appends while a
+load runs is picked up by the next tick as one more load (coalesced). The fingerprint is
+taken before the read, so a change racing the read is seen on the next tick, never lost.
+Every `FULL_REFRESH_S` the board reloads anyway (staleness by TTL is a function of the
+clock), and every tick the ages move on with the app's clock.
+
+Changes made elsewhere become notifications (`model.board_events`); changes this screen
+made itself (a release, an applied suggestion) are announced once, by the action.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.style import Style
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from okstra_engine.errors import OkstraError
+from okstra_engine.slugs import TaskRef
+
+from ..base import OkstraScreen
+from ..i18n import t
+from ..model import BoardData, Suggestion, apply_suggestion, board_events, fingerprint, load_board, load_suggestions, release, short
+from ..states import ORDER, badge
+from ..widgets.breadcrumb import Breadcrumb
+from ..widgets.in_flight import InFlightPanel
+from ..widgets.lanes import LanesView
+from ..widgets.reconcile_panel import ReconcilePanel
+from ..widgets.stage_detail import StageDetail
+from ..widgets.stage_table import StageTable
+
+FULL_REFRESH_S = 15.0
+
+
+class BoardScreen(OkstraScreen):
+    HAS_PARENT = True
+    BINDINGS = [
+        Binding("enter", "choose", "bind.choose", id="board.choose", tooltip="tip.board.choose", priority=True),
+        Binding("a", "auto", "bind.auto", id="board.auto", tooltip="tip.board.auto"),
+        Binding("x", "release", "bind.release", id="board.release", tooltip="tip.board.release"),
+        Binding("d", "diff", "bind.diff", id="board.diff", tooltip="tip.board.diff"),
+        Binding("r", "apply", "bind.apply", id="board.apply", tooltip="tip.board.apply"),
+        Binding("h", "handoff", "bind.handoff", id="board.handoff", tooltip="tip.board.handoff"),
+    ]
+
+    class Loaded(Message):
+        """A fresh read of the board; a newer one replaces one still queued."""
+
+        def __init__(self, data: BoardData | None, error: OkstraError | None = None) -> None:
+            super().__init__()
+            self.data = data
+            self.error = error
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, BoardScreen.Loaded)
+
+    class SuggestionsLoaded(Message):
+        def __init__(self, suggestions: list[Suggestion] | None, plan_run: str | None) -> None:
+            super().__init__()
+            self.suggestions = suggestions
+            self.plan_run = plan_run
+
+    def __init__(self, root: Path, ref: TaskRef, data: BoardData | None = None) -> None:
+        """`data`: a first load made before the screen was shown (`OkstraApp.open_board`),
+        so the first frame is the whole board rather than an empty one."""
+        super().__init__()
+        self.root = root
+        self.ref = ref
+        self._preloaded = data
+        self.data: BoardData | None = None
+        self.error: OkstraError | None = None
+        self._mark: tuple | None = None
+        self._loader = None
+        self._last_load = 0.0
+        self._own: set[int] = set()
+        self._last_age_minute: int | None = None
+        self.loads = 0
+        """How many loads have been shown (tests and the benchmark wait on it)."""
+        self.loaded_at = 0.0
+        """`time.perf_counter()` when the latest load was shown (the benchmark reads it)."""
+
+    def parent_screen(self) -> Screen[Any] | None:
+        from .phases import PhaseScreen
+
+        return PhaseScreen(self.root, self.ref)
+
+    # ------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Breadcrumb("okstra", self.root.name, str(self.ref), t("phase.name.implementation"), id="crumbs")
+        yield Static(id="summary")
+        with Horizontal(id="body"):
+            with Vertical(id="main"):
+                yield StageTable(id="stages")
+                yield LanesView(id="lanes")
+                yield StageDetail(id="stage-detail")
+            with Vertical(id="side"):
+                yield InFlightPanel(id="in-flight")
+                yield ReconcilePanel(id="reconcile")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#lanes", LanesView).border_title = t("board.lanes.title")
+        self.query_one("#stages", StageTable).border_title = t("board.stages.title")
+        if self._preloaded is not None:
+            self._last_load = time.monotonic()
+            self._mark = fingerprint(self._preloaded.watch)
+            self.post_message(self.Loaded(self._preloaded))
+            self._preloaded = None
+        else:
+            self._start_load()
+        self.set_interval(self.okstra.poll_interval, self._tick)
+
+    # ------------------------------------------------------------ live
+
+    def _tick(self) -> None:
+        if self._loader is not None and not self._loader.is_finished:
+            return
+        due = time.monotonic() - self._last_load > FULL_REFRESH_S
+        if self.data is not None:
+            mark = fingerprint(self.data.watch)
+            if mark != self._mark or due:
+                self._mark = mark
+                self._start_load()
+                return
+        elif due:
+            self._start_load()
+            return
+        self._refresh_ages()
+
+    def _start_load(self) -> None:
+        self._last_load = time.monotonic()
+        self._loader = self._load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="board-load")
+    def _load(self) -> None:
+        try:
+            data = load_board(self.root, self.ref, self.okstra.clock())
+        except OkstraError as exc:
+            # a plan or ledger being edited: say so on the board, keep the last good view
+            self.post_message(self.Loaded(None, exc))
+            return
+        if self._mark is None:
+            self._mark = fingerprint(data.watch)
+        self.post_message(self.Loaded(data))
+
+    @on(Loaded)
+    async def _loaded(self, message: Loaded) -> None:
+        self.error = message.error
+        if message.data is None:
+            self._render_summary()
+            return
+        old, self.data = self.data, message.data
+        if old is not None:
+            for stage, (key, params) in board_events(old, self.data):
+                if stage in self._own:
+                    continue
+                self.say(t(key, **params), title=t("event.title"))
+        self._own.clear()
+        await self._paint()
+        self.loaded_at = time.perf_counter()
+        self.loads += 1
+        if self.loads == 1:
+            # the git work of reconcile waits until the first board is on screen
+            self.call_after_refresh(self._first_frame_shown)
+        else:
+            self._load_suggestions(self.data)
+
+    def _first_frame_shown(self) -> None:
+        self.okstra.board_painted(self)
+        if self.data is not None:
+            self._load_suggestions(self.data)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="board-reconcile")
+    def _load_suggestions(self, data: BoardData) -> None:
+        suggestions = load_suggestions(data.task) if data.status.plan_run else []
+        self.post_message(self.SuggestionsLoaded(suggestions, data.status.plan_run))
+
+    @on(SuggestionsLoaded)
+    def _suggestions_loaded(self, message: SuggestionsLoaded) -> None:
+        if self.data is not None and message.plan_run == self.data.status.plan_run:
+            self.query_one(ReconcilePanel).show(message.suggestions, self.app.theme_variables)
+
+    # ------------------------------------------------------------ rendering
+
+    async def _paint(self) -> None:
+        assert self.data is not None
+        data, now, variables = self.data, self.okstra.clock(), self.app.theme_variables
+        table = self.query_one("#stages", StageTable)
+        keep = table.selected_stage
+        self.query_one("#crumbs", Breadcrumb).show("okstra", data.task.project.config.name, str(self.ref), t("phase.name.implementation"))
+        table.show(data, now, variables, keep=keep)
+        self.query_one(LanesView).show(data, now, variables, selected=table.selected_stage)
+        self.query_one(InFlightPanel).show(data, now, variables)
+        self._render_summary()
+        self._render_detail()
+        self._last_age_minute = int(now.timestamp() // 60)
+
+    def _refresh_ages(self) -> None:
+        """Ages read in minutes: repaint them when the clock's minute moves on."""
+        if self.data is None:
+            return
+        now = self.okstra.clock()
+        minute = int(now.timestamp() // 60)
+        if minute == self._last_age_minute:
+            return
+        self._last_age_minute = minute
+        table = self.query_one("#stages", StageTable)
+        table.show(self.data, now, self.app.theme_variables, keep=table.selected_stage)
+        self.query_one(InFlightPanel).show(self.data, now, self.app.theme_variables)
+        self.query_one(LanesView).show(self.data, now, self.app.theme_variables, selected=table.selected_stage)
+        self._render_detail()
+
+    def _render_summary(self) -> None:
+        summary = self.query_one("#summary", Static)
+        variables = self.app.theme_variables
+        if self.data is None:
+            text = Text(self.error.what if self.error else t("board.loading"), style=Style(color=variables.get("okstra-stale")) if self.error else "")
+            summary.update(text)
+            return
+        status = self.data.status
+        text = Text(self.data.task.doc.title, style="bold")
+        if self.data.plan != "approved":
+            text.append("   " + t(f"board.plan.{self.data.plan}", task=str(self.ref)), style=Style(color=variables.get("okstra-ready")))
+            summary.update(text)
+            return
+        counts = {state: sum(v.state == state for v in status.stages) for state in ORDER}
+        done = counts["done"] + counts["not-merged"]
+        text.append("   ")
+        text.append(t("tasks.done", done=done, total=len(status.stages)), style=Style(color=variables.get("okstra-done")))
+        for state, key in (("in-flight", "tasks.in_flight"), ("stale", "tasks.stale")):
+            if counts[state]:
+                text.append(" · ")
+                text.append(t(key, n=counts[state]), style=Style(color=variables.get(f"okstra-{state}")))
+        text.append(" · ")
+        if status.auto_stage is not None:
+            text.append(t("board.next", stage=status.auto_stage), style=Style(color=variables.get("okstra-ready"), bold=True))
+        elif done == len(status.stages):
+            text.append(t("tasks.all_done"), style=Style(color=variables.get("okstra-done"), bold=True))
+        else:
+            text.append(t("board.nothing_ready"), style=Style(color=variables.get("okstra-blocked")))
+        if self.error is not None:
+            text.append("   ⚠ " + self.error.what, style=Style(color=variables.get("okstra-stale")))
+        elif status.warnings:
+            text.append("   ⚠ " + status.warnings[0], style=Style(color=variables.get("okstra-not-merged")))
+        summary.update(text)
+
+    def _render_detail(self) -> None:
+        stage = self.query_one("#stages", StageTable).selected_stage
+        self.query_one(StageDetail).show(self.data, stage, self.okstra.clock(), self.app.theme_variables)
+
+    def _selected_view(self):
+        if self.data is None:
+            return None
+        stage = self.query_one("#stages", StageTable).selected_stage
+        return self.data.views.get(stage) if stage is not None else None
+
+    @on(DataTable.RowHighlighted, "#stages")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.query_one(LanesView).mark_selected(self.query_one("#stages", StageTable).selected_stage)
+        self._render_detail()
+
+    @on(DataTable.RowSelected, "#stages")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_choose()
+
+    @on(LanesView.Clicked)
+    def _card_clicked(self, event: LanesView.Clicked) -> None:
+        table = self.query_one("#stages", StageTable)
+        table.select_stage(event.stage)
+        table.focus()
+
+    # ------------------------------------------------------------ actions
+
+    def action_choose(self) -> None:
+        view = self._selected_view()
+        if view is None or self.data is None:
+            return
+        if view.state == "ready":
+            self.okstra.open_run(self.data.task, "implementation", view.stage)
+            return
+        why = {
+            "done": ("board.why.done", {"stage": view.stage, "commit": short(view.done_commit) or "-"}),
+            "not-merged": ("board.why.done", {"stage": view.stage, "commit": short(view.done_commit) or "-"}),
+            "in-flight": ("board.why.in-flight", {"stage": view.stage, "run": view.run_id or "-"}),
+            "stale": ("board.why.stale", {"stage": view.stage}),
+            "blocked": ("board.why.blocked", {"stage": view.stage, "waits": ", ".join(map(str, view.waits_for))}),
+        }[view.state]
+        self.say(t(why[0], **why[1]), severity="warning")
+
+    def action_auto(self) -> None:
+        if self.data is None:
+            return
+        auto = self.data.status.auto_stage
+        if auto is None:
+            flying = [v.stage for v in self.data.status.stages if v.state in ("in-flight", "stale")]
+            self.say(t("board.why.nothing_ready", stages=", ".join(map(str, flying)) or "-"), severity="warning")
+            return
+        self.query_one("#stages", StageTable).select_stage(auto)
+        self.okstra.open_run(self.data.task, "implementation", auto)
+
+    def action_release(self) -> None:
+        view = self._selected_view()
+        if view is None or self.data is None:
+            return
+        if view.state == "in-flight":
+            self.say(t("release.live", stage=view.stage, run=view.run_id or "-", task=str(self.ref)), severity="warning", timeout=10)
+            return
+        if view.state != "stale":
+            self.say(t("release.nothing", stage=view.stage), severity="warning")
+            return
+        from .confirm import ConfirmModal
+
+        stage, task = view.stage, self.data.task
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._release(task, stage)
+
+        self.app.push_screen(
+            ConfirmModal(
+                t("release.title", stage=stage, title=view.title),
+                [t("release.run", run=view.run_id or "-"), t("release.why", why=view.stale_reason or ""), t("release.effect")],
+                confirm=t("release.confirm"),
+                cancel=t("common.cancel"),
+                danger=True,
+            ),
+            answered,
+        )
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="board-action")
+    def _release(self, task, stage: int) -> None:
+        self._own.add(stage)
+        release(task, stage)
+        self.app.call_from_thread(self.say, t("release.done", stage=stage))
+        self.app.call_from_thread(self._start_load_if_idle)
+
+    def _start_load_if_idle(self) -> None:
+        self._mark = None if self.data is None else fingerprint(self.data.watch)
+        if self._loader is None or self._loader.is_finished:
+            self._start_load()
+
+    def action_diff(self) -> None:
+        view = self._selected_view()
+        if view is None or self.data is None:
+            return
+        from .diff import DiffScreen
+
+        self.app.push_screen(DiffScreen(self.data, view.stage))
+
+    def action_apply(self) -> None:
+        if self.data is None:
+            return
+        panel = self.query_one(ReconcilePanel)
+        suggestion = panel.selected
+        if suggestion is None:
+            self.say(t("reconcile.nothing"), severity="warning")
+            return
+        if not suggestion.applicable:
+            self.say(t("reconcile.no_target", stage=suggestion.stage, kind=t("kind." + suggestion.kind)), severity="warning")
+            return
+        from .confirm import ConfirmModal
+
+        task = self.data.task
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._apply(task, suggestion)
+
+        self.app.push_screen(
+            ConfirmModal(
+                t("reconcile.confirm_title", stage=suggestion.stage),
+                [t("reconcile.confirm_body", old=short(suggestion.recorded), new=short(suggestion.suggested), kind=t("kind." + suggestion.kind)), t("reconcile.confirm_effect")],
+                confirm=t("reconcile.confirm"),
+                cancel=t("common.cancel"),
+            ),
+            answered,
+        )
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="board-action")
+    def _apply(self, task, suggestion: Suggestion) -> None:
+        self._own.add(suggestion.stage)
+        apply_suggestion(task, suggestion)
+        self.app.call_from_thread(self.say, t("reconcile.applied", stage=suggestion.stage, new=short(suggestion.suggested)))
+        self.app.call_from_thread(self._start_load_if_idle)
+
+    def action_handoff(self) -> None:
+        view = self._selected_view()
+        group = view.group if view else "-"
+        self.say(t("handoff.unavailable", group=group, task=str(self.ref)), severity="warning", timeout=8)
+
+    def help_legend(self) -> list[tuple[Any, Any]]:
+        variables = self.app.theme_variables
+        return [(badge(state, variables), t("legend." + state)) for state in ORDER]

@@ -1,0 +1,142 @@
+"""The phase picker: each phase of a task, whether a run of it can start, and why not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.style import Style
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, OptionList, Static
+from textual.widgets.option_list import Option
+
+from okstra_engine.slugs import TaskRef
+
+from ..base import OkstraScreen
+from ..i18n import t
+from ..model import PhaseChoice, TaskSummary, phase_choices, plan_state, summarize
+from ..widgets.breadcrumb import Breadcrumb
+from .tasks import progress_text
+
+if TYPE_CHECKING:
+    from okstra_engine.tasks import Task
+
+
+class PhaseScreen(OkstraScreen):
+    HAS_PARENT = True
+    BINDINGS = [
+        Binding("enter", "choose", "bind.choose", id="phases.choose", tooltip="tip.phases.choose", priority=True),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, task: Task, summary: TaskSummary, choices: list[PhaseChoice]) -> None:
+            super().__init__()
+            self.task = task
+            self.summary = summary
+            self.choices = choices
+
+    def __init__(self, root: Path, ref: TaskRef) -> None:
+        super().__init__()
+        self.root = root
+        self.ref = ref
+        self.current_task: Task | None = None
+        self.choices: list[PhaseChoice] = []
+
+    def parent_screen(self) -> Screen[Any] | None:
+        from .tasks import TasksScreen
+
+        return TasksScreen(self.root)
+
+    def compose(self) -> ComposeResult:
+        yield Breadcrumb("okstra", self.root.name, str(self.ref), id="crumbs")
+        yield Static(id="task-line", classes="heading")
+        yield OptionList(id="phases")
+        yield Static(id="phase-detail", classes="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).loading = True
+        self._load()
+
+    def on_screen_resume(self) -> None:
+        if self.current_task is not None:
+            self._load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="phases")
+    def _load(self) -> None:
+        from okstra_engine.projects import load_project
+        from okstra_engine.status import task_status
+        from okstra_engine.tasks import load_task
+
+        task = load_task(load_project(self.root), self.ref)
+        status = task_status(task, now=self.okstra.clock())
+        self.post_message(self.Loaded(task, summarize(task, status), phase_choices(plan_state(task, status), status)))
+
+    @on(Loaded)
+    def _show(self, message: Loaded) -> None:
+        self.current_task, self.choices = message.task, message.choices
+        variables = self.app.theme_variables
+        self.query_one("#crumbs", Breadcrumb).show("okstra", message.task.project.config.name, str(self.ref))
+        line = Text.assemble((message.task.doc.title, "bold"), "   ", progress_text(message.summary, variables))
+        self.query_one("#task-line", Static).update(line)
+        options = self.query_one(OptionList)
+        options.loading = False
+        keep = options.highlighted
+        options.clear_options()
+        ok = Style(color=variables.get("okstra-done"))
+        no = Style(color=variables.get("okstra-blocked"))
+        for choice in self.choices:
+            label = Text.assemble((f"{t('phase.name.' + choice.phase):<24}", "bold"))
+            if choice.available:
+                label.append("✔ " + t("phase.available"), style=ok)
+            else:
+                label.append("○ " + self.reason_text(choice), style=no)
+            options.add_option(Option(label, id=choice.phase))
+        if keep is None:
+            keep = next((i for i, c in enumerate(self.choices) if c.phase == "implementation" and c.reason is None), None)
+            keep = keep if keep is not None else next((i for i, c in enumerate(self.choices) if c.phase == "implementation"), 0)
+        options.highlighted = keep
+        options.focus()
+        self._describe(keep)
+
+    def reason_text(self, choice: PhaseChoice) -> str:
+        if choice.reason is None:
+            return ""
+        key, params = choice.reason
+        return t(key, **params)
+
+    @on(OptionList.OptionHighlighted)
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self._describe(event.option_index)
+
+    def _describe(self, index: int | None) -> None:
+        if index is None or index >= len(self.choices):
+            return
+        choice = self.choices[index]
+        text = Text(t("phase.about." + choice.phase))
+        if choice.reason:
+            text.append("\n" + self.reason_text(choice), style=Style(color=self.app.theme_variables.get("okstra-ready")))
+        self.query_one("#phase-detail", Static).update(text)
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.action_choose()
+
+    def action_choose(self) -> None:
+        index = self.query_one(OptionList).highlighted
+        if self.current_task is None or index is None:
+            return
+        choice = self.choices[index]
+        if choice.phase == "implementation" and (choice.reason is None or choice.reason[0] in ("phase.why.nothing_ready", "phase.why.all_done")):
+            # the board is where stages are picked, and where it shows why none can start
+            self.okstra.open_board(self.root, self.ref)
+        elif not choice.available:
+            self.say(self.reason_text(choice), severity="warning")
+        else:
+            self.okstra.open_run(self.current_task, choice.phase, None)

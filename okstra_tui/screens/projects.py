@@ -1,0 +1,134 @@
+"""The project picker: every registered project; `n` registers the current directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.style import Style
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Static
+
+from ..base import OkstraScreen
+from ..i18n import t
+from ..model import ProjectEntry, home_relative, project_entries, register_here
+from ..widgets.breadcrumb import Breadcrumb
+
+
+class ProjectsScreen(OkstraScreen):
+    BINDINGS = [
+        Binding("enter", "choose", "bind.open", id="projects.open", tooltip="tip.projects.open", priority=True),
+        Binding("n", "register", "bind.register", id="projects.register", tooltip="tip.projects.register"),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, entries: list[ProjectEntry], select: str | None) -> None:
+            super().__init__()
+            self.entries = entries
+            self.select = select
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[ProjectEntry] = []
+        self._want: str | None = None
+        """The row to select once it shows up (a project just registered)."""
+
+    def compose(self) -> ComposeResult:
+        yield Breadcrumb("okstra", t("projects.crumb"))
+        yield Static(t("projects.heading"), classes="heading")
+        yield DataTable(id="projects", cursor_type="row")
+        yield Static(t("projects.empty", cwd=home_relative(Path.cwd())), id="empty", classes="empty", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for key in ("name", "id", "path"):
+            table.add_column(Text(t(f"projects.col.{key}"), style="bold"), key=key)
+        self.query_one("#empty").display = False
+        table.loading = True
+        self._load()
+
+    def on_screen_resume(self) -> None:
+        if self.entries:
+            self._load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="projects")
+    def _load(self, select: str | None = None) -> None:
+        self.post_message(self.Loaded(project_entries(), select))
+
+    @on(Loaded)
+    def _show(self, message: Loaded) -> None:
+        table = self.query_one(DataTable)
+        table.loading = False
+        current = self.selected.id if self.selected else None
+        self.entries = message.entries
+        table.clear()
+        muted = Style(color=self.app.theme_variables.get("okstra-blocked"))
+        for entry in self.entries:
+            path = Text(home_relative(entry.path), style=muted if entry.exists else Style(color=self.app.theme_variables.get("okstra-stale")))
+            if not entry.exists:
+                path.append("  " + t("projects.missing_tag"))
+            table.add_row(Text(entry.name, style="bold"), Text(entry.id), path, key=entry.id)
+        table.display = bool(self.entries)
+        self.query_one("#empty").display = not self.entries
+        target = self._want or message.select or current
+        if target:
+            try:
+                table.move_cursor(row=table.get_row_index(target))
+            except Exception:
+                pass
+            else:
+                if target == self._want:
+                    self._want = None
+        table.focus()
+
+    @property
+    def selected(self) -> ProjectEntry | None:
+        table = self.query_one(DataTable)
+        if not self.entries or not table.row_count:
+            return None
+        return self.entries[table.cursor_row] if table.cursor_row < len(self.entries) else None
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_choose()
+
+    def action_choose(self) -> None:
+        entry = self.selected
+        if entry is None:
+            self.say(t("projects.none_selected"), severity="warning")
+            return
+        if not entry.exists:
+            self.say(t("projects.missing", path=str(entry.path)), severity="error")
+            return
+        self.okstra.open_project(entry.path)
+
+    def action_register(self) -> None:
+        here = Path.cwd()
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._register_cwd()
+
+        from .confirm import ConfirmModal
+
+        self.app.push_screen(
+            ConfirmModal(
+                t("projects.register_title"),
+                [t("projects.register_body", path=str(here))],
+                confirm=t("projects.register_confirm"),
+                cancel=t("common.cancel"),
+            ),
+            answered,
+        )
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="projects-register")
+    def _register_cwd(self) -> None:
+        project = register_here()
+        self._want = project.id
+        self.app.call_from_thread(self.say, t("projects.registered", name=project.config.name, path=str(project.root)))
+        self.post_message(self.Loaded(project_entries(), project.id))

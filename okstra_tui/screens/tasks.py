@@ -1,0 +1,160 @@
+"""The task list of one project: each task with its plan and progress; `n` adds one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.style import Style
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from okstra_engine.slugs import TaskRef
+
+from ..base import OkstraScreen
+from ..i18n import t
+from ..model import TaskSummary, task_summaries
+from ..widgets.breadcrumb import Breadcrumb
+
+if TYPE_CHECKING:
+    from okstra_engine.projects import Project
+
+
+def progress_text(summary: TaskSummary, variables: dict[str, str]) -> Text:
+    """`3/6 done · 1 in flight · next 4`, coloured like the board's badges."""
+    if summary.error:
+        return Text(summary.error, style=Style(color=variables.get("okstra-stale")))
+    if summary.plan != "approved":
+        return Text(t(f"tasks.plan.{summary.plan}"), style=Style(color=variables.get("okstra-blocked")))
+    text = Text(t("tasks.done", done=summary.done, total=summary.total), style=Style(color=variables.get("okstra-done")))
+    for count, key, colour in ((summary.in_flight, "tasks.in_flight", "okstra-in-flight"), (summary.stale, "tasks.stale", "okstra-stale")):
+        if count:
+            text.append(" · ")
+            text.append(t(key, n=count), style=Style(color=variables.get(colour)))
+    if summary.auto_stage is not None:
+        text.append(" · ")
+        text.append(t("tasks.next", stage=summary.auto_stage), style=Style(color=variables.get("okstra-ready"), bold=True))
+    elif summary.total and summary.done == summary.total:
+        text.append(" · ")
+        text.append(t("tasks.all_done"), style=Style(color=variables.get("okstra-done"), bold=True))
+    return text
+
+
+class TasksScreen(OkstraScreen):
+    HAS_PARENT = True
+    BINDINGS = [
+        Binding("enter", "choose", "bind.open", id="tasks.open", tooltip="tip.tasks.open", priority=True),
+        Binding("n", "new_task", "bind.new_task", id="tasks.new", tooltip="tip.tasks.new"),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, project: Project, summaries: list[TaskSummary], select: TaskRef | None) -> None:
+            super().__init__()
+            self.project = project
+            self.summaries = summaries
+            self.select = select
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+        self.project: Project | None = None
+        self.summaries: list[TaskSummary] = []
+        self._want: TaskRef | None = None
+        """The row to select once it shows up (a task just created)."""
+
+    def parent_screen(self) -> Screen[Any] | None:
+        from .projects import ProjectsScreen
+
+        return ProjectsScreen()
+
+    def compose(self) -> ComposeResult:
+        yield Breadcrumb("okstra", self.root.name, id="crumbs")
+        yield Static(t("tasks.heading"), classes="heading", id="heading")
+        yield DataTable(id="tasks", cursor_type="row")
+        yield Static(t("tasks.empty"), id="empty", classes="empty", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for key in ("task", "title", "progress"):
+            table.add_column(Text(t(f"tasks.col.{key}"), style="bold"), key=key)
+        self.query_one("#empty").display = False
+        table.loading = True
+        self._load()
+
+    def on_screen_resume(self) -> None:
+        if self.project is not None:
+            self._load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="tasks")
+    def _load(self, select: TaskRef | None = None) -> None:
+        from okstra_engine.projects import load_project
+
+        project = load_project(self.root)
+        self.post_message(self.Loaded(project, task_summaries(project, self.okstra.clock()), select))
+
+    @on(Loaded)
+    def _show(self, message: Loaded) -> None:
+        self.project = message.project
+        self.query_one("#crumbs", Breadcrumb).show("okstra", message.project.config.name)
+        self.query_one("#heading", Static).update(t("tasks.heading_in", project=message.project.config.name))
+        table = self.query_one(DataTable)
+        table.loading = False
+        current = self.selected.ref if self.selected else None
+        self.summaries = message.summaries
+        variables = self.app.theme_variables
+        table.clear()
+        for summary in self.summaries:
+            table.add_row(Text(str(summary.ref), style="bold"), Text(summary.title), progress_text(summary, variables), key=str(summary.ref))
+        table.display = bool(self.summaries)
+        self.query_one("#empty").display = not self.summaries
+        target = self._want or message.select or current
+        if target is not None:
+            try:
+                table.move_cursor(row=table.get_row_index(str(target)))
+            except Exception:
+                pass
+            else:
+                if target == self._want:
+                    self._want = None
+        table.focus()
+
+    @property
+    def selected(self) -> TaskSummary | None:
+        table = self.query_one(DataTable)
+        if not self.summaries or not table.row_count or table.cursor_row >= len(self.summaries):
+            return None
+        return self.summaries[table.cursor_row]
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_choose()
+
+    def action_choose(self) -> None:
+        summary = self.selected
+        if summary is None:
+            self.say(t("tasks.none_selected"), severity="warning")
+            return
+        if summary.error:
+            self.say(summary.error, severity="error")
+            return
+        self.okstra.open_task(self.root, summary.ref)
+
+    def action_new_task(self) -> None:
+        if self.project is None:
+            return
+        from .new_task import NewTaskForm
+
+        def created(ref: TaskRef | None) -> None:
+            if ref is not None:
+                self.say(t("tasks.created", task=str(ref)))
+                self._want = ref
+                self._load(ref)
+
+        self.app.push_screen(NewTaskForm(self.project), created)

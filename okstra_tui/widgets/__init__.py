@@ -1,0 +1,1 @@
+"""okstra's widgets, one per module."""

@@ -1,0 +1,125 @@
+"""The plan's shape at a glance: one lane per stage group, in hand-off order, each stage a
+card (number and `▶ auto` on its top border, dependencies on the bottom one, title and
+state inside, coloured by state; the selected card has a heavy border).
+
+Drawn as one rich renderable in one widget rather than a widget per card: a plan of
+twenty stages would otherwise be sixty widgets to style and lay out on every start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from rich import box
+from rich.panel import Panel
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import ScrollableContainer
+from textual.message import Message
+from textual.widgets import Static
+
+from ..i18n import t
+from ..model import BoardData, short
+from ..states import age, glyph, state_style
+
+CARD_WIDTH = 23
+CARD_HEIGHT = 4
+LABEL_WIDTH = 4
+CARD_TITLE_WIDTH = CARD_WIDTH - 4
+
+
+@dataclass(frozen=True)
+class Card:
+    stage: int
+    state: str
+    selected: bool
+    auto: bool
+
+
+class LanesView(ScrollableContainer):
+    class Clicked(Message):
+        def __init__(self, stage: int) -> None:
+            super().__init__()
+            self.stage = stage
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.lanes: list[tuple[str, list[int]]] = []
+        self.cards: dict[int, Card] = {}
+        """What each card shows (tests read it)."""
+        self._last: tuple[BoardData, datetime, dict[str, str]] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="lanes-body")
+
+    def show(self, data: BoardData, now: datetime, variables: dict[str, str], *, selected: int | None) -> None:
+        self._last = (data, now, variables)
+        self.lanes = [(g, list(s)) for g, s in data.lanes]
+        auto = data.status.auto_stage
+        views = data.views
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(width=LABEL_WIDTH - 1, vertical="middle", style=Style(bold=True, color=variables.get("okstra-blocked")))
+        widest = max((len(stages) for _, stages in self.lanes), default=0)
+        for _ in range(widest):
+            grid.add_column(width=CARD_WIDTH)
+        self.cards = {}
+        for group, stages in self.lanes:
+            cells = []
+            for n in stages:
+                view = views[n]
+                card = Card(n, view.state, n == selected, n == auto)
+                self.cards[n] = card
+                cells.append(self._card(data, card, now, variables))
+            grid.add_row(Text(group), *cells)
+        body = self.query_one("#lanes-body", Static)
+        body.styles.width = LABEL_WIDTH + widest * (CARD_WIDTH + 1)
+        body.update(grid)
+
+    def mark_selected(self, stage: int | None) -> None:
+        if self._last is not None:
+            data, now, variables = self._last
+            self.show(data, now, variables, selected=stage)
+
+    def _card(self, data: BoardData, card: Card, now: datetime, variables: dict[str, str]) -> Panel:
+        view = data.views[card.stage]
+        title = view.title if len(view.title) <= CARD_TITLE_WIDTH else view.title[: CARD_TITLE_WIDTH - 1] + "…"
+        if view.state in ("done", "not-merged"):
+            note = short(view.done_commit) or t("state." + view.state)
+        elif view.state in ("in-flight", "stale"):
+            note = " · ".join(p for p in (t("state." + view.state), age(view.since, now)) if p)
+        elif view.state == "blocked":
+            note = t("card.waits", stages=", ".join(map(str, view.waits_for)))
+        else:
+            note = t("state.ready")
+        style = state_style(view.state, variables)
+        border = Style(color=style.color, bold=card.selected, dim=view.state == "blocked" and not card.selected)
+        # rich pads a panel's title and subtitle with a space on each side
+        heading = Text(str(card.stage), style=Style(color=style.color, bold=True))
+        if card.auto:
+            heading.append(" " + t("card.auto"), style=Style(color=variables.get("okstra-ready"), bold=True))
+        deps = Text("← " + ", ".join(map(str, view.depends_on)), style=Style(color=variables.get("okstra-blocked"))) if view.depends_on else None
+        return Panel(
+            Text.assemble((title, "bold"), "\n", (f"{glyph(view.state)} {note}", style)),
+            title=heading,
+            title_align="left",
+            subtitle=deps,
+            subtitle_align="right",
+            box=box.HEAVY if card.selected else box.ROUNDED,
+            border_style=border,
+            width=CARD_WIDTH,
+            height=CARD_HEIGHT,
+            padding=(0, 1),
+        )
+
+    def on_click(self, event: events.Click) -> None:
+        """A click on a card selects its stage."""
+        offset = event.get_content_offset(self.query_one("#lanes-body", Static))
+        if offset is None:
+            return
+        row, column = offset.y // CARD_HEIGHT, (offset.x - LABEL_WIDTH) // (CARD_WIDTH + 1)
+        if 0 <= row < len(self.lanes) and offset.x >= LABEL_WIDTH and 0 <= column < len(self.lanes[row][1]):
+            self.post_message(self.Clicked(self.lanes[row][1][column]))

@@ -1,0 +1,75 @@
+"""The selected stage in full: what its state means now, what it waits for and what
+waits for it, its commit, run, branch, worktree and the lead's summary."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Group
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from ..i18n import t
+from ..model import BoardData, home_relative
+from ..states import age, badge, glyph, state_style
+
+
+class StageDetail(VerticalScroll):
+    def compose(self) -> ComposeResult:
+        yield Static(id="stage-detail-body")
+
+    def show(self, data: BoardData | None, stage: int | None, now: datetime, variables: dict[str, str]) -> None:
+        body = self.query_one("#stage-detail-body", Static)
+        views = data.views if data else {}
+        view = views.get(stage) if stage is not None else None
+        if data is None or view is None:
+            self.border_title = ""
+            body.update("")
+            return
+        muted = Style(color=variables.get("okstra-blocked"))
+        self.border_title = f"{t('board.detail.stage', stage=view.stage)} · {view.title}"
+        host = data.hosts.get(view.stage) or "-"
+        sentence = {
+            "done": lambda: t("board.detail.done"),
+            "not-merged": lambda: t("board.detail.not-merged"),
+            "in-flight": lambda: t("board.detail.in-flight", host=host, age=age(view.since, now)),
+            "stale": lambda: t("board.detail.stale", why=view.stale_reason or ""),
+            "ready": lambda: t("board.detail.ready"),
+            "blocked": lambda: t("board.detail.blocked", waits=", ".join(map(str, view.waits_for))),
+        }[view.state]()
+
+        def stages(numbers: list[int]) -> Text:
+            text = Text()
+            for i, n in enumerate(numbers):
+                if i:
+                    text.append("   ")
+                other = views[n]
+                text.append(f"{n} ", style="bold")
+                text.append(f"{glyph(other.state)} {t('state.' + other.state)}", style=state_style(other.state, variables))
+            return text if numbers else Text("—", style=muted)
+
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style=muted, no_wrap=True)
+        grid.add_column()
+        grid.add_row(t("detail.deps"), stages(view.depends_on))
+        dependents = [s.stage for s in data.status.stages if view.stage in s.depends_on]
+        grid.add_row(t("detail.dependents"), stages(dependents))
+        if view.done_commit:
+            grid.add_row(t("detail.commit"), Text(view.done_commit))
+        if view.run_id:
+            grid.add_row(t("detail.run"), Text(" · ".join(p for p in (view.run_id, data.hosts.get(view.stage)) if p)))
+        from okstra_engine.tasks import stage_branch
+
+        grid.add_row(t("detail.branch"), Text(stage_branch(data.task, view.stage)))
+        if view.stage in data.worktrees:
+            grid.add_row(t("detail.worktree"), Text(home_relative(Path(data.worktrees[view.stage]))))
+        summary = data.summaries.get(view.stage)
+        if summary:
+            grid.add_row(t("detail.summary"), Text(summary))
+        head = Text.assemble(badge(view.state, variables), "  ", sentence)
+        body.update(Group(head, grid))

@@ -1,0 +1,71 @@
+"""The Stage Map as a table: one row per stage, the cursor is the selected stage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from rich.style import Style
+from rich.text import Text
+from textual.widgets import DataTable
+
+from ..i18n import t
+from ..model import BoardData, short
+from ..states import age, badge
+
+COLUMNS = ("no", "title", "deps", "group", "state", "commit", "where")
+TITLE_WIDTH = 24
+
+
+class StageTable(DataTable[Text]):
+    """Rows keyed by stage number; `show` keeps the cursor on the same stage."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False, cursor_foreground_priority="renderable")
+
+    def on_mount(self) -> None:
+        for key in COLUMNS:
+            self.add_column(Text(t(f"board.col.{key}"), style="bold"), key=key)
+
+    @property
+    def selected_stage(self) -> int | None:
+        if not self.row_count:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return int(row_key.value) if row_key.value is not None else None
+
+    def select_stage(self, stage: int) -> None:
+        try:
+            index = self.get_row_index(str(stage))
+        except Exception:
+            return
+        self.move_cursor(row=index)
+
+    def show(self, data: BoardData, now: datetime, variables: dict[str, str], *, keep: int | None) -> None:
+        auto = data.status.auto_stage
+        muted = Style(color=variables.get("okstra-blocked"))
+        self.clear()
+        for view in data.status.stages:
+            n = view.stage
+            marker = Text("▶ ", style=Style(color=variables.get("okstra-ready"), bold=True)) if n == auto else Text("  ")
+            title = view.title if len(view.title) <= TITLE_WIDTH else view.title[: TITLE_WIDTH - 1] + "…"
+            if view.state in ("in-flight", "stale"):
+                host = data.hosts.get(n)
+                where = Text(" · ".join(p for p in (host, age(view.since, now)) if p))
+            elif view.stage in data.worktrees:
+                where = Text(Path(data.worktrees[n]).name, style=muted)
+            else:
+                where = Text("—", style=muted)
+            self.add_row(
+                marker + Text(str(n), style="bold"),
+                Text(title),
+                Text(", ".join(map(str, view.depends_on)) or "—", style=muted if not view.depends_on else ""),
+                Text(view.group),
+                badge(view.state, variables),
+                Text(short(view.done_commit) or "—", style="" if view.done_commit else muted),
+                where,
+                key=str(n),
+            )
+        target = keep if keep in data.views else auto
+        if target is not None:
+            self.select_stage(target)

@@ -1,0 +1,190 @@
+"""Project → task → phase → board, the forms and dialogs, help, palette and language."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support import make_repo
+from tests.tui.conftest import SIZE, board_ready, settle, text_of
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_walk_the_flow_and_back(make_app, demo) -> None:
+    from okstra_tui.screens.board import BoardScreen
+    from okstra_tui.screens.phases import PhaseScreen
+    from okstra_tui.screens.projects import ProjectsScreen
+    from okstra_tui.screens.tasks import TasksScreen
+
+    app = make_app(board=False, project=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: isinstance(app.screen, ProjectsScreen) and app.screen.entries)
+        assert [e.id for e in app.screen.entries] == ["shop"]
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, TasksScreen) and app.screen.summaries)
+        summary = app.screen.summaries[0]
+        assert (str(summary.ref), summary.plan, summary.done, summary.total, summary.in_flight, summary.auto_stage) == (
+            "demo/checkout", "approved", 2, 6, 1, 4)
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, PhaseScreen) and app.screen.choices)
+        phases = app.screen
+        available = {c.phase: c.available for c in phases.choices}
+        assert available == {"planning": True, "implementation": True, "final-verification": False,
+                             "improvement-discovery": True, "release-handoff": False}
+        final = next(c for c in phases.choices if c.phase == "final-verification")
+        assert phases.reason_text(final) == "stages 3, 4, 5, 6 not done"
+        assert phases.query_one("OptionList").highlighted == 1  # implementation
+        await pilot.press("down")
+        await pilot.press("enter")  # final verification: not available, says why
+        await settle(pilot)
+        assert isinstance(app.screen, PhaseScreen)
+        assert "stages 3, 4, 5, 6 not done" in [n.message for n in app._notifications]
+        await pilot.press("up")
+        await pilot.press("enter")
+        board = await board_ready(pilot)
+        assert isinstance(board, BoardScreen)
+        for expected in (PhaseScreen, TasksScreen, ProjectsScreen):
+            await pilot.press("escape")
+            await settle(pilot, lambda: isinstance(app.screen, expected))
+        await pilot.press("escape")  # the first screen: nothing above it
+        assert isinstance(app.screen, ProjectsScreen)
+
+
+async def test_opened_on_a_task_escape_climbs_the_flow(make_app) -> None:
+    from okstra_tui.screens.phases import PhaseScreen
+    from okstra_tui.screens.tasks import TasksScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await board_ready(pilot)
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, PhaseScreen) and app.screen.choices)
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, TasksScreen) and app.screen.summaries)
+
+
+async def test_register_the_current_directory(make_app, tmp_path: Path, monkeypatch) -> None:
+    from okstra_tui.screens.confirm import ConfirmModal
+    from okstra_tui.screens.projects import ProjectsScreen
+
+    repo = make_repo(tmp_path / "elsewhere")
+    monkeypatch.chdir(repo)
+    app = make_app(board=False, project=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: isinstance(app.screen, ProjectsScreen) and app.screen.entries)
+        await pilot.press("n")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("escape")  # changed its mind
+        await settle(pilot, lambda: isinstance(app.screen, ProjectsScreen))
+        assert len(app.screen.entries) == 1
+        await pilot.press("n")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await settle(pilot, lambda: isinstance(app.screen, ProjectsScreen) and len(app.screen.entries) == 2)
+        assert app.screen.selected.id == "elsewhere"
+    assert (repo / ".okstra" / "project.json").is_file()
+
+
+async def test_new_task_form(make_app, demo) -> None:
+    from okstra_tui.screens.error import ErrorDialog
+    from okstra_tui.screens.new_task import NewTaskForm
+    from okstra_tui.screens.tasks import TasksScreen
+
+    app = make_app(board=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: isinstance(app.screen, TasksScreen) and app.screen.summaries)
+        tasks = app.screen
+        await pilot.press("n")
+        await settle(pilot, lambda: isinstance(app.screen, NewTaskForm))
+        await pilot.press(*"Bad Ref", "enter")  # moves on to the title
+        await pilot.press(*"Returns", "enter")  # submits: the engine refuses the ref
+        await settle(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        assert "invalid task" in app.screen.what and "GROUP/ID" in app.screen.what
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, NewTaskForm))
+        form = app.screen
+        form.query_one("#ref").value = "demo/returns"
+        form.query_one("#title").focus()
+        await pilot.press("enter")
+        await settle(pilot, lambda: app.screen is tasks and len(tasks.summaries) == 2)
+        assert str(tasks.selected.ref) == "demo/returns" and tasks.selected.plan == "none"
+        assert "Created task demo/returns" in [n.message for n in app._notifications]
+        await pilot.press("n")
+        await settle(pilot, lambda: isinstance(app.screen, NewTaskForm))
+        await pilot.click("#cancel")
+        await settle(pilot, lambda: app.screen is tasks)
+
+
+async def test_engine_errors_open_the_dialog_never_a_traceback(make_app, tmp_path: Path) -> None:
+    from okstra_tui.screens.error import ErrorDialog
+    from okstra_tui.screens.tasks import TasksScreen
+
+    app = make_app(board=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: isinstance(app.screen, TasksScreen) and app.screen.summaries)
+        app.open_project(tmp_path)  # not an okstra project
+        await settle(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        dialog = app.screen
+        assert "is not an okstra project" in dialog.what and dialog.how.startswith("run: okstra init")
+        assert "Fix: run: okstra init" in text_of(dialog.query_one(".dialog-how"))
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, TasksScreen))
+        app.show_error(RuntimeError("boom"))  # a bug: said plainly, with what to do
+        await settle(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        assert app.screen.unexpected and app.screen.what == "RuntimeError: boom" and "--debug" in app.screen.how
+        assert app.return_code is None  # the app keeps running
+
+
+async def test_help_lists_the_keys_and_the_legend(make_app) -> None:
+    from okstra_tui.screens.help import HelpScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await board_ready(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
+        keys = {description for _, description, _ in app.screen.keys}
+        assert {"choose", "auto", "release", "diff", "apply fix", "handoff", "back", "help", "quit"} <= keys
+        assert "not merged" in text_of(app.screen.query_one(".help-body Static"))
+        await pilot.press("escape")
+        await settle(pilot, lambda: not isinstance(app.screen, HelpScreen))
+
+
+async def test_every_binding_has_an_id_and_a_description(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        board = await board_ready(pilot)
+        shown = [a.binding for a in board.active_bindings.values() if a.binding.show and a.binding.id]
+        assert {b.key for b in shown} >= {"enter", "a", "x", "d", "r", "h", "escape", "question_mark"}
+        assert all(b.description and b.tooltip and "." not in b.description for b in shown)
+
+
+async def test_palette_offers_this_screens_actions(make_app) -> None:
+    from textual.command import CommandPalette
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        board = await board_ready(pilot)
+        commands = {c.title: c.help for c in app.get_system_commands(board)}
+        assert commands["release"] == "Release the selected stage's stale reservation (x)"
+        assert {"diff", "auto", "choose", "apply fix", "handoff", "back", "help", "quit"} <= set(commands)
+        await pilot.press("ctrl+p")
+        await settle(pilot, lambda: CommandPalette.is_open(app))
+        await pilot.press(*"diff")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        from okstra_tui.screens.diff import DiffScreen
+
+        await settle(pilot, lambda: isinstance(app.screen, DiffScreen))
+
+
+async def test_korean(make_app) -> None:
+    app = make_app(lang="ko")
+    async with app.run_test(size=SIZE) as pilot:
+        board = await board_ready(pilot)
+        descriptions = {a.binding.description for a in board.active_bindings.values() if a.binding.id}
+        assert {"선택", "자동", "해제"} <= descriptions
+        assert "다음: 스테이지 4" in text_of(board.query_one("#summary"))
+        assert "작업 중" in text_of(board.query_one("#in-flight-body")) and "15분" in text_of(board.query_one("#in-flight-body"))

@@ -1,0 +1,81 @@
+"""The TUI's view-model: plain functions over the engine, no Textual."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from okstra_engine.slugs import TaskRef
+from tests.tui.conftest import NOW
+
+
+def _board(demo, minutes: float = 1):
+    from okstra_tui.model import load_board
+
+    return load_board(Path(demo.project_root), TaskRef.parse(demo.task), NOW + timedelta(minutes=minutes))
+
+
+def test_model_does_not_import_textual() -> None:
+    probe = "import okstra_tui.model, okstra_tui.i18n, sys; print('textual' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
+
+
+def test_phase_choices_say_why(demo) -> None:
+    from okstra_engine.status import StageView, TaskStatus
+    from okstra_tui.model import phase_choices
+
+    data = _board(demo)
+    choices = {c.phase: c for c in phase_choices("approved", data.status)}
+    assert choices["implementation"].available
+    assert choices["final-verification"].reason == ("phase.why.not_done", {"stages": "3, 4, 5, 6"})
+    for plan, key in (("none", "phase.why.no_plan"), ("draft", "phase.why.plan_draft")):
+        empty = TaskStatus(data.task, None, None, [], [])
+        found = {c.phase: c for c in phase_choices(plan, empty)}
+        assert found["planning"].available and found["implementation"].reason == (key, {})
+    flying = TaskStatus(data.task, "x", None, [StageView(1, "a", [], "A", "in-flight"), StageView(2, "b", [1], "B", "blocked", waits_for=[1])], [])
+    found = {c.phase: c for c in phase_choices("approved", flying)}
+    assert found["implementation"].reason == ("phase.why.nothing_ready", {"stages": "1"})
+    done = TaskStatus(data.task, "x", None, [StageView(1, "a", [], "A", "done")], [])
+    found = {c.phase: c for c in phase_choices("approved", done)}
+    assert found["implementation"].reason == ("phase.why.all_done", {}) and found["release-handoff"].available
+    assert found["final-verification"].available
+    unmerged = TaskStatus(data.task, "x", None, [StageView(1, "a", [], "A", "not-merged")], [])
+    found = {c.phase: c for c in phase_choices("approved", unmerged)}
+    assert found["final-verification"].reason == ("phase.why.not_merged", {"stages": "1"})
+
+
+def test_board_data_and_events(demo) -> None:
+    from okstra_engine.projects import load_project
+    from okstra_engine.record import record
+    from okstra_engine.tasks import load_task
+    from okstra_tui.model import board_events, fingerprint
+
+    before = _board(demo)
+    assert before.lanes == [("A", [1]), ("B", [2, 3, 4]), ("C", [5, 6])]
+    assert before.hosts[3] == "build-box" and before.last_status[3] == "started"
+    assert before.summaries[1].startswith("Order model")
+    assert Path(before.worktrees[3]).name == "checkout-s3"
+    stale = _board(demo, minutes=3 * 24 * 60)
+    assert board_events(before, stale) == [(3, ("event.stale", {"stage": 3, "why": stale.views[3].stale_reason}))]
+    mark = fingerprint(before.watch)
+    task = load_task(load_project(Path(demo.project_root)), TaskRef.parse(demo.task))
+    record(task, 3, "done", commit=demo.commits["s3_wip"])
+    after = _board(demo)
+    assert fingerprint(after.watch) != mark
+    events = board_events(before, after)
+    assert events == [(3, ("event.done", {"stage": 3, "commit": demo.commits["s3_wip"][:8]}))]
+
+
+def test_stage_diff_bases(demo) -> None:
+    from okstra_tui.model import stage_diff
+
+    data = _board(demo)
+    two = stage_diff(data, 2)
+    assert (two.base, two.head, two.base_from, two.head_from) == (demo.commits["s1"], demo.commits["s2_recorded"], "diff.base.recorded", "diff.head.done")
+    assert "+def price(" in two.text and not two.truncated
+    three = stage_diff(data, 3)  # in flight: its branch so far
+    assert (three.head, three.head_from, three.base) == (demo.commits["s3_wip"], "diff.head.branch", demo.commits["s1"])
+    assert stage_diff(data, 6) is None
