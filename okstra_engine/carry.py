@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
+from .documents import Doc
 from .errors import describe_validation_error
 from .fsio import atomic_write_text
 from .ledger import LEDGER_NAME, LedgerRow, append_row, last_run_id, new_row, read_ledger
@@ -20,7 +21,7 @@ CARRY_DIR = "carry"
 _NAME = re.compile(r"stage-([0-9]+)\.json")
 
 
-class CarrySidecar(BaseModel):
+class CarrySidecar(Doc):
     model_config = ConfigDict(extra="allow")
 
     v: int = 1

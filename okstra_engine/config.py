@@ -5,13 +5,14 @@ from __future__ import annotations
 import tomllib
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
+from .documents import Doc
 from .errors import OkstraError, describe_validation_error
 from .locations import config_file
 
 
-class Settings(BaseModel):
+class Settings(Doc):
     model_config = ConfigDict(extra="allow")
 
     stale_ttl_hours: float = Field(default=24.0, gt=0)

@@ -11,29 +11,29 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from .documents import load_doc, save_doc
+from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
 
 _KEY = re.compile(r".+-stage-([0-9]+)")
 
 
-class Waiver(BaseModel):
+class Waiver(Doc):
     model_config = ConfigDict(extra="allow")
 
     reason: str
     when: str
 
 
-class ConformanceEntry(BaseModel):
+class ConformanceEntry(Doc):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     stage_key: str = Field(alias="stageKey")
     waiver: Waiver | None = None
 
 
-class ConformanceManifest(BaseModel):
+class ConformanceManifest(Doc):
     model_config = ConfigDict(extra="allow")
 
     v: int = 1

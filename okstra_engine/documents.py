@@ -5,12 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import OkstraError, describe_validation_error
 from .fsio import atomic_write_text
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class Doc(BaseModel):
+    """The base of every document okstra reads from disk.
+
+    Unknown fields are kept (a newer okstra, or a lead, may add some). Schemas are built
+    on first use, not at import: `okstra status` touches a few of the ~20 models, and
+    building each costs milliseconds on every agent call.
+    """
+
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 def load_doc(path: Path, model: type[M], *, how: str = "") -> M:

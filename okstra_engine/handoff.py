@@ -69,8 +69,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
+from .documents import Doc
 from . import git, registry, worktrees
 from .errors import OkstraError, describe_validation_error
 from .fsio import append_line, atomic_write_text
@@ -93,7 +94,7 @@ Notice = Callable[[str], None]
 # ---------------------------------------------------------------------------- the record
 
 
-class LandedStage(BaseModel):
+class LandedStage(Doc):
     """One stage of a recorded handoff."""
 
     model_config = ConfigDict(extra="allow")
@@ -110,7 +111,7 @@ class LandedStage(BaseModel):
     """The done commit auto-reconcile replaced during this handoff."""
 
 
-class HandoffRow(BaseModel):
+class HandoffRow(Doc):
     """A line of `handoffs.jsonl`: one successful handoff of one group."""
 
     model_config = ConfigDict(extra="allow")

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cache
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+from .documents import Doc
 from .errors import describe_validation_error
 from .fsio import append_line
 
@@ -25,7 +27,7 @@ Status = Literal["reserved", "started", "done", "released"]
 IN_FLIGHT = ("reserved", "started")
 
 
-class LedgerRow(BaseModel):
+class LedgerRow(Doc):
     # unknown fields written by newer okstra versions or by the lead are kept
     model_config = ConfigDict(extra="allow")
 
@@ -55,7 +57,9 @@ class LedgerRow(BaseModel):
         return parse_ts(self.ts)
 
 
-_ROWS = TypeAdapter(list[LedgerRow])
+@cache
+def _rows_adapter() -> TypeAdapter[list[LedgerRow]]:
+    return TypeAdapter(list[LedgerRow])
 
 
 def utc_now() -> datetime:
@@ -100,7 +104,7 @@ def parse_ledger(data: bytes, source: str = LEDGER_NAME) -> LedgerRead:
     # ledger of 10,000 rows validates in a few ms this way; only a damaged one pays
     # for the line-by-line pass that names the bad lines.
     try:
-        rows = _ROWS.validate_json(b"[" + b",".join(l for _, l in numbered) + b"]")
+        rows = _rows_adapter().validate_json(b"[" + b",".join(l for _, l in numbered) + b"]")
     except (ValidationError, ValueError):
         rows = None
     # a line holding `{..},{..}` would pass as two rows: only a count match is trusted

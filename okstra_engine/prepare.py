@@ -46,8 +46,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from .documents import Doc
 from . import final_verification, git, registry, worktrees
 from .carry import missing_done_rows, read_carry
 from .conformance import clear_stale_waivers, parse_waiver_arg, set_waiver
@@ -71,7 +72,7 @@ LOCK_TIMEOUT_S = 900.0
 # ---------------------------------------------------------------------------- manifest
 
 
-class WorktreeInfo(BaseModel):
+class WorktreeInfo(Doc):
     model_config = ConfigDict(extra="allow")
 
     path: str | None
@@ -81,14 +82,14 @@ class WorktreeInfo(BaseModel):
     note: str | None = None
 
 
-class ConcurrentRun(BaseModel):
+class ConcurrentRun(Doc):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     detected: bool = False
     active_stages: list[int] = Field(default_factory=list, alias="activeStages")
 
 
-class TeamInfo(BaseModel):
+class TeamInfo(Doc):
     model_config = ConfigDict(extra="allow")
 
     mode: str

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from . import git
-from .documents import load_doc, save_doc
+from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
 from .fsio import atomic_write_text
 from .locations import okstra_home, projects_file
@@ -18,7 +18,7 @@ from .slugs import check_slug, slugify
 OKSTRA_DIR = ".okstra"
 
 
-class ProjectConfig(BaseModel):
+class ProjectConfig(Doc):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     v: int = 1
@@ -29,7 +29,7 @@ class ProjectConfig(BaseModel):
     clean_gate_excludes: list[str] = Field(default_factory=list, alias="cleanGateExcludes")
 
 
-class KnownProject(BaseModel):
+class KnownProject(Doc):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     project_id: str = Field(alias="projectId")
@@ -38,7 +38,7 @@ class KnownProject(BaseModel):
     registered: str
 
 
-class ProjectList(BaseModel):
+class ProjectList(Doc):
     model_config = ConfigDict(extra="allow")
 
     v: int = 1

@@ -46,9 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from .documents import load_doc, save_doc
+from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
 from .fsio import _fsync_dir
 from .ledger import LEDGER_NAME, format_ts, read_ledger, reservations, utc_now
@@ -107,7 +107,7 @@ def trash_root() -> Path:
 # --------------------------------------------------------------------------- manifest
 
 
-class TrashItem(BaseModel):
+class TrashItem(Doc):
     model_config = ConfigDict(extra="allow")
 
     kind: Literal["teams", "tasks"]
@@ -121,7 +121,7 @@ class TrashItem(BaseModel):
 EntryState = Literal["moving", "moved", "restoring", "restored"]
 
 
-class TrashEntry(BaseModel):
+class TrashEntry(Doc):
     """One quarantine: the manifest in `<okstra home>/trash/<stamp>/manifest.json`."""
 
     model_config = ConfigDict(extra="allow")

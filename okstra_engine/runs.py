@@ -7,7 +7,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from .documents import Doc
 
 PHASES = ("planning", "implementation", "final-verification", "improvement-discovery", "release-handoff")
 Phase = Literal["planning", "implementation", "final-verification", "improvement-discovery", "release-handoff"]
@@ -20,7 +22,7 @@ def new_run_id(phase: str, stage: int | None = None, *, now: datetime | None = N
     return f"{stamp}-{phase}{stage_part}-{os.urandom(3).hex()}"
 
 
-class RunManifest(BaseModel):
+class RunManifest(Doc):
     """What `prepare` (or `plan import`) decided for one run."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)

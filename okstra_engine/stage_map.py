@@ -30,8 +30,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from .documents import Doc
 from .errors import OkstraError, describe_validation_error
 
 MAX_STAGE_NUMBER = 999_999_999
@@ -78,7 +79,7 @@ def _one_line(value: str, what: str) -> str:
     return value
 
 
-class Stage(BaseModel):
+class Stage(Doc):
     model_config = ConfigDict(extra="allow")
 
     stage: StageNumber
@@ -117,7 +118,7 @@ class Stage(BaseModel):
         return list(dict.fromkeys(value))
 
 
-class StageMap(BaseModel):
+class StageMap(Doc):
     """Validated stages, sorted by number. Graph errors raise `OkstraError` directly.
 
     Pass `context={"source": ..., "lines": {index: line}}` to `model_validate` to have

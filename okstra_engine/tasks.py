@@ -6,15 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from .documents import load_doc, save_doc
+from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
 from .projects import Project
 from .slugs import TaskRef, check_slug
 
 
-class TaskDoc(BaseModel):
+class TaskDoc(Doc):
     model_config = ConfigDict(extra="allow")
 
     v: int = 1
