@@ -40,9 +40,14 @@ def main() -> int:
         lines = [l for l in proc.stdout.splitlines() if l.strip() and l != HEADER]
         rows += lines
         print(f"# {bench.name}: {took:.0f} s", file=sys.stderr)
+    from _common import interleaved, startup_floor, time_command
+
+    bare = interleaved({"python": lambda: time_command([sys.executable, "-c", "pass"]), "pydantic": startup_floor}, 7 if args.quick else 15)
     print(HEADER)
     for row in rows:
         print(row)
+    print(f"{'(reference) python -c pass':<44} {bare['python'] * 1000:8.1f} ms")
+    print(f"{'(reference) python + pydantic + one model':<44} {bare['pydantic'] * 1000:8.1f} ms")
     for failure in failures:
         print(f"FAILED {failure}")
     return 1 if failures else 0

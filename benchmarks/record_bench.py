@@ -1,0 +1,123 @@
+"""`okstra record --status done` (commit resolved, pinned, fingerprinted with stable
+patch-ids) against the git commands it must run, replayed bare in one shell (the floor).
+
+    python benchmarks/record_bench.py [--runs N] [--quick]
+
+The floor's command lines are the ones okstra itself ran, captured from a probe run, so
+the ratio is exactly okstra's own cost over git's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import HEADER, interleaved, okstra_cmd, report, time_command  # noqa: E402
+
+GOAL = 2.0
+CAPTURE = r"""
+import json, os, subprocess, sys
+log = open(os.environ["OKSTRA_BENCH_GITLOG"], "a")
+real_init = subprocess.Popen.__init__
+def init(self, args, *a, **kw):
+    if isinstance(args, (list, tuple)) and args and args[0] == "git":
+        log.write(json.dumps({"args": list(args), "cwd": str(kw.get("cwd") or os.getcwd()), "stdin": kw.get("stdin") is not None and kw.get("stdin") not in (subprocess.DEVNULL, None)}) + "\n")
+        log.flush()
+    real_init(self, args, *a, **kw)
+subprocess.Popen.__init__ = init
+from okstra_engine.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def build(root: Path) -> tuple[Path, list[str]]:
+    """A task whose 20 stages each have a 5-commit change on their own branch."""
+    from okstra_engine.ledger import LEDGER_NAME, append_row, new_row
+    from okstra_engine.plans import import_plan, plan_run_root
+    from okstra_engine.projects import init_project
+    from okstra_engine.slugs import TaskRef
+    from okstra_engine.tasks import new_task
+
+    repo = root / "repo"
+    repo.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
+    git("init", "-q", "-b", "main")
+    for i in range(200):
+        (repo / f"f{i % 50}.txt").write_text(f"line {i}\n" * 20)
+        git("add", "-A")
+        git("commit", "-q", "-m", f"history {i}")
+    base = git("rev-parse", "HEAD")
+    project, _ = init_project(repo, qa_commands=["true"])
+    task = new_task(project, TaskRef("bench", "record"), title="record bench")
+    plan = root / "plan.md"
+    plan.write_text("## Stage Map\n| Stage | Title | Depends on |\n|---|---|---|\n" + "".join(f"| {n} | S{n} | - |\n" for n in range(1, 21)))
+    import_plan(task, plan, approve=True)
+    ledger = plan_run_root(task).dir / LEDGER_NAME
+    heads = []
+    for n in range(1, 21):
+        git("checkout", "-q", "-b", f"s{n}", base)
+        for c in range(5):
+            (repo / f"stage{n}_{c}.py").write_text(f"x = {c}\n")
+            git("add", "-A")
+            git("commit", "-q", "-m", f"stage {n} part {c}")
+        heads.append(git("rev-parse", "HEAD"))
+        append_row(ledger, new_row(n, "reserved", run_id=f"r{n}", base_ref=base))
+    git("checkout", "-q", "main")
+    return repo, heads
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.runs = 3
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["OKSTRA_HOME"] = str(Path(tmp) / "home")
+        repo, heads = build(Path(tmp))
+        # a probe run records the git commands of one `record done`
+        log = Path(tmp) / "git.jsonl"
+        probe = subprocess.run(
+            [sys.executable, "-c", CAPTURE, "--project", str(repo), "record", "bench/record", "--stage", "1", "--status", "done", "--commit", heads[0]],
+            env={**os.environ, "OKSTRA_BENCH_GITLOG": str(log)}, capture_output=True, text=True,
+        )
+        assert probe.returncode == 0, probe.stderr
+        calls = [json.loads(line) for line in log.read_text().splitlines()]
+        # the floor: those command lines in one shell, pipes kept as pipes
+        script = []
+        for i, call in enumerate(calls):
+            line = f"cd {shlex.quote(call['cwd'])} && {shlex.join(call['args'])}"
+            if call["args"][1:3] == ["patch-id", "--stable"] or call["args"][-2:] == ["patch-id", "--stable"]:
+                continue  # joined to the producer below
+            nxt = calls[i + 1] if i + 1 < len(calls) else None
+            if nxt and "patch-id" in nxt["args"]:
+                line += " | git patch-id --stable"
+            script.append(line + " >/dev/null")
+        floor_sh = Path(tmp) / "floor.sh"
+        floor_sh.write_text("\n".join(script) + "\n")
+        stage = iter(range(2, 10_000))
+
+        def okstra() -> float:
+            n = next(stage)
+            return time_command([*okstra_cmd(), "--project", str(repo), "record", "bench/record", "--stage", str((n - 2) % 19 + 2),
+                                 "--status", "done", "--commit", heads[(n - 2) % 19 + 1]])
+
+        floor = lambda: time_command(["bash", str(floor_sh)])
+        medians = interleaved({"okstra": okstra, "floor": floor}, args.runs)
+    print(HEADER)
+    print(report(f"record --status done ({len(calls)} git calls)", medians["okstra"], medians["floor"], GOAL))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
