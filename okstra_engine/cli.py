@@ -174,6 +174,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import shlex
     import tempfile
 
     from .config import settings
@@ -197,7 +198,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     from okstra_tui.app import run_app
 
-    code = run_app(project=info.project_root, task=info.task, lang=args.lang, command_env=info.env)
+    # when the TUI leaves to exec an agent (the simulated lead), it prints how to come back
+    code = run_app(project=info.project_root, task=info.task, lang=args.lang, command_env=info.env,
+                   reopen=f"okstra demo --dir {shlex.quote(info.dir)}")
     print(f"okstra demo: kept in {info.dir}; open it again: okstra demo --dir {info.dir}")
     return code
 
@@ -381,6 +384,8 @@ def cmd_quarantine_move(args: argparse.Namespace) -> int:
         if answer not in ("y", "yes"):
             print("okstra: nothing moved")
             return 0
+    if plan.resuming:
+        print(f"okstra: finishing the interrupted quarantine {plan.stamp} of {args.team}", file=sys.stderr)
     entry = move_team(args.team)
     if args.json:
         _print_json(entry.to_json())

@@ -12,7 +12,7 @@ from typing import Literal
 
 from .carry import missing_done_rows, read_carry
 from .config import settings
-from .ledger import LEDGER_NAME, LedgerRow, latest_done_by_stage, read_ledger, reservations
+from .ledger import LEDGER_NAME, LedgerRead, LedgerRow, latest_done_by_stage, read_ledger, reservations
 from .plans import plan_run_root, plan_runs
 from .stage_map import StageMap
 from .tasks import Task
@@ -79,13 +79,14 @@ class TaskStatus:
         }
 
 
-def task_status(task: Task, *, now: datetime | None = None) -> TaskStatus:
+def task_status(task: Task, *, now: datetime | None = None, ledger: LedgerRead | None = None) -> TaskStatus:
+    """`ledger`: the rows when the caller already has them (the TUI reads incrementally)."""
     plan = plan_run_root(task)
     if plan is None:
         warning = "no approved plan" if plan_runs(task) else "no plan yet"
         return TaskStatus(task, None, None, [], [warning])
     stage_map = plan.stage_map()
-    ledger = read_ledger(plan.dir / LEDGER_NAME)
+    ledger = ledger if ledger is not None else read_ledger(plan.dir / LEDGER_NAME)
     carry = read_carry(plan.dir)
     warnings = [*ledger.warnings, *carry.warnings]
     rows = ledger.rows

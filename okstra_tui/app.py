@@ -5,14 +5,17 @@ the one worker-failure handler in `base.py`), the command palette (the current s
 actions, in the person's language) and `?` help. Screens do their engine work in thread
 workers and never on the event loop.
 
-Where the flow goes on after a stage or phase is chosen — options, preview, prepare,
-launch — is `open_run`: until those screens exist it shows the exact `okstra prepare`
-command for the choice.
+After a stage or phase is chosen, `open_run` walks on: options → preview (the quarantine
+dialog over it when a leftover team is in the way) → confirm, which prepares the run.
+To start the agent the app exits with a `LaunchRequest`; `run_app` then execs the agent
+in this process, once Textual has given the terminal back (`after_exit`), so the pid the
+reservation recorded becomes the agent's.
 """
 
 from __future__ import annotations
 
 import shlex
+import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from datetime import datetime, timezone
@@ -30,6 +33,7 @@ from okstra_engine.slugs import TaskRef
 
 from .base import OkstraScreen, WorkerFailures
 from .i18n import localize_bindings, set_language, t
+from .runs import LaunchRequest
 from .states import COLOURS
 
 Clock = Callable[[], datetime]
@@ -40,11 +44,11 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class OkstraApp(WorkerFailures, App[None]):
+class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
     # every screen's stylesheet, parsed once at start (a screen's own CSS_PATH would make
     # Textual reparse the whole stylesheet each time one is first pushed); absolute, so
     # subclasses may live anywhere
-    CSS_PATH = [_HERE / "app.tcss", *(_HERE / "screens" / f"{name}.tcss" for name in ("lists", "board", "dialogs", "diff"))]
+    CSS_PATH = [_HERE / "app.tcss", *(_HERE / "screens" / f"{name}.tcss" for name in ("lists", "board", "dialogs", "diff", "run", "handoff"))]
     TITLE = "okstra"
     BINDINGS = [
         Binding("question_mark", "help", "bind.help", id="app.help", tooltip="tip.help"),
@@ -76,6 +80,8 @@ class OkstraApp(WorkerFailures, App[None]):
         self.command_env = command_env or {}
         """Variables a command shown to the person needs (the demo's homes)."""
         self._first_board = first_board
+        self.last_workers: tuple[str, ...] = ("claude",)
+        """The workers chosen for the last run (the options screen starts from them)."""
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(COLOURS)
@@ -126,16 +132,36 @@ class OkstraApp(WorkerFailures, App[None]):
         self.push_screen(BoardScreen(root, ref, data))
 
     def open_run(self, task: Any, phase: str, stage: int | None) -> None:
-        """The step after choosing a phase (and stage). The options → preview → confirm
-        screens plug in here; for now: the command that prepares exactly this run."""
-        command = ["okstra", "prepare", str(task.ref), "--type", phase]
-        if stage is not None:
-            command += ["--stage", str(stage)]
-        if not _inside(Path.cwd(), task.project.root):
-            command += ["--project", str(task.project.root)]
-        line = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in self.command_env.items()), shlex.join(command)])
-        what = t("run.stage", stage=stage) if stage is not None else t("phase.name." + phase)
-        self.notify(t("run.next", command=line), title=t("run.next_title", what=what), timeout=12, markup=False)
+        """The step after choosing a phase (and, for implementation, a stage): the run's
+        options, then its preview and confirmation."""
+        from .screens.run_options import RunOptionsScreen
+
+        self.push_screen(RunOptionsScreen(task, phase, stage))
+
+    def open_handoff(self, task: Any, group: str) -> None:
+        from .screens.handoff import HandoffScreen
+
+        self.push_screen(HandoffScreen(task, group))
+
+    def own_changes(self, stages: list[int] | None = None, *, ongoing: bool = False) -> None:
+        """Tell the board under the current screen that changes to come are this app's
+        (`BoardScreen.own_changes`)."""
+        from .screens.board import BoardScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, BoardScreen):
+                screen.own_changes(stages, ongoing=ongoing)
+
+    def show_prepared(self, screen: Screen[Any]) -> None:
+        """A run was prepared but its agent is not started here: the options and preview
+        are behind the person now, so they go, and `escape` from `screen` returns to where
+        the run was chosen."""
+        from .screens.preview import PreviewScreen
+        from .screens.run_options import RunOptionsScreen
+
+        while len(self.screen_stack) > 2 and isinstance(self.screen, (PreviewScreen, RunOptionsScreen)):
+            self.pop_screen()
+        self.push_screen(screen)
 
     def go_back(self, screen: OkstraScreen) -> None:
         if len(self.screen_stack) > 2:  # Textual's blank default screen is the bottom
@@ -204,16 +230,41 @@ def _runner(app: App[Any], action: str, node: Any) -> Callable[[], Any]:
     return run
 
 
-def _inside(path: Path, root: Path) -> bool:
+def after_exit(result: Any, *, reopen: str | None = None, launcher: Callable[[Path], Any] | None = None) -> int:
+    """What happens once the app has exited and the terminal is the shell's again: when it
+    exited to start an agent, say where it runs and how to come back, then exec it
+    (`launch.launch` replaces this process; `launcher` stands in for it in tests)."""
+    if not isinstance(result, LaunchRequest):
+        return 0
+    from okstra_engine.errors import print_error
+    from okstra_engine.launch import launch
+
+    what = t("run.stage", stage=result.stage) if result.stage is not None else t("phase.name." + result.phase)
+    again = reopen or shlex.join(["okstra", "--project", str(result.project_root), "--task", result.task])
+    agent = Path(result.argv[0]).name if result.argv else "?"
+    print(t("launch.starting", what=what, task=result.task, agent=agent, cwd=str(result.cwd)))
+    print(t("launch.reopen", command=again))
+    sys.stdout.flush()
+    sys.stderr.flush()
     try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
+        (launcher or launch)(result.run_dir)
+    except OkstraError as exc:
+        print_error(exc)
+        print(t("launch.by_hand", command=shlex.join(["okstra", "launch", str(result.run_dir)])), file=sys.stderr)
+        return 2
+    return 0
 
 
-def run_app(*, project: str | None, task: str | None, lang: str | None, command_env: dict[str, str] | None = None) -> int:
-    """`okstra [--project PATH] [--task G/ID] [--lang en|ko]`."""
+def run_app(
+    *,
+    project: str | None,
+    task: str | None,
+    lang: str | None,
+    command_env: dict[str, str] | None = None,
+    reopen: str | None = None,
+) -> int:
+    """`okstra [--project PATH] [--task G/ID] [--lang en|ko]`. `reopen`: the command that
+    opens this UI again, printed when the app leaves for an agent (the demo's own)."""
     root: Path | None = None
     ref: TaskRef | None = None
     if task is not None:
@@ -237,5 +288,5 @@ def run_app(*, project: str | None, task: str | None, lang: str | None, command_
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="okstra-first-board")
         first_board = pool.submit(load_board, root, ref, utc_now())
         pool.shutdown(wait=False)
-    OkstraApp(project=root, task=ref, lang=lang, command_env=command_env, first_board=first_board).run()
-    return 0
+    result = OkstraApp(project=root, task=ref, lang=lang, command_env=command_env, first_board=first_board).run()
+    return after_exit(result, reopen=reopen)

@@ -3,7 +3,7 @@ and `escape` going back up the flow (project → task → phase → board)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
@@ -25,6 +25,11 @@ class WorkerFailures:
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             app: OkstraApp = self.app  # type: ignore[attr-defined]
             app.show_error(event.worker.error)
+            self.worker_failed(event.worker, event.worker.error)
+
+    def worker_failed(self, worker: Worker[Any], error: BaseException) -> None:
+        """After the error dialog opened: a screen puts itself back in a state that can
+        go on (a button enabled again, a progress line cleared)."""
 
 
 class OkstraScreen(WorkerFailures, Screen[None]):
@@ -64,7 +69,12 @@ class OkstraScreen(WorkerFailures, Screen[None]):
         return []
 
 
-class OkstraModal(WorkerFailures, ModalScreen[Any]):
+ModalResult = TypeVar("ModalResult")
+
+
+class OkstraModal(WorkerFailures, ModalScreen[ModalResult]):
+    """A modal that dismisses with a `ModalResult` (`OkstraModal[bool]` for yes/no)."""
+
     def __init__(self) -> None:
         super().__init__()
         localize_bindings(self)

@@ -37,3 +37,23 @@ async def board_ready(pilot: Any) -> Any:
 
     await settle(pilot, ready)
     return pilot.app.screen
+
+
+def finish_stages(task: Any, stages: list[int], *, release: tuple[int, ...] = ()) -> dict[int, str]:
+    """Move the demo on the way a person would with its simulated lead: release what
+    another run holds (`release`), then prepare each stage and play its lead to done.
+    Returns each stage's done commit. (Tests and screenshots use it to reach a group
+    that can be handed off.)"""
+    from pathlib import Path
+
+    from okstra_engine import sim_lead
+    from okstra_engine.prepare import PrepareOptions, prepare
+    from okstra_engine.record import record
+
+    for n in release:
+        record(task, n, "released")
+    done = {}
+    for n in stages:
+        prepared = prepare(task, PrepareOptions(task_type="implementation", stage=str(n)))
+        done[n] = sim_lead.run(Path(prepared.manifest.run_dir), say=lambda text: None)
+    return done

@@ -8,6 +8,7 @@ few errors raised here take their words from the same text files.
 from __future__ import annotations
 
 import importlib
+from functools import cached_property
 import importlib.util
 import os
 from dataclasses import dataclass, field
@@ -39,6 +40,13 @@ PlanState = Literal["none", "draft", "approved"]
 
 def stage_list(numbers: list[int] | tuple[int, ...]) -> str:
     return ", ".join(str(n) for n in numbers)
+
+
+def stages_text(numbers: list[int] | tuple[int, ...]) -> str:
+    """`stage 3` or `stages 2, 3, 4`, in the person's language."""
+    if len(numbers) == 1:
+        return t("common.stage_one", stage=numbers[0])
+    return t("common.stage_many", stages=stage_list(numbers))
 
 
 def short(sha: str | None) -> str:
@@ -206,7 +214,7 @@ class BoardData:
     summaries: dict[int, str] = field(default_factory=dict)
     """The lead's summary of each finished stage (its carry sidecar)."""
 
-    @property
+    @cached_property
     def views(self) -> dict[int, StageView]:
         return {v.stage: v for v in self.status.stages}
 
@@ -218,7 +226,7 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
 
     project = load_project(root)
     task = load_task(project, ref)
-    status = task_status(task, now=now)
+    status = task_status(task, now=now, ledger=_ledger_rows(task))
     lanes = list(status.stage_map.groups().items()) if status.stage_map else []
     hosts: dict[int, str | None] = {}
     last: dict[int, str] = {}
@@ -233,6 +241,25 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
 
         summaries = {n: c.summary for n, c in read_carry(Path(status.plan_run)).sidecars.items() if c.summary}
     return BoardData(task, status, plan, lanes, hosts, last, worktrees, watch_paths(task, status.plan_run), summaries)
+
+
+_followers: dict[Path, Any] = {}
+
+
+def _ledger_rows(task: Task):
+    """The task's ledger, read incrementally: a board open all day re-parses only what
+    was appended since its last look (one follower per ledger, kept for the process)."""
+    from okstra_engine.ledger import LEDGER_NAME, LedgerFollower
+    from okstra_engine.plans import plan_run_root
+
+    plan = plan_run_root(task)
+    if plan is None:
+        return None
+    path = plan.dir / LEDGER_NAME
+    follower = _followers.get(path)
+    if follower is None:
+        follower = _followers[path] = LedgerFollower(path)
+    return follower.read()
 
 
 def _anchor(task: Task) -> str | None:

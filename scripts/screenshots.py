@@ -4,7 +4,13 @@
 
 The demo is built at a fixed moment in a fixed place (so commits, run ids, ages and
 paths come out the same every time), and each screen is driven headless with Pilot and
-saved with `App.save_screenshot`.
+saved with `App.save_screenshot`. What the engine stamps with the real clock while the
+screens run (run ids, trash stamps, the dates of the commits the simulated lead and the
+handoff make) is pinned to that moment too.
+
+Each SVG is then made portable: a text run that starts with spaces is moved right past
+them. Browsers draw those spaces, but librsvg (rsvg-convert, many image viewers) drops
+them, which glues words together ("● readyevery dependency done").
 """
 
 from __future__ import annotations
@@ -12,9 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -41,16 +49,42 @@ async def shoot(out: Path, name: str, steps: Callable[..., Awaitable[None]], *, 
         await steps(pilot)
         await pilot.pause()
         path = Path(app.save_screenshot(f"{name}.svg", str(out)))
+    path.write_text(portable_svg(path.read_text(encoding="utf-8")), encoding="utf-8")
     print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     return path
+
+
+# rich's SVG export: one <text> per run of one style, each at its own x; a cell is
+# 0.61 × the 20px font wide
+CELL = 12.2
+_LEADING = re.compile(r'(<text class="[^"]*" x=")([0-9.]+)(" y="[0-9.]+" textLength=")([0-9.]+)("[^>]*>)((?:&#160;)+)([^<]*)(</text>)')
+
+
+def portable_svg(svg: str) -> str:
+    """Start every text run at its first visible character (see the module docstring)."""
+
+    def shift(m: re.Match[str]) -> str:
+        spaces = m.group(6).count("&#160;")
+        if not m.group(7):  # only spaces: the background rect already draws them
+            return ""
+        x = float(m.group(2)) + spaces * CELL
+        length = float(m.group(4)) - spaces * CELL
+        return f"{m.group(1)}{x:.1f}{m.group(3)}{length:.1f}{m.group(5)}{m.group(7)}{m.group(8)}"
+
+    return _LEADING.sub(shift, svg)
 
 
 async def main(out: Path) -> None:
     from okstra_tui.driving import board_ready, settle
     from okstra_tui.screens.confirm import ConfirmModal
     from okstra_tui.screens.diff import DiffScreen
+    from okstra_tui.screens.handoff import HandoffScreen
     from okstra_tui.screens.help import HelpScreen
     from okstra_tui.screens.phases import PhaseScreen
+    from okstra_tui.screens.prepared import PreparedScreen
+    from okstra_tui.screens.preview import PreviewScreen
+    from okstra_tui.screens.quarantine import QuarantineDialog
+    from okstra_tui.screens.run_options import RunOptionsScreen
     from okstra_tui.screens.tasks import TasksScreen
 
     async def task_list(pilot) -> None:
@@ -83,6 +117,44 @@ async def main(out: Path) -> None:
         await pilot.press("d")
         await settle(pilot, lambda: isinstance(pilot.app.screen, DiffScreen) and pilot.app.screen.query_one("DiffView").line_count)
 
+    async def run_options(pilot) -> None:
+        await board_ready(pilot)
+        await pilot.press("enter")  # stage 4, the one auto picks
+        await settle(pilot, lambda: isinstance(pilot.app.screen, RunOptionsScreen) and pilot.app.screen.context is not None)
+
+    async def quarantine(pilot) -> None:
+        await run_options(pilot)
+        await pilot.press("ctrl+n")
+        await settle(pilot, lambda: isinstance(pilot.app.screen, QuarantineDialog))
+
+    async def preview(pilot) -> None:
+        await run_options(pilot)
+        await pilot.press("ctrl+n")
+        await settle(pilot, lambda: isinstance(pilot.app.screen, PreviewScreen) and pilot.app.screen.busy is None)
+
+    async def handoff_plan(pilot) -> None:
+        board = await board_ready(pilot)
+        board.query_one("#stages").select_stage(3)
+        await pilot.press("h")
+        await settle(pilot, lambda: isinstance(pilot.app.screen, HandoffScreen) and pilot.app.screen.plan is not None)
+
+    async def handoff_result(pilot) -> None:
+        await handoff_plan(pilot)
+        await pilot.press("y")
+        await settle(pilot, lambda: pilot.app.screen.result is not None, timeout=30)
+        pilot.app.clear_notifications()  # the toast would cover the result
+        await pilot.pause()
+
+    async def prepared(pilot) -> None:
+        await board_ready(pilot)
+        await pilot.press("enter")  # stage 5, ready once group B is handed off
+        await settle(pilot, lambda: isinstance(pilot.app.screen, RunOptionsScreen) and pilot.app.screen.context is not None)
+        pilot.app.screen.query_one("#worker-codex").value = True
+        await pilot.press("ctrl+n")
+        await settle(pilot, lambda: isinstance(pilot.app.screen, PreviewScreen) and pilot.app.screen.busy is None)
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(pilot.app.screen, PreparedScreen), timeout=30)
+
     await shoot(out, "task-list", task_list, board=False)
     await shoot(out, "phase-picker", phase_picker, board=False)
     await shoot(out, "board-concurrent-stages", board_ready)
@@ -90,6 +162,72 @@ async def main(out: Path) -> None:
     await shoot(out, "release-stale-reservation", release, minutes=3 * 24 * 60)
     await shoot(out, "help", help_screen)
     await shoot(out, "stage-diff", diff)
+    await shoot(out, "run-options", run_options)
+    # the engine reads the real clock: for it, stage 3 (in flight on the board's clock)
+    # is stale by the TTL unless the TTL is raised. Stage 3 live: a run beside it has no
+    # team; stage 3 stale: a team run, and the team an earlier attempt left is in its way
+    with settings_file("stale_ttl_hours = 1000000\n"):
+        await shoot(out, "run-preview-concurrent", preview)
+    await shoot(out, "quarantine-dialog", quarantine)
+    # then the story moves on: stage 3 released and redone, stage 4 done (the simulated
+    # lead), so group B can be handed off
+    finish_group_b()
+    await shoot(out, "handoff-plan", handoff_plan)
+    await shoot(out, "handoff-result", handoff_result)
+    # an agent command that is not installed here: okstra shows the command to run
+    missing = "claude" if shutil.which("claude") is None else "okstra-demo-no-such-agent"
+    with settings_file(f'agent_command = ["{missing}", "{{prompt}}"]\n'):
+        await shoot(out, "run-prepared-no-agent", prepared)
+
+
+@contextmanager
+def settings_file(extra: str) -> Iterator[None]:
+    """The demo's settings with the lines of `extra` in, for the block (a key `extra`
+    sets replaces the demo's own line of that key)."""
+    from okstra_engine.config import settings
+
+    path = Path(os.environ["OKSTRA_CONFIG"])
+    saved = path.read_text(encoding="utf-8")
+    keys = {line.split("=", 1)[0].strip() for line in extra.splitlines() if "=" in line}
+    kept = [line for line in saved.splitlines(keepends=True) if line.split("=", 1)[0].strip() not in keys]
+    path.write_text("".join(kept) + extra, encoding="utf-8")
+    settings.cache_clear()
+    try:
+        yield
+    finally:
+        path.write_text(saved, encoding="utf-8")
+        settings.cache_clear()
+
+
+def finish_group_b() -> None:
+    from okstra_engine.projects import load_project
+    from okstra_engine.slugs import TaskRef
+    from okstra_engine.tasks import load_task
+    from okstra_tui.driving import finish_stages
+
+    finish_stages(load_task(load_project(DEMO_DIR / "shop"), TaskRef.parse("demo/checkout")), [3, 4], release=(3,))
+
+
+def pin_the_clock() -> None:
+    """Run ids, trash stamps and the dates of new commits: all at NOW (see the docstring)."""
+    import okstra_engine.git
+    import okstra_engine.plans
+    import okstra_engine.prepare
+    import okstra_engine.quarantine
+
+    def run_id(phase: str, stage: int | None = None, *, now: datetime | None = None) -> str:
+        return f"{NOW:%Y%m%dT%H%M%SZ}-{phase}" + (f"-s{stage}" if stage is not None else "") + "-5a0b1c"
+
+    plain_env = okstra_engine.git.git_env
+    stamp = f"@{int(NOW.timestamp())} +0000"
+    okstra_engine.plans.new_run_id = run_id
+    okstra_engine.prepare.new_run_id = run_id
+    okstra_engine.quarantine.utc_now = lambda: NOW
+    okstra_engine.quarantine._new_stamp_name = lambda: f"{NOW:%Y%m%dT%H%M%SZ}"
+    okstra_engine.git.git_env = lambda: {
+        **plain_env(), "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp,
+        "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+    }
 
 
 def build() -> None:
@@ -99,6 +237,7 @@ def build() -> None:
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     for key in ("OKSTRA_HOME", "OKSTRA_CONFIG", "CLAUDE_CONFIG_DIR"):
         os.environ.pop(key, None)
+    pin_the_clock()
     info = build_demo(DEMO_DIR, now=NOW)
     os.environ.update(info.env)
     os.environ["OKSTRA_LANG"] = "en"

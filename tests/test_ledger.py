@@ -177,3 +177,39 @@ def test_round_trip_of_valid_rows(tmp_path_factory, entries) -> None:
         append_row(ledger, new_row(stage, status, run_id=f"r{stage}"))
     read = read_ledger(ledger)
     assert [(r.stage, r.status) for r in read.rows] == entries and read.warnings == []
+
+
+def test_follower_reads_only_what_was_appended(tmp_path: Path) -> None:
+    from okstra_engine.ledger import LedgerFollower
+
+    ledger = tmp_path / "consumers.jsonl"
+    follower = LedgerFollower(ledger)
+    assert follower.read().rows == []
+    append_row(ledger, new_row(1, "reserved", run_id="r1"))
+    assert [r.stage for r in follower.read().rows] == [1]
+    with ledger.open("ab") as handle:  # a writer mid-line: not a row yet, not a warning
+        handle.write(b'{"v":1,"ts":"2026-01-01T00:00:00Z","stage":2,')
+    read = follower.read()
+    assert [r.stage for r in read.rows] == [1] and read.warnings == []
+    with ledger.open("ab") as handle:
+        handle.write(b'"status":"reserved"}\n')
+    append_row(ledger, new_row(3, "started"))
+    assert [r.stage for r in follower.read().rows] == [1, 2, 3]
+    assert follower.read().rows == read_ledger(ledger).rows
+
+
+def test_follower_names_bad_lines_by_their_number_and_survives_replacement(tmp_path: Path) -> None:
+    from okstra_engine.ledger import LedgerFollower
+
+    ledger = tmp_path / "consumers.jsonl"
+    append_row(ledger, new_row(1, "reserved"))
+    follower = LedgerFollower(ledger)
+    follower.read()
+    append_line(ledger, "not json")
+    append_row(ledger, new_row(2, "reserved"))
+    read = follower.read()
+    assert [r.stage for r in read.rows] == [1, 2] and read.warnings == ["consumers.jsonl line 2: not valid JSON; skipped"]
+    replacement = tmp_path / "new.jsonl"
+    append_row(replacement, new_row(7, "done"))
+    os.replace(replacement, ledger)
+    assert [r.stage for r in follower.read().rows] == [7]

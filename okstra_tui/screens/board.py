@@ -87,6 +87,7 @@ class BoardScreen(OkstraScreen):
         self._loader = None
         self._last_load = 0.0
         self._own: set[int] = set()
+        self._muted = False
         self._last_age_minute: int | None = None
         self.loads = 0
         """How many loads have been shown (tests and the benchmark wait on it)."""
@@ -167,7 +168,7 @@ class BoardScreen(OkstraScreen):
         old, self.data = self.data, message.data
         if old is not None:
             for stage, (key, params) in board_events(old, self.data):
-                if stage in self._own:
+                if stage in self._own or self._muted:
                     continue
                 self.say(t(key, **params), title=t("event.title"))
         self._own.clear()
@@ -399,10 +400,22 @@ class BoardScreen(OkstraScreen):
         self.app.call_from_thread(self.say, t("reconcile.applied", stage=suggestion.stage, new=short(suggestion.suggested)))
         self.app.call_from_thread(self._start_load_if_idle)
 
+    def own_changes(self, stages: list[int] | None = None, *, ongoing: bool = False) -> None:
+        """Changes to `stages` (None: every stage) come from this app — a run prepared
+        or a group handed off from a screen above — so they are not announced as another
+        run's: while `ongoing`, no load announces anything; then the next load does not
+        announce changes to `stages`."""
+        self._muted = ongoing
+        if stages is None:
+            stages = list(self.data.views) if self.data is not None else []
+        self._own.update(stages)
+
     def action_handoff(self) -> None:
+        """The handoff of the highlighted stage's group: its merge plan, then confirm."""
         view = self._selected_view()
-        group = view.group if view else "-"
-        self.say(t("handoff.unavailable", group=group, task=str(self.ref)), severity="warning", timeout=8)
+        if view is None or self.data is None:
+            return
+        self.okstra.open_handoff(self.data.task, view.group)
 
     def help_legend(self) -> list[tuple[Any, Any]]:
         variables = self.app.theme_variables

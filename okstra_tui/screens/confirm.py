@@ -12,7 +12,7 @@ from ..base import OkstraModal
 from ..i18n import t
 
 
-class ConfirmModal(OkstraModal):
+class ConfirmModal(OkstraModal[bool]):
     BINDINGS = [
         Binding("escape", "answer(False)", "bind.cancel", id="confirm.cancel", tooltip="tip.cancel"),
         Binding("n", "answer(False)", "bind.no", id="confirm.no", show=False),

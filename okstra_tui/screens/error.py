@@ -11,7 +11,7 @@ from ..base import OkstraModal
 from ..i18n import t
 
 
-class ErrorDialog(OkstraModal):
+class ErrorDialog(OkstraModal[None]):
     BINDINGS = [
         Binding("escape", "close", "bind.close", id="error.close", tooltip="tip.close"),
     ]

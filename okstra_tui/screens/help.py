@@ -14,7 +14,7 @@ from ..base import OkstraModal
 from ..i18n import t
 
 
-class HelpScreen(OkstraModal):
+class HelpScreen(OkstraModal[None]):
     BINDINGS = [
         Binding("escape,question_mark", "close", "bind.close", id="help.close", tooltip="tip.close"),
     ]

@@ -3,7 +3,9 @@ card (number and `▶ auto` on its top border, dependencies on the bottom one, t
 state inside, coloured by state; the selected card has a heavy border).
 
 Drawn as one rich renderable in one widget rather than a widget per card: a plan of
-twenty stages would otherwise be sixty widgets to style and lay out on every start.
+twenty stages would otherwise be sixty widgets to style and lay out on every start. Each
+card's lines are cached by what the card shows, so moving the selection re-renders two
+cards, not two hundred (a 200-stage board answers a key in milliseconds).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rich import box
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.panel import Panel
+from rich.segment import Segment
 from rich.style import Style
-from rich.table import Table
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -52,6 +55,7 @@ class LanesView(ScrollableContainer):
         self.cards: dict[int, Card] = {}
         """What each card shows (tests read it)."""
         self._last: tuple[BoardData, datetime, dict[str, str]] | None = None
+        self._rendered: dict[tuple, list[list[Segment]]] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(id="lanes-body")
@@ -61,40 +65,47 @@ class LanesView(ScrollableContainer):
         self.lanes = [(g, list(s)) for g, s in data.lanes]
         auto = data.status.auto_stage
         views = data.views
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(width=LABEL_WIDTH - 1, vertical="middle", style=Style(bold=True, color=variables.get("okstra-blocked")))
         widest = max((len(stages) for _, stages in self.lanes), default=0)
-        for _ in range(widest):
-            grid.add_column(width=CARD_WIDTH)
         self.cards = {}
+        rows: list[tuple[str, list[tuple[tuple, Panel | None]]]] = []
+        label_style = Style(bold=True, color=variables.get("okstra-blocked"))
         for group, stages in self.lanes:
             cells = []
             for n in stages:
-                view = views[n]
-                card = Card(n, view.state, n == selected, n == auto)
+                card = Card(n, views[n].state, n == selected, n == auto)
                 self.cards[n] = card
-                cells.append(self._card(data, card, now, variables))
-            grid.add_row(Text(group), *cells)
+                key = self._card_key(views[n], card, now, variables)
+                cells.append((key, None if key in self._rendered else self._card(views[n], card, now, variables)))
+            rows.append((group, cells))
+        used = {key for _, cells in rows for key, _ in cells}
+        self._rendered = {k: v for k, v in self._rendered.items() if k in used}
         body = self.query_one("#lanes-body", Static)
         body.styles.width = LABEL_WIDTH + widest * (CARD_WIDTH + 1)
-        body.update(grid)
+        body.update(_Lanes(rows, self._rendered, label_style))
 
     def mark_selected(self, stage: int | None) -> None:
         if self._last is not None:
             data, now, variables = self._last
             self.show(data, now, variables, selected=stage)
 
-    def _card(self, data: BoardData, card: Card, now: datetime, variables: dict[str, str]) -> Panel:
-        view = data.views[card.stage]
-        title = view.title if len(view.title) <= CARD_TITLE_WIDTH else view.title[: CARD_TITLE_WIDTH - 1] + "…"
+    def _card_key(self, view, card: Card, now: datetime, variables: dict[str, str]) -> tuple:
+        """Everything a card's lines depend on."""
+        colours = tuple(variables.get(f"okstra-{name}") for name in ("blocked", "ready", view.state))
+        return (card, view.title, self._note(view, now), tuple(view.depends_on), colours)
+
+    @staticmethod
+    def _note(view, now: datetime) -> str:
         if view.state in ("done", "not-merged"):
-            note = short(view.done_commit) or t("state." + view.state)
-        elif view.state in ("in-flight", "stale"):
-            note = " · ".join(p for p in (t("state." + view.state), age(view.since, now)) if p)
-        elif view.state == "blocked":
-            note = t("card.waits", stages=", ".join(map(str, view.waits_for)))
-        else:
-            note = t("state.ready")
+            return short(view.done_commit) or t("state." + view.state)
+        if view.state in ("in-flight", "stale"):
+            return " · ".join(p for p in (t("state." + view.state), age(view.since, now)) if p)
+        if view.state == "blocked":
+            return t("card.waits", stages=", ".join(map(str, view.waits_for)))
+        return t("state.ready")
+
+    def _card(self, view, card: Card, now: datetime, variables: dict[str, str]) -> Panel:
+        title = view.title if len(view.title) <= CARD_TITLE_WIDTH else view.title[: CARD_TITLE_WIDTH - 1] + "…"
+        note = self._note(view, now)
         style = state_style(view.state, variables)
         border = Style(color=style.color, bold=card.selected, dim=view.state == "blocked" and not card.selected)
         # rich pads a panel's title and subtitle with a space on each side
@@ -123,3 +134,30 @@ class LanesView(ScrollableContainer):
         row, column = offset.y // CARD_HEIGHT, (offset.x - LABEL_WIDTH) // (CARD_WIDTH + 1)
         if 0 <= row < len(self.lanes) and offset.x >= LABEL_WIDTH and 0 <= column < len(self.lanes[row][1]):
             self.post_message(self.Clicked(self.lanes[row][1][column]))
+
+
+class _Lanes:
+    """The lanes grid: a label column, then each lane's cards side by side, stitched from
+    each card's cached lines (rendered here, once, the first time a card is shown)."""
+
+    def __init__(self, rows, rendered: dict[tuple, list[list[Segment]]], label_style: Style) -> None:
+        self.rows = rows
+        self.rendered = rendered
+        self.label_style = label_style
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        card_options = options.update(width=CARD_WIDTH, height=CARD_HEIGHT)
+        gap = Segment(" ")
+        for group, cells in self.rows:
+            lines = []
+            for key, panel in cells:
+                if key not in self.rendered:
+                    self.rendered[key] = console.render_lines(panel, card_options, pad=True)
+                lines.append(self.rendered[key])
+            for row in range(CARD_HEIGHT):
+                label = group if row == CARD_HEIGHT // 2 - 1 else ""
+                yield Segment(label[: LABEL_WIDTH - 1].ljust(LABEL_WIDTH - 1), self.label_style)
+                for card_lines in lines:
+                    yield gap
+                    yield from card_lines[row]
+                yield Segment.line()

@@ -203,21 +203,32 @@ async def test_apply_reconcile_suggestion(make_app, demo) -> None:
         await settle(pilot, lambda: not board.query_one("ReconcilePanel").suggestions)
 
 
-async def test_choose_auto_and_handoff_tell_what_next(make_app, demo) -> None:
+async def test_choose_auto_and_handoff_open_their_screens(make_app, demo) -> None:
+    from okstra_tui.screens.board import BoardScreen
+    from okstra_tui.screens.handoff import HandoffScreen
+    from okstra_tui.screens.run_options import RunOptionsScreen
+
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         board = await board_ready(pilot)
-        await pilot.press("enter")
+        await pilot.press("enter")  # the ready stage 4: its run's options
+        await settle(pilot, lambda: isinstance(app.screen, RunOptionsScreen) and app.screen.stage == 4)
+        await pilot.press("escape")
+        await settle(pilot, lambda: app.screen is board)
         board.query_one("#stages").select_stage(5)
-        await pilot.press("enter")
-        await pilot.press("a")
-        await pilot.press("h")
+        await pilot.press("enter")  # blocked: says why, stays
         await settle(pilot)
-        messages = [n.message for n in app._notifications]
-        assert any("okstra prepare demo/checkout --type implementation --stage 4" in m for m in messages)
-        assert "Stage 5 waits for stage(s) 3." in messages
-        assert board.query_one("#stages").selected_stage == 4  # `a` went back to the auto stage
-        assert any("handoff" in m.lower() for m in messages)
+        assert isinstance(app.screen, BoardScreen)
+        assert "Stage 5 waits for stage(s) 3." in [n.message for n in app._notifications]
+        await pilot.press("a")  # back to the auto stage, and on to its options
+        await settle(pilot, lambda: isinstance(app.screen, RunOptionsScreen) and app.screen.stage == 4)
+        assert board.query_one("#stages").selected_stage == 4
+        await pilot.press("escape")
+        await settle(pilot, lambda: app.screen is board)
+        board.query_one("#stages").select_stage(5)
+        await pilot.press("h")  # the highlighted stage's group
+        await settle(pilot, lambda: isinstance(app.screen, HandoffScreen) and app.screen.busy is None)
+        assert app.screen.group == "C" and app.screen.plan.stage_numbers == [5, 6]
 
 
 async def test_unreadable_plan_shows_on_the_board_and_recovers(make_app, demo) -> None:

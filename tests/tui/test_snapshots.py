@@ -27,6 +27,56 @@ def fixed_home(request, monkeypatch):
     shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.fixture
+def demo(fixed_home: Path, monkeypatch: pytest.MonkeyPatch):
+    """The demo in a fixed place with fixed run ids and trash stamps: the run screens show
+    project paths, run ids (in the prompt) and where a team would move."""
+    import shutil
+    from datetime import datetime
+
+    import okstra_engine.plans
+    import okstra_engine.prepare
+    import okstra_engine.quarantine
+    from okstra_engine.config import settings
+    from okstra_engine.demo import build_demo
+    from tests.tui.conftest import NOW
+
+    def run_id(phase: str, stage: int | None = None, *, now: datetime | None = None) -> str:
+        return f"{NOW:%Y%m%dT%H%M%SZ}-{phase}" + (f"-s{stage}" if stage is not None else "") + "-5a0b1c"
+
+    monkeypatch.setattr(okstra_engine.plans, "new_run_id", run_id)
+    monkeypatch.setattr(okstra_engine.prepare, "new_run_id", run_id)
+    monkeypatch.setattr(okstra_engine.quarantine, "_new_stamp_name", lambda: f"{NOW:%Y%m%dT%H%M%SZ}")
+    monkeypatch.setattr(okstra_engine.quarantine, "utc_now", lambda: NOW)  # the stamp a move takes
+    where = fixed_home.with_name(fixed_home.name + ".demo")
+    shutil.rmtree(where, ignore_errors=True)
+    info = build_demo(where, now=NOW)
+    for key, value in info.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("OKSTRA_LANG", "en")
+    monkeypatch.chdir(where)
+    settings.cache_clear()
+    yield info
+    shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.fixture
+def fixed_git_dates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commits okstra and the simulated lead make get fixed dates and identities, so their
+    SHAs (shown by the handoff) are the same from run to run."""
+    import okstra_engine.git
+    from tests.tui.conftest import NOW
+
+    plain = okstra_engine.git.git_env
+    stamp = f"@{int(NOW.timestamp())} +0000"
+
+    def env() -> dict[str, str]:
+        return {**plain(), "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp,
+                "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+
+    monkeypatch.setattr(okstra_engine.git, "git_env", env)
+
+
 def test_task_list(snap_compare, make_app) -> None:
     from okstra_tui.screens.tasks import TasksScreen
 
@@ -118,3 +168,84 @@ def test_error_dialog(snap_compare, make_app, tmp_path: Path) -> None:
 
 def test_board_in_korean(snap_compare, make_app) -> None:
     assert snap_compare(make_app(lang="ko"), terminal_size=SIZE, run_before=board_ready)
+
+
+# ------------------------------------------------------------------ the run wizard
+
+
+async def _options(pilot) -> None:
+    from okstra_tui.screens.run_options import RunOptionsScreen
+
+    await board_ready(pilot)
+    await pilot.press("enter")  # stage 4, the auto stage
+    await settle(pilot, lambda: isinstance(pilot.app.screen, RunOptionsScreen) and pilot.app.screen.context is not None)
+
+
+def test_run_options(snap_compare, make_app) -> None:
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=_options)
+
+
+def test_quarantine_dialog(snap_compare, make_app) -> None:
+    from okstra_tui.screens.quarantine import QuarantineDialog
+
+    async def ready(pilot) -> None:
+        await _options(pilot)
+        await pilot.press("ctrl+n")
+        await settle(pilot, lambda: isinstance(pilot.app.screen, QuarantineDialog))
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=ready)
+
+
+def test_preview(snap_compare, make_app) -> None:
+    """After the quarantine: the team line says where the leftover went."""
+    from okstra_tui.screens.preview import PreviewScreen
+    from okstra_tui.screens.quarantine import QuarantineDialog
+
+    async def ready(pilot) -> None:
+        await _options(pilot)
+        await pilot.press("ctrl+n")
+        await settle(pilot, lambda: isinstance(pilot.app.screen, QuarantineDialog))
+        await pilot.press("y")
+        await settle(pilot, lambda: isinstance(pilot.app.screen, PreviewScreen) and pilot.app.screen.decision == "moved")
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=ready)
+
+
+# ------------------------------------------------------------------ the handoff
+
+
+def _finish_group_b(demo) -> None:
+    """Stages 3 and 4 done by the simulated lead (before the app starts: no notifications)."""
+    from okstra_engine.projects import load_project
+    from okstra_engine.slugs import TaskRef
+    from okstra_engine.tasks import load_task
+    from okstra_tui.driving import finish_stages
+
+    finish_stages(load_task(load_project(Path(demo.project_root)), TaskRef.parse(demo.task)), [3, 4], release=(3,))
+
+
+async def _handoff_plan(pilot) -> None:
+    from okstra_tui.screens.handoff import HandoffScreen
+
+    board = await board_ready(pilot)
+    board.query_one("#stages").select_stage(3)
+    await pilot.press("h")
+    await settle(pilot, lambda: isinstance(pilot.app.screen, HandoffScreen) and pilot.app.screen.plan is not None)
+
+
+@pytest.mark.usefixtures("fixed_git_dates")
+def test_handoff_plan(snap_compare, make_app, demo) -> None:
+    _finish_group_b(demo)
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=_handoff_plan)
+
+
+@pytest.mark.usefixtures("fixed_git_dates")
+def test_handoff_result(snap_compare, make_app, demo) -> None:
+    _finish_group_b(demo)
+
+    async def ready(pilot) -> None:
+        await _handoff_plan(pilot)
+        await pilot.press("y")
+        await settle(pilot, lambda: pilot.app.screen.result is not None)
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=ready)

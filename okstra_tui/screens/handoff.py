@@ -1,0 +1,412 @@
+"""`h` on the board: the handoff of the highlighted stage's group (SPEC §4.5, §7.1).
+
+A worker reads the merge plan (`handoff.handoff_plan`, read-only): each stage of the
+group with its branch, done commit, how that commit stands against the task worktree
+HEAD (`content_merged`) and what the handoff does with it — merge, already merged, or
+refused with the reason. `y` (or the button) runs `handoff.run_handoff(task, group,
+merge=True)` in a worker, the progress on screen, then shows the merged commits, or
+what stopped it: the conflicting files per stage (the handoff is all or nothing, so the
+task worktree is back where it was), the refusals, or the engine's what/how.
+
+`g` moves to the next group of the plan, in handoff order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Button, Footer, LoadingIndicator, Static
+
+from okstra_engine.errors import OkstraError
+
+from ..base import OkstraScreen
+from ..i18n import t, texts
+from ..model import home_relative, short, stages_text
+from ..states import badge
+from ..widgets.breadcrumb import Breadcrumb
+
+if TYPE_CHECKING:
+    from okstra_engine.handoff import HandoffError, HandoffPlan, HandoffResult
+    from okstra_engine.tasks import Task
+
+
+def kind_text(kind: str | None) -> str:
+    if kind is None:
+        return "—"
+    key = "kind." + kind
+    return t(key) if key in texts() else kind
+
+
+def plan_table(plan: HandoffPlan, variables: dict[str, str], *, conflicts: dict[int, list[str]] | None = None) -> Table:
+    """The merge plan, one row per stage of the group."""
+    muted = Style(color=variables.get("okstra-blocked"))
+    table = Table(box=None, padding=(0, 1), expand=True, header_style="bold", show_edge=False)
+    branch = min(max((len(s.branch) for s in plan.stages), default=10), 40)
+    table.add_column(t("handoff.col.stage"), justify="right", no_wrap=True)
+    table.add_column(t("handoff.col.title"), ratio=1, min_width=14)
+    table.add_column(t("handoff.col.branch"), min_width=branch, overflow="fold")
+    table.add_column(t("handoff.col.commit"), no_wrap=True)
+    table.add_column(t("handoff.col.kind"), min_width=len(t("handoff.col.kind")), max_width=30)
+    table.add_column(t("handoff.col.action"), ratio=1, min_width=16)
+    for sp in plan.stages:
+        commit = Text(short(sp.done_commit) or "—", style="" if sp.done_commit else muted)
+        if sp.branch_head and sp.done_commit and sp.branch_head != sp.done_commit:
+            commit.append("\n" + t("handoff.branch_tip", commit=short(sp.branch_head)), style=muted)
+        if sp.kind is not None:
+            kind = Text(kind_text(sp.kind))
+            if sp.match_commit and sp.kind != "ancestor":
+                kind.append(f" · {short(sp.match_commit)}", style=muted)
+            if sp.ambiguous:
+                kind.append("\n" + t("board.reconcile.ambiguous"), style=Style(color=variables.get("okstra-not-merged")))
+        else:
+            kind = badge(sp.state, variables)
+        action = action_text(sp, variables)
+        if conflicts and sp.stage in conflicts:
+            action = Text(t("handoff.action.conflict"), style=Style(color=variables.get("okstra-stale"), bold=True))
+            action.append("\n" + ", ".join(conflicts[sp.stage]), style="bold")
+        table.add_row(Text(str(sp.stage), style="bold"), Text(sp.title), Text(sp.branch, style=muted), commit, kind, action)
+    return table
+
+
+def action_text(sp: Any, variables: dict[str, str]) -> Text:
+    action = sp.action
+    if action == "merge":
+        return Text(t("handoff.action.merge"), style=Style(color=variables.get("okstra-ready"), bold=True))
+    if action == "already-merged":
+        return Text(t("handoff.action.already"), style=Style(color=variables.get("okstra-done")))
+    if action == "refused":  # why: under the table, where the line is long enough
+        return Text(t("handoff.action.refused"), style=Style(color=variables.get("okstra-stale"), bold=True))
+    return Text(t("handoff.action.unclassified"), style=Style(color=variables.get("okstra-blocked")))
+
+
+class HandoffScreen(OkstraScreen):
+    BINDINGS = [
+        Binding("y", "confirm", "bind.hand_off", id="handoff.confirm", tooltip="tip.handoff.confirm"),
+        Binding("g", "next_group", "bind.next_group", id="handoff.next_group", tooltip="tip.handoff.next_group"),
+    ]
+
+    class Planned(Message):
+        def __init__(self, plan: HandoffPlan | None, error: OkstraError | None = None) -> None:
+            super().__init__()
+            self.plan = plan
+            self.error = error
+
+    class Progress(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class Finished(Message):
+        def __init__(self, result: HandoffResult | None, error: OkstraError | None = None) -> None:
+            super().__init__()
+            self.result = result
+            self.error = error
+
+    def __init__(self, task: Task, group: str) -> None:
+        super().__init__()
+        self.run_task = task
+        self.group = group
+        self.plan: HandoffPlan | None = None
+        self.result: HandoffResult | None = None
+        self.failure: OkstraError | None = None
+        self.busy: str | None = "planning"
+        self.progress: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Breadcrumb(*self._crumbs(), id="crumbs")
+        yield Static(id="handoff-head", classes="heading")
+        with VerticalScroll(id="handoff-body"):
+            yield Static(id="handoff-plan")
+            yield Static(id="handoff-notes")
+            yield Static(id="handoff-result")
+        with Horizontal(id="run-status"):
+            yield LoadingIndicator(id="run-progress")
+            yield Static(id="run-status-text")
+            yield Button(t("handoff.confirm", group=self.group), id="confirm", variant="primary", disabled=True)
+            yield Button(t("handoff.back"), id="back")
+        yield Footer()
+
+    def _crumbs(self) -> list[str]:
+        return ["okstra", self.run_task.project.config.name, str(self.run_task.ref), t("handoff.crumb", group=self.group)]
+
+    def on_mount(self) -> None:
+        self.query_one("#handoff-plan").border_title = t("handoff.plan_title")
+        self._start_plan()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "back":
+            return self.busy != "running" and super().check_action(action, parameters)
+        if action == "confirm":
+            return self.busy is None and self.plan is not None and not self.plan.refusals and self.result is None
+        if action == "next_group":
+            return self.busy != "running" and self.plan is not None and len(self.plan.groups) > 1
+        return True
+
+    # ------------------------------------------------------------ the plan
+
+    def _start_plan(self) -> None:
+        self.busy = "planning"
+        self.plan = self.result = self.failure = None
+        self.query_one("#handoff-head", Static).update(Text(t("handoff.heading", group=self.group), style="bold"))
+        self.query_one("#handoff-plan").border_title = t("handoff.plan_title")
+        self.query_one("#handoff-plan").loading = True
+        for name in ("#handoff-notes", "#handoff-result"):
+            self.query_one(name, Static).update("")
+        self.query_one("#confirm", Button).label = t("handoff.confirm", group=self.group)
+        self.query_one("#confirm", Button).disabled = True
+        self.query_one("#confirm", Button).display = True
+        self.query_one("#crumbs", Breadcrumb).show(*self._crumbs())
+        self._status(t("handoff.planning"), working=True)
+        self.refresh_bindings()
+        self._load_plan(self.group)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="handoff-plan")
+    def _load_plan(self, group: str) -> None:
+        from okstra_engine.handoff import handoff_plan
+
+        try:
+            self.post_message(self.Planned(handoff_plan(self.run_task, group)))
+        except OkstraError as exc:
+            self.post_message(self.Planned(None, exc))
+
+    @on(Planned)
+    def _planned(self, message: Planned) -> None:
+        self.busy = None
+        panel = self.query_one("#handoff-plan", Static)
+        panel.loading = False
+        variables = self.app.theme_variables
+        if message.plan is None:
+            assert message.error is not None
+            self.failure = message.error
+            panel.update(self._error_text(message.error, t("handoff.no_plan"), variables))
+            self._status(t("handoff.back_hint"))
+            self.refresh_bindings()
+            return
+        self.plan = plan = message.plan
+        self.query_one("#handoff-head", Static).update(self._head(plan, variables))
+        panel.update(plan_table(plan, variables))
+        self.query_one("#handoff-notes", Static).update(self._notes(plan, variables))
+        confirm = self.query_one("#confirm", Button)
+        confirm.disabled = bool(plan.refusals)
+        if plan.refusals:
+            self._status(t("handoff.refused_hint"))
+        else:
+            confirm.label = t("handoff.confirm_merge" if plan.to_merge else "handoff.confirm_record", group=plan.group)
+            self._status(t("handoff.ready_hint"))
+        self.query_one("#handoff-body").focus()
+        self.refresh_bindings()
+
+    def _head(self, plan: HandoffPlan, variables: dict[str, str]) -> Text:
+        from okstra_engine.tasks import task_branch
+
+        muted = Style(color=variables.get("okstra-blocked"))
+        head = Text(t("handoff.heading_stages", group=plan.group, stages=stages_text(plan.stage_numbers)), style="bold")
+        head.append("\n" + t("handoff.into", branch=task_branch(plan.task), head=short(plan.task_head), path=home_relative(plan.task_worktree)), style=muted)
+        return head
+
+    def _notes(self, plan: HandoffPlan, variables: dict[str, str]) -> Group:
+        muted = Style(color=variables.get("okstra-blocked"))
+        warn = Style(color=variables.get("okstra-not-merged"))
+        bad = Style(color=variables.get("okstra-stale"), bold=True)
+        lines: list[Any] = [Text("")]
+        if plan.refusals:
+            lines.append(Text("✖ " + t("handoff.cannot", group=plan.group), style=bad))
+            for sp in plan.stages:
+                if sp.refusal:
+                    lines.append(Text("  " + sp.refusal, style=Style(color=variables.get("okstra-stale"))))
+            hows = list(dict.fromkeys(s.refusal_how for s in plan.stages if s.refusal and s.refusal_how))
+            for how in hows:
+                lines.append(Text(t("error.how", how=how), style=muted))
+        elif plan.to_merge:
+            lines.append(Text(t("handoff.will_merge", stages=stages_text(plan.to_merge), head=short(plan.task_head))))
+            if plan.already_merged:
+                lines.append(Text(t("handoff.will_count", stages=stages_text(plan.already_merged)), style=muted))
+            for blocker in plan.merge_blockers():
+                lines.append(Text("⚠ " + blocker, style=warn))
+        else:
+            lines.append(Text(t("handoff.all_merged", group=plan.group)))
+        if plan.group in plan.handed_off:
+            lines.append(Text(t("handoff.again", group=plan.group), style=warn))
+        for warning in plan.warnings:
+            lines.append(Text("⚠ " + warning, style=muted))
+        return Group(*lines)
+
+    def _error_text(self, error: OkstraError, title: str, variables: dict[str, str]) -> Text:
+        text = Text("✖ " + title, style=Style(color=variables.get("okstra-stale"), bold=True))
+        text.append("\n" + error.what)
+        if error.how:
+            text.append("\n" + t("error.how", how=error.how), style=Style(color=variables.get("okstra-blocked")))
+        return text
+
+    def _status(self, text: str, *, working: bool = False) -> None:
+        self.query_one("#run-progress", LoadingIndicator).display = working
+        self.query_one("#run-status-text", Static).update(Text(text))
+
+    # ------------------------------------------------------------ actions
+
+    def action_next_group(self) -> None:
+        if self.plan is None:
+            return
+        names = list(self.plan.groups)
+        self.group = names[(names.index(self.group) + 1) % len(names)] if self.group in names else names[0]
+        self._start_plan()
+
+    @on(Button.Pressed, "#confirm")
+    def _confirm_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_confirm()
+
+    @on(Button.Pressed, "#back")
+    def _back_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if self.check_action("back", ()):
+            self.action_back()
+
+    def action_confirm(self) -> None:
+        if not self.check_action("confirm", ()):
+            return
+        assert self.plan is not None
+        self.busy = "running"
+        self.progress = []
+        self.query_one("#confirm", Button).disabled = True
+        self._status(t("handoff.running", group=self.plan.group), working=True)
+        self.refresh_bindings()
+        self._run(self.plan.group)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="handoff-run")
+    def _run(self, group: str) -> None:
+        from okstra_engine.handoff import run_handoff
+
+        def say(text: str) -> None:
+            self.post_message(self.Progress(text))
+
+        self.app.call_from_thread(self.okstra.own_changes, None, ongoing=True)  # the board: these are ours
+
+        try:
+            result = run_handoff(self.run_task, group, merge=True, notice=say, warn=say)
+        except OkstraError as exc:
+            self.post_message(self.Finished(None, exc))
+            return
+        self.post_message(self.Finished(result))
+
+    @on(Progress)
+    def _progress(self, message: Progress) -> None:
+        self.progress.append(message.text)
+        self._status(t("handoff.running", group=self.group) + "\n" + message.text, working=True)
+
+    def worker_failed(self, worker: Any, error: BaseException) -> None:
+        if worker.group == "handoff-run":
+            self.okstra.own_changes(None)
+            self.busy = None
+            self._status(t("handoff.ready_hint"))
+            self.query_one("#confirm", Button).disabled = False
+            self.refresh_bindings()
+
+    @on(Finished)
+    def _finished(self, message: Finished) -> None:
+        self.busy = None
+        self.okstra.own_changes(None)
+        variables = self.app.theme_variables
+        if message.result is not None:
+            self.result = message.result
+            self.plan = message.result.plan
+            self.query_one("#handoff-head", Static).update(self._head(self.plan, variables))
+            self.query_one("#handoff-plan", Static).update(plan_table(self.plan, variables))
+            self.query_one("#handoff-plan").border_title = t("handoff.plan_title_done")
+            self.query_one("#handoff-notes", Static).update("")
+            self.query_one("#handoff-result", Static).update(self._result(message.result, variables))
+            self._status(t("handoff.done_hint"))
+            self.query_one("#confirm", Button).display = False
+            self.say(t("handoff.done", group=self.plan.group, head=short(message.result.task_head)))
+        else:
+            assert message.error is not None
+            self.failure = message.error
+            self._show_failure(message.error, variables)
+        self.query_one("#back", Button).focus()
+        self.refresh_bindings()
+
+    def _show_failure(self, error: OkstraError, variables: dict[str, str]) -> None:
+        from okstra_engine.handoff import HandoffError
+
+        muted = Style(color=variables.get("okstra-blocked"))
+        parts: list[Any] = [Text("")]
+        if isinstance(error, HandoffError):
+            self.plan = error.plan
+            self.query_one("#handoff-plan", Static).update(plan_table(error.plan, variables, conflicts=error.conflicts))
+            title = t("handoff.conflicted", group=error.plan.group, head=short(error.plan.task_head)) if error.conflicts else t("handoff.failed", group=error.plan.group)
+            parts.append(Text("✖ " + title, style=Style(color=variables.get("okstra-stale"), bold=True)))
+            if error.conflicts:
+                grid = Table.grid(padding=(0, 2))
+                grid.add_column(style="bold", no_wrap=True)
+                grid.add_column()
+                grid.add_column(style="bold")
+                for n, files in sorted(error.conflicts.items()):
+                    title_of = next((s.title for s in error.plan.stages if s.stage == n), "")
+                    grid.add_row(t("run.stage", stage=n), Text(title_of, style=muted), "\n".join(files))
+                parts += [Text(t("handoff.conflicts")), grid]
+            parts.append(Text(error.what, style=muted))
+        else:
+            parts.append(Text("✖ " + t("handoff.failed", group=self.group), style=Style(color=variables.get("okstra-stale"), bold=True)))
+            parts.append(Text(error.what))
+        if error.how:
+            parts.append(Text(t("error.how", how=error.how), style=muted))
+        self.query_one("#handoff-notes", Static).update("")
+        self.query_one("#handoff-result", Static).update(Group(*parts))
+        self._status(t("handoff.failed_hint"))
+        self.query_one("#confirm", Button).disabled = False
+
+    def _result(self, result: HandoffResult, variables: dict[str, str]) -> Group:
+        muted = Style(color=variables.get("okstra-blocked"))
+        done = Style(color=variables.get("okstra-done"), bold=True)
+        plan = result.plan
+        head = Text("✔ " + t("handoff.result_title", group=plan.group), style=done)
+        if result.task_head != result.head_before:
+            head.append("   " + t("handoff.moved", old=short(result.head_before), new=short(result.task_head)), style="bold")
+        else:
+            head.append("   " + t("handoff.unchanged", head=short(result.task_head)), style=muted)
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column()
+        for sp in plan.stages:
+            n = sp.stage
+            if n in result.merge_commits:
+                how = Text.assemble((t("handoff.merged_at", commit=short(result.merge_commits[n])), Style(color=variables.get("okstra-done"))))
+            elif n in result.already_merged and sp.kind in (None, "ancestor"):
+                how = Text(t("handoff.already_in", commit=short(sp.match_commit or sp.done_commit)), style=muted)
+            elif n in result.already_merged:
+                how = Text(t("handoff.already_at", kind=kind_text(sp.kind), commit=short(sp.match_commit or sp.done_commit)), style=muted)
+            else:
+                how = Text("—", style=muted)
+            grid.add_row(t("run.stage", stage=n), Text(sp.title), how)
+        parts: list[Any] = [Text(""), head, grid]
+        for line in result.notices:
+            parts.append(Text(line, style=muted))
+        after = []
+        if result.next_ready:
+            after.append(t("handoff.next_ready", stages=stages_text(result.next_ready)))
+        if result.next_command:
+            after.append(t("handoff.next", command=result.next_command))
+        if after:
+            parts.append(Text(" · ".join(after)))
+        if result.report is not None:
+            parts.append(Text(t("handoff.report", path=home_relative(Path(result.report))), style=muted))
+        return Group(*parts)
+
+    def help_legend(self) -> list[tuple[Any, Any]]:
+        variables = self.app.theme_variables
+        return [
+            (Text(t("handoff.action.merge"), style=Style(color=variables.get("okstra-ready"), bold=True)), t("legend.handoff.merge")),
+            (Text(t("handoff.action.already"), style=Style(color=variables.get("okstra-done"))), t("legend.handoff.already")),
+            (Text(t("handoff.action.refused"), style=Style(color=variables.get("okstra-stale"), bold=True)), t("legend.handoff.refused")),
+        ]

@@ -1,0 +1,74 @@
+"""The quarantine approval dialog (SPEC §4.7, §7.1): a team an earlier attempt left under
+the agent home blocks the team this run's lead must create. It shows what would move
+where (`quarantine.plan_move(team).describe()`) and returns True only for the explicit
+"Quarantine" (`y` or its button); "Skip", `n` and `escape` return False. Nothing moves
+here: the caller moves the team in a worker when the answer is True.
+
+The safe choice has the focus, so an `enter` typed ahead does not move anything.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Static
+
+from ..base import OkstraModal
+from ..i18n import t
+
+if TYPE_CHECKING:
+    from okstra_engine.tasks import Task
+
+    from ..runs import TeamCheck
+
+
+class QuarantineDialog(OkstraModal[bool]):
+    BINDINGS = [
+        Binding("y", "answer(True)", "bind.quarantine", id="quarantine.yes", tooltip="tip.quarantine.yes"),
+        Binding("n", "answer(False)", "bind.skip", id="quarantine.no", tooltip="tip.quarantine.no"),
+        Binding("escape", "answer(False)", "bind.skip", id="quarantine.escape", tooltip="tip.quarantine.no", show=False),
+    ]
+
+    def __init__(self, check: TeamCheck, task: Task | None = None) -> None:
+        super().__init__()
+        self.check = check
+        self.run_task = task
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog -quarantine"):
+            yield Static(t("quarantine.title"), classes="dialog-title", markup=False)
+            yield Static(t("quarantine.found", team=self.check.team), classes="dialog-line", markup=False)
+            yield Static(t("quarantine.plan"), classes="dialog-what -spaced", markup=False)
+            with VerticalScroll(classes="quarantine-plan"):
+                yield Static(self._plan_text(), id="quarantine-plan", markup=False)
+            yield Static(t("quarantine.effect"), classes="dialog-line", markup=False)
+            yield Static(t("quarantine.skip_effect"), classes="dialog-line -muted", markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(t("quarantine.yes"), id="yes", variant="primary")
+                yield Button(t("quarantine.no"), id="no")
+            yield Static(t("quarantine.keys"), classes="dialog-keys")
+
+    def _plan_text(self) -> Text:
+        """The plan's first line, then each move as its source and, under it, `→` where
+        it goes (long paths read better one per line); other steps as the engine says."""
+        plan = self.check.plan
+        if not self.check.moves or len(plan) != len(self.check.moves) + 1:
+            return Text("\n".join(plan))
+        text = Text(plan[0])
+        for source, destination in self.check.moves:
+            text.append(f"\n  {source}\n    → {destination}")
+        return text
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
