@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import HEADER, interleaved, okstra_cmd, report, time_command  # noqa: E402
 
-GOAL = 3.0
+GOAL = 1.5  # issue 8 (issue 3 asked ≤3x)
 
 
 def _fast_import_stream(files: int) -> bytes:

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import HEADER, interleaved, okstra_cmd, report, time_command  # noqa: E402
 
-GOALS = {5_000: 2.0, 50_000: 1.0}
+GOALS = {5_000: 1.0, 50_000: 0.5}  # issue 8 (issue 5 asked ≤2x and <1x)
 STAGE_COMMITS = 20
 OTHER_FILES = 500
 STAGE_FILES = 5

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import HEADER, interleaved, okstra_cmd, report, time_command  # noqa: E402
 
-GOAL = 6.0
+GOAL = 3.0  # issue 8 (issue 2 asked ≤6x)
 
 
 def build(root: Path) -> tuple[Path, Path]:
