@@ -8,6 +8,7 @@ Exit codes: 0 ok, 2 bad input or a gate said no, 1 an unexpected failure.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -31,12 +32,33 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            if debug:
+                raise
+            return _unexpected(exc)
+        # a full disk, a read-only or forbidden place: the machine's state, not a bug
+        where = f": {exc.filename}" if exc.filename else ""
+        print_error(OkstraError(
+            f"{exc.strerror or exc}{where}",
+            "free some space, or make that place writable for you; okstra leaves no half-written file behind; then rerun",
+        ))
+        return 2
     except Exception as exc:  # the boundary: anything else is our bug
         if debug:
             raise
         print(f"okstra: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
         print("  fix: rerun with --debug (or OKSTRA_DEBUG=1) and report the traceback", file=sys.stderr)
         return 1
+
+
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def _unexpected(exc: BaseException) -> int:
+    print(f"okstra: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    print("  fix: rerun with --debug (or OKSTRA_DEBUG=1) and report the traceback", file=sys.stderr)
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,7 +202,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .config import settings
     from .demo import build_demo, load_demo
 
-    directory = Path(args.dir).expanduser().resolve() if args.dir else Path(tempfile.mkdtemp(prefix="okstra-demo-"))
+    from .locations import user_path
+
+    directory = user_path(args.dir, "--dir").resolve() if args.dir else Path(tempfile.mkdtemp(prefix="okstra-demo-"))
     info = load_demo(directory)
     if info is None:
         info = build_demo(directory)
@@ -232,7 +256,9 @@ def cmd_plan_import(args: argparse.Namespace) -> int:
     from .plans import import_plan
 
     task = _task(args)
-    plan = import_plan(task, Path(args.file).expanduser(), approve=args.approve)
+    from .locations import user_path
+
+    plan = import_plan(task, user_path(args.file, "plan file"), approve=args.approve)
     state = "approved" if plan.approved else f"not approved yet (okstra plan approve {task.ref})"
     print(f"okstra: imported plan into {plan.dir} ({len(plan.stage_map().stages)} stages), {state}")
     return 0
@@ -332,7 +358,9 @@ def cmd_handoff(args: argparse.Namespace) -> int:
 def cmd_launch(args: argparse.Namespace) -> int:
     from .launch import launch
 
-    launch(Path(args.run_dir).expanduser())
+    from .locations import user_path
+
+    launch(user_path(args.run_dir, "run dir"))
     return 0  # not reached: launch execs the agent
 
 

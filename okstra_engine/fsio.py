@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
+
+from . import faults
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -16,6 +19,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        faults.point("fsio.before-replace")
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -31,22 +35,29 @@ def append_line(path: Path, line: str) -> None:
 
     When a crash left the file without a final newline, the write starts with one so
     the new row is not glued onto the torn line (which stays skipped and reported).
+    When the disk takes only part of the line, that part is cut off again (unless another
+    process appended since: then it stays, a torn line readers skip) and OSError says so.
     """
     if "\n" in line:
         raise ValueError("a ledger line must not contain a newline")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        prefix = b"\n" if _ends_without_newline(fd) else b""
-        os.write(fd, prefix + line.encode("utf-8") + b"\n")
+        size = os.fstat(fd).st_size
+        prefix = b"\n" if size > 0 and os.pread(fd, 1, size - 1) != b"\n" else b""
+        data = prefix + line.encode("utf-8") + b"\n"
+        if faults.armed("fsio.append-torn"):  # tests only: die in the middle of the line
+            os.write(fd, data[: len(data) // 2])
+            faults.kill()
+        written = os.write(fd, data)
+        if written != len(data):  # a full disk can take part of a line: never leave it there
+            if os.fstat(fd).st_size == size + written:
+                os.ftruncate(fd, size)
+            raise OSError(errno.ENOSPC, f"No space left on device (only {written} of {len(data)} bytes of a line fitted)", str(path))
         os.fsync(fd)
+        faults.point("fsio.appended")
     finally:
         os.close(fd)
-
-
-def _ends_without_newline(fd: int) -> bool:
-    size = os.fstat(fd).st_size
-    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
 
 
 def _fsync_dir(directory: Path) -> None:

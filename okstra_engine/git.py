@@ -2,7 +2,7 @@
 
 Argument lists only (never a shell string), `--end-of-options` before anything a user
 typed, and an environment stripped of inherited `GIT_*` variables so that a hook or an
-outer git process cannot point us at another repository. We call the `git` binary
+outer git process cannot point us at another repository; no hooks run (`git_env`). We call the `git` binary
 rather than GitPython: a process costs ~2 ms, importing GitPython ~100 ms, and the CLI
 is called by agents in loops.
 """
@@ -27,11 +27,16 @@ def git_env() -> dict[str, str]:
         GIT_TERMINAL_PROMPT="0",
         # user config must not change what we parse: pagers, colour, advice
         GIT_PAGER="cat",
-        GIT_CONFIG_COUNT="2",
+        GIT_CONFIG_COUNT="3",
         GIT_CONFIG_KEY_0="color.ui",
         GIT_CONFIG_VALUE_0="never",
         GIT_CONFIG_KEY_1="advice.detachedHead",
         GIT_CONFIG_VALUE_1="false",
+        # okstra's git work is mechanical (worktrees, pins, merges of finished stages):
+        # a person's hooks (a failing post-checkout, reference-transaction…) must not
+        # break or change it, so none run
+        GIT_CONFIG_KEY_2="core.hooksPath",
+        GIT_CONFIG_VALUE_2=os.devnull,
     )
     return env
 
@@ -57,11 +62,21 @@ def run(
         raise OkstraError(
             "git is not installed or not on PATH", "install git 2.38 or newer"
         ) from exc
+    except ValueError as exc:  # a NUL byte in an argument: a damaged ledger or sidecar value
+        raise _nul_error(args) from exc
     if check and proc.returncode != 0:
         message = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
         first = message[0] if message else f"exit {proc.returncode}"
         raise GitError(f"git {args[0]} failed in {cwd}: {first}", "see git's message above")
     return proc
+
+
+def _nul_error(args: list[str]) -> GitError:
+    shown = " ".join(a.replace("\0", "\\0") for a in args)[:200]
+    return GitError(
+        f"git {args[0]} was asked for something holding a NUL byte ({shown}); no commit or path can",
+        "a value okstra read is damaged: check the ledger, carry sidecars and manifests it came from",
+    )
 
 
 def out(args: list[str], cwd: Path | str) -> str:
@@ -148,6 +163,8 @@ def _pipe_to_patch_id(repo: Path, args: list[str]) -> list[tuple[str, str]]:
             )
         except FileNotFoundError as exc:
             raise OkstraError("git is not installed or not on PATH", "install git 2.38 or newer") from exc
+        except ValueError as exc:
+            raise _nul_error(args) from exc
         try:
             hasher = subprocess.Popen(
                 ["git", "patch-id", "--stable"], cwd=repo, env=env,
@@ -215,12 +232,51 @@ def zero_context_diff(repo: Path, a: str, b: str, paths: list[str]) -> str:
 
 
 def update_ref(repo: Path, ref: str, sha: str) -> None:
-    run(["update-ref", ref, sha], repo)
+    """Point `ref` at `sha`. A lock a killed git left on `ref` is waited out
+    (`clear_stale_ref_lock`), then the update is tried once more."""
+    try:
+        run(["update-ref", ref, sha], repo)
+    except GitError as exc:
+        if "cannot lock ref" not in exc.what or not clear_stale_ref_lock(repo, ref):
+            raise
+        run(["update-ref", ref, sha], repo)
+
+
+STALE_LOCK_S = 1.0
+"""git holds a ref's `.lock` file for the milliseconds of one update; one that stays
+this long was left by a git process that died (SIGKILL, power loss)."""
+
+
+def clear_stale_ref_lock(repo: Path, ref: str, *, wait: float = STALE_LOCK_S) -> bool:
+    """Remove `REF.lock` in the common git dir if it is still there after `wait` seconds
+    (at once if it is older than that). True when a stale lock was removed."""
+    import time
+
+    dirs = git_dirs(repo)
+    if dirs is None:
+        return False
+    lock = dirs[1] / f"{ref}.lock"
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        if age >= wait or time.monotonic() >= deadline:
+            try:
+                os.unlink(lock)
+            except FileNotFoundError:
+                return False
+            return True
+        time.sleep(0.05)
 
 
 def _raw(args: list[str], repo: Path) -> str:
     """Like `out`, but file names and contents need not be UTF-8."""
-    proc = subprocess.run(["git", *args], cwd=repo, env=git_env(), capture_output=True, stdin=subprocess.DEVNULL)
+    try:
+        proc = subprocess.run(["git", *args], cwd=repo, env=git_env(), capture_output=True, stdin=subprocess.DEVNULL)
+    except ValueError as exc:
+        raise _nul_error(args) from exc
     if proc.returncode != 0:
         first = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         raise GitError(f"git failed in {repo}: {first[0] if first else 'exit ' + str(proc.returncode)}", "see git's message above")
@@ -444,6 +500,31 @@ def unmerged_paths(worktree: Path) -> list[str]:
 def merge_abort(worktree: Path) -> bool:
     """`git merge --abort` (keeps local changes the merge did not touch); True if it worked."""
     return run(["merge", "--abort"], worktree, check=False).returncode == 0
+
+
+def blob(repo: Path, commit: str, path: str) -> bytes | None:
+    """The bytes of `path` in `commit` (a link's target for a symlink), None when absent."""
+    if "\0" in commit or "\0" in path:
+        return None
+    proc = subprocess.run(
+        ["git", "cat-file", "blob", "--end-of-options", f"{commit}:{path}"], cwd=repo, env=git_env(),
+        capture_output=True, stdin=subprocess.DEVNULL,
+    )
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def restore_path(worktree: Path, path: str) -> bool:
+    """Put `path` back as HEAD has it, in the index and the work tree (gone if HEAD lacks it)."""
+    if blob(worktree, "HEAD", path) is not None:
+        return run(["--literal-pathspecs", "checkout", "--quiet", "HEAD", "--", path], worktree, check=False).returncode == 0
+    run(["--literal-pathspecs", "rm", "--cached", "--quiet", "--ignore-unmatch", "--", path], worktree, check=False)
+    try:
+        os.unlink(Path(worktree) / path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
 
 
 def reset(worktree: Path, commit: str, mode: str = "keep") -> bool:

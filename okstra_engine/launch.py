@@ -12,10 +12,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import settings
-from .documents import load_doc
+from .documents import Doc, load_doc
 from .errors import OkstraError
 from .locations import config_file
 from .runs import RunManifest
+
+
+class _Worktree(Doc):
+    path: str | None = None
+    branch: str | None = None
+    base_ref: str | None = None
+    status: str = ""
+    note: str | None = None
+
+
+class LaunchManifest(RunManifest):
+    """A prepared run's manifest, with the fields launch (and the simulated lead) use
+    typed: a hand-edited or damaged manifest is refused with the file and field named,
+    never half-used."""
+
+    project_root: str | None = None
+    ledger_path: str | None = None
+    worktree: _Worktree | None = None
 
 
 @dataclass(frozen=True)
@@ -28,7 +46,7 @@ class LaunchPlan:
 
 def read_manifest(run_dir: Path) -> dict:
     try:
-        doc = load_doc(run_dir / "manifest.json", RunManifest, how="prepare the run again")
+        doc = load_doc(run_dir / "manifest.json", LaunchManifest, how="prepare the run again")
     except FileNotFoundError:
         raise OkstraError(f"{run_dir} is not a prepared run (no manifest.json)", "prepare one: okstra prepare GROUP/ID --type TYPE") from None
     return doc.model_dump(by_alias=True)
@@ -80,7 +98,7 @@ def _record_agent_pid(plan: LaunchPlan) -> None:
     """Re-state the reservation with our pid, which exec hands to the agent."""
     stage = plan.manifest.get("stage")
     ledger = plan.manifest.get("ledger_path")
-    if stage is None or not ledger:
+    if stage is None or not ledger or not plan.manifest.get("project_root") or not plan.manifest.get("worktree"):
         return
     from .ledger import append_row
     from .prepare import WorktreeInfo, reserved_row

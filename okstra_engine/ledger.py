@@ -73,9 +73,10 @@ def format_ts(moment: datetime) -> str:
 def parse_ts(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        # in UTC: an offset at the very edge of the calendar cannot overflow later
+        return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    except (ValueError, OverflowError):
         return datetime.min.replace(tzinfo=timezone.utc)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def new_row(stage: int, status: Status, **fields: object) -> LedgerRow:

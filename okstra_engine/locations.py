@@ -6,11 +6,24 @@ import os
 from pathlib import Path
 
 
+def user_path(text: str, what: str = "path") -> Path:
+    """`Path(text).expanduser()`; a `~someone` that names no user is a clear error, not
+    Python's RuntimeError."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        from .errors import OkstraError
+
+        raise OkstraError(
+            f"{what} {text!r}: cannot expand '~' (no such user, or no home directory)", "write the path out in full"
+        ) from None
+
+
 def okstra_home() -> Path:
     """`$OKSTRA_HOME`, else the platform's user data dir for okstra."""
     env = os.environ.get("OKSTRA_HOME")
     if env:
-        return Path(env).expanduser()
+        return user_path(env, "OKSTRA_HOME")
     import platformdirs
 
     return Path(platformdirs.user_data_dir("okstra"))
@@ -20,7 +33,7 @@ def config_file() -> Path:
     """`$OKSTRA_CONFIG`, else `config.toml` in the platform's user config dir."""
     env = os.environ.get("OKSTRA_CONFIG")
     if env:
-        return Path(env).expanduser()
+        return user_path(env, "OKSTRA_CONFIG")
     import platformdirs
 
     return Path(platformdirs.user_config_dir("okstra")) / "config.toml"
@@ -29,7 +42,7 @@ def config_file() -> Path:
 def agent_home() -> Path:
     """The coding agent's config dir: `$CLAUDE_CONFIG_DIR`, else `~/.claude`."""
     env = os.environ.get("CLAUDE_CONFIG_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".claude"
+    return user_path(env, "CLAUDE_CONFIG_DIR") if env else user_path("~/.claude", "the agent home")
 
 
 def projects_file() -> Path:

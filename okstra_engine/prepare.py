@@ -49,7 +49,7 @@ from pathlib import Path
 from pydantic import ConfigDict, Field
 
 from .documents import Doc
-from . import final_verification, git, registry, worktrees
+from . import faults, final_verification, git, registry, worktrees
 from .carry import missing_done_rows, read_carry
 from .conformance import clear_stale_waivers, parse_waiver_arg, set_waiver
 from .errors import OkstraError
@@ -187,6 +187,8 @@ def prepare(task: Task, options: PrepareOptions, *, notice: Callable[[str], None
         )
     )
     with lock:
+        if not options.render_only:
+            faults.point("prepare.locked")
         return _prepare_locked(task, options, plan, stage_map, requested, say, notices)
 
 
@@ -194,7 +196,7 @@ def _requested_stage(options: PrepareOptions, staged: bool) -> int | None:
     text = str(options.stage or "auto").strip().lower()
     if text == "auto":
         return None
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise OkstraError(f"--stage {options.stage!r} is neither 'auto' nor a stage number", "pass --stage auto or --stage N (N ≥ 1)")
     if not staged:
         raise OkstraError(f"--stage N goes with --type implementation or final-verification, not {options.task_type}", "drop --stage")
@@ -219,6 +221,7 @@ def _prepare_locked(
         base = _task_base(project.root, options.base_ref)
         task_target = worktrees.task_target(task)
         task_wt = worktrees.provision(task_target, base, dry_run=dry)
+        _say_repair("the task worktree", task_wt, say)
         if options.base_ref and task_wt.status == worktrees.REUSED and task_wt.base_ref != base:
             say(f"okstra: --base-ref {options.base_ref} ignored: the task worktree exists already ({task_wt.path})")
     else:
@@ -247,6 +250,7 @@ def _prepare_locked(
             # the selected stage is ready, so never among those in flight
             concurrent = sorted(v.stage for v in views if v.state == "in-flight")
             stage_wt = _stage_worktree(task, plan, layout, task_wt, stage, spec.depends_on, rows, dry, say)
+            _say_repair(f"the stage {stage} worktree", stage_wt, say)
             if stage_wt.made_worktree:
                 made.append((worktrees.stage_target(task, stage), stage_wt))
         if not dry:
@@ -256,6 +260,13 @@ def _prepare_locked(
         for target, provision in reversed(made):
             worktrees.undo(target, provision)
         raise
+
+
+def _say_repair(what: str, provision: Provision, say: Callable[[str], None]) -> None:
+    """Say when provisioning repaired what an interrupted run left (a worktree missing from
+    the registry, a branch without its worktree, a half-made worktree)."""
+    if provision.note and (provision.status == worktrees.RECREATED or "adopted" in provision.note):
+        say(f"okstra: {what}: {provision.note}")
 
 
 def repo_layout(root: Path) -> str:
@@ -304,7 +315,11 @@ def _ledger_rows(task: Task, plan: PlanRun, dry: bool, say: Callable[[str], None
                     say(applied.applied_line())
             except Exception as exc:  # reconcile helps; the gates below still decide
                 say(f"git-reconcile skipped: {exc}")
-        return read_ledger(ledger).rows
+        faults.point("prepare.reconciled")
+        read = read_ledger(ledger)
+        for warning in read.warnings:  # a torn line a crash left: skipped, and said so
+            say(f"okstra: {warning}")
+        return read.rows
     rows = read_ledger(ledger).rows
     return [*rows, *missing_done_rows(rows, read_carry(plan.dir).sidecars)]
 
@@ -584,8 +599,11 @@ def _write_run(
     staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=task.runs_dir))
     try:
         atomic_write_text(staging / "prompt.md", text)
+        faults.point("prepare.run-half-written")
         atomic_write_text(staging / "manifest.json", json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n")
+        faults.point("prepare.run-staged")
         os.rename(staging, run_dir)
+        faults.point("prepare.run-renamed")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

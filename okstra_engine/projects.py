@@ -74,7 +74,9 @@ def config_path(root: Path) -> Path:
 
 def default_root(project: str | None) -> Path:
     """`--project PATH`, else the git toplevel of the cwd, else the cwd."""
-    start = Path(project).expanduser() if project else Path.cwd()
+    from .locations import user_path
+
+    start = user_path(project, "--project") if project else Path.cwd()
     if not start.is_dir():
         raise OkstraError(f"project path {start} is not a directory", "pass --project with an existing directory")
     if project:
@@ -85,12 +87,17 @@ def default_root(project: str | None) -> Path:
 def load_project(root: Path) -> Project:
     path = config_path(root)
     try:
-        return Project(root, load_doc(path, ProjectConfig))
+        config = load_doc(path, ProjectConfig)
     except FileNotFoundError:
         raise OkstraError(
             f"{root} is not an okstra project (no {OKSTRA_DIR}/project.json)",
             f"run: okstra init {root}",
         ) from None
+    try:  # it names folders under okstra home and the task's branches: a path segment
+        check_slug(config.project_id, "project id")
+    except OkstraError as exc:
+        raise OkstraError(f"{path}: field 'projectId': {exc.what}", f"fix or restore {path}") from None
+    return Project(root, config)
 
 
 def init_project(root: Path, *, project_id: str | None = None, qa_commands: list[str] = ()) -> tuple[Project, bool]:

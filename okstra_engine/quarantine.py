@@ -48,6 +48,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
+from . import faults
 from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
 from .fsio import _fsync_dir
@@ -171,6 +172,8 @@ def load_entry(stamp: str) -> TrashEntry:
     if entry.stamp != stamp:
         raise OkstraError(f"{path}: field 'stamp' is {entry.stamp!r}, but the entry is {stamp}", "fix or restore the manifest")
     check_team_name(entry.team)
+    if "\0" in entry.agent_home or not Path(entry.agent_home).is_absolute():
+        raise OkstraError(f"{path}: field 'agent_home' is not an absolute path: {entry.agent_home!r}", "fix or restore the manifest")
     for item in entry.items:
         if item.moved_to != f"{item.kind}/{entry.team}" or item.source != str(Path(entry.agent_home) / item.kind / entry.team):
             raise OkstraError(
@@ -564,6 +567,7 @@ def _finish_move(entry: TrashEntry) -> TrashEntry:
                 _fsync_dir(step.source.parent)
         except OSError as exc:
             raise OkstraError(f"quarantine {entry.stamp} of {entry.team} stopped at {step.source}: {exc}", how) from exc
+        faults.point("quarantine.item-moved")
         by_kind[step.kind].state = "moved"
         _save_entry(entry)
     entry.state = "moved"
@@ -671,6 +675,7 @@ def restore(stamp: str) -> TrashEntry:
                     f"restore of {stamp} stopped at {step.source}: {exc}",
                     f"rerun: okstra quarantine restore {stamp}",
                 ) from exc
+            faults.point("quarantine.item-restored")
             by_kind[step.kind].state = "restored"
             _save_entry(entry)
         for kind in KINDS:  # the entry keeps only its manifest, marked restored
@@ -693,6 +698,12 @@ def _rename(src: Path, dst: Path) -> None:
 
 def _remove_tree(path: Path) -> None:
     """Remove a directory tree whose complete copy is safe elsewhere. (Tests patch this.)"""
+    if faults.armed("quarantine.mid-remove"):  # tests only: die with the tree half removed
+        for found in _walk(path):
+            if found.is_file() and not found.is_symlink():
+                found.unlink()
+                break
+        faults.kill()
     shutil.rmtree(path)
 
 
@@ -717,14 +728,17 @@ def _move_tree(src: Path, dst: Path) -> str:
         shutil.rmtree(staging)  # our own half-made copy from a crash: the source is whole
     try:
         shutil.copytree(src, staging, symlinks=True)
+        faults.point("quarantine.copied")
         _fsync_tree(staging)
         if not _same_tree(src, staging):
             raise OSError(errno.EIO, "the copy differs from the original", str(staging))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    faults.point("quarantine.staged")
     os.replace(staging, dst)  # same file system: the final name appears complete
     _fsync_dir(dst.parent)
+    faults.point("quarantine.copy-in-place")
     _remove_tree(src)
     _fsync_dir(src.parent)
     return "copy"

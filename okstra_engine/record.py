@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import faults
 from .errors import OkstraError
 from .git import resolve_commit
 from .ledger import IN_FLIGHT, LEDGER_NAME, LedgerRow, Status, append_row, last_run_id, latest_by_stage, new_row, read_ledger
@@ -44,6 +45,7 @@ def record(
     if status == "released":
         fields["reason"] = "manual"
     row = new_row(stage, status, **fields)
+    faults.point("record.before-append")
     append_row(ledger, row)
     return row
 

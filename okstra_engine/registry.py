@@ -4,7 +4,8 @@ One SQLite file in okstra home (`registry.sqlite3`), from the standard library. 
 okstra processes use it at once (parallel `prepare` of several tasks, `status` in
 agent loops, the TUI), so:
 
-- WAL journal: readers never block the writer and the writer never blocks readers;
+- WAL journal: readers never block the writer and the writer never blocks readers
+  (on a full or read-only disk, where WAL cannot share, readers read the file as it is);
 - a busy timeout instead of "database is locked" errors;
 - short transactions (`BEGIN IMMEDIATE` … `COMMIT` around one statement or two);
 - a connection per call, closed at once: nothing holds the file between calls.
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import faults
 from .errors import OkstraError
 from .locations import okstra_home
 
@@ -124,10 +126,30 @@ def _reader() -> Iterator[sqlite3.Connection | None]:
         yield None
         return
     try:
-        with closing(_open(path)) as conn:
+        with closing(_open_for_reading(path)) as conn:
             yield conn
     except sqlite3.DatabaseError as exc:
         raise _registry_error(path, exc) from exc
+
+
+_CANNOT_SHARE = ("disk I/O error", "unable to open database file", "readonly database")
+
+
+def _open_for_reading(path: Path) -> sqlite3.Connection:
+    """A reader's connection. In WAL mode even a read needs the `-shm` file beside the
+    database, which a full or read-only disk cannot give; then, when no `-wal` file holds
+    unfinished writes (so the database file is whole), the file is read as it is
+    (`immutable`): `status` and the TUI keep working on a full or read-only disk."""
+    conn = _open(path)
+    try:
+        conn.execute("PRAGMA user_version").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        wal = path.with_name(path.name + "-wal")
+        if not any(text in str(exc) for text in _CANNOT_SHARE) or (wal.exists() and wal.stat().st_size > 0):
+            raise
+    return sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True, isolation_level=None)
 
 
 def _create_schema(conn: sqlite3.Connection) -> None:
@@ -153,8 +175,14 @@ def _registry_error(path: Path, exc: sqlite3.DatabaseError) -> OkstraError:
             f"the worktree registry {path} stayed locked for {BUSY_TIMEOUT_S:g} s",
             "another okstra process is writing it: retry in a moment",
         )
+    text = str(exc)
+    if "disk is full" in text or "readonly" in text or "read-only" in text or "unable to open" in text:
+        return OkstraError(
+            f"the worktree registry {path} cannot be written: {text}",
+            f"free some space on the file system holding {path.parent}, or make it writable, then rerun",
+        )
     return OkstraError(
-        f"the worktree registry {path} cannot be used: {exc}",
+        f"the worktree registry {path} cannot be used: {text}",
         f"if the file is damaged, move it aside (okstra rebuilds an empty one): mv {path} {path}.bad",
     )
 
@@ -184,6 +212,7 @@ def register_worktree(row: WorktreeRow) -> WorktreeRow:
                     stored.created,
                 ),
             )
+            faults.point("registry.before-commit")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

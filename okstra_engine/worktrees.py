@@ -31,7 +31,7 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import git, registry
+from . import faults, git, registry
 from .errors import OkstraError
 from .registry import TaskSlot, WorktreeRow
 from .tasks import Task, stage_branch, stage_worktree_path, task_branch, task_worktree_path
@@ -41,6 +41,8 @@ REUSED = "reused"
 RECREATED = "recreated"
 SKIPPED_NON_GIT = "skipped-non-git"
 SKIPPED_NESTED = "skipped-nested-worktree"
+HALF_MADE = "initializing"
+"""The lock reason git gives a worktree while `git worktree add` is making it."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,18 @@ def provision(target: Target, base: str, *, dry_run: bool = False, base_must_be_
     listing = git.worktree_list(repo)
     mine = next((e for e in listing if "worktree" in e and _real(e["worktree"]) == path), None)
     prune = False
+    repaired = ""
+
+    if mine is not None and mine.get("locked") == HALF_MADE:
+        # git marks a worktree `locked initializing` while `git worktree add` makes it and
+        # unlocks it at the end: this one's maker died half-way (we hold the task mutex, so
+        # it is not still running). It holds no work; take it away and make it again.
+        repaired = f"a half-made worktree left at {path} by an interrupted git worktree add was removed"
+        if dry_run:
+            return Provision(path, target.branch, base, RECREATED, "render only: " + repaired.replace("was removed", "would be removed"))
+        _remove_half_made(repo, path)
+        listing = git.worktree_list(repo)
+        mine = None
 
     if mine is not None:
         gone = "prunable" in mine or not (path / ".git").exists()
@@ -147,8 +161,8 @@ def provision(target: Target, base: str, *, dry_run: bool = False, base_must_be_
             f"if that branch holds nothing you need, delete it and rerun: git -C {repo} branch -D {target.branch}; "
             f"otherwise merge {base[:12]} into it first",
         )
-    status = RECREATED if (existing or registered or mine) else CREATED
-    notes = []
+    status = RECREATED if (existing or registered or mine or repaired) else CREATED
+    notes = [repaired] if repaired else []
     if existing:
         notes.append(f"branch {target.branch} existed at {existing[:8]}: checked out again with its commits")
     base_ref = registered.base_ref if (registered and existing) else base
@@ -158,6 +172,11 @@ def provision(target: Target, base: str, *, dry_run: bool = False, base_must_be_
 
     if prune:
         git.worktree_prune(repo)
+    if not existing and git.clear_stale_ref_lock(repo, ref):
+        # a git killed while it made this branch left its ref lock (we hold the task
+        # mutex and the branch does not exist: no one else is writing it)
+        notes.append(f"a stale git lock on {target.branch} left by an interrupted run was removed")
+        status = RECREATED
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         git.worktree_add(repo, path, target.branch, base=None if existing else base)
@@ -169,10 +188,12 @@ def provision(target: Target, base: str, *, dry_run: bool = False, base_must_be_
         ) from exc
     made = Provision(path, target.branch, base_ref, status, "; ".join(notes), made_worktree=True, new_branch_at=None if existing else base)
     try:
+        faults.point("worktree.added")
         _register(target, base_ref)
     except BaseException:
         undo(target, made)
         raise
+    faults.point("worktree.registered")
     return replace(made, registered=True)
 
 
@@ -212,6 +233,15 @@ def _register(target: Target, base_ref: str) -> None:
     )
 
 
+def _remove_half_made(repo: Path, path: Path) -> None:
+    """Take away a worktree whose `git worktree add` died half-way (see `provision`)."""
+    if git.worktree_remove(repo, path):
+        return
+    git.run(["worktree", "unlock", "--", str(path)], repo, check=False)
+    shutil.rmtree(path, ignore_errors=True)
+    git.worktree_prune(repo)
+
+
 def _is_empty_dir(path: Path) -> bool:
     try:
         return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
@@ -241,10 +271,12 @@ def undo(target: Target, made: Provision) -> None:
             registry.forget_worktree(target.slot, target.stage)
         except OkstraError:
             pass
+    faults.point("worktree.undo-forgotten")
     if made.made_worktree:
         if not git.worktree_remove(target.repo, target.path):
             shutil.rmtree(target.path, ignore_errors=True)
             git.run(["worktree", "prune"], target.repo, check=False)
+    faults.point("worktree.undo-removed")
     if made.new_branch_at:
         git.delete_branch(target.repo, target.branch, made.new_branch_at)
 

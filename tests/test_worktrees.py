@@ -182,15 +182,18 @@ def test_existing_branch_without_the_base_is_refused(task) -> None:
 
 def test_failing_git_worktree_add_leaves_no_branch_worktree_or_row(task) -> None:
     repo = task.project.root
-    hook = repo / ".git" / "hooks" / "post-checkout"
-    hook.write_text("#!/bin/sh\necho 'hook says no' >&2\nexit 1\n")
-    hook.chmod(0o755)
+    # a checkout that fails half-way (a required smudge filter that fails, as when git-lfs
+    # is missing); okstra's git runs no hooks, so a failing hook would not do
+    commit(repo, {".gitattributes": "*.bin filter=broken\n", "data.bin": "x\n"}, "a filtered file")
+    git(repo, "config", "filter.broken.smudge", "false")
+    git(repo, "config", "filter.broken.required", "true")
     target = stage_target(task, 1)
     with pytest.raises(OkstraError) as info:
         provision(target, git(repo, "rev-parse", "HEAD"))
     assert "could not make the stage 1 worktree" in info.value.what and "nothing was left behind" in info.value.how
     _nothing_made(repo, target)
-    hook.unlink()
+    git(repo, "config", "--unset", "filter.broken.required")
+    git(repo, "config", "filter.broken.smudge", "cat")
     assert provision(target, git(repo, "rev-parse", "HEAD")).status == "created"
 
 

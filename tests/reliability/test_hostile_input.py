@@ -1,0 +1,558 @@
+"""Hostile input: hypothesis writes garbage into every file okstra reads, and into its
+command line, and okstra must answer with a clear error or a correct result — never a
+traceback, never exit 1 (that is for okstra's own bugs) — and write nothing when it
+refuses.
+
+The world (one per test, reused by its examples): task auth/login of PLAN_4 with stage 1
+done and handed off (ledger rows with fingerprints, carry sidecar, handoffs.jsonl, the
+report), stage 2 in flight (its run dir), a QA waiver, a leftover team and a quarantined
+one, the registry. Each example damages one file, runs the commands that read it, checks,
+and puts every file of `.okstra` back.
+
+Files: plan.md, stage-map.json, consumers.jsonl, carry sidecars, run manifest (launch),
+project.json, the settings TOML, the QA manifest, handoffs.jsonl, the handoff journal,
+task.json, the project list, a trash manifest, the registry, the demo marker.
+`OKSTRA_FUZZ_EXAMPLES` sets the examples per file (default 25).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.reliability.harness import Outcome, cli
+
+EXAMPLES = int(os.environ.get("OKSTRA_FUZZ_EXAMPLES", "25"))
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=None, derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+TASK = "auth/login"
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+# ---------------------------------------------------------------------------- strategies
+
+NASTY = st.sampled_from([
+    0, -1, 1, 2, 3, 999_999_999, 10**12, 2**63, -(2**63), 10**400, 1.5, -0.0, 1e308, True, False, None,
+    "", " ", "\x00", "a\x00b", "../../etc", "/", "-x", "--output=/tmp/x", "HEAD", "HEAD~1", "main",
+    "0" * 40, "f" * 40, "abcd", "é" * 3, "\u202e", "\n", "a\nb", "okstra-auth-login", "okstra-auth-login-s2",
+    "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2025-13-45T99:99:99Z", "nan", "inf",
+    "reserved", "started", "done", "released", "auth-login", "login-stage-3", [], {}, [1, 2], {"a": 1},
+])
+LEAF = NASTY | st.integers() | st.text(max_size=12) | st.floats(allow_nan=False)
+JSON = st.recursive(LEAF, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=10)
+
+
+def _set_path(doc, path, value):
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    if isinstance(node, dict) or (isinstance(node, list) and isinstance(path[-1], int) and path[-1] < len(node)):
+        node[path[-1]] = value
+
+
+def _paths(doc, prefix=()):
+    yield prefix
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            yield from _paths(value, (*prefix, key))
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            yield from _paths(value, (*prefix, i))
+
+
+@st.composite
+def mutated_json(draw, valid: object) -> bytes:
+    """A valid document with some values replaced, keys dropped or added, then maybe cut
+    short or padded with junk."""
+    doc = json.loads(json.dumps(valid))
+    paths = [p for p in _paths(doc) if p]
+    for _ in range(draw(st.integers(0, 3))):
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        try:
+            _set_path(doc, path, draw(JSON))
+        except (KeyError, IndexError, TypeError):
+            pass
+        paths = [p for p in _paths(doc) if p]
+    if isinstance(doc, dict) and draw(st.booleans()):
+        keys = list(doc)
+        if keys:
+            doc.pop(draw(st.sampled_from(keys)), None)
+    text = json.dumps(doc, ensure_ascii=draw(st.booleans()))
+    how = draw(st.sampled_from(["whole", "whole", "whole", "cut", "junk", "bytes"]))
+    if how == "cut" and text:
+        text = text[: draw(st.integers(0, len(text) - 1))]
+    elif how == "junk":
+        text += draw(st.text(max_size=10))
+    data = text.encode("utf-8", "surrogatepass")
+    if how == "bytes":
+        data = draw(st.binary(max_size=64)) + data
+    return data
+
+
+def documents(valid: object) -> st.SearchStrategy[bytes]:
+    return st.one_of(
+        mutated_json(valid),
+        st.binary(max_size=200),
+        JSON.map(lambda v: json.dumps(v).encode()),
+        st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    )
+
+
+def jsonl(valid_rows: list[dict]) -> st.SearchStrategy[bytes]:
+    """Lines: the valid rows, some mutated, some junk, maybe a torn last line."""
+    line = st.one_of(
+        st.sampled_from([json.dumps(r).encode() for r in valid_rows]) if valid_rows else st.just(b"{}"),
+        mutated_json(valid_rows[0] if valid_rows else {}),
+        st.binary(max_size=40),
+    )
+    return st.lists(line, max_size=8).map(lambda lines: b"\n".join(l.replace(b"\n", b" ") for l in lines)) | st.binary(max_size=100)
+
+
+# ---------------------------------------------------------------------------- the world
+
+
+class World:
+    def __init__(self, task) -> None:
+        from okstra_engine import handoff as ho
+        from okstra_engine.carry import CarrySidecar, write_carry
+        from okstra_engine.conformance import set_waiver
+        from okstra_engine.locations import okstra_home
+        from okstra_engine.plans import plan_run_root
+        from okstra_engine.prepare import PrepareOptions, prepare
+        from okstra_engine.quarantine import move_team
+        from okstra_engine.record import record
+        from okstra_engine.worktrees import stage_target
+        from tests.reliability.harness import make_team
+        from tests.support import commit
+
+        self.task = task
+        self.repo = task.project.root
+        prepare(task, PrepareOptions("implementation"))
+        sha = commit(stage_target(task, 1).path, {"schema.py": "S = 1\n"}, "stage 1")
+        record(task, 1, "done", commit=sha)
+        self.plan = plan_run_root(task).dir
+        write_carry(self.plan, CarrySidecar(stage=1, head_commit=sha, impl_task_key=task.key, summary="schema"))
+        ho.run_handoff(task, "A", merge=True)
+        self.run2 = Path(prepare(task, PrepareOptions("implementation", stage="2")).manifest.run_dir)
+        set_waiver(task.dir, "login-stage-3", "flaky")
+        make_team("okstra-auth-login-s9", 1)
+        make_team("okstra-auth-login-s8", 2)
+        self.stamp = move_team("okstra-auth-login-s8").stamp
+        self.home = okstra_home()
+        self.done = sha
+        self.saved = self._files()
+
+    # -- snapshots: every file okstra keeps, by content; the registry by its rows
+
+    def _files(self) -> dict[str, bytes]:
+        from okstra_engine.locations import agent_home
+
+        found = {}
+        for root in (self.repo / ".okstra", self.home, agent_home()):
+            for dirpath, _, filenames in os.walk(root):
+                for name in filenames:
+                    path = Path(dirpath) / name
+                    rel = str(path)
+                    if "/locks/" in rel or "/worktrees/" in rel or name.startswith("registry.sqlite3") or path.is_symlink():
+                        continue
+                    try:
+                        found[rel] = path.read_bytes()
+                    except OSError:
+                        pass
+        return found
+
+    def snapshot(self) -> tuple:
+        from okstra_engine.registry import registry_path
+
+        rows = []
+        try:
+            with closing(sqlite3.connect(registry_path())) as conn:
+                rows = sorted(map(repr, conn.execute("SELECT * FROM worktrees").fetchall()))
+        except sqlite3.DatabaseError:
+            rows = ["unreadable"]
+        refs = subprocess.run(["git", "for-each-ref"], cwd=self.repo, capture_output=True, text=True).stdout
+        trees = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=self.repo, capture_output=True, text=True).stdout
+        return self._files(), rows, refs, trees
+
+    def put_back(self) -> None:
+        """Every file of `.okstra`, okstra home (but its worktrees: git's) and the agent home as it was."""
+        now = self._files()
+        for rel in now.keys() - self.saved.keys():
+            Path(rel).unlink()
+        for rel, data in self.saved.items():
+            if now.get(rel) != data:
+                Path(rel).parent.mkdir(parents=True, exist_ok=True)
+                Path(rel).write_bytes(data)
+
+    def check(self, outcomes: list[Outcome], before: tuple, *, damaged: Path, read_only: bool) -> None:
+        after = self.snapshot()
+        for o in outcomes:
+            assert o.rc in (0, 2), f"exit {o.rc}: {o.err[-1500:]}"
+            assert "Traceback" not in o.err and "unexpected error" not in o.err, o.err[-1500:]
+            if o.rc == 2:
+                assert o.err.strip(), "a refusal must say why"
+        refused = all(o.rc == 2 for o in outcomes)
+        if read_only or refused:
+            b_files, a_files = dict(before[0]), dict(after[0])
+            b_files.pop(str(damaged), None)
+            a_files.pop(str(damaged), None)
+            changed = sorted(k for k in b_files.keys() | a_files.keys() if b_files.get(k) != a_files.get(k))
+            assert changed == [], f"written although {'read-only' if read_only else 'refused'}: {changed}"
+            assert before[1:] == after[1:], "the registry, refs or worktrees changed"
+
+
+@pytest.fixture
+def world(task) -> World:
+    return World(task)
+
+
+def _damage(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _reads(world: World, *extra: tuple[str, ...]) -> list[Outcome]:
+    p = ["--project", str(world.repo)]
+    runs = [(*p, "status", TASK, "--json"), (*p, "prepare", TASK, "--type", "implementation", "--render-only", "--json"), *extra]
+    return [cli(*args) for args in runs]
+
+
+def _fuzz(world: World, path: Path, data: bytes, *extra, read_only: bool = True) -> None:
+    before = world.snapshot()
+    _damage(path, data)
+    try:
+        outcomes = _reads(world, *extra)
+        world.check(outcomes, before, damaged=path, read_only=read_only)
+    finally:
+        world.put_back()
+
+
+# ---------------------------------------------------------------------------- the task's files
+
+PLAN_VALID = {"stages": [{"stage": 1, "title": "Schema", "depends_on": [], "group": "A"},
+                         {"stage": 2, "title": "Importer", "depends_on": [1], "group": "B"}]}
+
+
+@FUZZ
+@given(data=st.one_of(
+    st.text(max_size=300).map(str.encode),
+    st.lists(st.sampled_from([
+        "---", "approved: true", "## Stage Map", "| Stage | Title | Depends on | Group |", "|---|---|---|---|",
+        "| 1 | Schema | - | A |", "| 2 | Importer | 1 | B |", "| 2 | Dup | 2 | B |", "| 0 | Zero | - | |",
+        "| 99999999999999 | Big | - | |", "| x | Bad | 1,2 | |", "| 3 | Cycle | 4 | |", "| 4 | Cycle | 3 | |",
+        "```", "### Stage Map", "| 5 | \x00 | - | \u202e |", "",
+    ]), max_size=14).map(lambda lines: "\n".join(lines).encode()),
+    st.binary(max_size=100),
+))
+def test_plan_md(world, data) -> None:
+    _fuzz(world, world.plan / "plan.md", data)
+
+
+@FUZZ
+@given(data=documents(PLAN_VALID))
+def test_stage_map_json(world, data) -> None:
+    _fuzz(world, world.plan / "stage-map.json", data)
+
+
+@FUZZ
+@given(data=st.data())
+def test_ledger(world, data) -> None:
+    path = world.plan / "consumers.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    p = ["--project", str(world.repo)]
+    _fuzz(world, path, data.draw(jsonl(rows)), (*p, "reconcile", TASK, "--json"), (*p, "handoff", TASK, "--json"),
+          read_only=False)
+
+
+@FUZZ
+@given(data=st.data())
+def test_carry_sidecars(world, data) -> None:
+    valid = json.loads((world.plan / "carry" / "stage-1.json").read_text())
+    name = data.draw(st.sampled_from(["stage-1.json", "stage-3.json", "stage-99.json"]))
+    p = ["--project", str(world.repo)]
+    _fuzz(world, world.plan / "carry" / name, data.draw(documents(valid)), (*p, "handoff", TASK, "--json"), read_only=False)
+
+
+@FUZZ
+@given(data=st.data())
+def test_project_json(world, data) -> None:
+    path = world.repo / ".okstra" / "project.json"
+    _fuzz(world, path, data.draw(documents(json.loads(path.read_text()))), ("quarantine", "list", "--json"))
+
+
+@FUZZ
+@given(data=st.data())
+def test_task_json(world, data) -> None:
+    path = world.task.dir / "task.json"
+    _fuzz(world, path, data.draw(documents(json.loads(path.read_text()))), ("--project", str(world.repo), "reconcile", TASK))
+
+
+@FUZZ
+@given(data=st.one_of(
+    st.text(max_size=200).map(str.encode),
+    st.lists(st.sampled_from([
+        "stale_ttl_hours = 24", "stale_ttl_hours = 0", "stale_ttl_hours = -1", "stale_ttl_hours = inf",
+        "stale_ttl_hours = nan", 'stale_ttl_hours = "x"', "stale_ttl_hours = 1e308", 'agent_command = ["x"]',
+        "agent_command = []", "agent_command = 3", "[table]", "x = ", "=", "\x00", "stale_ttl_hours = 24\nstale_ttl_hours = 1",
+    ]), max_size=5).map(lambda lines: "\n".join(lines).encode()),
+    st.binary(max_size=60),
+))
+def test_settings_toml(world, data) -> None:
+    from okstra_engine.config import settings as okstra_settings
+    from okstra_engine.locations import config_file
+
+    okstra_settings.cache_clear()
+    try:
+        _fuzz(world, config_file(), data, ("quarantine", "list", "--json"))
+    finally:
+        config_file().unlink(missing_ok=True)
+        okstra_settings.cache_clear()
+
+
+@FUZZ
+@given(data=st.data())
+def test_qa_manifest(world, data) -> None:
+    """Read by a real prepare (it clears stale waivers and sets new ones), so a refusal must
+    leave no worktree, branch, registry row, run or reservation behind."""
+    from okstra_engine.conformance import manifest_path
+    from okstra_engine.record import record
+
+    path = manifest_path(world.task.dir)
+    bad = data.draw(documents(json.loads(path.read_text())))
+    before = world.snapshot()
+    _damage(path, bad)
+    p = ["--project", str(world.repo)]
+    try:
+        outcome = cli(*p, "prepare", TASK, "--type", "implementation", "--stage", "3", "--qa-waiver", "login-stage-3=again")
+        world.check([outcome], before, damaged=path, read_only=False)
+    finally:
+        if outcome.rc == 0:
+            record(world.task, 3, "released")
+        world.put_back()
+
+
+@FUZZ
+@given(data=st.data())
+def test_handoffs_jsonl_and_journal(world, data) -> None:
+    from okstra_engine.handoff import JOURNAL_NAME
+
+    rows = [json.loads(line) for line in (world.plan / "handoffs.jsonl").read_text().splitlines()]
+    journal = {"task": TASK, "group": "A", "task_worktree": str(world.repo), "head_before": world.done, "commits": [world.done]}
+    which = data.draw(st.sampled_from(["handoffs", "journal"]))
+    path = world.plan / ("handoffs.jsonl" if which == "handoffs" else JOURNAL_NAME)
+    bad = data.draw(jsonl(rows) if which == "handoffs" else documents(journal))
+    p = ["--project", str(world.repo)]
+    _fuzz(world, path, bad, (*p, "handoff", TASK, "--json"), (*p, "handoff", TASK, "--group", "B", "--merge"), read_only=False)
+
+
+@FUZZ
+@given(data=st.data())
+def test_run_manifest_launch(world, data, monkeypatch) -> None:
+    """`okstra launch` reads a run's manifest; exec and chdir are stubbed so a manifest
+    that gets that far ends the command as if the agent ran."""
+    import okstra_engine.launch as launch
+
+    class Execed(BaseException):
+        pass
+
+    def fake_exec(*_a):
+        raise Execed()
+
+    monkeypatch.setattr(launch.os, "execvp", fake_exec)
+    monkeypatch.setattr(launch.os, "chdir", lambda _p: None)
+    monkeypatch.setattr(launch.shutil, "which", lambda _c: "/bin/true")
+    path = world.run2 / "manifest.json"
+    bad = data.draw(documents(json.loads(path.read_text())))
+    before = world.snapshot()
+    _damage(path, bad)
+    try:
+        try:
+            outcome = cli("launch", str(world.run2))
+        except Execed:
+            outcome = Outcome(0, "", "")
+        world.check([outcome], before, damaged=path, read_only=False)
+    finally:
+        world.put_back()
+
+
+# ---------------------------------------------------------------------------- okstra home
+
+
+@FUZZ
+@given(data=st.data())
+def test_project_list(world, data) -> None:
+    from okstra_engine.locations import projects_file
+
+    path = projects_file()
+    _fuzz(world, path, data.draw(documents(json.loads(path.read_text()))), ("quarantine", "list", "--json"),
+          ("init", str(world.repo)), read_only=False)
+
+
+@FUZZ
+@given(data=st.data())
+def test_trash_manifest(world, data) -> None:
+    from okstra_engine.quarantine import trash_root
+
+    path = trash_root() / world.stamp / "manifest.json"
+    bad = data.draw(documents(json.loads(path.read_text())))
+    _fuzz(world, path, bad, ("quarantine", "list", "--json"), ("quarantine", "restore", world.stamp), read_only=False)
+    # a restore that went through moved the team back: quarantine it again for the next example
+    from okstra_engine.locations import agent_home
+
+    if (agent_home() / "teams" / "okstra-auth-login-s8").exists():
+        from okstra_engine.quarantine import move_team
+
+        world.stamp = move_team("okstra-auth-login-s8").stamp
+        world.saved = world._files()
+
+
+@FUZZ
+@given(data=st.binary(max_size=300) | st.sampled_from([b"", b"SQLite format 3\x00" + b"\x00" * 100]))
+def test_registry_file(world, data) -> None:
+    from okstra_engine.registry import registry_path
+
+    db = registry_path()
+    saved = {p: p.read_bytes() for p in db.parent.glob(db.name + "*")}
+    try:
+        for p in saved:
+            p.unlink()
+        db.write_bytes(data)
+        outcomes = _reads(world)
+        for o in outcomes:
+            assert o.rc in (0, 2) and "Traceback" not in o.err and "unexpected error" not in o.err, o.err[-1500:]
+    finally:
+        for p in db.parent.glob(db.name + "*"):
+            p.unlink()
+        for p, content in saved.items():
+            p.write_bytes(content)
+        world.put_back()
+
+
+@settings(max_examples=max(5, EXAMPLES // 3), deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_demo_marker(tmp_path_factory, data) -> None:
+    """`okstra demo --dir DIR` reopens the demo its marker describes (a real process: it
+    changes its own environment)."""
+    directory = tmp_path_factory.mktemp("demo")
+    valid = {"dir": str(directory), "project_root": str(directory / "shop"), "task": "demo/checkout",
+             "okstra_home": str(directory / "h"), "config_file": str(directory / "c.toml"), "agent_home": str(directory / "a"),
+             "env": {"OKSTRA_HOME": str(directory / "h")}, "built_at": "2025-03-14T09:30:00Z", "commits": {}, "run_ids": {}}
+    (directory / "okstra-demo.json").write_bytes(data.draw(documents(valid)))
+    exe = Path(sys.executable).with_name("okstra")
+    proc = subprocess.run([str(exe), "demo", "--dir", str(directory), "--no-tui"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode in (0, 2), proc.stderr[-1500:]
+    assert "Traceback" not in proc.stderr and "unexpected error" not in proc.stderr, proc.stderr[-1500:]
+
+
+# ---------------------------------------------------------------------------- the command line
+
+WORDS = st.sampled_from([
+    "status", "prepare", "record", "reconcile", "handoff", "init", "task", "new", "plan", "import", "approve",
+    "quarantine", "list", "move", "restore", "launch", TASK, "auth/LOGIN", "a/b/c", "../x", "-", "--", "--json",
+    "--stage", "auto", "0", "-1", "3", "²", "٣", "99999999999999999999", "--status", "started", "done", "released",
+    "--commit", "HEAD", "HEAD~9", "--run", "--type", "implementation", "planning", "final-verification",
+    "release-handoff", "improvement-discovery", "bogus", "--base-ref", "--workers", "claude,codex", "claude,,x",
+    "--qa-waiver", "login-stage-3=x", "=", "k=", "--render-only", "--apply", "--merge", "--group", "A", "B", "Z",
+    "--yes", "okstra-auth-login-s9", "okstra-../x", "20250101T000000Z", "--title", "t", "--category", "Bad Cat",
+    "--id", "ID!", "--qa-command", "true", "--project", "/nonexistent", "~nobody-okstra", "--debug", "--lang", "xx",
+    "é", "\u202e", " ", "",
+])
+
+
+@settings(max_examples=EXAMPLES * 6, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(args=st.lists(WORDS | st.text(max_size=8).filter(lambda t: "\x00" not in t), min_size=1, max_size=7),
+       command=st.sampled_from(["status", "prepare", "record", "reconcile", "handoff", "init", "task", "plan", "quarantine", "launch"]))
+def test_command_line(world, args, command) -> None:
+    """Any words after a command: exit 0 or 2 (argparse's usage errors are 2 too), never a
+    traceback; a refusal writes nothing."""
+    before = world.snapshot()
+    try:
+        outcome = cli("--project", str(world.repo), command, *args)
+        if outcome.rc == 0 and command == "launch":
+            pytest.fail("launch went through on random words")
+        world.check([outcome], before, damaged=Path("/nonexistent"), read_only=False)
+    finally:
+        world.put_back()
+
+
+# ---------------------------------------------------------------------------- found by the fuzzers
+#
+# Each of these once ended in a traceback (exit 1); kept as plain regression cases.
+
+
+def _ledger_with(world: World, *rows: dict) -> None:
+    path = world.plan / "consumers.jsonl"
+    path.write_bytes(path.read_bytes() + b"".join(json.dumps(r).encode() + b"\n" for r in rows))
+
+
+@pytest.mark.parametrize("case", [
+    "unicode-digit-stage", "tilde-user-project", "nul-done-commit", "nul-carry-commit", "edge-of-calendar-since",
+    "nul-project-id", "traversing-project-id", "nul-trash-agent-home", "manifest-worktree-not-an-object",
+])
+def test_hostile_values_found_by_the_fuzzers(world, case, monkeypatch) -> None:
+    p = ["--project", str(world.repo)]
+    want_rc, outcomes = 2, []
+    try:
+        if case == "unicode-digit-stage":
+            outcomes = [cli(*p, "prepare", TASK, "--type", "implementation", "--stage", s) for s in ("²", "٣", "³")]
+        elif case == "tilde-user-project":
+            outcomes = [cli("--project", "~no-such-user-okstra/x", "status", TASK),
+                        cli(*p, "plan", "import", TASK, "~no-such-user-okstra/plan.md"),
+                        cli("launch", "~no-such-user-okstra/run")]
+        elif case == "nul-done-commit":
+            _ledger_with(world, {"ts": "2025-01-01T00:00:00Z", "stage": 3, "status": "done", "head_commit": "ab\x00cd"})
+            outcomes = [cli(*p, "reconcile", TASK), cli(*p, "handoff", TASK, "--group", "B")]
+        elif case == "nul-carry-commit":
+            (world.plan / "carry" / "stage-3.json").write_text(json.dumps({"stage": 3, "head_commit": "ab\x00cdef", "impl_task_key": "auth-login"}))
+            outcomes = [cli(*p, "prepare", TASK, "--type", "implementation"), cli(*p, "handoff", TASK, "--group", "B")]
+        elif case == "edge-of-calendar-since":
+            # the run's first row is dated at the calendar's edge, its latest is fresh
+            _ledger_with(world, {"ts": "0001-01-01T00:00:00+01:00", "stage": 3, "status": "reserved", "run_id": "r"},
+                         {"ts": "2999-01-01T00:00:00Z", "stage": 3, "status": "started", "run_id": "r"})
+            outcomes = [cli(*p, "prepare", TASK, "--type", "implementation", "--stage", "3"), cli(*p, "status", TASK)]
+            assert outcomes[1].rc == 0
+            outcomes = outcomes[:1]
+        elif case in ("nul-project-id", "traversing-project-id"):
+            path = world.repo / ".okstra" / "project.json"
+            doc = json.loads(path.read_text())
+            doc["projectId"] = "a\x00b" if case == "nul-project-id" else "../../elsewhere"
+            path.write_text(json.dumps(doc))
+            outcomes = [cli(*p, "status", TASK), cli(*p, "handoff", TASK), cli(*p, "record", TASK, "--stage", "3", "--status", "started")]
+            assert all("field 'projectId'" in o.err for o in outcomes)
+        elif case == "nul-trash-agent-home":
+            from okstra_engine.quarantine import trash_root
+
+            path = trash_root() / world.stamp / "manifest.json"
+            doc = json.loads(path.read_text())
+            doc["agent_home"] = "/x\x00y"
+            for item in doc["items"]:
+                item["source"] = f"/x\x00y/{item['kind']}/{doc['team']}"
+            path.write_text(json.dumps(doc))
+            outcomes = [cli("quarantine", "restore", world.stamp)]
+        elif case == "manifest-worktree-not-an-object":
+            path = world.run2 / "manifest.json"
+            doc = json.loads(path.read_text())
+            doc["worktree"], doc["project_root"] = "here", 0
+            path.write_text(json.dumps(doc))
+            outcomes = [cli("launch", str(world.run2))]
+            assert "manifest.json" in outcomes[0].err
+        for o in outcomes:
+            assert o.rc == want_rc and "Traceback" not in o.err and "unexpected error" not in o.err, (case, o.err)
+    finally:
+        world.put_back()
