@@ -13,7 +13,7 @@ from pathlib import Path
 
 def okstra_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("okstra")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "okstra_engine.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "okstra_tui.entry"]
 
 
 def time_command(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None) -> float:

@@ -80,7 +80,7 @@ def painted(self, screen):  # the first board frame is on screen
 
 OkstraApp.board_painted = painted
 
-from okstra_engine.cli import main
+from okstra_tui.entry import main
 
 sys.exit(main(["--project", sys.argv[2], "--task", "demo/checkout"]))
 """

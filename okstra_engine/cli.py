@@ -12,16 +12,20 @@ import errno
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import OkstraError, print_error
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, open_ui: Callable[..., int] | None = None) -> int:
+    """`open_ui` opens the terminal UI (given by `okstra_tui.entry`, the console script):
+    the engine itself never imports the UI."""
     # okstra uses no pydantic plugins; looking them up scans every installed package's
     # metadata on the first model (~10 ms on each agent call)
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     args = build_parser().parse_args(argv)
+    args.open_ui = open_ui
     debug = args.debug or os.environ.get("OKSTRA_DEBUG") == "1"
     try:
         return args.handler(args) or 0
@@ -188,11 +192,17 @@ def _print_json(doc: object) -> None:
     print(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
-def cmd_tui(args: argparse.Namespace) -> int:
-    # Textual loads here and only here (and in cmd_demo): the engine commands stay light
-    from okstra_tui.app import run_app
+def _ui(args: argparse.Namespace) -> Callable[..., int]:
+    if args.open_ui is None:
+        raise OkstraError(
+            "this entry point has no terminal UI (it runs the engine's commands only)",
+            "run the `okstra` console script, or python -m okstra_tui.entry",
+        )
+    return args.open_ui
 
-    return run_app(project=args.project, task=args.task, lang=args.lang)
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    return _ui(args)(project=args.project, task=args.task, lang=args.lang)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -220,10 +230,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"  export {key}={value}")
         print(f"okstra demo: open it: okstra demo --dir {info.dir}")
         return 0
-    from okstra_tui.app import run_app
-
+    open_ui = _ui(args)
     # when the TUI leaves to exec an agent (the simulated lead), it prints how to come back
-    code = run_app(project=info.project_root, task=info.task, lang=args.lang, command_env=info.env,
+    code = open_ui(project=info.project_root, task=info.task, lang=args.lang, command_env=info.env,
                    reopen=f"okstra demo --dir {shlex.quote(info.dir)}")
     print(f"okstra demo: kept in {info.dir}; open it again: okstra demo --dir {info.dir}")
     return code

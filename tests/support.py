@@ -51,7 +51,7 @@ def make_repo(path: Path) -> Path:
 def run_cli(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
     """The real console script in a subprocess: what an agent sees."""
     exe = Path(sys.executable).with_name("okstra")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "okstra_engine.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "okstra_tui.entry"]
     proc = subprocess.run([*cmd, *args], cwd=cwd, capture_output=True, text=True, env=os.environ.copy())
     return proc.returncode, proc.stdout, proc.stderr
 

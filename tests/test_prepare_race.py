@@ -28,7 +28,7 @@ N = 8
 
 def _okstra() -> list[str]:
     exe = Path(sys.executable).with_name("okstra")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "okstra_engine.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "okstra_tui.entry"]
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ TASK = "rel/kill"
 
 def okstra_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("okstra")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "okstra_engine.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "okstra_tui.entry"]
 
 
 # ---------------------------------------------------------------------------- environment
