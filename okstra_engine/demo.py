@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from . import git
 from .errors import OkstraError
 
 DEMO_TASK = "demo/checkout"
@@ -329,38 +329,30 @@ def _team(agent_home: Path, name: str, when: datetime, run_id: str) -> None:
 
 
 class _DemoGit:
-    """git for building the demo: fixed identity and dates, no user or system config."""
+    """git for building the demo (through okstra_engine.git): fixed identity and dates, no
+    user or system config, so the demo's commits are the same every time."""
+
+    ENV = {
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "Demo Developer",
+        "GIT_AUTHOR_EMAIL": "dev@shop.example",
+        "GIT_COMMITTER_NAME": "Demo Developer",
+        "GIT_COMMITTER_EMAIL": "dev@shop.example",
+    }
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-        self.env.update(
-            GIT_CONFIG_GLOBAL=os.devnull,
-            GIT_CONFIG_NOSYSTEM="1",
-            GIT_AUTHOR_NAME="Demo Developer",
-            GIT_AUTHOR_EMAIL="dev@shop.example",
-            GIT_COMMITTER_NAME="Demo Developer",
-            GIT_COMMITTER_EMAIL="dev@shop.example",
-            GIT_TERMINAL_PROMPT="0",
-            LC_ALL="C",
-        )
 
     def __call__(self, *args: str, when: datetime | None = None) -> str:
-        env = dict(self.env)
+        env = dict(self.ENV)
         if when is not None:
             stamp = f"@{int(when.timestamp())} +0000"
             env.update(GIT_AUTHOR_DATE=stamp, GIT_COMMITTER_DATE=stamp)
-        proc = subprocess.run(
-            ["git", "-c", "commit.gpgsign=false", "-c", "core.autocrlf=false", *args],
-            cwd=self.root,
-            env=env,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-        )
-        if proc.returncode != 0:
-            message = (proc.stderr.strip() or proc.stdout.strip() or f"exit {proc.returncode}").splitlines()[0]
-            raise OkstraError(f"building the demo: git {args[0]} failed: {message}", "check that git 2.38 or newer is installed")
+        try:
+            proc = git.run(["-c", "commit.gpgsign=false", "-c", "core.autocrlf=false", *args], self.root, env=env)
+        except git.GitError as exc:
+            raise OkstraError(f"building the demo: {exc.what}", "check that git 2.38 or newer is installed") from exc
         return proc.stdout.strip()
 
     def at(self, when: datetime, *args: str) -> str:

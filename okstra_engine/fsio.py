@@ -71,3 +71,28 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def write_dir(final: Path, files: dict[str, str], *, fault_prefix: str | None = None) -> None:
+    """Create the folder `final` holding `files` (name → text) all at once: built aside
+    under a hidden name and renamed into place, so a reader or a crash never sees it half
+    made. `fault_prefix` names the kill points the reliability tests use."""
+    def point(name: str) -> None:
+        if fault_prefix is not None:
+            faults.point(f"{fault_prefix}.{name}")
+
+    import shutil
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        for index, (name, text) in enumerate(files.items()):
+            atomic_write_text(staging / name, text)
+            if index == 0:
+                point("run-half-written")
+        point("run-staged")
+        os.rename(staging, final)
+        point("run-renamed")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -47,12 +47,14 @@ def run(
     *,
     check: bool = True,
     input: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """`env`: variables set on top of `git_env()` (the demo's fixed identity and dates)."""
     try:
         proc = subprocess.run(
             ["git", *args],
             cwd=cwd,
-            env=git_env(),
+            env={**git_env(), **env} if env else git_env(),
             input=input,
             capture_output=True,
             text=True,

@@ -11,16 +11,29 @@ from pathlib import Path
 
 
 @contextmanager
-def file_lock(path: Path) -> Iterator[None]:
+def file_lock(
+    path: Path,
+    *,
+    timeout: float | None = None,
+    on_wait: Callable[[Path], None] | None = None,
+    what: str | None = None,
+) -> Iterator[None]:
     """Hold an exclusive flock on `path` (created if needed) for the block.
 
-    The lock file stays behind on purpose: it is empty, and deleting it while another
-    process waits on it would let two holders in.
+    `on_wait` is called once if another process holds it; after `timeout` seconds of
+    waiting an OkstraError names `what` (None waits as long as it takes). The lock file
+    stays behind on purpose: it is empty, and deleting it while another process waits
+    on it would let two holders in.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait(path)
+            _wait_for_lock(fd, path, timeout, what or path.name)
         yield
     finally:
         os.close(fd)
@@ -49,18 +62,8 @@ def task_mutex(
     waiting an OkstraError says so (None waits as long as it takes).
     """
     path = task_lock_path(project_id, task_group, task_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if on_wait is not None:
-                on_wait(path)
-            _wait_for_lock(fd, path, timeout, f"{task_group}/{task_id}")
+    with file_lock(path, timeout=timeout, on_wait=on_wait, what=f"{task_group}/{task_id}"):
         yield
-    finally:
-        os.close(fd)
 
 
 def _wait_for_lock(fd: int, path: Path, timeout: float | None, what: str) -> None:

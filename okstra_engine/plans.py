@@ -6,17 +6,13 @@ handoff records of implementation live beside it.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .documents import save_doc
 from .errors import OkstraError
-from .fsio import atomic_write_text
+from .fsio import atomic_write_text, write_dir
 from .runs import RunManifest, new_run_id, run_dirs
 from .stage_map import StageMap, load_stage_map, parse_stage_map_json, parse_stage_map_markdown, render_stage_map_table
 from .tasks import Task
@@ -136,25 +132,17 @@ def import_plan(task: Task, source: Path, *, approve: bool = False) -> PlanRun:
 
     run_id = new_run_id("planning", now=now)
     final = task.runs_dir / run_id
-    task.runs_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=task.runs_dir))
-    try:
-        for name, content in files.items():
-            atomic_write_text(staging / name, content)
-        manifest = RunManifest(
-            run_id=run_id,
-            run_dir=str(final),
-            task=str(task.ref),
-            task_key=task.key,
-            task_type="planning",
-            created=stamp,
-            source=str(source.resolve()),
-        )
-        save_doc(staging / "manifest.json", manifest)
-        os.rename(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    manifest = RunManifest(
+        run_id=run_id,
+        run_dir=str(final),
+        task=str(task.ref),
+        task_key=task.key,
+        task_type="planning",
+        created=stamp,
+        source=str(source.resolve()),
+    )
+    files["manifest.json"] = manifest.model_dump_json(indent=2, by_alias=True, exclude_none=True) + "\n"
+    write_dir(final, files)
     return PlanRun(final, approve)
 
 

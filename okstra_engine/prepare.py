@@ -36,10 +36,8 @@ Decisions where the spec is silent:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -53,7 +51,7 @@ from . import faults, final_verification, git, registry, worktrees
 from .carry import missing_done_rows, read_carry
 from .conformance import clear_stale_waivers, parse_waiver_arg, set_waiver
 from .errors import OkstraError
-from .fsio import atomic_write_text
+from .fsio import write_dir
 from .ledger import LEDGER_NAME, LedgerRow, append_row, latest_done_by_stage, new_row, read_ledger
 from .locks import task_mutex
 from .plans import PlanRun, plan_run_root, require_plan_run_root
@@ -595,18 +593,10 @@ def _write_run(
     if options.render_only:
         return prepared
 
-    task.runs_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=task.runs_dir))
-    try:
-        atomic_write_text(staging / "prompt.md", text)
-        faults.point("prepare.run-half-written")
-        atomic_write_text(staging / "manifest.json", json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n")
-        faults.point("prepare.run-staged")
-        os.rename(staging, run_dir)
-        faults.point("prepare.run-renamed")
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    write_dir(run_dir, {
+        "prompt.md": text,
+        "manifest.json": json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n",
+    }, fault_prefix="prepare")
     if stage is not None and ledger is not None:
         try:
             append_row(ledger, reserved_row(task, stage, run_id, stage_wt, pid=options.pid))

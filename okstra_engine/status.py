@@ -6,8 +6,10 @@ warnings) without being written; `prepare` is what backfills them into the ledge
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from .carry import missing_done_rows, read_carry
@@ -79,14 +81,16 @@ class TaskStatus:
         }
 
 
-def task_status(task: Task, *, now: datetime | None = None, ledger: LedgerRead | None = None) -> TaskStatus:
-    """`ledger`: the rows when the caller already has them (the TUI reads incrementally)."""
+def task_status(
+    task: Task, *, now: datetime | None = None, read_rows: Callable[[Path], LedgerRead] = read_ledger
+) -> TaskStatus:
+    """`read_rows` reads the ledger at a path (the TUI passes an incremental reader)."""
     plan = plan_run_root(task)
     if plan is None:
         warning = "no approved plan" if plan_runs(task) else "no plan yet"
         return TaskStatus(task, None, None, [], [warning])
     stage_map = plan.stage_map()
-    ledger = ledger if ledger is not None else read_ledger(plan.dir / LEDGER_NAME)
+    ledger = read_rows(plan.dir / LEDGER_NAME)
     carry = read_carry(plan.dir)
     warnings = [*ledger.warnings, *carry.warnings]
     rows = ledger.rows

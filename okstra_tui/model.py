@@ -226,7 +226,7 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
 
     project = load_project(root)
     task = load_task(project, ref)
-    status = task_status(task, now=now, ledger=_ledger_rows(task))
+    status = task_status(task, now=now, read_rows=_read_ledger)
     lanes = list(status.stage_map.groups().items()) if status.stage_map else []
     hosts: dict[int, str | None] = {}
     last: dict[int, str] = {}
@@ -246,16 +246,11 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
 _followers: dict[Path, Any] = {}
 
 
-def _ledger_rows(task: Task):
-    """The task's ledger, read incrementally: a board open all day re-parses only what
+def _read_ledger(path: Path):
+    """The ledger at `path`, read incrementally: a board open all day re-parses only what
     was appended since its last look (one follower per ledger, kept for the process)."""
-    from okstra_engine.ledger import LEDGER_NAME, LedgerFollower
-    from okstra_engine.plans import plan_run_root
+    from okstra_engine.ledger import LedgerFollower
 
-    plan = plan_run_root(task)
-    if plan is None:
-        return None
-    path = plan.dir / LEDGER_NAME
     follower = _followers.get(path)
     if follower is None:
         follower = _followers[path] = LedgerFollower(path)
