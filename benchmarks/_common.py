@@ -48,3 +48,39 @@ PYDANTIC_PROBE = "from pydantic import BaseModel\nclass Row(BaseModel):\n    sta
 
 def startup_floor() -> float:
     return time_command([sys.executable, "-c", PYDANTIC_PROBE])
+
+
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+                "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
+
+
+def bench_git(repo: Path, *args: str) -> str:
+    """git for building benchmark repositories (a fixed identity, no user config needed)."""
+    return subprocess.run(["git", *args], cwd=repo, env={**os.environ, **GIT_IDENTITY},
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def bench_repo(path: Path) -> str:
+    """A new repository with one empty commit; returns that commit."""
+    path.mkdir(parents=True)
+    bench_git(path, "init", "-q", "-b", "main")
+    bench_git(path, "commit", "-q", "--allow-empty", "-m", "init")
+    return bench_git(path, "rev-parse", "HEAD")
+
+
+def bench_task(repo: Path, ref: str, title: str, depends_on: dict[int, list[int]]):
+    """Register `repo`, create task `ref` and import an approved plan whose Stage Map is
+    `depends_on` (stage → its dependencies). Returns the task's plan run folder."""
+    from okstra_engine.plans import import_plan, plan_run_root
+    from okstra_engine.projects import init_project
+    from okstra_engine.slugs import TaskRef
+    from okstra_engine.tasks import new_task
+
+    project, _ = init_project(repo, qa_commands=["true"])
+    task = new_task(project, TaskRef.parse(ref), title=title)
+    table = ["## Stage Map", "| Stage | Title | Depends on |", "|---|---|---|"]
+    table += [f"| {n} | Stage {n} | {', '.join(map(str, deps)) or '-'} |" for n, deps in depends_on.items()]
+    plan = repo.parent / f"{ref.replace('/', '-')}-plan.md"
+    plan.write_text("\n".join(table) + "\n")
+    import_plan(task, plan, approve=True)
+    return plan_run_root(task).dir

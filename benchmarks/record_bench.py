@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import HEADER, interleaved, okstra_cmd, report, time_command  # noqa: E402
+from _common import HEADER, bench_git, bench_repo, bench_task, interleaved, okstra_cmd, report, time_command  # noqa: E402
 
 GOAL = 2.0
 CAPTURE = r"""
@@ -40,38 +40,26 @@ sys.exit(main(sys.argv[1:]))
 def build(root: Path) -> tuple[Path, list[str]]:
     """A task whose 20 stages each have a 5-commit change on their own branch."""
     from okstra_engine.ledger import LEDGER_NAME, append_row, new_row
-    from okstra_engine.plans import import_plan, plan_run_root
-    from okstra_engine.projects import init_project
-    from okstra_engine.slugs import TaskRef
-    from okstra_engine.tasks import new_task
 
     repo = root / "repo"
-    repo.mkdir()
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
-    git("init", "-q", "-b", "main")
+    bench_repo(repo)
     for i in range(200):
         (repo / f"f{i % 50}.txt").write_text(f"line {i}\n" * 20)
-        git("add", "-A")
-        git("commit", "-q", "-m", f"history {i}")
-    base = git("rev-parse", "HEAD")
-    project, _ = init_project(repo, qa_commands=["true"])
-    task = new_task(project, TaskRef("bench", "record"), title="record bench")
-    plan = root / "plan.md"
-    plan.write_text("## Stage Map\n| Stage | Title | Depends on |\n|---|---|---|\n" + "".join(f"| {n} | S{n} | - |\n" for n in range(1, 21)))
-    import_plan(task, plan, approve=True)
-    ledger = plan_run_root(task).dir / LEDGER_NAME
+        bench_git(repo, "add", "-A")
+        bench_git(repo, "commit", "-q", "-m", f"history {i}")
+    base = bench_git(repo, "rev-parse", "HEAD")
+    plan_dir = bench_task(repo, "bench/record", "record bench", {n: [] for n in range(1, 21)})
+    ledger = plan_dir / LEDGER_NAME
     heads = []
     for n in range(1, 21):
-        git("checkout", "-q", "-b", f"s{n}", base)
+        bench_git(repo, "checkout", "-q", "-b", f"s{n}", base)
         for c in range(5):
             (repo / f"stage{n}_{c}.py").write_text(f"x = {c}\n")
-            git("add", "-A")
-            git("commit", "-q", "-m", f"stage {n} part {c}")
-        heads.append(git("rev-parse", "HEAD"))
+            bench_git(repo, "add", "-A")
+            bench_git(repo, "commit", "-q", "-m", f"stage {n} part {c}")
+        heads.append(bench_git(repo, "rev-parse", "HEAD"))
         append_row(ledger, new_row(n, "reserved", run_id=f"r{n}", base_ref=base))
-    git("checkout", "-q", "main")
+    bench_git(repo, "checkout", "-q", "main")
     return repo, heads
 
 

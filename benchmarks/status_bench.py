@@ -8,40 +8,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import HEADER, interleaved, okstra_cmd, report, time_command  # noqa: E402
+from _common import HEADER, bench_repo, bench_task, interleaved, okstra_cmd, report, time_command  # noqa: E402
 
 GOAL = 3.0  # issue 8 (issue 2 asked ≤6x)
 
 
 def build(root: Path) -> tuple[Path, Path]:
-    from okstra_engine.ledger import LEDGER_NAME, append_row, new_row
-    from okstra_engine.plans import import_plan, plan_run_root
-    from okstra_engine.projects import init_project
-    from okstra_engine.slugs import TaskRef
-    from okstra_engine.tasks import new_task
+    from okstra_engine.ledger import LEDGER_NAME, new_row
 
     repo = root / "repo"
-    repo.mkdir()
-    git = ["git", "-c", "user.name=b", "-c", "user.email=b@b"]
-    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "init"], cwd=repo, check=True)
-    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
-    project, _ = init_project(repo, qa_commands=["true"])
-    task = new_task(project, TaskRef("bench", "status"), title="status bench")
-    rows = ["## Stage Map", "| Stage | Title | Depends on |", "|---|---|---|"]
-    for n in range(1, 101):
-        deps = ", ".join(str(d) for d in (n - 1, n - 2) if d >= 1) or "-"
-        rows.append(f"| {n} | Stage {n} | {deps} |")
-    plan = root / "plan.md"
-    plan.write_text("\n".join(rows) + "\n")
-    import_plan(task, plan, approve=True)
-    ledger = plan_run_root(task).dir / LEDGER_NAME
+    sha = bench_repo(repo)
+    plan_dir = bench_task(repo, "bench/status", "status bench", {n: [d for d in (n - 1, n - 2) if d >= 1] for n in range(1, 101)})
+    ledger = plan_dir / LEDGER_NAME
     lines = []
     for i in range(10_000):
         stage = i % 100 + 1

@@ -37,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from _common import HEADER, report  # noqa: E402
+from _common import HEADER, bench_repo, bench_task, report  # noqa: E402
 
 START_GOAL = 1.2  # issue 8 (issue 7 asked ≤1.5x)
 LATENCY_GOAL_MS = 250.0  # issue 8 (issue 7 asked ≤500 ms)
@@ -146,30 +146,17 @@ KEY_GOAL_MS = 50.0
 def build_big(root: Path) -> Path:
     """A task of 200 stages in chains of two, with a 20,000-row ledger."""
     from okstra_engine.ledger import LEDGER_NAME, new_row
-    from okstra_engine.plans import import_plan, plan_run_root
-    from okstra_engine.projects import init_project
-    from okstra_engine.slugs import TaskRef
-    from okstra_engine.tasks import new_task
 
     repo = root / "big"
-    repo.mkdir(parents=True)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True, env=env)
-    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "init"], cwd=repo, check=True, env=env)
-    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, env=env, capture_output=True, text=True).stdout.strip()
-    project, _ = init_project(repo, qa_commands=["true"])
-    task = new_task(project, TaskRef("big", "board"), title="A board of 200 stages")
-    table = ["## Stage Map", "| Stage | Title | Depends on |", "|---|---|---|"]
-    table += [f"| {n} | Stage {n} | {n - 1 if n % 2 == 0 else '-'} |" for n in range(1, BIG_STAGES + 1)]
-    plan_md = root / "big-plan.md"
-    plan_md.write_text("\n".join(table) + "\n")
-    import_plan(task, plan_md, approve=True)
+    sha = bench_repo(repo)
+    plan_dir = bench_task(repo, "big/board", "A board of 200 stages",
+                          {n: [n - 1] if n % 2 == 0 else [] for n in range(1, BIG_STAGES + 1)})
     lines = []
     for i in range(BIG_ROWS):
         stage = i % BIG_STAGES + 1
         status = ("reserved", "started", "done", "released")[(i // BIG_STAGES) % 4]
         lines.append(new_row(stage, status, run_id=f"run-{i}", head_commit=sha if status == "done" else None).to_line())
-    (plan_run_root(task).dir / LEDGER_NAME).write_text("\n".join(lines) + "\n")
+    (plan_dir / LEDGER_NAME).write_text("\n".join(lines) + "\n")
     return repo
 
 
