@@ -16,9 +16,19 @@ def okstra_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "okstra_tui.entry"]
 
 
+def run_env(env: dict | None = None) -> dict:
+    """The environment timed processes run in: Python as installed for a user, with its
+    bytecode cached (a wheel install compiles it; this machine sets
+    PYTHONDONTWRITEBYTECODE, which would make every run compile okstra's modules)."""
+    env = dict(os.environ if env is None else env)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def time_command(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None) -> float:
+    env = run_env(env)
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=env or os.environ.copy(), check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
@@ -31,10 +41,11 @@ def interleaved(cases: dict[str, Callable[[], float]], runs: int) -> dict[str, f
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def report(what: str, okstra_s: float, floor_s: float, goal: float) -> str:
+def report(what: str, okstra_s: float, floor_s: float, goal: float | None) -> str:
+    """One table row; without a goal, a reference row (ratio shown, nothing judged)."""
     ratio = okstra_s / floor_s
-    verdict = "ok" if ratio <= goal else "OVER"
-    return f"{what:<44} {okstra_s * 1000:8.1f} ms {floor_s * 1000:8.1f} ms {ratio:6.2f}x  goal ≤{goal:g}x  {verdict}"
+    judged = "(reference)" if goal is None else f"goal ≤{goal:g}x  {'ok' if ratio <= goal else 'OVER'}"
+    return f"{what:<44} {okstra_s * 1000:8.1f} ms {floor_s * 1000:8.1f} ms {ratio:6.2f}x  {judged}"
 
 
 HEADER = f"{'case':<44} {'okstra':>11} {'floor':>11} {'ratio':>7}"

@@ -23,13 +23,15 @@ from _common import HEADER, bench_git, bench_repo, bench_task, interleaved, okst
 
 GOAL = 2.0
 CAPTURE = r"""
-import json, os, subprocess, sys
+import json, os, subprocess, sys, threading
 log = open(os.environ["OKSTRA_BENCH_GITLOG"], "a")
+lock = threading.Lock()
 real_init = subprocess.Popen.__init__
 def init(self, args, *a, **kw):
     if isinstance(args, (list, tuple)) and args and args[0] == "git":
-        log.write(json.dumps({"args": list(args), "cwd": str(kw.get("cwd") or os.getcwd()), "stdin": kw.get("stdin") is not None and kw.get("stdin") not in (subprocess.DEVNULL, None)}) + "\n")
-        log.flush()
+        with lock:
+            log.write(json.dumps({"args": list(args), "cwd": str(kw.get("cwd") or os.getcwd()), "thread": threading.get_ident()}) + "\n")
+            log.flush()
     real_init(self, args, *a, **kw)
 subprocess.Popen.__init__ = init
 from okstra_engine.cli import main
@@ -81,14 +83,15 @@ def main() -> int:
         )
         assert probe.returncode == 0, probe.stderr
         calls = [json.loads(line) for line in log.read_text().splitlines()]
-        # the floor: those command lines in one shell, pipes kept as pipes
+        # the floor: those command lines one after another in one shell, pipes kept as
+        # pipes (okstra overlaps the independent ones; a script would not)
         script = []
         for i, call in enumerate(calls):
+            if call["args"][1:] == ["patch-id", "--stable"]:
+                continue  # joined to its producer below
             line = f"cd {shlex.quote(call['cwd'])} && {shlex.join(call['args'])}"
-            if call["args"][1:3] == ["patch-id", "--stable"] or call["args"][-2:] == ["patch-id", "--stable"]:
-                continue  # joined to the producer below
-            nxt = calls[i + 1] if i + 1 < len(calls) else None
-            if nxt and "patch-id" in nxt["args"]:
+            nxt = next((c for c in calls[i + 1:] if c["thread"] == call["thread"]), None)
+            if nxt and nxt["args"][1:] == ["patch-id", "--stable"]:
                 line += " | git patch-id --stable"
             script.append(line + " >/dev/null")
         floor_sh = Path(tmp) / "floor.sh"

@@ -37,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from _common import HEADER, bench_repo, bench_task, report  # noqa: E402
+from _common import HEADER, bench_repo, bench_task, report, run_env  # noqa: E402
 
 START_GOAL = 1.2  # issue 8 (issue 7 asked ≤1.5x)
 LATENCY_GOAL_MS = 250.0  # issue 8 (issue 7 asked ≤500 ms)
@@ -230,7 +230,7 @@ def main() -> int:
         info = build_demo(tmp / "demo", now=datetime.now(timezone.utc))
         os.environ.update(info.env)
         settings.cache_clear()
-        env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(SIZE[0]), "LINES": str(SIZE[1])}
+        env = {**run_env(), "TERM": "xterm-256color", "COLUMNS": str(SIZE[0]), "LINES": str(SIZE[1])}
         env.pop("TEXTUAL", None)
         okstra = [sys.executable, "-c", OKSTRA, info.project_root]
         bare = [sys.executable, "-c", BARE]

@@ -15,7 +15,8 @@ from pydantic import ConfigDict, Field, ValidationError
 from .documents import Doc
 from .errors import describe_validation_error
 from .fsio import atomic_write_text
-from .ledger import LEDGER_NAME, LedgerRow, append_row, last_run_id, new_row, read_ledger
+from .ledger import LEDGER_NAME, LedgerRow, append_row, last_run_id, new_row
+from .ledger_state import read_current
 
 CARRY_DIR = "carry"
 _NAME = re.compile(r"stage-([0-9]+)\.json")
@@ -116,7 +117,7 @@ def backfill_done_from_carry(plan_root: Path, *, complete=None) -> list[LedgerRo
     pin): `reconcile.backfill_done(task)` passes one; prefer calling that.
     """
     ledger = plan_root / LEDGER_NAME
-    rows = missing_done_rows(read_ledger(ledger).rows, read_carry(plan_root).sidecars)
+    rows = missing_done_rows(read_current(ledger).rows, read_carry(plan_root).sidecars)
     if complete is not None:
         rows = [complete(row) for row in rows]
     for row in rows:

@@ -37,7 +37,7 @@ class ConformanceManifest(Doc):
     model_config = ConfigDict(extra="allow")
 
     v: int = 1
-    entries: list[ConformanceEntry] = Field(default_factory=list)
+    entries: list[ConformanceEntry] = []
 
 
 def manifest_path(task_dir: Path) -> Path:

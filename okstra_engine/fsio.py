@@ -10,15 +10,17 @@ from pathlib import Path
 from . import faults
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Replace `path` with `text` so readers see the old or the new file, never a mix."""
+def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
+    """Replace `path` with `text` so readers see the old or the new file, never a mix.
+    `durable=False` skips the fsyncs: for caches, which a crash may lose but not tear."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         faults.point("fsio.before-replace")
         os.replace(tmp, path)
     except BaseException:
@@ -27,7 +29,8 @@ def atomic_write_text(path: Path, text: str) -> None:
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def append_line(path: Path, line: str) -> None:

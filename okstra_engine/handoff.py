@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, ValidationError
 
 from .documents import Doc
 from . import faults, git, registry, worktrees
@@ -121,11 +121,11 @@ class HandoffRow(Doc):
     task: str
     group: str
     stages: list[int]
-    merged: list[int] = Field(default_factory=list)
-    already_merged: list[int] = Field(default_factory=list)
+    merged: list[int] = []
+    already_merged: list[int] = []
     head_before: str
     head_after: str
-    landed: list[LandedStage] = Field(default_factory=list)
+    landed: list[LandedStage] = []
     host: str | None = None
 
     def to_line(self) -> str:

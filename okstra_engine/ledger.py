@@ -128,48 +128,6 @@ def parse_ledger(data: bytes, source: str = LEDGER_NAME, *, first_line: int = 1)
     return result
 
 
-class LedgerFollower:
-    """Reads one ledger again and again, parsing only the bytes appended since the last
-    read — the TUI keeps a board open all day over ledgers of tens of thousands of rows.
-
-    An unfinished last line (a writer mid-write) waits for its newline; a file that was
-    replaced or shrank (never done by okstra) is read again from the start.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._inode: int | None = None
-        self._offset = 0
-        self._lines = 0
-        self._read = LedgerRead()
-
-    def read(self) -> LedgerRead:
-        try:
-            with self.path.open("rb") as handle:
-                stat = os.fstat(handle.fileno())
-                if stat.st_ino != self._inode or stat.st_size < self._offset:
-                    self._inode, self._offset, self._lines, self._read = stat.st_ino, 0, 0, LedgerRead()
-                if stat.st_size == self._offset:
-                    return self._snapshot()
-                handle.seek(self._offset)
-                data = handle.read(stat.st_size - self._offset)
-        except FileNotFoundError:
-            self._inode, self._offset, self._lines, self._read = None, 0, 0, LedgerRead()
-            return LedgerRead()
-        end = data.rfind(b"\n") + 1
-        if end:
-            chunk = parse_ledger(data[:end], self.path.name, first_line=self._lines + 1)
-            self._read.rows.extend(chunk.rows)
-            self._read.warnings.extend(chunk.warnings)
-            self._offset += end
-            self._lines += data.count(b"\n", 0, end)
-        return self._snapshot()
-
-    def _snapshot(self) -> LedgerRead:
-        # callers may keep what they were given while the next read appends
-        return LedgerRead(list(self._read.rows), list(self._read.warnings))
-
-
 def _is_json_error(exc: ValidationError) -> bool:
     return any(err.get("type") == "json_invalid" for err in exc.errors())
 
@@ -209,6 +167,33 @@ class Reservation:
         return self.stale_reason is not None
 
 
+@dataclass
+class Streak:
+    """A stage's current run of rows: from the row that brought its latest run id (or
+    its first row) on. Indexes are into the rows the streaks were computed from."""
+
+    run_id: str | None
+    start: int
+    previous_start: int | None = None
+    """Where the streak before this one started (`deciding_rows` keeps it so the
+    current streak still starts at `start` after the rows between are dropped)."""
+    pid_at: int | None = None
+    """The streak's last row naming an agent pid."""
+
+
+def streaks(rows: list[LedgerRow]) -> dict[int, Streak]:
+    """Each stage's current streak. A row with a run id other than the streak's starts a
+    new one; a row without a run id continues it."""
+    current: dict[int, Streak] = {}
+    for i, row in enumerate(rows):
+        streak = current.get(row.stage)
+        if streak is None or (row.run_id and row.run_id != streak.run_id):
+            streak = current[row.stage] = Streak(row.run_id, i, streak.start if streak else None)
+        if row.pid is not None:
+            streak.pid_at = i
+    return current
+
+
 def reservations(
     rows: list[LedgerRow],
     *,
@@ -218,38 +203,25 @@ def reservations(
 ) -> dict[int, Reservation]:
     """Stages in flight: their latest row is `reserved` or `started`.
 
-    A reservation is stale when it names an agent pid on this host that is gone, or
-    when the stage has had no row for longer than the TTL. Stale ones are reported,
-    never dropped: a person releases them.
+    A reservation is stale when its streak names an agent pid on this host that is gone,
+    or when the stage has had no row for longer than the TTL. Stale ones are reported,
+    never dropped: a person releases them. `since` is when the current streak began.
     """
     now = now or utc_now()
     host = host or hostname()
-    # one pass: the ledger may hold tens of thousands of rows
-    latest: dict[int, LedgerRow] = {}
-    last_run: dict[int, str] = {}
-    first_of_run: dict[tuple[int, str | None], LedgerRow] = {}
-    pid_of_run: dict[tuple[int, str | None], int] = {}
-    for row in rows:
-        latest[row.stage] = row
-        if row.run_id:
-            last_run[row.stage] = row.run_id
-        key = (row.stage, row.run_id)
-        first_of_run.setdefault(key, row)
-        if row.pid is not None:
-            pid_of_run[key] = row.pid
+    latest = latest_by_stage(rows)
     result: dict[int, Reservation] = {}
-    for stage, row in latest.items():
+    for stage, streak in streaks(rows).items():
+        row = latest[stage]
         if row.status not in IN_FLIGHT:
             continue
-        run_id = row.run_id or last_run.get(stage)
-        pid = pid_of_run.get((stage, run_id))
+        pid = rows[streak.pid_at].pid if streak.pid_at is not None else None
         why = None
         if pid is not None and row.host == host and not pid_alive(pid):
             why = f"agent pid {pid} on {host} is gone"
         elif (now - row.when).total_seconds() > ttl_hours * 3600:
             why = f"no ledger row for {_age(now - row.when)} (TTL {ttl_hours:g} h)"
-        since = first_of_run.get((stage, run_id), row).when
-        result[stage] = Reservation(stage, row, run_id, since, why)
+        result[stage] = Reservation(stage, row, streak.run_id, rows[streak.start].when, why)
     return result
 
 

@@ -52,7 +52,8 @@ from .carry import missing_done_rows, read_carry
 from .conformance import clear_stale_waivers, parse_waiver_arg, set_waiver
 from .errors import OkstraError
 from .fsio import write_dir
-from .ledger import LEDGER_NAME, LedgerRow, append_row, latest_done_by_stage, new_row, read_ledger
+from .ledger import LEDGER_NAME, LedgerRow, append_row, latest_done_by_stage, new_row
+from .ledger_state import read_current
 from .locks import task_mutex
 from .plans import PlanRun, plan_run_root, require_plan_run_root
 from .runs import PHASES, RunManifest, new_run_id
@@ -84,7 +85,7 @@ class ConcurrentRun(Doc):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     detected: bool = False
-    active_stages: list[int] = Field(default_factory=list, alias="activeStages")
+    active_stages: list[int] = Field([], alias="activeStages")
 
 
 class TeamInfo(Doc):
@@ -104,12 +105,12 @@ class PreparedRun(RunManifest):
     plan_run: str | None = None
     ledger_path: str | None = None
     stage_title: str | None = None
-    depends_on: list[int] = Field(default_factory=list)
+    depends_on: list[int] = []
     worktree: WorktreeInfo
     task_worktree: WorktreeInfo
     concurrent_run: ConcurrentRun = Field(default_factory=ConcurrentRun, alias="concurrentRun")
     team: TeamInfo
-    workers: list[str] = Field(default_factory=list)
+    workers: list[str] = []
     render_only: bool = False
 
     def to_json(self) -> dict:
@@ -314,11 +315,11 @@ def _ledger_rows(task: Task, plan: PlanRun, dry: bool, say: Callable[[str], None
             except Exception as exc:  # reconcile helps; the gates below still decide
                 say(f"git-reconcile skipped: {exc}")
         faults.point("prepare.reconciled")
-        read = read_ledger(ledger)
+        read = read_current(ledger)
         for warning in read.warnings:  # a torn line a crash left: skipped, and said so
             say(f"okstra: {warning}")
         return read.rows
-    rows = read_ledger(ledger).rows
+    rows = read_current(ledger).rows
     return [*rows, *missing_done_rows(rows, read_carry(plan.dir).sidecars)]
 
 

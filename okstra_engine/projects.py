@@ -24,9 +24,9 @@ class ProjectConfig(Doc):
     v: int = 1
     project_id: str = Field(alias="projectId")
     name: str
-    qa_commands: list[str] = Field(default_factory=list, alias="qaCommands")
+    qa_commands: list[str] = Field([], alias="qaCommands")
     work_category: str = Field(default="feature", alias="workCategory")
-    clean_gate_excludes: list[str] = Field(default_factory=list, alias="cleanGateExcludes")
+    clean_gate_excludes: list[str] = Field([], alias="cleanGateExcludes")
 
 
 class KnownProject(Doc):
@@ -42,7 +42,7 @@ class ProjectList(Doc):
     model_config = ConfigDict(extra="allow")
 
     v: int = 1
-    projects: list[KnownProject] = Field(default_factory=list)
+    projects: list[KnownProject] = []
 
 
 class Project:

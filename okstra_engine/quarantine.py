@@ -46,13 +46,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict
 
 from . import faults
 from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
 from .fsio import _fsync_dir
-from .ledger import LEDGER_NAME, format_ts, read_ledger, reservations, utc_now
+from .ledger import LEDGER_NAME, format_ts, reservations, utc_now
+from .ledger_state import read_current
 from .locations import agent_home, okstra_home
 from .locks import file_lock
 from .slugs import SLUG_RULE
@@ -134,7 +135,7 @@ class TrashEntry(Doc):
     state: EntryState
     created: str
     updated: str | None = None
-    items: list[TrashItem] = Field(default_factory=list)
+    items: list[TrashItem] = []
 
     @property
     def dir(self) -> Path:
@@ -253,7 +254,7 @@ def team_owners() -> tuple[dict[str, Owner], dict[str, Owner]]:
                 plan = plan_run_root(load_task(project, ref))
                 if plan is None:
                     continue
-                rows = read_ledger(plan.dir / LEDGER_NAME).rows
+                rows = read_current(plan.dir / LEDGER_NAME).rows
             except (OkstraError, OSError):
                 continue
             for stage, res in sorted(reservations(rows, ttl_hours=ttl).items()):

@@ -45,14 +45,15 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 from . import git
 from .errors import OkstraError
-from .ledger import LEDGER_NAME, LedgerRow, append_row, latest_done_by_stage, new_row, read_ledger
+from .ledger import LEDGER_NAME, LedgerRow, append_row, latest_done_by_stage, new_row
+from .ledger_state import read_current
 from .tasks import Task, stage_branch, task_branch, task_worktree_path
 
 Kind = Literal["ancestor", "patch-equivalent", "squash-equivalent", "content-present", "missing", "not-merged", "unknown"]
@@ -128,18 +129,22 @@ def target_commit(task: Task) -> str:
     return sha
 
 
-def stage_base(repo: Path, rows: Iterable[LedgerRow], stage: int, x: str, target: str | None) -> str | None:
+def stage_base(
+    repo: Path, rows: Iterable[LedgerRow], stage: int, x: str, target: str | Callable[[], str] | None
+) -> str | None:
     """The base of stage `stage` finished at `x`: the base_ref of its latest ledger row that
-    has one, when that is an ancestor of x; else the merge-base of x and the target. None
-    when that gives no range (x is already in the target)."""
+    has one, when that is an ancestor of x; else the merge-base of x and the target (a
+    callable target is only asked when needed). None when that gives no range (x is
+    already in the target)."""
     recorded = stage_base_ref(rows, stage)
     if recorded:
-        full = git.resolve_commit(repo, recorded)
+        # a full SHA needs no rev-parse: the ancestry check fails for a missing commit
+        full = recorded if git.is_full_sha(recorded) else git.resolve_commit(repo, recorded)
         if full and full != x and git.ancestry(repo, full, x):
             return full
     if target is None:
         return None
-    mb = git.merge_base(repo, x, target)
+    mb = git.merge_base(repo, x, target() if callable(target) else target)
     return mb if mb and mb != x else None
 
 
@@ -151,18 +156,17 @@ def done_fingerprint(repo: Path, base: str, head: str) -> dict:
     content even after the commit is gone: the base ref, every path the stage's commits
     touch, the stable patch-id of each of its non-merge commits (oldest first; commits
     with an empty diff have none), and the patch-id of its whole change (None if empty)."""
-    pairs = git.commit_patch_ids(repo, [head], [base], reverse=True)
-    return {
-        "base_ref": base,
-        "paths": git.touched_paths(repo, base, head),
-        "patch_ids": [pid for _, pid in pairs],
-        "change_patch_id": git.diff_patch_id(repo, base, head),
-    }
+    pairs, paths, change = git.concurrently(
+        lambda: git.commit_patch_ids(repo, [head], [base], reverse=True),
+        lambda: git.touched_paths(repo, base, head),
+        lambda: git.diff_patch_id(repo, base, head),
+    )
+    return {"base_ref": base, "paths": paths, "patch_ids": [pid for _, pid in pairs], "change_patch_id": change}
 
 
 def pin_ref(task: Task, stage: int, sha: str) -> str:
     """`refs/okstra/<task_key>/s<N>/<full sha>`."""
-    if not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", sha):
+    if not git.is_full_sha(sha):
         raise ValueError(f"a pin needs a full SHA, not {sha!r}")
     key = task.key + "_" if task.key.endswith(".lock") else task.key  # a ref part may not end in .lock
     return f"{PIN_PREFIX}/{key}/s{stage}/{sha}"
@@ -180,15 +184,21 @@ def done_fields(task: Task, stage: int, sha: str, rows: Iterable[LedgerRow] = ()
     simulated lead): pins the commit and returns its fingerprint (empty when the stage's
     range cannot be told). Best effort: a git failure here never blocks the record."""
     repo = task.project.root
-    try:
-        pin(task, stage, sha)
-    except (git.GitError, ValueError):
-        pass
-    try:
-        base = stage_base(repo, rows, stage, sha, target or target_commit(task))
-        return done_fingerprint(repo, base, sha) if base else {}
-    except git.GitError:
-        return {}
+
+    def pin_it() -> None:
+        try:
+            pin(task, stage, sha)
+        except (git.GitError, ValueError):
+            pass
+
+    def fingerprint() -> dict:
+        try:
+            base = stage_base(repo, rows, stage, sha, target or (lambda: target_commit(task)))
+            return done_fingerprint(repo, base, sha) if base else {}
+        except git.GitError:
+            return {}
+
+    return git.concurrently(fingerprint, pin_it)[0]
 
 
 def backfill_done(task: Task) -> list[LedgerRow]:
@@ -208,7 +218,7 @@ def backfill_done(task: Task) -> list[LedgerRow]:
         if sha is None:
             return row
         if "rows" not in cache:
-            cache["rows"] = read_ledger(plan.dir / LEDGER_NAME).rows
+            cache["rows"] = read_current(plan.dir / LEDGER_NAME).rows
             cache["target"] = target_commit(task)
         extra = done_fields(task, row.stage, sha, cache["rows"], target=cache["target"])
         return row.model_copy(update={"head_commit": sha, **extra})
@@ -301,7 +311,7 @@ def _valid_base(repo: Path, x: str, base: str | None, *, trusted: bool) -> str |
     stored it for this very x, which was checked when it was written)."""
     if not base:
         return None
-    if trusted and re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", base):
+    if trusted and git.is_full_sha(base):
         return base
     full = git.resolve_commit(repo, base)
     return full if full and full != x and git.ancestry(repo, full, x) else None
@@ -483,7 +493,7 @@ def suggestions(task: Task, *, stages: Iterable[int] | None = None, target: str 
     wanted = set(plan.stage_map().by_number())
     if stages is not None:
         wanted &= set(stages)
-    rows = read_ledger(plan.dir / LEDGER_NAME).rows
+    rows = read_current(plan.dir / LEDGER_NAME).rows
     done = {n: row for n, row in latest_done_by_stage(rows).items() if n in wanted and row.head_commit}
     if not done:
         return []
@@ -518,7 +528,7 @@ def apply(task: Task, chosen: Iterable[Suggestion]) -> list[Suggestion]:
     from .plans import require_plan_run_root
 
     ledger = require_plan_run_root(task).dir / LEDGER_NAME
-    done = latest_done_by_stage(read_ledger(ledger).rows)
+    done = latest_done_by_stage(read_current(ledger).rows)
     applied = []
     for s in chosen:
         row = done.get(s.stage)
@@ -564,7 +574,7 @@ def correct(task: Task, stage: int, commit: str) -> Suggestion | None:
         raise OkstraError(f"--commit {commit!r} names no commit in {repo}",
                           "pass a commit SHA (abbreviated is fine) or a ref that exists in the project repository")
     ledger = plan.dir / LEDGER_NAME
-    rows = read_ledger(ledger).rows
+    rows = read_current(ledger).rows
     row = latest_done_by_stage(rows).get(stage)
     if row is None or not row.head_commit:
         raise OkstraError(
@@ -609,7 +619,7 @@ def fix_guidance(task: Task, stage: int, *, suggested: str | None = None) -> str
         from .plans import plan_run_root
 
         plan = plan_run_root(task)
-        row = latest_done_by_stage(read_ledger(plan.dir / LEDGER_NAME).rows).get(stage) if plan else None
+        row = latest_done_by_stage(read_current(plan.dir / LEDGER_NAME).rows).get(stage) if plan else None
         if row and row.head_commit and git.resolve_commit(root, row.head_commit):
             source = row.head_commit
     if source is None:

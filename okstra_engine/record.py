@@ -5,7 +5,8 @@ from __future__ import annotations
 from . import faults
 from .errors import OkstraError
 from .git import resolve_commit
-from .ledger import IN_FLIGHT, LEDGER_NAME, LedgerRow, Status, append_row, last_run_id, latest_by_stage, new_row, read_ledger
+from .ledger import IN_FLIGHT, LEDGER_NAME, LedgerRow, Status, append_row, last_run_id, latest_by_stage, new_row
+from .ledger_state import read_current
 from .plans import require_plan_run_root
 from .tasks import Task
 
@@ -24,7 +25,7 @@ def record(
         known = ", ".join(str(s.stage) for s in stage_map.stages)
         raise OkstraError(f"stage {stage} is not in the Stage Map of {task.ref} (stages: {known})", "pass one of those stage numbers")
     ledger = plan.dir / LEDGER_NAME
-    rows = read_ledger(ledger).rows
+    rows = read_current(ledger).rows
     latest = latest_by_stage(rows).get(stage)
     fields: dict[str, object] = {"impl_task_key": task.key, "run_id": run_id or last_run_id(rows, stage)}
     if status == "released" and (latest is None or latest.status not in IN_FLIGHT):

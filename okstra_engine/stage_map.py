@@ -84,7 +84,7 @@ class Stage(Doc):
 
     stage: StageNumber
     title: str
-    depends_on: list[StageNumber] = Field(default_factory=list)
+    depends_on: list[StageNumber] = []
     group: str | None = None
 
     @model_validator(mode="before")

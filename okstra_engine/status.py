@@ -14,7 +14,8 @@ from typing import Literal
 
 from .carry import missing_done_rows, read_carry
 from .config import settings
-from .ledger import LEDGER_NAME, LedgerRead, LedgerRow, latest_done_by_stage, read_ledger, reservations
+from .ledger import LEDGER_NAME, LedgerRead, LedgerRow, latest_done_by_stage, reservations
+from .ledger_state import read_current
 from .plans import plan_run_root, plan_runs
 from .stage_map import StageMap
 from .tasks import Task
@@ -82,7 +83,7 @@ class TaskStatus:
 
 
 def task_status(
-    task: Task, *, now: datetime | None = None, read_rows: Callable[[Path], LedgerRead] = read_ledger
+    task: Task, *, now: datetime | None = None, read_rows: Callable[[Path], LedgerRead] = read_current
 ) -> TaskStatus:
     """`read_rows` reads the ledger at a path (the TUI passes an incremental reader)."""
     plan = plan_run_root(task)

@@ -249,7 +249,7 @@ _followers: dict[Path, Any] = {}
 def _read_ledger(path: Path):
     """The ledger at `path`, read incrementally: a board open all day re-parses only what
     was appended since its last look (one follower per ledger, kept for the process)."""
-    from okstra_engine.ledger import LedgerFollower
+    from okstra_engine.ledger_state import LedgerFollower
 
     follower = _followers.get(path)
     if follower is None:

@@ -180,7 +180,7 @@ def test_round_trip_of_valid_rows(tmp_path_factory, entries) -> None:
 
 
 def test_follower_reads_only_what_was_appended(tmp_path: Path) -> None:
-    from okstra_engine.ledger import LedgerFollower
+    from okstra_engine.ledger_state import LedgerFollower
 
     ledger = tmp_path / "consumers.jsonl"
     follower = LedgerFollower(ledger)
@@ -199,7 +199,7 @@ def test_follower_reads_only_what_was_appended(tmp_path: Path) -> None:
 
 
 def test_follower_names_bad_lines_by_their_number_and_survives_replacement(tmp_path: Path) -> None:
-    from okstra_engine.ledger import LedgerFollower
+    from okstra_engine.ledger_state import LedgerFollower
 
     ledger = tmp_path / "consumers.jsonl"
     append_row(ledger, new_row(1, "reserved"))
