@@ -69,34 +69,39 @@ class LedgerFollower:
     tens of thousands of rows.
 
     An unfinished last line (a writer mid-write) waits for its newline; a file that was
-    replaced or shrank (never done by okstra) is read again from the start.
+    replaced or shrank (never done by okstra) is read again from the start. With `cached`,
+    the first read starts from the cache in okstra's home when it still matches the file,
+    and a read that parsed many lines refreshes it.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, cached: bool = False) -> None:
         self.path = path
         self._reset(None)
+        self._cache = _cache_file(path) if cached else None
+        self._verify = self._resume()
 
     def _reset(self, inode: int | None) -> None:
-        self._inode, self._offset, self._lines, self._crc = inode, 0, 0, 0
-        self._read = LedgerRead()
+        self._inode, self._offset, self._crc = inode, 0, 0
+        self.lines = 0
+        """Complete lines counted so far."""
         self.fresh_lines = 0
-        """Complete lines parsed by the last `read` (not taken from memory or a cache)."""
+        """Complete lines the last read parsed (not taken from memory or the cache)."""
+        self._read = LedgerRead()
 
     def read(self) -> LedgerRead:
-        return self._read_bytes()[0]
+        return self.read_with_tail()[0]
 
-    def _read_bytes(self, *, prefix_known: bool = True) -> tuple[LedgerRead, bytes]:
-        """The deciding rows of every complete line, and the unfinished rest of the file.
-
-        With `prefix_known` false (state resumed from a cache), the bytes already counted
-        must still match the CRC they were counted with."""
+    def read_with_tail(self) -> tuple[LedgerRead, bytes]:
+        """The deciding rows of every complete line, and the unfinished rest of the file."""
+        verify, self._verify = self._verify, False
         self.fresh_lines = 0
         try:
             with self.path.open("rb") as handle:
                 stat = os.fstat(handle.fileno())
                 if stat.st_ino != self._inode or stat.st_size < self._offset:
                     self._reset(stat.st_ino)
-                if not prefix_known and self._offset:
+                if verify and self._offset:
+                    # state from the cache: the bytes it counted must be these bytes
                     data = handle.read()
                     if zlib.crc32(memoryview(data)[: self._offset]) != self._crc:
                         self._reset(stat.st_ino)
@@ -110,45 +115,43 @@ class LedgerFollower:
             return LedgerRead(), b""
         end = data.rfind(b"\n") + 1
         if end:
-            chunk = parse_ledger(data[:end], self.path.name, first_line=self._lines + 1)
+            chunk = parse_ledger(data[:end], self.path.name, first_line=self.lines + 1)
             self._read.rows = deciding_rows(self._read.rows + chunk.rows)
             self._read.warnings.extend(chunk.warnings)
             self._crc = zlib.crc32(data[:end], self._crc)
             self._offset += end
             self.fresh_lines = data.count(b"\n", 0, end)
-            self._lines += self.fresh_lines
+            self.lines += self.fresh_lines
+            if self.fresh_lines >= CACHE_AFTER_LINES:
+                self._save()
         # callers may keep what they were given while the next read appends
         return LedgerRead(list(self._read.rows), list(self._read.warnings)), data[end:]
 
-    @property
-    def lines(self) -> int:
-        return self._lines
-
-    def resume(self, cache: Path | None) -> None:
-        """Start from a cache's state; the next read checks it against the file."""
-        if cache is None:
-            return
+    def _resume(self) -> bool:
+        if self._cache is None:
+            return False
         try:
-            doc = LedgerCache.model_validate_json(cache.read_bytes())
+            doc = LedgerCache.model_validate_json(self._cache.read_bytes())
         except (OSError, ValidationError, ValueError):
-            return
+            return False
         if doc.v != CACHE_VERSION or doc.ledger != str(self.path.resolve()):
-            return
-        self._inode, self._offset, self._lines, self._crc = doc.inode, doc.offset, doc.lines, doc.crc
+            return False
+        self._inode, self._offset, self.lines, self._crc = doc.inode, doc.offset, doc.lines, doc.crc
         self._read = LedgerRead(doc.rows, doc.warnings)
+        return True
 
-    def save(self, cache: Path | None) -> None:
-        if cache is None or self._inode is None:
+    def _save(self) -> None:
+        if self._cache is None or self._inode is None:
             return
         from .fsio import atomic_write_text
 
         doc = LedgerCache(
-            ledger=str(self.path.resolve()), inode=self._inode, offset=self._offset, lines=self._lines,
+            ledger=str(self.path.resolve()), inode=self._inode, offset=self._offset, lines=self.lines,
             crc=self._crc, warnings=self._read.warnings, rows=self._read.rows,
         )
         try:
             # a cache: a crash may lose it (it is rebuilt), never leave half of it
-            atomic_write_text(cache, doc.model_dump_json(exclude_none=True), durable=False)
+            atomic_write_text(self._cache, doc.model_dump_json(exclude_none=True), durable=False)
         except OSError:
             pass
 
@@ -169,12 +172,8 @@ class LedgerCache(Doc):
 def read_current(path: Path) -> LedgerRead:
     """The deciding rows of the ledger at `path`, and its warnings — the same answers as
     `read_ledger` gives for every derived question, for the cost of the appended bytes."""
-    follower = LedgerFollower(path)
-    cache = _cache_file(path)
-    follower.resume(cache)
-    read, rest = follower._read_bytes(prefix_known=False)
-    if follower.fresh_lines >= CACHE_AFTER_LINES:
-        follower.save(cache)
+    follower = LedgerFollower(path, cached=True)
+    read, rest = follower.read_with_tail()
     if rest.strip():  # a torn last line (or one a writer is finishing) counts as read_ledger says
         tail = parse_ledger(rest, path.name, first_line=follower.lines + 1)
         read = LedgerRead(deciding_rows(read.rows + tail.rows), read.warnings + tail.warnings)

@@ -247,13 +247,14 @@ _followers: dict[Path, Any] = {}
 
 
 def _read_ledger(path: Path):
-    """The ledger at `path`, read incrementally: a board open all day re-parses only what
-    was appended since its last look (one follower per ledger, kept for the process)."""
+    """The ledger's deciding rows, read incrementally: the first look starts from okstra's
+    ledger cache, and a board open all day re-parses only what was appended since its last
+    look (one follower per ledger, kept for the process)."""
     from okstra_engine.ledger_state import LedgerFollower
 
     follower = _followers.get(path)
     if follower is None:
-        follower = _followers[path] = LedgerFollower(path)
+        follower = _followers[path] = LedgerFollower(path, cached=True)
     return follower.read()
 
 

@@ -165,3 +165,15 @@ def test_an_unwritable_home_only_costs_the_cache(tmp_path: Path, monkeypatch) ->
     ledger = tmp_path / "consumers.jsonl"
     fill(ledger, 300)
     assert same(read_current(ledger), read_ledger(ledger))
+
+
+def test_a_follower_starts_from_the_cache_and_keeps_following(tmp_path: Path) -> None:
+    from okstra_engine.ledger_state import LedgerFollower
+
+    ledger = tmp_path / "consumers.jsonl"
+    fill(ledger, 400)
+    read_current(ledger)  # a command left the cache
+    follower = LedgerFollower(ledger, cached=True)
+    assert same(follower.read(), read_ledger(ledger)) and follower.fresh_lines == 0 and follower.lines == 400
+    append_row(ledger, new_row(4, "done", run_id="r-late", head_commit="e" * 40))
+    assert same(follower.read(), read_ledger(ledger)) and follower.fresh_lines == 1
