@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import subprocess
@@ -14,6 +15,21 @@ from pathlib import Path
 def okstra_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("okstra")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "okstra_tui.entry"]
+
+
+def bench_args(runs: int, **options: dict) -> argparse.Namespace:
+    """The command line every benchmark takes: `--runs N` (default `runs`) and `--quick`
+    (3 runs per case: a smoke test, noisier figures), plus `options` (name → add_argument
+    keywords)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=runs)
+    parser.add_argument("--quick", action="store_true", help="3 runs per case (a smoke test, noisier figures)")
+    for name, kwargs in options.items():
+        parser.add_argument(f"--{name}", **kwargs)
+    args = parser.parse_args()
+    if args.quick:
+        args.runs = 3
+    return args
 
 
 def run_env(env: dict | None = None) -> dict:

@@ -20,7 +20,6 @@ empty folder, and parallel checkout (`checkout.workers`) made no difference here
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -30,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import HEADER, interleaved, okstra_cmd, report, time_command  # noqa: E402
+from _common import HEADER, bench_args, interleaved, okstra_cmd, report, time_command  # noqa: E402
 
 GOAL = 1.5  # issue 8 (issue 3 asked ≤3x)
 
@@ -70,13 +69,7 @@ def build(root: Path, files: int, stages: int) -> tuple[Path, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=11)
-    parser.add_argument("--files", type=int, default=10_000)
-    parser.add_argument("--quick", action="store_true", help="3 runs (a smoke test, noisier figures)")
-    args = parser.parse_args()
-    if args.quick:
-        args.runs = 3
+    args = bench_args(11, files={"type": int, "default": 10_000})
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         os.environ["OKSTRA_HOME"] = str(root / "home")

@@ -16,7 +16,6 @@ pays for Python's start and the engine's imports, ~170 ms here, which dominate a
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -25,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import HEADER, interleaved, okstra_cmd, report, time_command  # noqa: E402
+from _common import HEADER, bench_args, interleaved, okstra_cmd, report, time_command  # noqa: E402
 
 GOALS = {5_000: 1.0, 50_000: 0.5}  # issue 8 (issue 5 asked ≤2x and <1x)
 STAGE_COMMITS = 20
@@ -127,13 +126,7 @@ def make_task(repo: Path, x: str, t: str, tmp: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=11)
-    parser.add_argument("--quick", action="store_true", help="3 runs per case (a smoke test, noisier figures)")
-    parser.add_argument("--sizes", default="5000,50000")
-    args = parser.parse_args()
-    if args.quick:
-        args.runs = 3
+    args = bench_args(11, sizes={"default": "5000,50000"})
     lines = []
     for size in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp_name:

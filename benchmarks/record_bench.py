@@ -9,7 +9,6 @@ the ratio is exactly okstra's own cost over git's.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
@@ -19,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import HEADER, bench_git, bench_repo, bench_task, interleaved, okstra_cmd, report, time_command  # noqa: E402
+from _common import HEADER, bench_args, bench_git, bench_repo, bench_task, interleaved, okstra_cmd, report, time_command  # noqa: E402
 
 GOAL = 2.0
 CAPTURE = r"""
@@ -66,12 +65,7 @@ def build(root: Path) -> tuple[Path, list[str]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.quick:
-        args.runs = 3
+    args = bench_args(15)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["OKSTRA_HOME"] = str(Path(tmp) / "home")
         repo, heads = build(Path(tmp))

@@ -11,7 +11,6 @@ validates all 10,000 rows (a reference row: the goal is judged on the usual case
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -19,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import HEADER, bench_repo, bench_task, interleaved, okstra_cmd, report, time_command  # noqa: E402
+from _common import HEADER, bench_args, bench_repo, bench_task, interleaved, okstra_cmd, report, time_command  # noqa: E402
 
 GOAL = 3.0  # issue 8 (issue 2 asked ≤6x)
 
@@ -43,12 +42,7 @@ def build(root: Path) -> tuple[Path, Path]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.quick:
-        args.runs = 3
+    args = bench_args(15)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["OKSTRA_HOME"] = str(Path(tmp) / "home")
         repo, ledger = build(Path(tmp))

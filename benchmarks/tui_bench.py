@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import fcntl
 import os
@@ -37,7 +36,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from _common import HEADER, bench_repo, bench_task, report, run_env  # noqa: E402
+from _common import HEADER, bench_args, bench_repo, bench_task, report, run_env  # noqa: E402
 
 START_GOAL = 1.2  # issue 8 (issue 7 asked ≤1.5x)
 LATENCY_GOAL_MS = 250.0  # issue 8 (issue 7 asked ≤500 ms)
@@ -214,12 +213,7 @@ async def big_board(project: Path, presses: int) -> tuple[list[float], list[floa
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.quick:
-        args.runs = 3
+    args = bench_args(15)
     tmp = Path(tempfile.mkdtemp(prefix="okstra-tui-bench-"))
     try:
         from okstra_engine.config import settings
