@@ -31,6 +31,9 @@ def git_env() -> dict[str, str]:
         GIT_TERMINAL_PROMPT="0",
         # user config must not change what we parse: pagers, colour, advice
         GIT_PAGER="cat",
+        # no lock a read does not need (`git status` would take index.lock to refresh
+        # the index): a read killed midway leaves nothing that blocks the next git
+        GIT_OPTIONAL_LOCKS="0",
         GIT_CONFIG_COUNT="3",
         GIT_CONFIG_KEY_0="color.ui",
         GIT_CONFIG_VALUE_0="never",
