@@ -77,7 +77,7 @@ class LedgerFollower:
     def __init__(self, path: Path, *, cached: bool = False) -> None:
         self.path = path
         self._reset(None)
-        self._cache = _cache_file(path) if cached else None
+        self._key, self._cache = _cache_file(path) if cached else (None, None)
         self._verify = self._resume()
 
     def _reset(self, inode: int | None) -> None:
@@ -134,7 +134,7 @@ class LedgerFollower:
             doc = LedgerCache.model_validate_json(self._cache.read_bytes())
         except (OSError, ValidationError, ValueError):
             return False
-        if doc.v != CACHE_VERSION or doc.ledger != str(self.path.resolve()):
+        if doc.v != CACHE_VERSION or doc.ledger != self._key:
             return False
         self._inode, self._offset, self.lines, self._crc = doc.inode, doc.offset, doc.lines, doc.crc
         self._read = LedgerRead(doc.rows, doc.warnings)
@@ -146,7 +146,7 @@ class LedgerFollower:
         from .fsio import atomic_write_text
 
         doc = LedgerCache(
-            ledger=str(self.path.resolve()), inode=self._inode, offset=self._offset, lines=self.lines,
+            ledger=self._key, inode=self._inode, offset=self._offset, lines=self.lines,
             crc=self._crc, warnings=self._read.warnings, rows=self._read.rows,
         )
         try:
@@ -180,11 +180,12 @@ def read_current(path: Path) -> LedgerRead:
     return read
 
 
-def _cache_file(path: Path) -> Path | None:
+def _cache_file(path: Path) -> tuple[str | None, Path | None]:
+    """The ledger's resolved path (what its cache names) and its cache file."""
     from .locations import okstra_home
 
     try:
         key = str(path.resolve())
-        return okstra_home() / "cache" / "ledgers" / f"{zlib.crc32(key.encode()):08x}-{path.parent.name[-40:]}.json"
+        return key, okstra_home() / "cache" / "ledgers" / f"{zlib.crc32(key.encode()):08x}-{path.parent.name[-40:]}.json"
     except Exception:  # no usable home: work without a cache
-        return None
+        return None, None
