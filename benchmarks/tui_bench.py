@@ -67,9 +67,8 @@ Bare().run()
 
 OKSTRA = """
 import sys, time
+from importlib.machinery import PathFinder
 from pathlib import Path
-
-from okstra_tui.app import OkstraApp
 
 
 def painted(self, screen):  # the first board frame is on screen
@@ -77,7 +76,23 @@ def painted(self, screen):  # the first board frame is on screen
     self.exit()
 
 
-OkstraApp.board_painted = painted
+class Hook:  # sets the hook when okstra_tui.app loads: importing it here would load Textual
+    def find_spec(self, name, path=None, target=None):  # before okstra's entry would
+        if name != "okstra_tui.app":
+            return None
+        sys.meta_path.remove(self)
+        spec = PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            module.OkstraApp.board_painted = painted
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, Hook())
 
 from okstra_tui.entry import main
 

@@ -175,7 +175,8 @@ def _needs_subcommand(args: argparse.Namespace) -> int:
 
 
 def _project(args: argparse.Namespace):
-    from .projects import default_root, load_project
+    from .locations import default_root
+    from .projects import load_project
 
     return load_project(default_root(args.project))
 
@@ -239,7 +240,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from .projects import default_root, init_project
+    from .locations import default_root
+    from .projects import init_project
 
     root = default_root(args.path or args.project)
     project, created = init_project(root, project_id=args.project_id, qa_commands=args.qa_command)

@@ -19,6 +19,20 @@ def user_path(text: str, what: str = "path") -> Path:
         ) from None
 
 
+def default_root(project: str | None) -> Path:
+    """The project a command works on: `--project PATH`, else the git toplevel of the
+    cwd, else the cwd."""
+    from . import git
+    from .errors import OkstraError
+
+    start = user_path(project, "--project") if project else Path.cwd()
+    if not start.is_dir():
+        raise OkstraError(f"project path {start} is not a directory", "pass --project with an existing directory")
+    if project:
+        return start.resolve()
+    return (git.toplevel(start) or start).resolve()
+
+
 def okstra_home() -> Path:
     """`$OKSTRA_HOME`, else the platform's user data dir for okstra."""
     env = os.environ.get("OKSTRA_HOME")

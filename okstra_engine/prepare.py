@@ -650,7 +650,8 @@ def summary_lines(manifest: PreparedRun) -> list[str]:
 
 def run_command(args) -> int:
     """`okstra prepare …` (argparse namespace from cli.py)."""
-    from .projects import config_path, default_root, init_project, load_project
+    from .locations import default_root
+    from .projects import config_path, init_project, load_project
     from .prompts import parse_workers
     from .slugs import TaskRef
     from .tasks import load_task

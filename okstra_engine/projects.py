@@ -72,18 +72,6 @@ def config_path(root: Path) -> Path:
     return root / OKSTRA_DIR / "project.json"
 
 
-def default_root(project: str | None) -> Path:
-    """`--project PATH`, else the git toplevel of the cwd, else the cwd."""
-    from .locations import user_path
-
-    start = user_path(project, "--project") if project else Path.cwd()
-    if not start.is_dir():
-        raise OkstraError(f"project path {start} is not a directory", "pass --project with an existing directory")
-    if project:
-        return start.resolve()
-    return (git.toplevel(start) or start).resolve()
-
-
 def load_project(root: Path) -> Project:
     path = config_path(root)
     try:

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
 
 from .carry import missing_done_rows, read_carry
 from .config import settings
@@ -18,40 +17,8 @@ from .ledger import LEDGER_NAME, LedgerRead, LedgerRow, latest_done_by_stage, re
 from .ledger_state import read_current
 from .plans import plan_run_root, plan_runs
 from .stage_map import StageMap
+from .stage_view import StageView, first_ready
 from .tasks import Task
-
-State = Literal["done", "not-merged", "in-flight", "stale", "ready", "blocked"]
-
-
-@dataclass
-class StageView:
-    stage: int
-    title: str
-    depends_on: list[int]
-    group: str
-    state: State
-    done_commit: str | None = None
-    worktree: str | None = None
-    run_id: str | None = None
-    since: datetime | None = None
-    """When the in-flight run took the stage."""
-    stale_reason: str | None = None
-    waits_for: list[int] = field(default_factory=list)
-    """Dependencies not yet done (blocked stages)."""
-
-    def to_json(self) -> dict:
-        return {
-            "stage": self.stage,
-            "title": self.title,
-            "depends_on": self.depends_on,
-            "group": self.group,
-            "state": self.state,
-            "done_commit": self.done_commit,
-            "worktree": self.worktree,
-            "run_id": self.run_id,
-            "stale_reason": self.stale_reason,
-            "waits_for": self.waits_for,
-        }
 
 
 @dataclass
@@ -66,8 +33,7 @@ class TaskStatus:
 
     @property
     def auto_stage(self) -> int | None:
-        """What `--stage auto` would pick: the lowest ready stage."""
-        return next((s.stage for s in self.stages if s.state == "ready"), None)
+        return first_ready(self.stages)
 
     def to_json(self) -> dict:
         return {

@@ -14,13 +14,13 @@ reservation recorded becomes the agent's.
 
 from __future__ import annotations
 
+import gc
 import shlex
 import sys
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -32,9 +32,12 @@ from okstra_engine.errors import OkstraError
 from okstra_engine.slugs import TaskRef
 
 from .base import OkstraScreen, WorkerFailures
+from .first_board import FirstBoard
 from .i18n import localize_bindings, set_language, t
-from .runs import LaunchRequest
 from .states import COLOURS
+
+if TYPE_CHECKING:
+    from .runs import LaunchRequest
 
 Clock = Callable[[], datetime]
 _HERE = Path(__file__).resolve().parent
@@ -66,10 +69,10 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         clock: Clock | None = None,
         poll_interval: float = 0.25,
         command_env: dict[str, str] | None = None,
-        first_board: Future[Any] | None = None,
+        first_board: FirstBoard | None = None,
     ) -> None:
-        """`first_board`: the task's board, being read since before the app started
-        (`run_app`), so the first frame shows it whole."""
+        """`first_board`: the task's board, being read since before Textual was imported,
+        so the first frame shows it whole."""
         self.texts = set_language(lang)
         super().__init__()
         localize_bindings(self)
@@ -97,6 +100,7 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
             self.open_project(self.project_root)
         else:
             self.open_board(self.project_root, self.task_ref)
+        self.call_after_refresh(gc.enable)  # see `okstra_tui.entry.open_ui`
 
     # ------------------------------------------------------------ navigation
 
@@ -111,15 +115,23 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         self.push_screen(PhaseScreen(root, ref))
 
     def open_board(self, root: Path, ref: TaskRef) -> None:
-        """Read the board first (a worker), then show it whole: no empty frame, no
-        second layout when the plan's shape arrives."""
-        self._preload_board(root, ref)
+        """Read the board first, then show it whole: no empty frame, no second layout
+        when the plan's shape arrives. A board `first_board` has read already is shown
+        at once (it usually is: it is read while Textual loads)."""
+        first, self._first_board = self._first_board, None
+        if first is not None and first.ready():
+            try:
+                data = first.result()
+            except OkstraError:
+                data = None  # the board reads again and shows what is wrong
+            self._show_board(root, ref, data)
+            return
+        self._preload_board(root, ref, first)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="open-board")
-    def _preload_board(self, root: Path, ref: TaskRef) -> None:
+    def _preload_board(self, root: Path, ref: TaskRef, first: FirstBoard | None) -> None:
         from .model import load_board
 
-        first, self._first_board = self._first_board, None
         try:
             data = first.result() if first is not None else load_board(root, ref, self.clock())
         except OkstraError:
@@ -234,6 +246,8 @@ def after_exit(result: Any, *, reopen: str | None = None, launcher: Callable[[Pa
     """What happens once the app has exited and the terminal is the shell's again: when it
     exited to start an agent, say where it runs and how to come back, then exec it
     (`launch.launch` replaces this process; `launcher` stands in for it in tests)."""
+    from .runs import LaunchRequest  # loaded once the app is done: it is not on the way to the first frame
+
     if not isinstance(result, LaunchRequest):
         return 0
     from okstra_engine.errors import print_error
@@ -257,36 +271,22 @@ def after_exit(result: Any, *, reopen: str | None = None, launcher: Callable[[Pa
 
 def run_app(
     *,
-    project: str | None,
-    task: str | None,
+    project: Path | None,
+    task: TaskRef | None,
     lang: str | None,
     command_env: dict[str, str] | None = None,
     reopen: str | None = None,
+    first_board: FirstBoard | None = None,
 ) -> int:
-    """`okstra [--project PATH] [--task G/ID] [--lang en|ko]`. `reopen`: the command that
-    opens this UI again, printed when the app leaves for an agent (the demo's own)."""
-    root: Path | None = None
-    ref: TaskRef | None = None
-    if task is not None:
-        ref = TaskRef.parse(task)
-    if project is not None or ref is not None:
-        from okstra_engine.projects import default_root
-
-        root = default_root(project)
-    # Every first screen reads the engine's documents at once: load those modules (and
-    # pydantic) now, while the terminal is not ours yet, rather than in the first worker,
-    # where they would compete with the first frames for the interpreter.
-    import okstra_engine.status  # noqa: F401
-
-    first_board = None
-    if root is not None and ref is not None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        from .model import load_board
-
-        # read it while Textual starts (it waits on git and SQLite, which free the GIL)
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="okstra-first-board")
-        first_board = pool.submit(load_board, root, ref, utc_now())
-        pool.shutdown(wait=False)
-    result = OkstraApp(project=root, task=ref, lang=lang, command_env=command_env, first_board=first_board).run()
+    """Run the app, then what it exited for (`after_exit`); `okstra_tui.entry.open_ui`
+    resolves the arguments and starts `first_board`."""
+    if first_board is None:
+        # Every first screen reads the engine's documents at once: load those modules
+        # (and pydantic) now, while the terminal is not ours yet, rather than in the first
+        # worker, where they would compete with the first frames for the interpreter.
+        import okstra_engine.status  # noqa: F401
+    try:
+        result = OkstraApp(project=project, task=task, lang=lang, command_env=command_env, first_board=first_board).run()
+    finally:
+        gc.enable()
     return after_exit(result, reopen=reopen)

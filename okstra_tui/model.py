@@ -11,7 +11,7 @@ import importlib
 from functools import cached_property
 import importlib.util
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING
 
 from okstra_engine.errors import OkstraError
 from okstra_engine.slugs import TaskRef
+from okstra_engine.stage_view import StageView, first_ready
 
 from .i18n import t
 
 if TYPE_CHECKING:
     from okstra_engine.ledger import LedgerRow
     from okstra_engine.projects import Project
-    from okstra_engine.status import StageView, TaskStatus
+    from okstra_engine.status import TaskStatus
     from okstra_engine.tasks import Task
 
 # The engine modules that load pydantic are imported inside the functions, which run in
@@ -84,7 +85,8 @@ def project_entries() -> list[ProjectEntry]:
 
 def register_here() -> Project:
     """Register the cwd's project (its git toplevel), like `okstra init`."""
-    from okstra_engine.projects import default_root, init_project
+    from okstra_engine.locations import default_root
+    from okstra_engine.projects import init_project
 
     project, _ = init_project(default_root(None))
     return project
@@ -200,9 +202,17 @@ def phase_choices(plan: PlanState, status: TaskStatus) -> list[PhaseChoice]:
 
 @dataclass
 class BoardData:
-    task: Task
-    status: TaskStatus
+    """What the board shows, as plain data, and the engine's task and ledger rows behind
+    it, which the board's actions need. A board read before the UI loaded the engine
+    (`first_board`) comes without them (`plain`): no pydantic model is in it, so the UI
+    can unpickle it with Textual alone."""
+
+    title: str
+    project_name: str
     plan: PlanState
+    plan_run: str | None
+    stages: list[StageView]
+    warnings: list[str]
     lanes: list[tuple[str, list[int]]]
     """Groups in hand-off order, each with its stages."""
     hosts: dict[int, str | None]
@@ -210,19 +220,32 @@ class BoardData:
     last_status: dict[int, str]
     """Every stage's latest ledger row status."""
     worktrees: dict[int, str]
+    branches: dict[int, str]
+    """Each stage's worktree branch."""
     watch: list[Path]
     summaries: dict[int, str] = field(default_factory=dict)
     """The lead's summary of each finished stage (its carry sidecar)."""
+    task: Task | None = None
+    rows: list[LedgerRow] = field(default_factory=list)
+    """The ledger's deciding rows (`ledger_state`)."""
+
+    @property
+    def auto_stage(self) -> int | None:
+        return first_ready(self.stages)
 
     @cached_property
     def views(self) -> dict[int, StageView]:
-        return {v.stage: v for v in self.status.stages}
+        return {v.stage: v for v in self.stages}
+
+    def plain(self) -> BoardData:
+        """The same board without the engine's objects."""
+        return replace(self, task=None, rows=[])
 
 
 def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
     from okstra_engine.projects import load_project
     from okstra_engine.status import task_status
-    from okstra_engine.tasks import load_task
+    from okstra_engine.tasks import load_task, stage_branch
 
     project = load_project(root)
     task = load_task(project, ref)
@@ -240,7 +263,23 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
         from okstra_engine.carry import read_carry
 
         summaries = {n: c.summary for n, c in read_carry(Path(status.plan_run)).sidecars.items() if c.summary}
-    return BoardData(task, status, plan, lanes, hosts, last, worktrees, watch_paths(task, status.plan_run), summaries)
+    return BoardData(
+        title=task.doc.title,
+        project_name=project.config.name,
+        plan=plan,
+        plan_run=status.plan_run,
+        stages=status.stages,
+        warnings=status.warnings,
+        lanes=lanes,
+        hosts=hosts,
+        last_status=last,
+        worktrees=worktrees,
+        branches={v.stage: stage_branch(task, v.stage) for v in status.stages},
+        watch=watch_paths(task, status.plan_run),
+        summaries=summaries,
+        task=task,
+        rows=status.rows,
+    )
 
 
 _followers: dict[Path, Any] = {}
@@ -305,11 +344,11 @@ def fingerprint(paths: list[Path]) -> tuple:
 def board_events(old: BoardData, new: BoardData) -> list[tuple[int, Reason]]:
     """What changed between two loads of the same plan, stage by stage, as texts to
     notify: done (or its commit corrected), taken, started, released, gone stale."""
-    if old.status.plan_run != new.status.plan_run:
+    if old.plan_run != new.plan_run:
         return []
     before = old.views
     events: list[tuple[int, Reason]] = []
-    for view in new.status.stages:
+    for view in new.stages:
         was = before.get(view.stage)
         if was is None:
             continue
@@ -348,8 +387,6 @@ class StageDiff:
 def stage_diff(data: BoardData, stage: int) -> StageDiff | None:
     """The stage's change: its base → its done commit (or, in flight, its branch tip).
     None when the stage has nothing to show yet."""
-    from okstra_engine.tasks import stage_branch
-
     from okstra_engine import git
 
     root = data.task.project.root
@@ -358,7 +395,7 @@ def stage_diff(data: BoardData, stage: int) -> StageDiff | None:
         return None
     head, head_from = view.done_commit, "diff.head.done"
     if head is None or git.resolve_commit(root, head) is None:
-        head, head_from = git.resolve_commit(root, f"refs/heads/{stage_branch(data.task, stage)}"), "diff.head.branch"
+        head, head_from = git.resolve_commit(root, f"refs/heads/{data.branches[stage]}"), "diff.head.branch"
     if head is None:
         return None
     base, base_from = _stage_base(data, stage, head)
@@ -371,7 +408,7 @@ def _stage_base(data: BoardData, stage: int, head: str) -> tuple[str, str]:
     from okstra_engine.ledger import latest_done_by_stage
 
     root = data.task.project.root
-    done = latest_done_by_stage(data.status.rows)
+    done = latest_done_by_stage(data.rows)
     recorded = done.get(stage)
     if recorded is not None and recorded.base_ref and git.resolve_commit(root, recorded.base_ref):
         return recorded.base_ref, "diff.base.recorded"

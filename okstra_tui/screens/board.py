@@ -89,6 +89,7 @@ class BoardScreen(OkstraScreen):
         self._own: set[int] = set()
         self._muted = False
         self._last_age_minute: int | None = None
+        self._deferred: str | None = None
         self.loads = 0
         """How many loads have been shown (tests and the benchmark wait on it)."""
         self.loaded_at = 0.0
@@ -118,10 +119,10 @@ class BoardScreen(OkstraScreen):
         self.query_one("#lanes", LanesView).border_title = t("board.lanes.title")
         self.query_one("#stages", StageTable).border_title = t("board.stages.title")
         if self._preloaded is not None:
+            data, self._preloaded = self._preloaded, None
             self._last_load = time.monotonic()
-            self._mark = fingerprint(self._preloaded.watch)
-            self.post_message(self.Loaded(self._preloaded))
-            self._preloaded = None
+            self._mark = fingerprint(data.watch)
+            self._show(data)  # now, so that the screen's first frame is the board
         else:
             self._start_load()
         self.set_interval(self.okstra.poll_interval, self._tick)
@@ -165,14 +166,20 @@ class BoardScreen(OkstraScreen):
         if message.data is None:
             self._render_summary()
             return
-        old, self.data = self.data, message.data
+        self._show(message.data)
+        if self._deferred is not None and self.data.task is not None:
+            action, self._deferred = self._deferred, None
+            await self.run_action(action)
+
+    def _show(self, data: BoardData) -> None:
+        old, self.data = self.data, data
         if old is not None:
             for stage, (key, params) in board_events(old, self.data):
                 if stage in self._own or self._muted:
                     continue
                 self.say(t(key, **params), title=t("event.title"))
         self._own.clear()
-        await self._paint()
+        self._paint()
         self.loaded_at = time.perf_counter()
         self.loads += 1
         if self.loads == 1:
@@ -183,27 +190,31 @@ class BoardScreen(OkstraScreen):
 
     def _first_frame_shown(self) -> None:
         self.okstra.board_painted(self)
-        if self.data is not None:
+        if self.data is None:
+            return
+        if self.data.task is None:
+            self._start_load()  # a board from `first_board`: now the engine loads here
+        else:
             self._load_suggestions(self.data)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="board-reconcile")
     def _load_suggestions(self, data: BoardData) -> None:
-        suggestions = load_suggestions(data.task) if data.status.plan_run else []
-        self.post_message(self.SuggestionsLoaded(suggestions, data.status.plan_run))
+        suggestions = load_suggestions(data.task) if data.plan_run else []
+        self.post_message(self.SuggestionsLoaded(suggestions, data.plan_run))
 
     @on(SuggestionsLoaded)
     def _suggestions_loaded(self, message: SuggestionsLoaded) -> None:
-        if self.data is not None and message.plan_run == self.data.status.plan_run:
+        if self.data is not None and message.plan_run == self.data.plan_run:
             self.query_one(ReconcilePanel).show(message.suggestions, self.app.theme_variables)
 
     # ------------------------------------------------------------ rendering
 
-    async def _paint(self) -> None:
+    def _paint(self) -> None:
         assert self.data is not None
         data, now, variables = self.data, self.okstra.clock(), self.app.theme_variables
         table = self.query_one("#stages", StageTable)
         keep = table.selected_stage
-        self.query_one("#crumbs", Breadcrumb).show("okstra", data.task.project.config.name, str(self.ref), t("phase.name.implementation"))
+        self.query_one("#crumbs", Breadcrumb).show("okstra", data.project_name, str(self.ref), t("phase.name.implementation"))
         table.show(data, now, variables, keep=keep)
         self.query_one(LanesView).show(data, now, variables, selected=table.selected_stage)
         self.query_one(InFlightPanel).show(data, now, variables)
@@ -233,31 +244,31 @@ class BoardScreen(OkstraScreen):
             text = Text(self.error.what if self.error else t("board.loading"), style=Style(color=variables.get("okstra-stale")) if self.error else "")
             summary.update(text)
             return
-        status = self.data.status
-        text = Text(self.data.task.doc.title, style="bold")
-        if self.data.plan != "approved":
-            text.append("   " + t(f"board.plan.{self.data.plan}", task=str(self.ref)), style=Style(color=variables.get("okstra-ready")))
+        data = self.data
+        text = Text(data.title, style="bold")
+        if data.plan != "approved":
+            text.append("   " + t(f"board.plan.{data.plan}", task=str(self.ref)), style=Style(color=variables.get("okstra-ready")))
             summary.update(text)
             return
-        counts = {state: sum(v.state == state for v in status.stages) for state in ORDER}
+        counts = {state: sum(v.state == state for v in data.stages) for state in ORDER}
         done = counts["done"] + counts["not-merged"]
         text.append("   ")
-        text.append(t("tasks.done", done=done, total=len(status.stages)), style=Style(color=variables.get("okstra-done")))
+        text.append(t("tasks.done", done=done, total=len(data.stages)), style=Style(color=variables.get("okstra-done")))
         for state, key in (("in-flight", "tasks.in_flight"), ("stale", "tasks.stale")):
             if counts[state]:
                 text.append(" · ")
                 text.append(t(key, n=counts[state]), style=Style(color=variables.get(f"okstra-{state}")))
         text.append(" · ")
-        if status.auto_stage is not None:
-            text.append(t("board.next", stage=status.auto_stage), style=Style(color=variables.get("okstra-ready"), bold=True))
-        elif done == len(status.stages):
+        if data.auto_stage is not None:
+            text.append(t("board.next", stage=data.auto_stage), style=Style(color=variables.get("okstra-ready"), bold=True))
+        elif done == len(data.stages):
             text.append(t("tasks.all_done"), style=Style(color=variables.get("okstra-done"), bold=True))
         else:
             text.append(t("board.nothing_ready"), style=Style(color=variables.get("okstra-blocked")))
         if self.error is not None:
             text.append("   ⚠ " + self.error.what, style=Style(color=variables.get("okstra-stale")))
-        elif status.warnings:
-            text.append("   ⚠ " + status.warnings[0], style=Style(color=variables.get("okstra-not-merged")))
+        elif data.warnings:
+            text.append("   ⚠ " + data.warnings[0], style=Style(color=variables.get("okstra-not-merged")))
         summary.update(text)
 
     def _render_detail(self) -> None:
@@ -288,9 +299,18 @@ class BoardScreen(OkstraScreen):
 
     # ------------------------------------------------------------ actions
 
+    def _engine_pending(self, action: str) -> bool:
+        """True when the board on screen came from `first_board`, without the engine's
+        objects: `action` then runs when the first full read arrives, a fraction of a
+        second after the first frame."""
+        if self.data is None or self.data.task is not None:
+            return False
+        self._deferred = action
+        return True
+
     def action_choose(self) -> None:
         view = self._selected_view()
-        if view is None or self.data is None:
+        if view is None or self.data is None or self._engine_pending("choose"):
             return
         if view.state == "ready":
             self.okstra.open_run(self.data.task, "implementation", view.stage)
@@ -305,11 +325,11 @@ class BoardScreen(OkstraScreen):
         self.say(t(why[0], **why[1]), severity="warning")
 
     def action_auto(self) -> None:
-        if self.data is None:
+        if self.data is None or self._engine_pending("auto"):
             return
-        auto = self.data.status.auto_stage
+        auto = self.data.auto_stage
         if auto is None:
-            flying = [v.stage for v in self.data.status.stages if v.state in ("in-flight", "stale")]
+            flying = [v.stage for v in self.data.stages if v.state in ("in-flight", "stale")]
             self.say(t("board.why.nothing_ready", stages=", ".join(map(str, flying)) or "-"), severity="warning")
             return
         self.query_one("#stages", StageTable).select_stage(auto)
@@ -317,7 +337,7 @@ class BoardScreen(OkstraScreen):
 
     def action_release(self) -> None:
         view = self._selected_view()
-        if view is None or self.data is None:
+        if view is None or self.data is None or self._engine_pending("release"):
             return
         if view.state == "in-flight":
             self.say(t("release.live", stage=view.stage, run=view.run_id or "-", task=str(self.ref)), severity="warning", timeout=10)
@@ -358,14 +378,14 @@ class BoardScreen(OkstraScreen):
 
     def action_diff(self) -> None:
         view = self._selected_view()
-        if view is None or self.data is None:
+        if view is None or self.data is None or self._engine_pending("diff"):
             return
         from .diff import DiffScreen
 
         self.app.push_screen(DiffScreen(self.data, view.stage))
 
     def action_apply(self) -> None:
-        if self.data is None:
+        if self.data is None or self._engine_pending("apply"):
             return
         panel = self.query_one(ReconcilePanel)
         suggestion = panel.selected
@@ -413,7 +433,7 @@ class BoardScreen(OkstraScreen):
     def action_handoff(self) -> None:
         """The handoff of the highlighted stage's group: its merge plan, then confirm."""
         view = self._selected_view()
-        if view is None or self.data is None:
+        if view is None or self.data is None or self._engine_pending("handoff"):
             return
         self.okstra.open_handoff(self.data.task, view.group)
 

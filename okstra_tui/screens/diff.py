@@ -31,7 +31,7 @@ class DiffScreen(OkstraScreen):
 
     def compose(self) -> ComposeResult:
         task = self.data.task
-        yield Breadcrumb("okstra", task.project.config.name, str(task.ref), t("diff.crumb", stage=self.stage))
+        yield Breadcrumb("okstra", self.data.project_name, str(task.ref), t("diff.crumb", stage=self.stage))
         yield Static(id="diff-head", classes="heading")
         yield DiffView(id="diff")
         yield Footer()

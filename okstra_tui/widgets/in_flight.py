@@ -30,7 +30,7 @@ class InFlightPanel(VerticalScroll):
 
     def show(self, data: BoardData, now: datetime, variables: dict[str, str]) -> None:
         muted = Style(color=variables.get("okstra-blocked"))
-        flying = [v for v in data.status.stages if v.state in FLYING_STATES]
+        flying = [v for v in data.stages if v.state in FLYING_STATES]
         body = Text()
         if not flying:
             body.append(t("board.in_flight.none"), style=muted)

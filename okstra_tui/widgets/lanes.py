@@ -63,7 +63,7 @@ class LanesView(ScrollableContainer):
     def show(self, data: BoardData, now: datetime, variables: dict[str, str], *, selected: int | None) -> None:
         self._last = (data, now, variables)
         self.lanes = [(g, list(s)) for g, s in data.lanes]
-        auto = data.status.auto_stage
+        auto = data.auto_stage
         views = data.views
         widest = max((len(stages) for _, stages in self.lanes), default=0)
         self.cards = {}

@@ -57,15 +57,13 @@ class StageDetail(VerticalScroll):
         grid.add_column(style=muted, no_wrap=True)
         grid.add_column()
         grid.add_row(t("detail.deps"), stages(view.depends_on))
-        dependents = [s.stage for s in data.status.stages if view.stage in s.depends_on]
+        dependents = [s.stage for s in data.stages if view.stage in s.depends_on]
         grid.add_row(t("detail.dependents"), stages(dependents))
         if view.done_commit:
             grid.add_row(t("detail.commit"), Text(view.done_commit))
         if view.run_id:
             grid.add_row(t("detail.run"), Text(" · ".join(p for p in (view.run_id, data.hosts.get(view.stage)) if p)))
-        from okstra_engine.tasks import stage_branch
-
-        grid.add_row(t("detail.branch"), Text(stage_branch(data.task, view.stage)))
+        grid.add_row(t("detail.branch"), Text(data.branches[view.stage]))
         if view.stage in data.worktrees:
             grid.add_row(t("detail.worktree"), Text(home_relative(Path(data.worktrees[view.stage]))))
         summary = data.summaries.get(view.stage)

@@ -42,10 +42,10 @@ class StageTable(DataTable[Text]):
         self.move_cursor(row=index)
 
     def show(self, data: BoardData, now: datetime, variables: dict[str, str], *, keep: int | None) -> None:
-        auto = data.status.auto_stage
+        auto = data.auto_stage
         muted = Style(color=variables.get("okstra-blocked"))
         self.clear()
-        for view in data.status.stages:
+        for view in data.stages:
             n = view.stage
             marker = Text("▶ ", style=Style(color=variables.get("okstra-ready"), bold=True)) if n == auto else Text("  ")
             title = view.title if len(view.title) <= TITLE_WIDTH else view.title[: TITLE_WIDTH - 1] + "…"

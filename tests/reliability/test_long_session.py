@@ -108,7 +108,7 @@ def test_board_open_through_2000_rows_and_100_commits(tmp_path: Path, monkeypatc
 
             def caught_up() -> bool:
                 data = board.data
-                return len(data.status.rows) == len(deciding) and {v.stage: v.state for v in data.status.stages} == {
+                return len(data.rows) == len(deciding) and {v.stage: v.state for v in data.stages} == {
                     v.stage: v.state for v in want.stages
                 }
 
@@ -118,7 +118,7 @@ def test_board_open_through_2000_rows_and_100_commits(tmp_path: Path, monkeypatc
             gc.collect()
             data = board.data
             # the board keeps the rows that decide its state, not all 2,000
-            assert [r.model_dump() for r in data.status.rows] == deciding
+            assert [r.model_dump() for r in data.rows] == deciding
             assert data.last_status[4] == "reserved" and data.views[4].run_id.endswith("-final")
             assert data.views[3].state in ("in-flight", "stale")
             figures.update(

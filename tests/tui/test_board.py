@@ -28,7 +28,7 @@ def _ledger(demo) -> Path:
 
 
 def _states(board) -> dict[int, str]:
-    return {v.stage: v.state for v in board.data.status.stages}
+    return {v.stage: v.state for v in board.data.stages}
 
 
 async def test_board_shows_the_plan(make_app, demo) -> None:

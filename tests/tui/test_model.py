@@ -24,11 +24,11 @@ def test_model_does_not_import_textual() -> None:
 
 
 def test_phase_choices_say_why(demo) -> None:
-    from okstra_engine.status import StageView, TaskStatus
+    from okstra_engine.status import StageView, TaskStatus, task_status
     from okstra_tui.model import phase_choices
 
     data = _board(demo)
-    choices = {c.phase: c for c in phase_choices("approved", data.status)}
+    choices = {c.phase: c for c in phase_choices("approved", task_status(data.task, now=NOW + timedelta(minutes=1)))}
     assert choices["implementation"].available
     assert choices["final-verification"].reason == ("phase.why.not_done", {"stages": "3, 4, 5, 6"})
     for plan, key in (("none", "phase.why.no_plan"), ("draft", "phase.why.plan_draft")):
