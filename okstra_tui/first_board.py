@@ -9,8 +9,8 @@ Meanwhile the parent imports Textual. The board arrives without a pydantic model
 so the UI paints it before it has loaded the engine. The engine loads after the first
 frame, with the board's first full read.
 
-Where there is no fork (Windows), or the child sends nothing, the board is read in this
-process instead.
+Where there is no fork (Windows), the process already runs threads, or the child sends
+nothing, the board is read in this process instead.
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def read_first_board(root: Path, ref: TaskRef, *, now: datetime | None = None) -
     Call it before importing Textual: a fork copies the process as it is, and a small
     one copies fast."""
     now = now or datetime.now(timezone.utc)
-    if not hasattr(os, "fork"):
+    # a fork copies only the calling thread: a lock another thread held would stay held
+    # in the child for good (okstra forks before it starts any thread)
+    if not hasattr(os, "fork") or threading.active_count() > 1:
         return FirstBoard(root, ref, now, lambda: _read(root, ref, now))
     read_end, write_end = os.pipe()
     sys.stdout.flush()  # what the parent printed must not be written twice

@@ -90,6 +90,25 @@ def test_without_fork_the_board_is_read_in_a_thread(demo, monkeypatch) -> None:
     assert board == load_board(root, ref, LATER).plain()
 
 
+def test_a_process_running_threads_does_not_fork(demo, monkeypatch) -> None:
+    """A fork copies only the calling thread; a lock another one holds would never be
+    released in the child."""
+    root, ref = _where(demo)
+
+    def no_fork():
+        raise AssertionError("forked while another thread ran")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        board = read_first_board(root, ref, now=LATER).result()
+    finally:
+        stop.set()
+    assert board == load_board(root, ref, LATER).plain()
+
+
 async def test_a_key_pressed_before_the_engine_loaded_acts_once_it_has(make_app, demo, monkeypatch) -> None:
     """The first frame comes from the child; `enter` on the ready stage waits for the
     board's first full read (held here until the key is in), then opens the run."""
