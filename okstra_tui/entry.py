@@ -28,11 +28,6 @@ def open_ui(
 
     Opening a task's board, its first read starts before Textual is imported
     (`first_board`)."""
-    # Until the first frame, no cyclic garbage collection: start-up makes tens of
-    # thousands of long-lived objects (Textual's classes, styles and widgets: 75,000 on
-    # the demo board), and every collection scans them again for nothing (20-30 ms of a
-    # 300 ms start). The app turns it back on after its first frame.
-    gc.disable()
     from okstra_engine.locations import default_root
 
     root: Path | None = None
@@ -41,6 +36,11 @@ def open_ui(
         ref = TaskRef.parse(task)
     if project is not None or ref is not None:
         root = default_root(project)
+    # Until the first frame, no cyclic garbage collection: start-up makes tens of
+    # thousands of long-lived objects (Textual's classes, styles and widgets: 75,000 on
+    # the demo board), and every collection scans them again for nothing (20-30 ms of a
+    # 300 ms start). The app turns it back on after its first frame.
+    gc.disable()
     first = None
     if root is not None and ref is not None:
         from .first_board import read_first_board
