@@ -1,15 +1,20 @@
 """What every okstra screen shares: localized bindings, the one worker-failure handler,
-and `escape` going back up the flow (project → task → phase → board)."""
+and `escape` going back up the flow (project → task → phase → board).
+
+A button runs its screen's action (`Button(..., action="screen.confirm")`): Textual then
+asks the screen's `check_action` first, so a button and the key bound to the same action
+are refused alike (a busy screen's `back`, say)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from rich.text import Text
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
-from .i18n import localize_bindings
+from .i18n import localize_bindings, t
 
 if TYPE_CHECKING:
     from .app import OkstraApp
@@ -63,6 +68,15 @@ class OkstraScreen(WorkerFailures, Screen[None]):
     def say(self, text: str, *, severity: str = "information", title: str = "", timeout: float | None = None) -> None:
         """A notification; its text is shown as is (task titles may hold `[`)."""
         self.app.notify(text, title=title, severity=severity, timeout=timeout, markup=False)  # type: ignore[arg-type]
+
+    def start_list(self, texts: str, keys: tuple[str, ...]) -> None:
+        """A list screen's first look: its table's columns (headed by the texts
+        `{texts}.col.KEY`), loading until its worker fills it, its `#empty` note hidden."""
+        table = self.query_one("DataTable")
+        for key in keys:
+            table.add_column(Text(t(f"{texts}.col.{key}"), style="bold"), key=key)  # type: ignore[attr-defined]
+        self.query_one("#empty").display = False
+        table.loading = True
 
     def help_legend(self) -> list[tuple[Any, Any]]:
         """Extra (label, text) lines the help dialog shows for this screen."""

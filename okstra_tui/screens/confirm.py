@@ -12,7 +12,19 @@ from ..base import OkstraModal
 from ..i18n import t
 
 
-class ConfirmModal(OkstraModal[bool]):
+class YesNoModal(OkstraModal[bool]):
+    """A question whose buttons are `#yes` (`answer(True)`) and `#no` (`answer(False)`).
+    The safe choice has the focus: an `enter` typed right after the key that opened the
+    dialog answers no."""
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class ConfirmModal(YesNoModal):
     BINDINGS = [
         Binding("escape", "answer(False)", "bind.cancel", id="confirm.cancel", tooltip="tip.cancel"),
         Binding("n", "answer(False)", "bind.no", id="confirm.no", show=False),
@@ -33,17 +45,6 @@ class ConfirmModal(OkstraModal[bool]):
             for line in self.lines:
                 yield Static(line, classes="dialog-line", markup=False)
             with Horizontal(classes="dialog-buttons"):
-                yield Button(self.confirm_label, id="yes", variant="error" if self.danger else "primary")
-                yield Button(self.cancel_label, id="no")
+                yield Button(self.confirm_label, id="yes", action="screen.answer(True)", variant="error" if self.danger else "primary")
+                yield Button(self.cancel_label, id="no", action="screen.answer(False)")
             yield Static(t("confirm.keys"), classes="dialog-keys")
-
-    def on_mount(self) -> None:
-        # the safe choice has the focus: enter right after the key that opened us cancels
-        self.query_one("#no", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.dismiss(event.button.id == "yes")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)

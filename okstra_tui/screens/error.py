@@ -29,14 +29,10 @@ class ErrorDialog(OkstraModal[None]):
             if self.how:
                 yield Static(t("error.how", how=self.how), classes="dialog-how", markup=False)
             with Horizontal(classes="dialog-buttons"):
-                yield Button(t("error.ok"), id="ok", variant="primary")
+                yield Button(t("error.ok"), id="ok", action="screen.close", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#ok", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.dismiss(None)
 
     def action_close(self) -> None:
         self.dismiss(None)

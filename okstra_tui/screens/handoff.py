@@ -132,8 +132,8 @@ class HandoffScreen(OkstraScreen):
         with Horizontal(id="run-status"):
             yield LoadingIndicator(id="run-progress")
             yield Static(id="run-status-text")
-            yield Button(t("handoff.confirm", group=self.group), id="confirm", variant="primary", disabled=True)
-            yield Button(t("handoff.back"), id="back")
+            yield Button(t("handoff.confirm", group=self.group), id="confirm", action="screen.confirm", variant="primary", disabled=True)
+            yield Button(t("handoff.back"), id="back", action="screen.back")
         yield Footer()
 
     def _crumbs(self) -> list[str]:
@@ -260,17 +260,6 @@ class HandoffScreen(OkstraScreen):
         names = list(self.plan.groups)
         self.group = names[(names.index(self.group) + 1) % len(names)] if self.group in names else names[0]
         self._start_plan()
-
-    @on(Button.Pressed, "#confirm")
-    def _confirm_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.action_confirm()
-
-    @on(Button.Pressed, "#back")
-    def _back_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if self.check_action("back", ()):
-            self.action_back()
 
     def action_confirm(self) -> None:
         if not self.check_action("confirm", ()):

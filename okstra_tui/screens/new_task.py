@@ -41,8 +41,8 @@ class NewTaskForm(OkstraModal):
             yield Label(t("new_task.category"))
             yield Input(placeholder=self.project.config.work_category, id="category")
             with Horizontal(classes="dialog-buttons"):
-                yield Button(t("new_task.create"), id="create", variant="primary")
-                yield Button(t("new_task.cancel"), id="cancel")
+                yield Button(t("new_task.create"), id="create", action="screen.create", variant="primary")
+                yield Button(t("new_task.cancel"), id="cancel", action="screen.cancel")
             yield Static(t("new_task.keys"), classes="dialog-keys")
 
     def on_mount(self) -> None:
@@ -56,19 +56,12 @@ class NewTaskForm(OkstraModal):
         if event.input.id == "ref" and not title.value:
             title.focus()
         else:
-            self._create()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "create":
-            self._create()
-        else:
-            self.dismiss(None)
+            self.action_create()
 
     def action_cancel(self) -> None:
         self.dismiss(None)
 
-    def _create(self) -> None:
+    def action_create(self) -> None:
         values = {name: self.query_one(f"#{name}", Input).value for name in ("ref", "title", "category")}
         self._create_task(values["ref"], values["title"], values["category"].strip())
 

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Group
 from rich.style import Style
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -69,8 +68,8 @@ class PreparedScreen(OkstraScreen):
             yield Static(id="prepared-command", markup=False)
             yield Static(id="prepared-after")
         with Horizontal(classes="run-buttons"):
-            yield Button(t("prepared.copy"), id="copy")
-            yield Button(t("prepared.back"), id="back", variant="primary")
+            yield Button(t("prepared.copy"), id="copy", action="screen.copy")
+            yield Button(t("prepared.back"), id="back", action="screen.back", variant="primary")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -107,16 +106,6 @@ class PreparedScreen(OkstraScreen):
             after = t("prepared.after")
         self.query_one("#prepared-after", Static).update(Text(after, style=muted))
         self.query_one("#back", Button).focus()
-
-    @on(Button.Pressed, "#back")
-    def _back(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.action_back()
-
-    @on(Button.Pressed, "#copy")
-    def _copy_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.action_copy()
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self.command)

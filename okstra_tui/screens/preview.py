@@ -155,8 +155,8 @@ class PreviewScreen(OkstraScreen):
         with Horizontal(id="run-status"):
             yield LoadingIndicator(id="run-progress")
             yield Static(id="run-status-text")
-            yield Button(t("preview.confirm"), id="confirm", variant="primary", disabled=True)
-            yield Button(t("preview.back"), id="back")
+            yield Button(t("preview.confirm"), id="confirm", action="screen.confirm", variant="primary", disabled=True)
+            yield Button(t("preview.back"), id="back", action="screen.back")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -289,17 +289,6 @@ class PreviewScreen(OkstraScreen):
         self.refresh_bindings()
 
     # ------------------------------------------------------------ confirm
-
-    @on(Button.Pressed, "#confirm")
-    def _confirm_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.action_confirm()
-
-    @on(Button.Pressed, "#back")
-    def _back_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if self.check_action("back", ()):
-            self.action_back()
 
     def action_confirm(self) -> None:
         if self.busy is not None or self.preview is None:

@@ -44,11 +44,7 @@ class ProjectsScreen(OkstraScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for key in ("name", "id", "path"):
-            table.add_column(Text(t(f"projects.col.{key}"), style="bold"), key=key)
-        self.query_one("#empty").display = False
-        table.loading = True
+        self.start_list("projects", ("name", "id", "path"))
         self._load()
 
     def on_screen_resume(self) -> None:

@@ -17,8 +17,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Static
 
-from ..base import OkstraModal
 from ..i18n import t
+from .confirm import YesNoModal
 
 if TYPE_CHECKING:
     from okstra_engine.tasks import Task
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..runs import TeamCheck
 
 
-class QuarantineDialog(OkstraModal[bool]):
+class QuarantineDialog(YesNoModal):
     BINDINGS = [
         Binding("y", "answer(True)", "bind.quarantine", id="quarantine.yes", tooltip="tip.quarantine.yes"),
         Binding("n", "answer(False)", "bind.skip", id="quarantine.no", tooltip="tip.quarantine.no"),
@@ -48,8 +48,8 @@ class QuarantineDialog(OkstraModal[bool]):
             yield Static(t("quarantine.effect"), classes="dialog-line", markup=False)
             yield Static(t("quarantine.skip_effect"), classes="dialog-line -muted", markup=False)
             with Horizontal(classes="dialog-buttons"):
-                yield Button(t("quarantine.yes"), id="yes", variant="primary")
-                yield Button(t("quarantine.no"), id="no")
+                yield Button(t("quarantine.yes"), id="yes", action="screen.answer(True)", variant="primary")
+                yield Button(t("quarantine.no"), id="no", action="screen.answer(False)")
             yield Static(t("quarantine.keys"), classes="dialog-keys")
 
     def _plan_text(self) -> Text:
@@ -62,13 +62,3 @@ class QuarantineDialog(OkstraModal[bool]):
         for source, destination in self.check.moves:
             text.append(f"\n  {source}\n    → {destination}")
         return text
-
-    def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.dismiss(event.button.id == "yes")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)

@@ -94,8 +94,8 @@ class RunOptionsScreen(OkstraScreen):
                 yield Static(id="base-note", classes="options-note")
             yield Static(id="options-command", classes="options-command")
         with Horizontal(classes="run-buttons"):
-            yield Button(t("options.preview"), id="preview", variant="primary")
-            yield Button(t("common.cancel"), id="cancel")
+            yield Button(t("options.preview"), id="preview", action="screen.preview", variant="primary")
+            yield Button(t("common.cancel"), id="cancel", action="screen.back")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -196,16 +196,6 @@ class RunOptionsScreen(OkstraScreen):
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.action_preview()
-
-    @on(Button.Pressed, "#preview")
-    def _preview_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.action_preview()
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.action_back()
 
     def action_preview(self) -> None:
         choice = self.choice()

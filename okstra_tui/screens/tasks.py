@@ -80,11 +80,7 @@ class TasksScreen(OkstraScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for key in ("task", "title", "progress"):
-            table.add_column(Text(t(f"tasks.col.{key}"), style="bold"), key=key)
-        self.query_one("#empty").display = False
-        table.loading = True
+        self.start_list("tasks", ("task", "title", "progress"))
         self._load()
 
     def on_screen_resume(self) -> None:

@@ -165,3 +165,21 @@ async def test_help_and_palette_cover_the_handoff(make_app, demo) -> None:
         keys = {description for _, description, _ in app.screen.keys}
         assert {"hand off", "next group", "back"} <= keys
         assert "counted, not merged again" in text_of(app.screen.query_one(".help-body Static"))
+
+
+async def test_the_buttons_do_what_their_keys_do(make_app, demo) -> None:
+    """`#back` runs the screen's `back` action through its `check_action`: refused while
+    a handoff runs, as `escape` is, and taken once it is over."""
+    from okstra_tui.screens.board import BoardScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open(pilot, 4)
+        back = screen.query_one("#back")
+        screen.busy = "running"
+        back.press()
+        await pilot.pause(0.3)
+        assert app.screen is screen
+        screen.busy = None
+        back.press()
+        await settle(pilot, lambda: isinstance(app.screen, BoardScreen))
