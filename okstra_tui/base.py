@@ -78,6 +78,29 @@ class OkstraScreen(WorkerFailures, Screen[None]):
         self.query_one("#empty").display = False
         table.loading = True
 
+    def fill_list(self, rows: list[tuple[str, list[Text]]], target: str | None) -> bool:
+        """Show a list screen's rows (key, cells), or its `#empty` note when there are
+        none; put the cursor on `target`'s row when it is there, and focus the table.
+        True when the cursor went to `target`."""
+        from textual.widgets.data_table import RowDoesNotExist
+
+        table = self.query_one("DataTable")
+        table.loading = False
+        table.clear()  # type: ignore[attr-defined]
+        for key, cells in rows:
+            table.add_row(*cells, key=key)  # type: ignore[attr-defined]
+        table.display = bool(rows)
+        self.query_one("#empty").display = not rows
+        moved = False
+        if target:
+            try:
+                table.move_cursor(row=table.get_row_index(target))  # type: ignore[attr-defined]
+                moved = True
+            except RowDoesNotExist:
+                pass
+        table.focus()
+        return moved
+
     def help_legend(self) -> list[tuple[Any, Any]]:
         """Extra (label, text) lines the help dialog shows for this screen."""
         return []

@@ -57,29 +57,18 @@ class ProjectsScreen(OkstraScreen):
 
     @on(Loaded)
     def _show(self, message: Loaded) -> None:
-        table = self.query_one(DataTable)
-        table.loading = False
         current = self.selected.id if self.selected else None
         self.entries = message.entries
-        table.clear()
         muted = Style(color=self.app.theme_variables.get("okstra-blocked"))
+        rows = []
         for entry in self.entries:
             path = Text(home_relative(entry.path), style=muted if entry.exists else Style(color=self.app.theme_variables.get("okstra-stale")))
             if not entry.exists:
                 path.append("  " + t("projects.missing_tag"))
-            table.add_row(Text(entry.name, style="bold"), Text(entry.id), path, key=entry.id)
-        table.display = bool(self.entries)
-        self.query_one("#empty").display = not self.entries
+            rows.append((entry.id, [Text(entry.name, style="bold"), Text(entry.id), path]))
         target = self._want or message.select or current
-        if target:
-            try:
-                table.move_cursor(row=table.get_row_index(target))
-            except Exception:
-                pass
-            else:
-                if target == self._want:
-                    self._want = None
-        table.focus()
+        if self.fill_list(rows, target) and target == self._want:
+            self._want = None
 
     @property
     def selected(self) -> ProjectEntry | None:

@@ -99,26 +99,13 @@ class TasksScreen(OkstraScreen):
         self.project = message.project
         self.query_one("#crumbs", Breadcrumb).show("okstra", message.project.config.name)
         self.query_one("#heading", Static).update(t("tasks.heading_in", project=message.project.config.name))
-        table = self.query_one(DataTable)
-        table.loading = False
         current = self.selected.ref if self.selected else None
         self.summaries = message.summaries
         variables = self.app.theme_variables
-        table.clear()
-        for summary in self.summaries:
-            table.add_row(Text(str(summary.ref), style="bold"), Text(summary.title), progress_text(summary, variables), key=str(summary.ref))
-        table.display = bool(self.summaries)
-        self.query_one("#empty").display = not self.summaries
+        rows = [(str(s.ref), [Text(str(s.ref), style="bold"), Text(s.title), progress_text(s, variables)]) for s in self.summaries]
         target = self._want or message.select or current
-        if target is not None:
-            try:
-                table.move_cursor(row=table.get_row_index(str(target)))
-            except Exception:
-                pass
-            else:
-                if target == self._want:
-                    self._want = None
-        table.focus()
+        if self.fill_list(rows, str(target) if target is not None else None) and target == self._want:
+            self._want = None
 
     @property
     def selected(self) -> TaskSummary | None:
