@@ -235,10 +235,15 @@ def test_refused_when_the_task_worktree_is_dirty(task) -> None:
     assert dry.would_merge == [2, 3] and dry.plan.dirty == ["schema.py", "scratch.txt"]
 
 
-def test_okstra_dir_and_clean_gate_excludes_do_not_count_as_dirty(task) -> None:
-    config = task.project.config.model_copy(update={"clean_gate_excludes": ["notes"]})
+def with_clean_gate_excludes(task, paths: list[str]):
+    """The task, reloaded after its project's config lists `paths` as cleanGateExcludes."""
+    config = task.project.config.model_copy(update={"clean_gate_excludes": paths})
     save_doc(config_path(task.project.root), config)
-    task = load_task(load_project(task.project.root), task.ref)
+    return load_task(load_project(task.project.root), task.ref)
+
+
+def test_okstra_dir_and_clean_gate_excludes_do_not_count_as_dirty(task) -> None:
+    task = with_clean_gate_excludes(task, ["notes"])
     group_a_handed_off(task, {"shared.txt": "x = 1\n", "notes/todo.txt": "todo\n"})
     stages_2_and_3(task, [{"importer.py": "i\n"}], [{"exporter.py": "e\n"}])
     wt = task_wt(task)
@@ -255,9 +260,7 @@ def test_okstra_dir_and_clean_gate_excludes_do_not_count_as_dirty(task) -> None:
 
 
 def test_excluded_local_changes_survive_a_conflict(task) -> None:
-    config = task.project.config.model_copy(update={"clean_gate_excludes": ["notes"]})
-    save_doc(config_path(task.project.root), config)
-    task = load_task(load_project(task.project.root), task.ref)
+    task = with_clean_gate_excludes(task, ["notes"])
     group_a_handed_off(task, {"shared.txt": "x = 1\n", "notes/todo.txt": "todo\n"})
     stages_2_and_3(task, [{"shared.txt": "x = 2\n"}], [{"shared.txt": "x = 3\n"}])
     wt = task_wt(task)
@@ -443,9 +446,7 @@ def test_handoff_runs_under_the_task_mutex(task) -> None:
 def test_a_merge_git_refuses_is_undone_with_its_message(task) -> None:
     # an untracked file in a cleanGateExcludes path does not make the worktree dirty,
     # but git will not let the stage 3 merge overwrite it
-    config = task.project.config.model_copy(update={"clean_gate_excludes": ["exporter.py"]})
-    save_doc(config_path(task.project.root), config)
-    task = load_task(load_project(task.project.root), task.ref)
+    task = with_clean_gate_excludes(task, ["exporter.py"])
     group_a_handed_off(task)
     stages_2_and_3(task, [{"importer.py": "i\n"}], [{"exporter.py": "e\n"}])
     wt = task_wt(task)

@@ -16,6 +16,7 @@ from okstra_engine.errors import OkstraError
 from okstra_engine.ledger import append_row, format_ts, new_row, utc_now
 from okstra_engine.locations import agent_home, okstra_home
 from okstra_engine.plans import plan_run_root
+from tests.reliability.invariants import tree
 from tests.support import call, run_cli
 
 TEAM = "okstra-auth-login-s2"
@@ -38,22 +39,6 @@ def make_team(name: str = TEAM, *, tasks: bool = True) -> dict[str, bytes]:
         path.write_bytes(data)
     os.symlink("config.json", home / "teams" / name / "link-to-config")
     return files
-
-
-def tree(root: Path) -> dict[str, bytes | str]:
-    """Every file (bytes) and link (target) under `root`, by relative path."""
-    found: dict[str, bytes | str] = {}
-    if not root.exists():
-        return found
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            path = Path(dirpath) / name
-            rel = str(path.relative_to(root))
-            if path.is_symlink():
-                found[rel] = "-> " + os.readlink(path)
-            elif path.is_file():
-                found[rel] = path.read_bytes()
-    return found
 
 
 def everything() -> tuple[dict, dict]:

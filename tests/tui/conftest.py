@@ -28,14 +28,20 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 @pytest.fixture
 def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from okstra_engine.config import settings
     from okstra_engine.demo import build_demo
 
-    info = build_demo(tmp_path / "demo", now=NOW)
+    return use_demo(build_demo(tmp_path / "demo", now=NOW), tmp_path, monkeypatch)
+
+
+def use_demo(info, cwd: Path, monkeypatch: pytest.MonkeyPatch):
+    """Work in the demo `info` describes, from `cwd`, in English: its homes and config
+    in the environment, okstra's settings read again."""
+    from okstra_engine.config import settings
+
     for key, value in info.env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("OKSTRA_LANG", "en")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(cwd)
     settings.cache_clear()
     return info
 

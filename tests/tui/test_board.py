@@ -91,17 +91,24 @@ async def test_burst_of_appends_is_coalesced(make_app, demo) -> None:
         assert board.loads - loads <= 3
 
 
+async def _ask_release(pilot, stage: int):
+    """`x` on `stage`: the release dialog is up; returns the board under it."""
+    from okstra_tui.screens.confirm import ConfirmModal
+
+    board = await board_ready(pilot)
+    board.query_one("#stages").select_stage(stage)
+    await pilot.press("x")
+    await settle(pilot, lambda: isinstance(pilot.app.screen, ConfirmModal))
+    return board
+
+
 async def test_release_a_stale_reservation_approve(make_app, demo) -> None:
     from okstra_engine.ledger import read_ledger
-    from okstra_tui.screens.confirm import ConfirmModal
 
     app = make_app(minutes=3 * 24 * 60)  # three days on: stage 3's run went silent
     async with app.run_test(size=SIZE) as pilot:
-        board = await board_ready(pilot)
+        board = await _ask_release(pilot, 3)
         assert _states(board)[3] == "stale"
-        board.query_one("#stages").select_stage(3)
-        await pilot.press("x")
-        await settle(pilot, lambda: isinstance(app.screen, ConfirmModal))
         assert "Release stage 3" in text_of(app.screen.query_one(".dialog-title"))
         await pilot.press("y")
         await settle(pilot, lambda: app.screen is board and _states(board)[3] == "ready")
@@ -113,15 +120,10 @@ async def test_release_a_stale_reservation_approve(make_app, demo) -> None:
 
 @pytest.mark.parametrize("how", ["escape", "cancel-button", "enter-on-default"])
 async def test_release_dialog_cancel_paths(make_app, demo, how) -> None:
-    from okstra_tui.screens.confirm import ConfirmModal
-
     before = _ledger(demo).read_bytes()
     app = make_app(minutes=3 * 24 * 60)
     async with app.run_test(size=SIZE) as pilot:
-        board = await board_ready(pilot)
-        board.query_one("#stages").select_stage(3)
-        await pilot.press("x")
-        await settle(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        board = await _ask_release(pilot, 3)
         if how == "escape":
             await pilot.press("escape")
         elif how == "cancel-button":
@@ -134,14 +136,9 @@ async def test_release_dialog_cancel_paths(make_app, demo, how) -> None:
 
 
 async def test_release_approve_with_the_button(make_app, demo) -> None:
-    from okstra_tui.screens.confirm import ConfirmModal
-
     app = make_app(minutes=3 * 24 * 60)
     async with app.run_test(size=SIZE) as pilot:
-        board = await board_ready(pilot)
-        board.query_one("#stages").select_stage(3)
-        await pilot.press("x")
-        await settle(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        board = await _ask_release(pilot, 3)
         await pilot.click("#yes")
         await settle(pilot, lambda: _states(board)[3] == "ready")
 

@@ -37,9 +37,8 @@ def demo(fixed_home: Path, monkeypatch: pytest.MonkeyPatch):
     import okstra_engine.plans
     import okstra_engine.prepare
     import okstra_engine.quarantine
-    from okstra_engine.config import settings
     from okstra_engine.demo import build_demo
-    from tests.tui.conftest import NOW
+    from tests.tui.conftest import NOW, use_demo
 
     def run_id(phase: str, stage: int | None = None, *, now: datetime | None = None) -> str:
         return f"{NOW:%Y%m%dT%H%M%SZ}-{phase}" + (f"-s{stage}" if stage is not None else "") + "-5a0b1c"
@@ -50,13 +49,7 @@ def demo(fixed_home: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(okstra_engine.quarantine, "utc_now", lambda: NOW)  # the stamp a move takes
     where = fixed_home.with_name(fixed_home.name + ".demo")
     shutil.rmtree(where, ignore_errors=True)
-    info = build_demo(where, now=NOW)
-    for key, value in info.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("OKSTRA_LANG", "en")
-    monkeypatch.chdir(where)
-    settings.cache_clear()
-    yield info
+    yield use_demo(build_demo(where, now=NOW), where, monkeypatch)
     shutil.rmtree(where, ignore_errors=True)
 
 
