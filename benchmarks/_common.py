@@ -77,14 +77,19 @@ def startup_floor() -> float:
     return time_command([sys.executable, "-c", PYDANTIC_PROBE])
 
 
-GIT_IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-                "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+}
 
 
 def bench_git(repo: Path, *args: str) -> str:
     """git for building benchmark repositories (a fixed identity, no user config needed)."""
-    return subprocess.run(["git", *args], cwd=repo, env={**os.environ, **GIT_IDENTITY},
-                          check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=repo, env={**os.environ, **GIT_IDENTITY}, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def bench_repo(path: Path) -> str:

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import HEADER, bench_args, interleaved, okstra_cmd, report, time_command  # noqa: E402
+from _common import HEADER, bench_args, interleaved, okstra_cmd, report, time_command
 
 GOAL = 1.5  # issue 8 (issue 3 asked ≤3x)
 
@@ -59,11 +59,15 @@ def build(root: Path, files: int, stages: int) -> tuple[Path, str]:
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
     subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, input=_fast_import_stream(files), check=True)
     subprocess.run(["git", "reset", "-q", "--hard", "main"], cwd=repo, check=True)
-    base = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+    base = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
     project, _ = init_project(repo, qa_commands=["true"])
     task = new_task(project, TaskRef("bench", "prep"), title="prepare bench")
     plan = root / "stage-map.json"
-    plan.write_text(json.dumps({"stages": [{"stage": n, "title": f"S{n}", "depends_on": []} for n in range(1, stages + 1)]}))
+    plan.write_text(
+        json.dumps({"stages": [{"stage": n, "title": f"S{n}", "depends_on": []} for n in range(1, stages + 1)]})
+    )
     import_plan(task, plan, approve=True)
     return repo, base
 

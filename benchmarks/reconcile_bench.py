@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import HEADER, bench_args, interleaved, okstra_cmd, report, time_command  # noqa: E402
+from _common import HEADER, bench_args, interleaved, okstra_cmd, report, time_command
 
 GOALS = {5_000: 1.0, 50_000: 0.5}  # issue 8 (issue 5 asked ≤2x and <1x)
 STAGE_COMMITS = 20
@@ -103,7 +103,12 @@ def build_repo(repo: Path, target_commits: int) -> tuple[str, str]:
         parent = fi.commit("refs/heads/main", parent, f"work {i}", {path: others[path]})
     subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, input=fi.stream(), check=True)
     subprocess.run(["git", "reset", "-q", "--hard", "main"], cwd=repo, check=True)
-    rev = lambda r: subprocess.run(["git", "rev-parse", r], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()  # noqa: E731
+
+    def rev(r):
+        return subprocess.run(
+            ["git", "rev-parse", r], cwd=repo, check=True, capture_output=True, text=True
+        ).stdout.strip()
+
     return rev("stage"), rev("main")
 
 
@@ -119,7 +124,9 @@ def make_task(repo: Path, x: str, t: str, tmp: Path) -> None:
     plan = tmp / "plan.md"
     plan.write_text(PLAN)
     import_plan(task, plan, approve=True)
-    base = subprocess.run(["git", "merge-base", x, t], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+    base = subprocess.run(
+        ["git", "merge-base", x, t], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
     # the task worktree's branch: at the base while the stage runs, at T afterwards
     subprocess.run(["git", "branch", "-f", task_branch(task), base], cwd=repo, check=True)
     record(task, 1, "done", commit=x)
@@ -144,7 +151,9 @@ def main() -> int:
             assert found["kind"] == "patch-equivalent", found
             cherry = subprocess.run(floor, check=True, capture_output=True, text=True).stdout.split()
             assert cherry.count("-") == STAGE_COMMITS, cherry  # git agrees: all 20 are upstream
-            medians = interleaved({"okstra": lambda: time_command(okstra), "floor": lambda: time_command(floor)}, args.runs)
+            medians = interleaved(
+                {"okstra": lambda: time_command(okstra), "floor": lambda: time_command(floor)}, args.runs
+            )
             what = f"reconcile --json, {size:,} commits / git cherry"
             lines.append(report(what, medians["okstra"], medians["floor"], GOALS.get(size, 2.0)))
     print(HEADER)

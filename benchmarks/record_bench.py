@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import HEADER, bench_args, bench_git, bench_repo, bench_task, interleaved, okstra_cmd, report, time_command  # noqa: E402
+from _common import HEADER, bench_args, bench_git, bench_repo, bench_task, interleaved, okstra_cmd, report, time_command
 
 GOAL = 2.0
 CAPTURE = r"""
@@ -72,8 +72,24 @@ def main() -> int:
         # a probe run records the git commands of one `record done`
         log = Path(tmp) / "git.jsonl"
         probe = subprocess.run(
-            [sys.executable, "-c", CAPTURE, "--project", str(repo), "record", "bench/record", "--stage", "1", "--status", "done", "--commit", heads[0]],
-            env={**os.environ, "OKSTRA_BENCH_GITLOG": str(log)}, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-c",
+                CAPTURE,
+                "--project",
+                str(repo),
+                "record",
+                "bench/record",
+                "--stage",
+                "1",
+                "--status",
+                "done",
+                "--commit",
+                heads[0],
+            ],
+            env={**os.environ, "OKSTRA_BENCH_GITLOG": str(log)},
+            capture_output=True,
+            text=True,
         )
         assert probe.returncode == 0, probe.stderr
         calls = [json.loads(line) for line in log.read_text().splitlines()]
@@ -84,7 +100,7 @@ def main() -> int:
             if call["args"][1:] == ["patch-id", "--stable"]:
                 continue  # joined to its producer below
             line = f"cd {shlex.quote(call['cwd'])} && {shlex.join(call['args'])}"
-            nxt = next((c for c in calls[i + 1:] if c["thread"] == call["thread"]), None)
+            nxt = next((c for c in calls[i + 1 :] if c["thread"] == call["thread"]), None)
             if nxt and nxt["args"][1:] == ["patch-id", "--stable"]:
                 line += " | git patch-id --stable"
             script.append(line + " >/dev/null")
@@ -94,10 +110,25 @@ def main() -> int:
 
         def okstra() -> float:
             n = next(stage)
-            return time_command([*okstra_cmd(), "--project", str(repo), "record", "bench/record", "--stage", str((n - 2) % 19 + 2),
-                                 "--status", "done", "--commit", heads[(n - 2) % 19 + 1]])
+            return time_command(
+                [
+                    *okstra_cmd(),
+                    "--project",
+                    str(repo),
+                    "record",
+                    "bench/record",
+                    "--stage",
+                    str((n - 2) % 19 + 2),
+                    "--status",
+                    "done",
+                    "--commit",
+                    heads[(n - 2) % 19 + 1],
+                ]
+            )
 
-        floor = lambda: time_command(["bash", str(floor_sh)])
+        def floor():
+            return time_command(["bash", str(floor_sh)])
+
         medians = interleaved({"okstra": okstra, "floor": floor}, args.runs)
     print(HEADER)
     print(report(f"record --status done ({len(calls)} git calls)", medians["okstra"], medians["floor"], GOAL))

@@ -42,7 +42,10 @@ def main() -> int:
         print(f"# {bench.name}: {took:.0f} s", file=sys.stderr)
     from _common import interleaved, startup_floor, time_command
 
-    bare = interleaved({"python": lambda: time_command([sys.executable, "-c", "pass"]), "pydantic": startup_floor}, 7 if args.quick else 15)
+    bare = interleaved(
+        {"python": lambda: time_command([sys.executable, "-c", "pass"]), "pydantic": startup_floor},
+        7 if args.quick else 15,
+    )
     print(HEADER)
     for row in rows:
         print(row)

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import HEADER, bench_args, bench_repo, bench_task, interleaved, okstra_cmd, report, time_command  # noqa: E402
+from _common import HEADER, bench_args, bench_repo, bench_task, interleaved, okstra_cmd, report, time_command
 
 GOAL = 3.0  # issue 8 (issue 2 asked ≤6x)
 
@@ -28,14 +28,21 @@ def build(root: Path) -> tuple[Path, Path]:
 
     repo = root / "repo"
     sha = bench_repo(repo)
-    plan_dir = bench_task(repo, "bench/status", "status bench", {n: [d for d in (n - 1, n - 2) if d >= 1] for n in range(1, 101)})
+    plan_dir = bench_task(
+        repo, "bench/status", "status bench", {n: [d for d in (n - 1, n - 2) if d >= 1] for n in range(1, 101)}
+    )
     ledger = plan_dir / LEDGER_NAME
     lines = []
     for i in range(10_000):
         stage = i % 100 + 1
         status = ("reserved", "started", "done", "released")[i % 4]
-        row = new_row(stage, status, run_id=f"run-{i // 4}", impl_task_key="bench-status",
-                      head_commit=sha if status == "done" else None)
+        row = new_row(
+            stage,
+            status,
+            run_id=f"run-{i // 4}",
+            impl_task_key="bench-status",
+            head_commit=sha if status == "done" else None,
+        )
         lines.append(row.to_line())
     ledger.write_text("\n".join(lines) + "\n")
     return repo, ledger
@@ -55,7 +62,9 @@ def main() -> int:
             return time_command(okstra)
 
         time_command(okstra)  # warm the page cache and pyc files
-        medians = interleaved({"okstra": lambda: time_command(okstra), "floor": lambda: time_command(floor), "cold": cold}, args.runs)
+        medians = interleaved(
+            {"okstra": lambda: time_command(okstra), "floor": lambda: time_command(floor), "cold": cold}, args.runs
+        )
     print(HEADER)
     print(report("status --json (100 stages, 10k rows)", medians["okstra"], medians["floor"], GOAL))
     print(report("status --json, first call (no ledger cache)", medians["cold"], medians["floor"], None))

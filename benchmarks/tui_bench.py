@@ -32,7 +32,7 @@ import tempfile
 import termios
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -121,7 +121,9 @@ def in_terminal(code: list[str], env: dict[str, str]) -> tuple[float, float]:
     reader.start()
     with tempfile.NamedTemporaryFile(suffix=".painted") as mark:
         start = time.time()
-        proc = subprocess.Popen([*code[:3], mark.name, *code[3:]], stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [*code[:3], mark.name, *code[3:]], stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+        )
         returncode = proc.wait(timeout=60)
         exited = time.time()
         painted = float(Path(mark.name).read_text() or "nan")
@@ -167,8 +169,9 @@ def build_big(root: Path) -> Path:
 
     repo = root / "big"
     sha = bench_repo(repo)
-    plan_dir = bench_task(repo, "big/board", "A board of 200 stages",
-                          {n: [n - 1] if n % 2 == 0 else [] for n in range(1, BIG_STAGES + 1)})
+    plan_dir = bench_task(
+        repo, "big/board", "A board of 200 stages", {n: [n - 1] if n % 2 == 0 else [] for n in range(1, BIG_STAGES + 1)}
+    )
     lines = []
     for i in range(BIG_ROWS):
         stage = i % BIG_STAGES + 1
@@ -240,7 +243,7 @@ def main() -> int:
 
         for key in ("OKSTRA_HOME", "OKSTRA_CONFIG", "CLAUDE_CONFIG_DIR"):
             os.environ.pop(key, None)
-        info = build_demo(tmp / "demo", now=datetime.now(timezone.utc))
+        info = build_demo(tmp / "demo", now=datetime.now(UTC))
         os.environ.update(info.env)
         settings.cache_clear()
         env = {**run_env(), "TERM": "xterm-256color", "COLUMNS": str(SIZE[0]), "LINES": str(SIZE[1])}
@@ -264,13 +267,19 @@ def main() -> int:
     print(report("TUI start, first board frame and exit (pty)", whole["okstra"], whole["floor"], START_GOAL))
     median_ms, worst_ms = statistics.median(latencies) * 1000, max(latencies) * 1000
     verdict = "ok" if median_ms <= LATENCY_GOAL_MS else "OVER"
-    print(f"{'board refresh after a ledger append':<44} {median_ms:8.1f} ms  worst {worst_ms:6.1f} ms   goal ≤{LATENCY_GOAL_MS:g} ms  {verdict}")
+    print(
+        f"{'board refresh after a ledger append':<44} {median_ms:8.1f} ms  worst {worst_ms:6.1f} ms   goal ≤{LATENCY_GOAL_MS:g} ms  {verdict}"
+    )
     key_ms = statistics.median(keys) * 1000
     verdict = "ok" if key_ms <= KEY_GOAL_MS else "OVER"
-    print(f"{'200 stages, 20k rows: key to repaint':<44} {key_ms:8.1f} ms  worst {max(keys) * 1000:6.1f} ms   goal ≤{KEY_GOAL_MS:g} ms  {verdict}")
+    print(
+        f"{'200 stages, 20k rows: key to repaint':<44} {key_ms:8.1f} ms  worst {max(keys) * 1000:6.1f} ms   goal ≤{KEY_GOAL_MS:g} ms  {verdict}"
+    )
     refresh_ms = statistics.median(big_refresh) * 1000
     verdict = "ok" if refresh_ms <= LATENCY_GOAL_MS else "OVER"
-    print(f"{'200 stages, 20k rows: refresh after append':<44} {refresh_ms:8.1f} ms  worst {max(big_refresh) * 1000:6.1f} ms   goal ≤{LATENCY_GOAL_MS:g} ms  {verdict}")
+    print(
+        f"{'200 stages, 20k rows: refresh after append':<44} {refresh_ms:8.1f} ms  worst {max(big_refresh) * 1000:6.1f} ms   goal ≤{LATENCY_GOAL_MS:g} ms  {verdict}"
+    )
     print(f"{'200 stages, 20k rows: peak memory (RSS)':<44} {peak_kib / 1024:8.1f} MiB")
     return 0
 

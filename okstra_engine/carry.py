@@ -69,9 +69,7 @@ def read_carry(plan_root: Path) -> CarryRead:
             result.warnings.append(f"{source}: cannot read ({exc.strerror}); ignored")
             continue
         if sidecar.stage != int(match.group(1)):
-            result.warnings.append(
-                f"{source}: says stage {sidecar.stage}, its name says {match.group(1)}; ignored"
-            )
+            result.warnings.append(f"{source}: says stage {sidecar.stage}, its name says {match.group(1)}; ignored")
             continue
         result.sidecars[sidecar.stage] = sidecar
     return result

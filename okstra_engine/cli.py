@@ -43,10 +43,12 @@ def main(argv: list[str] | None = None, *, open_ui: Callable[..., int] | None = 
             return _unexpected(exc)
         # a full disk, a read-only or forbidden place: the machine's state, not a bug
         where = f": {exc.filename}" if exc.filename else ""
-        print_error(OkstraError(
-            f"{exc.strerror or exc}{where}",
-            "free some space, or make that place writable for you; okstra leaves no half-written file behind; then rerun",
-        ))
+        print_error(
+            OkstraError(
+                f"{exc.strerror or exc}{where}",
+                "free some space, or make that place writable for you; okstra leaves no half-written file behind; then rerun",
+            )
+        )
         return 2
     except Exception as exc:  # the boundary: anything else is our bug
         if debug:
@@ -67,13 +69,22 @@ def _unexpected(exc: BaseException) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--project", metavar="PATH", default=argparse.SUPPRESS, help="project directory (default: git toplevel of the cwd)")
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of unexpected errors")
+    common.add_argument(
+        "--project",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="project directory (default: git toplevel of the cwd)",
+    )
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of unexpected errors"
+    )
 
     # The top level declares its own --project/--debug: sharing the parent's action
     # objects would let a subcommand's default overwrite a value given before it.
     parser = argparse.ArgumentParser(prog="okstra", description="Run a coding task with AI agents in stages.")
-    parser.add_argument("--project", metavar="PATH", default=None, help="project directory (default: git toplevel of the cwd)")
+    parser.add_argument(
+        "--project", metavar="PATH", default=None, help="project directory (default: git toplevel of the cwd)"
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     parser.add_argument("--task", metavar="G/ID", help="open this task's stage board")
     parser.add_argument("--lang", choices=("en", "ko"), default=None, help="language of the TUI")
@@ -93,7 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("init", cmd_init, "register a project (idempotent; can add QA commands)")
     p.add_argument("path", nargs="?", help="project directory (default: --project, or the git toplevel of the cwd)")
     p.add_argument("--id", dest="project_id", metavar="ID", help="project id (default: from the directory name)")
-    p.add_argument("--qa-command", action="append", default=[], metavar="CMD", help="a shell command that verifies the code (repeatable)")
+    p.add_argument(
+        "--qa-command",
+        action="append",
+        default=[],
+        metavar="CMD",
+        help="a shell command that verifies the code (repeatable)",
+    )
 
     task = command("task", _needs_subcommand, "work with tasks")
     task_sub = task.add_subparsers(title="task commands", metavar="COMMAND")
@@ -126,36 +143,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", dest="run_id", metavar="RUN_ID", help="the run (default: the stage's current run)")
     p.add_argument("--json", action="store_true", help="print the row written as JSON")
 
-    p = command("reconcile", cmd_reconcile, "find where rebased, squashed or cherry-picked stage commits went; record corrections")
+    p = command(
+        "reconcile",
+        cmd_reconcile,
+        "find where rebased, squashed or cherry-picked stage commits went; record corrections",
+    )
     p.add_argument("task_ref", metavar="GROUP/ID")
-    p.add_argument("--apply", action="store_true", help="record a correction row for each suggestion that names a commit")
+    p.add_argument(
+        "--apply", action="store_true", help="record a correction row for each suggestion that names a commit"
+    )
     p.add_argument("--stage", type=int, metavar="N", help="only this stage (with --commit: correct it by hand)")
     p.add_argument("--commit", metavar="SHA", help="with --stage: record that the stage's work is at this commit")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
     p = command("prepare", cmd_prepare, "prepare an agent run: pick the stage, make its worktree, reserve it")
     p.add_argument("task_ref", metavar="GROUP/ID")
-    p.add_argument("--type", dest="task_type", required=True, metavar="TYPE",
-                   help="planning, implementation, final-verification, improvement-discovery or release-handoff")
-    p.add_argument("--stage", default="auto", metavar="auto|N", help="the stage to implement (default: the lowest ready one)")
-    p.add_argument("--workers", metavar="LIST", help="comma-separated workers: claude,codex,gemini (default: none, a single lead)")
+    p.add_argument(
+        "--type",
+        dest="task_type",
+        required=True,
+        metavar="TYPE",
+        help="planning, implementation, final-verification, improvement-discovery or release-handoff",
+    )
+    p.add_argument(
+        "--stage", default="auto", metavar="auto|N", help="the stage to implement (default: the lowest ready one)"
+    )
+    p.add_argument(
+        "--workers", metavar="LIST", help="comma-separated workers: claude,codex,gemini (default: none, a single lead)"
+    )
     p.add_argument("--base-ref", metavar="REF", help="where a new task worktree starts (default: the project's HEAD)")
-    p.add_argument("--qa-waiver", metavar="KEY=REASON", help="waive a stage's conformance check, e.g. login-stage-3='flaky API'")
+    p.add_argument(
+        "--qa-waiver", metavar="KEY=REASON", help="waive a stage's conformance check, e.g. login-stage-3='flaky API'"
+    )
     p.add_argument("--render-only", action="store_true", help="print the prompt; change nothing on disk")
     p.add_argument("--json", action="store_true", help="print the run manifest as one JSON document")
 
     p = command("handoff", cmd_handoff, "land a finished group of stages in the task worktree (all or nothing)")
     p.add_argument("task_ref", metavar="GROUP/ID")
     p.add_argument("--group", metavar="G", help="the stage group (default: the first one not yet handed off)")
-    p.add_argument("--merge", action="store_true", help="merge the group's unmerged stages (without it: show the merge plan)")
+    p.add_argument(
+        "--merge", action="store_true", help="merge the group's unmerged stages (without it: show the merge plan)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
-    quarantine = command("quarantine", _needs_subcommand, "move leftover agent team state into the okstra trash, and back")
+    quarantine = command(
+        "quarantine", _needs_subcommand, "move leftover agent team state into the okstra trash, and back"
+    )
     quarantine_sub = quarantine.add_subparsers(title="quarantine commands", metavar="COMMAND")
-    p = quarantine_sub.add_parser("list", help="the okstra-* teams under the agent home, and the trash", parents=[common])
+    p = quarantine_sub.add_parser(
+        "list", help="the okstra-* teams under the agent home, and the trash", parents=[common]
+    )
     p.set_defaults(handler=cmd_quarantine_list)
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
-    p = quarantine_sub.add_parser("move", help="move a team's teams/ and tasks/ folders into the trash", parents=[common])
+    p = quarantine_sub.add_parser(
+        "move", help="move a team's teams/ and tasks/ folders into the trash", parents=[common]
+    )
     p.set_defaults(handler=cmd_quarantine_move)
     p.add_argument("team", metavar="TEAM")
     p.add_argument("--yes", action="store_true", help="move without asking (needed without a terminal)")
@@ -212,7 +254,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from .config import settings
     from .demo import build_demo, load_demo
-
     from .locations import user_path
 
     directory = user_path(args.dir, "--dir").resolve() if args.dir else Path(tempfile.mkdtemp(prefix="okstra-demo-"))
@@ -233,8 +274,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     open_ui = _ui(args)
     # when the TUI leaves to exec an agent (the simulated lead), it prints how to come back
-    code = open_ui(project=info.project_root, task=info.task, lang=args.lang, command_env=info.env,
-                   reopen=f"okstra demo --dir {shlex.quote(info.dir)}")
+    code = open_ui(
+        project=info.project_root,
+        task=info.task,
+        lang=args.lang,
+        command_env=info.env,
+        reopen=f"okstra demo --dir {shlex.quote(info.dir)}",
+    )
     print(f"okstra demo: kept in {info.dir}; open it again: okstra demo --dir {info.dir}")
     return code
 
@@ -313,8 +359,10 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from . import reconcile
 
     if args.commit and args.stage is None:
-        raise OkstraError("--commit needs --stage N (the stage whose done commit it corrects)",
-                          f"for example: okstra reconcile {args.task_ref} --stage 1 --commit SHA")
+        raise OkstraError(
+            "--commit needs --stage N (the stage whose done commit it corrects)",
+            f"for example: okstra reconcile {args.task_ref} --stage 1 --commit SHA",
+        )
     task = _task(args)
     found: list = []
     applied: list = []
@@ -334,8 +382,13 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     else:
         found = reconcile.suggestions(task, stages=None if args.stage is None else [args.stage])
     if args.json:
-        _print_json({"task": str(task.ref), "suggestions": [s.to_json() for s in found],
-                     "applied": [s.to_json() for s in applied]})
+        _print_json(
+            {
+                "task": str(task.ref),
+                "suggestions": [s.to_json() for s in found],
+                "applied": [s.to_json() for s in applied],
+            }
+        )
         return 0
     for s in found:
         print(s.line())
@@ -368,7 +421,6 @@ def cmd_handoff(args: argparse.Namespace) -> int:
 
 def cmd_launch(args: argparse.Namespace) -> int:
     from .launch import launch
-
     from .locations import user_path
 
     launch(user_path(args.run_dir, "run dir"))
@@ -387,7 +439,9 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
     for info in teams:
         kinds = ", ".join(p.parent.name for p in info.paths) or "-"
         if info.owner:
-            state = f"in flight: run {info.owned_by_run or '?'} ({info.owner.task} stage {info.owner.stage}), not offered"
+            state = (
+                f"in flight: run {info.owned_by_run or '?'} ({info.owner.task} stage {info.owner.stage}), not offered"
+            )
         elif info.problem:
             state = f"not offered: {info.problem}"
         else:

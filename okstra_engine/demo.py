@@ -37,7 +37,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from . import git
@@ -111,7 +111,7 @@ _FILES_MAIN = [
 _ORDER = (
     "from dataclasses import dataclass\n\nfrom .cart import Cart\n\n\n"
     "@dataclass(frozen=True)\nclass Order:\n"
-    "    number: str\n    cart: Cart\n    status: str = \"new\"\n"
+    '    number: str\n    cart: Cart\n    status: str = "new"\n'
 )
 _PRICING = (
     "from .cart import Cart\n\n\n"
@@ -154,7 +154,9 @@ def load_demo(directory: Path) -> DemoInfo | None:
     except FileNotFoundError:
         return None
     except (ValueError, TypeError) as exc:
-        raise OkstraError(f"{directory / MARKER} is damaged ({exc})", "build the demo in another directory (--dir)") from None
+        raise OkstraError(
+            f"{directory / MARKER} is damaged ({exc})", "build the demo in another directory (--dir)"
+        ) from None
 
 
 def build_demo(directory: Path, *, now: datetime | None = None) -> DemoInfo:
@@ -165,7 +167,7 @@ def build_demo(directory: Path, *, now: datetime | None = None) -> DemoInfo:
             f"{directory} is not empty, and holds no okstra demo",
             "pass --dir with a new or empty directory, or leave --dir out for a temporary one",
         )
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     root = directory / DEMO_PROJECT
     env = {
         "OKSTRA_HOME": os.environ.get("OKSTRA_HOME") or str(directory / "okstra-home"),
@@ -239,7 +241,9 @@ def _build(root: Path, info: DemoInfo, now: datetime) -> None:
 
     # a shared okstra home may hold an earlier demo: worktree paths are per project id
     project_id = _free_project_id({p.project_id for p in list_projects()})
-    project, _ = init_project(root, project_id=project_id, qa_commands=[f"{_quote(sys.executable)} -m unittest discover -s tests -q"])
+    project, _ = init_project(
+        root, project_id=project_id, qa_commands=[f"{_quote(sys.executable)} -m unittest discover -s tests -q"]
+    )
     task = new_task(project, TaskRef.parse(DEMO_TASK), title="Checkout flow")
     plan_source = root.parent / "checkout-plan.md"
     plan_source.write_text(PLAN, encoding="utf-8")
@@ -259,7 +263,9 @@ def _build(root: Path, info: DemoInfo, now: datetime) -> None:
     # that, so the ledger's X is in no branch any more (git reconcile finds X')
     s2 = wt(2, c1)
     x = s2.commit({"shop/pricing.py": _PRICING}, "Pricing rules: discounts in whole percent", at(160))
-    tw.commit({"README.md": "# shop\n\nA tiny shop, used by the okstra demo.\n" + _DOCS}, "Describe the checkout", at(110))
+    tw.commit(
+        {"README.md": "# shop\n\nA tiny shop, used by the okstra demo.\n" + _DOCS}, "Describe the checkout", at(110)
+    )
     tw.at(at(100), "cherry-pick", x)
     x_rebased = tw.rev("HEAD")
     s2("reset", "-q", "--hard", x_rebased)
@@ -273,7 +279,9 @@ def _build(root: Path, info: DemoInfo, now: datetime) -> None:
     key = task.key
 
     def row(minutes: int, stage: int, status: str, host: str = "laptop", **extra: object) -> LedgerRow:
-        return LedgerRow(ts=_ts(at(minutes)), stage=stage, status=status, run_id=runs[stage], impl_task_key=key, host=host, **extra)
+        return LedgerRow(
+            ts=_ts(at(minutes)), stage=stage, status=status, run_id=runs[stage], impl_task_key=key, host=host, **extra
+        )
 
     rows = [
         row(240, 1, "reserved", base_ref=anchor),
@@ -292,8 +300,14 @@ def _build(root: Path, info: DemoInfo, now: datetime) -> None:
     ledger = plan.dir / LEDGER_NAME
     for r in sorted(rows, key=lambda r: r.ts):
         append_row(ledger, r)
-    write_carry(plan.dir, CarrySidecar(stage=1, head_commit=c1, impl_task_key=key, summary="Order model with number, cart and status."))
-    write_carry(plan.dir, CarrySidecar(stage=2, head_commit=x, impl_task_key=key, summary="price() applies a whole-percent discount."))
+    write_carry(
+        plan.dir,
+        CarrySidecar(stage=1, head_commit=c1, impl_task_key=key, summary="Order model with number, cart and status."),
+    )
+    write_carry(
+        plan.dir,
+        CarrySidecar(stage=2, head_commit=x, impl_task_key=key, summary="price() applies a whole-percent discount."),
+    )
 
     agent_home = Path(info.agent_home)
     _team(agent_home, f"okstra-{key}-s3", at(13), runs[3])
@@ -325,7 +339,10 @@ def _team(agent_home: Path, name: str, when: datetime, run_id: str) -> None:
         ],
     }
     (team / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    (tasks / "1.json").write_text(json.dumps({"id": "1", "subject": "implement the stage", "status": "in_progress"}, indent=2) + "\n", encoding="utf-8")
+    (tasks / "1.json").write_text(
+        json.dumps({"id": "1", "subject": "implement the stage", "status": "in_progress"}, indent=2) + "\n",
+        encoding="utf-8",
+    )
 
 
 class _DemoGit:
@@ -379,7 +396,7 @@ def _run_id(when: datetime, stage: int) -> str:
 
 
 def _ts(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _quote(path: str) -> str:

@@ -35,9 +35,7 @@ def load_doc(path: Path, model: type[M], *, how: str = "") -> M:
     try:
         return model.model_validate_json(data)
     except ValidationError as exc:
-        raise OkstraError(
-            describe_validation_error(exc, str(path)), how or f"fix or restore {path.name}"
-        ) from exc
+        raise OkstraError(describe_validation_error(exc, str(path)), how or f"fix or restore {path.name}") from exc
 
 
 def save_doc(path: Path, doc: BaseModel) -> None:

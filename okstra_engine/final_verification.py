@@ -78,7 +78,10 @@ def check_one_stage(task: Task, stage: int, rows: list[LedgerRow]) -> Provision:
             "commit or stash them there before verifying the stage",
         )
     return Provision(
-        path, row.branch, row.base_ref, REUSED_STAGE,
+        path,
+        row.branch,
+        row.base_ref,
+        REUSED_STAGE,
         note=f"final verification works in stage {stage}'s worktree (done at {(done.head_commit or '-')[:8]})",
     )
 

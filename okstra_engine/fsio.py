@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
@@ -24,10 +25,8 @@ def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
         faults.point("fsio.before-replace")
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     if durable:
         _fsync_dir(path.parent)
@@ -56,7 +55,11 @@ def append_line(path: Path, line: str) -> None:
         if written != len(data):  # a full disk can take part of a line: never leave it there
             if os.fstat(fd).st_size == size + written:
                 os.ftruncate(fd, size)
-            raise OSError(errno.ENOSPC, f"No space left on device (only {written} of {len(data)} bytes of a line fitted)", str(path))
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left on device (only {written} of {len(data)} bytes of a line fitted)",
+                str(path),
+            )
         os.fsync(fd)
         faults.point("fsio.appended")
     finally:
@@ -80,6 +83,7 @@ def write_dir(final: Path, files: dict[str, str], *, fault_prefix: str | None = 
     """Create the folder `final` holding `files` (name → text) all at once: built aside
     under a hidden name and renamed into place, so a reader or a crash never sees it half
     made. `fault_prefix` names the kill points the reliability tests use."""
+
     def point(name: str) -> None:
         if fault_prefix is not None:
             faults.point(f"{fault_prefix}.{name}")

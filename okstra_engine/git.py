@@ -60,6 +60,7 @@ def run(
     try:
         proc = subprocess.run(
             ["git", *args],
+            check=False,
             cwd=cwd,
             env={**git_env(), **env} if env else git_env(),
             input=input,
@@ -68,9 +69,7 @@ def run(
             stdin=None if input is not None else subprocess.DEVNULL,
         )
     except FileNotFoundError as exc:
-        raise OkstraError(
-            "git is not installed or not on PATH", "install git 2.38 or newer"
-        ) from exc
+        raise OkstraError("git is not installed or not on PATH", "install git 2.38 or newer") from exc
     except ValueError as exc:  # a NUL byte in an argument: a damaged ledger or sidecar value
         raise _nul_error(args) from exc
     if check and proc.returncode != 0:
@@ -130,9 +129,17 @@ def git_path(repo: Path, name: str) -> Path:
 # and always hashed with `git patch-id --stable`: stable and unstable ids never mix.
 
 PATCH_DIFF_OPTS = (
-    "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "-U3",
-    "--inter-hunk-context=0", "--src-prefix=a/", "--dst-prefix=b/",
-    "--diff-algorithm=myers", "--submodule=short", "--binary",
+    "--no-color",
+    "--no-ext-diff",
+    "--no-textconv",
+    "--no-renames",
+    "-U3",
+    "--inter-hunk-context=0",
+    "--src-prefix=a/",
+    "--dst-prefix=b/",
+    "--diff-algorithm=myers",
+    "--submodule=short",
+    "--binary",
 )
 # config a diff-making command reads beyond its options (log.follow switches on rename
 # following for a single path; diff.relative limits the diff to a subdirectory)
@@ -167,8 +174,12 @@ def _pipe_to_patch_id(repo: Path, args: list[str]) -> list[tuple[str, str]]:
     with tempfile.TemporaryFile() as errors:  # a pipe could fill up and stall git
         try:
             producer = subprocess.Popen(
-                ["git", "--literal-pathspecs", *_PATCH_CONFIG, *args], cwd=repo, env=env,
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
+                ["git", "--literal-pathspecs", *_PATCH_CONFIG, *args],
+                cwd=repo,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=errors,
             )
         except FileNotFoundError as exc:
             raise OkstraError("git is not installed or not on PATH", "install git 2.38 or newer") from exc
@@ -176,8 +187,12 @@ def _pipe_to_patch_id(repo: Path, args: list[str]) -> list[tuple[str, str]]:
             raise _nul_error(args) from exc
         try:
             hasher = subprocess.Popen(
-                ["git", "patch-id", "--stable"], cwd=repo, env=env,
-                stdin=producer.stdout, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                ["git", "patch-id", "--stable"],
+                cwd=repo,
+                env=env,
+                stdin=producer.stdout,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
             )
         except BaseException:
             producer.kill()
@@ -232,7 +247,7 @@ def concurrently(*calls: Callable[[], T]) -> list[T]:
     def work(i: int) -> None:
         try:
             results[i] = calls[i]()
-        except BaseException as exc:  # handed to the caller below
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
             errors[i] = exc
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(1, len(calls))]
@@ -257,16 +272,32 @@ def diff_patch_id(repo: Path, base: str, head: str) -> str | None:
 def touched_paths(repo: Path, base: str, head: str) -> list[str]:
     """Every path some non-merge commit of `base..head` changes (sorted), which is more
     than `git diff base head` names when a commit's change was undone by a later one."""
-    text = _raw(["--literal-pathspecs", "log", "--no-merges", "--no-renames", "--format=", "--name-only", "-z",
-                 "--end-of-options", head, f"^{base}", "--"], repo)
+    text = _raw(
+        [
+            "--literal-pathspecs",
+            "log",
+            "--no-merges",
+            "--no-renames",
+            "--format=",
+            "--name-only",
+            "-z",
+            "--end-of-options",
+            head,
+            f"^{base}",
+            "--",
+        ],
+        repo,
+    )
     return sorted({p for p in text.split("\0") if p})
 
 
 def zero_context_diff(repo: Path, a: str, b: str, paths: list[str]) -> str:
     """`git diff -U0 a b -- PATHS` with the fixed options: hunk headers to locate changes."""
     opts = [o for o in PATCH_DIFF_OPTS if o not in ("-U3", "--binary")]
-    return _raw(["--literal-pathspecs", *_PATCH_CONFIG, "-c", "core.quotePath=true",
-                 "diff", *opts, "-U0", a, b, "--", *paths], repo)
+    return _raw(
+        ["--literal-pathspecs", *_PATCH_CONFIG, "-c", "core.quotePath=true", "diff", *opts, "-U0", a, b, "--", *paths],
+        repo,
+    )
 
 
 def update_ref(repo: Path, ref: str, sha: str) -> None:
@@ -312,12 +343,16 @@ def clear_stale_ref_lock(repo: Path, ref: str, *, wait: float = STALE_LOCK_S) ->
 def _raw(args: list[str], repo: Path) -> str:
     """Like `out`, but file names and contents need not be UTF-8."""
     try:
-        proc = subprocess.run(["git", *args], cwd=repo, env=git_env(), capture_output=True, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            ["git", *args], check=False, cwd=repo, env=git_env(), capture_output=True, stdin=subprocess.DEVNULL
+        )
     except ValueError as exc:
         raise _nul_error(args) from exc
     if proc.returncode != 0:
         first = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise GitError(f"git failed in {repo}: {first[0] if first else 'exit ' + str(proc.returncode)}", "see git's message above")
+        raise GitError(
+            f"git failed in {repo}: {first[0] if first else 'exit ' + str(proc.returncode)}", "see git's message above"
+        )
     return proc.stdout.decode("utf-8", "surrogateescape")
 
 
@@ -518,12 +553,23 @@ def operation_in_progress(worktree: Path) -> str | None:
     return next((what for name, what in _IN_PROGRESS if (dirs[0] / name).exists()), None)
 
 
-def merge_no_ff(worktree: Path, commit: str, message: list[str], *, identity: list[str] = ()) -> subprocess.CompletedProcess[str]:
+def merge_no_ff(
+    worktree: Path, commit: str, message: list[str], *, identity: list[str] = ()
+) -> subprocess.CompletedProcess[str]:
     """`git merge --no-ff COMMIT` in `worktree` with `message` (one paragraph per item).
     Fixed behaviour whatever the user's config: no editor, no autostash, no rerere
     auto-staging, no hooks (okstra's merges are mechanical). The caller reads the exit
     code: nonzero is a conflict (see `unmerged_paths`) or a refusal (git's message)."""
-    args = [*identity, "merge", "--no-ff", "--no-edit", "--no-verify", "--no-autostash", "--no-rerere-autoupdate", "--no-log"]
+    args = [
+        *identity,
+        "merge",
+        "--no-ff",
+        "--no-edit",
+        "--no-verify",
+        "--no-autostash",
+        "--no-rerere-autoupdate",
+        "--no-log",
+    ]
     for paragraph in message:
         args += ["-m", paragraph]
     return run([*args, "--end-of-options", commit], worktree, check=False)
@@ -550,8 +596,12 @@ def blob(repo: Path, commit: str, path: str) -> bytes | None:
     if "\0" in commit or "\0" in path:
         return None
     proc = subprocess.run(
-        ["git", "cat-file", "blob", "--end-of-options", f"{commit}:{path}"], cwd=repo, env=git_env(),
-        capture_output=True, stdin=subprocess.DEVNULL,
+        ["git", "cat-file", "blob", "--end-of-options", f"{commit}:{path}"],
+        check=False,
+        cwd=repo,
+        env=git_env(),
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
     )
     return proc.stdout if proc.returncode == 0 else None
 
@@ -559,7 +609,10 @@ def blob(repo: Path, commit: str, path: str) -> bytes | None:
 def restore_path(worktree: Path, path: str) -> bool:
     """Put `path` back as HEAD has it, in the index and the work tree (gone if HEAD lacks it)."""
     if blob(worktree, "HEAD", path) is not None:
-        return run(["--literal-pathspecs", "checkout", "--quiet", "HEAD", "--", path], worktree, check=False).returncode == 0
+        return (
+            run(["--literal-pathspecs", "checkout", "--quiet", "HEAD", "--", path], worktree, check=False).returncode
+            == 0
+        )
     run(["--literal-pathspecs", "rm", "--cached", "--quiet", "--ignore-unmatch", "--", path], worktree, check=False)
     try:
         os.unlink(Path(worktree) / path)

@@ -66,13 +66,13 @@ import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ConfigDict, ValidationError
 
-from .documents import Doc
 from . import faults, git, registry, worktrees
+from .documents import Doc
 from .errors import OkstraError, describe_validation_error
 from .fsio import append_line, atomic_write_text
 from .ledger import LedgerRow, format_ts, hostname, latest_done_by_stage, utc_now
@@ -387,8 +387,16 @@ def _build_plan(
     status = task_status(task)
     views = {v.stage: v for v in status.stages}
     plan = HandoffPlan(
-        task, chosen, [], plan_run.dir, wt, head, groups, handed_off,
-        warnings=[*history.warnings, *status.warnings], history=history.rows,
+        task,
+        chosen,
+        [],
+        plan_run.dir,
+        wt,
+        head,
+        groups,
+        handed_off,
+        warnings=[*history.warnings, *status.warnings],
+        history=history.rows,
     )
     done = latest_done_by_stage(status.rows)
     root = task.project.root
@@ -414,7 +422,7 @@ def _refuse_by_state(task: Task, sp: StagePlan, view: StageView, row: LedgerRow 
     ref, n = task.ref, sp.stage
     release = f"okstra record {ref} --stage {n} --status released"
     if view.state == "in-flight":
-        since = view.since.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if view.since else "?"
+        since = view.since.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if view.since else "?"
         sp.refusal = f"stage {n} is in flight (run {view.run_id or '?'}, since {since})"
         sp.refusal_how = f"let that run finish (okstra status {ref}); if it was abandoned: {release}"
     elif view.state == "stale":
@@ -432,7 +440,9 @@ def _refuse_by_state(task: Task, sp: StagePlan, view: StageView, row: LedgerRow 
         sp.refusal_how = f"record the commit it finished at: okstra record {ref} --stage {n} --status done --commit SHA"
 
 
-def _classify(task: Task, sp: StagePlan, rows: list[LedgerRow], row: LedgerRow, head: str, fix: Suggestion | None) -> None:
+def _classify(
+    task: Task, sp: StagePlan, rows: list[LedgerRow], row: LedgerRow, head: str, fix: Suggestion | None
+) -> None:
     root = task.project.root
     try:
         match = content_merged(root, sp.done_commit, head, base=stage_base_ref(rows, sp.stage), stored=row)
@@ -460,8 +470,15 @@ class HandoffError(OkstraError):
     """A handoff that was refused or undone; carries its plan (and conflicts) for the
     TUI and `--json`."""
 
-    def __init__(self, what: str, how: str, plan: HandoffPlan, *, conflicts: dict[int, list[str]] | None = None,
-                 applied: list[Suggestion] = ()) -> None:
+    def __init__(
+        self,
+        what: str,
+        how: str,
+        plan: HandoffPlan,
+        *,
+        conflicts: dict[int, list[str]] | None = None,
+        applied: list[Suggestion] = (),
+    ) -> None:
         super().__init__(what, how)
         self.plan = plan
         self.conflicts = dict(conflicts or {})
@@ -581,7 +598,10 @@ def run_handoff(
             sink(text)
 
     with task_mutex(
-        task.project.id, task.ref.group, task.ref.id, timeout=lock_timeout,
+        task.project.id,
+        task.ref.group,
+        task.ref.id,
+        timeout=lock_timeout,
         on_wait=lambda path: say(f"okstra: waiting for another okstra process working on {task.ref} …", warn or notice),
     ):
         faults.point("handoff.locked")
@@ -594,8 +614,9 @@ def run_handoff(
         if plan.refusals:
             raise _refused(plan, applied)
         before = plan.task_head
-        result = HandoffResult(plan, merge, before, before, applied=applied, notices=notices,
-                               already_merged=plan.already_merged)
+        result = HandoffResult(
+            plan, merge, before, before, applied=applied, notices=notices, already_merged=plan.already_merged
+        )
         if plan.to_merge and not merge:
             result.would_merge = plan.to_merge
         elif plan.to_merge:
@@ -605,7 +626,8 @@ def run_handoff(
                     f"cannot merge group {plan.group} of {task.ref}: " + "; ".join(blockers),
                     f"commit, stash or finish what is there first (git -C {shlex.quote(str(plan.task_worktree))} status); "
                     "okstra ignores .okstra and the project's cleanGateExcludes",
-                    plan, applied=applied,
+                    plan,
+                    applied=applied,
                 )
             _begin_journal(plan)
             try:
@@ -654,11 +676,21 @@ def _journal_path(plan_dir: Path) -> Path:
 
 
 def _begin_journal(plan: HandoffPlan) -> None:
-    atomic_write_text(_journal_path(plan.plan_dir), json.dumps({
-        "task": str(plan.task.ref), "group": plan.group, "task_worktree": str(plan.task_worktree),
-        "head_before": plan.task_head, "started": format_ts(utc_now()), "host": hostname(),
-        "commits": [plan.stage(n).done_commit for n in plan.to_merge],
-    }) + "\n")
+    atomic_write_text(
+        _journal_path(plan.plan_dir),
+        json.dumps(
+            {
+                "task": str(plan.task.ref),
+                "group": plan.group,
+                "task_worktree": str(plan.task_worktree),
+                "head_before": plan.task_head,
+                "started": format_ts(utc_now()),
+                "host": hostname(),
+                "commits": [plan.stage(n).done_commit for n in plan.to_merge],
+            }
+        )
+        + "\n",
+    )
 
 
 def _recover_interrupted(task: Task, say: Callable[[str], None]) -> None:
@@ -684,7 +716,12 @@ def _recover_interrupted(task: Task, say: Callable[[str], None]) -> None:
         path.unlink(missing_ok=True)
         return
     own, common = dirs
-    locks = [own / "index.lock", own / "HEAD.lock", own / "ORIG_HEAD.lock", common / f"refs/heads/{task_branch(task)}.lock"]
+    locks = [
+        own / "index.lock",
+        own / "HEAD.lock",
+        own / "ORIG_HEAD.lock",
+        common / f"refs/heads/{task_branch(task)}.lock",
+    ]
     deadline = time.monotonic() + STALE_LOCK_WAIT_S
     while any(lock.exists() for lock in locks) and time.monotonic() < deadline:
         time.sleep(0.05)  # a git the dead handoff started may still be finishing
@@ -700,16 +737,19 @@ def _recover_interrupted(task: Task, say: Callable[[str], None]) -> None:
             message = (own / "MERGE_MSG").read_text(encoding="utf-8", errors="replace")
         except OSError:
             message = ""
-        if message.startswith(f"okstra handoff {task.ref} group "):
-            if git.merge_abort(wt) or git.reset(wt, "HEAD", "merge"):
-                cleared.append("its unfinished merge")
+        if message.startswith(f"okstra handoff {task.ref} group ") and (
+            git.merge_abort(wt) or git.reset(wt, "HEAD", "merge")
+        ):
+            cleared.append("its unfinished merge")
     commits = [c for c in info.get("commits", []) if isinstance(c, str) and git.looks_like_sha(c)]
     restored = _restore_merge_leftovers(task, wt, commits)
     if restored:
         cleared.append(f"the files its merge had half-written ({_some(restored)})")
     undone = _undo_own_merges(task, wt, info.get("head_before"), group)
     if undone:
-        cleared.append(f"its {undone} merge commit(s), so the group lands whole (task worktree back at {str(info['head_before'])[:8]})")
+        cleared.append(
+            f"its {undone} merge commit(s), so the group lands whole (task worktree back at {str(info['head_before'])[:8]})"
+        )
     what = f"cleared {', '.join(cleared)}" if cleared else "nothing needed clearing"
     say(f"okstra: recovered from an interrupted handoff of group {group} (started {info.get('started', '?')}): {what}")
     path.unlink(missing_ok=True)
@@ -748,7 +788,10 @@ def _undo_own_merges(task: Task, wt: Path, head_before: object, group: str) -> i
     proc = git.run(["log", "--first-parent", "--format=%P%x09%s", f"{head_before}..{head}"], wt, check=False)
     lines = proc.stdout.splitlines() if proc.returncode == 0 else []
     prefix = f"okstra handoff {task.ref} group {group}:"
-    ours = all(len(parents.split()) == 2 and subject.startswith(prefix) for parents, _, subject in (l.partition("\t") for l in lines))
+    ours = all(
+        len(parents.split()) == 2 and subject.startswith(prefix)
+        for parents, _, subject in (l.partition("\t") for l in lines)
+    )
     if not lines or not ours or not git.reset(wt, head_before, "keep"):
         return 0
     return len(lines)
@@ -808,7 +851,8 @@ def _merge_group(plan: HandoffPlan, applied: list[Suggestion]) -> tuple[dict[int
                     f"git refused to merge stage {n} ({sp.done_commit[:8]}) into the task worktree: {why}; "
                     f"nothing of group {plan.group} was merged (task worktree back at {before[:8]})",
                     f"fix what git reports in {wt}, then rerun: okstra handoff {plan.task.ref} --group {shlex.quote(plan.group)} --merge",
-                    plan, applied=applied,
+                    plan,
+                    applied=applied,
                 )
             conflicts[n] = files
             faults.point("handoff.conflicted")
@@ -844,12 +888,15 @@ def _conflict_error(plan: HandoffPlan, conflicts: dict[int, list[str]], applied:
     sp = plan.stage(first)
     q = shlex.quote(str(plan.task_worktree))
     return HandoffError(
-        f"handoff of group {plan.group} of {plan.task.ref} undone: " + "; ".join(parts)
+        f"handoff of group {plan.group} of {plan.task.ref} undone: "
+        + "; ".join(parts)
         + f"; nothing of the group was merged (task worktree back at {plan.task_head[:8]}, clean)",
         f"merge it by hand and resolve: git -C {q} merge --no-ff {sp.done_commit[:12]} (stage {first}), fix the conflicts, "
         f"commit, then rerun okstra handoff {plan.task.ref} --group {shlex.quote(plan.group)} --merge "
         "(a stage already merged is counted, not merged again)",
-        plan, conflicts=conflicts, applied=applied,
+        plan,
+        conflicts=conflicts,
+        applied=applied,
     )
 
 
@@ -857,14 +904,16 @@ def _record(plan: HandoffPlan, result: HandoffResult) -> HandoffRow:
     landed = []
     for sp in plan.stages:
         merged = sp.stage in result.merge_commits
-        landed.append(LandedStage(
-            stage=sp.stage,
-            done_commit=sp.done_commit,
-            kind=sp.kind or "unknown",
-            merged=merged,
-            commit=result.merge_commits.get(sp.stage) or _earlier_landing(plan, sp) or sp.match_commit,
-            replaced=sp.reconciled_from,
-        ))
+        landed.append(
+            LandedStage(
+                stage=sp.stage,
+                done_commit=sp.done_commit,
+                kind=sp.kind or "unknown",
+                merged=merged,
+                commit=result.merge_commits.get(sp.stage) or _earlier_landing(plan, sp) or sp.match_commit,
+                replaced=sp.reconciled_from,
+            )
+        )
     row = HandoffRow(
         ts=format_ts(utc_now()),
         task=str(plan.task.ref),
@@ -920,7 +969,7 @@ def write_report(plan: HandoffPlan, result: HandoffResult, after: TaskStatus) ->
 
 def render_report(plan: HandoffPlan, result: HandoffResult, after: TaskStatus) -> str:
     task = plan.task
-    when = (result.record.ts if result.record else format_ts(datetime.now(timezone.utc)))
+    when = result.record.ts if result.record else format_ts(datetime.now(UTC))
     lines = [
         f"# Handoff of group {plan.group} — {task.ref}",
         "",
@@ -1024,7 +1073,9 @@ def summary_lines(result: HandoffResult) -> list[str]:
     for sp in plan.stages:
         label = f"  stage {sp.stage} ({sp.title}):"
         if sp.stage in result.merge_commits:
-            lines.append(f"{label} merged {sp.done_commit[:8]} from {sp.branch} as {result.merge_commits[sp.stage][:8]}")
+            lines.append(
+                f"{label} merged {sp.done_commit[:8]} from {sp.branch} as {result.merge_commits[sp.stage][:8]}"
+            )
         elif sp.stage in result.would_merge:
             lines.append(f"{label} would merge {sp.done_commit[:8]} from {sp.branch} ({sp.kind})")
         else:

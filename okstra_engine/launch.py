@@ -48,7 +48,9 @@ def read_manifest(run_dir: Path) -> dict:
     try:
         doc = load_doc(run_dir / "manifest.json", LaunchManifest, how="prepare the run again")
     except FileNotFoundError:
-        raise OkstraError(f"{run_dir} is not a prepared run (no manifest.json)", "prepare one: okstra prepare GROUP/ID --type TYPE") from None
+        raise OkstraError(
+            f"{run_dir} is not a prepared run (no manifest.json)", "prepare one: okstra prepare GROUP/ID --type TYPE"
+        ) from None
     return doc.model_dump(by_alias=True)
 
 
@@ -61,7 +63,9 @@ def plan_launch(run_dir: Path) -> LaunchPlan:
     worktree = (manifest.get("worktree") or {}).get("path") or manifest.get("project_root") or str(run_dir)
     cwd = Path(worktree)
     if not cwd.is_dir():
-        raise OkstraError(f"the run's worktree {cwd} does not exist", "prepare the run again (it recreates the worktree)")
+        raise OkstraError(
+            f"the run's worktree {cwd} does not exist", "prepare the run again (it recreates the worktree)"
+        )
     values = {
         "prompt": prompt_file.read_text(encoding="utf-8"),
         "prompt_file": str(prompt_file),
@@ -70,7 +74,9 @@ def plan_launch(run_dir: Path) -> LaunchPlan:
     }
     template = settings().agent_command
     if not template:
-        raise OkstraError(f"agent_command in {config_file()} is empty", 'set it, e.g. agent_command = ["claude", "{prompt}"]')
+        raise OkstraError(
+            f"agent_command in {config_file()} is empty", 'set it, e.g. agent_command = ["claude", "{prompt}"]'
+        )
     try:
         argv = [part.format_map(values) for part in template]
     except (KeyError, ValueError) as exc:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
@@ -48,9 +48,7 @@ class LedgerRow(Doc):
     pid: int | None = None
 
     def to_line(self) -> str:
-        return json.dumps(
-            self.model_dump(exclude_none=True), separators=(",", ":"), ensure_ascii=False
-        )
+        return json.dumps(self.model_dump(exclude_none=True), separators=(",", ":"), ensure_ascii=False)
 
     @property
     def when(self) -> datetime:
@@ -63,20 +61,20 @@ def _rows_adapter() -> TypeAdapter[list[LedgerRow]]:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def format_ts(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def parse_ts(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         # in UTC: an offset at the very edge of the calendar cannot overflow later
-        return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     except (ValueError, OverflowError):
-        return datetime.min.replace(tzinfo=timezone.utc)
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def new_row(stage: int, status: Status, **fields: object) -> LedgerRow:
@@ -122,9 +120,7 @@ def parse_ledger(data: bytes, source: str = LEDGER_NAME, *, first_line: int = 1)
                 why = "torn write (no newline at the end)" if torn else "not valid JSON"
                 result.warnings.append(f"{source} line {no}: {why}; skipped")
             else:
-                result.warnings.append(
-                    describe_validation_error(exc, f"{source} line {no}") + "; skipped"
-                )
+                result.warnings.append(describe_validation_error(exc, f"{source} line {no}") + "; skipped")
     return result
 
 

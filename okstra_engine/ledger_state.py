@@ -18,6 +18,7 @@ does not match the file byte for byte (the ledger was replaced, edited or cut) i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
 from pathlib import Path
@@ -106,7 +107,7 @@ class LedgerFollower:
                     if zlib.crc32(memoryview(data)[: self._offset]) != self._crc:
                         self._reset(stat.st_ino)
                     else:
-                        data = data[self._offset:]
+                        data = data[self._offset :]
                 else:
                     handle.seek(self._offset)
                     data = handle.read()
@@ -146,14 +147,17 @@ class LedgerFollower:
         from .fsio import atomic_write_text
 
         doc = LedgerCache(
-            ledger=self._key, inode=self._inode, offset=self._offset, lines=self.lines,
-            crc=self._crc, warnings=self._read.warnings, rows=self._read.rows,
+            ledger=self._key,
+            inode=self._inode,
+            offset=self._offset,
+            lines=self.lines,
+            crc=self._crc,
+            warnings=self._read.warnings,
+            rows=self._read.rows,
         )
-        try:
-            # a cache: a crash may lose it (it is rebuilt), never leave half of it
+        # a cache: a crash may lose it (it is rebuilt), never leave half of it
+        with contextlib.suppress(OSError):
             atomic_write_text(self._cache, doc.model_dump_json(exclude_none=True), durable=False)
-        except OSError:
-            pass
 
 
 class LedgerCache(Doc):
@@ -186,6 +190,9 @@ def _cache_file(path: Path) -> tuple[str | None, Path | None]:
 
     try:
         key = str(path.resolve())
-        return key, okstra_home() / "cache" / "ledgers" / f"{zlib.crc32(key.encode()):08x}-{path.parent.name[-40:]}.json"
-    except Exception:  # no usable home: work without a cache
+        return (
+            key,
+            okstra_home() / "cache" / "ledgers" / f"{zlib.crc32(key.encode()):08x}-{path.parent.name[-40:]}.json",
+        )
+    except Exception:  # noqa: BLE001 - no usable home: work without a cache
         return None, None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import OkstraError
@@ -52,7 +52,7 @@ def with_approval(text: str, when: str) -> str:
         body += "approved: true\n"
     if "approved_at:" not in body:
         body += f"approved_at: {when}\n"
-    return f"---\n{body}---\n{text[match.end():]}"
+    return f"---\n{body}---\n{text[match.end() :]}"
 
 
 @dataclass(frozen=True)
@@ -108,10 +108,12 @@ def import_plan(task: Task, source: Path, *, approve: bool = False) -> PlanRun:
     try:
         text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise OkstraError(f"plan file {source} does not exist", "pass the path of a plan.md or stage-map.json") from None
+        raise OkstraError(
+            f"plan file {source} does not exist", "pass the path of a plan.md or stage-map.json"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise OkstraError(f"cannot read plan file {source}: {exc}", "pass a UTF-8 plan.md or stage-map.json") from exc
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
     files: dict[str, str] = {}
     if source.suffix.lower() == ".json":
@@ -150,11 +152,13 @@ def approve_plan(task: Task) -> tuple[PlanRun, bool]:
     """Approve the newest plan; return it and whether anything changed."""
     runs = plan_runs(task)
     if not runs:
-        raise OkstraError(f"task {task.ref} has no plan to approve", f"import one: okstra plan import {task.ref} plan.md")
+        raise OkstraError(
+            f"task {task.ref} has no plan to approve", f"import one: okstra plan import {task.ref} plan.md"
+        )
     newest = runs[-1]
     newest.stage_map()  # never approve a plan whose Stage Map does not hold
     if newest.approved:
         return newest, False
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     atomic_write_text(newest.plan_md, with_approval(newest.plan_md.read_text(encoding="utf-8"), stamp))
     return PlanRun(newest.dir, True), True

@@ -41,15 +41,15 @@ import sys
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ConfigDict, Field
 
-from .documents import Doc
 from . import faults, final_verification, git, registry, worktrees
 from .carry import missing_done_rows, read_carry
 from .conformance import clear_stale_waivers, parse_waiver_arg, set_waiver
+from .documents import Doc
 from .errors import OkstraError
 from .fsio import write_dir
 from .ledger import LEDGER_NAME, LedgerRow, append_row, latest_done_by_stage, new_row
@@ -60,7 +60,7 @@ from .runs import PHASES, RunManifest, new_run_id
 from .slugs import check_slug
 from .stage_map import StageMap
 from .status import StageView, compute_states
-from .tasks import Task, stage_branch
+from .tasks import Task
 from .worktrees import SKIPPED_NESTED, SKIPPED_NON_GIT, Provision
 
 PLAN_REQUIRED = ("implementation", "final-verification", "release-handoff")
@@ -172,7 +172,10 @@ def prepare(task: Task, options: PrepareOptions, *, notice: Callable[[str], None
     stage_map = plan.stage_map() if staged else None
     if stage_map is not None and requested is not None and requested not in stage_map.by_number():
         known = ", ".join(str(s.stage) for s in stage_map.stages)
-        raise OkstraError(f"stage {requested} is not in the Stage Map of {task.ref} (stages: {known})", "pass one of those stage numbers, or --stage auto")
+        raise OkstraError(
+            f"stage {requested} is not in the Stage Map of {task.ref} (stages: {known})",
+            "pass one of those stage numbers, or --stage auto",
+        )
 
     lock = (
         nullcontext()
@@ -196,9 +199,13 @@ def _requested_stage(options: PrepareOptions, staged: bool) -> int | None:
     if text == "auto":
         return None
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise OkstraError(f"--stage {options.stage!r} is neither 'auto' nor a stage number", "pass --stage auto or --stage N (N ≥ 1)")
+        raise OkstraError(
+            f"--stage {options.stage!r} is neither 'auto' nor a stage number", "pass --stage auto or --stage N (N ≥ 1)"
+        )
     if not staged:
-        raise OkstraError(f"--stage N goes with --type implementation or final-verification, not {options.task_type}", "drop --stage")
+        raise OkstraError(
+            f"--stage N goes with --type implementation or final-verification, not {options.task_type}", "drop --stage"
+        )
     return int(text)
 
 
@@ -284,24 +291,38 @@ def _task_base(root: Path, base_ref: str | None) -> str:
     if sha is not None:
         return sha
     if base_ref:
-        raise OkstraError(f"--base-ref {base_ref!r} names no commit in {root}", "pass a branch, tag or SHA that exists in the project repository")
-    raise OkstraError(f"the project repository {root} has no commit yet", "commit something first: the task worktree starts from the project's HEAD")
+        raise OkstraError(
+            f"--base-ref {base_ref!r} names no commit in {root}",
+            "pass a branch, tag or SHA that exists in the project repository",
+        )
+    raise OkstraError(
+        f"the project repository {root} has no commit yet",
+        "commit something first: the task worktree starts from the project's HEAD",
+    )
 
 
 def _skipped(root: Path, layout: str) -> Provision:
     if layout == "non-git":
         return Provision(
-            root, None, None, SKIPPED_NON_GIT,
+            root,
+            None,
+            None,
+            SKIPPED_NON_GIT,
             "the project is not a git repository: no worktrees; the agent works in the project directory",
         )
     return Provision(
-        root, git.current_branch(root), git.head(root), SKIPPED_NESTED,
+        root,
+        git.current_branch(root),
+        git.head(root),
+        SKIPPED_NESTED,
         "the project root is itself a linked git worktree: okstra does not nest worktrees; "
         "the agent works in the project directory, at its HEAD",
     )
 
 
-def _ledger_rows(task: Task, plan: PlanRun, dry: bool, say: Callable[[str], None], *, reconcile: bool) -> list[LedgerRow]:
+def _ledger_rows(
+    task: Task, plan: PlanRun, dry: bool, say: Callable[[str], None], *, reconcile: bool
+) -> list[LedgerRow]:
     ledger = plan.dir / LEDGER_NAME
     if not dry:
         from . import reconcile as rec
@@ -312,7 +333,7 @@ def _ledger_rows(task: Task, plan: PlanRun, dry: bool, say: Callable[[str], None
             try:
                 for applied in rec.auto_reconcile(task):
                     say(applied.applied_line())
-            except Exception as exc:  # reconcile helps; the gates below still decide
+            except Exception as exc:  # noqa: BLE001 - reconcile helps; the gates below still decide
                 say(f"git-reconcile skipped: {exc}")
         faults.point("prepare.reconciled")
         read = read_current(ledger)
@@ -385,7 +406,7 @@ def nothing_ready(task: Task, views: list[StageView]) -> OkstraError:
 
 
 def _when(moment: datetime | None) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
 
 
 # ---------------------------------------------------------------------------- base commit
@@ -410,8 +431,14 @@ def _stage_worktree(
         provision = _skipped(root, layout)
         if len(depends_on) >= 2 and provision.base_ref:
             check_predecessors_merged(
-                root, provision.base_ref, {d: done[d] for d in depends_on},
-                task=task, stage=stage, merge_into=root, dry=dry, say=say,
+                root,
+                provision.base_ref,
+                {d: done[d] for d in depends_on},
+                task=task,
+                stage=stage,
+                merge_into=root,
+                dry=dry,
+                say=say,
             )
         return provision
     task_head = git.head(task_wt.path) if task_wt.made_worktree or task_wt.status == worktrees.REUSED else None
@@ -420,7 +447,16 @@ def _stage_worktree(
     slot = worktrees.task_slot(task)
     anchor = registry.anchor(slot) or (task_head if dry else registry.fix_anchor(slot, task_head))
     base = resolve_stage_base(
-        task, plan, stage, depends_on, done, anchor=anchor, task_head=task_head, task_worktree=task_wt.path, dry=dry, say=say
+        task,
+        plan,
+        stage,
+        depends_on,
+        done,
+        anchor=anchor,
+        task_head=task_head,
+        task_worktree=task_wt.path,
+        dry=dry,
+        say=say,
     )
     try:
         return worktrees.provision(worktrees.stage_target(task, stage), base, dry_run=dry, base_must_be_in_branch=True)
@@ -429,7 +465,9 @@ def _stage_worktree(
             raise
         # a stage branch that will not take its base is most often a predecessor whose
         # recorded commit was rewritten under it: say how to find out
-        raise OkstraError(exc.what, f"{exc.how}; if a predecessor was rebased or squashed, see: okstra reconcile {task.ref}") from exc
+        raise OkstraError(
+            exc.what, f"{exc.how}; if a predecessor was rebased or squashed, see: okstra reconcile {task.ref}"
+        ) from exc
 
 
 def resolve_stage_base(
@@ -468,8 +506,14 @@ def resolve_stage_base(
             )
         return sha
     check_predecessors_merged(
-        root, task_head, {d: done[d] for d in depends_on},
-        task=task, stage=stage, merge_into=task_worktree, dry=dry, say=say,
+        root,
+        task_head,
+        {d: done[d] for d in depends_on},
+        task=task,
+        stage=stage,
+        merge_into=task_worktree,
+        dry=dry,
+        say=say,
     )
     return task_head
 
@@ -539,7 +583,7 @@ def _write_run(
     from .prompts import PromptInputs, lead_prompt
 
     project = task.project
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     run_id = new_run_id(options.task_type, stage, now=now)
     run_dir = task.runs_dir / run_id
     ledger = plan.dir / LEDGER_NAME if plan is not None and options.task_type == "implementation" else None
@@ -594,10 +638,14 @@ def _write_run(
     if options.render_only:
         return prepared
 
-    write_dir(run_dir, {
-        "prompt.md": text,
-        "manifest.json": json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n",
-    }, fault_prefix="prepare")
+    write_dir(
+        run_dir,
+        {
+            "prompt.md": text,
+            "manifest.json": json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n",
+        },
+        fault_prefix="prepare",
+    )
     if stage is not None and ledger is not None:
         try:
             append_row(ledger, reserved_row(task, stage, run_id, stage_wt, pid=options.pid))
@@ -620,7 +668,9 @@ def _qa_waivers(task: Task, waiver: str | None, stage: int | None, say: Callable
             say(f"okstra: stale QA waiver on {cleared} cleared (this run verifies stage {stage} again)")
 
 
-def reserved_row(task: Task, stage: int, run_id: str, worktree: Provision | WorktreeInfo, *, pid: int | None = None) -> LedgerRow:
+def reserved_row(
+    task: Task, stage: int, run_id: str, worktree: Provision | WorktreeInfo, *, pid: int | None = None
+) -> LedgerRow:
     """The `reserved` row of a run: with the stage's base commit and branch (reconcile
     reads the stage's base from the latest one), and the agent's pid only when okstra
     itself runs the agent in place."""
@@ -666,7 +716,9 @@ def run_command(args) -> int:
         qa_waiver=args.qa_waiver,
     )
     root = default_root(getattr(args, "project", None))
-    if not options.render_only and (config_path(root).exists() or (root / ".okstra" / "tasks" / ref.group / ref.id / "task.json").exists()):
+    if not options.render_only and (
+        config_path(root).exists() or (root / ".okstra" / "tasks" / ref.group / ref.id / "task.json").exists()
+    ):
         # step 1: a project registers itself (project.json, the machine's project list);
         # only where the task is, so a prepare run from inside a worktree (which has no
         # .okstra) does not make the worktree a project of its own

@@ -55,7 +55,9 @@ def render_text(text: str, tokens: Mapping[str, str | None], source: str) -> str
     stray = _BRACES.search(_TOKEN.sub("", text))
     if stray:
         line = text.count("\n", 0, _position_in(text, stray.group())) + 1
-        raise RenderError(f"template {source} line {line}: a stray '{stray.group()}' is not a {{{{TOKEN}}}}", "close or remove it")
+        raise RenderError(
+            f"template {source} line {line}: a stray '{stray.group()}' is not a {{{{TOKEN}}}}", "close or remove it"
+        )
     # one pass: values are inserted verbatim, never scanned again for tokens
     return _TOKEN.sub(lambda m: str(tokens[m.group(1)]), text)
 
@@ -78,7 +80,9 @@ def team_name(task_key: str, task_type: str, stage: int | None) -> str:
     return f"{base}-s{stage}" if task_type == "implementation" and stage is not None else base
 
 
-def team_plan(task_type: str, task_key: str, stage: int | None, workers: Sequence[str], concurrent: Sequence[int]) -> TeamPlan:
+def team_plan(
+    task_type: str, task_key: str, stage: int | None, workers: Sequence[str], concurrent: Sequence[int]
+) -> TeamPlan:
     if task_type in SINGLE_LEAD_PHASES or not workers:
         return TeamPlan("single-lead", None)
     if task_type == "implementation" and concurrent:
@@ -93,7 +97,9 @@ def parse_workers(text: str | None) -> list[str]:
     workers = [w.strip().lower() for w in text.split(",") if w.strip()]
     bad = [w for w in workers if w not in WORKER_KINDS]
     if bad:
-        raise OkstraError(f"unknown worker(s): {', '.join(bad)}", f"choose from {', '.join(WORKER_KINDS)}, comma-separated")
+        raise OkstraError(
+            f"unknown worker(s): {', '.join(bad)}", f"choose from {', '.join(WORKER_KINDS)}, comma-separated"
+        )
     return list(dict.fromkeys(workers))
 
 
@@ -145,11 +151,24 @@ def lead_prompt(inp: PromptInputs) -> tuple[str, TeamPlan]:
         "CONCURRENT_STAGES": ", ".join(map(str, inp.concurrent_stages)) or None,
         "PLAN_PATH": str(inp.plan_dir / "plan.md") if inp.plan_dir else None,
         "LEDGER_PATH": str(inp.ledger_path) if inp.ledger_path else "(none: this phase records nothing)",
-        "CARRY_PATH": str(inp.plan_dir / "carry" / f"stage-{inp.stage}.json") if inp.plan_dir and inp.stage is not None else None,
-        "QA_COMMANDS": "\n".join(f"  - `{c}`" for c in inp.qa_commands) or "  - (none configured: say so in your report)",
+        "CARRY_PATH": str(inp.plan_dir / "carry" / f"stage-{inp.stage}.json")
+        if inp.plan_dir and inp.stage is not None
+        else None,
+        "QA_COMMANDS": "\n".join(f"  - `{c}`" for c in inp.qa_commands)
+        or "  - (none configured: say so in your report)",
     }
     if inp.stage is not None:
-        record = ["okstra", "record", inp.task_ref, "--stage", str(inp.stage), "--run", inp.run_id, "--project", str(inp.project_root)]
+        record = [
+            "okstra",
+            "record",
+            inp.task_ref,
+            "--stage",
+            str(inp.stage),
+            "--run",
+            inp.run_id,
+            "--project",
+            str(inp.project_root),
+        ]
         tokens["RECORD_STARTED_CMD"] = shlex.join([*record, "--status", "started"])
         tokens["RECORD_DONE_CMD"] = shlex.join([*record, "--status", "done", "--commit"]) + " <full SHA>"
     else:

@@ -37,6 +37,7 @@ Decisions where the spec is silent:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -164,19 +165,29 @@ def load_entry(stamp: str) -> TrashEntry:
     root = trash_root()
     entry_dir = root / stamp
     if entry_dir.is_symlink() or root.is_symlink():
-        raise OkstraError(f"{entry_dir} is a symlink; okstra does not follow links in its trash", "remove the link by hand")
+        raise OkstraError(
+            f"{entry_dir} is a symlink; okstra does not follow links in its trash", "remove the link by hand"
+        )
     path = entry_dir / MANIFEST_NAME
     try:
         entry = load_doc(path, TrashEntry)
     except FileNotFoundError:
-        raise OkstraError(f"no trash entry {stamp} (no {path})", "see the stamps with: okstra quarantine list") from None
+        raise OkstraError(
+            f"no trash entry {stamp} (no {path})", "see the stamps with: okstra quarantine list"
+        ) from None
     if entry.stamp != stamp:
-        raise OkstraError(f"{path}: field 'stamp' is {entry.stamp!r}, but the entry is {stamp}", "fix or restore the manifest")
+        raise OkstraError(
+            f"{path}: field 'stamp' is {entry.stamp!r}, but the entry is {stamp}", "fix or restore the manifest"
+        )
     check_team_name(entry.team)
     if "\0" in entry.agent_home or not Path(entry.agent_home).is_absolute():
-        raise OkstraError(f"{path}: field 'agent_home' is not an absolute path: {entry.agent_home!r}", "fix or restore the manifest")
+        raise OkstraError(
+            f"{path}: field 'agent_home' is not an absolute path: {entry.agent_home!r}", "fix or restore the manifest"
+        )
     for item in entry.items:
-        if item.moved_to != f"{item.kind}/{entry.team}" or item.source != str(Path(entry.agent_home) / item.kind / entry.team):
+        if item.moved_to != f"{item.kind}/{entry.team}" or item.source != str(
+            Path(entry.agent_home) / item.kind / entry.team
+        ):
             raise OkstraError(
                 f"{path}: item {item.kind} does not name {item.kind}/{entry.team} under {entry.agent_home}",
                 "the manifest was edited; fix it or move the directories back by hand",
@@ -375,7 +386,11 @@ class MovePlan:
     """True when this finishes an earlier move that did not complete."""
 
     def describe(self) -> list[str]:
-        head = f"finish the interrupted quarantine {self.stamp} of {self.team}" if self.resuming else f"quarantine {self.team} into {self.trash_dir}"
+        head = (
+            f"finish the interrupted quarantine {self.stamp} of {self.team}"
+            if self.resuming
+            else f"quarantine {self.team} into {self.trash_dir}"
+        )
         return [head, *(f"  {step.describe()}" for step in self.steps)]
 
     def to_json(self) -> dict:
@@ -407,11 +422,15 @@ def _team_sources(team: str) -> list[tuple[str, Path]]:
                 "quarantine it by hand, or replace the link with the folder",
             )
         if path.is_symlink():
-            raise OkstraError(f"{path} is a symlink; okstra does not move links", "look at where it points and move it by hand")
+            raise OkstraError(
+                f"{path} is a symlink; okstra does not move links", "look at where it points and move it by hand"
+            )
         if not os.path.lexists(path):
             continue
         if not path.is_dir():
-            raise OkstraError(f"{path} is not a directory; okstra only moves team folders", "look at it and move it by hand")
+            raise OkstraError(
+                f"{path} is not a directory; okstra only moves team folders", "look at it and move it by hand"
+            )
         if not path.resolve().is_relative_to(real_home / kind):
             raise OkstraError(f"{path} resolves outside the agent home {real_home}", "move it by hand")
         found.append((kind, path))
@@ -421,7 +440,9 @@ def _team_sources(team: str) -> list[tuple[str, Path]]:
 def _check_trash_destination(path: Path) -> Path:
     root = trash_root()
     if root.is_symlink():
-        raise OkstraError(f"the trash {root} is a symlink; okstra does not write through it", "replace the link with a folder")
+        raise OkstraError(
+            f"the trash {root} is a symlink; okstra does not write through it", "replace the link with a folder"
+        )
     real_root = root.resolve()
     if not path.parent.resolve().is_relative_to(real_root) or path.name in ("", ".", ".."):
         raise OkstraError(f"{path} is outside the trash {root}", "this is a bug: report it")
@@ -444,7 +465,9 @@ def _resume_steps(entry: TrashEntry) -> list[MoveStep]:
         source, dest = Path(item.source), entry.trashed_path(item)
         _check_trash_destination(dest)
         if dest.is_symlink():
-            raise OkstraError(f"{dest} is a symlink; okstra does not follow links in its trash", "remove the link by hand")
+            raise OkstraError(
+                f"{dest} is a symlink; okstra does not follow links in its trash", "remove the link by hand"
+            )
         here, there = os.path.lexists(source), dest.is_dir()
         if there and here and _is_subset(source, dest):
             steps.append(MoveStep(item.kind, source, dest, "drop-leftover"))
@@ -474,7 +497,11 @@ def plan_move(team: str) -> MovePlan:
         again = trash_root() / _new_stamp_name()
         kept = {s.kind for s in steps if s.action == "done" and os.path.lexists(s.source)}
         kept |= {kind for kind, _ in sources if kind not in {item.kind for item in entry.items}}
-        steps += [MoveStep(kind, path, _check_trash_destination(again / kind / team), "move") for kind, path in sources if kind in kept]
+        steps += [
+            MoveStep(kind, path, _check_trash_destination(again / kind / team), "move")
+            for kind, path in sources
+            if kind in kept
+        ]
         return MovePlan(team, entry.stamp, entry.dir, steps, resuming=True)
     sources = _team_sources(team)
     if not sources:
@@ -522,7 +549,9 @@ def move_team(team: str) -> TrashEntry:
 def _claim_entry(team: str, sources: list[tuple[str, Path]]) -> TrashEntry:
     root = trash_root()
     if root.is_symlink():
-        raise OkstraError(f"the trash {root} is a symlink; okstra does not write through it", "replace the link with a folder")
+        raise OkstraError(
+            f"the trash {root} is a symlink; okstra does not write through it", "replace the link with a folder"
+        )
     root.mkdir(parents=True, exist_ok=True)
     base = utc_now().strftime("%Y%m%dT%H%M%SZ")
     for n in range(1, 10000):
@@ -600,7 +629,9 @@ class RestorePlan:
     def describe(self) -> list[str]:
         lines = [f"restore {self.entry.team} from {self.entry.dir}"]
         for s in self.steps:
-            lines.append(f"  {s.source} -> {s.destination}" if s.action != "done" else f"  {s.destination}: already back")
+            lines.append(
+                f"  {s.source} -> {s.destination}" if s.action != "done" else f"  {s.destination}: already back"
+            )
         return lines
 
 
@@ -680,10 +711,8 @@ def restore(stamp: str) -> TrashEntry:
             by_kind[step.kind].state = "restored"
             _save_entry(entry)
         for kind in KINDS:  # the entry keeps only its manifest, marked restored
-            try:
+            with contextlib.suppress(OSError):
                 (entry.dir / kind).rmdir()
-            except OSError:
-                pass
         entry.state = "restored"
         _save_entry(entry)
         return entry

@@ -43,6 +43,7 @@ Decisions where SPEC.md is silent:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
@@ -56,9 +57,17 @@ from .ledger import LEDGER_NAME, LedgerRow, append_row, latest_done_by_stage, ne
 from .ledger_state import read_current
 from .tasks import Task, stage_branch, task_branch, task_worktree_path
 
-Kind = Literal["ancestor", "patch-equivalent", "squash-equivalent", "content-present", "missing", "not-merged", "unknown"]
+Kind = Literal[
+    "ancestor", "patch-equivalent", "squash-equivalent", "content-present", "missing", "not-merged", "unknown"
+]
 KINDS: tuple[str, ...] = (
-    "ancestor", "patch-equivalent", "squash-equivalent", "content-present", "missing", "not-merged", "unknown",
+    "ancestor",
+    "patch-equivalent",
+    "squash-equivalent",
+    "content-present",
+    "missing",
+    "not-merged",
+    "unknown",
 )
 MERGED_KINDS = frozenset({"ancestor", "patch-equivalent", "squash-equivalent", "content-present"})
 REASONS = {"patch-equivalent": "auto-patch-id", "squash-equivalent": "auto-squash", "content-present": "auto-content"}
@@ -97,8 +106,13 @@ class Suggestion:
         return self.kind in REASONS and bool(self.suggested)
 
     def to_json(self) -> dict:
-        doc = {"stage": self.stage, "recorded": self.recorded, "suggested": self.suggested, "kind": self.kind,
-               "ambiguous": self.ambiguous}
+        doc = {
+            "stage": self.stage,
+            "recorded": self.recorded,
+            "suggested": self.suggested,
+            "kind": self.kind,
+            "ambiguous": self.ambiguous,
+        }
         if self.reason:
             doc["reason"] = self.reason
         return doc
@@ -186,10 +200,8 @@ def done_fields(task: Task, stage: int, sha: str, rows: Iterable[LedgerRow] = ()
     repo = task.project.root
 
     def pin_it() -> None:
-        try:
+        with contextlib.suppress(git.GitError, ValueError):
             pin(task, stage, sha)
-        except (git.GitError, ValueError):
-            pass
 
     def fingerprint() -> dict:
         try:
@@ -278,8 +290,12 @@ def _not_an_ancestor(repo: Path, x: str, t: str, base: str | None, stored: dict,
         found = _match_ids(ids, ids[-1] if ids else None, fp, candidates)
         return found or _negative(repo, "missing", fp)
 
-    stage_base_ = _valid_base(repo, x, base or stored.get("base_ref"), trusted=stored.get("head_commit") == x
-                              and (base is None or base == stored.get("base_ref")))
+    stage_base_ = _valid_base(
+        repo,
+        x,
+        base or stored.get("base_ref"),
+        trusted=stored.get("head_commit") == x and (base is None or base == stored.get("base_ref")),
+    )
     if stage_base_ is None:
         stage_base_ = _merge_base_or_none(repo, x, t)
     if fp is None:
@@ -400,7 +416,7 @@ def _parse_zero_diff(text: str) -> dict[str, _FileDiff]:
                 pending = 0  # not what -U0 prints: stop trusting the counts
             continue
         if line.startswith("diff --git "):
-            rest = line[len("diff --git "):]
+            rest = line[len("diff --git ") :]
             # no renames and fixed prefixes: "a/P b/P" (or both quoted), halves alike
             current = files.setdefault(rest[: (len(rest) - 1) // 2], _FileDiff())
         elif current is None:
@@ -451,9 +467,7 @@ def _holds(change: dict[str, _FileDiff], drift: dict[str, _FileDiff]) -> bool:
             last = h.old_start if h.old_n == 0 else h.old_start + h.old_n - 1
             if h.old_n == 0 and h.old_start in inner:
                 return False
-            if h.added and any(
-                taken_out.get(point, set()).intersection(h.added) for point in range(first, last + 1)
-            ):
+            if h.added and any(taken_out.get(point, set()).intersection(h.added) for point in range(first, last + 1)):
                 return False
     return True
 
@@ -503,16 +517,22 @@ def suggestions(task: Task, *, stages: Iterable[int] | None = None, target: str 
     if len(heads) > 3:
         # one walk answers for every stage; then which of the unmerged ones exist
         unmerged = git.not_ancestors(repo, list(heads.values()), t)
-        state = {n: (None if git.resolve_commit(repo, x) is None else False) if x in unmerged else True
-                 for n, x in heads.items()}
+        state = {
+            n: (None if git.resolve_commit(repo, x) is None else False) if x in unmerged else True
+            for n, x in heads.items()
+        }
     else:
         state = {n: git.ancestry(repo, x, t) for n, x in heads.items()}  # None: not in the repo
     found = []
     for n, row in sorted(done.items()):
         if state[n]:
             continue
-        match = _not_an_ancestor(repo, row.head_commit, t, stage_base_ref(rows, n), _stored(row), exists=state[n] is not None)
-        found.append(Suggestion(n, row.head_commit, match.commit, match.kind, match.ambiguous, fingerprint=match.fingerprint))
+        match = _not_an_ancestor(
+            repo, row.head_commit, t, stage_base_ref(rows, n), _stored(row), exists=state[n] is not None
+        )
+        found.append(
+            Suggestion(n, row.head_commit, match.commit, match.kind, match.ambiguous, fingerprint=match.fingerprint)
+        )
     return found
 
 
@@ -539,8 +559,14 @@ def apply(task: Task, chosen: Iterable[Suggestion]) -> list[Suggestion]:
         if not keep and s.fingerprint:
             keep = {k: v for k, v in s.fingerprint.items() if k in _FINGERPRINT_KEYS and v is not None}
         correction = new_row(
-            s.stage, "done", run_id=row.run_id, impl_task_key=row.impl_task_key or task.key,
-            head_commit=s.suggested, replaces=s.recorded, reason=reason, **keep,
+            s.stage,
+            "done",
+            run_id=row.run_id,
+            impl_task_key=row.impl_task_key or task.key,
+            head_commit=s.suggested,
+            replaces=s.recorded,
+            reason=reason,
+            **keep,
         )
         _pin_quietly(task, s.stage, s.suggested)
         append_row(ledger, correction)
@@ -564,15 +590,20 @@ def correct(task: Task, stage: int, commit: str) -> Suggestion | None:
 
     repo = task.project.root
     if not task.project.is_git:
-        raise OkstraError(f"project {task.project.id} is not a git repository: there is no commit to correct",
-                          "nothing to do")
+        raise OkstraError(
+            f"project {task.project.id} is not a git repository: there is no commit to correct", "nothing to do"
+        )
     plan = require_plan_run_root(task)
     if stage not in plan.stage_map().by_number():
-        raise OkstraError(f"stage {stage} is not in the Stage Map of {task.ref}", f"see the stages: okstra status {task.ref}")
+        raise OkstraError(
+            f"stage {stage} is not in the Stage Map of {task.ref}", f"see the stages: okstra status {task.ref}"
+        )
     sha = git.resolve_commit(repo, commit)
     if sha is None:
-        raise OkstraError(f"--commit {commit!r} names no commit in {repo}",
-                          "pass a commit SHA (abbreviated is fine) or a ref that exists in the project repository")
+        raise OkstraError(
+            f"--commit {commit!r} names no commit in {repo}",
+            "pass a commit SHA (abbreviated is fine) or a ref that exists in the project repository",
+        )
     ledger = plan.dir / LEDGER_NAME
     rows = read_current(ledger).rows
     row = latest_done_by_stage(rows).get(stage)
@@ -584,22 +615,32 @@ def correct(task: Task, stage: int, commit: str) -> Suggestion | None:
     if row.head_commit == sha:
         return None
     state = git.ancestry(repo, row.head_commit, sha)
-    match = Match("ancestor", row.head_commit) if state else _not_an_ancestor(
-        repo, row.head_commit, sha, stage_base_ref(rows, stage), _stored(row), exists=state is not None
+    match = (
+        Match("ancestor", row.head_commit)
+        if state
+        else _not_an_ancestor(
+            repo, row.head_commit, sha, stage_base_ref(rows, stage), _stored(row), exists=state is not None
+        )
     )
     _pin_quietly(task, stage, sha)
-    append_row(ledger, new_row(
-        stage, "done", run_id=row.run_id, impl_task_key=row.impl_task_key or task.key,
-        head_commit=sha, replaces=row.head_commit, reason="manual",
-    ))
+    append_row(
+        ledger,
+        new_row(
+            stage,
+            "done",
+            run_id=row.run_id,
+            impl_task_key=row.impl_task_key or task.key,
+            head_commit=sha,
+            replaces=row.head_commit,
+            reason="manual",
+        ),
+    )
     return Suggestion(stage, row.head_commit, sha, match.kind, reason="manual")
 
 
 def _pin_quietly(task: Task, stage: int, sha: str) -> None:
-    try:
+    with contextlib.suppress(git.GitError, ValueError):
         pin(task, stage, sha)
-    except (git.GitError, ValueError):
-        pass
 
 
 # ---- guidance ----
@@ -624,5 +665,7 @@ def fix_guidance(task: Task, stage: int, *, suggested: str | None = None) -> str
             source = row.head_commit
     if source is None:
         return f"record the commit that holds stage {stage}'s work: {record}"
-    return (f"merge it into the task worktree: git -C {where} merge --no-ff {source}"
-            f" — or, if its work is already there under another commit, record that commit: {record}")
+    return (
+        f"merge it into the task worktree: git -C {where} merge --no-ff {source}"
+        f" — or, if its work is already there under another commit, record that commit: {record}"
+    )

@@ -23,7 +23,9 @@ def record(
     stage_map = plan.stage_map()
     if stage not in stage_map.by_number():
         known = ", ".join(str(s.stage) for s in stage_map.stages)
-        raise OkstraError(f"stage {stage} is not in the Stage Map of {task.ref} (stages: {known})", "pass one of those stage numbers")
+        raise OkstraError(
+            f"stage {stage} is not in the Stage Map of {task.ref} (stages: {known})", "pass one of those stage numbers"
+        )
     ledger = plan.dir / LEDGER_NAME
     rows = read_current(ledger).rows
     latest = latest_by_stage(rows).get(stage)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -17,7 +17,7 @@ Phase = Literal["planning", "implementation", "final-verification", "improvement
 
 def new_run_id(phase: str, stage: int | None = None, *, now: datetime | None = None) -> str:
     """UTC stamp first, so run ids sort by time, then phase, stage and a random tail."""
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     stage_part = f"-s{stage}" if stage is not None else ""
     return f"{stamp}-{phase}{stage_part}-{os.urandom(3).hex()}"
 

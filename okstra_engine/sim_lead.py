@@ -30,7 +30,10 @@ def run(run_dir: Path, *, delay: float = 0.0, say=print) -> str:
     manifest = read_manifest(run_dir)
     stage = manifest.get("stage")
     if manifest.get("task_type") != "implementation" or stage is None:
-        raise OkstraError(f"the simulated lead plays implementation stages; {run_dir.name} is {manifest.get('task_type')}", "prepare an implementation run")
+        raise OkstraError(
+            f"the simulated lead plays implementation stages; {run_dir.name} is {manifest.get('task_type')}",
+            "prepare an implementation run",
+        )
     task = load_task(load_project(Path(manifest["project_root"])), TaskRef.parse(manifest["task"]))
     run_id = manifest["run_id"]
     worktree = Path(manifest["worktree"]["path"])
@@ -47,14 +50,21 @@ def run(run_dir: Path, *, delay: float = 0.0, say=print) -> str:
     say(f"sim-lead: committed {sha[:8]}")
     time.sleep(delay)
     plan_root = require_plan_run_root(task).dir
-    write_carry(plan_root, CarrySidecar(stage=stage, head_commit=sha, impl_task_key=task.key, summary=f"Simulated work for stage {stage} ({title})."))
+    write_carry(
+        plan_root,
+        CarrySidecar(
+            stage=stage, head_commit=sha, impl_task_key=task.key, summary=f"Simulated work for stage {stage} ({title})."
+        ),
+    )
     record(task, stage, "done", commit=sha, run_id=run_id)
     say(f"sim-lead: stage {stage} done at {sha[:8]}")
     return sha
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="okstra-sim-lead", description="Play the lead of a prepared implementation run.")
+    parser = argparse.ArgumentParser(
+        prog="okstra-sim-lead", description="Play the lead of a prepared implementation run."
+    )
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to pause between steps (to watch it live)")
     args = parser.parse_args(argv)

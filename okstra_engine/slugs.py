@@ -33,7 +33,7 @@ class TaskRef:
     id: str
 
     @classmethod
-    def parse(cls, text: str) -> "TaskRef":
+    def parse(cls, text: str) -> TaskRef:
         parts = text.split("/")
         if len(parts) != 2:
             raise OkstraError(

@@ -258,10 +258,10 @@ def _depths_or_cycle(deps: Mapping[int, Sequence[int]]) -> tuple[dict[int, int],
                 if dep in depths or dep not in deps:
                     continue
                 if dep in on_path:
-                    core = path[on_path[dep]:]
+                    core = path[on_path[dep] :]
                     start = core.index(min(core))
                     core = core[start:] + core[:start]
-                    return depths, core + [core[0]]
+                    return depths, [*core, core[0]]
                 on_path[dep] = len(path)
                 path.append(dep)
                 stack.append((dep, iter(deps[dep])))
@@ -307,7 +307,7 @@ def _validate_document(data: Any, source: str) -> StageMap:
     except ValidationError as exc:
         raise OkstraError(
             describe_validation_error(exc, source),
-            "fix that field; stages are {\"stage\": N, \"title\": \"...\", \"depends_on\": [N, ...], \"group\": \"...\"}",
+            'fix that field; stages are {"stage": N, "title": "...", "depends_on": [N, ...], "group": "..."}',
         ) from None
     except RecursionError:
         raise OkstraError(f"{source}: the document is nested too deeply", "simplify the JSON") from None
@@ -358,7 +358,9 @@ def parse_stage_map_markdown(text: str, source: str) -> StageMap:
         loc = first.get("loc", ())
         if len(loc) >= 2 and loc[0] == "stages" and loc[1] in row_lines:
             field = ".".join(str(p) for p in loc[2:]) or "(row)"
-            what = f"{source}: line {row_lines[loc[1]]}: {_COLUMN_LABELS.get(field, field)}: {first.get('msg', 'invalid')}"
+            what = (
+                f"{source}: line {row_lines[loc[1]]}: {_COLUMN_LABELS.get(field, field)}: {first.get('msg', 'invalid')}"
+            )
         else:
             what = describe_validation_error(exc, source)
         raise OkstraError(what, "fix the cell in that row") from None

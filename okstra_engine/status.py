@@ -65,7 +65,9 @@ def task_status(
     if recovered:
         rows = [*rows, *recovered]
         listed = ", ".join(str(r.stage) for r in recovered)
-        warnings.append(f"stage(s) {listed} done per carry sidecar but not in the ledger yet (the next prepare records them)")
+        warnings.append(
+            f"stage(s) {listed} done per carry sidecar but not in the ledger yet (the next prepare records them)"
+        )
     stages = compute_states(stage_map, rows, now=now)
     # worktrees from the registry, and `not-merged` (one registry query, one git process)
     from .worktrees import annotate_status

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.table import Table
@@ -22,7 +22,7 @@ STATE_STYLE = {
 def age(since: datetime | None, now: datetime | None = None) -> str:
     if since is None:
         return ""
-    seconds = int(((now or datetime.now(timezone.utc)) - since).total_seconds())
+    seconds = int(((now or datetime.now(UTC)) - since).total_seconds())
     if seconds < 90:
         return f"{max(seconds, 0)}s"
     if seconds < 5400:

@@ -79,7 +79,9 @@ def list_tasks(project: Project) -> list[TaskRef]:
     refs = []
     for task_json in sorted(root.glob("*/*/task.json")):
         try:
-            refs.append(TaskRef(check_slug(task_json.parent.parent.name, "group"), check_slug(task_json.parent.name, "id")))
+            refs.append(
+                TaskRef(check_slug(task_json.parent.parent.name, "group"), check_slug(task_json.parent.name, "id"))
+            )
         except OkstraError:
             continue
     return refs

@@ -26,6 +26,7 @@ same checks and changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass, replace
@@ -90,7 +91,9 @@ def task_target(task: Task) -> Target:
 
 
 def stage_target(task: Task, stage: int) -> Target:
-    return Target(task.project.root, task_slot(task), stage, _real(stage_worktree_path(task, stage)), stage_branch(task, stage))
+    return Target(
+        task.project.root, task_slot(task), stage, _real(stage_worktree_path(task, stage)), stage_branch(task, stage)
+    )
 
 
 def provision(target: Target, base: str, *, dry_run: bool = False, base_must_be_in_branch: bool = False) -> Provision:
@@ -112,7 +115,13 @@ def provision(target: Target, base: str, *, dry_run: bool = False, base_must_be_
         # it is not still running). It holds no work; take it away and make it again.
         repaired = f"a half-made worktree left at {path} by an interrupted git worktree add was removed"
         if dry_run:
-            return Provision(path, target.branch, base, RECREATED, "render only: " + repaired.replace("was removed", "would be removed"))
+            return Provision(
+                path,
+                target.branch,
+                base,
+                RECREATED,
+                "render only: " + repaired.replace("was removed", "would be removed"),
+            )
         _remove_half_made(repo, path)
         listing = git.worktree_list(repo)
         mine = None
@@ -186,7 +195,15 @@ def provision(target: Target, base: str, *, dry_run: bool = False, base_must_be_
             f"could not make {target.what} {path}: {exc.what}",
             "nothing was left behind; fix what git reports (a failing post-checkout hook, disk space, permissions) and rerun",
         ) from exc
-    made = Provision(path, target.branch, base_ref, status, "; ".join(notes), made_worktree=True, new_branch_at=None if existing else base)
+    made = Provision(
+        path,
+        target.branch,
+        base_ref,
+        status,
+        "; ".join(notes),
+        made_worktree=True,
+        new_branch_at=None if existing else base,
+    )
     try:
         faults.point("worktree.added")
         _register(target, base_ref)
@@ -197,10 +214,16 @@ def provision(target: Target, base: str, *, dry_run: bool = False, base_must_be_
     return replace(made, registered=True)
 
 
-def _reuse(target: Target, entry: dict[str, str], registered: WorktreeRow | None, base: str, *, dry_run: bool) -> Provision:
+def _reuse(
+    target: Target, entry: dict[str, str], registered: WorktreeRow | None, base: str, *, dry_run: bool
+) -> Provision:
     path, ref = target.path, f"refs/heads/{target.branch}"
     if entry.get("branch") != ref:
-        holds = f"branch {entry['branch'].removeprefix('refs/heads/')}" if "branch" in entry else f"a detached HEAD at {entry.get('HEAD', '?')[:8]}"
+        holds = (
+            f"branch {entry['branch'].removeprefix('refs/heads/')}"
+            if "branch" in entry
+            else f"a detached HEAD at {entry.get('HEAD', '?')[:8]}"
+        )
         raise OkstraError(
             f"{target.what} {path} has {holds} checked out, not {target.branch}",
             f"switch it back (git -C {path} switch {target.branch}), or save its work and remove it "
@@ -214,8 +237,14 @@ def _reuse(target: Target, entry: dict[str, str], registered: WorktreeRow | None
         notes.append("adopted: it was not in okstra's registry")
         if not dry_run:
             _register(target, base_ref)
-    if target.stage is not None and base != base_ref and not git.is_ancestor(target.repo, base, entry.get("HEAD") or "HEAD"):
-        notes.append(f"its history does not contain the stage's base {base[:8]} now: merge it (git -C {path} merge {base[:12]})")
+    if (
+        target.stage is not None
+        and base != base_ref
+        and not git.is_ancestor(target.repo, base, entry.get("HEAD") or "HEAD")
+    ):
+        notes.append(
+            f"its history does not contain the stage's base {base[:8]} now: merge it (git -C {path} merge {base[:12]})"
+        )
     return Provision(path, target.branch, base_ref, REUSED, "; ".join(notes), registered=False)
 
 
@@ -267,15 +296,12 @@ def undo(target: Target, made: Provision) -> None:
 
     Best effort: each step runs even when an earlier one failed."""
     if made.registered or made.made_worktree:
-        try:
+        with contextlib.suppress(OkstraError):
             registry.forget_worktree(target.slot, target.stage)
-        except OkstraError:
-            pass
     faults.point("worktree.undo-forgotten")
-    if made.made_worktree:
-        if not git.worktree_remove(target.repo, target.path):
-            shutil.rmtree(target.path, ignore_errors=True)
-            git.run(["worktree", "prune"], target.repo, check=False)
+    if made.made_worktree and not git.worktree_remove(target.repo, target.path):
+        shutil.rmtree(target.path, ignore_errors=True)
+        git.run(["worktree", "prune"], target.repo, check=False)
     faults.point("worktree.undo-removed")
     if made.new_branch_at:
         git.delete_branch(target.repo, target.branch, made.new_branch_at)

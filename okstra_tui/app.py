@@ -18,7 +18,7 @@ import gc
 import shlex
 import sys
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,25 +37,36 @@ from .i18n import localize_bindings, set_language, t
 from .states import COLOURS
 
 if TYPE_CHECKING:
-    from .runs import LaunchRequest
+    pass
 
 Clock = Callable[[], datetime]
 _HERE = Path(__file__).resolve().parent
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
     # every screen's stylesheet, parsed once at start (a screen's own CSS_PATH would make
     # Textual reparse the whole stylesheet each time one is first pushed); absolute, so
     # subclasses may live anywhere
-    CSS_PATH = [_HERE / "app.tcss", *(_HERE / "screens" / f"{name}.tcss" for name in ("lists", "board", "dialogs", "diff", "run", "handoff"))]
+    CSS_PATH = [
+        _HERE / "app.tcss",
+        *(_HERE / "screens" / f"{name}.tcss" for name in ("lists", "board", "dialogs", "diff", "run", "handoff")),
+    ]
     TITLE = "okstra"
     BINDINGS = [
         Binding("question_mark", "help", "bind.help", id="app.help", tooltip="tip.help"),
-        Binding("ctrl+p", "command_palette", "bind.palette", id="app.palette", tooltip="tip.palette", priority=True, show=False),
+        Binding(
+            "ctrl+p",
+            "command_palette",
+            "bind.palette",
+            id="app.palette",
+            tooltip="tip.palette",
+            priority=True,
+            show=False,
+        ),
         Binding("ctrl+q", "quit", "bind.quit", id="app.quit", tooltip="tip.quit", priority=True),
         Binding("ctrl+c", "help_quit", show=False, system=True),
     ]
@@ -196,7 +207,11 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
             dialog = ErrorDialog(error.what, error.how)
         else:
             self.log.error(error)
-            dialog = ErrorDialog(t("error.unexpected", kind=type(error).__name__, message=str(error)), t("error.unexpected_how"), unexpected=True)
+            dialog = ErrorDialog(
+                t("error.unexpected", kind=type(error).__name__, message=str(error)),
+                t("error.unexpected_how"),
+                unexpected=True,
+            )
         top = self.screen
         if isinstance(top, ErrorDialog) and top.what == dialog.what:
             return
@@ -286,7 +301,9 @@ def run_app(
         # worker, where they would compete with the first frames for the interpreter.
         import okstra_engine.status  # noqa: F401
     try:
-        result = OkstraApp(project=project, task=task, lang=lang, command_env=command_env, first_board=first_board).run()
+        result = OkstraApp(
+            project=project, task=task, lang=lang, command_env=command_env, first_board=first_board
+        ).run()
     finally:
         gc.enable()
     return after_exit(result, reopen=reopen)

@@ -22,7 +22,9 @@ async def settle(pilot: Any, until: Callable[[], Any] = lambda: True, *, timeout
         if loop.time() > deadline:
             app = pilot.app
             seen = f"screen {app.screen!r}, notes {[n.message for n in app._notifications]}"  # not a UI text
-            raise AssertionError(f"the app did not reach the expected state in time: {seen} {getattr(app.screen, 'what', '')}")  # not a UI text
+            raise AssertionError(
+                f"the app did not reach the expected state in time: {seen} {getattr(app.screen, 'what', '')}"
+            )  # not a UI text
         await pilot.pause(0.02)
 
 

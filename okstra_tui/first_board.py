@@ -19,7 +19,7 @@ import os
 import pickle
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,7 +42,7 @@ class FirstBoard:
     def _receive(self, receive) -> None:
         try:
             self._payload = receive()
-        except Exception:  # a child that died or sent garbage: result() reads the board here
+        except Exception:  # noqa: BLE001 - a child that died or sent garbage: result() reads the board here
             self._payload = None
 
     def ready(self) -> bool:
@@ -66,7 +66,7 @@ def read_first_board(root: Path, ref: TaskRef, *, now: datetime | None = None) -
     """Start reading the board of `ref` in `root` as of `now` (default: the clock's).
     Call it before importing Textual: a fork copies the process as it is, and a small
     one copies fast."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     # a fork copies only the calling thread: a lock another thread held would stay held
     # in the child for good (okstra forks before it starts any thread)
     if not hasattr(os, "fork") or threading.active_count() > 1:

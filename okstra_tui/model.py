@@ -7,16 +7,15 @@ few errors raised here take their words from the same text files.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from functools import cached_property
 import importlib.util
 import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from okstra_engine.errors import OkstraError
 from okstra_engine.slugs import TaskRef
@@ -314,10 +313,8 @@ def watch_paths(task: Task, plan_run: str | None) -> list[Path]:
     if plan_run:
         plan = Path(plan_run)
         paths += [plan / LEDGER_NAME, plan / "plan.md", plan / "carry"]
-        try:
+        with contextlib.suppress(OSError):
             paths += sorted((plan / "carry").glob("stage-*.json"))
-        except OSError:
-            pass
     from okstra_engine.registry import registry_path
 
     db = registry_path()
@@ -357,7 +354,15 @@ def board_events(old: BoardData, new: BoardData) -> list[tuple[int, Reason]]:
             if was.state not in DONE_STATES:
                 events.append((n, ("event.done", {"stage": n, "commit": short(view.done_commit)})))
             elif was.done_commit != view.done_commit:
-                events.append((n, ("event.corrected", {"stage": n, "old": short(was.done_commit), "new": short(view.done_commit)})))
+                events.append(
+                    (
+                        n,
+                        (
+                            "event.corrected",
+                            {"stage": n, "old": short(was.done_commit), "new": short(view.done_commit)},
+                        ),
+                    )
+                )
         elif view.state == "stale" and was.state != "stale":
             events.append((n, ("event.stale", {"stage": n, "why": view.stale_reason or ""})))
         elif view.state == "in-flight" and was.state not in FLYING_STATES:
@@ -483,7 +488,9 @@ def apply_suggestion(task: Task, suggestion: Suggestion) -> None:
     mutex like every ledger writer that reads before it appends."""
     module = reconcile_module()
     if module is None or not hasattr(module, "apply"):
-        by_hand = f"okstra reconcile {task.ref} --stage {suggestion.stage} --commit {suggestion.suggested}"  # not a UI text
+        by_hand = (
+            f"okstra reconcile {task.ref} --stage {suggestion.stage} --commit {suggestion.suggested}"  # not a UI text
+        )
         raise OkstraError(t("reconcile.unavailable"), t("reconcile.by_hand", command=by_hand))
     with _task_mutex(task):
         applied = module.apply(task, [suggestion.raw])

@@ -20,9 +20,10 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from okstra_engine.errors import OkstraError
 
@@ -91,7 +92,12 @@ def waiver_key(task: Task, stage: int) -> str:
 def command_line(command: list[str], *, env: dict[str, str], project_root: Path | None = None) -> str:
     """A command a person can paste: the variables it needs first (the demo's homes),
     `--project` when the current directory is not inside `project_root`."""
-    if project_root is not None and not _inside(Path.cwd(), project_root) and command[:1] == ["okstra"] and "--project" not in command:
+    if (
+        project_root is not None
+        and not _inside(Path.cwd(), project_root)
+        and command[:1] == ["okstra"]
+        and "--project" not in command
+    ):
         command = [*command, "--project", str(project_root)]
     return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in env.items()), shlex.join(command)])
 

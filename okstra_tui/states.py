@@ -40,7 +40,7 @@ def state_style(state: str, variables: dict[str, str]) -> Style:
     bold = state in ("ready", "stale", "in-flight")
     try:
         return Style(color=colour, bold=bold)
-    except Exception:  # a theme colour rich cannot parse: keep the word, drop the colour
+    except Exception:  # noqa: BLE001 - a theme colour rich cannot parse: keep the word, drop the colour
         return Style(bold=bold)
 
 

@@ -23,18 +23,26 @@ import shutil
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-NOW = datetime(2025, 3, 14, 9, 30, tzinfo=timezone.utc)
+NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 SIZE = (120, 36)
 DEMO_DIR = Path("/tmp/okstra-screenshots-demo")
 
 
-async def shoot(out: Path, name: str, steps: Callable[..., Awaitable[None]], *, board: bool = True, minutes: float = 1, lang: str = "en") -> Path:
+async def shoot(
+    out: Path,
+    name: str,
+    steps: Callable[..., Awaitable[None]],
+    *,
+    board: bool = True,
+    minutes: float = 1,
+    lang: str = "en",
+) -> Path:
     from okstra_engine.slugs import TaskRef
     from okstra_tui.app import OkstraApp
 
@@ -57,7 +65,9 @@ async def shoot(out: Path, name: str, steps: Callable[..., Awaitable[None]], *, 
 # rich's SVG export: one <text> per run of one style, each at its own x; a cell is
 # 0.61 × the 20px font wide
 CELL = 12.2
-_LEADING = re.compile(r'(<text class="[^"]*" x=")([0-9.]+)(" y="[0-9.]+" textLength=")([0-9.]+)("[^>]*>)((?:&#160;)+)([^<]*)(</text>)')
+_LEADING = re.compile(
+    r'(<text class="[^"]*" x=")([0-9.]+)(" y="[0-9.]+" textLength=")([0-9.]+)("[^>]*>)((?:&#160;)+)([^<]*)(</text>)'
+)
 
 
 def portable_svg(svg: str) -> str:
@@ -115,12 +125,17 @@ async def main(out: Path) -> None:
         board = await board_ready(pilot)
         board.query_one("#stages").select_stage(2)
         await pilot.press("d")
-        await settle(pilot, lambda: isinstance(pilot.app.screen, DiffScreen) and pilot.app.screen.query_one("DiffView").line_count)
+        await settle(
+            pilot,
+            lambda: isinstance(pilot.app.screen, DiffScreen) and pilot.app.screen.query_one("DiffView").line_count,
+        )
 
     async def run_options(pilot) -> None:
         await board_ready(pilot)
         await pilot.press("enter")  # stage 4, the one auto picks
-        await settle(pilot, lambda: isinstance(pilot.app.screen, RunOptionsScreen) and pilot.app.screen.context is not None)
+        await settle(
+            pilot, lambda: isinstance(pilot.app.screen, RunOptionsScreen) and pilot.app.screen.context is not None
+        )
 
     async def quarantine(pilot) -> None:
         await run_options(pilot)
@@ -148,7 +163,9 @@ async def main(out: Path) -> None:
     async def prepared(pilot) -> None:
         await board_ready(pilot)
         await pilot.press("enter")  # stage 5, ready once group B is handed off
-        await settle(pilot, lambda: isinstance(pilot.app.screen, RunOptionsScreen) and pilot.app.screen.context is not None)
+        await settle(
+            pilot, lambda: isinstance(pilot.app.screen, RunOptionsScreen) and pilot.app.screen.context is not None
+        )
         pilot.app.screen.query_one("#worker-codex").value = True
         await pilot.press("ctrl+n")
         await settle(pilot, lambda: isinstance(pilot.app.screen, PreviewScreen) and pilot.app.screen.busy is None)
@@ -225,8 +242,11 @@ def pin_the_clock() -> None:
     okstra_engine.quarantine.utc_now = lambda: NOW
     okstra_engine.quarantine._new_stamp_name = lambda: f"{NOW:%Y%m%dT%H%M%SZ}"
     okstra_engine.git.git_env = lambda: {
-        **plain_env(), "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp,
-        "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+        **plain_env(),
+        "GIT_AUTHOR_DATE": stamp,
+        "GIT_COMMITTER_DATE": stamp,
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
     }
 
 

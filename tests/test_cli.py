@@ -11,28 +11,50 @@ from tests.support import call, commit, git, run_cli
 def test_status_states_through_the_cli(task, capsys) -> None:
     repo = task.project.root
     sha = commit(repo, {"schema.py": "x = 1\n"}, "stage 1")
-    code, out, err = call(capsys, "--project", str(repo), "record", "auth/login", "--stage", "1", "--status", "done", "--commit", sha[:7])
+    code, out, _err = call(
+        capsys, "--project", str(repo), "record", "auth/login", "--stage", "1", "--status", "done", "--commit", sha[:7]
+    )
     assert code == 0 and f"stage 1 done at {sha[:8]}" in out
-    call(capsys, "--project", str(repo), "record", "auth/login", "--stage", "2", "--status", "started", "--run", "run-2")
+    call(
+        capsys, "--project", str(repo), "record", "auth/login", "--stage", "2", "--status", "started", "--run", "run-2"
+    )
     code, out, _ = call(capsys, "status", "auth/login", "--json", "--project", str(repo))
     doc = json.loads(out)
     assert set(doc) >= {"task", "task_key", "plan_run", "task_worktree", "warnings", "stages"}
     assert doc["task"] == "auth/login" and doc["task_key"] == "auth-login"
     states = {s["stage"]: (s["state"], s["done_commit"], s["run_id"]) for s in doc["stages"]}
-    assert states == {1: ("done", sha, None), 2: ("in-flight", None, "run-2"), 3: ("ready", None, None), 4: ("blocked", None, None)}
-    assert set(doc["stages"][0]) >= {"stage", "title", "depends_on", "group", "state", "done_commit", "worktree", "run_id"}
+    assert states == {
+        1: ("done", sha, None),
+        2: ("in-flight", None, "run-2"),
+        3: ("ready", None, None),
+        4: ("blocked", None, None),
+    }
+    assert set(doc["stages"][0]) >= {
+        "stage",
+        "title",
+        "depends_on",
+        "group",
+        "state",
+        "done_commit",
+        "worktree",
+        "run_id",
+    }
     assert doc["stages"][3]["depends_on"] == [2, 3] and doc["stages"][3]["group"] == "C"
 
 
 def test_record_refuses_unknown_commit_and_stage(task, capsys) -> None:
     repo = str(task.project.root)
-    code, _, err = call(capsys, "--project", repo, "record", "auth/login", "--stage", "1", "--status", "done", "--commit", "deadbeef")
+    code, _, err = call(
+        capsys, "--project", repo, "record", "auth/login", "--stage", "1", "--status", "done", "--commit", "deadbeef"
+    )
     assert code == 2 and "names no commit" in err and "fix:" in err
     code, _, err = call(capsys, "--project", repo, "record", "auth/login", "--stage", "9", "--status", "started")
     assert code == 2 and "stage 9 is not in the Stage Map" in err
     code, _, err = call(capsys, "--project", repo, "record", "auth/login", "--stage", "1", "--status", "done")
     assert code == 2 and "needs the commit" in err
-    code, _, err = call(capsys, "--project", repo, "record", "auth/login", "--stage", "1", "--status", "done", "--commit=--all")
+    code, _, err = call(
+        capsys, "--project", repo, "record", "auth/login", "--stage", "1", "--status", "done", "--commit=--all"
+    )
     assert code == 2 and "names no commit" in err
     code, _, err = call(capsys, "--project", repo, "record", "auth/login", "--stage", "1", "--status", "released")
     assert code == 2 and "no reservation to release" in err

@@ -33,7 +33,14 @@ def test_rewaived_key_is_kept(tmp_path: Path) -> None:
 def test_unknown_fields_survive_and_entries_without_waiver(tmp_path: Path) -> None:
     path = manifest_path(tmp_path)
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"entries": [{"stageKey": "login-stage-1", "tier": 3, "waiver": {"reason": "r", "when": "w"}}], "extra": True}))
+    path.write_text(
+        json.dumps(
+            {
+                "entries": [{"stageKey": "login-stage-1", "tier": 3, "waiver": {"reason": "r", "when": "w"}}],
+                "extra": True,
+            }
+        )
+    )
     clear_stale_waivers(tmp_path, 1)
     doc = json.loads(path.read_text())
     assert doc["extra"] is True and doc["entries"][0]["tier"] == 3 and "waiver" not in doc["entries"][0]

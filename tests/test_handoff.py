@@ -64,7 +64,10 @@ def report(task, group: str) -> Path:
 
 
 def has_merge_head(path: Path) -> bool:
-    return subprocess.run(["git", "rev-parse", "-q", "--verify", "MERGE_HEAD"], cwd=path, capture_output=True).returncode == 0
+    return (
+        subprocess.run(["git", "rev-parse", "-q", "--verify", "MERGE_HEAD"], cwd=path, capture_output=True).returncode
+        == 0
+    )
 
 
 def group_a_handed_off(task, files: dict[str, str] | None = None) -> str:
@@ -113,7 +116,10 @@ def test_two_parallel_stages_are_merged_recorded_and_reported(task) -> None:
     row = rows(task)[-1]
     assert row["group"] == "B" and row["stages"] == [2, 3] and row["merged"] == [2, 3]
     assert (row["head_before"], row["head_after"], row["v"]) == (before, after, 1)
-    assert {item["stage"]: item["commit"] for item in row["landed"]} == {2: result.merge_commits[2], 3: result.merge_commits[3]}
+    assert {item["stage"]: item["commit"] for item in row["landed"]} == {
+        2: result.merge_commits[2],
+        3: result.merge_commits[3],
+    }
     text = report(task, "B").read_text()
     assert "okstra prepare auth/login --type implementation" in text
     assert "stage 4 — CLI" in text and result.merge_commits[2][:12] in text and s3[:12] in text
@@ -148,7 +154,7 @@ def test_a_second_handoff_of_the_same_group_merges_nothing(task) -> None:
 def test_a_conflict_undoes_the_whole_group(task) -> None:
     group_a_handed_off(task)
     wt = task_wt(task)
-    s2, s3 = stages_2_and_3(task, [{"shared.txt": "x = 2\n"}], [{"shared.txt": "x = 3\n"}])
+    s2, _s3 = stages_2_and_3(task, [{"shared.txt": "x = 2\n"}], [{"shared.txt": "x = 3\n"}])
     before = head(wt)
     rows_before = rows(task)
 
@@ -161,7 +167,9 @@ def test_a_conflict_undoes_the_whole_group(task) -> None:
     assert head(wt) == before and git(task.project.root, "rev-parse", task_branch(task)) == before
     assert git(wt, "status", "--porcelain") == "" and not has_merge_head(wt)
     assert (wt / "shared.txt").read_text() == "x = 1\n"
-    assert subprocess.run(["git", "merge-base", "--is-ancestor", s2, "HEAD"], cwd=wt).returncode == 1  # stage 2's merge is gone too
+    assert (
+        subprocess.run(["git", "merge-base", "--is-ancestor", s2, "HEAD"], cwd=wt).returncode == 1
+    )  # stage 2's merge is gone too
     assert rows(task) == rows_before and not report(task, "B").exists()
     assert error.to_json()["conflicts"] == {"3": ["shared.txt"]} and error.to_json()["task_head"] == before
 
@@ -279,7 +287,7 @@ def test_excluded_local_changes_survive_a_conflict(task) -> None:
 def test_a_squash_merged_stage_counts_as_already_merged(task) -> None:
     group_a_handed_off(task)
     wt = task_wt(task)
-    s2, s3 = stages_2_and_3(
+    s2, _s3 = stages_2_and_3(
         task,
         [{"importer.py": "IMPORT = 1\n"}, {"importer_test.py": "assert True\n"}],  # two commits
         [{"exporter.py": "EXPORT = 3\n"}],
@@ -295,7 +303,9 @@ def test_a_squash_merged_stage_counts_as_already_merged(task) -> None:
     stage2 = result.plan.stage(2)
     assert (stage2.kind, stage2.match_commit, stage2.reconciled_from) == ("squash-equivalent", squash, s2)
     assert f"git-reconcile: stage 2 done commit {s2[:8]} -> {squash[:8]} (squash-equivalent)" in notices
-    assert subprocess.run(["git", "merge-base", "--is-ancestor", s2, "HEAD"], cwd=wt).returncode == 1  # not merged again
+    assert (
+        subprocess.run(["git", "merge-base", "--is-ancestor", s2, "HEAD"], cwd=wt).returncode == 1
+    )  # not merged again
     assert git(wt, "rev-list", "--count", "--merges", f"{squash}..HEAD") == "1"  # only stage 3's merge
     landed = {item["stage"]: item for item in rows(task)[-1]["landed"]}
     assert landed[2]["kind"] == "squash-equivalent" and landed[2]["commit"] == squash and landed[2]["replaced"] == s2
@@ -377,8 +387,16 @@ def test_groups_default_to_dag_depth_and_all_handed_off_points_to_final_verifica
     from okstra_engine.tasks import new_task
 
     source = tmp_path / "two.json"
-    source.write_text(json.dumps({"stages": [{"stage": 1, "title": "One", "depends_on": []},
-                                             {"stage": 2, "title": "Two", "depends_on": [1]}]}))
+    source.write_text(
+        json.dumps(
+            {
+                "stages": [
+                    {"stage": 1, "title": "One", "depends_on": []},
+                    {"stage": 2, "title": "Two", "depends_on": [1]},
+                ]
+            }
+        )
+    )
     two = new_task(task.project, TaskRef("auth", "two"), title="Two stages, no groups")
     import_plan(two, source, approve=True)
     assert prep(two) == 1
@@ -436,9 +454,11 @@ def test_handoff_runs_under_the_task_mutex(task) -> None:
     group_a_handed_off(task)
     stages_2_and_3(task, [{"importer.py": "i\n"}], [{"exporter.py": "e\n"}])
     before = head(task_wt(task))
-    with task_mutex(task.project.id, task.ref.group, task.ref.id):
-        with pytest.raises(OkstraError, match="another okstra process"):
-            ho.run_handoff(task, merge=True, lock_timeout=0.2)
+    with (
+        task_mutex(task.project.id, task.ref.group, task.ref.id),
+        pytest.raises(OkstraError, match="another okstra process"),
+    ):
+        ho.run_handoff(task, merge=True, lock_timeout=0.2)
     assert head(task_wt(task)) == before
     assert ho.run_handoff(task, merge=True).merged == [2, 3]
 
@@ -469,7 +489,13 @@ def test_handoff_json_shape_and_console_script(task) -> None:
     assert code == 0, err
     doc = json.loads(out)
     assert {"group", "stages", "merged", "already_merged", "task_head", "next_ready"} <= set(doc)
-    assert (doc["group"], doc["stages"], doc["merged"], doc["already_merged"], doc["next_ready"]) == ("B", [2, 3], [2, 3], [], [4])
+    assert (doc["group"], doc["stages"], doc["merged"], doc["already_merged"], doc["next_ready"]) == (
+        "B",
+        [2, 3],
+        [2, 3],
+        [],
+        [4],
+    )
     assert doc["task_head"] == head(task_wt(task)) and len(doc["task_head"]) == 40
     assert {p["stage"]: p["kind"] for p in doc["plan"]} == {2: "not-merged", 3: "not-merged"}
     assert doc["conflicts"] == {} and doc["report"].endswith("handoff-B.md")

@@ -19,8 +19,13 @@ def _run_dir(tmp_path: Path) -> Path:
     work = tmp_path / "work"
     work.mkdir()
     manifest = {
-        "run_id": "r1", "run_dir": str(run), "task": "auth/login", "task_key": "auth-login",
-        "task_type": "planning", "created": "2026-01-01T00:00:00Z", "worktree": {"path": str(work)},
+        "run_id": "r1",
+        "run_dir": str(run),
+        "task": "auth/login",
+        "task_key": "auth-login",
+        "task_type": "planning",
+        "created": "2026-01-01T00:00:00Z",
+        "worktree": {"path": str(work)},
     }
     (run / "manifest.json").write_text(json.dumps(manifest))
     (run / "prompt.md").write_text("do the thing")
@@ -37,7 +42,7 @@ def _config(tmp_path: Path, command: list[str]) -> None:
 def test_missing_agent_command_is_exit_2_with_how_to_configure(tmp_path: Path) -> None:
     run = _run_dir(tmp_path)
     _config(tmp_path, ["no-such-agent-xyz", "{prompt}"])
-    code, out, err = run_cli("launch", str(run))
+    code, _out, err = run_cli("launch", str(run))
     assert code == 2
     assert "'no-such-agent-xyz' is not installed" in err and "agent_command" in err and "Traceback" not in err
 

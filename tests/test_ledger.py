@@ -4,22 +4,23 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from okstra_engine.fsio import append_line
 from okstra_engine.ledger import (
     LedgerRow,
     append_row,
     format_ts,
+    hostname,
     latest_done_by_stage,
     new_row,
     parse_ledger,
     read_ledger,
     reservations,
-    hostname,
 )
 
 
@@ -90,7 +91,7 @@ def _at(moment: datetime, stage: int, status: str, **kw) -> LedgerRow:
 
 
 def test_in_flight_and_superseded() -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = [
         _at(now, 1, "reserved", run_id="r1"),
         _at(now, 1, "done", run_id="r1", head_commit="a" * 40),
@@ -108,7 +109,7 @@ def test_in_flight_and_superseded() -> None:
 def test_stale_by_dead_pid_on_this_host() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = [_at(now, 1, "reserved", run_id="r1", pid=proc.pid), _at(now, 2, "reserved", run_id="r2", pid=os.getpid())]
     flying = reservations(rows, ttl_hours=24, now=now)
     assert flying[1].stale and f"pid {proc.pid}" in flying[1].stale_reason
@@ -116,13 +117,13 @@ def test_stale_by_dead_pid_on_this_host() -> None:
 
 
 def test_pid_on_another_host_is_not_judged_here() -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     row = LedgerRow(ts=format_ts(now), stage=1, status="reserved", host="elsewhere", pid=2**22 + 7)
     assert not reservations([row], ttl_hours=24, now=now)[1].stale
 
 
 def test_stale_by_ttl_and_started_refreshes() -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     old = now - timedelta(hours=30)
     flying = reservations([_at(old, 1, "reserved", run_id="r1")], ttl_hours=24, now=now)
     assert flying[1].stale and "TTL 24 h" in flying[1].stale_reason
@@ -136,7 +137,7 @@ def test_stale_by_ttl_and_started_refreshes() -> None:
 
 
 def test_no_pid_reservation_from_exited_cli_is_in_flight_not_stale() -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert not reservations([_at(now, 1, "reserved", run_id="r1")], ttl_hours=24, now=now)[1].stale
 
 
@@ -153,7 +154,11 @@ def test_concurrent_appends_never_interleave(tmp_path: Path) -> None:
 
 
 row_dicts = st.fixed_dictionaries(
-    {"ts": st.text(max_size=30), "stage": st.integers(-5, 10**12), "status": st.sampled_from(["reserved", "started", "done", "released", "bogus"])},
+    {
+        "ts": st.text(max_size=30),
+        "stage": st.integers(-5, 10**12),
+        "status": st.sampled_from(["reserved", "started", "done", "released", "bogus"]),
+    },
     optional={"v": st.integers(), "run_id": st.one_of(st.none(), st.text()), "pid": st.integers(), "extra": st.text()},
 )
 
@@ -170,7 +175,9 @@ def test_reader_never_crashes_on_hostile_lines(lines: list[bytes]) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 5), st.sampled_from(["reserved", "started", "done", "released"])), max_size=30))
+@given(
+    st.lists(st.tuples(st.integers(1, 5), st.sampled_from(["reserved", "started", "done", "released"])), max_size=30)
+)
 def test_round_trip_of_valid_rows(tmp_path_factory, entries) -> None:
     ledger = tmp_path_factory.mktemp("l") / "consumers.jsonl"
     for stage, status in entries:
@@ -208,7 +215,9 @@ def test_follower_names_bad_lines_by_their_number_and_survives_replacement(tmp_p
     append_line(ledger, "not json")
     append_row(ledger, new_row(2, "reserved"))
     read = follower.read()
-    assert [r.stage for r in read.rows] == [1, 2] and read.warnings == ["consumers.jsonl line 2: not valid JSON; skipped"]
+    assert [r.stage for r in read.rows] == [1, 2] and read.warnings == [
+        "consumers.jsonl line 2: not valid JSON; skipped"
+    ]
     replacement = tmp_path / "new.jsonl"
     append_row(replacement, new_row(7, "done"))
     os.replace(replacement, ledger)

@@ -3,12 +3,14 @@ and the cross-process cache never answers for a file it does not match byte for 
 
 from __future__ import annotations
 
+import itertools
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from okstra_engine.carry import CarrySidecar, missing_done_rows
 from okstra_engine.fsio import append_line
@@ -26,14 +28,21 @@ from okstra_engine.ledger import (
 from okstra_engine.ledger_state import CACHE_AFTER_LINES, deciding_rows, read_current
 from okstra_engine.reconcile import stage_base_ref
 
-NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 STAGES = (1, 2, 3)
 
 rows_strategy = st.lists(
     st.builds(
         lambda stage, status, run, pid, head, replaces, base, host, minutes: LedgerRow(
-            ts=format_ts(NOW - timedelta(minutes=minutes)), stage=stage, status=status, run_id=run, pid=pid,
-            head_commit=head, replaces=replaces, base_ref=base, host=host,
+            ts=format_ts(NOW - timedelta(minutes=minutes)),
+            stage=stage,
+            status=status,
+            run_id=run,
+            pid=pid,
+            head_commit=head,
+            replaces=replaces,
+            base_ref=base,
+            host=host,
         ),
         st.sampled_from(STAGES),
         st.sampled_from(["reserved", "started", "done", "released"]),
@@ -77,7 +86,7 @@ def test_deciding_rows_answer_every_question_as_all_rows_do(rows: list[LedgerRow
 def test_reducing_as_rows_are_appended_answers_as_all_rows_do(rows: list[LedgerRow], cuts: list[int]) -> None:
     kept: list[LedgerRow] = []
     bounds = [0, *sorted(cuts), len(rows)]
-    for start, end in zip(bounds, bounds[1:]):  # the follower's and the cache's way
+    for start, end in itertools.pairwise(bounds):  # the follower's and the cache's way
         kept = deciding_rows(kept + rows[start:end])
     assert answers(kept) == answers(rows)
 
@@ -92,7 +101,10 @@ def test_a_long_ledger_keeps_a_few_rows_per_stage() -> None:
 
 
 def fill(ledger: Path, count: int, start: int = 0) -> None:
-    lines = [new_row(i % 5 + 1, ("reserved", "started")[i % 2], run_id=f"r{i}").to_line() for i in range(start, start + count)]
+    lines = [
+        new_row(i % 5 + 1, ("reserved", "started")[i % 2], run_id=f"r{i}").to_line()
+        for i in range(start, start + count)
+    ]
     with ledger.open("a") as handle:
         handle.write("\n".join(lines) + "\n")
 
@@ -154,8 +166,10 @@ def test_torn_and_bad_lines_are_reported_as_read_ledger_reports_them(tmp_path: P
         handle.write(b'{"v":1,"ts":"2026-01-01T00:00:00Z","stage":2,')
     current, full = read_current(ledger), read_ledger(ledger)
     assert same(current, full)
-    assert current.warnings == ["consumers.jsonl line 201: not valid JSON; skipped",
-                                "consumers.jsonl line 302: torn write (no newline at the end); skipped"]
+    assert current.warnings == [
+        "consumers.jsonl line 201: not valid JSON; skipped",
+        "consumers.jsonl line 302: torn write (no newline at the end); skipped",
+    ]
 
 
 def test_an_unwritable_home_only_costs_the_cache(tmp_path: Path, monkeypatch) -> None:

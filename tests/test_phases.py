@@ -149,20 +149,29 @@ def test_squash_merged_predecessor_is_accepted_and_corrected(task, capsys) -> No
 
 def test_planning_and_single_lead_phases(task, capsys) -> None:
     repo = task.project.root
-    code, out, err = call(capsys, "--project", str(repo), "prepare", TASK, "--type", "planning", "--workers", "claude,codex", "--json")
+    code, out, err = call(
+        capsys, "--project", str(repo), "prepare", TASK, "--type", "planning", "--workers", "claude,codex", "--json"
+    )
     assert code == 0, err
     manifest = json.loads(out)
     assert manifest["team"] == {"mode": "gate", "name": "okstra-auth-login"}
     prompt = Path(manifest["prompt"]).read_text()
     assert f"{manifest['run_dir']}/plan.md" in prompt and "## Stage Map" in prompt
-    code, out, _ = call(capsys, "--project", str(repo), "prepare", TASK, "--type", "release-handoff", "--workers", "claude", "--json")
+    code, out, _ = call(
+        capsys, "--project", str(repo), "prepare", TASK, "--type", "release-handoff", "--workers", "claude", "--json"
+    )
     assert json.loads(out)["team"] == {"mode": "single-lead", "name": None}
     code, out, _ = call(capsys, "--project", str(repo), "prepare", TASK, "--type", "improvement-discovery", "--json")
     assert json.loads(out)["team"]["mode"] == "single-lead"
 
 
 def _sim(run_dir: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "okstra_engine.sim_lead", run_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "okstra_engine.sim_lead", run_dir],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_a_whole_task_run_by_the_simulated_lead(task, capsys) -> None:
@@ -172,13 +181,24 @@ def test_a_whole_task_run_by_the_simulated_lead(task, capsys) -> None:
     assert _sim(first["run_dir"]).wait() == 0
     second, third = _prep_json(capsys, repo), _prep_json(capsys, repo)
     assert (second["stage"], third["stage"]) == (2, 3)
-    assert third["concurrentRun"] == {"detected": True, "activeStages": [2]} and third["team"]["mode"] in ("no-team", "single-lead")
+    assert third["concurrentRun"] == {"detected": True, "activeStages": [2]} and third["team"]["mode"] in (
+        "no-team",
+        "single-lead",
+    )
     leads = [_sim(second["run_dir"]), _sim(third["run_dir"])]
     assert [lead.wait() for lead in leads] == [0, 0], [lead.stderr.read() for lead in leads]
     status = json.loads(call(capsys, "--project", str(repo), "status", TASK, "--json")[1])
     assert [s["state"] for s in status["stages"]] == ["not-merged", "not-merged", "not-merged", "ready"]
     task_wt = task_target(task).path
-    git(task_wt, "merge", "-q", "--no-edit", "okstra/feature/auth/login-s1", "okstra/feature/auth/login-s2", "okstra/feature/auth/login-s3")
+    git(
+        task_wt,
+        "merge",
+        "-q",
+        "--no-edit",
+        "okstra/feature/auth/login-s1",
+        "okstra/feature/auth/login-s2",
+        "okstra/feature/auth/login-s3",
+    )
     fourth = _prep_json(capsys, repo)
     assert fourth["stage"] == 4 and fourth["worktree"]["base_ref"] == git(task_wt, "rev-parse", "HEAD")
     assert _sim(fourth["run_dir"]).wait() == 0

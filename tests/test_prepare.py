@@ -77,9 +77,15 @@ def test_first_run_makes_worktrees_reserves_and_writes_the_run(task, capsys) -> 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["stage"] == 1 and manifest["task_type"] == "implementation"
     assert manifest["worktree"] == {
-        "path": str(s1), "branch": "okstra/feature/auth/login-s1", "base_ref": head, "status": "created", "note": None,
+        "path": str(s1),
+        "branch": "okstra/feature/auth/login-s1",
+        "base_ref": head,
+        "status": "created",
+        "note": None,
     }
-    assert manifest["task_worktree"]["status"] == "created" and manifest["task_worktree"]["path"] == str(task_target(task).path)
+    assert manifest["task_worktree"]["status"] == "created" and manifest["task_worktree"]["path"] == str(
+        task_target(task).path
+    )
     assert manifest["concurrentRun"] == {"detected": False, "activeStages": []}
     assert manifest["team"] == {"mode": "single-lead", "name": None}
     prompt = (run_dir / "prompt.md").read_text()
@@ -132,7 +138,10 @@ def test_one_dependency_starts_at_the_latest_done_commit(task, capsys) -> None:
 
 def test_one_dependency_whose_commit_vanished_is_refused(task, capsys) -> None:
     repo = task.project.root
-    append_row(plan_run_root(task).dir / "consumers.jsonl", new_row(1, "done", head_commit="0" * 40, impl_task_key="auth-login"))
+    append_row(
+        plan_run_root(task).dir / "consumers.jsonl",
+        new_row(1, "done", head_commit="0" * 40, impl_task_key="auth-login"),
+    )
     code, _, err = _prep(capsys, repo)
     assert code == 2 and "stage 1's done commit 00000000 is not in the repository" in err
     assert "okstra record auth/login --stage 1 --status done --commit" in err

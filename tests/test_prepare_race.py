@@ -37,7 +37,9 @@ def wide(repo: Path, tmp_path: Path):
     project, _ = init_project(repo, qa_commands=["true"])
     task = new_task(project, TaskRef("race", "wide"), title="Many stages")
     source = tmp_path / "stage-map.json"
-    source.write_text(json.dumps({"stages": [{"stage": n, "title": f"S{n}", "depends_on": []} for n in range(1, N + 1)]}))
+    source.write_text(
+        json.dumps({"stages": [{"stage": n, "title": f"S{n}", "depends_on": []} for n in range(1, N + 1)]})
+    )
     import_plan(task, source, approve=True)
     return task
 
@@ -45,7 +47,10 @@ def wide(repo: Path, tmp_path: Path):
 def test_racing_prepares_each_get_a_different_stage(wide) -> None:
     repo = wide.project.root
     cmd = [*_okstra(), "--project", str(repo), "prepare", "race/wide", "--type", "implementation", "--json"]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy()) for _ in range(N)]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+        for _ in range(N)
+    ]
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * N, [err for _, err in results]
     docs = [json.loads(out) for out, _ in results]
@@ -81,7 +86,10 @@ with task_mutex(sys.argv[1], sys.argv[2], sys.argv[3]):
 def test_a_killed_mutex_holder_does_not_block_the_next_prepare(wide) -> None:
     project = wide.project
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, project.id, "race", "wide"], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
+        [sys.executable, "-c", _HOLDER, project.id, "race", "wide"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -100,7 +108,10 @@ def test_a_killed_mutex_holder_does_not_block_the_next_prepare(wide) -> None:
     # no stale lock file to clean by hand: the OS released it with its holder
     proc = subprocess.run(
         [*_okstra(), "--project", str(project.root), "prepare", "race/wide", "--type", "implementation"],
-        capture_output=True, text=True, env=os.environ.copy(), timeout=60,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert "okstra stage: 1" in proc.stdout

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from okstra_engine.errors import OkstraError
-from okstra_engine.plans import approve_plan, import_plan, plan_run_root, plan_runs, with_approval, front_matter
+from okstra_engine.plans import approve_plan, front_matter, import_plan, plan_run_root, plan_runs, with_approval
 from okstra_engine.projects import init_project, list_projects, load_project
 from okstra_engine.slugs import TaskRef
 from okstra_engine.tasks import load_task, new_task
@@ -61,7 +61,9 @@ def test_bad_project_json_names_file_and_field(repo: Path) -> None:
         load_project(repo)
 
 
-@pytest.mark.parametrize("text", ["a", "a/b/c", "A/b", "a/../b", "../x", "a/", "/b", "a b/c", "a/b c", "a/..", "a/" + "x" * 65, "-a/b"])
+@pytest.mark.parametrize(
+    "text", ["a", "a/b/c", "A/b", "a/../b", "../x", "a/", "/b", "a b/c", "a/b c", "a/..", "a/" + "x" * 65, "-a/b"]
+)
 def test_task_refs_are_validated(text: str) -> None:
     with pytest.raises(OkstraError):
         TaskRef.parse(text)
@@ -89,7 +91,7 @@ def test_plan_import_and_approve(repo: Path, plan_file: Path) -> None:
     plan = import_plan(task, plan_file)
     assert not plan.approved and plan_run_root(task) is None
     assert (plan.dir / "manifest.json").exists() and plan.dir.name.split("-")[1] == "planning"
-    approved, changed = approve_plan(task)
+    _approved, changed = approve_plan(task)
     assert changed and plan_run_root(task).dir == plan.dir
     text = (plan.dir / "plan.md").read_text()
     assert front_matter(text)["approved"] == "true" and front_matter(text)["title"] == "four stages"
@@ -100,7 +102,9 @@ def test_bare_stage_map_json_import(repo: Path, tmp_path: Path) -> None:
     project, _ = init_project(repo)
     task = new_task(project, TaskRef("auth", "login"), title="Login")
     source = tmp_path / "stage-map.json"
-    source.write_text(json.dumps({"stages": [{"stage": 1, "title": "One"}, {"stage": 2, "title": "Two", "depends_on": [1]}]}))
+    source.write_text(
+        json.dumps({"stages": [{"stage": 1, "title": "One"}, {"stage": 2, "title": "Two", "depends_on": [1]}]})
+    )
     plan = import_plan(task, source, approve=True)
     assert plan_run_root(task).dir == plan.dir
     assert [s.stage for s in plan.stage_map().stages] == [1, 2]

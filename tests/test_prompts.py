@@ -27,7 +27,9 @@ def _inputs(task_type: str, *, workers=(), concurrent=(), stage=None) -> PromptI
         run_id="20260101T000000Z-run",
         run_dir=Path("/work/project/.okstra/tasks/auth/login/runs/20260101T000000Z-run"),
         plan_dir=Path("/work/project/.okstra/tasks/auth/login/runs/20251231T000000Z-planning-abc123"),
-        ledger_path=Path("/work/project/.okstra/tasks/auth/login/runs/20251231T000000Z-planning-abc123/consumers.jsonl"),
+        ledger_path=Path(
+            "/work/project/.okstra/tasks/auth/login/runs/20251231T000000Z-planning-abc123/consumers.jsonl"
+        ),
         qa_commands=["pytest -q", "ruff check ."],
         worktree_path="/home/u/.local/share/okstra/worktrees/project/auth/login" + (f"-s{stage}" if stage else ""),
         worktree_branch="okstra/feature/auth/login" + (f"-s{stage}" if stage else ""),

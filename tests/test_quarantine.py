@@ -55,7 +55,12 @@ def exdev(src, dst):
 def test_team_names() -> None:
     assert q.team_name_for("auth-login") == "okstra-auth-login"
     assert q.team_name_for("auth-login", 2) == "okstra-auth-login-s2"
-    for good in ("okstra-a-b", "okstra-a.b-c_d-s12", "okstra-my-group-my-id", "okstra-" + "g" * 64 + "-" + "i" * 64 + "-s3"):
+    for good in (
+        "okstra-a-b",
+        "okstra-a.b-c_d-s12",
+        "okstra-my-group-my-id",
+        "okstra-" + "g" * 64 + "-" + "i" * 64 + "-s3",
+    ):
         assert q.check_team_name(good) == good
     for bad_key in ("Auth-login", "auth", "a/b-c", "../x-y", "a..b-c"):
         with pytest.raises(OkstraError):
@@ -64,8 +69,22 @@ def test_team_names() -> None:
         q.team_name_for("a-b", 0)
 
 
-HOSTILE = ["../x", "/abs", "okstra-", "okstra-Upper-case", "okstra-a/b", "other-team", "okstra-a-b/../../etc",
-           "okstra-a..b-c", "okstra-ab", "okstra-a-b\n", ".", "..", "okstra-a-b/", ""]
+HOSTILE = [
+    "../x",
+    "/abs",
+    "okstra-",
+    "okstra-Upper-case",
+    "okstra-a/b",
+    "other-team",
+    "okstra-a-b/../../etc",
+    "okstra-a..b-c",
+    "okstra-ab",
+    "okstra-a-b\n",
+    ".",
+    "..",
+    "okstra-a-b/",
+    "",
+]
 
 
 @pytest.mark.parametrize("name", HOSTILE)
@@ -223,7 +242,7 @@ def test_cross_device_move_and_restore_copy_and_verify(monkeypatch) -> None:
 
 def tree_of(snapshot: dict, kind: str) -> dict:
     prefix = f"{kind}/{TEAM}/"
-    return {k[len(prefix):]: v for k, v in snapshot.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in snapshot.items() if k.startswith(prefix)}
 
 
 def _crash(*_a, **_k):
@@ -440,7 +459,7 @@ def test_cli_move_without_yes_and_without_a_terminal_moves_nothing(capsys, monke
     make_team()
     before = everything()
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))  # not a TTY, even with a "y" waiting
-    code, out, err = call(capsys, "quarantine", "move", TEAM)
+    code, _out, err = call(capsys, "quarantine", "move", TEAM)
     assert code == 2 and "--yes" in err and "nothing moved" in err and "Traceback" not in err
     assert everything() == before
 

@@ -94,14 +94,14 @@ def hist(request, history):
 
 
 def test_ancestor_after_a_real_merge(hist) -> None:
-    repo, base, _, x = hist
+    repo, _base, _, x = hist
     git(repo, "merge", "-q", "--no-ff", "-m", "merge stage", "stage")
     assert content_merged(repo, x, "HEAD").kind == "ancestor"
     assert content_merged(repo, x, "HEAD").commit == x
 
 
 def test_rebase_of_the_whole_stage_is_patch_equivalent(hist) -> None:
-    repo, base, commits, x = hist
+    repo, base, _commits, x = hist
     tip = cherry_pick(repo, f"{base}..{x}")
     commit(repo, {"b.txt": "b\nmore\nlater\n"}, "after the rebase")
     match = content_merged(repo, x, "HEAD", base=base)
@@ -269,7 +269,9 @@ def test_binary_files(tmp_path: Path) -> None:
     commit(repo, {"z.txt": "z\n"}, "unrelated")
     tip = cherry_pick(repo, x)
     assert (content_merged(repo, x, "HEAD", base=base).kind, content_merged(repo, x, "HEAD").commit) == (
-        "patch-equivalent", tip)
+        "patch-equivalent",
+        tip,
+    )
 
 
 def test_many_stages_at_once(task) -> None:
@@ -329,7 +331,12 @@ def test_fingerprint_ignores_user_config(history) -> None:
     plain = done_fingerprint(repo, base, x)
     # they are git's own stable ids of the usual diff text …
     reference = subprocess.run(
-        f"git diff {base} {x} | git patch-id --stable", shell=True, cwd=repo, capture_output=True, text=True, check=True,
+        f"git diff {base} {x} | git patch-id --stable",
+        shell=True,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()[0]
     assert plain["change_patch_id"] == reference
     # … whatever the user's config does to that text
@@ -391,8 +398,20 @@ def done_rows(task) -> dict:
 def test_record_done_stores_fingerprint_and_pins(task, capsys) -> None:
     repo = task.project.root
     base, x = stage_work(task)
-    code, out, err = call(capsys, "--project", str(repo), "record", "auth/login", "--stage", "1",
-                          "--status", "done", "--commit", x[:10], "--json")
+    code, out, err = call(
+        capsys,
+        "--project",
+        str(repo),
+        "record",
+        "auth/login",
+        "--stage",
+        "1",
+        "--status",
+        "done",
+        "--commit",
+        x[:10],
+        "--json",
+    )
     assert code == 0, err
     row = done_rows(task)[1]
     assert row.head_commit == x and row.base_ref == base and row.paths == ["a.txt"]
@@ -403,7 +422,7 @@ def test_record_done_stores_fingerprint_and_pins(task, capsys) -> None:
 
 def test_record_uses_the_reserved_rows_base_ref(task, capsys) -> None:
     repo = task.project.root
-    base, x = stage_work(task)
+    _base, x = stage_work(task)
     first = git(repo, "rev-parse", f"{x}~1")
     append_row(plan_run_root(task).dir / LEDGER_NAME, new_row(1, "reserved", run_id="r1", base_ref=first))
     call(capsys, "--project", str(repo), "record", "auth/login", "--stage", "1", "--status", "done", "--commit", x)
@@ -413,7 +432,7 @@ def test_record_uses_the_reserved_rows_base_ref(task, capsys) -> None:
 
 def test_the_pin_keeps_an_amended_commit_through_gc(task, capsys) -> None:
     repo = task.project.root
-    base, x = stage_work(task)
+    _base, x = stage_work(task)
     call(capsys, "--project", str(repo), "record", "auth/login", "--stage", "1", "--status", "done", "--commit", x)
     checkout(repo, stage_branch(task, 1))
     git(repo, "commit", "-q", "--amend", "-m", "stage work 2, better message")
@@ -429,7 +448,7 @@ def test_the_pin_keeps_an_amended_commit_through_gc(task, capsys) -> None:
 
 def test_a_commit_truly_gone_is_matched_by_stored_patch_ids(task, capsys) -> None:
     repo = task.project.root
-    base, x = stage_work(task)
+    _base, x = stage_work(task)
     call(capsys, "--project", str(repo), "record", "auth/login", "--stage", "1", "--status", "done", "--commit", x)
     checkout(repo, stage_branch(task, 1))
     git(repo, "commit", "-q", "--amend", "-m", "stage work 2, reworded")
@@ -483,11 +502,13 @@ def test_target_is_the_task_branch_else_head(task) -> None:
 
 def test_reconcile_json_then_apply(task, capsys) -> None:
     repo = str(task.project.root)
-    base, x, tip = rebased_task(task, capsys)
+    _base, x, tip = rebased_task(task, capsys)
     code, out, err = call(capsys, "--project", repo, "reconcile", "auth/login", "--json")
     assert code == 0, err
     doc = json.loads(out)
-    assert doc["suggestions"] == [{"stage": 1, "recorded": x, "suggested": tip, "kind": "patch-equivalent", "ambiguous": False}]
+    assert doc["suggestions"] == [
+        {"stage": 1, "recorded": x, "suggested": tip, "kind": "patch-equivalent", "ambiguous": False}
+    ]
     assert doc["applied"] == []
     code, out, _ = call(capsys, "--project", repo, "reconcile", "auth/login")
     assert f"stage 1: {x[:8]} -> {tip[:8]} (patch-equivalent)" in out and "--apply" in out
@@ -509,27 +530,37 @@ def test_reconcile_json_then_apply(task, capsys) -> None:
 
 def test_not_merged_stage_shows_the_fix(task, capsys) -> None:
     repo = task.project.root
-    base, x = stage_work(task)
+    _base, x = stage_work(task)
     call(capsys, "--project", str(repo), "record", "auth/login", "--stage", "1", "--status", "done", "--commit", x)
-    code, out, _ = call(capsys, "--project", str(repo), "reconcile", "auth/login")
+    _code, out, _ = call(capsys, "--project", str(repo), "reconcile", "auth/login")
     assert f"stage 1: {x[:8]} -> - (not-merged)" in out
     assert f"merge --no-ff {stage_branch(task, 1)}" in out
     assert "okstra reconcile auth/login --stage 1 --commit SHA" in out
-    code, out, _ = call(capsys, "--project", str(repo), "reconcile", "auth/login", "--apply", "--json")
+    _code, out, _ = call(capsys, "--project", str(repo), "reconcile", "auth/login", "--apply", "--json")
     assert json.loads(out)["applied"] == [] and done_rows(task)[1].head_commit == x
 
 
 def test_manual_correction(task, capsys) -> None:
     repo = task.project.root
-    base, x = stage_work(task)
+    _base, x = stage_work(task)
     call(capsys, "--project", str(repo), "record", "auth/login", "--stage", "1", "--status", "done", "--commit", x)
     checkout(repo, task_branch(task))
     squashed = squash_merge(repo, x)
     checkout(repo, "main")
-    code, out, err = call(capsys, "--project", str(repo), "reconcile", "auth/login", "--stage", "1", "--commit", squashed[:8], "--json")
+    code, out, err = call(
+        capsys, "--project", str(repo), "reconcile", "auth/login", "--stage", "1", "--commit", squashed[:8], "--json"
+    )
     assert code == 0, err
     assert json.loads(out)["applied"] == [
-        {"stage": 1, "recorded": x, "suggested": squashed, "kind": "squash-equivalent", "ambiguous": False, "reason": "manual"}]
+        {
+            "stage": 1,
+            "recorded": x,
+            "suggested": squashed,
+            "kind": "squash-equivalent",
+            "ambiguous": False,
+            "reason": "manual",
+        }
+    ]
     row = done_rows(task)[1]
     assert (row.head_commit, row.replaces, row.reason) == (squashed, x, "manual")
     code, out, _ = call(capsys, "--project", str(repo), "reconcile", "auth/login", "--stage", "1", "--commit", squashed)
@@ -550,7 +581,7 @@ def test_manual_correction_refusals(task, capsys) -> None:
 
 
 def test_auto_reconcile_applies_only_unambiguous(task, capsys) -> None:
-    base, x, tip = rebased_task(task, capsys)
+    _base, x, tip = rebased_task(task, capsys)
     [applied] = reconcile.auto_reconcile(task)
     assert applied.applied_line() == f"git-reconcile: stage 1 done commit {x[:8]} -> {tip[:8]} (patch-equivalent)"
     assert reconcile.auto_reconcile(task) == []
@@ -569,12 +600,12 @@ def test_auto_reconcile_leaves_an_ambiguous_match_to_a_person(task, capsys) -> N
     [s] = reconcile.suggestions(task)
     assert (s.kind, s.suggested, s.ambiguous, s.applicable) == ("patch-equivalent", again, True, True)
     assert reconcile.auto_reconcile(task) == []
-    code, out, _ = call(capsys, "--project", str(repo), "reconcile", "auth/login", "--apply", "--json")
+    _code, out, _ = call(capsys, "--project", str(repo), "reconcile", "auth/login", "--apply", "--json")
     assert json.loads(out)["applied"][0]["suggested"] == again  # a person asked: applied
 
 
 def test_apply_skips_a_suggestion_overtaken_by_another_row(task, capsys) -> None:
-    base, x, tip = rebased_task(task, capsys)
+    _base, _x, _tip = rebased_task(task, capsys)
     found = reconcile.suggestions(task)
     assert reconcile.apply(task, found) and reconcile.apply(task, found) == []
     rows = read_ledger(plan_run_root(task).dir / LEDGER_NAME).rows
@@ -587,7 +618,8 @@ def test_guidance_for_a_missing_stage_commit(task, capsys) -> None:
     [s] = reconcile.suggestions(task)
     assert s.kind == "missing"
     assert reconcile.fix_guidance(task, 2) == (
-        "record the commit that holds stage 2's work: okstra reconcile auth/login --stage 2 --commit SHA")
+        "record the commit that holds stage 2's work: okstra reconcile auth/login --stage 2 --commit SHA"
+    )
     stage_work(task)
     hint = reconcile.fix_guidance(task, 1, suggested="abc")
     assert f"git -C {repo} merge --no-ff {stage_branch(task, 1)}" in hint and "--commit abc" in hint
@@ -596,7 +628,7 @@ def test_guidance_for_a_missing_stage_commit(task, capsys) -> None:
 def test_reconcile_console_script(task, capsys) -> None:
     from tests.support import run_cli
 
-    base, x, tip = rebased_task(task, capsys)
+    _base, _x, tip = rebased_task(task, capsys)
     code, out, err = run_cli("--project", str(task.project.root), "reconcile", "auth/login", "--json")
     assert code == 0, err
     assert json.loads(out)["suggestions"][0]["suggested"] == tip
@@ -604,7 +636,11 @@ def test_reconcile_console_script(task, capsys) -> None:
 
 def test_reconcile_cli_stays_light() -> None:
     code = "import okstra_engine.cli, okstra_engine.reconcile, okstra_engine.record\nimport sys; print(' '.join(sys.modules))"
-    loaded = set(subprocess.run([__import__("sys").executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    loaded = set(
+        subprocess.run(
+            [__import__("sys").executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
     assert not loaded & {"textual", "rich", "git", "okstra_tui"}
 
 

@@ -89,8 +89,7 @@ registry.fix_anchor(TaskSlot("proj", "shared", "t"), str(worker) * 40)
 
 def test_concurrent_processes_write_and_read_without_errors() -> None:
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WRITER, str(i)], stderr=subprocess.PIPE, text=True)
-        for i in range(6)
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(i)], stderr=subprocess.PIPE, text=True) for i in range(6)
     ]
     errors = [p.communicate(timeout=60)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, errors

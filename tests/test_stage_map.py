@@ -165,7 +165,9 @@ def test_fenced_example_is_not_the_stage_map() -> None:
 
 
 def test_duplicate_stage_names_number_and_lines() -> None:
-    fails(table("| 1 | A | - |", "| 2 | B | 1 |", "| 2 | C | 1 |"), "plan.md", "line 6", "stage 2 appears twice", "line 5")
+    fails(
+        table("| 1 | A | - |", "| 2 | B | 1 |", "| 2 | C | 1 |"), "plan.md", "line 6", "stage 2 appears twice", "line 5"
+    )
 
 
 def test_self_dependency() -> None:
@@ -182,7 +184,9 @@ def test_unknown_dependency() -> None:
 
 def test_cycle_names_the_path() -> None:
     fails(table("| 1 | A | 2 |", "| 2 | B | 1 |"), "stage cycle: 1 -> 2 -> 1")
-    err = fails(table("| 5 | A | - |", "| 6 | B | 8 |", "| 7 | C | 6 |", "| 8 | D | 7, 5 |"), "stage cycle: 6 -> 8 -> 7 -> 6")
+    err = fails(
+        table("| 5 | A | - |", "| 6 | B | 8 |", "| 7 | C | 6 |", "| 8 | D | 7, 5 |"), "stage cycle: 6 -> 8 -> 7 -> 6"
+    )
     assert "5" not in err.what.split("stage cycle:")[1].split("(")[0]
 
 
@@ -219,7 +223,11 @@ def test_missing_heading() -> None:
 
 
 def test_heading_without_table_and_table_in_next_section() -> None:
-    fails("## Stage Map\nnothing here\n## Other\n| Stage | Title | Depends on |\n|--|--|--|\n| 1 | a | - |\n", "line 1", "no table")
+    fails(
+        "## Stage Map\nnothing here\n## Other\n| Stage | Title | Depends on |\n|--|--|--|\n| 1 | a | - |\n",
+        "line 1",
+        "no table",
+    )
 
 
 def test_two_stage_map_headings() -> None:
@@ -328,9 +336,7 @@ def test_render_round_trip_spec_example() -> None:
 
 def test_render_round_trip_awkward_text() -> None:
     titles = ["a | b", "ends with \\", "C:\\src\\x", "\\|", "\\\\|x\\", "`code`", "— dash", "- leading dash"]
-    m = StageMap(
-        stages=[Stage(stage=i + 1, title=t, group=(t if i % 2 else None)) for i, t in enumerate(titles)]
-    )
+    m = StageMap(stages=[Stage(stage=i + 1, title=t, group=(t if i % 2 else None)) for i, t in enumerate(titles)])
     assert parse_stage_map_markdown(render_stage_map_table(m), "x") == m
 
 
@@ -364,7 +370,9 @@ def test_load_accepts_bom(tmp_path) -> None:
 
 def test_hundred_stages_parse_fast() -> None:
     m = StageMap(
-        stages=[Stage(stage=i, title=f"stage {i}", depends_on=[j for j in (i - 1, i - 3) if j > 0]) for i in range(1, 101)]
+        stages=[
+            Stage(stage=i, title=f"stage {i}", depends_on=[j for j in (i - 1, i - 3) if j > 0]) for i in range(1, 101)
+        ]
     )
     text = render_stage_map_table(m)
     parse_stage_map_markdown(text, "x")
@@ -380,10 +388,48 @@ BOUNDED = settings(max_examples=200, deadline=None, suppress_health_check=[Healt
 
 FRAGMENTS = st.sampled_from(
     [
-        "|", "|", "|", "-", "---", " ", ",", "\n", "\n", "## Stage Map", "## stage map\n", "### Stage Map  \n",
-        "Stage", "Title", "Depends on", "Group", "#", "No", "none", "—", "`", "\\", "\\|", "```\n", "~~~",
-        "0", "1", "2", "3", "9", "12", "99999999999", "-1", "\r\n", "\t", "é", "\u2028", "\x00",
-        "| Stage | Title | Depends on | Group |\n", "|---|---|---|---|\n", "| 1 | a | - | A |\n", "| 2 | b | 1, 3 | |\n",
+        "|",
+        "|",
+        "|",
+        "-",
+        "---",
+        " ",
+        ",",
+        "\n",
+        "\n",
+        "## Stage Map",
+        "## stage map\n",
+        "### Stage Map  \n",
+        "Stage",
+        "Title",
+        "Depends on",
+        "Group",
+        "#",
+        "No",
+        "none",
+        "—",
+        "`",
+        "\\",
+        "\\|",
+        "```\n",
+        "~~~",
+        "0",
+        "1",
+        "2",
+        "3",
+        "9",
+        "12",
+        "99999999999",
+        "-1",
+        "\r\n",
+        "\t",
+        "é",
+        "\u2028",
+        "\x00",
+        "| Stage | Title | Depends on | Group |\n",
+        "|---|---|---|---|\n",
+        "| 1 | a | - | A |\n",
+        "| 2 | b | 1, 3 | |\n",
     ]
 )
 table_ish = st.lists(FRAGMENTS, max_size=60).map("".join)
@@ -405,13 +451,19 @@ DEPS_CELLS = mostly(
     40,
 )
 TEXT_CELLS = mostly(st.text(alphabet="ab -`—\\", max_size=6).map("t".__add__), st.sampled_from(["", "\\|", "x|y"]), 40)
-HEADERS = [["Stage", "Title", "Depends on"], ["Stage", "Title", "Depends on", "Group"], ["#", "Extra", "title", "depends"]]
+HEADERS = [
+    ["Stage", "Title", "Depends on"],
+    ["Stage", "Title", "Depends on", "Group"],
+    ["#", "Extra", "title", "depends"],
+]
 
 
 @st.composite
 def tables(draw) -> str:
     """A heading, a header and rows of plausible cells: reaches the row and graph rules."""
-    header = draw(mostly(st.sampled_from(HEADERS), st.sampled_from([["Stage", "Title"], ["Stage", "Stage", "Title", "Depends"]])))
+    header = draw(
+        mostly(st.sampled_from(HEADERS), st.sampled_from([["Stage", "Title"], ["Stage", "Stage", "Title", "Depends"]]))
+    )
     kinds = {"stage": NUMBER_CELLS, "#": NUMBER_CELLS, "depends on": DEPS_CELLS, "depends": DEPS_CELLS}
     rows = []
     for row in range(draw(st.integers(0, 7))):
@@ -419,7 +471,7 @@ def tables(draw) -> str:
         kinds["stage"] = kinds["#"] = mostly(st.just(f" {row + 1} "), NUMBER_CELLS, 4)
         cells = [draw(kinds.get(h.lower(), TEXT_CELLS)) for h in header]
         if draw(mostly(st.just(False), st.just(True), 40)):
-            cells = cells[:-1] if draw(st.booleans()) else cells + ["extra"]
+            cells = cells[:-1] if draw(st.booleans()) else [*cells, "extra"]
         # Without a closing pipe an empty last cell is indistinguishable from none.
         closing = draw(st.sampled_from([" |", ""])) if cells and cells[-1].strip() else " |"
         rows.append("| " + " | ".join(cells) + closing)
@@ -473,11 +525,15 @@ stage_keys = st.sampled_from(["stage", "title", "depends_on", "group", "depends"
 stage_fields = {
     "stage": mostly(st.integers(1, 6), st.integers(-1, 0) | json_values),
     "title": mostly(st.text(max_size=8), json_values),
-    "depends_on": mostly(st.lists(st.integers(1, 6), max_size=3), st.lists(st.integers(-1, 6), max_size=3) | json_values),
+    "depends_on": mostly(
+        st.lists(st.integers(1, 6), max_size=3), st.lists(st.integers(-1, 6), max_size=3) | json_values
+    ),
     "group": mostly(st.none() | st.sampled_from(["", "-", "A", " B "]), json_values),
 }
 near_stage = st.one_of(
-    st.fixed_dictionaries({k: stage_fields[k] for k in ("stage", "title")}, optional={k: stage_fields[k] for k in ("depends_on", "group")}),
+    st.fixed_dictionaries(
+        {k: stage_fields[k] for k in ("stage", "title")}, optional={k: stage_fields[k] for k in ("depends_on", "group")}
+    ),
     st.fixed_dictionaries({}, optional=stage_fields),
     st.dictionaries(stage_keys, json_values, max_size=5),
 )

@@ -19,7 +19,9 @@ def _branches(repo: Path) -> list[str]:
 
 
 def _worktree_paths(repo: Path) -> list[str]:
-    return [line[9:] for line in git(repo, "worktree", "list", "--porcelain").splitlines() if line.startswith("worktree ")]
+    return [
+        line[9:] for line in git(repo, "worktree", "list", "--porcelain").splitlines() if line.startswith("worktree ")
+    ]
 
 
 def _nothing_made(repo: Path, target: worktrees.Target) -> None:

@@ -34,7 +34,17 @@ from okstra_engine.slugs import TaskRef
 
 from ..base import OkstraScreen
 from ..i18n import t
-from ..model import BoardData, Suggestion, apply_suggestion, board_events, fingerprint, load_board, load_suggestions, release, short
+from ..model import (
+    BoardData,
+    Suggestion,
+    apply_suggestion,
+    board_events,
+    fingerprint,
+    load_board,
+    load_suggestions,
+    release,
+    short,
+)
 from ..states import ORDER, badge
 from ..widgets.breadcrumb import Breadcrumb
 from ..widgets.in_flight import InFlightPanel
@@ -214,7 +224,9 @@ class BoardScreen(OkstraScreen):
         data, now, variables = self.data, self.okstra.clock(), self.app.theme_variables
         table = self.query_one("#stages", StageTable)
         keep = table.selected_stage
-        self.query_one("#crumbs", Breadcrumb).show("okstra", data.project_name, str(self.ref), t("phase.name.implementation"))
+        self.query_one("#crumbs", Breadcrumb).show(
+            "okstra", data.project_name, str(self.ref), t("phase.name.implementation")
+        )
         table.show(data, now, variables, keep=keep)
         self.query_one(LanesView).show(data, now, variables, selected=table.selected_stage)
         self.query_one(InFlightPanel).show(data, now, variables)
@@ -241,13 +253,19 @@ class BoardScreen(OkstraScreen):
         summary = self.query_one("#summary", Static)
         variables = self.app.theme_variables
         if self.data is None:
-            text = Text(self.error.what if self.error else t("board.loading"), style=Style(color=variables.get("okstra-stale")) if self.error else "")
+            text = Text(
+                self.error.what if self.error else t("board.loading"),
+                style=Style(color=variables.get("okstra-stale")) if self.error else "",
+            )
             summary.update(text)
             return
         data = self.data
         text = Text(data.title, style="bold")
         if data.plan != "approved":
-            text.append("   " + t(f"board.plan.{data.plan}", task=str(self.ref)), style=Style(color=variables.get("okstra-ready")))
+            text.append(
+                "   " + t(f"board.plan.{data.plan}", task=str(self.ref)),
+                style=Style(color=variables.get("okstra-ready")),
+            )
             summary.update(text)
             return
         counts = {state: sum(v.state == state for v in data.stages) for state in ORDER}
@@ -260,7 +278,9 @@ class BoardScreen(OkstraScreen):
                 text.append(t(key, n=counts[state]), style=Style(color=variables.get(f"okstra-{state}")))
         text.append(" · ")
         if data.auto_stage is not None:
-            text.append(t("board.next", stage=data.auto_stage), style=Style(color=variables.get("okstra-ready"), bold=True))
+            text.append(
+                t("board.next", stage=data.auto_stage), style=Style(color=variables.get("okstra-ready"), bold=True)
+            )
         elif done == len(data.stages):
             text.append(t("tasks.all_done"), style=Style(color=variables.get("okstra-done"), bold=True))
         else:
@@ -340,7 +360,11 @@ class BoardScreen(OkstraScreen):
         if view is None or self.data is None or self._engine_pending("release"):
             return
         if view.state == "in-flight":
-            self.say(t("release.live", stage=view.stage, run=view.run_id or "-", task=str(self.ref)), severity="warning", timeout=10)
+            self.say(
+                t("release.live", stage=view.stage, run=view.run_id or "-", task=str(self.ref)),
+                severity="warning",
+                timeout=10,
+            )
             return
         if view.state != "stale":
             self.say(t("release.nothing", stage=view.stage), severity="warning")
@@ -356,7 +380,11 @@ class BoardScreen(OkstraScreen):
         self.app.push_screen(
             ConfirmModal(
                 t("release.title", stage=stage, title=view.title),
-                [t("release.run", run=view.run_id or "-"), t("release.why", why=view.stale_reason or ""), t("release.effect")],
+                [
+                    t("release.run", run=view.run_id or "-"),
+                    t("release.why", why=view.stale_reason or ""),
+                    t("release.effect"),
+                ],
                 confirm=t("release.confirm"),
                 cancel=t("common.cancel"),
                 danger=True,
@@ -393,7 +421,9 @@ class BoardScreen(OkstraScreen):
             self.say(t("reconcile.nothing"), severity="warning")
             return
         if not suggestion.applicable:
-            self.say(t("reconcile.no_target", stage=suggestion.stage, kind=t("kind." + suggestion.kind)), severity="warning")
+            self.say(
+                t("reconcile.no_target", stage=suggestion.stage, kind=t("kind." + suggestion.kind)), severity="warning"
+            )
             return
         from .confirm import ConfirmModal
 
@@ -406,7 +436,15 @@ class BoardScreen(OkstraScreen):
         self.app.push_screen(
             ConfirmModal(
                 t("reconcile.confirm_title", stage=suggestion.stage),
-                [t("reconcile.confirm_body", old=short(suggestion.recorded), new=short(suggestion.suggested), kind=t("kind." + suggestion.kind)), t("reconcile.confirm_effect")],
+                [
+                    t(
+                        "reconcile.confirm_body",
+                        old=short(suggestion.recorded),
+                        new=short(suggestion.suggested),
+                        kind=t("kind." + suggestion.kind),
+                    ),
+                    t("reconcile.confirm_effect"),
+                ],
                 confirm=t("reconcile.confirm"),
                 cancel=t("common.cancel"),
             ),
@@ -417,7 +455,9 @@ class BoardScreen(OkstraScreen):
     def _apply(self, task, suggestion: Suggestion) -> None:
         self._own.add(suggestion.stage)
         apply_suggestion(task, suggestion)
-        self.app.call_from_thread(self.say, t("reconcile.applied", stage=suggestion.stage, new=short(suggestion.suggested)))
+        self.app.call_from_thread(
+            self.say, t("reconcile.applied", stage=suggestion.stage, new=short(suggestion.suggested))
+        )
         self.app.call_from_thread(self._start_load_if_idle)
 
     def own_changes(self, stages: list[int] | None = None, *, ongoing: bool = False) -> None:

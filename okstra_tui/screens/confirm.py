@@ -45,6 +45,11 @@ class ConfirmModal(YesNoModal):
             for line in self.lines:
                 yield Static(line, classes="dialog-line", markup=False)
             with Horizontal(classes="dialog-buttons"):
-                yield Button(self.confirm_label, id="yes", action="screen.answer(True)", variant="error" if self.danger else "primary")
+                yield Button(
+                    self.confirm_label,
+                    id="yes",
+                    action="screen.answer(True)",
+                    variant="error" if self.danger else "primary",
+                )
                 yield Button(self.cancel_label, id="no", action="screen.answer(False)")
             yield Static(t("confirm.keys"), classes="dialog-keys")

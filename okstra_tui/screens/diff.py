@@ -18,7 +18,6 @@ from ..widgets.diff_view import DiffView
 
 
 class DiffScreen(OkstraScreen):
-
     class Loaded(Message):
         def __init__(self, diff: StageDiff | None) -> None:
             super().__init__()
@@ -53,7 +52,11 @@ class DiffScreen(OkstraScreen):
         variables = self.app.theme_variables
         title = self.data.views[self.stage].title
         if message.diff is None:
-            head.update(Text.assemble((t("board.detail.stage", stage=self.stage) + " " + title, "bold"), "   ", t("diff.nothing")))
+            head.update(
+                Text.assemble(
+                    (t("board.detail.stage", stage=self.stage) + " " + title, "bold"), "   ", t("diff.nothing")
+                )
+            )
             view.display = False
             return
         diff = message.diff

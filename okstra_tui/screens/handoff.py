@@ -36,7 +36,7 @@ from ..states import badge
 from ..widgets.breadcrumb import Breadcrumb
 
 if TYPE_CHECKING:
-    from okstra_engine.handoff import HandoffError, HandoffPlan, HandoffResult
+    from okstra_engine.handoff import HandoffPlan, HandoffResult
     from okstra_engine.tasks import Task
 
 
@@ -67,14 +67,18 @@ def plan_table(plan: HandoffPlan, variables: dict[str, str], *, conflicts: dict[
             if sp.match_commit and sp.kind != "ancestor":
                 kind.append(f" · {short(sp.match_commit)}", style=muted)
             if sp.ambiguous:
-                kind.append("\n" + t("board.reconcile.ambiguous"), style=Style(color=variables.get("okstra-not-merged")))
+                kind.append(
+                    "\n" + t("board.reconcile.ambiguous"), style=Style(color=variables.get("okstra-not-merged"))
+                )
         else:
             kind = badge(sp.state, variables)
         action = action_text(sp, variables)
         if conflicts and sp.stage in conflicts:
             action = Text(t("handoff.action.conflict"), style=Style(color=variables.get("okstra-stale"), bold=True))
             action.append("\n" + ", ".join(conflicts[sp.stage]), style="bold")
-        table.add_row(Text(str(sp.stage), style="bold"), Text(sp.title), Text(sp.branch, style=muted), commit, kind, action)
+        table.add_row(
+            Text(str(sp.stage), style="bold"), Text(sp.title), Text(sp.branch, style=muted), commit, kind, action
+        )
     return table
 
 
@@ -132,12 +136,23 @@ class HandoffScreen(OkstraScreen):
         with Horizontal(id="run-status"):
             yield LoadingIndicator(id="run-progress")
             yield Static(id="run-status-text")
-            yield Button(t("handoff.confirm", group=self.group), id="confirm", action="screen.confirm", variant="primary", disabled=True)
+            yield Button(
+                t("handoff.confirm", group=self.group),
+                id="confirm",
+                action="screen.confirm",
+                variant="primary",
+                disabled=True,
+            )
             yield Button(t("handoff.back"), id="back", action="screen.back")
         yield Footer()
 
     def _crumbs(self) -> list[str]:
-        return ["okstra", self.run_task.project.config.name, str(self.run_task.ref), t("handoff.crumb", group=self.group)]
+        return [
+            "okstra",
+            self.run_task.project.config.name,
+            str(self.run_task.ref),
+            t("handoff.crumb", group=self.group),
+        ]
 
     def on_mount(self) -> None:
         self.query_one("#handoff-plan").border_title = t("handoff.plan_title")
@@ -211,7 +226,16 @@ class HandoffScreen(OkstraScreen):
 
         muted = Style(color=variables.get("okstra-blocked"))
         head = Text(t("handoff.heading_stages", group=plan.group, stages=stages_text(plan.stage_numbers)), style="bold")
-        head.append("\n" + t("handoff.into", branch=task_branch(plan.task), head=short(plan.task_head), path=home_relative(plan.task_worktree)), style=muted)
+        head.append(
+            "\n"
+            + t(
+                "handoff.into",
+                branch=task_branch(plan.task),
+                head=short(plan.task_head),
+                path=home_relative(plan.task_worktree),
+            ),
+            style=muted,
+        )
         return head
 
     def _notes(self, plan: HandoffPlan, variables: dict[str, str]) -> Group:
@@ -332,7 +356,11 @@ class HandoffScreen(OkstraScreen):
         if isinstance(error, HandoffError):
             self.plan = error.plan
             self.query_one("#handoff-plan", Static).update(plan_table(error.plan, variables, conflicts=error.conflicts))
-            title = t("handoff.conflicted", group=error.plan.group, head=short(error.plan.task_head)) if error.conflicts else t("handoff.failed", group=error.plan.group)
+            title = (
+                t("handoff.conflicted", group=error.plan.group, head=short(error.plan.task_head))
+                if error.conflicts
+                else t("handoff.failed", group=error.plan.group)
+            )
             parts.append(Text("✖ " + title, style=Style(color=variables.get("okstra-stale"), bold=True)))
             if error.conflicts:
                 grid = Table.grid(padding=(0, 2))
@@ -345,7 +373,12 @@ class HandoffScreen(OkstraScreen):
                 parts += [Text(t("handoff.conflicts")), grid]
             parts.append(Text(error.what, style=muted))
         else:
-            parts.append(Text("✖ " + t("handoff.failed", group=self.group), style=Style(color=variables.get("okstra-stale"), bold=True)))
+            parts.append(
+                Text(
+                    "✖ " + t("handoff.failed", group=self.group),
+                    style=Style(color=variables.get("okstra-stale"), bold=True),
+                )
+            )
             parts.append(Text(error.what))
         if error.how:
             parts.append(Text(t("error.how", how=error.how), style=muted))
@@ -360,7 +393,9 @@ class HandoffScreen(OkstraScreen):
         plan = result.plan
         head = Text("✔ " + t("handoff.result_title", group=plan.group), style=done)
         if result.task_head != result.head_before:
-            head.append("   " + t("handoff.moved", old=short(result.head_before), new=short(result.task_head)), style="bold")
+            head.append(
+                "   " + t("handoff.moved", old=short(result.head_before), new=short(result.task_head)), style="bold"
+            )
         else:
             head.append("   " + t("handoff.unchanged", head=short(result.task_head)), style=muted)
         grid = Table.grid(padding=(0, 2))
@@ -370,11 +405,19 @@ class HandoffScreen(OkstraScreen):
         for sp in plan.stages:
             n = sp.stage
             if n in result.merge_commits:
-                how = Text.assemble((t("handoff.merged_at", commit=short(result.merge_commits[n])), Style(color=variables.get("okstra-done"))))
+                how = Text.assemble(
+                    (
+                        t("handoff.merged_at", commit=short(result.merge_commits[n])),
+                        Style(color=variables.get("okstra-done")),
+                    )
+                )
             elif n in result.already_merged and sp.kind in (None, "ancestor"):
                 how = Text(t("handoff.already_in", commit=short(sp.match_commit or sp.done_commit)), style=muted)
             elif n in result.already_merged:
-                how = Text(t("handoff.already_at", kind=kind_text(sp.kind), commit=short(sp.match_commit or sp.done_commit)), style=muted)
+                how = Text(
+                    t("handoff.already_at", kind=kind_text(sp.kind), commit=short(sp.match_commit or sp.done_commit)),
+                    style=muted,
+                )
             else:
                 how = Text("—", style=muted)
             grid.add_row(t("run.stage", stage=n), Text(sp.title), how)
@@ -395,7 +438,16 @@ class HandoffScreen(OkstraScreen):
     def help_legend(self) -> list[tuple[Any, Any]]:
         variables = self.app.theme_variables
         return [
-            (Text(t("handoff.action.merge"), style=Style(color=variables.get("okstra-ready"), bold=True)), t("legend.handoff.merge")),
-            (Text(t("handoff.action.already"), style=Style(color=variables.get("okstra-done"))), t("legend.handoff.already")),
-            (Text(t("handoff.action.refused"), style=Style(color=variables.get("okstra-stale"), bold=True)), t("legend.handoff.refused")),
+            (
+                Text(t("handoff.action.merge"), style=Style(color=variables.get("okstra-ready"), bold=True)),
+                t("legend.handoff.merge"),
+            ),
+            (
+                Text(t("handoff.action.already"), style=Style(color=variables.get("okstra-done"))),
+                t("legend.handoff.already"),
+            ),
+            (
+                Text(t("handoff.action.refused"), style=Style(color=variables.get("okstra-stale"), bold=True)),
+                t("legend.handoff.refused"),
+            ),
         ]

@@ -98,8 +98,14 @@ class PhaseScreen(OkstraScreen):
                 label.append("○ " + self.reason_text(choice), style=no)
             options.add_option(Option(label, id=choice.phase))
         if keep is None:
-            keep = next((i for i, c in enumerate(self.choices) if c.phase == "implementation" and c.reason is None), None)
-            keep = keep if keep is not None else next((i for i, c in enumerate(self.choices) if c.phase == "implementation"), 0)
+            keep = next(
+                (i for i, c in enumerate(self.choices) if c.phase == "implementation" and c.reason is None), None
+            )
+            keep = (
+                keep
+                if keep is not None
+                else next((i for i, c in enumerate(self.choices) if c.phase == "implementation"), 0)
+            )
         options.highlighted = keep
         options.focus()
         self._describe(keep)
@@ -120,7 +126,9 @@ class PhaseScreen(OkstraScreen):
         choice = self.choices[index]
         text = Text(t("phase.about." + choice.phase))
         if choice.reason:
-            text.append("\n" + self.reason_text(choice), style=Style(color=self.app.theme_variables.get("okstra-ready")))
+            text.append(
+                "\n" + self.reason_text(choice), style=Style(color=self.app.theme_variables.get("okstra-ready"))
+            )
         self.query_one("#phase-detail", Static).update(text)
 
     @on(OptionList.OptionSelected)
@@ -133,7 +141,9 @@ class PhaseScreen(OkstraScreen):
         if self.current_task is None or index is None:
             return
         choice = self.choices[index]
-        if choice.phase == "implementation" and (choice.reason is None or choice.reason[0] in ("phase.why.nothing_ready", "phase.why.all_done")):
+        if choice.phase == "implementation" and (
+            choice.reason is None or choice.reason[0] in ("phase.why.nothing_ready", "phase.why.all_done")
+        ):
             # the board is where stages are picked, and where it shows why none can start
             self.okstra.open_board(self.root, self.ref)
         elif not choice.available:

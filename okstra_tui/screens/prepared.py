@@ -40,7 +40,15 @@ class PreparedScreen(OkstraScreen):
         Binding("c", "copy", "bind.copy", id="prepared.copy", tooltip="tip.prepared.copy"),
     ]
 
-    def __init__(self, task: Task, prepared: Prepared, launch_error: OkstraError | None, *, team: TeamCheck | None = None, decision: str | None = None) -> None:
+    def __init__(
+        self,
+        task: Task,
+        prepared: Prepared,
+        launch_error: OkstraError | None,
+        *,
+        team: TeamCheck | None = None,
+        decision: str | None = None,
+    ) -> None:
         super().__init__()
         self.run_task = task
         self.prepared = prepared
@@ -100,7 +108,11 @@ class PreparedScreen(OkstraScreen):
         self.query_one("#prepared-command", Static).update(Text(self.command, style="bold"))
         if m.stage is not None:
             env = getattr(self.app, "command_env", {}) or {}
-            release = command_line(["okstra", "record", m.task, "--stage", str(m.stage), "--status", "released"], env=env, project_root=Path(m.project_root))
+            release = command_line(
+                ["okstra", "record", m.task, "--stage", str(m.stage), "--status", "released"],
+                env=env,
+                project_root=Path(m.project_root),
+            )
             after = t("prepared.after_stage", stage=m.stage, command=release)
         else:
             after = t("prepared.after")

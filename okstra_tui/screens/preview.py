@@ -54,10 +54,14 @@ def team_text(manifest: PreparedRun, check: TeamCheck | None, decision: str | No
     warn = Style(color=variables.get("okstra-not-merged"))
     team = manifest.team
     if team.mode == "single-lead":
-        return Text.assemble((t("preview.team.single_lead"), "bold"), ("  " + t("preview.team.single_lead_note"), muted))
+        return Text.assemble(
+            (t("preview.team.single_lead"), "bold"), ("  " + t("preview.team.single_lead_note"), muted)
+        )
     if team.mode == "no-team":
         stages = stages_text(manifest.concurrent_run.active_stages)
-        return Text.assemble((t("preview.team.no_team"), "bold"), ("  " + t("preview.team.no_team_note", stages=stages), muted))
+        return Text.assemble(
+            (t("preview.team.no_team"), "bold"), ("  " + t("preview.team.no_team_note", stages=stages), muted)
+        )
     text = Text.assemble((team.name or "", "bold"), ("  " + t("preview.team.gate_note"), muted))
     if check is None:
         return text
@@ -74,7 +78,9 @@ def team_text(manifest: PreparedRun, check: TeamCheck | None, decision: str | No
     return text
 
 
-def run_facts(manifest: PreparedRun, *, dry: bool, variables: dict[str, str], team: Text, agent: Text | None = None) -> Table:
+def run_facts(
+    manifest: PreparedRun, *, dry: bool, variables: dict[str, str], team: Text, agent: Text | None = None
+) -> Table:
     """The run as a grid of (what, value): worktree, branch, team, workers, waiver, agent."""
     muted = Style(color=variables.get("okstra-blocked"))
     grid = Table.grid(padding=(0, 2))
@@ -87,7 +93,10 @@ def run_facts(manifest: PreparedRun, *, dry: bool, variables: dict[str, str], te
         where.append("\n" + wt.note, style=muted)
     grid.add_row(t("preview.worktree"), where)
     if wt.branch:
-        grid.add_row(t("preview.branch"), Text.assemble(wt.branch, (f"  {t('preview.from')} ", muted), (short(wt.base_ref) or "—", "bold")))
+        grid.add_row(
+            t("preview.branch"),
+            Text.assemble(wt.branch, (f"  {t('preview.from')} ", muted), (short(wt.base_ref) or "—", "bold")),
+        )
     grid.add_row(t("preview.team"), team)
     workers = ", ".join(manifest.workers) if manifest.workers else t("preview.workers.none")
     grid.add_row(t("preview.workers"), Text(workers))
@@ -100,13 +109,18 @@ def concurrent_notice(manifest: PreparedRun, variables: dict[str, str]) -> Text 
     run = manifest.concurrent_run
     if not run.detected:
         return None
-    return Text("⚠ " + t("preview.concurrent", stages=stages_text(run.active_stages)), style=Style(color=variables.get("okstra-in-flight"), bold=True))
+    return Text(
+        "⚠ " + t("preview.concurrent", stages=stages_text(run.active_stages)),
+        style=Style(color=variables.get("okstra-in-flight"), bold=True),
+    )
 
 
 class PreviewScreen(OkstraScreen):
     BINDINGS = [
         Binding("enter", "confirm", "bind.prepare", id="preview.confirm", tooltip="tip.preview.confirm"),
-        Binding("q", "quarantine", "bind.quarantine", id="preview.quarantine", tooltip="tip.preview.quarantine", show=False),
+        Binding(
+            "q", "quarantine", "bind.quarantine", id="preview.quarantine", tooltip="tip.preview.quarantine", show=False
+        ),
     ]
 
     class Loaded(Message):
@@ -161,7 +175,9 @@ class PreviewScreen(OkstraScreen):
 
     def on_mount(self) -> None:
         c = self.choice
-        self.query_one("#preview-head", Static).update(Text(t("preview.heading", run=run_name(c.phase, c.stage, self.stage_title)), style="bold"))
+        self.query_one("#preview-head", Static).update(
+            Text(t("preview.heading", run=run_name(c.phase, c.stage, self.stage_title)), style="bold")
+        )
         self.query_one("#prompt-box").border_title = t("preview.prompt_title")
         self.query_one("#prompt-box").loading = True
         self._status(t("preview.rendering"))
@@ -174,7 +190,13 @@ class PreviewScreen(OkstraScreen):
         if action == "confirm":
             return self.busy is None and self.preview is not None
         if action == "quarantine":
-            return self.busy is None and self.preview is not None and self.preview.team is not None and self.preview.team.offered and self.decision != "moved"
+            return (
+                self.busy is None
+                and self.preview is not None
+                and self.preview.team is not None
+                and self.preview.team.offered
+                and self.decision != "moved"
+            )
         return True
 
     # ------------------------------------------------------------ the preview
@@ -341,7 +363,15 @@ class PreviewScreen(OkstraScreen):
             return
         from .prepared import PreparedScreen
 
-        app.show_prepared(PreparedScreen(self.choice.task, message.prepared, message.launch_error, team=self.preview.team if self.preview else None, decision=self.decision))
+        app.show_prepared(
+            PreparedScreen(
+                self.choice.task,
+                message.prepared,
+                message.launch_error,
+                team=self.preview.team if self.preview else None,
+                decision=self.decision,
+            )
+        )
 
     def help_legend(self) -> list[tuple[Any, Any]]:
         return [

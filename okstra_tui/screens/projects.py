@@ -62,7 +62,10 @@ class ProjectsScreen(OkstraScreen):
         muted = Style(color=self.app.theme_variables.get("okstra-blocked"))
         rows = []
         for entry in self.entries:
-            path = Text(home_relative(entry.path), style=muted if entry.exists else Style(color=self.app.theme_variables.get("okstra-stale")))
+            path = Text(
+                home_relative(entry.path),
+                style=muted if entry.exists else Style(color=self.app.theme_variables.get("okstra-stale")),
+            )
             if not entry.exists:
                 path.append("  " + t("projects.missing_tag"))
             rows.append((entry.id, [Text(entry.name, style="bold"), Text(entry.id), path]))

@@ -30,7 +30,9 @@ class QuarantineDialog(YesNoModal):
     BINDINGS = [
         Binding("y", "answer(True)", "bind.quarantine", id="quarantine.yes", tooltip="tip.quarantine.yes"),
         Binding("n", "answer(False)", "bind.skip", id="quarantine.no", tooltip="tip.quarantine.no"),
-        Binding("escape", "answer(False)", "bind.skip", id="quarantine.escape", tooltip="tip.quarantine.no", show=False),
+        Binding(
+            "escape", "answer(False)", "bind.skip", id="quarantine.escape", tooltip="tip.quarantine.no", show=False
+        ),
     ]
 
     def __init__(self, check: TeamCheck, task: Task | None = None) -> None:

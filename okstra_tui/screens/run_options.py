@@ -50,7 +50,9 @@ def run_crumbs(task: Task, phase: str, stage: int | None, *last: str) -> list[st
 
 class RunOptionsScreen(OkstraScreen):
     BINDINGS = [
-        Binding("ctrl+n", "preview", "bind.preview", id="options.preview", tooltip="tip.options.preview", priority=True),
+        Binding(
+            "ctrl+n", "preview", "bind.preview", id="options.preview", tooltip="tip.options.preview", priority=True
+        ),
     ]
 
     class Loaded(Message):
@@ -77,7 +79,13 @@ class RunOptionsScreen(OkstraScreen):
                 with Horizontal(id="workers"):
                     chosen = set(getattr(self.app, "last_workers", ("claude",)))
                     for kind in WORKER_KINDS:
-                        yield Checkbox(kind, value=kind in chosen and not self.single_lead, id=f"worker-{kind}", disabled=self.single_lead, compact=True)
+                        yield Checkbox(
+                            kind,
+                            value=kind in chosen and not self.single_lead,
+                            id=f"worker-{kind}",
+                            disabled=self.single_lead,
+                            compact=True,
+                        )
                 yield Static(id="workers-note", classes="options-note")
             if self.phase == "implementation" and self.stage is not None:
                 with Vertical(id="waiver-box", classes="options-box"):
@@ -103,7 +111,9 @@ class RunOptionsScreen(OkstraScreen):
         if self.query("#waiver-box"):
             self.query_one("#waiver-box").border_title = t("options.waiver.title", stage=self.stage)
         self.query_one("#base-box").border_title = t("options.base.title")
-        self.query_one("#options-head", Static).update(Text(t("options.heading", run=run_name(self.phase, self.stage)), style="bold"))
+        self.query_one("#options-head", Static).update(
+            Text(t("options.heading", run=run_name(self.phase, self.stage)), style="bold")
+        )
         self._describe_workers()
         self._show_command()
         self.query_one("#options-form").loading = True
@@ -128,7 +138,9 @@ class RunOptionsScreen(OkstraScreen):
             self.query_one("#options-head", Static).update(
                 Text(t("options.heading", run=run_name(self.phase, self.stage, context.stage_title)), style="bold")
             )
-            self.query_one("#crumbs", Breadcrumb).show(*run_crumbs(self.run_task, self.phase, self.stage, t("options.crumb")))
+            self.query_one("#crumbs", Breadcrumb).show(
+                *run_crumbs(self.run_task, self.phase, self.stage, t("options.crumb"))
+            )
         if context.waiver_key is not None and self.query("#waiver-box"):
             key = self.query_one("#waiver-key", Input)
             if not key.value:
@@ -181,7 +193,9 @@ class RunOptionsScreen(OkstraScreen):
         env = getattr(self.app, "command_env", {}) or {}
         line = command_line(self.choice().command(), env=env, project_root=self.run_task.project.root)
         muted = Style(color=self.app.theme_variables.get("okstra-blocked"))
-        self.query_one("#options-command", Static).update(Text.assemble((t("options.same_as") + " ", muted), (line, muted)))
+        self.query_one("#options-command", Static).update(
+            Text.assemble((t("options.same_as") + " ", muted), (line, muted))
+        )
 
     @on(Checkbox.Changed)
     def _worker_changed(self, event: Checkbox.Changed) -> None:
@@ -203,7 +217,9 @@ class RunOptionsScreen(OkstraScreen):
             self.say(t("options.waiver.no_key"), severity="warning")
             self.query_one("#waiver-key", Input).focus()
             return
-        self.app.last_workers = choice.workers if not self.single_lead else getattr(self.app, "last_workers", ("claude",))  # type: ignore[attr-defined]
+        self.app.last_workers = (
+            choice.workers if not self.single_lead else getattr(self.app, "last_workers", ("claude",))
+        )  # type: ignore[attr-defined]
         from .preview import PreviewScreen
 
         self.app.push_screen(PreviewScreen(choice, self.context.stage_title if self.context else None))

@@ -31,14 +31,21 @@ def progress_text(summary: TaskSummary, variables: dict[str, str]) -> Text:
         return Text(summary.error, style=Style(color=variables.get("okstra-stale")))
     if summary.plan != "approved":
         return Text(t(f"tasks.plan.{summary.plan}"), style=Style(color=variables.get("okstra-blocked")))
-    text = Text(t("tasks.done", done=summary.done, total=summary.total), style=Style(color=variables.get("okstra-done")))
-    for count, key, colour in ((summary.in_flight, "tasks.in_flight", "okstra-in-flight"), (summary.stale, "tasks.stale", "okstra-stale")):
+    text = Text(
+        t("tasks.done", done=summary.done, total=summary.total), style=Style(color=variables.get("okstra-done"))
+    )
+    for count, key, colour in (
+        (summary.in_flight, "tasks.in_flight", "okstra-in-flight"),
+        (summary.stale, "tasks.stale", "okstra-stale"),
+    ):
         if count:
             text.append(" · ")
             text.append(t(key, n=count), style=Style(color=variables.get(colour)))
     if summary.auto_stage is not None:
         text.append(" · ")
-        text.append(t("tasks.next", stage=summary.auto_stage), style=Style(color=variables.get("okstra-ready"), bold=True))
+        text.append(
+            t("tasks.next", stage=summary.auto_stage), style=Style(color=variables.get("okstra-ready"), bold=True)
+        )
     elif summary.total and summary.done == summary.total:
         text.append(" · ")
         text.append(t("tasks.all_done"), style=Style(color=variables.get("okstra-done"), bold=True))
@@ -102,7 +109,10 @@ class TasksScreen(OkstraScreen):
         current = self.selected.ref if self.selected else None
         self.summaries = message.summaries
         variables = self.app.theme_variables
-        rows = [(str(s.ref), [Text(str(s.ref), style="bold"), Text(s.title), progress_text(s, variables)]) for s in self.summaries]
+        rows = [
+            (str(s.ref), [Text(str(s.ref), style="bold"), Text(s.title), progress_text(s, variables)])
+            for s in self.summaries
+        ]
         target = self._want or message.select or current
         if self.fill_list(rows, str(target) if target is not None else None) and target == self._want:
             self._want = None

@@ -112,7 +112,11 @@ class LanesView(ScrollableContainer):
         heading = Text(str(card.stage), style=Style(color=style.color, bold=True))
         if card.auto:
             heading.append(" " + t("card.auto"), style=Style(color=variables.get("okstra-ready"), bold=True))
-        deps = Text("← " + ", ".join(map(str, view.depends_on)), style=Style(color=variables.get("okstra-blocked"))) if view.depends_on else None
+        deps = (
+            Text("← " + ", ".join(map(str, view.depends_on)), style=Style(color=variables.get("okstra-blocked")))
+            if view.depends_on
+            else None
+        )
         return Panel(
             Text.assemble((title, "bold"), "\n", (f"{glyph(view.state)} {note}", style)),
             title=heading,

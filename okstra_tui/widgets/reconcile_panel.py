@@ -52,12 +52,17 @@ class ReconcilePanel(Vertical):
                 "  ",
                 (short(s.recorded), muted),
                 " → ",
-                (short(s.suggested) or t("board.reconcile.no_match"), Style(color=variables.get("okstra-done"), bold=True) if s.suggested else muted),
+                (
+                    short(s.suggested) or t("board.reconcile.no_match"),
+                    Style(color=variables.get("okstra-done"), bold=True) if s.suggested else muted,
+                ),
                 "\n  ",
                 (t("kind." + s.kind) if "kind." + s.kind in texts() else s.kind, muted),
             )
             if s.ambiguous:
-                arrow.append(" · " + t("board.reconcile.ambiguous"), style=Style(color=variables.get("okstra-not-merged")))
+                arrow.append(
+                    " · " + t("board.reconcile.ambiguous"), style=Style(color=variables.get("okstra-not-merged"))
+                )
             listing.add_option(Option(arrow, id=f"s{s.stage}"))
         empty.display, listing.display = False, True
         self.query_one("#reconcile-hint").display = True

@@ -50,7 +50,9 @@ class StageDetail(VerticalScroll):
                     text.append("   ")
                 other = views[n]
                 text.append(f"{n} ", style="bold")
-                text.append(f"{glyph(other.state)} {t('state.' + other.state)}", style=state_style(other.state, variables))
+                text.append(
+                    f"{glyph(other.state)} {t('state.' + other.state)}", style=state_style(other.state, variables)
+                )
             return text if numbers else Text("—", style=muted)
 
         grid = Table.grid(padding=(0, 2))

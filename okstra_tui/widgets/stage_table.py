@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.style import Style
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
 
 from ..i18n import t
 from ..model import BoardData, short
@@ -37,7 +38,7 @@ class StageTable(DataTable[Text]):
     def select_stage(self, stage: int) -> None:
         try:
             index = self.get_row_index(str(stage))
-        except Exception:
+        except RowDoesNotExist:
             return
         self.move_cursor(row=index)
 
@@ -47,7 +48,9 @@ class StageTable(DataTable[Text]):
         self.clear()
         for view in data.stages:
             n = view.stage
-            marker = Text("▶ ", style=Style(color=variables.get("okstra-ready"), bold=True)) if n == auto else Text("  ")
+            marker = (
+                Text("▶ ", style=Style(color=variables.get("okstra-ready"), bold=True)) if n == auto else Text("  ")
+            )
             title = view.title if len(view.title) <= TITLE_WIDTH else view.title[: TITLE_WIDTH - 1] + "…"
             if view.state in ("in-flight", "stale"):
                 host = data.hosts.get(n)

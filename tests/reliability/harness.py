@@ -30,7 +30,7 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,24 +86,29 @@ class Outcome:
         return self.out + self.err
 
 
-def killed_run(argv: list[str], *, fault: str | None = None, delay: float | None = None, timeout: float = 120) -> Outcome:
+def killed_run(
+    argv: list[str], *, fault: str | None = None, delay: float | None = None, timeout: float = 120
+) -> Outcome:
     """Run `okstra ARGV` and SIGKILL it: at the fault point `fault`, or its whole process
     group after `delay` seconds."""
     env = os.environ.copy()
     if fault:
         env["OKSTRA_FAULT"] = fault
     proc = subprocess.Popen(
-        [*okstra_cmd(), *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, stdin=subprocess.DEVNULL,
+        [*okstra_cmd(), *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
     )
     if delay is not None:
         try:
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     out, err = proc.communicate(timeout=timeout)
     return Outcome(proc.returncode, out, err)
 
@@ -157,7 +162,9 @@ def make_task(base: Path, stages: list[dict], *, project_id: str = "proj"):
 
 
 def independent(numbers, group: str | None = None) -> list[dict]:
-    return [{"stage": n, "title": f"Stage {n}", "depends_on": [], **({"group": group} if group else {})} for n in numbers]
+    return [
+        {"stage": n, "title": f"Stage {n}", "depends_on": [], **({"group": group} if group else {})} for n in numbers
+    ]
 
 
 def prepare_now(task, stage: int | None = None) -> int:
@@ -195,7 +202,9 @@ def anomalies(world) -> dict[str, tuple[str, str]]:
     if world.repo is None:
         return found
     entries = worktree_entries(world.repo)
-    ours = [e for e in entries if os.path.realpath(e["worktree"]).startswith(os.path.realpath(okstra_home() / "worktrees"))]
+    ours = [
+        e for e in entries if os.path.realpath(e["worktree"]).startswith(os.path.realpath(okstra_home() / "worktrees"))
+    ]
     rows = {}
     if world.task:
         from okstra_engine.projects import load_project
@@ -232,8 +241,17 @@ def anomalies(world) -> dict[str, tuple[str, str]]:
     return found
 
 
-def run_trial(world, argv: list[str], how: dict, *, follow, expect_follow=(0,), next_prepare=None, says_torn=False,
-              settle_after_follow: bool = True) -> dict:
+def run_trial(
+    world,
+    argv: list[str],
+    how: dict,
+    *,
+    follow,
+    expect_follow=(0,),
+    next_prepare=None,
+    says_torn=False,
+    settle_after_follow: bool = True,
+) -> dict:
     """Kill `okstra ARGV` (`how`: {"fault": …} or {"delay": …}), check, run the next
     command `follow()`, check again, then `next_prepare()`."""
     from tests.reliability.invariants import check
@@ -243,7 +261,9 @@ def run_trial(world, argv: list[str], how: dict, *, follow, expect_follow=(0,), 
     result["rc"] = outcome.rc
     result["killed"] = outcome.killed
     if not outcome.killed and outcome.rc not in (0, 2):
-        result["violations"].append(f"the command itself failed unexpectedly (exit {outcome.rc}): {outcome.err.strip()[-400:]}")
+        result["violations"].append(
+            f"the command itself failed unexpectedly (exit {outcome.rc}): {outcome.err.strip()[-400:]}"
+        )
     if "Traceback" in outcome.err:
         result["violations"].append(f"a traceback: {outcome.err.strip()[-400:]}")
     now = check(world, settled=False)
@@ -259,7 +279,9 @@ def run_trial(world, argv: list[str], how: dict, *, follow, expect_follow=(0,), 
     for what, (kind, word) in pending.items():
         result["repairs"].append(kind)
         if word not in nxt.text:
-            result["violations"].append(f"the next command repaired '{what}' without saying so (no '{word}' in its output)")
+            result["violations"].append(
+                f"the next command repaired '{what}' without saying so (no '{word}' in its output)"
+            )
     settled = check(world, settled=settle_after_follow)
     result["violations"] += [f"after the next command: {v}" for v in settled.violations]
     result["stats"] = dict(settled.stats)
@@ -287,10 +309,16 @@ def batch_prepare(spec: dict, results: list[dict]) -> list[dict]:
     if variant == "fresh":
         # a task's first prepare: the task worktree, the anchor, stage 1's worktree
         for i, how in enumerate(spec["trials"]):
-            repo, task = make_task(base, [*independent([1, 2, 3]), {"stage": 4, "title": "S4", "depends_on": [1]}], project_id=f"p{i}")
+            repo, task = make_task(
+                base, [*independent([1, 2, 3]), {"stage": 4, "title": "S4", "depends_on": [1]}], project_id=f"p{i}"
+            )
             world = World(repo, TASK)
             argv = ["--project", str(repo), "prepare", TASK, "--type", "implementation"]
-            results.append(run_trial(world, argv, how, follow=lambda: cli(*argv), next_prepare=lambda: prepare_now(task), says_torn=True))
+            results.append(
+                run_trial(
+                    world, argv, how, follow=lambda: cli(*argv), next_prepare=lambda: prepare_now(task), says_torn=True
+                )
+            )
         return results
     # "busy": one task, many trials in a row; stage worktrees of independent stages, a
     # QA waiver, and dependent stages whose predecessor is done only per its carry sidecar
@@ -314,7 +342,10 @@ def batch_prepare(spec: dict, results: list[dict]) -> list[dict]:
 
             s = prepare_now(task)
             sha = commit_in_stage(task, s)
-            write_carry(plan_run_root(task).dir, CarrySidecar(stage=s, head_commit=sha, impl_task_key="rel-kill", summary="done"))
+            write_carry(
+                plan_run_root(task).dir,
+                CarrySidecar(stage=s, head_commit=sha, impl_task_key="rel-kill", summary="done"),
+            )
             argv += ["--stage", str(100 + s)]
 
         def follow(argv=argv):
@@ -323,7 +354,9 @@ def batch_prepare(spec: dict, results: list[dict]) -> list[dict]:
                 return cli(*argv[:-2]) if "--stage" in argv else nxt
             return nxt
 
-        results.append(run_trial(world, argv, how, follow=follow, next_prepare=lambda: prepare_now(task), says_torn=True))
+        results.append(
+            run_trial(world, argv, how, follow=follow, next_prepare=lambda: prepare_now(task), says_torn=True)
+        )
     return results
 
 
@@ -341,17 +374,35 @@ def batch_prepare_undo(spec: dict, results: list[dict]) -> list[dict]:
     world = World(repo, TASK, damaged_qa_manifest=True)
     prepare_now(task)
     bad = manifest_path(task.dir)
-    for i, how in enumerate(spec["trials"]):
+    for _i, how in enumerate(spec["trials"]):
         bad.parent.mkdir(parents=True, exist_ok=True)
         bad.write_text('{"v": 1, "entries": [{"stageKey": 7}]}')
-        argv = ["--project", str(repo), "prepare", TASK, "--type", "implementation", "--qa-waiver", "kill-stage-1=flaky"]
+        argv = [
+            "--project",
+            str(repo),
+            "prepare",
+            TASK,
+            "--type",
+            "implementation",
+            "--qa-waiver",
+            "kill-stage-1=flaky",
+        ]
 
         def next_prepare():
             bad.unlink()
             prepare_now(task)
 
-        results.append(run_trial(world, argv, how, follow=lambda argv=argv: cli(*argv), expect_follow=(2,),
-                                 next_prepare=next_prepare, settle_after_follow=False))
+        results.append(
+            run_trial(
+                world,
+                argv,
+                how,
+                follow=lambda argv=argv: cli(*argv),
+                expect_follow=(2,),
+                next_prepare=next_prepare,
+                settle_after_follow=False,
+            )
+        )
     return results
 
 
@@ -377,7 +428,9 @@ def batch_record(spec: dict, results: list[dict]) -> list[dict]:
         result = run_trial(world, argv, how, follow=lambda argv=argv: cli(*argv))
         last = [r for r in ledger_rows(task) if r.stage == stage][-1]
         if (last.status, last.head_commit) != want:
-            result["violations"].append(f"stage {stage}'s latest row is {last.status} at {last.head_commit}, not {want}")
+            result["violations"].append(
+                f"stage {stage}'s latest row is {last.status} at {last.head_commit}, not {want}"
+            )
         results.append(result)
     # the next prepare after the last trial of each world is the next trial's; the last one:
     try:
@@ -400,9 +453,13 @@ def batch_handoff(spec: dict, results: list[dict]) -> list[dict]:
     groups = len(trials)
     stages = []
     for g in range(1, groups + 1):
-        stages += [{"stage": 2 * g - 1, "title": f"G{g} a", "depends_on": [], "group": f"G{g}"},
-                   {"stage": 2 * g, "title": f"G{g} b", "depends_on": [], "group": f"G{g}"}]
-    stages += [{"stage": 1000 + k, "title": f"Spare {k}", "depends_on": [], "group": "spare"} for k in range(1, groups + 2)]
+        stages += [
+            {"stage": 2 * g - 1, "title": f"G{g} a", "depends_on": [], "group": f"G{g}"},
+            {"stage": 2 * g, "title": f"G{g} b", "depends_on": [], "group": f"G{g}"},
+        ]
+    stages += [
+        {"stage": 1000 + k, "title": f"Spare {k}", "depends_on": [], "group": "spare"} for k in range(1, groups + 2)
+    ]
     repo, task = make_task(base, stages, project_id="h")
     world = World(repo, TASK)
     wt = None
@@ -423,7 +480,11 @@ def batch_handoff(spec: dict, results: list[dict]) -> list[dict]:
             # a conflicting group passes 3 points (lock, first merge, conflict), not 8
             how = {"fault": f"@{(int(how['fault'][1:]) - 1) % 3 + 1}"}
         result = run_trial(
-            world, argv, how, follow=lambda argv=argv: cli(*argv), expect_follow=(2,) if clash else (0,),
+            world,
+            argv,
+            how,
+            follow=lambda argv=argv: cli(*argv),
+            expect_follow=(2,) if clash else (0,),
             next_prepare=lambda g=g: prepare_now(task, 1000 + g),
         )
         head = git(wt, "rev-parse", "HEAD")
@@ -520,14 +581,27 @@ def batch_quarantine(spec: dict, results: list[dict]) -> list[dict]:
     return results
 
 
-BATCHES = {"prepare": batch_prepare, "prepare-undo": batch_prepare_undo, "record": batch_record, "handoff": batch_handoff, "quarantine": batch_quarantine}
+BATCHES = {
+    "prepare": batch_prepare,
+    "prepare-undo": batch_prepare_undo,
+    "record": batch_record,
+    "handoff": batch_handoff,
+    "quarantine": batch_quarantine,
+}
 
 
 # ---------------------------------------------------------------------------- planning batches
 
 
-def plan_trials(points: int, faults: int, delays: int, *, delay_range: tuple[float, float], rng: random.Random,
-                named: list[str] = ()) -> list[dict]:
+def plan_trials(
+    points: int,
+    faults: int,
+    delays: int,
+    *,
+    delay_range: tuple[float, float],
+    rng: random.Random,
+    named: list[str] = (),
+) -> list[dict]:
     """`faults` trials walking `@1…@points` in turn (then the `named` points), and `delays`
     random-delay kills in `delay_range`."""
     trials = [{"fault": f"@{1 + k % points}"} for k in range(faults)]
@@ -552,14 +626,21 @@ def run_batches(specs: list[dict], *, workers: int = 2, timeout: float = 900) ->
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(spec))
             proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.reliability.harness", str(path)], cwd=ROOT, env=env, text=True,
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                [sys.executable, "-m", "tests.reliability.harness", str(path)],
+                cwd=ROOT,
+                env=env,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
             )
             running.append((proc, spec))
         proc, spec = running.pop(0)
         out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
         if proc.returncode != 0:
-            raise AssertionError(f"worker for {spec['command']} batch {spec['base']} failed ({proc.returncode}):\n{err[-3000:]}")
+            raise AssertionError(
+                f"worker for {spec['command']} batch {spec['base']} failed ({proc.returncode}):\n{err[-3000:]}"
+            )
         for trial in json.loads(out):
             trial["batch"] = spec["base"]
             results.append(trial)
@@ -576,8 +657,10 @@ def summary(results: list[dict]) -> str:
 
     kinds = Counter(kind for r in results for kind in r["repairs"])
     listed = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common()) or "none needed"
-    return (f"{kills} kills ({faults} at fault points, {delays} after random delays) of {len(results)} trials; "
-            f"{torn} left a torn line; the next command repaired {repairs} thing(s) and said so: {listed}")
+    return (
+        f"{kills} kills ({faults} at fault points, {delays} after random delays) of {len(results)} trials; "
+        f"{torn} left a torn line; the next command repaired {repairs} thing(s) and said so: {listed}"
+    )
 
 
 def main() -> int:
@@ -589,8 +672,15 @@ def main() -> int:
     except Exception:  # noqa: BLE001 - a broken world is a finding too; keep what ran
         import traceback
 
-        results.append({"argv": [spec["command"]], "killed": False, "repairs": [], "rc": None,
-                        "violations": [f"the batch stopped: {traceback.format_exc()[-2500:]}"]})
+        results.append(
+            {
+                "argv": [spec["command"]],
+                "killed": False,
+                "repairs": [],
+                "rc": None,
+                "violations": [f"the batch stopped: {traceback.format_exc()[-2500:]}"],
+            }
+        )
     json.dump(results, sys.stdout)
     return 0
 

@@ -243,7 +243,9 @@ def _registry(report: Report) -> None:
             verdict = conn.execute("PRAGMA integrity_check").fetchone()[0]
         except sqlite3.OperationalError as exc:
             # a full or read-only disk: WAL cannot share; read the whole file as it is
-            if "disk I/O" not in str(exc) and "unable to open" not in str(exc) or (wal.exists() and wal.stat().st_size):
+            if ("disk I/O" not in str(exc) and "unable to open" not in str(exc)) or (
+                wal.exists() and wal.stat().st_size
+            ):
                 raise
             conn = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
             verdict = conn.execute("PRAGMA integrity_check").fetchone()[0]
@@ -390,7 +392,9 @@ def _git_state(world: World, task, report: Report) -> None:
         if e is None:
             report.bad(f"registry row for stage {row.stage} names {path}, which is no worktree")
         elif e.get("branch") != f"refs/heads/{row.branch}":
-            report.bad(f"registry row for stage {row.stage}: {path} has {e.get('branch')} checked out, not {row.branch}")
+            report.bad(
+                f"registry row for stage {row.stage}: {path} has {e.get('branch')} checked out, not {row.branch}"
+            )
     for path in ours:
         if path not in registered:
             report.bad(f"worktree {path} is not in the registry")
@@ -424,6 +428,4 @@ def _litter(world: World, report: Report) -> None:
         roots.append(world.repo / ".okstra")
     for root in roots:
         if root.is_dir():
-            report.stats["temp files of interrupted writes"] += sum(
-                1 for p in root.rglob(".*.tmp") if p.is_file()
-            )
+            report.stats["temp files of interrupted writes"] += sum(1 for p in root.rglob(".*.tmp") if p.is_file())

@@ -49,7 +49,9 @@ def main() -> int:
             if n == done_round:
                 wt = Path(manifest.worktree.path)
                 (wt / f"stage-{stage}.txt").write_text(f"stage {stage} by worker {worker}\n")
-                sha = git.commit_paths(wt, [f"stage-{stage}.txt"], f"stage {stage}", author=("load", "load@example.com"))
+                sha = git.commit_paths(
+                    wt, [f"stage-{stage}.txt"], f"stage {stage}", author=("load", "load@example.com")
+                )
                 record(task, stage, "done", commit=sha, run_id=run)
                 result = run_handoff(task, f"S{stage}", merge=True, lock_timeout=300)
                 log["handoffs"].append([stage, result.merged])

@@ -20,8 +20,12 @@ def main() -> int:
     rows, commits, seconds = int(rows), int(commits), float(seconds)
     from okstra_engine.ledger import append_row, new_row
 
-    env = {"GIT_AUTHOR_NAME": "writer", "GIT_AUTHOR_EMAIL": "w@example.com",
-           "GIT_COMMITTER_NAME": "writer", "GIT_COMMITTER_EMAIL": "w@example.com"}
+    env = {
+        "GIT_AUTHOR_NAME": "writer",
+        "GIT_AUTHOR_EMAIL": "w@example.com",
+        "GIT_COMMITTER_NAME": "writer",
+        "GIT_COMMITTER_EMAIL": "w@example.com",
+    }
     import os
 
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("GIT_")}, **env}
@@ -45,7 +49,9 @@ def main() -> int:
         time.sleep(pause)
     while made < commits:
         made = _commit(task_wt, stage_wt, made, env)
-    append_row(Path(ledger), new_row(4, "reserved", run_id="20990101T000000Z-implementation-s4-final", impl_task_key=key))
+    append_row(
+        Path(ledger), new_row(4, "reserved", run_id="20990101T000000Z-implementation-s4-final", impl_task_key=key)
+    )
     print(rows, made)
     return 0
 
@@ -57,8 +63,13 @@ def _commit(task_wt: str, stage_wt: str, made: int, env: dict[str, str]) -> int:
     (where / "notes").mkdir(exist_ok=True)
     (where / name).write_text(f"note {made}\n")
     subprocess.run(["git", "add", "--", name], cwd=where, env=env, check=True, capture_output=True)
-    subprocess.run(["git", "commit", "-q", "--no-verify", "-m", f"note {made}", "--", name], cwd=where, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "commit", "-q", "--no-verify", "-m", f"note {made}", "--", name],
+        cwd=where,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return made + 1
 
 

@@ -62,7 +62,12 @@ def _state(task) -> dict:
     with closing(sqlite3.connect(f"{registry_path().resolve().as_uri()}?immutable=1", uri=True)) as conn:
         rows = sorted(map(repr, conn.execute("SELECT * FROM worktrees").fetchall()))
     git = lambda *a: subprocess.run(["git", *a], cwd=task.project.root, capture_output=True, text=True).stdout  # noqa: E731
-    return {"files": files, "rows": rows, "refs": git("for-each-ref"), "worktrees": git("worktree", "list", "--porcelain")}
+    return {
+        "files": files,
+        "rows": rows,
+        "refs": git("for-each-ref"),
+        "worktrees": git("worktree", "list", "--porcelain"),
+    }
 
 
 def _diff(a: dict, b: dict) -> list[str]:
@@ -151,8 +156,10 @@ def _mount(point: Path, size: str) -> bool:
     point.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
         return False
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", f"okstra-test-{uuid.uuid4().hex[:6]}", str(point)],
-                          capture_output=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", f"okstra-test-{uuid.uuid4().hex[:6]}", str(point)],
+        capture_output=True,
+    )
     return proc.returncode == 0
 
 
@@ -229,7 +236,7 @@ def test_a_full_disk_then_a_read_only_one(small_disk: Path) -> None:
     # ---- full
     filler = _fill(small_disk)
     # a row fits while the ledger's last block has room; then the disk says no
-    for attempt in range(200):
+    for attempt in range(200):  # noqa: B007 - read after the loop
         last = ledger.read_bytes()
         outcome = cli(*p, "record", TASK, "--stage", "1", "--status", "started")
         if outcome.rc != 0:
@@ -243,7 +250,9 @@ def test_a_full_disk_then_a_read_only_one(small_disk: Path) -> None:
     before = _state(task)
     outcome = cli(*p, "prepare", TASK, "--type", "implementation", "--json")
     _refused(outcome)
-    assert outcome.out == "" and any(w in outcome.err for w in ("No space left", "disk is full", "disk space")), outcome.err
+    assert outcome.out == "" and any(w in outcome.err for w in ("No space left", "disk is full", "disk space")), (
+        outcome.err
+    )
     assert _diff(before, _state(task)) == []
     # the trash is on the full disk too: the move fails or (renames need no space) works;
     # either way every file of the team is whole in one of the two places (checked below)
@@ -273,7 +282,9 @@ def test_a_full_disk_then_a_read_only_one(small_disk: Path) -> None:
         _refused(outcome)
         assert "Read-only" in outcome.err or "read-only" in outcome.err or "readonly" in outcome.err, outcome.err
         status = cli(*p, "status", TASK, "--json")
-        assert status.rc in (0, 2) and "Traceback" not in status.err and "unexpected error" not in status.err, status.err
+        assert status.rc in (0, 2) and "Traceback" not in status.err and "unexpected error" not in status.err, (
+            status.err
+        )
     finally:
         assert subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], capture_output=True).returncode == 0
     assert _diff(before, _state(task)) == []

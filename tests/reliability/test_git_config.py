@@ -21,8 +21,18 @@ from tests.reliability.invariants import World, check
 
 TASK = "auth/login"
 HOOKS = (
-    "pre-commit", "prepare-commit-msg", "commit-msg", "post-commit", "pre-merge-commit", "post-merge",
-    "post-checkout", "reference-transaction", "pre-rebase", "post-rewrite", "pre-auto-gc", "pre-push",
+    "pre-commit",
+    "prepare-commit-msg",
+    "commit-msg",
+    "post-commit",
+    "pre-merge-commit",
+    "post-merge",
+    "post-checkout",
+    "reference-transaction",
+    "pre-rebase",
+    "post-rewrite",
+    "pre-auto-gc",
+    "pre-push",
 )
 HOSTILE = """
 [diff]
@@ -65,9 +75,17 @@ HOSTILE = """
 def clean_git(repo: Path, *args: str) -> str:
     """The test's own git: no user config, no hooks, no inherited GIT_* variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1", GIT_AUTHOR_NAME="T", GIT_AUTHOR_EMAIL="t@example.com",
-               GIT_COMMITTER_NAME="T", GIT_COMMITTER_EMAIL="t@example.com")
-    proc = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", *args], cwd=repo, env=env, capture_output=True, text=True)
+    env.update(
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_AUTHOR_NAME="T",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="T",
+        GIT_COMMITTER_EMAIL="t@example.com",
+    )
+    proc = subprocess.run(
+        ["git", "-c", "core.hooksPath=/dev/null", *args], cwd=repo, env=env, capture_output=True, text=True
+    )
     assert proc.returncode == 0, f"git {args}: {proc.stderr}"
     return proc.stdout.strip()
 
@@ -120,7 +138,9 @@ def story(repo: Path) -> dict:
     clean_git(task_wt, "cherry-pick", s2)
     picked = clean_git(task_wt, "rev-parse", "HEAD")
     found = json.loads(ok(*p, "reconcile", TASK, "--json"))["suggestions"]
-    assert [(s["stage"], s["recorded"], s["suggested"], s["kind"]) for s in found] == [(2, s2, picked, "patch-equivalent")]
+    assert [(s["stage"], s["recorded"], s["suggested"], s["kind"]) for s in found] == [
+        (2, s2, picked, "patch-equivalent")
+    ]
     applied = json.loads(ok(*p, "reconcile", TASK, "--apply", "--json"))["applied"]
     assert [(s["stage"], s["suggested"]) for s in applied] == [(2, picked)]
     s3 = commit(Path(three["worktree"]["path"]), {"exporter.py": "def dump():\n    return 3\n"}, "stage 3")
@@ -133,8 +153,11 @@ def story(repo: Path) -> dict:
     report = check(World(repo, TASK), settled=True)
     assert report.violations == []
     return {
-        "patch_ids": done2.get("patch_ids"), "change_patch_id": done2.get("change_patch_id"), "paths": done2.get("paths"),
-        "merged": (a["merged"], b["merged"], b["already_merged"]), "kinds": [s["kind"] for s in found],
+        "patch_ids": done2.get("patch_ids"),
+        "change_patch_id": done2.get("change_patch_id"),
+        "paths": done2.get("paths"),
+        "merged": (a["merged"], b["merged"], b["already_merged"]),
+        "kinds": [s["kind"] for s in found],
     }
 
 
@@ -168,7 +191,12 @@ def _hostile_home(home: Path, tmp_path: Path, *, config: bool, env_vars: bool, m
 @pytest.mark.parametrize("setup", ["hostile-config", "hostile-environment", "both"])
 def test_a_hostile_git_setup_changes_nothing(isolated_env: Path, tmp_path: Path, monkeypatch, setup: str) -> None:
     plain = story(_repo(tmp_path, "plain"))
-    _hostile_home(isolated_env, tmp_path, config=setup != "hostile-environment", env_vars=setup != "hostile-config",
-                  monkeypatch=monkeypatch)
+    _hostile_home(
+        isolated_env,
+        tmp_path,
+        config=setup != "hostile-environment",
+        env_vars=setup != "hostile-config",
+        monkeypatch=monkeypatch,
+    )
     hostile = story(_repo(tmp_path, "hostile"))
     assert hostile == plain

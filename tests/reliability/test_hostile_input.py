@@ -22,7 +22,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,9 @@ from tests.reliability.harness import Outcome, cli
 
 EXAMPLES = int(os.environ.get("OKSTRA_FUZZ_EXAMPLES", "25"))
 FUZZ = settings(
-    max_examples=EXAMPLES, deadline=None, derandomize=True,
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 TASK = "auth/login"
@@ -43,15 +45,67 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 # ---------------------------------------------------------------------------- strategies
 
-NASTY = st.sampled_from([
-    0, -1, 1, 2, 3, 999_999_999, 10**12, 2**63, -(2**63), 10**400, 1.5, -0.0, 1e308, True, False, None,
-    "", " ", "\x00", "a\x00b", "../../etc", "/", "-x", "--output=/tmp/x", "HEAD", "HEAD~1", "main",
-    "0" * 40, "f" * 40, "abcd", "é" * 3, "\u202e", "\n", "a\nb", "okstra-auth-login", "okstra-auth-login-s2",
-    "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2025-13-45T99:99:99Z", "nan", "inf",
-    "reserved", "started", "done", "released", "auth-login", "login-stage-3", [], {}, [1, 2], {"a": 1},
-])
+NASTY = st.sampled_from(
+    [
+        0,
+        -1,
+        1,
+        2,
+        3,
+        999_999_999,
+        10**12,
+        2**63,
+        -(2**63),
+        10**400,
+        1.5,
+        -0.0,
+        1e308,
+        True,
+        False,
+        None,
+        "",
+        " ",
+        "\x00",
+        "a\x00b",
+        "../../etc",
+        "/",
+        "-x",
+        "--output=/tmp/x",
+        "HEAD",
+        "HEAD~1",
+        "main",
+        "0" * 40,
+        "f" * 40,
+        "abcd",
+        "é" * 3,
+        "\u202e",
+        "\n",
+        "a\nb",
+        "okstra-auth-login",
+        "okstra-auth-login-s2",
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-01:00",
+        "2025-13-45T99:99:99Z",
+        "nan",
+        "inf",
+        "reserved",
+        "started",
+        "done",
+        "released",
+        "auth-login",
+        "login-stage-3",
+        [],
+        {},
+        [1, 2],
+        {"a": 1},
+    ]
+)
 LEAF = NASTY | st.integers() | st.text(max_size=12) | st.floats(allow_nan=False)
-JSON = st.recursive(LEAF, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=10)
+JSON = st.recursive(
+    LEAF,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=10,
+)
 
 
 def _set_path(doc, path, value):
@@ -82,10 +136,8 @@ def mutated_json(draw, valid: object) -> bytes:
         if not paths:
             break
         path = draw(st.sampled_from(paths))
-        try:
+        with suppress(KeyError, IndexError, TypeError):
             _set_path(doc, path, draw(JSON))
-        except (KeyError, IndexError, TypeError):
-            pass
         paths = [p for p in _paths(doc) if p]
     if isinstance(doc, dict) and draw(st.booleans()):
         keys = list(doc)
@@ -119,7 +171,9 @@ def jsonl(valid_rows: list[dict]) -> st.SearchStrategy[bytes]:
         mutated_json(valid_rows[0] if valid_rows else {}),
         st.binary(max_size=40),
     )
-    return st.lists(line, max_size=8).map(lambda lines: b"\n".join(l.replace(b"\n", b" ") for l in lines)) | st.binary(max_size=100)
+    return st.lists(line, max_size=8).map(lambda lines: b"\n".join(l.replace(b"\n", b" ") for l in lines)) | st.binary(
+        max_size=100
+    )
 
 
 # ---------------------------------------------------------------------------- the world
@@ -167,12 +221,15 @@ class World:
                 for name in filenames:
                     path = Path(dirpath) / name
                     rel = str(path)
-                    if "/locks/" in rel or "/worktrees/" in rel or name.startswith("registry.sqlite3") or path.is_symlink():
+                    if (
+                        "/locks/" in rel
+                        or "/worktrees/" in rel
+                        or name.startswith("registry.sqlite3")
+                        or path.is_symlink()
+                    ):
                         continue
-                    try:
+                    with suppress(OSError):
                         found[rel] = path.read_bytes()
-                    except OSError:
-                        pass
         return found
 
     def snapshot(self) -> tuple:
@@ -185,7 +242,9 @@ class World:
         except sqlite3.DatabaseError:
             rows = ["unreadable"]
         refs = subprocess.run(["git", "for-each-ref"], cwd=self.repo, capture_output=True, text=True).stdout
-        trees = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=self.repo, capture_output=True, text=True).stdout
+        trees = subprocess.run(
+            ["git", "worktree", "list", "--porcelain"], cwd=self.repo, capture_output=True, text=True
+        ).stdout
         return self._files(), rows, refs, trees
 
     def put_back(self) -> None:
@@ -227,7 +286,11 @@ def _damage(path: Path, data: bytes) -> None:
 
 def _reads(world: World, *extra: tuple[str, ...]) -> list[Outcome]:
     p = ["--project", str(world.repo)]
-    runs = [(*p, "status", TASK, "--json"), (*p, "prepare", TASK, "--type", "implementation", "--render-only", "--json"), *extra]
+    runs = [
+        (*p, "status", TASK, "--json"),
+        (*p, "prepare", TASK, "--type", "implementation", "--render-only", "--json"),
+        *extra,
+    ]
     return [cli(*args) for args in runs]
 
 
@@ -243,21 +306,45 @@ def _fuzz(world: World, path: Path, data: bytes, *extra, read_only: bool = True)
 
 # ---------------------------------------------------------------------------- the task's files
 
-PLAN_VALID = {"stages": [{"stage": 1, "title": "Schema", "depends_on": [], "group": "A"},
-                         {"stage": 2, "title": "Importer", "depends_on": [1], "group": "B"}]}
+PLAN_VALID = {
+    "stages": [
+        {"stage": 1, "title": "Schema", "depends_on": [], "group": "A"},
+        {"stage": 2, "title": "Importer", "depends_on": [1], "group": "B"},
+    ]
+}
 
 
 @FUZZ
-@given(data=st.one_of(
-    st.text(max_size=300).map(str.encode),
-    st.lists(st.sampled_from([
-        "---", "approved: true", "## Stage Map", "| Stage | Title | Depends on | Group |", "|---|---|---|---|",
-        "| 1 | Schema | - | A |", "| 2 | Importer | 1 | B |", "| 2 | Dup | 2 | B |", "| 0 | Zero | - | |",
-        "| 99999999999999 | Big | - | |", "| x | Bad | 1,2 | |", "| 3 | Cycle | 4 | |", "| 4 | Cycle | 3 | |",
-        "```", "### Stage Map", "| 5 | \x00 | - | \u202e |", "",
-    ]), max_size=14).map(lambda lines: "\n".join(lines).encode()),
-    st.binary(max_size=100),
-))
+@given(
+    data=st.one_of(
+        st.text(max_size=300).map(str.encode),
+        st.lists(
+            st.sampled_from(
+                [
+                    "---",
+                    "approved: true",
+                    "## Stage Map",
+                    "| Stage | Title | Depends on | Group |",
+                    "|---|---|---|---|",
+                    "| 1 | Schema | - | A |",
+                    "| 2 | Importer | 1 | B |",
+                    "| 2 | Dup | 2 | B |",
+                    "| 0 | Zero | - | |",
+                    "| 99999999999999 | Big | - | |",
+                    "| x | Bad | 1,2 | |",
+                    "| 3 | Cycle | 4 | |",
+                    "| 4 | Cycle | 3 | |",
+                    "```",
+                    "### Stage Map",
+                    "| 5 | \x00 | - | \u202e |",
+                    "",
+                ]
+            ),
+            max_size=14,
+        ).map(lambda lines: "\n".join(lines).encode()),
+        st.binary(max_size=100),
+    )
+)
 def test_plan_md(world, data) -> None:
     _fuzz(world, world.plan / "plan.md", data)
 
@@ -274,8 +361,14 @@ def test_ledger(world, data) -> None:
     path = world.plan / "consumers.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     p = ["--project", str(world.repo)]
-    _fuzz(world, path, data.draw(jsonl(rows)), (*p, "reconcile", TASK, "--json"), (*p, "handoff", TASK, "--json"),
-          read_only=False)
+    _fuzz(
+        world,
+        path,
+        data.draw(jsonl(rows)),
+        (*p, "reconcile", TASK, "--json"),
+        (*p, "handoff", TASK, "--json"),
+        read_only=False,
+    )
 
 
 @FUZZ
@@ -284,7 +377,13 @@ def test_carry_sidecars(world, data) -> None:
     valid = json.loads((world.plan / "carry" / "stage-1.json").read_text())
     name = data.draw(st.sampled_from(["stage-1.json", "stage-3.json", "stage-99.json"]))
     p = ["--project", str(world.repo)]
-    _fuzz(world, world.plan / "carry" / name, data.draw(documents(valid)), (*p, "handoff", TASK, "--json"), read_only=False)
+    _fuzz(
+        world,
+        world.plan / "carry" / name,
+        data.draw(documents(valid)),
+        (*p, "handoff", TASK, "--json"),
+        read_only=False,
+    )
 
 
 @FUZZ
@@ -298,19 +397,43 @@ def test_project_json(world, data) -> None:
 @given(data=st.data())
 def test_task_json(world, data) -> None:
     path = world.task.dir / "task.json"
-    _fuzz(world, path, data.draw(documents(json.loads(path.read_text()))), ("--project", str(world.repo), "reconcile", TASK))
+    _fuzz(
+        world,
+        path,
+        data.draw(documents(json.loads(path.read_text()))),
+        ("--project", str(world.repo), "reconcile", TASK),
+    )
 
 
 @FUZZ
-@given(data=st.one_of(
-    st.text(max_size=200).map(str.encode),
-    st.lists(st.sampled_from([
-        "stale_ttl_hours = 24", "stale_ttl_hours = 0", "stale_ttl_hours = -1", "stale_ttl_hours = inf",
-        "stale_ttl_hours = nan", 'stale_ttl_hours = "x"', "stale_ttl_hours = 1e308", 'agent_command = ["x"]',
-        "agent_command = []", "agent_command = 3", "[table]", "x = ", "=", "\x00", "stale_ttl_hours = 24\nstale_ttl_hours = 1",
-    ]), max_size=5).map(lambda lines: "\n".join(lines).encode()),
-    st.binary(max_size=60),
-))
+@given(
+    data=st.one_of(
+        st.text(max_size=200).map(str.encode),
+        st.lists(
+            st.sampled_from(
+                [
+                    "stale_ttl_hours = 24",
+                    "stale_ttl_hours = 0",
+                    "stale_ttl_hours = -1",
+                    "stale_ttl_hours = inf",
+                    "stale_ttl_hours = nan",
+                    'stale_ttl_hours = "x"',
+                    "stale_ttl_hours = 1e308",
+                    'agent_command = ["x"]',
+                    "agent_command = []",
+                    "agent_command = 3",
+                    "[table]",
+                    "x = ",
+                    "=",
+                    "\x00",
+                    "stale_ttl_hours = 24\nstale_ttl_hours = 1",
+                ]
+            ),
+            max_size=5,
+        ).map(lambda lines: "\n".join(lines).encode()),
+        st.binary(max_size=60),
+    )
+)
 def test_settings_toml(world, data) -> None:
     from okstra_engine.config import settings as okstra_settings
     from okstra_engine.locations import config_file
@@ -337,7 +460,9 @@ def test_qa_manifest(world, data) -> None:
     _damage(path, bad)
     p = ["--project", str(world.repo)]
     try:
-        outcome = cli(*p, "prepare", TASK, "--type", "implementation", "--stage", "3", "--qa-waiver", "login-stage-3=again")
+        outcome = cli(
+            *p, "prepare", TASK, "--type", "implementation", "--stage", "3", "--qa-waiver", "login-stage-3=again"
+        )
         world.check([outcome], before, damaged=path, read_only=False)
     finally:
         if outcome.rc == 0:
@@ -351,12 +476,25 @@ def test_handoffs_jsonl_and_journal(world, data) -> None:
     from okstra_engine.handoff import JOURNAL_NAME
 
     rows = [json.loads(line) for line in (world.plan / "handoffs.jsonl").read_text().splitlines()]
-    journal = {"task": TASK, "group": "A", "task_worktree": str(world.repo), "head_before": world.done, "commits": [world.done]}
+    journal = {
+        "task": TASK,
+        "group": "A",
+        "task_worktree": str(world.repo),
+        "head_before": world.done,
+        "commits": [world.done],
+    }
     which = data.draw(st.sampled_from(["handoffs", "journal"]))
     path = world.plan / ("handoffs.jsonl" if which == "handoffs" else JOURNAL_NAME)
     bad = data.draw(jsonl(rows) if which == "handoffs" else documents(journal))
     p = ["--project", str(world.repo)]
-    _fuzz(world, path, bad, (*p, "handoff", TASK, "--json"), (*p, "handoff", TASK, "--group", "B", "--merge"), read_only=False)
+    _fuzz(
+        world,
+        path,
+        bad,
+        (*p, "handoff", TASK, "--json"),
+        (*p, "handoff", TASK, "--group", "B", "--merge"),
+        read_only=False,
+    )
 
 
 @FUZZ
@@ -364,7 +502,7 @@ def test_handoffs_jsonl_and_journal(world, data) -> None:
 def test_run_manifest_launch(world, data, monkeypatch) -> None:
     """`okstra launch` reads a run's manifest; exec and chdir are stubbed so a manifest
     that gets that far ends the command as if the agent ran."""
-    import okstra_engine.launch as launch
+    from okstra_engine import launch
 
     class Execed(BaseException):
         pass
@@ -398,8 +536,14 @@ def test_project_list(world, data) -> None:
     from okstra_engine.locations import projects_file
 
     path = projects_file()
-    _fuzz(world, path, data.draw(documents(json.loads(path.read_text()))), ("quarantine", "list", "--json"),
-          ("init", str(world.repo)), read_only=False)
+    _fuzz(
+        world,
+        path,
+        data.draw(documents(json.loads(path.read_text()))),
+        ("quarantine", "list", "--json"),
+        ("init", str(world.repo)),
+        read_only=False,
+    )
 
 
 @FUZZ
@@ -442,42 +586,141 @@ def test_registry_file(world, data) -> None:
         world.put_back()
 
 
-@settings(max_examples=max(5, EXAMPLES // 3), deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=max(5, EXAMPLES // 3),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_demo_marker(tmp_path_factory, data) -> None:
     """`okstra demo --dir DIR` reopens the demo its marker describes (a real process: it
     changes its own environment)."""
     directory = tmp_path_factory.mktemp("demo")
-    valid = {"dir": str(directory), "project_root": str(directory / "shop"), "task": "demo/checkout",
-             "okstra_home": str(directory / "h"), "config_file": str(directory / "c.toml"), "agent_home": str(directory / "a"),
-             "env": {"OKSTRA_HOME": str(directory / "h")}, "built_at": "2025-03-14T09:30:00Z", "commits": {}, "run_ids": {}}
+    valid = {
+        "dir": str(directory),
+        "project_root": str(directory / "shop"),
+        "task": "demo/checkout",
+        "okstra_home": str(directory / "h"),
+        "config_file": str(directory / "c.toml"),
+        "agent_home": str(directory / "a"),
+        "env": {"OKSTRA_HOME": str(directory / "h")},
+        "built_at": "2025-03-14T09:30:00Z",
+        "commits": {},
+        "run_ids": {},
+    }
     (directory / "okstra-demo.json").write_bytes(data.draw(documents(valid)))
     exe = Path(sys.executable).with_name("okstra")
-    proc = subprocess.run([str(exe), "demo", "--dir", str(directory), "--no-tui"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(exe), "demo", "--dir", str(directory), "--no-tui"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode in (0, 2), proc.stderr[-1500:]
     assert "Traceback" not in proc.stderr and "unexpected error" not in proc.stderr, proc.stderr[-1500:]
 
 
 # ---------------------------------------------------------------------------- the command line
 
-WORDS = st.sampled_from([
-    "status", "prepare", "record", "reconcile", "handoff", "init", "task", "new", "plan", "import", "approve",
-    "quarantine", "list", "move", "restore", "launch", TASK, "auth/LOGIN", "a/b/c", "../x", "-", "--", "--json",
-    "--stage", "auto", "0", "-1", "3", "²", "٣", "99999999999999999999", "--status", "started", "done", "released",
-    "--commit", "HEAD", "HEAD~9", "--run", "--type", "implementation", "planning", "final-verification",
-    "release-handoff", "improvement-discovery", "bogus", "--base-ref", "--workers", "claude,codex", "claude,,x",
-    "--qa-waiver", "login-stage-3=x", "=", "k=", "--render-only", "--apply", "--merge", "--group", "A", "B", "Z",
-    "--yes", "okstra-auth-login-s9", "okstra-../x", "20250101T000000Z", "--title", "t", "--category", "Bad Cat",
-    "--id", "ID!", "--qa-command", "true", "--project", "/nonexistent", "~nobody-okstra", "--debug", "--lang", "xx",
-    "é", "\u202e", " ", "",
-])
+WORDS = st.sampled_from(
+    [
+        "status",
+        "prepare",
+        "record",
+        "reconcile",
+        "handoff",
+        "init",
+        "task",
+        "new",
+        "plan",
+        "import",
+        "approve",
+        "quarantine",
+        "list",
+        "move",
+        "restore",
+        "launch",
+        TASK,
+        "auth/LOGIN",
+        "a/b/c",
+        "../x",
+        "-",
+        "--",
+        "--json",
+        "--stage",
+        "auto",
+        "0",
+        "-1",
+        "3",
+        "²",
+        "٣",
+        "99999999999999999999",
+        "--status",
+        "started",
+        "done",
+        "released",
+        "--commit",
+        "HEAD",
+        "HEAD~9",
+        "--run",
+        "--type",
+        "implementation",
+        "planning",
+        "final-verification",
+        "release-handoff",
+        "improvement-discovery",
+        "bogus",
+        "--base-ref",
+        "--workers",
+        "claude,codex",
+        "claude,,x",
+        "--qa-waiver",
+        "login-stage-3=x",
+        "=",
+        "k=",
+        "--render-only",
+        "--apply",
+        "--merge",
+        "--group",
+        "A",
+        "B",
+        "Z",
+        "--yes",
+        "okstra-auth-login-s9",
+        "okstra-../x",
+        "20250101T000000Z",
+        "--title",
+        "t",
+        "--category",
+        "Bad Cat",
+        "--id",
+        "ID!",
+        "--qa-command",
+        "true",
+        "--project",
+        "/nonexistent",
+        "~nobody-okstra",
+        "--debug",
+        "--lang",
+        "xx",
+        "é",
+        "\u202e",
+        " ",
+        "",
+    ]
+)
 
 
-@settings(max_examples=EXAMPLES * 6, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(args=st.lists(WORDS | st.text(max_size=8).filter(lambda t: "\x00" not in t), min_size=1, max_size=7),
-       command=st.sampled_from(["status", "prepare", "record", "reconcile", "handoff", "init", "task", "plan", "quarantine", "launch"]))
+@settings(
+    max_examples=EXAMPLES * 6,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    args=st.lists(WORDS | st.text(max_size=8).filter(lambda t: "\x00" not in t), min_size=1, max_size=7),
+    command=st.sampled_from(
+        ["status", "prepare", "record", "reconcile", "handoff", "init", "task", "plan", "quarantine", "launch"]
+    ),
+)
 def test_command_line(world, args, command) -> None:
     """Any words after a command: exit 0 or 2 (argparse's usage errors are 2 too), never a
     traceback; a refusal writes nothing."""
@@ -501,10 +744,20 @@ def _ledger_with(world: World, *rows: dict) -> None:
     path.write_bytes(path.read_bytes() + b"".join(json.dumps(r).encode() + b"\n" for r in rows))
 
 
-@pytest.mark.parametrize("case", [
-    "unicode-digit-stage", "tilde-user-project", "nul-done-commit", "nul-carry-commit", "edge-of-calendar-since",
-    "nul-project-id", "traversing-project-id", "nul-trash-agent-home", "manifest-worktree-not-an-object",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unicode-digit-stage",
+        "tilde-user-project",
+        "nul-done-commit",
+        "nul-carry-commit",
+        "edge-of-calendar-since",
+        "nul-project-id",
+        "traversing-project-id",
+        "nul-trash-agent-home",
+        "manifest-worktree-not-an-object",
+    ],
+)
 def test_hostile_values_found_by_the_fuzzers(world, case, monkeypatch) -> None:
     p = ["--project", str(world.repo)]
     want_rc, outcomes = 2, []
@@ -512,19 +765,26 @@ def test_hostile_values_found_by_the_fuzzers(world, case, monkeypatch) -> None:
         if case == "unicode-digit-stage":
             outcomes = [cli(*p, "prepare", TASK, "--type", "implementation", "--stage", s) for s in ("²", "٣", "³")]
         elif case == "tilde-user-project":
-            outcomes = [cli("--project", "~no-such-user-okstra/x", "status", TASK),
-                        cli(*p, "plan", "import", TASK, "~no-such-user-okstra/plan.md"),
-                        cli("launch", "~no-such-user-okstra/run")]
+            outcomes = [
+                cli("--project", "~no-such-user-okstra/x", "status", TASK),
+                cli(*p, "plan", "import", TASK, "~no-such-user-okstra/plan.md"),
+                cli("launch", "~no-such-user-okstra/run"),
+            ]
         elif case == "nul-done-commit":
             _ledger_with(world, {"ts": "2025-01-01T00:00:00Z", "stage": 3, "status": "done", "head_commit": "ab\x00cd"})
             outcomes = [cli(*p, "reconcile", TASK), cli(*p, "handoff", TASK, "--group", "B")]
         elif case == "nul-carry-commit":
-            (world.plan / "carry" / "stage-3.json").write_text(json.dumps({"stage": 3, "head_commit": "ab\x00cdef", "impl_task_key": "auth-login"}))
+            (world.plan / "carry" / "stage-3.json").write_text(
+                json.dumps({"stage": 3, "head_commit": "ab\x00cdef", "impl_task_key": "auth-login"})
+            )
             outcomes = [cli(*p, "prepare", TASK, "--type", "implementation"), cli(*p, "handoff", TASK, "--group", "B")]
         elif case == "edge-of-calendar-since":
             # the run's first row is dated at the calendar's edge, its latest is fresh
-            _ledger_with(world, {"ts": "0001-01-01T00:00:00+01:00", "stage": 3, "status": "reserved", "run_id": "r"},
-                         {"ts": "2999-01-01T00:00:00Z", "stage": 3, "status": "started", "run_id": "r"})
+            _ledger_with(
+                world,
+                {"ts": "0001-01-01T00:00:00+01:00", "stage": 3, "status": "reserved", "run_id": "r"},
+                {"ts": "2999-01-01T00:00:00Z", "stage": 3, "status": "started", "run_id": "r"},
+            )
             outcomes = [cli(*p, "prepare", TASK, "--type", "implementation", "--stage", "3"), cli(*p, "status", TASK)]
             assert outcomes[1].rc == 0
             outcomes = outcomes[:1]
@@ -533,7 +793,11 @@ def test_hostile_values_found_by_the_fuzzers(world, case, monkeypatch) -> None:
             doc = json.loads(path.read_text())
             doc["projectId"] = "a\x00b" if case == "nul-project-id" else "../../elsewhere"
             path.write_text(json.dumps(doc))
-            outcomes = [cli(*p, "status", TASK), cli(*p, "handoff", TASK), cli(*p, "record", TASK, "--stage", "3", "--status", "started")]
+            outcomes = [
+                cli(*p, "status", TASK),
+                cli(*p, "handoff", TASK),
+                cli(*p, "record", TASK, "--stage", "3", "--status", "started"),
+            ]
             assert all("field 'projectId'" in o.err for o in outcomes)
         elif case == "nul-trash-agent-home":
             from okstra_engine.quarantine import trash_root

@@ -64,16 +64,35 @@ def test_kill_prepare_anywhere(tmp_path: Path) -> None:
     delays = (0.12, 0.42)
     specs = [
         # a task's first prepare passes 15 points: task worktree, anchor, stage worktree, run, row
-        {"command": "prepare", "variant": "fresh", "base": str(tmp_path / "fresh"),
-         "trials": plan_trials(15, 15, 4, delay_range=delays, rng=rng)},
+        {
+            "command": "prepare",
+            "variant": "fresh",
+            "base": str(tmp_path / "fresh"),
+            "trials": plan_trials(15, 15, 4, delay_range=delays, rng=rng),
+        },
         # later prepares: 13-14 points, with a QA waiver, or a carry backfill first
-        {"command": "prepare", "variant": "busy", "base": str(tmp_path / "busy1"),
-         "trials": plan_trials(14, 16, 4, delay_range=delays, rng=rng)},
-        {"command": "prepare", "variant": "busy", "base": str(tmp_path / "busy2"),
-         "trials": plan_trials(14, 14, 4, delay_range=delays, rng=rng, named=["fsio.append-torn", "fsio.append-torn@2"])},
+        {
+            "command": "prepare",
+            "variant": "busy",
+            "base": str(tmp_path / "busy1"),
+            "trials": plan_trials(14, 16, 4, delay_range=delays, rng=rng),
+        },
+        {
+            "command": "prepare",
+            "variant": "busy",
+            "base": str(tmp_path / "busy2"),
+            "trials": plan_trials(
+                14, 14, 4, delay_range=delays, rng=rng, named=["fsio.append-torn", "fsio.append-torn@2"]
+            ),
+        },
         # a prepare that fails and takes its stage worktree back, killed half-way through that
-        {"command": "prepare-undo", "base": str(tmp_path / "undo"),
-         "trials": plan_trials(7, 7, 1, delay_range=delays, rng=rng, named=["worktree.undo-forgotten", "worktree.undo-removed"])},
+        {
+            "command": "prepare-undo",
+            "base": str(tmp_path / "undo"),
+            "trials": plan_trials(
+                7, 7, 1, delay_range=delays, rng=rng, named=["worktree.undo-forgotten", "worktree.undo-removed"]
+            ),
+        },
     ]
     _verdict("prepare", run_batches(specs))
 
@@ -82,8 +101,11 @@ def test_kill_record_anywhere(tmp_path: Path) -> None:
     rng = _rng("record")
     delays = (0.08, 0.2)
     specs = [
-        {"command": "record", "base": str(tmp_path / f"r{n}"),
-         "trials": plan_trials(3, 27, 6, delay_range=delays, rng=rng)}
+        {
+            "command": "record",
+            "base": str(tmp_path / f"r{n}"),
+            "trials": plan_trials(3, 27, 6, delay_range=delays, rng=rng),
+        }
         for n in (1, 2)
     ]
     _verdict("record", run_batches(specs))
@@ -95,8 +117,12 @@ def test_kill_handoff_merge_anywhere(tmp_path: Path) -> None:
     # a group of two stages passes 8 points (lock, after each merge, after both, the row
     # torn/appended, recorded, the report); a conflicting group (every 5th) 3
     specs = [
-        {"command": "handoff", "base": str(tmp_path / f"h{n}"), "conflict_every": 5,
-         "trials": plan_trials(8, 13, 3, delay_range=delays, rng=rng)}
+        {
+            "command": "handoff",
+            "base": str(tmp_path / f"h{n}"),
+            "conflict_every": 5,
+            "trials": plan_trials(8, 13, 3, delay_range=delays, rng=rng),
+        }
         for n in (1, 2, 3, 4)
     ]
     _verdict("handoff --merge", run_batches(specs))
@@ -107,21 +133,39 @@ def test_kill_quarantine_move_and_restore_anywhere(tmp_path: Path) -> None:
     delays = (0.1, 0.32)
     specs = [
         # same file system: one rename per folder; 6 points
-        {"command": "quarantine", "base": str(tmp_path / "same"),
-         "trials": plan_trials(6, 18, 4, delay_range=delays, rng=rng)},
+        {
+            "command": "quarantine",
+            "base": str(tmp_path / "same"),
+            "trials": plan_trials(6, 18, 4, delay_range=delays, rng=rng),
+        },
     ]
     other = _shm(tmp_path)
     if other is not None:
         # across file systems: copy, fsync, compare, rename into place, then remove; 14 points
         specs += [
-            {"command": "quarantine", "base": str(tmp_path / "cross"), "okstra_home": str(other / "move"),
-             "trials": plan_trials(14, 16, 4, delay_range=delays, rng=rng)},
-            {"command": "quarantine", "base": str(tmp_path / "cross-restore"), "okstra_home": str(other / "restore"),
-             "restore": True, "trials": plan_trials(14, 16, 4, delay_range=delays, rng=rng)},
+            {
+                "command": "quarantine",
+                "base": str(tmp_path / "cross"),
+                "okstra_home": str(other / "move"),
+                "trials": plan_trials(14, 16, 4, delay_range=delays, rng=rng),
+            },
+            {
+                "command": "quarantine",
+                "base": str(tmp_path / "cross-restore"),
+                "okstra_home": str(other / "restore"),
+                "restore": True,
+                "trials": plan_trials(14, 16, 4, delay_range=delays, rng=rng),
+            },
         ]
     else:
-        specs.append({"command": "quarantine", "base": str(tmp_path / "same-restore"), "restore": True,
-                      "trials": plan_trials(6, 32, 8, delay_range=delays, rng=rng)})
+        specs.append(
+            {
+                "command": "quarantine",
+                "base": str(tmp_path / "same-restore"),
+                "restore": True,
+                "trials": plan_trials(6, 32, 8, delay_range=delays, rng=rng),
+            }
+        )
     try:
         _verdict("quarantine move/restore", run_batches(specs))
     finally:
@@ -175,12 +219,14 @@ def test_a_handoff_killed_inside_git_merge_is_cleared_by_the_next_one(task, caps
     # what a SIGKILL of the process group in the middle of okstra's `git merge` leaves:
     # the journal, git's unfinished merge, and its index lock
     ho._begin_journal(plan)
-    git(wt, "merge", "--no-ff", "--no-commit", "-m", f"okstra handoff auth/login group A: stage 1 (Schema)", sha)
+    git(wt, "merge", "--no-ff", "--no-commit", "-m", "okstra handoff auth/login group A: stage 1 (Schema)", sha)
     git_dir = Path(git(wt, "rev-parse", "--absolute-git-dir"))
     (git_dir / "index.lock").write_bytes(b"")
     assert (git_dir / "MERGE_HEAD").exists()
 
-    code, out, err = call(capsys, "--project", str(task.project.root), "handoff", "auth/login", "--group", "A", "--merge", "--json")
+    code, out, err = call(
+        capsys, "--project", str(task.project.root), "handoff", "auth/login", "--group", "A", "--merge", "--json"
+    )
 
     assert code == 0, err
     assert "recovered from an interrupted handoff of group A" in err
@@ -251,14 +297,18 @@ def test_files_a_killed_merge_half_wrote_are_put_back_and_its_merges_undone(task
     git(wt, "checkout", shas[3], "--", "exporter.py")  # the second merge, half-written
     (wt / "notes.txt").write_text("mine\n")  # and a file of someone else's, untracked
 
-    code, out, err = call(capsys, "--project", str(task.project.root), "handoff", "auth/login", "--group", "B", "--merge", "--json")
+    code, out, err = call(
+        capsys, "--project", str(task.project.root), "handoff", "auth/login", "--group", "B", "--merge", "--json"
+    )
 
     assert code == 2, out  # the untracked file is someone's work: the clean gate names it
     assert "exporter.py" in err and "its 1 merge commit(s)" in err
     assert "notes.txt" in err and (wt / "notes.txt").read_text() == "mine\n"
     assert git(wt, "rev-parse", "HEAD") == before and not (wt / "exporter.py").exists()
     (wt / "notes.txt").unlink()
-    code, out, err = call(capsys, "--project", str(task.project.root), "handoff", "auth/login", "--group", "B", "--merge", "--json")
+    code, out, err = call(
+        capsys, "--project", str(task.project.root), "handoff", "auth/login", "--group", "B", "--merge", "--json"
+    )
     assert code == 0, err
     assert json.loads(out)["merged"] == [2, 3]
 
@@ -282,7 +332,7 @@ def test_stale_ref_locks_a_killed_git_left_are_cleared(task, capsys) -> None:
     old = time.time() - 60
     os.utime(branch_lock, (old, old))
 
-    code, out, err = call(capsys, "--project", str(repo), "prepare", "auth/login", "--type", "implementation")
+    code, _out, err = call(capsys, "--project", str(repo), "prepare", "auth/login", "--type", "implementation")
     assert code == 0, err
     assert "stale git lock" in err and not branch_lock.exists()
 
@@ -291,7 +341,9 @@ def test_stale_ref_locks_a_killed_git_left_are_cleared(task, capsys) -> None:
     pin_lock.parent.mkdir(parents=True, exist_ok=True)
     pin_lock.write_text("")
     os.utime(pin_lock, (old, old))
-    code, _, err = call(capsys, "--project", str(repo), "record", "auth/login", "--stage", "1", "--status", "done", "--commit", sha)
+    code, _, err = call(
+        capsys, "--project", str(repo), "record", "auth/login", "--stage", "1", "--status", "done", "--commit", sha
+    )
     assert code == 0, err
     assert not pin_lock.exists() and git(repo, "rev-parse", pin_ref(task, 1, sha)) == sha
     assert check(World(repo, "auth/login"), settled=True).violations == []

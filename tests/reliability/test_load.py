@@ -43,9 +43,15 @@ def sixteen(repo: Path, tmp_path: Path):
     project, _ = init_project(repo, qa_commands=["true"])
     task = new_task(project, TaskRef("load", "wide"), title="Sixteen at once")
     source = tmp_path / "stage-map.json"
-    source.write_text(json.dumps({"stages": [
-        {"stage": n, "title": f"S{n}", "depends_on": [], "group": f"S{n}"} for n in range(1, STAGES + 1)
-    ]}))
+    source.write_text(
+        json.dumps(
+            {
+                "stages": [
+                    {"stage": n, "title": f"S{n}", "depends_on": [], "group": f"S{n}"} for n in range(1, STAGES + 1)
+                ]
+            }
+        )
+    )
     import_plan(task, source, approve=True)
     return task
 
@@ -60,9 +66,22 @@ def test_sixteen_processes_hammer_one_task(sixteen, tmp_path: Path) -> None:
     done_round = {w: 1 + (w * ROUNDS) // (PROCESSES // 2) // 2 for w in range(PROCESSES // 2)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.reliability.load_worker", str(task.project.root), "load/wide", str(w),
-             str(ROUNDS), str(done_round.get(w, -1)), str(go)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "tests.reliability.load_worker",
+                str(task.project.root),
+                "load/wide",
+                str(w),
+                str(ROUNDS),
+                str(done_round.get(w, -1)),
+                str(go),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for w in range(PROCESSES)
     ]
@@ -91,7 +110,9 @@ def test_sixteen_processes_hammer_one_task(sixteen, tmp_path: Path) -> None:
             assert state.get(row.stage) not in IN_FLIGHT, f"row {no}: stage {row.stage} reserved again while in flight"
             holder[row.stage] = row.run_id
         elif row.status in ("started", "done", "released"):
-            assert holder.get(row.stage) == row.run_id, f"row {no}: stage {row.stage} {row.status} by {row.run_id}, held by {holder.get(row.stage)}"
+            assert holder.get(row.stage) == row.run_id, (
+                f"row {no}: stage {row.stage} {row.status} by {row.run_id}, held by {holder.get(row.stage)}"
+            )
         if state.get(row.stage) == "done":
             raise AssertionError(f"row {no}: stage {row.stage} has a row after it was done")
         state[row.stage] = row.status

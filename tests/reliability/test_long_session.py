@@ -87,9 +87,23 @@ def test_board_open_through_2000_rows_and_100_commits(tmp_path: Path, monkeypatc
             env = os.environ.copy()
             env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
             writer = subprocess.Popen(
-                [sys.executable, "-m", "tests.reliability.long_writer", str(ledger), task.key,
-                 str(task_target(task).path), str(stage_target(task, 3).path), str(ROWS), str(COMMITS), str(WRITE_SECONDS)],
-                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.reliability.long_writer",
+                    str(ledger),
+                    task.key,
+                    str(task_target(task).path),
+                    str(stage_target(task, 3).path),
+                    str(ROWS),
+                    str(COMMITS),
+                    str(WRITE_SECONDS),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             max_fds = max_children = samples = 0
             start = time.monotonic()
@@ -122,10 +136,15 @@ def test_board_open_through_2000_rows_and_100_commits(tmp_path: Path, monkeypatc
             assert data.last_status[4] == "reserved" and data.views[4].run_id.endswith("-final")
             assert data.views[3].state in ("in-flight", "stale")
             figures.update(
-                rows=len(final.rows), commits=int(out.split()[1]), seconds=round(time.monotonic() - start, 1),
-                loads=board.loads - base_loads, samples=samples,
-                fds=(base_fds, max_fds, _fds()), children_max=max_children,
-                children_end=len(_children(writer.pid)), rss_mb=(round(base_rss / 2**20, 1), round(_rss() / 2**20, 1)),
+                rows=len(final.rows),
+                commits=int(out.split()[1]),
+                seconds=round(time.monotonic() - start, 1),
+                loads=board.loads - base_loads,
+                samples=samples,
+                fds=(base_fds, max_fds, _fds()),
+                children_max=max_children,
+                children_end=len(_children(writer.pid)),
+                rss_mb=(round(base_rss / 2**20, 1), round(_rss() / 2**20, 1)),
             )
 
     asyncio.run(session())

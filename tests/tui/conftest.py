@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from okstra_tui.driving import board_ready, settle  # noqa: F401  (the tests import them from here)
 
-NOW = datetime(2025, 3, 14, 9, 30, tzinfo=timezone.utc)
+NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 """When the demo was built; the apps' clocks run a minute later."""
 SIZE = (120, 36)
 

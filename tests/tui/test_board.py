@@ -65,7 +65,19 @@ async def test_live_update_without_a_key(make_app, demo) -> None:
         loads = board.loads
         okstra = Path(sys.executable).with_name("okstra")
         subprocess.run(
-            [str(okstra), "--project", demo.project_root, "record", demo.task, "--stage", "3", "--status", "done", "--commit", demo.commits["s3_wip"]],
+            [
+                str(okstra),
+                "--project",
+                demo.project_root,
+                "record",
+                demo.task,
+                "--stage",
+                "3",
+                "--status",
+                "done",
+                "--commit",
+                demo.commits["s3_wip"],
+            ],
             check=True,
             capture_output=True,
         )
@@ -171,7 +183,9 @@ async def test_diff_preview(make_app, demo) -> None:
         board = await board_ready(pilot)
         board.query_one("#stages").select_stage(2)
         await pilot.press("d")
-        await settle(pilot, lambda: isinstance(app.screen, DiffScreen) and app.screen.query_one(DiffView).line_count > 0)
+        await settle(
+            pilot, lambda: isinstance(app.screen, DiffScreen) and app.screen.query_one(DiffView).line_count > 0
+        )
         head = text_of(app.screen.query_one("#diff-head"))
         assert demo.commits["s1"][:8] in head and demo.commits["s2_recorded"][:8] in head and "recorded base" in head
         view = app.screen.query_one(DiffView)
@@ -180,7 +194,10 @@ async def test_diff_preview(make_app, demo) -> None:
         await settle(pilot, lambda: app.screen is board)
         board.query_one("#stages").select_stage(6)  # nothing committed yet
         await pilot.press("d")
-        await settle(pilot, lambda: isinstance(app.screen, DiffScreen) and "No commit" in text_of(app.screen.query_one("#diff-head")))
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, DiffScreen) and "No commit" in text_of(app.screen.query_one("#diff-head")),
+        )
 
 
 async def test_apply_reconcile_suggestion(make_app, demo) -> None:
@@ -196,7 +213,11 @@ async def test_apply_reconcile_suggestion(make_app, demo) -> None:
         await settle(pilot, lambda: _states(board)[2] == "done")
         last = read_ledger(_ledger(demo)).rows[-1]
         assert (last.stage, last.head_commit, last.replaces, last.reason) == (
-            2, demo.commits["s2_rebased"], demo.commits["s2_recorded"], "auto-patch-id")
+            2,
+            demo.commits["s2_rebased"],
+            demo.commits["s2_recorded"],
+            "auto-patch-id",
+        )
         await settle(pilot, lambda: not board.query_one("ReconcilePanel").suggestions)
 
 

@@ -31,7 +31,14 @@ def test_the_child_reads_what_the_engine_reads(demo) -> None:
     board = read_first_board(root, ref, now=LATER).result()
     assert board.task is None and board.rows == []  # plain data: no pydantic model in it
     assert board == load_board(root, ref, LATER).plain()
-    assert {v.stage: v.state for v in board.stages} == {1: "done", 2: "not-merged", 3: "in-flight", 4: "ready", 5: "blocked", 6: "blocked"}
+    assert {v.stage: v.state for v in board.stages} == {
+        1: "done",
+        2: "not-merged",
+        3: "in-flight",
+        4: "ready",
+        5: "blocked",
+        6: "blocked",
+    }
     assert board.auto_stage == 4 and board.branches[4].endswith("-s4")
 
 
@@ -55,8 +62,13 @@ def test_the_ui_process_gets_the_board_without_loading_the_engine(demo) -> None:
     """What `okstra --task` does before Textual: the parent only unpickles plain data, and
     the child writes nothing to the terminal."""
     root, ref = _where(demo)
-    proc = subprocess.run([sys.executable, "-c", READER, str(root), str(ref), LATER.isoformat()],
-                          capture_output=True, text=True, env=os.environ, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", READER, str(root), str(ref), LATER.isoformat()],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=60,
+    )
     assert proc.returncode == 0 and proc.stderr == ""
     doc = json.loads(proc.stdout)  # one document: nothing else reached stdout
     assert doc["loaded"] == []

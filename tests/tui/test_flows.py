@@ -26,13 +26,24 @@ async def test_walk_the_flow_and_back(make_app, demo) -> None:
         await settle(pilot, lambda: isinstance(app.screen, TasksScreen) and app.screen.summaries)
         summary = app.screen.summaries[0]
         assert (str(summary.ref), summary.plan, summary.done, summary.total, summary.in_flight, summary.auto_stage) == (
-            "demo/checkout", "approved", 2, 6, 1, 4)
+            "demo/checkout",
+            "approved",
+            2,
+            6,
+            1,
+            4,
+        )
         await pilot.press("enter")
         await settle(pilot, lambda: isinstance(app.screen, PhaseScreen) and app.screen.choices)
         phases = app.screen
         available = {c.phase: c.available for c in phases.choices}
-        assert available == {"planning": True, "implementation": True, "final-verification": False,
-                             "improvement-discovery": True, "release-handoff": False}
+        assert available == {
+            "planning": True,
+            "implementation": True,
+            "final-verification": False,
+            "improvement-discovery": True,
+            "release-handoff": False,
+        }
         final = next(c for c in phases.choices if c.phase == "final-verification")
         assert phases.reason_text(final) == "stages 3, 4, 5, 6 not done"
         assert phases.query_one("OptionList").highlighted == 1  # implementation
@@ -187,4 +198,6 @@ async def test_korean(make_app) -> None:
         descriptions = {a.binding.description for a in board.active_bindings.values() if a.binding.id}
         assert {"선택", "자동", "해제"} <= descriptions
         assert "다음: 스테이지 4" in text_of(board.query_one("#summary"))
-        assert "작업 중" in text_of(board.query_one("#in-flight-body")) and "15분" in text_of(board.query_one("#in-flight-body"))
+        assert "작업 중" in text_of(board.query_one("#in-flight-body")) and "15분" in text_of(
+            board.query_one("#in-flight-body")
+        )

@@ -27,8 +27,15 @@ def _task_worktree(demo) -> Path:
 
 
 def _git(path: Path, *args: str) -> str:
-    env = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
+    env = {
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "PATH": "/usr/bin:/bin",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+    }
     return subprocess.run(["git", *args], cwd=path, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
@@ -144,7 +151,9 @@ async def test_a_conflict_names_the_files_and_keeps_nothing(make_app, demo) -> N
         error = screen.failure
         assert isinstance(error, HandoffError) and error.conflicts == {3: ["sim/stage-3.md"]}
         shown = text_of(screen.query_one("#handoff-result"))
-        assert "nothing of group B was merged" in shown and "sim/stage-3.md" in shown and "Fix: merge it by hand" in shown
+        assert (
+            "nothing of group B was merged" in shown and "sim/stage-3.md" in shown and "Fix: merge it by hand" in shown
+        )
         assert "conflicts in" in text_of(screen.query_one("#handoff-plan"))
         assert screen.check_action("confirm", ())  # fix it, then try again
     assert _git(wt, "rev-parse", "HEAD") == before and _git(wt, "status", "--porcelain") == ""

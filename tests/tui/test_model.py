@@ -35,7 +35,13 @@ def test_phase_choices_say_why(demo) -> None:
         empty = TaskStatus(data.task, None, None, [], [])
         found = {c.phase: c for c in phase_choices(plan, empty)}
         assert found["planning"].available and found["implementation"].reason == (key, {})
-    flying = TaskStatus(data.task, "x", None, [StageView(1, "a", [], "A", "in-flight"), StageView(2, "b", [1], "B", "blocked", waits_for=[1])], [])
+    flying = TaskStatus(
+        data.task,
+        "x",
+        None,
+        [StageView(1, "a", [], "A", "in-flight"), StageView(2, "b", [1], "B", "blocked", waits_for=[1])],
+        [],
+    )
     found = {c.phase: c for c in phase_choices("approved", flying)}
     assert found["implementation"].reason == ("phase.why.nothing_ready", {"stages": "1"})
     done = TaskStatus(data.task, "x", None, [StageView(1, "a", [], "A", "done")], [])
@@ -74,7 +80,12 @@ def test_stage_diff_bases(demo) -> None:
 
     data = _board(demo)
     two = stage_diff(data, 2)
-    assert (two.base, two.head, two.base_from, two.head_from) == (demo.commits["s1"], demo.commits["s2_recorded"], "diff.base.recorded", "diff.head.done")
+    assert (two.base, two.head, two.base_from, two.head_from) == (
+        demo.commits["s1"],
+        demo.commits["s2_recorded"],
+        "diff.base.recorded",
+        "diff.head.done",
+    )
     assert "+def price(" in two.text and not two.truncated
     three = stage_diff(data, 3)  # in flight: its branch so far
     assert (three.head, three.head_from, three.base) == (demo.commits["s3_wip"], "diff.head.branch", demo.commits["s1"])

@@ -87,7 +87,9 @@ async def test_options_then_preview_writes_nothing(make_app, demo) -> None:
         base = options.query_one("#base-ref")
         assert base.disabled  # the task worktree exists: a base ref would be ignored
         assert "exists already" in text_of(options.query_one("#base-note"))
-        assert "okstra prepare demo/checkout --type implementation --stage 4 --workers claude" in text_of(options.query_one("#options-command"))
+        assert "okstra prepare demo/checkout --type implementation --stage 4 --workers claude" in text_of(
+            options.query_one("#options-command")
+        )
         options.query_one("#worker-codex").value = True
         await pilot.pause()
         assert "--workers claude,codex" in text_of(options.query_one("#options-command"))
@@ -100,7 +102,7 @@ async def test_options_then_preview_writes_nothing(make_app, demo) -> None:
         plan = "\n".join(dialog.check.plan)
         assert f"teams/{TEAM} ->" in plan and "/trash/" in plan
         shown = text_of(dialog.query_one("#quarantine-plan"))
-        assert f"agent-home/teams/{TEAM}\n    → " in shown and f"/trash/" in shown
+        assert f"agent-home/teams/{TEAM}\n    → " in shown and "/trash/" in shown
         assert dialog.focused.id == "no"  # the safe choice has the focus
         await pilot.press("escape")  # skip
         preview = await _preview(pilot)
@@ -202,10 +204,14 @@ async def test_agent_not_installed_shows_the_command(make_app, demo) -> None:
         assert command.endswith(f"okstra launch {run_dir}") and "OKSTRA_HOME=" in command
         why = text_of(prepared.query_one("#prepared-why"))
         assert "'okstra-no-such-agent' is not installed" in why and "Fix: install it" in why
-        assert "okstra record demo/checkout --stage 4 --status released" in text_of(prepared.query_one("#prepared-after"))
+        assert "okstra record demo/checkout --stage 4 --status released" in text_of(
+            prepared.query_one("#prepared-after")
+        )
         # the options and preview are behind us: escape is the board, where 4 is taken
         await pilot.press("escape")
-        await settle(pilot, lambda: isinstance(app.screen, BoardScreen) and app.screen.data.views[4].state == "in-flight")
+        await settle(
+            pilot, lambda: isinstance(app.screen, BoardScreen) and app.screen.data.views[4].state == "in-flight"
+        )
         assert len(app.screen_stack) == 2
     reserved = [r for r in _rows(demo) if r["stage"] == 4 and r["status"] == "reserved"][-1]
     assert reserved.get("pid") is None  # `okstra launch` records the agent's pid when it runs
@@ -274,7 +280,11 @@ async def test_other_phases_take_the_same_path(make_app, demo) -> None:
         preview = await _preview(pilot)
         manifest = preview.preview.prepared.manifest
         assert (manifest.task_type, manifest.stage, manifest.team.mode, manifest.team.name) == (
-            "improvement-discovery", None, "gate", "okstra-demo-checkout")
+            "improvement-discovery",
+            None,
+            "gate",
+            "okstra-demo-checkout",
+        )
         assert manifest.worktree.path.endswith("/checkout")  # the task worktree
 
 
@@ -339,8 +349,12 @@ def test_after_exit_when_the_agent_cannot_start(capsys, tmp_path: Path) -> None:
     def refuse(run_dir: Path) -> None:
         raise OkstraError("the run's worktree /x does not exist", "prepare the run again")
 
-    request = LaunchRequest(tmp_path / "run", ["claude", "prompt"], tmp_path, "demo/checkout", tmp_path, "implementation", 4)
+    request = LaunchRequest(
+        tmp_path / "run", ["claude", "prompt"], tmp_path, "demo/checkout", tmp_path, "implementation", 4
+    )
     assert after_exit(request, launcher=refuse) == 2
     captured = capsys.readouterr()
     assert f"okstra --project {tmp_path} --task demo/checkout" in captured.out
-    assert "the run's worktree /x does not exist" in captured.err and f"okstra launch {tmp_path / 'run'}" in captured.err
+    assert (
+        "the run's worktree /x does not exist" in captured.err and f"okstra launch {tmp_path / 'run'}" in captured.err
+    )

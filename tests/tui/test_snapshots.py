@@ -64,8 +64,13 @@ def fixed_git_dates(monkeypatch: pytest.MonkeyPatch) -> None:
     stamp = f"@{int(NOW.timestamp())} +0000"
 
     def env() -> dict[str, str]:
-        return {**plain(), "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp,
-                "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+        return {
+            **plain(),
+            "GIT_AUTHOR_DATE": stamp,
+            "GIT_COMMITTER_DATE": stamp,
+            "GIT_CONFIG_GLOBAL": "/dev/null",
+            "GIT_CONFIG_NOSYSTEM": "1",
+        }
 
     monkeypatch.setattr(okstra_engine.git, "git_env", env)
 
@@ -136,7 +141,10 @@ def test_diff(snap_compare, make_app) -> None:
         board = await board_ready(pilot)
         board.query_one("#stages").select_stage(2)
         await pilot.press("d")
-        await settle(pilot, lambda: isinstance(pilot.app.screen, DiffScreen) and pilot.app.screen.query_one("DiffView").line_count)
+        await settle(
+            pilot,
+            lambda: isinstance(pilot.app.screen, DiffScreen) and pilot.app.screen.query_one("DiffView").line_count,
+        )
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=ready)
 
@@ -150,10 +158,12 @@ def test_error_dialog(snap_compare, make_app, tmp_path: Path) -> None:
 
     async def ready(pilot) -> None:
         await settle(pilot, lambda: isinstance(pilot.app.screen, TasksScreen) and pilot.app.screen.summaries)
-        pilot.app.show_error(__import__("okstra_engine.errors").errors.OkstraError(
-            "stage 5 waits for stage 3, which is in flight in run 20250314T091600Z-implementation-s3-302d6f",
-            "wait for it, or release it if that run is gone: okstra record demo/checkout --stage 3 --status released",
-        ))
+        pilot.app.show_error(
+            __import__("okstra_engine.errors").errors.OkstraError(
+                "stage 5 waits for stage 3, which is in flight in run 20250314T091600Z-implementation-s3-302d6f",
+                "wait for it, or release it if that run is gone: okstra record demo/checkout --stage 3 --status released",
+            )
+        )
         await settle(pilot, lambda: isinstance(pilot.app.screen, ErrorDialog))
 
     assert snap_compare(make_app(board=False), terminal_size=SIZE, run_before=ready)
@@ -199,7 +209,9 @@ def test_preview(snap_compare, make_app) -> None:
         await pilot.press("ctrl+n")
         await settle(pilot, lambda: isinstance(pilot.app.screen, QuarantineDialog))
         await pilot.press("y")
-        await settle(pilot, lambda: isinstance(pilot.app.screen, PreviewScreen) and pilot.app.screen.decision == "moved")
+        await settle(
+            pilot, lambda: isinstance(pilot.app.screen, PreviewScreen) and pilot.app.screen.decision == "moved"
+        )
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=ready)
 

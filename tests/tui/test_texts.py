@@ -45,7 +45,11 @@ def _docstrings(tree: ast.Module) -> set[int]:
         # attribute docstrings: a string expression right after an assignment
         body = getattr(node, "body", None)
         for stmt in body if isinstance(body, list) else []:
-            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
+            if (
+                isinstance(stmt, ast.Expr)
+                and isinstance(stmt.value, ast.Constant)
+                and isinstance(stmt.value.value, str)
+            ):
                 ids.add(id(stmt.value))
     return ids
 
@@ -65,7 +69,9 @@ def test_every_text_key_used_exists() -> None:
                 elif isinstance(arg, ast.BinOp) and isinstance(arg.left, ast.Constant):
                     prefixes.add(arg.left.value)
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Binding":
-                texts = [a for a in node.args[2:3]] + [k.value for k in node.keywords if k.arg in ("description", "tooltip")]
+                texts = [a for a in node.args[2:3]] + [
+                    k.value for k in node.keywords if k.arg in ("description", "tooltip")
+                ]
                 for arg in texts:
                     assert isinstance(arg, ast.Constant), f"{path.name}: binding text must be a text key"
                     used.add(arg.value)
@@ -105,7 +111,11 @@ def test_no_english_literal_outside_the_text_files() -> None:
             value = node.value
             if value in en or not _WORDS.search(value) or _MARK in lines[node.lineno - 1]:
                 continue
-            if set(re.findall(r"[a-z]+", value.lower())) <= _STYLE_WORDS or "$" in value or "{" in value and ";" in value:
+            if (
+                set(re.findall(r"[a-z]+", value.lower())) <= _STYLE_WORDS
+                or "$" in value
+                or ("{" in value and ";" in value)
+            ):
                 continue
             offenders.append(f"{path.relative_to(TUI)}:{node.lineno}: {value!r}")
     assert not offenders, "\n".join(offenders)
