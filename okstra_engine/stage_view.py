@@ -5,9 +5,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from enum import StrEnum
 
-State = Literal["done", "not-merged", "in-flight", "stale", "ready", "blocked"]
+
+class StageState(StrEnum):
+    """A stage's state. The one place that says which states count as done and which as
+    in flight: callers ask `is_done` / `is_flying`, never list states themselves."""
+
+    DONE = "done"
+    NOT_MERGED = "not-merged"
+    """Done on its own branch, waiting for its group's handoff."""
+    IN_FLIGHT = "in-flight"
+    STALE = "stale"
+    """Reserved, but its agent is gone or silent past the TTL."""
+    READY = "ready"
+    BLOCKED = "blocked"
+
+    @property
+    def is_done(self) -> bool:
+        return self in (StageState.DONE, StageState.NOT_MERGED)
+
+    @property
+    def is_flying(self) -> bool:
+        return self in (StageState.IN_FLIGHT, StageState.STALE)
 
 
 @dataclass
@@ -16,7 +36,7 @@ class StageView:
     title: str
     depends_on: list[int]
     group: str
-    state: State
+    state: StageState
     done_commit: str | None = None
     worktree: str | None = None
     run_id: str | None = None
@@ -26,13 +46,21 @@ class StageView:
     waits_for: list[int] = field(default_factory=list)
     """Dependencies not yet done (blocked stages)."""
 
+    @property
+    def is_done(self) -> bool:
+        return self.state.is_done
+
+    @property
+    def is_flying(self) -> bool:
+        return self.state.is_flying
+
     def to_json(self) -> dict:
         return {
             "stage": self.stage,
             "title": self.title,
             "depends_on": self.depends_on,
             "group": self.group,
-            "state": self.state,
+            "state": str(self.state),
             "done_commit": self.done_commit,
             "worktree": self.worktree,
             "run_id": self.run_id,
@@ -43,4 +71,4 @@ class StageView:
 
 def first_ready(stages: list[StageView]) -> int | None:
     """What `--stage auto` picks: the lowest ready stage."""
-    return next((s.stage for s in stages if s.state == "ready"), None)
+    return next((s.stage for s in stages if s.state is StageState.READY), None)

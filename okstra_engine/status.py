@@ -17,7 +17,7 @@ from .ledger import LEDGER_NAME, LedgerRead, LedgerRow, latest_done_by_stage, re
 from .ledger_state import read_current
 from .plans import plan_run_root, plan_runs
 from .stage_map import StageMap
-from .stage_view import StageView, first_ready
+from .stage_view import StageState, StageView, first_ready
 from .tasks import Task
 
 
@@ -83,18 +83,18 @@ def compute_states(stage_map: StageMap, rows: list[LedgerRow], *, now: datetime 
     views = []
     for spec in stage_map.stages:
         n = spec.stage
-        view = StageView(n, spec.title, list(spec.depends_on), groups[n], "blocked")
+        view = StageView(n, spec.title, list(spec.depends_on), groups[n], StageState.BLOCKED)
         if n in done:
             view.done_commit = done[n].head_commit
             view.run_id = done[n].run_id
         if n in flying:
             res = flying[n]
-            view.state = "stale" if res.stale else "in-flight"
+            view.state = StageState.STALE if res.stale else StageState.IN_FLIGHT
             view.run_id, view.since, view.stale_reason = res.run_id, res.since, res.stale_reason
         elif n in done:
-            view.state = "done"
+            view.state = StageState.DONE
         else:
             view.waits_for = [d for d in spec.depends_on if d not in done]
-            view.state = "blocked" if view.waits_for else "ready"
+            view.state = StageState.BLOCKED if view.waits_for else StageState.READY
         views.append(view)
     return views

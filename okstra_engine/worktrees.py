@@ -35,6 +35,7 @@ from pathlib import Path
 from . import faults, git, registry
 from .errors import OkstraError
 from .registry import TaskSlot, WorktreeRow
+from .stage_view import StageState
 from .tasks import Task, stage_branch, stage_worktree_path, task_branch, task_worktree_path
 
 CREATED = "created"
@@ -325,7 +326,7 @@ def annotate_status(task: Task, views: list, warnings: list[str]) -> str | None:
     if not path.is_dir():
         warnings.append(f"the task worktree {path} is gone (the next prepare makes it again)")
         return task_row.path
-    done = [v for v in views if v.state == "done" and v.done_commit]
+    done = [v for v in views if v.state is StageState.DONE and v.done_commit]
     if done:
         try:
             unmerged = git.not_ancestors(path, [v.done_commit for v in done], "HEAD")
@@ -334,5 +335,5 @@ def annotate_status(task: Task, views: list, warnings: list[str]) -> str | None:
         else:
             for view in done:
                 if view.done_commit in unmerged:
-                    view.state = "not-merged"
+                    view.state = StageState.NOT_MERGED
     return task_row.path

@@ -24,6 +24,7 @@ def test_model_does_not_import_textual() -> None:
 
 
 def test_phase_choices_say_why(demo) -> None:
+    from okstra_engine.stage_view import StageState
     from okstra_engine.status import StageView, TaskStatus, task_status
     from okstra_tui.model import phase_choices
 
@@ -39,16 +40,19 @@ def test_phase_choices_say_why(demo) -> None:
         data.task,
         "x",
         None,
-        [StageView(1, "a", [], "A", "in-flight"), StageView(2, "b", [1], "B", "blocked", waits_for=[1])],
+        [
+            StageView(1, "a", [], "A", StageState("in-flight")),
+            StageView(2, "b", [1], "B", StageState("blocked"), waits_for=[1]),
+        ],
         [],
     )
     found = {c.phase: c for c in phase_choices("approved", flying)}
     assert found["implementation"].reason == ("phase.why.nothing_ready", {"stages": "1"})
-    done = TaskStatus(data.task, "x", None, [StageView(1, "a", [], "A", "done")], [])
+    done = TaskStatus(data.task, "x", None, [StageView(1, "a", [], "A", StageState("done"))], [])
     found = {c.phase: c for c in phase_choices("approved", done)}
     assert found["implementation"].reason == ("phase.why.all_done", {}) and found["release-handoff"].available
     assert found["final-verification"].available
-    unmerged = TaskStatus(data.task, "x", None, [StageView(1, "a", [], "A", "not-merged")], [])
+    unmerged = TaskStatus(data.task, "x", None, [StageView(1, "a", [], "A", StageState("not-merged"))], [])
     found = {c.phase: c for c in phase_choices("approved", unmerged)}
     assert found["final-verification"].reason == ("phase.why.not_merged", {"stages": "1"})
 
