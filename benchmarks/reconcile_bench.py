@@ -1,5 +1,5 @@
 """`okstra reconcile --json` end to end on a large history, against one `git cherry T X`
-over the same range (the floor, SPEC §8).
+over the same range (the floor).
 
 A synthetic repository is written with `git fast-import`: a base, a 20-commit stage on its
 own branch (X), and a target branch T of 5,000 (and 50,000) commits since the base, each

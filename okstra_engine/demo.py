@@ -224,15 +224,21 @@ def _write_config(path: Path) -> None:
 def _build(root: Path, info: DemoInfo, now: datetime) -> None:
     from . import registry
     from .carry import CarrySidecar, write_carry
-    from .ledger import LEDGER_NAME, LedgerRow, append_row
+    from .ledger import LEDGER_NAME, LedgerRow, Status, append_row
     from .plans import import_plan
     from .projects import init_project, list_projects
     from .reconcile import done_fields, target_commit
     from .slugs import TaskRef
     from .tasks import new_task, stage_branch
-    from .worktrees import provision, stage_target, task_slot, task_target
+    from .worktrees import Target, provision, stage_target, task_slot, task_target
 
-    at = lambda minutes: now - timedelta(minutes=minutes)  # noqa: E731
+    def at(minutes: int) -> datetime:
+        return now - timedelta(minutes=minutes)
+
+    def worktree(target: Target, base: str) -> _DemoGit:
+        provision(target, base)
+        return _DemoGit(target.path)
+
     repo = _DemoGit(root)
     repo("init", "-q", "-b", "main")
     for offset, (message, files) in zip((300, 290, 280), _FILES_MAIN):
@@ -251,17 +257,16 @@ def _build(root: Path, info: DemoInfo, now: datetime) -> None:
 
     # the worktrees prepare would have made, registered; the anchor fixed at the first run
     registry.fix_anchor(task_slot(task), anchor)
-    tw = _DemoGit(provision(task_target(task), anchor).path)
-    wt = lambda n, base: _DemoGit(provision(stage_target(task, n), base).path)  # noqa: E731
+    tw = worktree(task_target(task), anchor)
 
     # stage 1: done in its worktree, merged into the task worktree (group A handed off)
-    s1 = wt(1, anchor)
+    s1 = worktree(stage_target(task, 1), anchor)
     c1 = s1.commit({"shop/order.py": _ORDER}, "Order model: an order wraps a cart", at(210))
     tw.at(at(200), "merge", "-q", "--no-ff", "-m", f"Merge {stage_branch(task, 1)} (group A)", stage_branch(task, 1))
 
     # stage 2: done at X; then someone rebased it onto the task branch (X') and merged
     # that, so the ledger's X is in no branch any more (git reconcile finds X')
-    s2 = wt(2, c1)
+    s2 = worktree(stage_target(task, 2), c1)
     x = s2.commit({"shop/pricing.py": _PRICING}, "Pricing rules: discounts in whole percent", at(160))
     tw.commit(
         {"README.md": "# shop\n\nA tiny shop, used by the okstra demo.\n" + _DOCS}, "Describe the checkout", at(110)
@@ -271,16 +276,27 @@ def _build(root: Path, info: DemoInfo, now: datetime) -> None:
     s2("reset", "-q", "--hard", x_rebased)
 
     # stage 3: in flight on another machine, one work-in-progress commit so far
-    wip = wt(3, c1).commit({"shop/payment.py": _PAYMENT_WIP}, "Payment adapter: charge stub", at(5))
+    wip = worktree(stage_target(task, 3), c1).commit(
+        {"shop/payment.py": _PAYMENT_WIP}, "Payment adapter: charge stub", at(5)
+    )
 
     runs = {n: _run_id(at(m), n) for n, m in ((1, 240), (2, 170), (3, 14), (4, 150))}
     info.run_ids = {f"s{n}": r for n, r in runs.items()}
     info.commits = {"anchor": anchor, "s1": c1, "s2_recorded": x, "s2_rebased": x_rebased, "s3_wip": wip}
     key = task.key
 
-    def row(minutes: int, stage: int, status: str, host: str = "laptop", **extra: object) -> LedgerRow:
-        return LedgerRow(
-            ts=_ts(at(minutes)), stage=stage, status=status, run_id=runs[stage], impl_task_key=key, host=host, **extra
+    def row(minutes: int, stage: int, status: Status, host: str = "laptop", **extra: object) -> LedgerRow:
+        # from a mapping: `extra` holds done_fields' untyped dict of done-row fields
+        return LedgerRow.model_validate(
+            {
+                "ts": _ts(at(minutes)),
+                "stage": stage,
+                "status": status,
+                "run_id": runs[stage],
+                "impl_task_key": key,
+                "host": host,
+                **extra,
+            }
         )
 
     rows = [

@@ -1,4 +1,4 @@
-"""The gates of a final-verification run (SPEC §4.2): what it may verify, or why not.
+"""The gates of a final-verification run: what it may verify, or why not.
 
 Whole task (the default): every Stage Map stage done, every latest done commit merged
 into the task worktree HEAD, and the task worktree clean. One stage (`--stage N`): stage

@@ -2,16 +2,16 @@
 
 Argument lists only (never a shell string), `--end-of-options` before anything a user
 typed, and an environment stripped of inherited `GIT_*` variables so that a hook or an
-outer git process cannot point us at another repository; no hooks run (`git_env`). We call the `git` binary
-rather than GitPython: a process costs ~2 ms, importing GitPython ~100 ms, and the CLI
-is called by agents in loops.
+outer git process cannot point us at another repository; no hooks run (`git_env`).
+The `git` binary, not GitPython: a process costs ~2 ms, importing GitPython ~100 ms,
+and agents call the CLI in loops.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -185,12 +185,14 @@ def _pipe_to_patch_id(repo: Path, args: list[str]) -> list[tuple[str, str]]:
             raise OkstraError("git is not installed or not on PATH", "install git 2.38 or newer") from exc
         except ValueError as exc:
             raise _nul_error(args) from exc
+        pipe = producer.stdout
+        assert pipe is not None  # stdout=PIPE
         try:
             hasher = subprocess.Popen(
                 ["git", "patch-id", "--stable"],
                 cwd=repo,
                 env=env,
-                stdin=producer.stdout,
+                stdin=pipe,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
             )
@@ -199,7 +201,7 @@ def _pipe_to_patch_id(repo: Path, args: list[str]) -> list[tuple[str, str]]:
             producer.wait()
             raise
         finally:
-            producer.stdout.close()  # the hasher holds the pipe now: EOF reaches it
+            pipe.close()  # the hasher holds the pipe now: EOF reaches it
         ids, _ = hasher.communicate()
         if producer.wait() != 0:
             errors.seek(0)
@@ -219,7 +221,12 @@ def _pipe_to_patch_id(repo: Path, args: list[str]) -> list[tuple[str, str]]:
 
 
 def commit_patch_ids(
-    repo: Path, include: list[str], exclude: list[str] = (), paths: list[str] | None = None, *, reverse: bool = False
+    repo: Path,
+    include: list[str],
+    exclude: Sequence[str] = (),
+    paths: list[str] | None = None,
+    *,
+    reverse: bool = False,
 ) -> list[tuple[str, str]]:
     """(commit, stable patch-id) of each non-merge commit reachable from `include` and
     not from `exclude`, newest first (oldest first with `reverse`), in one streaming pass.
@@ -241,7 +248,7 @@ def concurrently(*calls: Callable[[], T]) -> list[T]:
     more than the calls it would overlap."""
     import threading
 
-    results: list = [None] * len(calls)
+    results: dict[int, T] = {}
     errors: list[BaseException | None] = [None] * len(calls)
 
     def work(i: int) -> None:
@@ -260,7 +267,7 @@ def concurrently(*calls: Callable[[], T]) -> list[T]:
     for error in errors:
         if error is not None:
             raise error
-    return results
+    return [results[i] for i in range(len(calls))]
 
 
 def diff_patch_id(repo: Path, base: str, head: str) -> str | None:
@@ -362,12 +369,12 @@ _HEX = frozenset("0123456789abcdef")
 
 
 def looks_like_sha(text: str | None) -> bool:
-    return bool(text) and 4 <= len(text) <= 64 and set(text) <= _HEX
+    return text is not None and 4 <= len(text) <= 64 and set(text) <= _HEX
 
 
 def is_full_sha(text: str | None) -> bool:
     """A whole SHA-1 or SHA-256 object name, as git prints them."""
-    return bool(text) and len(text) in (40, 64) and set(text) <= _HEX
+    return text is not None and len(text) in (40, 64) and set(text) <= _HEX
 
 
 def git_dirs(repo: Path) -> tuple[Path, Path] | None:
@@ -495,7 +502,7 @@ def diff_preview(repo: Path, base: str, head: str, *, max_bytes: int = 2_000_000
     return text[: text.rfind("\n", 0, max_bytes) + 1], True
 
 
-def dirty_paths(worktree: Path, excludes: list[str] = ()) -> list[str]:
+def dirty_paths(worktree: Path, excludes: Sequence[str] = ()) -> list[str]:
     """Paths `git status` reports as changed or untracked in `worktree`, leaving out
     `.okstra` and the given pathspecs (a project's `cleanGateExcludes`). The clean gate
     of final verification and handoff."""
@@ -554,7 +561,7 @@ def operation_in_progress(worktree: Path) -> str | None:
 
 
 def merge_no_ff(
-    worktree: Path, commit: str, message: list[str], *, identity: list[str] = ()
+    worktree: Path, commit: str, message: list[str], *, identity: Sequence[str] = ()
 ) -> subprocess.CompletedProcess[str]:
     """`git merge --no-ff COMMIT` in `worktree` with `message` (one paragraph per item).
     Fixed behaviour whatever the user's config: no editor, no autostash, no rerere

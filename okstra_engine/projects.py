@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def load_project(root: Path) -> Project:
     return Project(root, config)
 
 
-def init_project(root: Path, *, project_id: str | None = None, qa_commands: list[str] = ()) -> tuple[Project, bool]:
+def init_project(root: Path, *, project_id: str | None = None, qa_commands: Sequence[str] = ()) -> tuple[Project, bool]:
     """Register `root` (idempotent); return the project and whether it was new."""
     root = root.resolve()
     if not root.is_dir():

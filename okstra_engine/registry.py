@@ -27,6 +27,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from . import faults
 from .errors import OkstraError
@@ -187,7 +188,7 @@ def _registry_error(path: Path, exc: sqlite3.DatabaseError) -> OkstraError:
     )
 
 
-def _row(values: tuple) -> WorktreeRow:
+def _row(values: tuple[Any, ...]) -> WorktreeRow:  # a sqlite3 row
     return WorktreeRow(*values)
 
 
@@ -280,7 +281,7 @@ def fix_anchor(slot: TaskSlot, commit: str) -> str:
                 "INSERT OR IGNORE INTO anchors (project_id, task_group, task_id, base_commit, created) VALUES (?, ?, ?, ?, ?)",
                 (slot.project_id, slot.task_group, slot.task_id, commit, _now()),
             )
-            stored = conn.execute(
+            stored: str = conn.execute(
                 "SELECT base_commit FROM anchors WHERE project_id = ? AND task_group = ? AND task_id = ?",
                 (slot.project_id, slot.task_group, slot.task_id),
             ).fetchone()[0]

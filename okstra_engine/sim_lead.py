@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import git
@@ -26,7 +27,7 @@ from .tasks import load_task
 SIM_AUTHOR = ("okstra sim lead", "sim-lead@okstra.invalid")
 
 
-def run(run_dir: Path, *, delay: float = 0.0, say=print) -> str:
+def run(run_dir: Path, *, delay: float = 0.0, say: Callable[[str], object] = print) -> str:
     manifest = read_manifest(run_dir)
     stage = manifest.get("stage")
     if manifest.get("task_type") != "implementation" or stage is None:

@@ -5,11 +5,11 @@ it, and checked to be a DAG. Every failure, on any input text, is an `OkstraErro
 names the file (and, for Markdown, the line), so a hand-written plan never produces a
 traceback.
 
-Decisions where the spec is silent:
+Rules beyond the table's shape:
 
-- Stage numbers are capped at 999,999,999. Nobody plans that many stages, and the cap
-  keeps numbers printable (Python refuses to print ints of more than 4,300 digits) and
-  usable in branch and file names.
+- Stage numbers are positive and at most 999,999,999, which keeps them printable
+  (Python refuses to print ints of more than 4,300 digits) and usable in branch and
+  file names. They need not be contiguous.
 - Titles and groups are trimmed and must fit on one line, because a table cell cannot
   hold a line break. A group that is empty, `-` or a dash means "no explicit group",
   in JSON as well as in Markdown, so both forms mean the same thing.

@@ -2,7 +2,7 @@
 leftover agent team. No Textual here: every function runs in a worker thread (it reads
 files, calls git, takes the task mutex), and the tests call them directly.
 
-Decisions where the spec is silent:
+Rules of the wizard's engine side:
 - The preview is `prepare(..., render_only=True)`: the same checks the real run makes,
   nothing written. Its run id is provisional; the real prepare picks its own.
 - The quarantine dialog is offered only for a run whose team mode is `gate` (it creates
@@ -85,7 +85,7 @@ class RunChoice:
 
 
 def waiver_key(task: Task, stage: int) -> str:
-    """The conformance manifest's key of a stage (SPEC §4.6)."""
+    """The conformance manifest's key of a stage: `<task_id>-stage-<N>`."""
     return f"{task.ref.id}-stage-{stage}"
 
 

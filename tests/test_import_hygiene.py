@@ -1,28 +1,90 @@
-"""The engine never imports the UI, and the agent-facing commands stay light."""
+"""The engine never imports the UI, and the agent-facing commands stay light.
+
+Checked in fresh interpreters, as harlequin does: the test process itself has Textual
+loaded, so only a new process can tell what a module or a command pulls in.
+"""
 
 from __future__ import annotations
 
-import pkgutil
+import json
 import subprocess
 import sys
+from pathlib import Path
 
+from tests.support import commit
+
+UI = ("textual", "okstra_tui")
+
+# Every module of the package, subpackages included, imported one after another in one
+# fresh interpreter; after each import, what it added that belongs to the UI. Imports
+# only add to sys.modules, so the first module to pull in the UI is the one named, as
+# it would be in a process of its own.
+_EACH_ENGINE_MODULE = """
+import importlib, json, pkgutil, sys
 import okstra_engine
-
-
-def _loaded_after(code: str) -> set[str]:
-    probe = f"{code}\nimport sys; print(' '.join(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    return set(out.split())
+found = {}
+names = [i.name for i in pkgutil.walk_packages(okstra_engine.__path__, "okstra_engine.")]
+for name in names:
+    importlib.import_module(name)
+    ui = sorted(m for m in sys.modules if m.split(".")[0] in %r)
+    if ui:
+        found[name] = ui
+        break
+print(json.dumps({"modules": names, "ui": found}))
+"""
 
 
 def test_no_engine_module_imports_textual_or_the_tui() -> None:
-    for info in pkgutil.iter_modules(okstra_engine.__path__):
-        loaded = _loaded_after(f"import okstra_engine.{info.name}")
-        assert not {m for m in loaded if m.split(".")[0] in ("textual", "okstra_tui")}, info.name
+    probe = _EACH_ENGINE_MODULE % (UI,)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    report = json.loads(out)
+    assert report["ui"] == {}
+    # the walk reached the engine's modules, not an empty package
+    assert {"okstra_engine.cli", "okstra_engine.status", "okstra_engine.record"} <= set(report["modules"])
 
 
-def test_status_and_record_paths_skip_textual_rich_and_gitpython() -> None:
-    # the console script's module is okstra_tui.entry: it must load nothing of the UI
-    loaded = _loaded_after("import okstra_tui.entry, okstra_engine.cli, okstra_engine.status, okstra_engine.record")
-    for heavy in ("textual", "rich", "git", "okstra_tui.app"):
-        assert heavy not in loaded, heavy
+# The console script's own `main`, run as an agent runs it; then the modules it loaded.
+_RUN_COMMAND = """
+import json, sys
+from okstra_tui.entry import main
+code = main(json.loads(sys.argv[1]))
+with open(sys.argv[2], "w") as out:
+    json.dump(sorted(sys.modules), out)
+sys.exit(code)
+"""
+
+
+def _modules_after(tmp_path: Path, *args: str) -> set[str]:
+    listing = tmp_path / "modules.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN_COMMAND, json.dumps(list(args)), str(listing)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return set(json.loads(listing.read_text()))
+
+
+def _ui_modules(loaded: set[str]) -> set[str]:
+    # the console script is okstra_tui.entry: it and its package are expected
+    return {m for m in loaded if m.split(".")[0] in UI} - {"okstra_tui", "okstra_tui.entry"}
+
+
+def test_status_and_record_commands_load_no_textual_rich_or_gitpython(task, repo: Path, tmp_path: Path) -> None:
+    project = ["--project", str(repo)]
+    sha = commit(repo, {"schema.py": "x = 1\n"}, "stage 1")
+    commands = [
+        ["record", "auth/login", "--stage", "1", "--status", "started", "--run", "run-1", *project],
+        ["record", "auth/login", "--stage", "1", "--status", "done", "--commit", sha, *project],
+        ["status", "auth/login", "--json", *project],
+    ]
+    for args in commands:
+        loaded = _modules_after(tmp_path, *args)
+        assert not _ui_modules(loaded), args
+        for heavy in ("rich", "git"):  # git: GitPython, which okstra never needs
+            assert heavy not in loaded, (heavy, args)
+    # the table for people needs rich, still no UI
+    loaded = _modules_after(tmp_path, "status", "auth/login", *project)
+    assert "rich" in loaded
+    assert not _ui_modules(loaded)

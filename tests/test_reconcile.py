@@ -1,4 +1,4 @@
-"""Git reconcile (SPEC §4.4) on real repositories: every kind, the stored fingerprint and
+"""Git reconcile on real repositories: every kind, the stored fingerprint and
 its pin, hostile user config, shallow clones, and the CLI."""
 
 from __future__ import annotations

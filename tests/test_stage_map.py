@@ -20,7 +20,7 @@ from okstra_engine.stage_map import (
     validate_graph,
 )
 
-SPEC_EXAMPLE = """\
+PLAN_EXAMPLE = """\
 # Plan
 
 Some prose.
@@ -66,7 +66,7 @@ def fails(text: str, *needles: str, parse=parse_stage_map_markdown) -> OkstraErr
 
 
 def test_spec_example_with_groups() -> None:
-    m = parse_stage_map_markdown(SPEC_EXAMPLE, "plan.md")
+    m = parse_stage_map_markdown(PLAN_EXAMPLE, "plan.md")
     assert [(s.stage, s.title, s.depends_on, s.group) for s in m.stages] == [
         (1, "Schema and models", [], "A"),
         (2, "Importer", [1], "B"),
@@ -151,13 +151,13 @@ def test_escaped_pipe_in_title() -> None:
 
 
 def test_crlf_line_endings() -> None:
-    m = parse_stage_map_markdown(SPEC_EXAMPLE.replace("\n", "\r\n"), "plan.md")
-    assert m == parse_stage_map_markdown(SPEC_EXAMPLE, "plan.md")
+    m = parse_stage_map_markdown(PLAN_EXAMPLE.replace("\n", "\r\n"), "plan.md")
+    assert m == parse_stage_map_markdown(PLAN_EXAMPLE, "plan.md")
     fails(table("| 1 | A | - |", "| 1 | B | - |").replace("\n", "\r\n"), "line 5")
 
 
 def test_fenced_example_is_not_the_stage_map() -> None:
-    text = "```\n" + NO_GROUP + "```\n\n" + SPEC_EXAMPLE
+    text = "```\n" + NO_GROUP + "```\n\n" + PLAN_EXAMPLE
     assert parse_stage_map_markdown(text, "plan.md").stages[0].group == "A"
 
 
@@ -325,7 +325,7 @@ def test_unknown_stage_lookup_is_okstra_error() -> None:
 
 
 def test_render_round_trip_spec_example() -> None:
-    for text in (SPEC_EXAMPLE, NO_GROUP):
+    for text in (PLAN_EXAMPLE, NO_GROUP):
         m = parse_stage_map_markdown(text, "plan.md")
         rendered = render_stage_map_table(m)
         assert rendered.startswith("## Stage Map\n")
@@ -344,7 +344,7 @@ def test_render_round_trip_awkward_text() -> None:
 
 
 def test_load_prefers_json(tmp_path) -> None:
-    (tmp_path / "plan.md").write_text(SPEC_EXAMPLE, encoding="utf-8")
+    (tmp_path / "plan.md").write_text(PLAN_EXAMPLE, encoding="utf-8")
     assert load_stage_map(tmp_path).stages[0].group == "A"
     (tmp_path / "stage-map.json").write_text(
         json.dumps({"stages": [{"stage": 7, "title": "only", "depends_on": []}]}), encoding="utf-8"

@@ -1,4 +1,4 @@
-"""`h` on the board: the handoff of the highlighted stage's group (SPEC §4.5, §7.1).
+"""`h` on the board: the handoff of the highlighted stage's group.
 
 A worker reads the merge plan (`handoff.handoff_plan`, read-only): each stage of the
 group with its branch, done commit, how that commit stands against the task worktree

@@ -1,4 +1,4 @@
-"""The preview of a run, then its confirmation (SPEC §7.1).
+"""The preview of a run, then its confirmation.
 
 On mount a worker renders the run (`prepare(..., render_only=True)`: nothing written) and
 looks for a leftover agent team in its way; the screen shows the worktree, branch, team

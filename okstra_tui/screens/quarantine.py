@@ -1,4 +1,4 @@
-"""The quarantine approval dialog (SPEC §4.7, §7.1): a team an earlier attempt left under
+"""The quarantine approval dialog: a team an earlier attempt left under
 the agent home blocks the team this run's lead must create. It shows what would move
 where (`quarantine.plan_move(team).describe()`) and returns True only for the explicit
 "Quarantine" (`y` or its button); "Skip", `n` and `escape` return False. Nothing moves

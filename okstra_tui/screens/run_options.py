@@ -1,4 +1,4 @@
-"""Options of a run (SPEC §7.1): workers, the stage's QA waiver, the base ref; then the
+"""Options of a run: workers, the stage's QA waiver, the base ref; then the
 preview. Reached from the board (a stage) or the phase picker (other phases).
 
 Decisions: the workers start as the person's last choice in this session, `claude` the

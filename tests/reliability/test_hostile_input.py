@@ -40,7 +40,7 @@ FUZZ = settings(
 )
 TASK = "auth/login"
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
 
 
 # ---------------------------------------------------------------------------- strategies
@@ -721,6 +721,7 @@ WORDS = st.sampled_from(
         ["status", "prepare", "record", "reconcile", "handoff", "init", "task", "plan", "quarantine", "launch"]
     ),
 )
+@pytest.mark.slow
 def test_command_line(world, args, command) -> None:
     """Any words after a command: exit 0 or 2 (argparse's usage errors are 2 too), never a
     traceback; a refusal writes nothing."""

@@ -21,7 +21,7 @@ import pytest
 
 from tests.reliability.harness import plan_trials, run_batches, summary
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
 
 SEED = int(os.environ.get("OKSTRA_RELIABILITY_SEED", "20250314"))
 MIN_KILLS = 50
@@ -59,6 +59,7 @@ def _shm(tmp_path: Path) -> Path | None:
     return None
 
 
+@pytest.mark.slow
 def test_kill_prepare_anywhere(tmp_path: Path) -> None:
     rng = _rng("prepare")
     delays = (0.12, 0.42)
@@ -97,6 +98,7 @@ def test_kill_prepare_anywhere(tmp_path: Path) -> None:
     _verdict("prepare", run_batches(specs))
 
 
+@pytest.mark.slow
 def test_kill_record_anywhere(tmp_path: Path) -> None:
     rng = _rng("record")
     delays = (0.08, 0.2)
@@ -111,6 +113,7 @@ def test_kill_record_anywhere(tmp_path: Path) -> None:
     _verdict("record", run_batches(specs))
 
 
+@pytest.mark.slow
 def test_kill_handoff_merge_anywhere(tmp_path: Path) -> None:
     rng = _rng("handoff")
     delays = (0.2, 0.45)
@@ -128,6 +131,7 @@ def test_kill_handoff_merge_anywhere(tmp_path: Path) -> None:
     _verdict("handoff --merge", run_batches(specs))
 
 
+@pytest.mark.slow
 def test_kill_quarantine_move_and_restore_anywhere(tmp_path: Path) -> None:
     rng = _rng("quarantine")
     delays = (0.1, 0.32)

@@ -30,7 +30,7 @@ from okstra_engine.slugs import TaskRef
 from okstra_engine.tasks import new_task
 from tests.reliability.invariants import World, check
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
 
 PROCESSES = 16
 STAGES = 16
@@ -56,6 +56,7 @@ def sixteen(repo: Path, tmp_path: Path):
     return task
 
 
+@pytest.mark.slow
 def test_sixteen_processes_hammer_one_task(sixteen, tmp_path: Path) -> None:
     task = sixteen
     go = tmp_path / "go"
