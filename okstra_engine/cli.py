@@ -231,6 +231,12 @@ def _task(args: argparse.Namespace):
     return load_task(_project(args), ref)
 
 
+def _say_on_stderr(text: str) -> None:
+    """Notices (waiting for another process, recoveries) go to stderr: stdout stays the
+    command's answer, one JSON document with --json."""
+    print(text, file=sys.stderr)
+
+
 def _print_json(doc: object) -> None:
     print(json.dumps(doc, indent=2, ensure_ascii=False))
 
@@ -346,7 +352,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from .record import record
 
     task = _task(args)
-    row = record(task, args.stage, args.status, commit=args.commit, run_id=args.run_id)
+    row = record(task, args.stage, args.status, commit=args.commit, run_id=args.run_id, on_wait=_say_on_stderr)
     if args.json:
         _print_json(row.model_dump(exclude_none=True))
         return 0
@@ -366,19 +372,13 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     task = _task(args)
     found: list = []
     applied: list = []
-    if args.commit or args.apply:
-        from .locks import task_mutex
-
-        def waiting(path: Path) -> None:
-            print(f"okstra: waiting for another okstra process on {task.ref} ({path})", file=sys.stderr)
-
-        with task_mutex(task.project.id, task.ref.group, task.ref.id, on_wait=waiting):
-            if args.commit:
-                one = reconcile.correct(task, args.stage, args.commit)
-                applied = [one] if one else []
-            else:
-                found = reconcile.suggestions(task, stages=None if args.stage is None else [args.stage])
-                applied = reconcile.apply(task, found)
+    if args.commit:
+        one = reconcile.correct(task, args.stage, args.commit, on_wait=_say_on_stderr)
+        applied = [one] if one else []
+    elif args.apply:
+        found, applied = reconcile.suggest_and_apply(
+            task, stages=None if args.stage is None else [args.stage], on_wait=_say_on_stderr
+        )
     else:
         found = reconcile.suggestions(task, stages=None if args.stage is None else [args.stage])
     if args.json:

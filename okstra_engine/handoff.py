@@ -76,7 +76,7 @@ from .documents import Doc
 from .errors import OkstraError, describe_validation_error
 from .fsio import append_line, atomic_write_text
 from .ledger import LedgerRow, format_ts, hostname, latest_done_by_stage, utc_now
-from .locks import task_mutex
+from .locks import LOCK_TIMEOUT_S, task_mutex
 from .plans import require_plan_run_root
 from .reconcile import MERGED_KINDS, Suggestion, content_merged, fix_guidance, stage_base_ref
 from .slugs import slugify
@@ -85,7 +85,6 @@ from .tasks import Task, stage_branch, task_branch, task_worktree_path
 
 HANDOFFS_NAME = "handoffs.jsonl"
 SCHEMA_VERSION = 1
-LOCK_TIMEOUT_S = 900.0
 DONE_STATES = ("done", "not-merged")
 
 Notice = Callable[[str], None]
@@ -597,13 +596,7 @@ def run_handoff(
         if sink is not None:
             sink(text)
 
-    with task_mutex(
-        task.project.id,
-        task.ref.group,
-        task.ref.id,
-        timeout=lock_timeout,
-        on_wait=lambda path: say(f"okstra: waiting for another okstra process working on {task.ref} …", warn or notice),
-    ):
+    with task_mutex(task, timeout=lock_timeout, on_wait=lambda text: say(text, warn or notice)):
         faults.point("handoff.locked")
         _recover_interrupted(task, lambda t: say(t, warn or notice))
         first = _build_plan(task, group, classify=False)

@@ -54,7 +54,7 @@ from .errors import OkstraError
 from .fsio import write_dir
 from .ledger import LEDGER_NAME, LedgerRow, append_row, latest_done_by_stage, new_row
 from .ledger_state import read_current
-from .locks import task_mutex
+from .locks import LOCK_TIMEOUT_S, task_mutex
 from .plans import PlanRun, plan_run_root, require_plan_run_root
 from .runs import PHASES, RunManifest, new_run_id
 from .slugs import check_slug
@@ -65,7 +65,6 @@ from .worktrees import SKIPPED_NESTED, SKIPPED_NON_GIT, Provision
 
 PLAN_REQUIRED = ("implementation", "final-verification", "release-handoff")
 STAGED = ("implementation", "final-verification")
-LOCK_TIMEOUT_S = 900.0
 
 
 # ---------------------------------------------------------------------------- manifest
@@ -177,17 +176,7 @@ def prepare(task: Task, options: PrepareOptions, *, notice: Callable[[str], None
             "pass one of those stage numbers, or --stage auto",
         )
 
-    lock = (
-        nullcontext()
-        if options.render_only
-        else task_mutex(
-            project.id,
-            task.ref.group,
-            task.ref.id,
-            timeout=options.lock_timeout,
-            on_wait=lambda path: say(f"okstra: waiting for another okstra process working on {task.ref} …"),
-        )
-    )
+    lock = nullcontext() if options.render_only else task_mutex(task, timeout=options.lock_timeout, on_wait=say)
     with lock:
         if not options.render_only:
             faults.point("prepare.locked")

@@ -1,4 +1,5 @@
-"""`okstra record`: a lead (or a person) writes a stage's progress into the ledger."""
+"""`okstra record`: a lead (or a person) writes a stage's progress into the ledger,
+under the task mutex (it reads the stage's latest row, then appends)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from .errors import OkstraError
 from .git import resolve_commit
 from .ledger import IN_FLIGHT, LEDGER_NAME, LedgerRow, Status, append_row, last_run_id, latest_by_stage, new_row
 from .ledger_state import read_current
+from .locks import Notice, task_mutex
 from .plans import require_plan_run_root
 from .tasks import Task
 
@@ -18,7 +20,15 @@ def record(
     *,
     commit: str | None = None,
     run_id: str | None = None,
+    on_wait: Notice | None = None,
 ) -> LedgerRow:
+    """Append the stage's row. `on_wait` hears once when another okstra process holds
+    the task and this record waits for it."""
+    with task_mutex(task, on_wait=on_wait):
+        return _record_locked(task, stage, status, commit, run_id)
+
+
+def _record_locked(task: Task, stage: int, status: Status, commit: str | None, run_id: str | None) -> LedgerRow:
     plan = require_plan_run_root(task)
     stage_map = plan.stage_map()
     if stage not in stage_map.by_number():
