@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -672,63 +671,3 @@ def reserved_row(
         branch=worktree.branch,
         pid=pid,
     )
-
-
-# ---------------------------------------------------------------------------- the command
-
-
-def summary_lines(manifest: PreparedRun) -> list[str]:
-    lines = [f"okstra run dir: {manifest.run_dir}", f"okstra prompt: {manifest.prompt}"]
-    if manifest.stage is not None:
-        lines.append(f"okstra stage: {manifest.stage}")
-    lines.append(f"okstra worktree: {manifest.worktree.path} ({manifest.worktree.status})")
-    if manifest.concurrent_run.detected:
-        lines.append(f"okstra concurrent-run stages: {','.join(map(str, manifest.concurrent_run.active_stages))}")
-    return lines
-
-
-def run_command(args) -> int:
-    """`okstra prepare …` (argparse namespace from cli.py)."""
-    from .locations import default_root
-    from .projects import config_path, init_project, load_project
-    from .prompts import parse_workers
-    from .slugs import TaskRef
-    from .tasks import load_task
-
-    ref = TaskRef.parse(args.task_ref)
-    options = PrepareOptions(
-        task_type=args.task_type,
-        stage=args.stage,
-        base_ref=args.base_ref,
-        render_only=args.render_only,
-        workers=tuple(parse_workers(args.workers)),
-        qa_waiver=args.qa_waiver,
-    )
-    root = default_root(getattr(args, "project", None))
-    if not options.render_only and (
-        config_path(root).exists() or (root / ".okstra" / "tasks" / ref.group / ref.id / "task.json").exists()
-    ):
-        # step 1: a project registers itself (project.json, the machine's project list);
-        # only where the task is, so a prepare run from inside a worktree (which has no
-        # .okstra) does not make the worktree a project of its own
-        init_project(root)
-    task = load_task(load_project(root), ref)
-
-    def notice(text: str) -> None:
-        print(text, file=sys.stderr)
-
-    prepared = prepare(task, options, notice=notice)
-    manifest = prepared.manifest
-    if args.json:
-        doc = manifest.to_json()
-        if options.render_only:
-            doc["prompt_text"] = prepared.prompt_text
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
-        return 0
-    for line in summary_lines(manifest):
-        print(line)
-    if options.render_only:
-        print("okstra render-only: nothing was written")
-        print()
-        print(prepared.prompt_text, end="" if prepared.prompt_text.endswith("\n") else "\n")
-    return 0
