@@ -89,13 +89,9 @@ def plan_run_root(task: Task) -> PlanRun | None:
 def require_plan_run_root(task: Task) -> PlanRun:
     plan = plan_run_root(task)
     if plan is None:
-        newest = plan_runs(task)
-        how = (
-            f"approve the newest plan: okstra plan approve {task.ref}"
-            if newest
-            else f"import one: okstra plan import {task.ref} plan.md --approve"
-        )
-        raise OkstraError(f"task {task.ref} has no approved plan", how)
+        from .gates import plan_refusal
+
+        raise plan_refusal(task).error()
     return plan
 
 

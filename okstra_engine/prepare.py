@@ -45,26 +45,25 @@ from pathlib import Path
 
 from pydantic import ConfigDict, Field
 
-from . import faults, final_verification, git, registry, worktrees
+from . import faults, final_verification, gates, git, registry, worktrees
 from .carry import missing_done_rows, read_carry
 from .conformance import clear_stale_waivers, parse_waiver_arg, set_waiver
 from .documents import Doc
 from .errors import OkstraError
 from .fsio import write_dir
+from .gates import STAGED
 from .ledger import LEDGER_NAME, LedgerRow, append_row, latest_done_by_stage, new_row
 from .ledger_state import read_current
 from .locks import LOCK_TIMEOUT_S, task_mutex
-from .plans import PlanRun, plan_run_root, require_plan_run_root
-from .runs import PHASES, RunManifest, new_run_id
+from .plans import PlanRun, plan_run_root
+from .refusals import Params, Refusal, refuse
+from .runs import RunManifest, new_run_id
 from .slugs import check_slug
 from .stage_map import StageMap
-from .status import StageView, compute_states
+from .stage_view import StageState
+from .status import TaskStatus, compute_states
 from .tasks import Task
 from .worktrees import SKIPPED_NESTED, SKIPPED_NON_GIT, Provision
-
-PLAN_REQUIRED = ("implementation", "final-verification", "release-handoff")
-STAGED = ("implementation", "final-verification")
-
 
 # ---------------------------------------------------------------------------- manifest
 
@@ -152,28 +151,18 @@ def prepare(task: Task, options: PrepareOptions, *, notice: Callable[[str], None
         if notice is not None:
             notice(text)
 
-    if options.task_type not in PHASES:
-        raise OkstraError(f"unknown run type {options.task_type!r}", f"pass --type with one of: {', '.join(PHASES)}")
-    implementation = options.task_type == "implementation"
+    refuse(gates.known_phase(options.task_type))
     staged = options.task_type in STAGED
     requested = _requested_stage(options, staged)
     if options.qa_waiver:
         parse_waiver_arg(options.qa_waiver)  # refuse a malformed one before any work
     project = task.project
     check_slug(project.id, "project id")  # it names folders under okstra home
-    if implementation and not project.config.qa_commands:
-        raise OkstraError(
-            f"project {project.id} has no QA commands; an implementation run needs at least one to verify its stage",
-            f"add one: okstra init {project.root} --qa-command 'pytest -q'",
-        )
-    plan = require_plan_run_root(task) if options.task_type in PLAN_REQUIRED else plan_run_root(task)
-    stage_map = plan.stage_map() if staged else None
-    if stage_map is not None and requested is not None and requested not in stage_map.by_number():
-        known = ", ".join(str(s.stage) for s in stage_map.stages)
-        raise OkstraError(
-            f"stage {requested} is not in the Stage Map of {task.ref} (stages: {known})",
-            "pass one of those stage numbers, or --stage auto",
-        )
+    plan = plan_run_root(task)
+    refuse(gates.setup_refusal(task, options.task_type, plan_approved=plan is not None))
+    stage_map = plan.stage_map() if staged and plan is not None else None
+    if stage_map is not None and requested is not None:
+        refuse(gates.unknown_stage(task, stage_map, requested))  # before waiting for the lock
 
     lock = nullcontext() if options.render_only else task_mutex(task, timeout=options.lock_timeout, on_wait=say)
     with lock:
@@ -230,19 +219,21 @@ def _prepare_locked(
         target = None
         if stage_map is not None and plan is not None:
             rows = _ledger_rows(task, plan, dry, say, reconcile=layout != "non-git")
+            status = TaskStatus(task, str(plan.dir), None, compute_states(stage_map, rows), [], stage_map, rows)
         if stage_map is not None and plan is not None and options.task_type == "final-verification":
             if requested is None:
-                target = final_verification.check_whole_task(task, stage_map, rows, task_wt)
+                refuse(gates.stages_refusal(status, "final-verification"))
+                target = final_verification.check_whole_task(task, rows, task_wt)
             else:
+                refuse(gates.stage_refusal(status, requested, "final-verification"))
                 stage, spec = requested, stage_map.by_number()[requested]
                 stage_wt = final_verification.check_one_stage(task, requested, rows)
                 target = f"stage {requested}"
         elif stage_map is not None and plan is not None:
-            views = compute_states(stage_map, rows)
-            stage = pick_stage(task, views, requested)
+            stage = gates.pick_stage(status, requested)
             spec = stage_map.by_number()[stage]
             # the selected stage is ready, so never among those in flight
-            concurrent = sorted(v.stage for v in views if v.state == "in-flight")
+            concurrent = sorted(v.stage for v in status.stages if v.state is StageState.IN_FLIGHT)
             stage_wt = _stage_worktree(task, plan, layout, task_wt, stage, spec.depends_on, rows, dry, say)
             _say_repair(f"the stage {stage} worktree", stage_wt, say)
             if stage_wt.made_worktree:
@@ -332,71 +323,6 @@ def _ledger_rows(
     return [*rows, *missing_done_rows(rows, read_carry(plan.dir).sidecars)]
 
 
-# ---------------------------------------------------------------------------- selection
-
-
-def pick_stage(task: Task, views: list[StageView], requested: int | None) -> int:
-    """`--stage auto` → the lowest ready stage; `--stage N` → N if ready, else why not."""
-    if requested is None:
-        ready = [v.stage for v in views if v.state == "ready"]
-        if ready:
-            return min(ready)
-        raise nothing_ready(task, views)
-    view = next(v for v in views if v.stage == requested)
-    ref = task.ref
-    release = f"okstra record {ref} --stage {requested} --status released"
-    if view.state == "ready":
-        return requested
-    if view.state == "done":
-        at = f" at {view.done_commit[:8]}" if view.done_commit else ""
-        raise OkstraError(
-            f"stage {requested} is done already{at} (run {view.run_id or '-'})",
-            f"pick another stage (okstra status {ref}), or --stage auto for the lowest ready one",
-        )
-    if view.state == "in-flight":
-        raise OkstraError(
-            f"stage {requested} is in flight by run {view.run_id or '?'} (since {_when(view.since)})",
-            f"let that run finish, or take another stage with --stage auto; if that run was abandoned, release it: {release}",
-        )
-    if view.state == "stale":
-        raise OkstraError(
-            f"stage {requested} is held by a stale reservation (run {view.run_id or '?'}: {view.stale_reason})",
-            f"release it first, then rerun: {release}",
-        )
-    waits = ", ".join(map(str, view.waits_for))
-    raise OkstraError(
-        f"stage {requested} is blocked by stage(s) {waits}, not done yet",
-        f"finish those first, or take a ready stage with --stage auto (see okstra status {ref})",
-    )
-
-
-def nothing_ready(task: Task, views: list[StageView]) -> OkstraError:
-    if all(v.state == "done" for v in views):
-        return OkstraError(
-            f"every stage of {task.ref} is done: nothing left to implement",
-            f"verify the whole task: okstra prepare {task.ref} --type final-verification",
-        )
-    parts = []
-    waiting = [f"stage {v.stage} waits for {', '.join(map(str, v.waits_for))}" for v in views if v.state == "blocked"]
-    if waiting:
-        parts.append("; ".join(waiting))
-    flying = [f"{v.stage} (run {v.run_id or '?'})" for v in views if v.state == "in-flight"]
-    if flying:
-        parts.append("in flight: " + ", ".join(flying))
-    stale = [f"{v.stage} (run {v.run_id or '?'}: {v.stale_reason})" for v in views if v.state == "stale"]
-    if stale:
-        parts.append("stale: " + ", ".join(stale))
-    how = f"wait for the stages in flight to finish (okstra status {task.ref})"
-    if stale:
-        first = next(v.stage for v in views if v.state == "stale")
-        how += f"; release a stale one: okstra record {task.ref} --stage {first} --status released"
-    return OkstraError(f"no stage of {task.ref} is ready: " + "; ".join(parts), how)
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
-
-
 # ---------------------------------------------------------------------------- base commit
 
 
@@ -471,27 +397,22 @@ def resolve_stage_base(
     dry: bool = False,
     say: Callable[[str], None] = lambda text: None,
 ) -> str:
-    """The commit stage N's worktree branches from (SPEC §4.1 step 6):
+    """The commit stage N's worktree branches from:
     no dependency → the task's anchor; one → that stage's latest done commit;
     more → the task worktree HEAD, once every predecessor is merged into it."""
     root = task.project.root
     if not depends_on:
         return anchor
+    params: Params = {"task": str(task.ref), "stage": stage}
     for d in depends_on:
         if not done[d].head_commit:
-            raise OkstraError(
-                f"stage {d} is done but its ledger row names no commit, so stage {stage} has no base",
-                f"record the commit stage {d} finished at: okstra record {task.ref} --stage {d} --status done --commit SHA",
-            )
+            raise Refusal("stage.dep_no_commit", {**params, "dep": d}).error()
     if len(depends_on) == 1:
         d = depends_on[0]
-        recorded = done[d].head_commit
+        recorded = done[d].head_commit or ""
         sha = git.resolve_commit(root, recorded) if git.looks_like_sha(recorded) else None
         if sha is None:
-            raise OkstraError(
-                f"stage {d}'s done commit {recorded[:8]} is not in the repository (rebased, amended or deleted?), so stage {stage} has no base",
-                f"find the commit it became and record it: okstra record {task.ref} --stage {d} --status done --commit SHA",
-            )
+            raise Refusal("stage.dep_commit_missing", {**params, "dep": d, "commit": recorded}).error()
         return sha
     check_predecessors_merged(
         root,
@@ -535,12 +456,18 @@ def check_predecessors_merged(
         return
     from .reconcile import fix_guidance
 
-    listed = ", ".join(f"stage {d} ({commits[d][:8]})" for d in missing)
-    raise OkstraError(
-        f"stage {stage} depends on stages {', '.join(map(str, sorted(predecessors)))}, but {listed} "
-        f"{'is' if len(missing) == 1 else 'are'} not merged into the task worktree {merge_into} ({target[:8]})",
-        " | ".join(f"stage {d}: {fix_guidance(task, d)}" for d in missing) + "; then rerun",
-    )
+    raise Refusal(
+        "stage.deps_not_merged",
+        {
+            "task": str(task.ref),
+            "stage": stage,
+            "deps": sorted(predecessors),
+            "unmerged": [{"stage": d, "commit": commits[d]} for d in missing],
+            "worktree": str(merge_into),
+            "head": target,
+            "fixes": [{"stage": d, "fix": fix_guidance(task, d)} for d in missing],
+        },
+    ).error()
 
 
 # ---------------------------------------------------------------------------- the run dir

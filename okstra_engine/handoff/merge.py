@@ -49,10 +49,11 @@ from ..errors import OkstraError
 from ..ledger import format_ts, hostname, utc_now
 from ..locks import LOCK_TIMEOUT_S, Notice, task_mutex
 from ..reconcile import Suggestion
+from ..refusals import some
 from ..stage_view import StageState
 from ..status import TaskStatus, task_status
 from ..tasks import Task
-from .plan import HandoffError, HandoffPlan, StagePlan, _some, build_plan, refused_error
+from .plan import HandoffError, HandoffPlan, StagePlan, build_plan, refused_error
 from .records import HandoffRow, LandedStage, append_handoff, handoffs_path
 from .recovery import begin_journal, journal_path, recover_interrupted
 from .report import write_report
@@ -266,7 +267,7 @@ def _restore(wt: Path, before: str) -> None:
 
 
 def _conflict_error(plan: HandoffPlan, conflicts: dict[int, list[str]], applied: list[Suggestion]) -> HandoffError:
-    parts = [f"stage {n} ({plan.stage(n).title}) conflicts in {_some(files)}" for n, files in sorted(conflicts.items())]
+    parts = [f"stage {n} ({plan.stage(n).title}) conflicts in {some(files)}" for n, files in sorted(conflicts.items())]
     first = min(conflicts)
     sp = plan.stage(first)
     q = shlex.quote(str(plan.task_worktree))

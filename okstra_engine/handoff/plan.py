@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from datetime import UTC
 from pathlib import Path
 
 from .. import git, registry, worktrees
 from ..errors import OkstraError
+from ..gates import handoff_refusal
 from ..ledger import LedgerRow, latest_done_by_stage
 from ..plans import require_plan_run_root
 from ..reconcile import MERGED_KINDS, Suggestion, content_merged, fix_guidance, stage_base_ref
-from ..status import StageView, task_status
+from ..refusals import Refusal, some
+from ..stage_view import StageState
+from ..status import task_status
 from ..tasks import Task, stage_branch, task_branch, task_worktree_path
 from .records import HandoffRow, read_handoffs
 
@@ -40,8 +42,7 @@ class StagePlan:
 
     stage: int
     title: str
-    state: str
-    """Its status state (done, not-merged, in-flight, stale, ready, blocked)."""
+    state: StageState
     branch: str
     done_commit: str | None = None
     branch_head: str | None = None
@@ -50,11 +51,20 @@ class StagePlan:
     """`content_merged` of the done commit against the task HEAD (None when refused first)."""
     match_commit: str | None = None
     ambiguous: bool = False
-    refusal: str | None = None
-    refusal_how: str | None = None
+    refused: Refusal | None = None
+    """Why this stage keeps the group from being handed off."""
     reconciled_from: str | None = None
     """The done commit auto-reconcile replaced during this handoff (kind is then the
     replaced commit's relation to the task HEAD)."""
+
+    @property
+    def refusal(self) -> str | None:
+        """The refusal in English (the CLI's words)."""
+        return self.refused.what if self.refused else None
+
+    @property
+    def refusal_how(self) -> str | None:
+        return self.refused.how if self.refused else None
 
     @property
     def action(self) -> str:
@@ -70,7 +80,7 @@ class StagePlan:
         return {
             "stage": self.stage,
             "title": self.title,
-            "state": self.state,
+            "state": str(self.state),
             "action": self.action,
             "kind": self.kind,
             "branch": self.branch,
@@ -108,7 +118,13 @@ class HandoffPlan:
 
     @property
     def refusals(self) -> dict[int, str]:
-        return {s.stage: s.refusal for s in self.stages if s.refusal}
+        """Each refused stage's refusal, in English."""
+        return {s.stage: s.refused.what for s in self.stages if s.refused}
+
+    @property
+    def refused(self) -> dict[int, Refusal]:
+        """Each refused stage's refusal."""
+        return {s.stage: s.refused for s in self.stages if s.refused}
 
     @property
     def to_merge(self) -> list[int]:
@@ -124,7 +140,7 @@ class HandoffPlan:
         if self.busy:
             found.append(f"{self.busy} is in progress in the task worktree {self.task_worktree}")
         if self.dirty:
-            found.append(f"the task worktree {self.task_worktree} has uncommitted changes: {_some(self.dirty)}")
+            found.append(f"the task worktree {self.task_worktree} has uncommitted changes: {some(self.dirty)}")
         return found
 
     def stage(self, n: int) -> StagePlan:
@@ -263,36 +279,14 @@ def build_plan(
         row = done.get(n)
         if row is not None and row.head_commit:
             sp.done_commit = git.resolve_commit(root, row.head_commit) or row.head_commit
-        _refuse_by_state(task, sp, view, row)
-        if classify and sp.refusal is None:
+        sp.refused = handoff_refusal(status, n)
+        if classify and sp.refused is None and row is not None:
             _classify(task, sp, status.rows, row, head, corrected.get(n))
         plan.stages.append(sp)
     if classify:
         plan.dirty = git.dirty_paths(wt, task.project.config.clean_gate_excludes)
         plan.busy = git.operation_in_progress(wt)
     return plan
-
-
-def _refuse_by_state(task: Task, sp: StagePlan, view: StageView, row: LedgerRow | None) -> None:
-    ref, n = task.ref, sp.stage
-    release = f"okstra record {ref} --stage {n} --status released"
-    if view.state == "in-flight":
-        since = view.since.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if view.since else "?"
-        sp.refusal = f"stage {n} is in flight (run {view.run_id or '?'}, since {since})"
-        sp.refusal_how = f"let that run finish (okstra status {ref}); if it was abandoned: {release}"
-    elif view.state == "stale":
-        sp.refusal = f"stage {n} is held by a stale reservation (run {view.run_id or '?'}: {view.stale_reason})"
-        sp.refusal_how = f"release it, finish the stage, then rerun: {release}"
-    elif view.state == "blocked":
-        waits = ", ".join(map(str, view.waits_for))
-        sp.refusal = f"stage {n} is not done (it waits for stage(s) {waits})"
-        sp.refusal_how = f"finish the stages of the group first (okstra status {ref})"
-    elif view.state == "ready":
-        sp.refusal = f"stage {n} is not done (ready, not started)"
-        sp.refusal_how = f"implement it first: okstra prepare {ref} --type implementation --stage {n}"
-    elif row is None or not row.head_commit:
-        sp.refusal = f"stage {n} is done but its ledger row names no commit"
-        sp.refusal_how = f"record the commit it finished at: okstra record {ref} --stage {n} --status done --commit SHA"
 
 
 def _classify(
@@ -302,8 +296,7 @@ def _classify(
     try:
         match = content_merged(root, sp.done_commit, head, base=stage_base_ref(rows, sp.stage), stored=row)
     except OkstraError as exc:
-        sp.refusal = f"cannot tell whether stage {sp.stage} is merged: {exc.what}"
-        sp.refusal_how = f"see: okstra reconcile {task.ref} --stage {sp.stage}"
+        sp.refused = Refusal("handoff.unclassified", {"task": str(task.ref), "stage": sp.stage, "why": exc.what})
         return
     sp.kind, sp.match_commit, sp.ambiguous = match.kind, match.commit, match.ambiguous
     if fix is not None and match.kind == "ancestor" and fix.suggested == sp.done_commit:
@@ -311,11 +304,10 @@ def _classify(
         sp.kind, sp.match_commit, sp.reconciled_from = fix.kind, fix.suggested, fix.recorded
     exists = git.resolve_commit(root, sp.done_commit) is not None
     if match.kind == "missing" or (not match.merged and not exists):
-        sp.refusal = (
-            f"stage {sp.stage}'s done commit {sp.done_commit[:8]} is not in the repository, "
-            f"and its work is not found in the task worktree"
+        sp.refused = Refusal(
+            "handoff.commit_missing",
+            {"task": str(task.ref), "stage": sp.stage, "commit": sp.done_commit, "fix": fix_guidance(task, sp.stage)},
         )
-        sp.refusal_how = fix_guidance(task, sp.stage)
 
 
 # ---------------------------------------------------------------------------- errors
@@ -366,16 +358,11 @@ class HandoffError(OkstraError):
 
 
 def refused_error(plan: HandoffPlan, applied: list[Suggestion] = ()) -> HandoffError:
-    refused = [s for s in plan.stages if s.refusal]
-    hows = list(dict.fromkeys(s.refusal_how for s in refused if s.refusal_how))
+    refused = list(plan.refused.values())
+    hows = list(dict.fromkeys(r.how for r in refused if r.how))
     return HandoffError(
-        f"cannot hand off group {plan.group} of {plan.task.ref}: " + "; ".join(s.refusal for s in refused),
+        f"cannot hand off group {plan.group} of {plan.task.ref}: " + "; ".join(r.what for r in refused),
         "; ".join(hows) or f"see okstra status {plan.task.ref}",
         plan,
         applied=applied,
     )
-
-
-def _some(paths: list[str], most: int = 5) -> str:
-    shown = ", ".join(paths[:most])
-    return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")

@@ -24,8 +24,9 @@ from .. import git, registry, worktrees
 from ..fsio import atomic_write_text
 from ..ledger import format_ts, hostname, utc_now
 from ..plans import require_plan_run_root
+from ..refusals import some
 from ..tasks import Task, task_branch, task_worktree_path
-from .plan import HandoffPlan, _some
+from .plan import HandoffPlan
 
 JOURNAL_NAME = ".handoff-in-progress.json"
 STALE_LOCK_WAIT_S = 1.0
@@ -104,7 +105,7 @@ def recover_interrupted(task: Task, say: Callable[[str], None]) -> None:
     commits = [c for c in info.get("commits", []) if isinstance(c, str) and git.looks_like_sha(c)]
     restored = _restore_merge_leftovers(task, wt, commits)
     if restored:
-        cleared.append(f"the files its merge had half-written ({_some(restored)})")
+        cleared.append(f"the files its merge had half-written ({some(restored)})")
     undone = _undo_own_merges(task, wt, info.get("head_before"), group)
     if undone:
         cleared.append(
