@@ -7,11 +7,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import ConfigDict, ValidationError
+from pydantic import ConfigDict
 
 from ..documents import Doc
-from ..errors import describe_validation_error
 from ..fsio import append_line
+from ..jsonl import parse_jsonl
 
 HANDOFFS_NAME = "handoffs.jsonl"
 SCHEMA_VERSION = 1
@@ -71,27 +71,12 @@ def handoffs_path(plan_dir: Path) -> Path:
 
 def read_handoffs(plan_dir: Path) -> HandoffsRead:
     """Every valid row of `handoffs.jsonl`; a torn or invalid line is skipped and named."""
-    path = handoffs_path(plan_dir)
     try:
-        data = path.read_bytes()
+        data = handoffs_path(plan_dir).read_bytes()
     except FileNotFoundError:
         return HandoffsRead()
-    result = HandoffsRead()
-    lines = data.split(b"\n")
-    last = max((no for no, line in enumerate(lines, 1) if line.strip()), default=0)
-    for no, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            result.rows.append(HandoffRow.model_validate_json(line))
-        except ValidationError as exc:
-            if any(err.get("type") == "json_invalid" for err in exc.errors()):
-                torn = no == last and not data.endswith(b"\n")
-                why = "torn write (no newline at the end)" if torn else "not valid JSON"
-                result.warnings.append(f"{HANDOFFS_NAME} line {no}: {why}; skipped")
-            else:
-                result.warnings.append(describe_validation_error(exc, f"{HANDOFFS_NAME} line {no}") + "; skipped")
-    return result
+    rows, warnings = parse_jsonl(data, HandoffRow, HANDOFFS_NAME)
+    return HandoffsRead(rows, warnings)
 
 
 def append_handoff(plan_dir: Path, row: HandoffRow) -> None:
