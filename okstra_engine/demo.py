@@ -42,6 +42,7 @@ from pathlib import Path
 
 from . import git
 from .errors import OkstraError
+from .teams import team_name
 
 DEMO_TASK = "demo/checkout"
 DEMO_PROJECT = "shop"
@@ -310,8 +311,8 @@ def _build(root: Path, info: DemoInfo, now: datetime) -> None:
     )
 
     agent_home = Path(info.agent_home)
-    _team(agent_home, f"okstra-{key}-s3", at(13), runs[3])
-    _team(agent_home, f"okstra-{key}-s4", at(149), runs[4])
+    _team(agent_home, team_name(key, 3), at(13), runs[3])
+    _team(agent_home, team_name(key, 4), at(149), runs[4])
 
 
 def _free_project_id(taken: set[str]) -> str:

@@ -52,40 +52,15 @@ from .ledger import LEDGER_NAME, format_ts, reservations, utc_now
 from .ledger_state import read_current
 from .locations import agent_home, okstra_home
 from .locks import file_lock
-from .slugs import SLUG_RULE
+from .teams import TEAM_PREFIX, TEAM_RE, check_team_name, team_name
 
-TEAM_PREFIX = "okstra-"
 KINDS = ("teams", "tasks")
 MANIFEST_NAME = "manifest.json"
 
-_SLUG = r"[a-z0-9][a-z0-9._-]{0,63}"
-TEAM_RE = re.compile(rf"okstra-(?P<key>{_SLUG}-{_SLUG})(?:-s(?P<stage>[1-9][0-9]{{0,8}}))?")
 STAMP_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z(?:-[0-9]{1,4})?")
-_TASK_KEY_RE = re.compile(rf"{_SLUG}-{_SLUG}")
 
 
 # --------------------------------------------------------------------------- names
-
-
-def check_team_name(team: str) -> str:
-    """`team` itself when it is `okstra-` + a valid task key (+ `-sN`), else OkstraError."""
-    if not isinstance(team, str) or not TEAM_RE.fullmatch(team) or ".." in team:
-        raise OkstraError(
-            f"invalid team name {team!r}: it must be okstra-GROUP-ID or okstra-GROUP-ID-sN, "
-            f"GROUP and ID each {SLUG_RULE} (no '/', no '..')",
-            "pick a team from: okstra quarantine list",
-        )
-    return team
-
-
-def team_name_for(task_key: str, stage: int | None = None) -> str:
-    """The agent team a run of `task_key` creates: `okstra-<task_key>` (`-s<N>` for a stage)."""
-    if not _TASK_KEY_RE.fullmatch(task_key) or ".." in task_key:
-        raise OkstraError(f"invalid task key {task_key!r}: it must be GROUP-ID", "use TaskRef.key")
-    if stage is not None and (isinstance(stage, bool) or not isinstance(stage, int) or stage < 1):
-        raise OkstraError(f"invalid stage {stage!r}: stages are positive integers", "pass a Stage Map number")
-    name = f"{TEAM_PREFIX}{task_key}" + (f"-s{stage}" if stage is not None else "")
-    return check_team_name(name)
 
 
 def check_stamp(stamp: str) -> str:
@@ -265,8 +240,8 @@ def team_owners() -> tuple[dict[str, Owner], dict[str, Owner]]:
             for stage, res in sorted(reservations(rows, ttl_hours=ttl).items()):
                 owner = Owner(res.run_id, project.id, project.root, str(ref), stage, res.stale_reason)
                 target = stale if res.stale else owned
-                target.setdefault(f"{TEAM_PREFIX}{ref.key}-s{stage}", owner)
-                target.setdefault(f"{TEAM_PREFIX}{ref.key}", owner)
+                target.setdefault(team_name(ref.key, stage), owner)
+                target.setdefault(team_name(ref.key), owner)
     return owned, stale
 
 

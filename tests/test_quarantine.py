@@ -17,6 +17,7 @@ from okstra_engine.errors import OkstraError
 from okstra_engine.ledger import append_row, format_ts, new_row, utc_now
 from okstra_engine.locations import agent_home, okstra_home
 from okstra_engine.plans import plan_run_root
+from okstra_engine.teams import check_team_name, team_name
 from tests.reliability.invariants import tree
 from tests.support import call, run_cli
 
@@ -55,20 +56,20 @@ def exdev(src, dst):
 
 
 def test_team_names() -> None:
-    assert q.team_name_for("auth-login") == "okstra-auth-login"
-    assert q.team_name_for("auth-login", 2) == "okstra-auth-login-s2"
+    assert team_name("auth-login") == "okstra-auth-login"
+    assert team_name("auth-login", 2) == "okstra-auth-login-s2"
     for good in (
         "okstra-a-b",
         "okstra-a.b-c_d-s12",
         "okstra-my-group-my-id",
         "okstra-" + "g" * 64 + "-" + "i" * 64 + "-s3",
     ):
-        assert q.check_team_name(good) == good
+        assert check_team_name(good) == good
     for bad_key in ("Auth-login", "auth", "a/b-c", "../x-y", "a..b-c"):
         with pytest.raises(OkstraError):
-            q.team_name_for(bad_key)
+            team_name(bad_key)
     with pytest.raises(OkstraError):
-        q.team_name_for("a-b", 0)
+        team_name("a-b", 0)
 
 
 HOSTILE = [
