@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import ConfigDict
 
+from . import clock
 from .documents import Doc
 from .fsio import append_line
 from .jsonl import parse_jsonl
@@ -55,11 +56,11 @@ class LedgerRow(Doc):
 
 
 def utc_now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def format_ts(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return clock.iso(moment)
 
 
 def parse_ts(text: str) -> datetime:

@@ -40,12 +40,11 @@ import shutil
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ConfigDict, Field
 
-from . import faults, final_verification, gates, git, registry, worktrees
+from . import clock, faults, final_verification, gates, git, registry, worktrees
 from .carry import missing_done_rows, read_carry
 from .conformance import clear_stale_waivers, parse_waiver_arg, set_waiver
 from .documents import Doc
@@ -498,8 +497,7 @@ def _write_run(
     from .prompts import PromptInputs, lead_prompt
 
     project = task.project
-    now = datetime.now(UTC)
-    run_id = new_run_id(options.task_type, stage, now=now)
+    run_id = new_run_id(options.task_type, stage)
     run_dir = task.runs_dir / run_id
     ledger = plan.dir / LEDGER_NAME if plan is not None and options.task_type == "implementation" else None
     no_git = "(none: not a git repository)"
@@ -534,7 +532,7 @@ def _write_run(
         task_key=task.key,
         task_type=options.task_type,
         stage=stage,
-        created=now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        created=clock.iso(),
         project_root=str(project.root),
         project_id=project.id,
         prompt=str(run_dir / "prompt.md"),

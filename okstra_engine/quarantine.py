@@ -45,10 +45,10 @@ from typing import Literal
 
 from pydantic import ConfigDict
 
-from . import faults, fsio
+from . import clock, faults, fsio
 from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
-from .ledger import LEDGER_NAME, format_ts, reservations, utc_now
+from .ledger import LEDGER_NAME, reservations
 from .ledger_state import read_current
 from .locations import agent_home, okstra_home
 from .locks import file_lock
@@ -125,7 +125,7 @@ class TrashEntry(Doc):
 
 
 def _save_entry(entry: TrashEntry) -> None:
-    entry.updated = format_ts(utc_now())
+    entry.updated = clock.iso()
     save_doc(entry.dir / MANIFEST_NAME, entry)
 
 
@@ -476,7 +476,7 @@ def plan_move(team: str) -> MovePlan:
         # what was recreated at a path whose copy is already complete goes to a new entry
         kept = {s.kind for s in finishing if s.action == "done" and os.path.lexists(s.source)}
         kept |= {kind for kind, _ in sources if kind not in {item.kind for item in entry.items}}
-        again = trash_root() / _new_stamp_name()
+        again = trash_root() / clock.stamp()
         fresh = [_fresh_step(again, team, kind, path) for kind, path in sources if kind in kept]
         return MovePlan(team, entry.stamp, entry.dir, finishing, fresh, pending=entry)
     if not sources:
@@ -484,7 +484,7 @@ def plan_move(team: str) -> MovePlan:
             f"no team state named {team} under {agent_home()} (teams/ or tasks/)",
             "see the teams with: okstra quarantine list",
         )
-    stamp = _new_stamp_name()
+    stamp = clock.stamp()
     trash_dir = trash_root() / stamp
     return MovePlan(team, stamp, trash_dir, [], [_fresh_step(trash_dir, team, kind, path) for kind, path in sources])
 
@@ -522,7 +522,7 @@ def _claim_entry(team: str, sources: list[tuple[str, Path]]) -> TrashEntry:
             f"the trash {root} is a symlink; okstra does not write through it", "replace the link with a folder"
         )
     root.mkdir(parents=True, exist_ok=True)
-    base = utc_now().strftime("%Y%m%dT%H%M%SZ")
+    base = clock.stamp()
     for n in range(1, 10000):
         stamp = base if n == 1 else f"{base}-{n}"
         try:
@@ -538,7 +538,7 @@ def _claim_entry(team: str, sources: list[tuple[str, Path]]) -> TrashEntry:
         team=team,
         agent_home=str(home),
         state="moving",
-        created=format_ts(utc_now()),
+        created=clock.iso(),
         items=[TrashItem(kind=kind, source=str(home / kind / team), moved_to=f"{kind}/{team}") for kind, _ in sources],
     )
     for item in entry.items:
@@ -546,10 +546,6 @@ def _claim_entry(team: str, sources: list[tuple[str, Path]]) -> TrashEntry:
     # the manifest is on disk before anything moves: a crash can always be finished or undone
     _save_entry(entry)
     return entry
-
-
-def _new_stamp_name() -> str:
-    return utc_now().strftime("%Y%m%dT%H%M%SZ")
 
 
 def _run_move(entry: TrashEntry, steps: list[MoveStep]) -> TrashEntry:

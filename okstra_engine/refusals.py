@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from . import clock
 from .errors import OkstraError
 
 Params = dict[str, Any]
@@ -115,7 +116,7 @@ def when(iso: object) -> str:
 
 def iso(moment: datetime | None) -> str | None:
     """A time as a param: ISO-8601 UTC, or None."""
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
+    return clock.iso(moment) if moment else None
 
 
 def _short(sha: object) -> str:

@@ -44,9 +44,9 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import faults, git
+from .. import clock, faults, git
 from ..errors import OkstraError
-from ..ledger import format_ts, hostname, utc_now
+from ..ledger import hostname
 from ..locks import LOCK_TIMEOUT_S, Notice, task_mutex
 from ..reconcile import Suggestion
 from ..refusals import some
@@ -299,7 +299,7 @@ def _record(plan: HandoffPlan, result: HandoffResult) -> HandoffRow:
             )
         )
     row = HandoffRow(
-        ts=format_ts(utc_now()),
+        ts=clock.iso(),
         task=str(plan.task.ref),
         group=plan.group,
         stages=plan.stage_numbers,

@@ -20,9 +20,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import git, registry, worktrees
+from .. import clock, git, registry, worktrees
 from ..fsio import atomic_write_text
-from ..ledger import format_ts, hostname, utc_now
+from ..ledger import hostname
 from ..plans import require_plan_run_root
 from ..refusals import some
 from ..tasks import Task, task_branch, task_worktree_path
@@ -45,7 +45,7 @@ def begin_journal(plan: HandoffPlan) -> None:
                 "group": plan.group,
                 "task_worktree": str(plan.task_worktree),
                 "head_before": plan.task_head,
-                "started": format_ts(utc_now()),
+                "started": clock.iso(),
                 "host": hostname(),
                 "commits": [plan.stage(n).done_commit for n in plan.to_merge],
             }

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import clock
 from ..fsio import atomic_write_text
-from ..ledger import format_ts
 from ..slugs import slugify
 from ..stage_view import StageState
 from ..status import TaskStatus
@@ -39,7 +38,7 @@ def write_report(plan: HandoffPlan, result: HandoffResult, after: TaskStatus) ->
 
 def render_report(plan: HandoffPlan, result: HandoffResult, after: TaskStatus) -> str:
     task = plan.task
-    when = result.record.ts if result.record else format_ts(datetime.now(UTC))
+    when = result.record.ts if result.record else clock.iso()
     lines = [
         f"# Handoff of group {plan.group} — {task.ref}",
         "",
