@@ -14,12 +14,17 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import OkstraError, print_error
 
 if TYPE_CHECKING:
     from .handoff import HandoffResult
+    from .projects import Project
+    from .reconcile import Suggestion
+    from .tasks import Task
+
+Handler = Callable[[argparse.Namespace], int]
 
 
 def main(argv: list[str] | None = None, *, open_ui: Callable[..., int] | None = None) -> int:
@@ -95,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(handler=cmd_tui)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    def command(name: str, handler, help: str, **kwargs) -> argparse.ArgumentParser:
+    def command(name: str, handler: Handler, help: str, **kwargs: Any) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help, parents=[common], **kwargs)
         p.set_defaults(handler=handler)
         return p
@@ -220,14 +225,14 @@ def _needs_subcommand(args: argparse.Namespace) -> int:
     raise OkstraError("a subcommand is missing", "see okstra --help")
 
 
-def _project(args: argparse.Namespace):
+def _project(args: argparse.Namespace) -> Project:
     from .locations import default_root
     from .projects import load_project
 
     return load_project(default_root(args.project))
 
 
-def _task(args: argparse.Namespace):
+def _task(args: argparse.Namespace) -> Task:
     from .slugs import TaskRef
     from .tasks import load_task
 
@@ -251,7 +256,8 @@ def _ui(args: argparse.Namespace) -> Callable[..., int]:
             "this entry point has no terminal UI (it runs the engine's commands only)",
             "run the `okstra` console script, or python -m okstra_tui.entry",
         )
-    return args.open_ui
+    open_ui: Callable[..., int] = args.open_ui
+    return open_ui
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
@@ -374,8 +380,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             f"for example: okstra reconcile {args.task_ref} --stage 1 --commit SHA",
         )
     task = _task(args)
-    found: list = []
-    applied: list = []
+    found: list[Suggestion] = []
+    applied: list[Suggestion] = []
     if args.commit:
         one = reconcile.correct(task, args.stage, args.commit, on_wait=_say_on_stderr)
         applied = [one] if one else []
@@ -399,7 +405,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         if s.kind in ("not-merged", "missing"):
             print(f"  fix: {reconcile.fix_guidance(task, s.stage)}")
     for s in applied:
-        print(f"okstra: stage {s.stage} done commit {s.recorded[:8]} -> {s.suggested[:8]} recorded ({s.reason})")
+        print(
+            f"okstra: stage {s.stage} done commit {s.recorded[:8]} -> {(s.suggested or '')[:8]} recorded ({s.reason})"
+        )
     if args.commit and not applied:
         print(f"okstra: stage {args.stage} is already recorded at that commit; nothing to change")
     elif not args.commit and not found and not task.project.is_git:

@@ -1,23 +1,24 @@
-"""`okstra prepare`: pick the stage, provision its worktree, reserve it, write the run.
+"""`prepare`: pick the stage, provision its worktree, reserve it, write the run.
 
-SPEC §4.1, in order, all under the task mutex (`locks.task_mutex`, a flock the OS frees
-when its holder dies):
+In order, all under the task mutex (`locks.task_mutex`, a flock the OS frees when its
+holder dies):
 
-1. check the project (implementation needs QA commands);
+1. check the phase, the project and the plan (`gates.setup_refusal`);
 2. provision the task worktree from `--base-ref` (default: the project's HEAD);
 3. backfill done rows from carry sidecars, then auto-reconcile (best effort: a failure
    prints `git-reconcile skipped: …` and the normal gates decide);
-4. select the stage (`--stage auto`: the lowest ready one);
+4. select the stage (`gates.pick_stage`; `--stage auto`: the lowest ready one);
 5. note the other stages in flight (`concurrentRun`);
 6. resolve the stage's base commit;
 7. provision the stage worktree from it;
 8. drop a stale QA waiver on this stage, unless this run's `--qa-waiver` re-waives it;
 9. append the `reserved` row, write `manifest.json` and `prompt.md`.
 
-A final-verification run checks its gates (okstra_engine.final_verification) where an
-implementation run selects its stage.
+A final-verification run checks its gates (`gates`, then `final_verification` for what
+needs git) where an implementation run selects its stage. Every refusal is a
+`RefusedError` (`refusals`). The engine prints nothing and registers no project: the
+caller (the CLI, the TUI) does.
 
-Decisions where the spec is silent:
 - A render-only run takes no lock and writes nothing (not even the registry or okstra
   home); it runs the same checks, so it fails where the real run would.
 - `concurrentRun` counts stages whose run is live (`in-flight`), not `stale` ones: a
@@ -30,7 +31,7 @@ Decisions where the spec is silent:
   for them except final verification (one stage, in that stage's worktree).
 - Render-only does not auto-reconcile (it would write correction rows); its gates see
   the ledger as it is.
-- Notices (carry backfill, ignored options) go to stderr so `--json` stays one document.
+- Notices (carry backfill, ignored options, waiting for the task mutex) go to `notice`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from pydantic import ConfigDict, Field
 
@@ -56,9 +58,9 @@ from .ledger_state import read_current
 from .locks import LOCK_TIMEOUT_S, task_mutex
 from .plans import PlanRun, plan_run_root
 from .refusals import Params, Refusal, refuse
-from .runs import RunManifest, new_run_id
+from .runs import Phase, RunManifest, new_run_id
 from .slugs import check_slug
-from .stage_map import StageMap
+from .stage_map import Stage, StageMap
 from .stage_view import StageState
 from .status import TaskStatus, compute_states
 from .tasks import Task
@@ -81,7 +83,7 @@ class ConcurrentRun(Doc):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     detected: bool = False
-    active_stages: list[int] = Field([], alias="activeStages")
+    active_stages: list[int] = Field(default=[], alias="activeStages")
 
 
 class TeamInfo(Doc):
@@ -92,7 +94,7 @@ class TeamInfo(Doc):
 
 
 class PreparedRun(RunManifest):
-    """The manifest of a prepared run (SPEC §6 `prepare --json`), versioned by `v`."""
+    """The manifest of a prepared run (what `prepare --json` prints), versioned by `v`."""
 
     project_root: str
     project_id: str
@@ -109,7 +111,7 @@ class PreparedRun(RunManifest):
     workers: list[str] = []
     render_only: bool = False
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         doc = self.model_dump(mode="json", by_alias=True)
         if doc.get("source") is None:
             doc.pop("source", None)
@@ -129,7 +131,7 @@ class PrepareOptions:
     a short-lived CLI `prepare` records none, so its reservation is never stale by pid."""
     lock_timeout: float | None = LOCK_TIMEOUT_S
     qa_waiver: str | None = None
-    """`STAGEKEY=REASON`: waive that stage's conformance check (SPEC §4.6)."""
+    """`STAGEKEY=REASON`: waive that stage's conformance check."""
 
 
 @dataclass
@@ -241,8 +243,8 @@ def _prepare_locked(
             _qa_waivers(task, options.qa_waiver, stage if options.task_type == "implementation" else None, say)
         return _write_run(task, options, plan, stage, spec, task_wt, stage_wt, concurrent, notices, target)
     except BaseException:
-        for target, provision in reversed(made):
-            worktrees.undo(target, provision)
+        for made_target, provision in reversed(made):
+            worktrees.undo(made_target, provision)
         raise
 
 
@@ -354,8 +356,10 @@ def _stage_worktree(
                 say=say,
             )
         return provision
-    task_head = git.head(task_wt.path) if task_wt.made_worktree or task_wt.status == worktrees.REUSED else None
-    task_head = task_head or task_wt.base_ref
+    # a git layout always has the task worktree, provisioned (or planned) from a commit
+    assert task_wt.path is not None and task_wt.base_ref is not None
+    live = task_wt.made_worktree or task_wt.status == worktrees.REUSED
+    task_head = (git.head(task_wt.path) if live else None) or task_wt.base_ref
     # the anchor is fixed by the first implementation run, whichever stage it takes
     slot = worktrees.task_slot(task)
     anchor = registry.anchor(slot) or (task_head if dry else registry.fix_anchor(slot, task_head))
@@ -487,7 +491,7 @@ def _write_run(
     options: PrepareOptions,
     plan: PlanRun | None,
     stage: int | None,
-    spec,
+    spec: Stage | None,
     task_wt: Provision,
     stage_wt: Provision,
     concurrent: list[int],
@@ -530,7 +534,7 @@ def _write_run(
         run_dir=str(run_dir),
         task=str(task.ref),
         task_key=task.key,
-        task_type=options.task_type,
+        task_type=cast(Phase, options.task_type),  # a known phase: prepare refused any other
         stage=stage,
         created=clock.iso(),
         project_root=str(project.root),
@@ -542,7 +546,7 @@ def _write_run(
         depends_on=list(spec.depends_on) if spec is not None else [],
         worktree=_info(stage_wt),
         task_worktree=_info(task_wt),
-        concurrent_run=ConcurrentRun(detected=bool(concurrent), active_stages=concurrent),
+        concurrentRun=ConcurrentRun(detected=bool(concurrent), activeStages=concurrent),
         team=TeamInfo(mode=team.mode, name=team.name),
         workers=list(options.workers),
         render_only=options.render_only,
@@ -569,7 +573,7 @@ def _write_run(
 
 
 def _qa_waivers(task: Task, waiver: str | None, stage: int | None, say: Callable[[str], None]) -> None:
-    """SPEC §4.6, inside the task mutex: set this run's waiver, then clear what an earlier
+    """Inside the task mutex: set this run's waiver, then clear what an earlier
     run left on the stage — a stale waiver would let the verifier skip it silently."""
     key = None
     if waiver:

@@ -41,7 +41,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict
 
@@ -54,7 +54,8 @@ from .locations import agent_home, okstra_home
 from .locks import file_lock
 from .teams import TEAM_PREFIX, TEAM_RE, check_team_name, team_name
 
-KINDS = ("teams", "tasks")
+Kind = Literal["teams", "tasks"]
+KINDS: tuple[Kind, ...] = ("teams", "tasks")
 MANIFEST_NAME = "manifest.json"
 
 STAMP_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z(?:-[0-9]{1,4})?")
@@ -82,7 +83,7 @@ def trash_root() -> Path:
 class TrashItem(Doc):
     model_config = ConfigDict(extra="allow")
 
-    kind: Literal["teams", "tasks"]
+    kind: Kind
     source: str
     """The original absolute path under the agent home."""
     moved_to: str
@@ -118,7 +119,7 @@ class TrashEntry(Doc):
     def complete(self) -> bool:
         return self.state in ("moved", "restored")
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         doc = self.model_dump(mode="json")
         doc["dir"] = str(self.dir)
         return doc
@@ -194,7 +195,7 @@ class Owner:
     stage: int
     stale_reason: str | None = None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "project": self.project_id,
@@ -268,7 +269,7 @@ class TeamInfo:
     def offered(self) -> bool:
         return self.owner is None and self.problem is None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "team": self.team,
             "paths": [str(p) for p in self.paths],
@@ -324,7 +325,7 @@ def _pending_moves() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class MoveStep:
-    kind: str
+    kind: Kind
     source: Path
     destination: Path
     action: Literal["move", "drop-leftover", "done"]
@@ -373,7 +374,7 @@ class MovePlan:
         )
         return [head, *(f"  {step.describe()}" for step in self.steps)]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "team": self.team,
             "stamp": self.stamp,
@@ -386,7 +387,7 @@ class MovePlan:
         }
 
 
-def _team_sources(team: str) -> list[tuple[str, Path]]:
+def _team_sources(team: str) -> list[tuple[Kind, Path]]:
     """The team's existing directories under the agent home; OkstraError for anything unsafe."""
     home = agent_home()
     try:
@@ -489,7 +490,7 @@ def plan_move(team: str) -> MovePlan:
     return MovePlan(team, stamp, trash_dir, [], [_fresh_step(trash_dir, team, kind, path) for kind, path in sources])
 
 
-def _fresh_step(trash_dir: Path, team: str, kind: str, source: Path) -> MoveStep:
+def _fresh_step(trash_dir: Path, team: str, kind: Kind, source: Path) -> MoveStep:
     return MoveStep(kind, source, _check_trash_destination(trash_dir / kind / team), "move")
 
 
@@ -515,7 +516,7 @@ def move_team(team: str) -> TrashEntry:
         return last
 
 
-def _claim_entry(team: str, sources: list[tuple[str, Path]]) -> TrashEntry:
+def _claim_entry(team: str, sources: list[tuple[Kind, Path]]) -> TrashEntry:
     root = trash_root()
     if root.is_symlink():
         raise OkstraError(
@@ -573,7 +574,7 @@ def _run_move(entry: TrashEntry, steps: list[MoveStep]) -> TrashEntry:
 
 @dataclass(frozen=True)
 class RestoreStep:
-    kind: str
+    kind: Kind
     source: Path
     """In the trash."""
     destination: Path

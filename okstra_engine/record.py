@@ -46,13 +46,13 @@ def _record_locked(task: Task, stage: int, status: Status, commit: str | None, r
             f"see what is in flight: okstra status {task.ref}",
         )
     if status == "done":
-        fields["head_commit"] = _done_commit(task, stage, commit)
-        if fields["head_commit"]:
+        head = fields["head_commit"] = _done_commit(task, stage, commit)
+        if head:
             # base ref, paths and patch-ids, and a pin ref, so reconcile can find the
-            # stage's work after a rebase, squash or gc (SPEC §4.4)
+            # stage's work after a rebase, squash or gc
             from .reconcile import done_fields
 
-            fields.update(done_fields(task, stage, fields["head_commit"], rows))
+            fields.update(done_fields(task, stage, head, rows))
     elif commit:
         raise OkstraError(f"--commit goes with --status done, not {status}", "drop --commit")
     if status == "released":

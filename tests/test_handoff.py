@@ -1,4 +1,4 @@
-"""Stage-group handoff (SPEC §4.5) on real repositories: merges of parallel stages, the
+"""Stage-group handoff on real repositories: merges of parallel stages, the
 all-or-nothing undo on a conflict, refusals, the clean gate, squash-merged stages,
 default group selection, the record and report, and the CLI."""
 

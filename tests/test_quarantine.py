@@ -1,4 +1,4 @@
-"""Agent team state quarantine (§4.7): list, move, restore, and what is refused."""
+"""Agent team state quarantine: list, move, restore, and what is refused."""
 
 from __future__ import annotations
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .. import clock, faults, git
 from ..errors import OkstraError
@@ -82,7 +83,7 @@ class HandoffResult:
     def recorded(self) -> bool:
         return self.record is not None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         plan = self.plan
         return {
             "task": str(plan.task.ref),
@@ -218,11 +219,13 @@ def _merge_group(plan: HandoffPlan, applied: list[Suggestion]) -> tuple[dict[int
     try:
         for n in plan.to_merge:
             sp = plan.stage(n)
+            done = sp.done_commit
+            assert done is not None  # a stage to merge was classified, so it names its done commit
             at = git.head(wt)
-            proc = git.merge_no_ff(wt, sp.done_commit, _message(plan, sp), identity=identity)
+            proc = git.merge_no_ff(wt, done, _message(plan, sp), identity=identity)
             if proc.returncode == 0:
                 now = git.head(wt)
-                if now == at:
+                if now is None or now == at:
                     up_to_date.append(n)
                 else:
                     merges[n] = now
@@ -232,7 +235,7 @@ def _merge_group(plan: HandoffPlan, applied: list[Suggestion]) -> tuple[dict[int
             if not files:
                 why = git.failure_message(proc)
                 raise HandoffError(
-                    f"git refused to merge stage {n} ({sp.done_commit[:8]}) into the task worktree: {why}; "
+                    f"git refused to merge stage {n} ({done[:8]}) into the task worktree: {why}; "
                     f"nothing of group {plan.group} was merged (task worktree back at {before[:8]})",
                     f"fix what git reports in {wt}, then rerun: okstra handoff {plan.task.ref} --group {shlex.quote(plan.group)} --merge",
                     plan,
@@ -275,7 +278,7 @@ def _conflict_error(plan: HandoffPlan, conflicts: dict[int, list[str]], applied:
         f"handoff of group {plan.group} of {plan.task.ref} undone: "
         + "; ".join(parts)
         + f"; nothing of the group was merged (task worktree back at {plan.task_head[:8]}, clean)",
-        f"merge it by hand and resolve: git -C {q} merge --no-ff {sp.done_commit[:12]} (stage {first}), fix the conflicts, "
+        f"merge it by hand and resolve: git -C {q} merge --no-ff {(sp.done_commit or '')[:12]} (stage {first}), fix the conflicts, "
         f"commit, then rerun okstra handoff {plan.task.ref} --group {shlex.quote(plan.group)} --merge "
         "(a stage already merged is counted, not merged again)",
         plan,

@@ -20,8 +20,10 @@ change; the TUI shows it as the merge plan.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .. import git, registry, worktrees
 from ..errors import OkstraError
@@ -76,7 +78,7 @@ class StagePlan:
             return "unclassified"
         return "already-merged" if self.kind in MERGED_KINDS else "merge"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "stage": self.stage,
             "title": self.title,
@@ -154,7 +156,7 @@ class HandoffPlan:
                     return item.commit
         return None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "task": str(self.task.ref),
             "group": self.group,
@@ -238,7 +240,7 @@ def build_plan(
     group: str | None,
     *,
     classify: bool,
-    applied: list[Suggestion] = (),
+    applied: Sequence[Suggestion] = (),
 ) -> HandoffPlan:
     plan_run = require_plan_run_root(task)
     stage_map = plan_run.stage_map()
@@ -293,6 +295,8 @@ def _classify(
     task: Task, sp: StagePlan, rows: list[LedgerRow], row: LedgerRow, head: str, fix: Suggestion | None
 ) -> None:
     root = task.project.root
+    if sp.done_commit is None:  # refused by state: a done stage names its commit
+        return
     try:
         match = content_merged(root, sp.done_commit, head, base=stage_base_ref(rows, sp.stage), stored=row)
     except OkstraError as exc:
@@ -324,7 +328,7 @@ class HandoffError(OkstraError):
         plan: HandoffPlan,
         *,
         conflicts: dict[int, list[str]] | None = None,
-        applied: list[Suggestion] = (),
+        applied: Sequence[Suggestion] = (),
     ) -> None:
         super().__init__(what, how)
         self.plan = plan
@@ -335,7 +339,7 @@ class HandoffError(OkstraError):
     def refusals(self) -> dict[int, str]:
         return self.plan.refusals
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         plan = self.plan
         return {
             "task": str(plan.task.ref),
@@ -357,7 +361,7 @@ class HandoffError(OkstraError):
         }
 
 
-def refused_error(plan: HandoffPlan, applied: list[Suggestion] = ()) -> HandoffError:
+def refused_error(plan: HandoffPlan, applied: Sequence[Suggestion] = ()) -> HandoffError:
     refused = list(plan.refused.values())
     hows = list(dict.fromkeys(r.how for r in refused if r.how))
     return HandoffError(
