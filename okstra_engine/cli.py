@@ -14,8 +14,17 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import OkstraError, print_error
+
+if TYPE_CHECKING:
+    from .handoff import HandoffResult
+    from .projects import Project
+    from .reconcile import Suggestion
+    from .tasks import Task
+
+Handler = Callable[[argparse.Namespace], int]
 
 
 def main(argv: list[str] | None = None, *, open_ui: Callable[..., int] | None = None) -> int:
@@ -91,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(handler=cmd_tui)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    def command(name: str, handler, help: str, **kwargs) -> argparse.ArgumentParser:
+    def command(name: str, handler: Handler, help: str, **kwargs: Any) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help, parents=[common], **kwargs)
         p.set_defaults(handler=handler)
         return p
@@ -216,19 +225,25 @@ def _needs_subcommand(args: argparse.Namespace) -> int:
     raise OkstraError("a subcommand is missing", "see okstra --help")
 
 
-def _project(args: argparse.Namespace):
+def _project(args: argparse.Namespace) -> Project:
     from .locations import default_root
     from .projects import load_project
 
     return load_project(default_root(args.project))
 
 
-def _task(args: argparse.Namespace):
+def _task(args: argparse.Namespace) -> Task:
     from .slugs import TaskRef
     from .tasks import load_task
 
     ref = TaskRef.parse(args.task_ref)
     return load_task(_project(args), ref)
+
+
+def _say_on_stderr(text: str) -> None:
+    """Notices (waiting for another process, recoveries) go to stderr: stdout stays the
+    command's answer, one JSON document with --json."""
+    print(text, file=sys.stderr)
 
 
 def _print_json(doc: object) -> None:
@@ -241,7 +256,8 @@ def _ui(args: argparse.Namespace) -> Callable[..., int]:
             "this entry point has no terminal UI (it runs the engine's commands only)",
             "run the `okstra` console script, or python -m okstra_tui.entry",
         )
-    return args.open_ui
+    open_ui: Callable[..., int] = args.open_ui
+    return open_ui
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
@@ -346,7 +362,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from .record import record
 
     task = _task(args)
-    row = record(task, args.stage, args.status, commit=args.commit, run_id=args.run_id)
+    row = record(task, args.stage, args.status, commit=args.commit, run_id=args.run_id, on_wait=_say_on_stderr)
     if args.json:
         _print_json(row.model_dump(exclude_none=True))
         return 0
@@ -364,21 +380,15 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             f"for example: okstra reconcile {args.task_ref} --stage 1 --commit SHA",
         )
     task = _task(args)
-    found: list = []
-    applied: list = []
-    if args.commit or args.apply:
-        from .locks import task_mutex
-
-        def waiting(path: Path) -> None:
-            print(f"okstra: waiting for another okstra process on {task.ref} ({path})", file=sys.stderr)
-
-        with task_mutex(task.project.id, task.ref.group, task.ref.id, on_wait=waiting):
-            if args.commit:
-                one = reconcile.correct(task, args.stage, args.commit)
-                applied = [one] if one else []
-            else:
-                found = reconcile.suggestions(task, stages=None if args.stage is None else [args.stage])
-                applied = reconcile.apply(task, found)
+    found: list[Suggestion] = []
+    applied: list[Suggestion] = []
+    if args.commit:
+        one = reconcile.correct(task, args.stage, args.commit, on_wait=_say_on_stderr)
+        applied = [one] if one else []
+    elif args.apply:
+        found, applied = reconcile.suggest_and_apply(
+            task, stages=None if args.stage is None else [args.stage], on_wait=_say_on_stderr
+        )
     else:
         found = reconcile.suggestions(task, stages=None if args.stage is None else [args.stage])
     if args.json:
@@ -395,7 +405,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         if s.kind in ("not-merged", "missing"):
             print(f"  fix: {reconcile.fix_guidance(task, s.stage)}")
     for s in applied:
-        print(f"okstra: stage {s.stage} done commit {s.recorded[:8]} -> {s.suggested[:8]} recorded ({s.reason})")
+        print(
+            f"okstra: stage {s.stage} done commit {s.recorded[:8]} -> {(s.suggested or '')[:8]} recorded ({s.reason})"
+        )
     if args.commit and not applied:
         print(f"okstra: stage {args.stage} is already recorded at that commit; nothing to change")
     elif not args.commit and not found and not task.project.is_git:
@@ -408,15 +420,99 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from .prepare import run_command
+    from .locations import default_root
+    from .prepare import PrepareOptions, prepare
+    from .projects import config_path, init_project, load_project
+    from .prompts import parse_workers
+    from .slugs import TaskRef
+    from .tasks import load_task
 
-    return run_command(args)
+    ref = TaskRef.parse(args.task_ref)
+    options = PrepareOptions(
+        task_type=args.task_type,
+        stage=args.stage,
+        base_ref=args.base_ref,
+        render_only=args.render_only,
+        workers=tuple(parse_workers(args.workers)),
+        qa_waiver=args.qa_waiver,
+    )
+    root = default_root(getattr(args, "project", None))
+    if not options.render_only and (
+        config_path(root).exists() or (root / ".okstra" / "tasks" / ref.group / ref.id / "task.json").exists()
+    ):
+        # a project `okstra prepare` runs in registers itself (project.json, the machine's
+        # project list); only where the task is, so a prepare run from inside a worktree
+        # (which has no .okstra) does not make the worktree a project of its own
+        init_project(root)
+    task = load_task(load_project(root), ref)
+    prepared = prepare(task, options, notice=_say_on_stderr)
+    manifest = prepared.manifest
+    if args.json:
+        doc = manifest.to_json()
+        if options.render_only:
+            doc["prompt_text"] = prepared.prompt_text
+        _print_json(doc)
+        return 0
+    print(f"okstra run dir: {manifest.run_dir}")
+    print(f"okstra prompt: {manifest.prompt}")
+    if manifest.stage is not None:
+        print(f"okstra stage: {manifest.stage}")
+    print(f"okstra worktree: {manifest.worktree.path} ({manifest.worktree.status})")
+    if manifest.concurrent_run.detected:
+        print(f"okstra concurrent-run stages: {','.join(map(str, manifest.concurrent_run.active_stages))}")
+    if options.render_only:
+        print("okstra render-only: nothing was written")
+        print()
+        print(prepared.prompt_text, end="" if prepared.prompt_text.endswith("\n") else "\n")
+    return 0
 
 
 def cmd_handoff(args: argparse.Namespace) -> int:
-    from .handoff import run_command
+    from .handoff import HandoffError, run_handoff
 
-    return run_command(_task(args), args)
+    task = _task(args)
+    # with --json, progress goes to stderr so stdout stays one document
+    info = _say_on_stderr if args.json else print
+    try:
+        result = run_handoff(task, args.group, merge=args.merge, notice=info, warn=_say_on_stderr)
+    except HandoffError as exc:
+        if args.json:
+            _print_json(exc.to_json())
+        raise
+    if args.json:
+        _print_json(result.to_json())
+        return 0
+    for line in _handoff_lines(result):
+        print(line)
+    return 0
+
+
+def _handoff_lines(result: HandoffResult) -> list[str]:
+    plan = result.plan
+    head = f"okstra handoff {plan.task.ref} group {plan.group}: stage(s) {', '.join(map(str, plan.stage_numbers))}"
+    if result.would_merge:
+        head += " — merge plan only, nothing merged (add --merge to merge)"
+    lines = [head]
+    for sp in plan.stages:
+        label = f"  stage {sp.stage} ({sp.title}):"
+        done = (sp.done_commit or "")[:8]
+        if sp.stage in result.merge_commits:
+            lines.append(f"{label} merged {done} from {sp.branch} as {result.merge_commits[sp.stage][:8]}")
+        elif sp.stage in result.would_merge:
+            lines.append(f"{label} would merge {done} from {sp.branch} ({sp.kind})")
+        else:
+            at = f" at {sp.match_commit[:8]}" if sp.match_commit and sp.match_commit != sp.done_commit else ""
+            lines.append(f"{label} already merged ({sp.kind}{at})")
+    if result.would_merge:
+        lines += [f"okstra: --merge would refuse now: {blocker}" for blocker in plan.merge_blockers()]
+    moved = f" (was {result.head_before[:8]})" if result.task_head != result.head_before else ""
+    lines.append(f"okstra task worktree: {plan.task_worktree} at {result.task_head[:8]}{moved}")
+    if result.next_ready:
+        lines.append(f"okstra ready next: {', '.join(map(str, result.next_ready))}")
+    if result.report:
+        lines.append(f"okstra report: {result.report}")
+    lines.append(f"okstra next: {result.next_command}")
+    return lines
 
 
 def cmd_launch(args: argparse.Namespace) -> int:

@@ -8,11 +8,11 @@ clears it — unless this very run waives that same stage again.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ConfigDict, Field
 
+from . import clock
 from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
 
@@ -66,7 +66,7 @@ def _load(path: Path) -> ConformanceManifest:
 def set_waiver(task_dir: Path, key: str, reason: str) -> None:
     path = manifest_path(task_dir)
     manifest = _load(path)
-    when = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    when = clock.iso()
     entry = next((e for e in manifest.entries if e.stage_key == key), None)
     if entry is None:
         manifest.entries.append(ConformanceEntry(stage_key=key, waiver=Waiver(reason=reason, when=when)))

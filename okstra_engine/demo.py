@@ -40,8 +40,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from . import git
+from . import clock, git
 from .errors import OkstraError
+from .teams import team_name
 
 DEMO_TASK = "demo/checkout"
 DEMO_PROJECT = "shop"
@@ -167,7 +168,7 @@ def build_demo(directory: Path, *, now: datetime | None = None) -> DemoInfo:
             f"{directory} is not empty, and holds no okstra demo",
             "pass --dir with a new or empty directory, or leave --dir out for a temporary one",
         )
-    now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    now = (now or clock.now()).astimezone(UTC).replace(microsecond=0)
     root = directory / DEMO_PROJECT
     env = {
         "OKSTRA_HOME": os.environ.get("OKSTRA_HOME") or str(directory / "okstra-home"),
@@ -326,8 +327,8 @@ def _build(root: Path, info: DemoInfo, now: datetime) -> None:
     )
 
     agent_home = Path(info.agent_home)
-    _team(agent_home, f"okstra-{key}-s3", at(13), runs[3])
-    _team(agent_home, f"okstra-{key}-s4", at(149), runs[4])
+    _team(agent_home, team_name(key, 3), at(13), runs[3])
+    _team(agent_home, team_name(key, 4), at(149), runs[4])
 
 
 def _free_project_id(taken: set[str]) -> str:
@@ -406,13 +407,13 @@ class _DemoGit:
 
 def _run_id(when: datetime, stage: int) -> str:
     """The shape of `runs.new_run_id`, with a tail derived from its inputs (reproducible)."""
-    stamp = when.strftime("%Y%m%dT%H%M%SZ")
+    stamp = clock.stamp(when)
     tail = hashlib.sha256(f"{stamp}-{stage}".encode()).hexdigest()[:6]
     return f"{stamp}-implementation-s{stage}-{tail}"
 
 
 def _ts(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return clock.iso(moment)
 
 
 def _quote(path: str) -> str:

@@ -1,10 +1,10 @@
-"""The gates of a final-verification run: what it may verify, or why not.
+"""The gates of a final-verification run that need git or the registry: what it may
+verify, or why not (whether the stages are done is `gates`' to say, first).
 
-Whole task (the default): every Stage Map stage done, every latest done commit merged
-into the task worktree HEAD, and the task worktree clean. One stage (`--stage N`): stage
-N done, its stage worktree present and clean; the run then works in that worktree
-(`reused-stage`). Each violated condition is its own error, so the person fixes one
-thing at a time and knows which.
+Whole task (the default): every latest done commit merged into the task worktree HEAD,
+and the task worktree clean. One stage (`--stage N`): its stage worktree present and
+clean; the run then works in that worktree (`reused-stage`). Each violated condition is
+its own refusal, so the person fixes one thing at a time and knows which.
 """
 
 from __future__ import annotations
@@ -12,25 +12,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import git, registry, worktrees
-from .errors import OkstraError
 from .ledger import LedgerRow, latest_done_by_stage
-from .stage_map import StageMap
+from .refusals import Params, Refusal
 from .tasks import Task, stage_branch
 from .worktrees import Provision
 
 REUSED_STAGE = "reused-stage"
 
 
-def check_whole_task(task: Task, stage_map: StageMap, rows: list[LedgerRow], task_wt: Provision) -> str:
-    """Return the target description, or raise the first violated condition."""
+def check_whole_task(task: Task, rows: list[LedgerRow], task_wt: Provision) -> str:
+    """Return the target description, or raise the first violated condition that needs
+    git (every stage is done: `gates.stages_refusal` said so)."""
     done = latest_done_by_stage(rows)
-    missing = [s.stage for s in stage_map.stages if s.stage not in done]
-    if missing:
-        listed = ", ".join(map(str, missing))
-        raise OkstraError(
-            f"final verification of {task.ref} needs every stage done; stage(s) {listed} are not",
-            f"finish them first (okstra status {task.ref}), or verify one stage: --stage N",
-        )
     if task_wt.path is None or task_wt.status in (worktrees.SKIPPED_NON_GIT,):
         return "the whole task"
     head = git.head(task_wt.path)
@@ -38,45 +31,34 @@ def check_whole_task(task: Task, stage_map: StageMap, rows: list[LedgerRow], tas
     unmerged = git.not_ancestors(task_wt.path, list(commits.values()), head) if head else set(commits.values())
     late = [n for n, sha in sorted(commits.items()) if sha in unmerged]
     if late:
+        from .gates import not_merged
         from .reconcile import fix_guidance
 
-        listed = ", ".join(f"stage {n} ({commits[n][:8]})" for n in late)
-        raise OkstraError(
-            f"final verification of {task.ref} needs every stage merged into the task worktree; {listed} "
-            f"{'is' if len(late) == 1 else 'are'} not (task HEAD {(head or '?')[:8]})",
-            "hand the stages off (okstra handoff " + str(task.ref) + " --merge), or: " + fix_guidance(task, late[0]),
-        )
+        stages = [(n, commits[n]) for n in late]
+        raise not_merged(task, stages, head=head or "?", fix=fix_guidance(task, late[0])).error()
     dirty = git.dirty_paths(task_wt.path, task.project.config.clean_gate_excludes)
     if dirty:
-        raise OkstraError(
-            f"the task worktree {task_wt.path} has uncommitted changes: {_some(dirty)}",
-            "commit or stash them there (okstra ignores .okstra and the project's cleanGateExcludes)",
-        )
+        raise Refusal(
+            "verify.task_worktree_dirty", {"task": str(task.ref), "path": str(task_wt.path), "paths": dirty}
+        ).error()
     return "the whole task"
 
 
 def check_one_stage(task: Task, stage: int, rows: list[LedgerRow]) -> Provision:
-    """The stage's own worktree, to verify in; or the first violated condition."""
-    done = latest_done_by_stage(rows).get(stage)
-    if done is None:
-        raise OkstraError(
-            f"stage {stage} of {task.ref} is not done, so there is nothing to verify yet",
-            f"finish it first (okstra status {task.ref})",
-        )
+    """The stage's own worktree, to verify in; or the first violated condition that needs
+    the registry or git (the stage is done: `gates.stage_refusal` said so)."""
+    done = latest_done_by_stage(rows)[stage]
+    params: Params = {"task": str(task.ref), "stage": stage}
     row = registry.get_worktree(worktrees.task_slot(task), stage)
     path = Path(row.path) if row is not None else None
-    if path is None or not path.is_dir():
-        raise OkstraError(
-            f"stage {stage}'s worktree {'is not registered' if path is None else f'{path} does not exist'}",
-            f"verify it through the task instead (hand it off, then okstra prepare {task.ref} --type final-verification), "
-            f"or recreate it: git worktree add <path> {stage_branch(task, stage)}",
-        )
+    if row is None or path is None or not path.is_dir():
+        where = None if path is None else str(path)
+        raise Refusal(
+            "verify.stage_worktree_missing", {**params, "path": where, "branch": stage_branch(task, stage)}
+        ).error()
     dirty = git.dirty_paths(path, task.project.config.clean_gate_excludes)
     if dirty:
-        raise OkstraError(
-            f"stage {stage}'s worktree {path} has uncommitted changes: {_some(dirty)}",
-            "commit or stash them there before verifying the stage",
-        )
+        raise Refusal("verify.stage_worktree_dirty", {**params, "path": str(path), "paths": dirty}).error()
     return Provision(
         path,
         row.branch,
@@ -84,8 +66,3 @@ def check_one_stage(task: Task, stage: int, rows: list[LedgerRow]) -> Provision:
         REUSED_STAGE,
         note=f"final verification works in stage {stage}'s worktree (done at {(done.head_commit or '-')[:8]})",
     )
-
-
-def _some(paths: list[str], most: int = 5) -> str:
-    shown = ", ".join(paths[:most])
-    return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")

@@ -1,11 +1,15 @@
-"""File writes that never leave half a file, and appends that never glue lines."""
+"""File writes that never leave half a file, appends that never glue lines, and folder
+moves that never lose data (even across file systems)."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
+import shutil
+import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import faults
@@ -29,7 +33,7 @@ def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
             os.unlink(tmp)
         raise
     if durable:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 def append_line(path: Path, line: str) -> None:
@@ -66,7 +70,8 @@ def append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a new entry in `directory` survive a crash (best effort)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -88,8 +93,6 @@ def write_dir(final: Path, files: dict[str, str], *, fault_prefix: str | None = 
         if fault_prefix is not None:
             faults.point(f"{fault_prefix}.{name}")
 
-    import shutil
-
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
@@ -103,3 +106,146 @@ def write_dir(final: Path, files: dict[str, str], *, fault_prefix: str | None = 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+# ---------------------------------------------------------------------------- moving trees
+
+_STAGING_SUFFIX = ".okstra-partial"
+
+
+def _rename(src: Path, dst: Path) -> None:
+    """One rename; raises OSError(EXDEV) across file systems (the tests make it do so)."""
+    os.rename(src, dst)
+
+
+def remove_tree(path: Path, *, fault_prefix: str | None = None) -> None:
+    """Remove a directory tree whose complete copy is safe elsewhere, then make the
+    removal durable. `fault_prefix` names the kill point the reliability tests use."""
+    if fault_prefix is not None and faults.armed(f"{fault_prefix}.mid-remove"):
+        for found in walk(path):  # tests only: die with the tree half removed
+            if found.is_file() and not found.is_symlink():
+                found.unlink()
+                break
+        faults.kill()
+    shutil.rmtree(path)
+    fsync_dir(path.parent)
+
+
+def move_tree(src: Path, dst: Path, *, fault_prefix: str | None = None) -> str:
+    """Move directory `src` to the free name `dst`, never losing data; returns how
+    (`rename` or `copy`).
+
+    One `rename` when both are on one file system; otherwise (EXDEV) a copy to a hidden
+    staging name beside `dst`, fsynced, compared byte for byte with `src`, renamed into
+    place, and only then is `src` removed. So `dst` only ever holds a complete copy, and
+    the data is complete in at least one place whenever the process dies.
+    """
+
+    def point(name: str) -> None:
+        if fault_prefix is not None:
+            faults.point(f"{fault_prefix}.{name}")
+
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, "destination exists", str(dst))
+    try:
+        _rename(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    else:
+        fsync_dir(src.parent)
+        fsync_dir(dst.parent)
+        return "rename"
+    _check_plain_tree(src)
+    staging = dst.with_name(f".{dst.name}{_STAGING_SUFFIX}")
+    if staging.is_symlink():
+        staging.unlink()
+    elif staging.exists():
+        shutil.rmtree(staging)  # our own half-made copy from a crash: the source is whole
+    try:
+        shutil.copytree(src, staging, symlinks=True)
+        point("copied")
+        _fsync_tree(staging)
+        if not same_tree(src, staging):
+            raise OSError(errno.EIO, "the copy differs from the original", str(staging))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    point("staged")
+    os.replace(staging, dst)  # same file system: the final name appears complete
+    fsync_dir(dst.parent)
+    point("copy-in-place")
+    remove_tree(src, fault_prefix=fault_prefix)
+    return "copy"
+
+
+def walk(root: Path) -> Iterator[Path]:
+    """Every entry under `root` (not `root` itself), not following links."""
+    stack = [root]
+    while stack:
+        current = stack.pop()
+        with os.scandir(current) as it:
+            for entry in it:
+                path = Path(entry.path)
+                yield path
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(path)
+
+
+def is_subset(small: Path, big: Path) -> bool:
+    """Every entry of `small` is in `big` with the same type and the same bytes/target."""
+    try:
+        if not small.is_dir() or small.is_symlink() or not big.is_dir() or big.is_symlink():
+            return False
+        for path in walk(small):
+            other = big / path.relative_to(small)
+            a, b = path.lstat(), os.lstat(other) if os.path.lexists(other) else None
+            if b is None or stat.S_IFMT(a.st_mode) != stat.S_IFMT(b.st_mode):
+                return False
+            if stat.S_ISLNK(a.st_mode):
+                if os.readlink(path) != os.readlink(other):
+                    return False
+            elif stat.S_ISREG(a.st_mode):
+                if a.st_size != b.st_size or not _same_bytes(path, other):
+                    return False
+            elif not stat.S_ISDIR(a.st_mode):
+                return False
+        return True
+    except OSError:
+        return False
+
+
+def same_tree(a: Path, b: Path) -> bool:
+    return is_subset(a, b) and sum(1 for _ in walk(a)) == sum(1 for _ in walk(b))
+
+
+def _check_plain_tree(root: Path) -> None:
+    for path in walk(root):
+        mode = path.lstat().st_mode
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            raise OSError(errno.EINVAL, "not a file, folder or link; okstra will not copy it", str(path))
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in walk(root):
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            fsync_dir(path)
+            continue
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fsync_dir(root)
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True

@@ -10,6 +10,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .config import settings
 from .documents import Doc, load_doc
@@ -41,10 +42,10 @@ class LaunchPlan:
     argv: list[str]
     cwd: Path
     run_dir: Path
-    manifest: dict
+    manifest: dict[str, Any]
 
 
-def read_manifest(run_dir: Path) -> dict:
+def read_manifest(run_dir: Path) -> dict[str, Any]:
     try:
         doc = load_doc(run_dir / "manifest.json", LaunchManifest, how="prepare the run again")
     except FileNotFoundError:

@@ -10,15 +10,15 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic import ConfigDict
 
+from . import clock
 from .documents import Doc
-from .errors import describe_validation_error
 from .fsio import append_line
+from .jsonl import parse_jsonl
 
 LEDGER_NAME = "consumers.jsonl"
 SCHEMA_VERSION = 1
@@ -55,17 +55,12 @@ class LedgerRow(Doc):
         return parse_ts(self.ts)
 
 
-@cache
-def _rows_adapter() -> TypeAdapter[list[LedgerRow]]:
-    return TypeAdapter(list[LedgerRow])
-
-
 def utc_now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def format_ts(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return clock.iso(moment)
 
 
 def parse_ts(text: str) -> datetime:
@@ -97,35 +92,8 @@ def read_ledger(path: Path) -> LedgerRead:
 
 
 def parse_ledger(data: bytes, source: str = LEDGER_NAME, *, first_line: int = 1) -> LedgerRead:
-    lines = data.split(b"\n")
-    numbered = [(no, line) for no, line in enumerate(lines, first_line) if line.strip()]
-    # Fast path: one validation call over the whole file as a JSON array. A healthy
-    # ledger of 10,000 rows validates in a few ms this way; only a damaged one pays
-    # for the line-by-line pass that names the bad lines.
-    try:
-        rows = _rows_adapter().validate_json(b"[" + b",".join(l for _, l in numbered) + b"]")
-    except (ValidationError, ValueError):
-        rows = None
-    # a line holding `{..},{..}` would pass as two rows: only a count match is trusted
-    if rows is not None and len(rows) == len(numbered):
-        return LedgerRead(rows)
-    result = LedgerRead()
-    last = first_line - 1 + (len(lines) if lines[-1].strip() else len(lines) - 1)
-    for no, line in numbered:
-        try:
-            result.rows.append(LedgerRow.model_validate_json(line))
-        except ValidationError as exc:
-            torn = no == last and not data.endswith(b"\n")
-            if _is_json_error(exc):
-                why = "torn write (no newline at the end)" if torn else "not valid JSON"
-                result.warnings.append(f"{source} line {no}: {why}; skipped")
-            else:
-                result.warnings.append(describe_validation_error(exc, f"{source} line {no}") + "; skipped")
-    return result
-
-
-def _is_json_error(exc: ValidationError) -> bool:
-    return any(err.get("type") == "json_invalid" for err in exc.errors())
+    rows, warnings = parse_jsonl(data, LedgerRow, source, first_line=first_line)
+    return LedgerRead(rows, warnings)
 
 
 def append_row(path: Path, row: LedgerRow) -> None:

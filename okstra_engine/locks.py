@@ -1,13 +1,24 @@
-"""Cross-process mutexes that the OS frees when their holder dies (flock)."""
+"""Cross-process mutexes that the OS frees when their holder dies (flock), and the task
+mutex every engine operation that reads a task's state and then writes it takes."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .tasks import Task
+
+LOCK_TIMEOUT_S = 900.0
+"""How long an engine operation waits for another okstra process on the same task."""
+
+Notice = Callable[[str], None]
 
 
 @contextmanager
@@ -39,31 +50,63 @@ def file_lock(
         os.close(fd)
 
 
-def task_lock_path(project_id: str, task_group: str, task_id: str) -> Path:
+def task_lock_path(task: Task) -> Path:
     """`<okstra home>/locks/tasks/PROJECT/GROUP/ID.lock` (each part a slug, so no clash)."""
     from .locations import okstra_home
 
-    return okstra_home() / "locks" / "tasks" / project_id / task_group / f"{task_id}.lock"
+    return okstra_home() / "locks" / "tasks" / task.project.id / task.ref.group / f"{task.ref.id}.lock"
+
+
+def waiting_message(task: Task) -> str:
+    """What an operation says, once, when it has to wait for the task mutex."""
+    return f"okstra: waiting for another okstra process on {task.ref} …"
+
+
+# The depth of each task mutex this thread holds, by lock path. flock is per open file:
+# a second open of the same lock file in this process would wait on the first forever,
+# so a thread that holds the mutex enters it again without locking (prepare and handoff
+# call reconcile and carry backfill, which take it too). Other threads open their own
+# file and wait like another process would.
+_held = threading.local()
+
+
+def _depths() -> dict[str, int]:
+    depths: dict[str, int] | None = getattr(_held, "depths", None)
+    if depths is None:
+        depths = _held.depths = {}
+    return depths
 
 
 @contextmanager
-def task_mutex(
-    project_id: str,
-    task_group: str,
-    task_id: str,
-    *,
-    timeout: float | None = None,
-    on_wait: Callable[[Path], None] | None = None,
-) -> Iterator[None]:
-    """The per-task mutex: one okstra process at a time changes a task's worktrees,
-    reservations and QA manifest. Its holder dying (even by SIGKILL) frees it.
+def task_mutex(task: Task, *, timeout: float | None = LOCK_TIMEOUT_S, on_wait: Notice | None = None) -> Iterator[None]:
+    """The per-task mutex: one okstra process (one thread) at a time reads and changes a
+    task's ledger, worktrees, reservations and QA manifest. Its holder dying (even by
+    SIGKILL) frees it. Re-entrant within a thread.
 
-    `on_wait` is called once if another process holds it; after `timeout` seconds of
-    waiting an OkstraError says so (None waits as long as it takes).
+    When another holder makes it wait, `on_wait` gets `waiting_message(task)` once; after
+    `timeout` seconds an OkstraError says so (None waits as long as it takes).
     """
-    path = task_lock_path(project_id, task_group, task_id)
-    with file_lock(path, timeout=timeout, on_wait=on_wait, what=f"{task_group}/{task_id}"):
-        yield
+    path = task_lock_path(task)
+    key = str(path)
+    depths = _depths()
+    if depths.get(key):
+        depths[key] += 1
+        try:
+            yield
+        finally:
+            depths[key] -= 1
+        return
+
+    def waiting(_: Path) -> None:
+        if on_wait is not None:
+            on_wait(waiting_message(task))
+
+    with file_lock(path, timeout=timeout, on_wait=waiting, what=str(task.ref)):
+        depths[key] = 1
+        try:
+            yield
+        finally:
+            del depths[key]
 
 
 def _wait_for_lock(fd: int, path: Path, timeout: float | None, what: str) -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
+from . import clock
 from .errors import OkstraError
 from .fsio import atomic_write_text, write_dir
 from .runs import RunManifest, new_run_id, run_dirs
@@ -89,13 +89,9 @@ def plan_run_root(task: Task) -> PlanRun | None:
 def require_plan_run_root(task: Task) -> PlanRun:
     plan = plan_run_root(task)
     if plan is None:
-        newest = plan_runs(task)
-        how = (
-            f"approve the newest plan: okstra plan approve {task.ref}"
-            if newest
-            else f"import one: okstra plan import {task.ref} plan.md --approve"
-        )
-        raise OkstraError(f"task {task.ref} has no approved plan", how)
+        from .gates import plan_refusal
+
+        raise plan_refusal(task).error()
     return plan
 
 
@@ -113,8 +109,7 @@ def import_plan(task: Task, source: Path, *, approve: bool = False) -> PlanRun:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise OkstraError(f"cannot read plan file {source}: {exc}", "pass a UTF-8 plan.md or stage-map.json") from exc
-    now = datetime.now(UTC)
-    stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
+    stamp = clock.iso()
     files: dict[str, str] = {}
     if source.suffix.lower() == ".json":
         stage_map = parse_stage_map_json(text, str(source))
@@ -132,7 +127,7 @@ def import_plan(task: Task, source: Path, *, approve: bool = False) -> PlanRun:
         plan_text = with_approval(plan_text, stamp)
     files[PLAN_NAME] = plan_text
 
-    run_id = new_run_id("planning", now=now)
+    run_id = new_run_id("planning")
     final = task.runs_dir / run_id
     manifest = RunManifest(
         run_id=run_id,
@@ -159,6 +154,6 @@ def approve_plan(task: Task) -> tuple[PlanRun, bool]:
     newest.stage_map()  # never approve a plan whose Stage Map does not hold
     if newest.approved:
         return newest, False
-    stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    stamp = clock.iso()
     atomic_write_text(newest.plan_md, with_approval(newest.plan_md.read_text(encoding="utf-8"), stamp))
     return PlanRun(newest.dir, True), True

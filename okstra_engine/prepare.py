@@ -1,23 +1,24 @@
-"""`okstra prepare`: pick the stage, provision its worktree, reserve it, write the run.
+"""`prepare`: pick the stage, provision its worktree, reserve it, write the run.
 
-SPEC §4.1, in order, all under the task mutex (`locks.task_mutex`, a flock the OS frees
-when its holder dies):
+In order, all under the task mutex (`locks.task_mutex`, a flock the OS frees when its
+holder dies):
 
-1. check the project (implementation needs QA commands);
+1. check the phase, the project and the plan (`gates.setup_refusal`);
 2. provision the task worktree from `--base-ref` (default: the project's HEAD);
 3. backfill done rows from carry sidecars, then auto-reconcile (best effort: a failure
    prints `git-reconcile skipped: …` and the normal gates decide);
-4. select the stage (`--stage auto`: the lowest ready one);
+4. select the stage (`gates.pick_stage`; `--stage auto`: the lowest ready one);
 5. note the other stages in flight (`concurrentRun`);
 6. resolve the stage's base commit;
 7. provision the stage worktree from it;
 8. drop a stale QA waiver on this stage, unless this run's `--qa-waiver` re-waives it;
 9. append the `reserved` row, write `manifest.json` and `prompt.md`.
 
-A final-verification run checks its gates (okstra_engine.final_verification) where an
-implementation run selects its stage.
+A final-verification run checks its gates (`gates`, then `final_verification` for what
+needs git) where an implementation run selects its stage. Every refusal is a
+`RefusedError` (`refusals`). The engine prints nothing and registers no project: the
+caller (the CLI, the TUI) does.
 
-Decisions where the spec is silent:
 - A render-only run takes no lock and writes nothing (not even the registry or okstra
   home); it runs the same checks, so it fails where the real run would.
 - `concurrentRun` counts stages whose run is live (`in-flight`), not `stale` ones: a
@@ -30,43 +31,40 @@ Decisions where the spec is silent:
   for them except final verification (one stage, in that stage's worktree).
 - Render-only does not auto-reconcile (it would write correction rows); its gates see
   the ledger as it is.
-- Notices (carry backfill, ignored options) go to stderr so `--json` stays one document.
+- Notices (carry backfill, ignored options, waiting for the task mutex) go to `notice`.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 from pydantic import ConfigDict, Field
 
-from . import faults, final_verification, git, registry, worktrees
+from . import clock, faults, final_verification, gates, git, registry, worktrees
 from .carry import missing_done_rows, read_carry
 from .conformance import clear_stale_waivers, parse_waiver_arg, set_waiver
 from .documents import Doc
 from .errors import OkstraError
 from .fsio import write_dir
+from .gates import STAGED
 from .ledger import LEDGER_NAME, LedgerRow, append_row, latest_done_by_stage, new_row
 from .ledger_state import read_current
-from .locks import task_mutex
-from .plans import PlanRun, plan_run_root, require_plan_run_root
-from .runs import PHASES, RunManifest, new_run_id
+from .locks import LOCK_TIMEOUT_S, task_mutex
+from .plans import PlanRun, plan_run_root
+from .refusals import Params, Refusal, refuse
+from .runs import Phase, RunManifest, new_run_id
 from .slugs import check_slug
-from .stage_map import StageMap
-from .status import StageView, compute_states
+from .stage_map import Stage, StageMap
+from .stage_view import StageState
+from .status import TaskStatus, compute_states
 from .tasks import Task
 from .worktrees import SKIPPED_NESTED, SKIPPED_NON_GIT, Provision
-
-PLAN_REQUIRED = ("implementation", "final-verification", "release-handoff")
-STAGED = ("implementation", "final-verification")
-LOCK_TIMEOUT_S = 900.0
-
 
 # ---------------------------------------------------------------------------- manifest
 
@@ -85,7 +83,7 @@ class ConcurrentRun(Doc):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     detected: bool = False
-    active_stages: list[int] = Field([], alias="activeStages")
+    active_stages: list[int] = Field(default=[], alias="activeStages")
 
 
 class TeamInfo(Doc):
@@ -96,7 +94,7 @@ class TeamInfo(Doc):
 
 
 class PreparedRun(RunManifest):
-    """The manifest of a prepared run (SPEC §6 `prepare --json`), versioned by `v`."""
+    """The manifest of a prepared run (what `prepare --json` prints), versioned by `v`."""
 
     project_root: str
     project_id: str
@@ -113,7 +111,7 @@ class PreparedRun(RunManifest):
     workers: list[str] = []
     render_only: bool = False
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         doc = self.model_dump(mode="json", by_alias=True)
         if doc.get("source") is None:
             doc.pop("source", None)
@@ -133,7 +131,7 @@ class PrepareOptions:
     a short-lived CLI `prepare` records none, so its reservation is never stale by pid."""
     lock_timeout: float | None = LOCK_TIMEOUT_S
     qa_waiver: str | None = None
-    """`STAGEKEY=REASON`: waive that stage's conformance check (SPEC §4.6)."""
+    """`STAGEKEY=REASON`: waive that stage's conformance check."""
 
 
 @dataclass
@@ -154,40 +152,20 @@ def prepare(task: Task, options: PrepareOptions, *, notice: Callable[[str], None
         if notice is not None:
             notice(text)
 
-    if options.task_type not in PHASES:
-        raise OkstraError(f"unknown run type {options.task_type!r}", f"pass --type with one of: {', '.join(PHASES)}")
-    implementation = options.task_type == "implementation"
+    refuse(gates.known_phase(options.task_type))
     staged = options.task_type in STAGED
     requested = _requested_stage(options, staged)
     if options.qa_waiver:
         parse_waiver_arg(options.qa_waiver)  # refuse a malformed one before any work
     project = task.project
     check_slug(project.id, "project id")  # it names folders under okstra home
-    if implementation and not project.config.qa_commands:
-        raise OkstraError(
-            f"project {project.id} has no QA commands; an implementation run needs at least one to verify its stage",
-            f"add one: okstra init {project.root} --qa-command 'pytest -q'",
-        )
-    plan = require_plan_run_root(task) if options.task_type in PLAN_REQUIRED else plan_run_root(task)
-    stage_map = plan.stage_map() if staged else None
-    if stage_map is not None and requested is not None and requested not in stage_map.by_number():
-        known = ", ".join(str(s.stage) for s in stage_map.stages)
-        raise OkstraError(
-            f"stage {requested} is not in the Stage Map of {task.ref} (stages: {known})",
-            "pass one of those stage numbers, or --stage auto",
-        )
+    plan = plan_run_root(task)
+    refuse(gates.setup_refusal(task, options.task_type, plan_approved=plan is not None))
+    stage_map = plan.stage_map() if staged and plan is not None else None
+    if stage_map is not None and requested is not None:
+        refuse(gates.unknown_stage(task, stage_map, requested))  # before waiting for the lock
 
-    lock = (
-        nullcontext()
-        if options.render_only
-        else task_mutex(
-            project.id,
-            task.ref.group,
-            task.ref.id,
-            timeout=options.lock_timeout,
-            on_wait=lambda path: say(f"okstra: waiting for another okstra process working on {task.ref} …"),
-        )
-    )
+    lock = nullcontext() if options.render_only else task_mutex(task, timeout=options.lock_timeout, on_wait=say)
     with lock:
         if not options.render_only:
             faults.point("prepare.locked")
@@ -242,19 +220,21 @@ def _prepare_locked(
         target = None
         if stage_map is not None and plan is not None:
             rows = _ledger_rows(task, plan, dry, say, reconcile=layout != "non-git")
+            status = TaskStatus(task, str(plan.dir), None, compute_states(stage_map, rows), [], stage_map, rows)
         if stage_map is not None and plan is not None and options.task_type == "final-verification":
             if requested is None:
-                target = final_verification.check_whole_task(task, stage_map, rows, task_wt)
+                refuse(gates.stages_refusal(status, "final-verification"))
+                target = final_verification.check_whole_task(task, rows, task_wt)
             else:
+                refuse(gates.stage_refusal(status, requested, "final-verification"))
                 stage, spec = requested, stage_map.by_number()[requested]
                 stage_wt = final_verification.check_one_stage(task, requested, rows)
                 target = f"stage {requested}"
         elif stage_map is not None and plan is not None:
-            views = compute_states(stage_map, rows)
-            stage = pick_stage(task, views, requested)
+            stage = gates.pick_stage(status, requested)
             spec = stage_map.by_number()[stage]
             # the selected stage is ready, so never among those in flight
-            concurrent = sorted(v.stage for v in views if v.state == "in-flight")
+            concurrent = sorted(v.stage for v in status.stages if v.state is StageState.IN_FLIGHT)
             stage_wt = _stage_worktree(task, plan, layout, task_wt, stage, spec.depends_on, rows, dry, say)
             _say_repair(f"the stage {stage} worktree", stage_wt, say)
             if stage_wt.made_worktree:
@@ -263,8 +243,8 @@ def _prepare_locked(
             _qa_waivers(task, options.qa_waiver, stage if options.task_type == "implementation" else None, say)
         return _write_run(task, options, plan, stage, spec, task_wt, stage_wt, concurrent, notices, target)
     except BaseException:
-        for target, provision in reversed(made):
-            worktrees.undo(target, provision)
+        for made_target, provision in reversed(made):
+            worktrees.undo(made_target, provision)
         raise
 
 
@@ -344,71 +324,6 @@ def _ledger_rows(
     return [*rows, *missing_done_rows(rows, read_carry(plan.dir).sidecars)]
 
 
-# ---------------------------------------------------------------------------- selection
-
-
-def pick_stage(task: Task, views: list[StageView], requested: int | None) -> int:
-    """`--stage auto` → the lowest ready stage; `--stage N` → N if ready, else why not."""
-    if requested is None:
-        ready = [v.stage for v in views if v.state == "ready"]
-        if ready:
-            return min(ready)
-        raise nothing_ready(task, views)
-    view = next(v for v in views if v.stage == requested)
-    ref = task.ref
-    release = f"okstra record {ref} --stage {requested} --status released"
-    if view.state == "ready":
-        return requested
-    if view.state == "done":
-        at = f" at {view.done_commit[:8]}" if view.done_commit else ""
-        raise OkstraError(
-            f"stage {requested} is done already{at} (run {view.run_id or '-'})",
-            f"pick another stage (okstra status {ref}), or --stage auto for the lowest ready one",
-        )
-    if view.state == "in-flight":
-        raise OkstraError(
-            f"stage {requested} is in flight by run {view.run_id or '?'} (since {_when(view.since)})",
-            f"let that run finish, or take another stage with --stage auto; if that run was abandoned, release it: {release}",
-        )
-    if view.state == "stale":
-        raise OkstraError(
-            f"stage {requested} is held by a stale reservation (run {view.run_id or '?'}: {view.stale_reason})",
-            f"release it first, then rerun: {release}",
-        )
-    waits = ", ".join(map(str, view.waits_for))
-    raise OkstraError(
-        f"stage {requested} is blocked by stage(s) {waits}, not done yet",
-        f"finish those first, or take a ready stage with --stage auto (see okstra status {ref})",
-    )
-
-
-def nothing_ready(task: Task, views: list[StageView]) -> OkstraError:
-    if all(v.state == "done" for v in views):
-        return OkstraError(
-            f"every stage of {task.ref} is done: nothing left to implement",
-            f"verify the whole task: okstra prepare {task.ref} --type final-verification",
-        )
-    parts = []
-    waiting = [f"stage {v.stage} waits for {', '.join(map(str, v.waits_for))}" for v in views if v.state == "blocked"]
-    if waiting:
-        parts.append("; ".join(waiting))
-    flying = [f"{v.stage} (run {v.run_id or '?'})" for v in views if v.state == "in-flight"]
-    if flying:
-        parts.append("in flight: " + ", ".join(flying))
-    stale = [f"{v.stage} (run {v.run_id or '?'}: {v.stale_reason})" for v in views if v.state == "stale"]
-    if stale:
-        parts.append("stale: " + ", ".join(stale))
-    how = f"wait for the stages in flight to finish (okstra status {task.ref})"
-    if stale:
-        first = next(v.stage for v in views if v.state == "stale")
-        how += f"; release a stale one: okstra record {task.ref} --stage {first} --status released"
-    return OkstraError(f"no stage of {task.ref} is ready: " + "; ".join(parts), how)
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
-
-
 # ---------------------------------------------------------------------------- base commit
 
 
@@ -441,8 +356,10 @@ def _stage_worktree(
                 say=say,
             )
         return provision
-    task_head = git.head(task_wt.path) if task_wt.made_worktree or task_wt.status == worktrees.REUSED else None
-    task_head = task_head or task_wt.base_ref
+    # a git layout always has the task worktree, provisioned (or planned) from a commit
+    assert task_wt.path is not None and task_wt.base_ref is not None
+    live = task_wt.made_worktree or task_wt.status == worktrees.REUSED
+    task_head = (git.head(task_wt.path) if live else None) or task_wt.base_ref
     # the anchor is fixed by the first implementation run, whichever stage it takes
     slot = worktrees.task_slot(task)
     anchor = registry.anchor(slot) or (task_head if dry else registry.fix_anchor(slot, task_head))
@@ -483,27 +400,22 @@ def resolve_stage_base(
     dry: bool = False,
     say: Callable[[str], None] = lambda text: None,
 ) -> str:
-    """The commit stage N's worktree branches from (SPEC §4.1 step 6):
+    """The commit stage N's worktree branches from:
     no dependency → the task's anchor; one → that stage's latest done commit;
     more → the task worktree HEAD, once every predecessor is merged into it."""
     root = task.project.root
     if not depends_on:
         return anchor
+    params: Params = {"task": str(task.ref), "stage": stage}
     for d in depends_on:
         if not done[d].head_commit:
-            raise OkstraError(
-                f"stage {d} is done but its ledger row names no commit, so stage {stage} has no base",
-                f"record the commit stage {d} finished at: okstra record {task.ref} --stage {d} --status done --commit SHA",
-            )
+            raise Refusal("stage.dep_no_commit", {**params, "dep": d}).error()
     if len(depends_on) == 1:
         d = depends_on[0]
-        recorded = done[d].head_commit
+        recorded = done[d].head_commit or ""
         sha = git.resolve_commit(root, recorded) if git.looks_like_sha(recorded) else None
         if sha is None:
-            raise OkstraError(
-                f"stage {d}'s done commit {recorded[:8]} is not in the repository (rebased, amended or deleted?), so stage {stage} has no base",
-                f"find the commit it became and record it: okstra record {task.ref} --stage {d} --status done --commit SHA",
-            )
+            raise Refusal("stage.dep_commit_missing", {**params, "dep": d, "commit": recorded}).error()
         return sha
     check_predecessors_merged(
         root,
@@ -547,12 +459,18 @@ def check_predecessors_merged(
         return
     from .reconcile import fix_guidance
 
-    listed = ", ".join(f"stage {d} ({commits[d][:8]})" for d in missing)
-    raise OkstraError(
-        f"stage {stage} depends on stages {', '.join(map(str, sorted(predecessors)))}, but {listed} "
-        f"{'is' if len(missing) == 1 else 'are'} not merged into the task worktree {merge_into} ({target[:8]})",
-        " | ".join(f"stage {d}: {fix_guidance(task, d)}" for d in missing) + "; then rerun",
-    )
+    raise Refusal(
+        "stage.deps_not_merged",
+        {
+            "task": str(task.ref),
+            "stage": stage,
+            "deps": sorted(predecessors),
+            "unmerged": [{"stage": d, "commit": commits[d]} for d in missing],
+            "worktree": str(merge_into),
+            "head": target,
+            "fixes": [{"stage": d, "fix": fix_guidance(task, d)} for d in missing],
+        },
+    ).error()
 
 
 # ---------------------------------------------------------------------------- the run dir
@@ -573,7 +491,7 @@ def _write_run(
     options: PrepareOptions,
     plan: PlanRun | None,
     stage: int | None,
-    spec,
+    spec: Stage | None,
     task_wt: Provision,
     stage_wt: Provision,
     concurrent: list[int],
@@ -583,8 +501,7 @@ def _write_run(
     from .prompts import PromptInputs, lead_prompt
 
     project = task.project
-    now = datetime.now(UTC)
-    run_id = new_run_id(options.task_type, stage, now=now)
+    run_id = new_run_id(options.task_type, stage)
     run_dir = task.runs_dir / run_id
     ledger = plan.dir / LEDGER_NAME if plan is not None and options.task_type == "implementation" else None
     no_git = "(none: not a git repository)"
@@ -617,9 +534,9 @@ def _write_run(
         run_dir=str(run_dir),
         task=str(task.ref),
         task_key=task.key,
-        task_type=options.task_type,
+        task_type=cast(Phase, options.task_type),  # a known phase: prepare refused any other
         stage=stage,
-        created=now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        created=clock.iso(),
         project_root=str(project.root),
         project_id=project.id,
         prompt=str(run_dir / "prompt.md"),
@@ -629,7 +546,7 @@ def _write_run(
         depends_on=list(spec.depends_on) if spec is not None else [],
         worktree=_info(stage_wt),
         task_worktree=_info(task_wt),
-        concurrent_run=ConcurrentRun(detected=bool(concurrent), active_stages=concurrent),
+        concurrentRun=ConcurrentRun(detected=bool(concurrent), activeStages=concurrent),
         team=TeamInfo(mode=team.mode, name=team.name),
         workers=list(options.workers),
         render_only=options.render_only,
@@ -656,7 +573,7 @@ def _write_run(
 
 
 def _qa_waivers(task: Task, waiver: str | None, stage: int | None, say: Callable[[str], None]) -> None:
-    """SPEC §4.6, inside the task mutex: set this run's waiver, then clear what an earlier
+    """Inside the task mutex: set this run's waiver, then clear what an earlier
     run left on the stage — a stale waiver would let the verifier skip it silently."""
     key = None
     if waiver:
@@ -683,63 +600,3 @@ def reserved_row(
         branch=worktree.branch,
         pid=pid,
     )
-
-
-# ---------------------------------------------------------------------------- the command
-
-
-def summary_lines(manifest: PreparedRun) -> list[str]:
-    lines = [f"okstra run dir: {manifest.run_dir}", f"okstra prompt: {manifest.prompt}"]
-    if manifest.stage is not None:
-        lines.append(f"okstra stage: {manifest.stage}")
-    lines.append(f"okstra worktree: {manifest.worktree.path} ({manifest.worktree.status})")
-    if manifest.concurrent_run.detected:
-        lines.append(f"okstra concurrent-run stages: {','.join(map(str, manifest.concurrent_run.active_stages))}")
-    return lines
-
-
-def run_command(args) -> int:
-    """`okstra prepare …` (argparse namespace from cli.py)."""
-    from .locations import default_root
-    from .projects import config_path, init_project, load_project
-    from .prompts import parse_workers
-    from .slugs import TaskRef
-    from .tasks import load_task
-
-    ref = TaskRef.parse(args.task_ref)
-    options = PrepareOptions(
-        task_type=args.task_type,
-        stage=args.stage,
-        base_ref=args.base_ref,
-        render_only=args.render_only,
-        workers=tuple(parse_workers(args.workers)),
-        qa_waiver=args.qa_waiver,
-    )
-    root = default_root(getattr(args, "project", None))
-    if not options.render_only and (
-        config_path(root).exists() or (root / ".okstra" / "tasks" / ref.group / ref.id / "task.json").exists()
-    ):
-        # step 1: a project registers itself (project.json, the machine's project list);
-        # only where the task is, so a prepare run from inside a worktree (which has no
-        # .okstra) does not make the worktree a project of its own
-        init_project(root)
-    task = load_task(load_project(root), ref)
-
-    def notice(text: str) -> None:
-        print(text, file=sys.stderr)
-
-    prepared = prepare(task, options, notice=notice)
-    manifest = prepared.manifest
-    if args.json:
-        doc = manifest.to_json()
-        if options.render_only:
-            doc["prompt_text"] = prepared.prompt_text
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
-        return 0
-    for line in summary_lines(manifest):
-        print(line)
-    if options.render_only:
-        print("okstra render-only: nothing was written")
-        print()
-        print(prepared.prompt_text, end="" if prepared.prompt_text.endswith("\n") else "\n")
-    return 0

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 from pydantic import ConfigDict, Field
 
-from . import git
+from . import clock, git
 from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
 from .fsio import atomic_write_text
@@ -138,7 +137,7 @@ def _remember(root: Path, config: ProjectConfig) -> None:
             project_id=config.project_id,
             name=config.name,
             path=str(root),
-            registered=datetime.now().astimezone().isoformat(timespec="seconds"),
+            registered=clock.local_iso(),
         )
         save_doc(projects_file(), ProjectList(projects=[*known, entry]))
 

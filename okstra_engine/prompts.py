@@ -16,6 +16,7 @@ from typing import Literal
 
 from .errors import OkstraError
 from .resources import prompts_dir
+from .teams import team_name
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 _BRACES = re.compile(r"\{\{|\}\}")
@@ -73,13 +74,6 @@ class TeamPlan:
     name: str | None
 
 
-def team_name(task_key: str, task_type: str, stage: int | None) -> str:
-    """`okstra-<task_key>`, with `-s<N>` for an implementation stage (so two stages of
-    one task never fight over one team, like their `-sN` worktree branches)."""
-    base = f"okstra-{task_key}"
-    return f"{base}-s{stage}" if task_type == "implementation" and stage is not None else base
-
-
 def team_plan(
     task_type: str, task_key: str, stage: int | None, workers: Sequence[str], concurrent: Sequence[int]
 ) -> TeamPlan:
@@ -87,7 +81,8 @@ def team_plan(
         return TeamPlan("single-lead", None)
     if task_type == "implementation" and concurrent:
         return TeamPlan("no-team", None)
-    return TeamPlan("gate", team_name(task_key, task_type, stage))
+    # an implementation team is the stage's own; other phases' team is the task's
+    return TeamPlan("gate", team_name(task_key, stage if task_type == "implementation" else None))
 
 
 def parse_workers(text: str | None) -> list[str]:

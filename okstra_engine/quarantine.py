@@ -12,16 +12,16 @@ Layout of one trash entry::
     <okstra home>/trash/20260610T120000Z/tasks/okstra-auth-login-s2/
 
 Crash safety. The manifest is written, marked `moving` (or `restoring`), before anything
-moves. Each directory moves by one `rename` when source and trash share a file system;
-otherwise (EXDEV) it is copied to a hidden staging name beside its destination, fsynced,
-compared byte for byte with the source, renamed into place, and only then is the source
-removed. So a final name only ever holds a complete copy, and the data is always complete
-in at least one place. A crash leaves the manifest in `moving`/`restoring`; `list_teams`
+moves. Each directory moves by `fsio.move_tree`, which never leaves a final name holding
+less than a complete copy, even across file systems. A crash leaves the manifest in `moving`/`restoring`; `list_teams`
 shows the half-done move (`pending_stamp`), and a later `move_team` (same team) or
 `restore` (same stamp) finishes it: when both places hold the directory, the one that is a
 byte-identical subset of the other is the leftover of the interrupted removal and goes.
 
-Decisions where the spec is silent:
+Move and restore each plan first (`plan_move`, `plan_restore`: what the approval shows,
+and the refusals) and then run exactly the planned steps, under one lock in the okstra
+home.
+
 - Ownership: a team `okstra-<task_key>-s<N>` is owned when some registered project has a
   task with that key whose ledger has stage N in flight and not stale; the bare
   `okstra-<task_key>` is owned when any stage of such a task is. Stale reservations do
@@ -32,66 +32,36 @@ Decisions where the spec is silent:
   agent home is the current one (`CLAUDE_CONFIG_DIR`), so nothing is written outside it.
   A restored entry stays in the trash as its manifest, marked `restored`.
 - Stamps are `YYYYMMDDTHHMMSSZ` (UTC), with `-2`, `-3`… when two moves share a second.
-- Moves and restores are serialised by one lock in the okstra home.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
-import shutil
-import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict
 
-from . import faults
+from . import clock, faults, fsio
 from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
-from .fsio import _fsync_dir
-from .ledger import LEDGER_NAME, format_ts, reservations, utc_now
+from .ledger import LEDGER_NAME, reservations
 from .ledger_state import read_current
 from .locations import agent_home, okstra_home
 from .locks import file_lock
-from .slugs import SLUG_RULE
+from .teams import TEAM_PREFIX, TEAM_RE, check_team_name, team_name
 
-TEAM_PREFIX = "okstra-"
-KINDS = ("teams", "tasks")
+Kind = Literal["teams", "tasks"]
+KINDS: tuple[Kind, ...] = ("teams", "tasks")
 MANIFEST_NAME = "manifest.json"
 
-_SLUG = r"[a-z0-9][a-z0-9._-]{0,63}"
-TEAM_RE = re.compile(rf"okstra-(?P<key>{_SLUG}-{_SLUG})(?:-s(?P<stage>[1-9][0-9]{{0,8}}))?")
 STAMP_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z(?:-[0-9]{1,4})?")
-_TASK_KEY_RE = re.compile(rf"{_SLUG}-{_SLUG}")
-_STAGING_SUFFIX = ".okstra-partial"
 
 
 # --------------------------------------------------------------------------- names
-
-
-def check_team_name(team: str) -> str:
-    """`team` itself when it is `okstra-` + a valid task key (+ `-sN`), else OkstraError."""
-    if not isinstance(team, str) or not TEAM_RE.fullmatch(team) or ".." in team:
-        raise OkstraError(
-            f"invalid team name {team!r}: it must be okstra-GROUP-ID or okstra-GROUP-ID-sN, "
-            f"GROUP and ID each {SLUG_RULE} (no '/', no '..')",
-            "pick a team from: okstra quarantine list",
-        )
-    return team
-
-
-def team_name_for(task_key: str, stage: int | None = None) -> str:
-    """The agent team a run of `task_key` creates: `okstra-<task_key>` (`-s<N>` for a stage)."""
-    if not _TASK_KEY_RE.fullmatch(task_key) or ".." in task_key:
-        raise OkstraError(f"invalid task key {task_key!r}: it must be GROUP-ID", "use TaskRef.key")
-    if stage is not None and (isinstance(stage, bool) or not isinstance(stage, int) or stage < 1):
-        raise OkstraError(f"invalid stage {stage!r}: stages are positive integers", "pass a Stage Map number")
-    name = f"{TEAM_PREFIX}{task_key}" + (f"-s{stage}" if stage is not None else "")
-    return check_team_name(name)
 
 
 def check_stamp(stamp: str) -> str:
@@ -113,7 +83,7 @@ def trash_root() -> Path:
 class TrashItem(Doc):
     model_config = ConfigDict(extra="allow")
 
-    kind: Literal["teams", "tasks"]
+    kind: Kind
     source: str
     """The original absolute path under the agent home."""
     moved_to: str
@@ -149,14 +119,14 @@ class TrashEntry(Doc):
     def complete(self) -> bool:
         return self.state in ("moved", "restored")
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         doc = self.model_dump(mode="json")
         doc["dir"] = str(self.dir)
         return doc
 
 
 def _save_entry(entry: TrashEntry) -> None:
-    entry.updated = format_ts(utc_now())
+    entry.updated = clock.iso()
     save_doc(entry.dir / MANIFEST_NAME, entry)
 
 
@@ -225,7 +195,7 @@ class Owner:
     stage: int
     stale_reason: str | None = None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "project": self.project_id,
@@ -271,8 +241,8 @@ def team_owners() -> tuple[dict[str, Owner], dict[str, Owner]]:
             for stage, res in sorted(reservations(rows, ttl_hours=ttl).items()):
                 owner = Owner(res.run_id, project.id, project.root, str(ref), stage, res.stale_reason)
                 target = stale if res.stale else owned
-                target.setdefault(f"{TEAM_PREFIX}{ref.key}-s{stage}", owner)
-                target.setdefault(f"{TEAM_PREFIX}{ref.key}", owner)
+                target.setdefault(team_name(ref.key, stage), owner)
+                target.setdefault(team_name(ref.key), owner)
     return owned, stale
 
 
@@ -299,7 +269,7 @@ class TeamInfo:
     def offered(self) -> bool:
         return self.owner is None and self.problem is None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "team": self.team,
             "paths": [str(p) for p in self.paths],
@@ -355,7 +325,7 @@ def _pending_moves() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class MoveStep:
-    kind: str
+    kind: Kind
     source: Path
     destination: Path
     action: Literal["move", "drop-leftover", "done"]
@@ -373,7 +343,7 @@ class MoveStep:
 
 @dataclass(frozen=True)
 class MovePlan:
-    """What `move_team` would do: for the approval dialog and the CLI prompt.
+    """What `move_team` does: shown by the approval dialog and the CLI prompt, then run.
 
     For a new move, `stamp` is provisional (the time of planning); the move picks its own.
     """
@@ -381,9 +351,20 @@ class MovePlan:
     team: str
     stamp: str
     trash_dir: Path
-    steps: list[MoveStep]
-    resuming: bool = False
-    """True when this finishes an earlier move that did not complete."""
+    finishing: list[MoveStep]
+    """The steps left of an interrupted move (`pending`), in its own trash entry."""
+    fresh: list[MoveStep]
+    """Folders that go to a new trash entry."""
+    pending: TrashEntry | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def resuming(self) -> bool:
+        """True when this finishes an earlier move that did not complete."""
+        return self.pending is not None
+
+    @property
+    def steps(self) -> list[MoveStep]:
+        return [*self.finishing, *self.fresh]
 
     def describe(self) -> list[str]:
         head = (
@@ -393,7 +374,7 @@ class MovePlan:
         )
         return [head, *(f"  {step.describe()}" for step in self.steps)]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "team": self.team,
             "stamp": self.stamp,
@@ -406,7 +387,7 @@ class MovePlan:
         }
 
 
-def _team_sources(team: str) -> list[tuple[str, Path]]:
+def _team_sources(team: str) -> list[tuple[Kind, Path]]:
     """The team's existing directories under the agent home; OkstraError for anything unsafe."""
     home = agent_home()
     try:
@@ -469,7 +450,7 @@ def _resume_steps(entry: TrashEntry) -> list[MoveStep]:
                 f"{dest} is a symlink; okstra does not follow links in its trash", "remove the link by hand"
             )
         here, there = os.path.lexists(source), dest.is_dir()
-        if there and here and _is_subset(source, dest):
+        if there and here and fsio.is_subset(source, dest):
             steps.append(MoveStep(item.kind, source, dest, "drop-leftover"))
         elif there:
             # complete in the trash; whatever is at the source now is not ours to drop
@@ -485,34 +466,32 @@ def _resume_steps(entry: TrashEntry) -> list[MoveStep]:
 
 
 def plan_move(team: str) -> MovePlan:
-    """What `move_team(team)` would move where. Refuses (OkstraError) what it would refuse."""
+    """What `move_team(team)` moves where. Refuses (OkstraError) what it would refuse."""
     check_team_name(team)
     _refuse_if_owned(team)
     pending = _pending_moves().get(team)
+    sources = _team_sources(team)
     if pending is not None:
         entry = load_entry(pending)
-        sources = _team_sources(team)
-        steps = _resume_steps(entry)
+        finishing = _resume_steps(entry)
         # what was recreated at a path whose copy is already complete goes to a new entry
-        again = trash_root() / _new_stamp_name()
-        kept = {s.kind for s in steps if s.action == "done" and os.path.lexists(s.source)}
+        kept = {s.kind for s in finishing if s.action == "done" and os.path.lexists(s.source)}
         kept |= {kind for kind, _ in sources if kind not in {item.kind for item in entry.items}}
-        steps += [
-            MoveStep(kind, path, _check_trash_destination(again / kind / team), "move")
-            for kind, path in sources
-            if kind in kept
-        ]
-        return MovePlan(team, entry.stamp, entry.dir, steps, resuming=True)
-    sources = _team_sources(team)
+        again = trash_root() / clock.stamp()
+        fresh = [_fresh_step(again, team, kind, path) for kind, path in sources if kind in kept]
+        return MovePlan(team, entry.stamp, entry.dir, finishing, fresh, pending=entry)
     if not sources:
         raise OkstraError(
             f"no team state named {team} under {agent_home()} (teams/ or tasks/)",
             "see the teams with: okstra quarantine list",
         )
-    stamp = _new_stamp_name()
+    stamp = clock.stamp()
     trash_dir = trash_root() / stamp
-    steps = [MoveStep(kind, path, _check_trash_destination(trash_dir / kind / team), "move") for kind, path in sources]
-    return MovePlan(team, stamp, trash_dir, steps)
+    return MovePlan(team, stamp, trash_dir, [], [_fresh_step(trash_dir, team, kind, path) for kind, path in sources])
+
+
+def _fresh_step(trash_dir: Path, team: str, kind: Kind, source: Path) -> MoveStep:
+    return MoveStep(kind, source, _check_trash_destination(trash_dir / kind / team), "move")
 
 
 # --------------------------------------------------------------------------- moving
@@ -525,35 +504,26 @@ def move_team(team: str) -> TrashEntry:
     still exist after that (recreated since), they go to a new entry. Returns the entry
     that holds what was moved last.
     """
-    check_team_name(team)
-    # refusals come before the lock, so a refused move leaves no trace at all
-    _team_sources(team)
-    _refuse_if_owned(team)
+    plan_move(team)  # refusals come before the lock, so a refused move leaves no trace at all
     with file_lock(okstra_home() / "locks" / "quarantine.lock"):
-        last: TrashEntry | None = None
-        pending = _pending_moves().get(team)
-        if pending is not None:
-            last = _finish_move(load_entry(pending))
-        sources = _team_sources(team)
-        if not sources:
-            if last is not None:
-                return last
-            raise OkstraError(
-                f"no team state named {team} under {agent_home()} (teams/ or tasks/)",
-                "see the teams with: okstra quarantine list",
-            )
-        entry = _claim_entry(team, sources)
-        return _finish_move(entry)
+        plan = plan_move(team)
+        last = None if plan.pending is None else _run_move(plan.pending, plan.finishing)
+        if plan.fresh:
+            entry = _claim_entry(team, [(step.kind, step.source) for step in plan.fresh])
+            fresh = [replace(step, destination=entry.dir / step.kind / team) for step in plan.fresh]
+            last = _run_move(entry, fresh)
+        assert last is not None  # plan_move refuses a move with nothing to do
+        return last
 
 
-def _claim_entry(team: str, sources: list[tuple[str, Path]]) -> TrashEntry:
+def _claim_entry(team: str, sources: list[tuple[Kind, Path]]) -> TrashEntry:
     root = trash_root()
     if root.is_symlink():
         raise OkstraError(
             f"the trash {root} is a symlink; okstra does not write through it", "replace the link with a folder"
         )
     root.mkdir(parents=True, exist_ok=True)
-    base = utc_now().strftime("%Y%m%dT%H%M%SZ")
+    base = clock.stamp()
     for n in range(1, 10000):
         stamp = base if n == 1 else f"{base}-{n}"
         try:
@@ -569,7 +539,7 @@ def _claim_entry(team: str, sources: list[tuple[str, Path]]) -> TrashEntry:
         team=team,
         agent_home=str(home),
         state="moving",
-        created=format_ts(utc_now()),
+        created=clock.iso(),
         items=[TrashItem(kind=kind, source=str(home / kind / team), moved_to=f"{kind}/{team}") for kind, _ in sources],
     )
     for item in entry.items:
@@ -579,22 +549,16 @@ def _claim_entry(team: str, sources: list[tuple[str, Path]]) -> TrashEntry:
     return entry
 
 
-def _new_stamp_name() -> str:
-    return utc_now().strftime("%Y%m%dT%H%M%SZ")
-
-
-def _finish_move(entry: TrashEntry) -> TrashEntry:
-    steps = _resume_steps(entry)
+def _run_move(entry: TrashEntry, steps: list[MoveStep]) -> TrashEntry:
     how = f"finish it: okstra quarantine move {entry.team} --yes, or undo it: okstra quarantine restore {entry.stamp}"
     by_kind = {item.kind: item for item in entry.items}
     for step in steps:
         try:
             if step.action == "move":
                 step.destination.parent.mkdir(parents=True, exist_ok=True)
-                _move_tree(step.source, step.destination)
+                fsio.move_tree(step.source, step.destination, fault_prefix="quarantine")
             elif step.action == "drop-leftover":
-                _remove_tree(step.source)
-                _fsync_dir(step.source.parent)
+                fsio.remove_tree(step.source, fault_prefix="quarantine")
         except OSError as exc:
             raise OkstraError(f"quarantine {entry.stamp} of {entry.team} stopped at {step.source}: {exc}", how) from exc
         faults.point("quarantine.item-moved")
@@ -610,7 +574,7 @@ def _finish_move(entry: TrashEntry) -> TrashEntry:
 
 @dataclass(frozen=True)
 class RestoreStep:
-    kind: str
+    kind: Kind
     source: Path
     """In the trash."""
     destination: Path
@@ -662,9 +626,9 @@ def plan_restore(stamp: str) -> RestorePlan:
             steps.append(RestoreStep(item.kind, src, dest, "move"))
         elif at_home and not in_trash and interrupted:
             steps.append(RestoreStep(item.kind, src, dest, "done"))
-        elif at_home and in_trash and interrupted and dest.is_dir() and _is_subset(src, dest):
+        elif at_home and in_trash and interrupted and dest.is_dir() and fsio.is_subset(src, dest):
             steps.append(RestoreStep(item.kind, src, dest, "drop-leftover"))
-        elif at_home and in_trash and interrupted and dest.is_dir() and _is_subset(dest, src):
+        elif at_home and in_trash and interrupted and dest.is_dir() and fsio.is_subset(dest, src):
             steps.append(RestoreStep(item.kind, src, dest, "replace-leftover"))
         elif at_home:
             refusals.append(f"{dest} exists")
@@ -694,14 +658,12 @@ def restore(stamp: str) -> TrashEntry:
         for step in plan.steps:
             try:
                 if step.action == "replace-leftover":
-                    _remove_tree(step.destination)
-                    _fsync_dir(step.destination.parent)
+                    fsio.remove_tree(step.destination, fault_prefix="quarantine")
                 if step.action in ("move", "replace-leftover"):
                     step.destination.parent.mkdir(parents=True, exist_ok=True)
-                    _move_tree(step.source, step.destination)
+                    fsio.move_tree(step.source, step.destination, fault_prefix="quarantine")
                 elif step.action == "drop-leftover":
-                    _remove_tree(step.source)
-                    _fsync_dir(step.source.parent)
+                    fsio.remove_tree(step.source, fault_prefix="quarantine")
             except OSError as exc:
                 raise OkstraError(
                     f"restore of {stamp} stopped at {step.source}: {exc}",
@@ -716,131 +678,3 @@ def restore(stamp: str) -> TrashEntry:
         entry.state = "restored"
         _save_entry(entry)
         return entry
-
-
-# --------------------------------------------------------------------------- file system
-
-
-def _rename(src: Path, dst: Path) -> None:
-    """One rename; raises OSError(EXDEV) across file systems. (Tests patch this.)"""
-    os.rename(src, dst)
-
-
-def _remove_tree(path: Path) -> None:
-    """Remove a directory tree whose complete copy is safe elsewhere. (Tests patch this.)"""
-    if faults.armed("quarantine.mid-remove"):  # tests only: die with the tree half removed
-        for found in _walk(path):
-            if found.is_file() and not found.is_symlink():
-                found.unlink()
-                break
-        faults.kill()
-    shutil.rmtree(path)
-
-
-def _move_tree(src: Path, dst: Path) -> str:
-    """Move directory `src` to the free name `dst`, never losing data; returns how."""
-    if os.path.lexists(dst):
-        raise FileExistsError(errno.EEXIST, "destination exists", str(dst))
-    try:
-        _rename(src, dst)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-    else:
-        _fsync_dir(src.parent)
-        _fsync_dir(dst.parent)
-        return "rename"
-    _check_plain_tree(src)
-    staging = dst.with_name(f".{dst.name}{_STAGING_SUFFIX}")
-    if staging.is_symlink():
-        staging.unlink()
-    elif staging.exists():
-        shutil.rmtree(staging)  # our own half-made copy from a crash: the source is whole
-    try:
-        shutil.copytree(src, staging, symlinks=True)
-        faults.point("quarantine.copied")
-        _fsync_tree(staging)
-        if not _same_tree(src, staging):
-            raise OSError(errno.EIO, "the copy differs from the original", str(staging))
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    faults.point("quarantine.staged")
-    os.replace(staging, dst)  # same file system: the final name appears complete
-    _fsync_dir(dst.parent)
-    faults.point("quarantine.copy-in-place")
-    _remove_tree(src)
-    _fsync_dir(src.parent)
-    return "copy"
-
-
-def _check_plain_tree(root: Path) -> None:
-    for path in _walk(root):
-        mode = path.lstat().st_mode
-        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
-            raise OSError(errno.EINVAL, "not a file, folder or link; okstra will not copy it", str(path))
-
-
-def _walk(root: Path):
-    """Every entry under `root` (not `root` itself), not following links."""
-    stack = [root]
-    while stack:
-        current = stack.pop()
-        with os.scandir(current) as it:
-            for entry in it:
-                path = Path(entry.path)
-                yield path
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(path)
-
-
-def _fsync_tree(root: Path) -> None:
-    for path in _walk(root):
-        if path.is_symlink():
-            continue
-        if path.is_dir():
-            _fsync_dir(path)
-            continue
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    _fsync_dir(root)
-
-
-def _is_subset(small: Path, big: Path) -> bool:
-    """Every entry of `small` is in `big` with the same type and the same bytes/target."""
-    try:
-        if not small.is_dir() or small.is_symlink() or not big.is_dir() or big.is_symlink():
-            return False
-        for path in _walk(small):
-            other = big / path.relative_to(small)
-            a, b = path.lstat(), os.lstat(other) if os.path.lexists(other) else None
-            if b is None or stat.S_IFMT(a.st_mode) != stat.S_IFMT(b.st_mode):
-                return False
-            if stat.S_ISLNK(a.st_mode):
-                if os.readlink(path) != os.readlink(other):
-                    return False
-            elif stat.S_ISREG(a.st_mode):
-                if a.st_size != b.st_size or not _same_bytes(path, other):
-                    return False
-            elif not stat.S_ISDIR(a.st_mode):
-                return False
-        return True
-    except OSError:
-        return False
-
-
-def _same_tree(a: Path, b: Path) -> bool:
-    return _is_subset(a, b) and sum(1 for _ in _walk(a)) == sum(1 for _ in _walk(b))
-
-
-def _same_bytes(a: Path, b: Path) -> bool:
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            x, y = fa.read(1 << 20), fb.read(1 << 20)
-            if x != y:
-                return False
-            if not x:
-                return True

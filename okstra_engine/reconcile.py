@@ -55,6 +55,7 @@ from . import git
 from .errors import OkstraError
 from .ledger import LEDGER_NAME, LedgerRow, append_row, latest_done_by_stage, new_row
 from .ledger_state import read_current
+from .locks import Notice, task_mutex
 from .tasks import Task, stage_branch, task_branch, task_worktree_path
 
 Kind = Literal[
@@ -213,9 +214,15 @@ def done_fields(task: Task, stage: int, sha: str, rows: Iterable[LedgerRow] = ()
     return git.concurrently(fingerprint, pin_it)[0]
 
 
-def backfill_done(task: Task) -> list[LedgerRow]:
-    """Carry backfill with fingerprints: append the done rows only sidecars know about,
-    each with its commit resolved to a full SHA, pinned and fingerprinted."""
+def backfill_done(task: Task, *, on_wait: Notice | None = None) -> list[LedgerRow]:
+    """Carry backfill with fingerprints, under the task mutex: append the done rows only
+    sidecars know about, each with its commit resolved to a full SHA, pinned and
+    fingerprinted."""
+    with task_mutex(task, on_wait=on_wait):
+        return _backfill_done_locked(task)
+
+
+def _backfill_done_locked(task: Task) -> list[LedgerRow]:
     from .carry import backfill_done_from_carry
     from .plans import require_plan_run_root
 
@@ -541,10 +548,15 @@ def stage_base_ref(rows: Iterable[LedgerRow], stage: int) -> str | None:
     return next((r.base_ref for r in reversed(list(rows)) if r.stage == stage and r.base_ref), None)
 
 
-def apply(task: Task, chosen: Iterable[Suggestion]) -> list[Suggestion]:
+def apply(task: Task, chosen: Iterable[Suggestion], *, on_wait: Notice | None = None) -> list[Suggestion]:
     """Append a correction `done` row for each applicable suggestion whose recorded commit
     is still the stage's latest done commit; pin the new commit. Returns what was applied.
-    Call it under the task mutex when other okstra processes may write the ledger."""
+    Runs under the task mutex (`on_wait` hears once if it has to wait for it)."""
+    with task_mutex(task, on_wait=on_wait):
+        return _apply_locked(task, chosen)
+
+
+def _apply_locked(task: Task, chosen: Iterable[Suggestion]) -> list[Suggestion]:
     from .plans import require_plan_run_root
 
     ledger = require_plan_run_root(task).dir / LEDGER_NAME
@@ -575,17 +587,33 @@ def apply(task: Task, chosen: Iterable[Suggestion]) -> list[Suggestion]:
     return applied
 
 
-def auto_reconcile(task: Task, *, target: str | None = None) -> list[Suggestion]:
+def suggest_and_apply(
+    task: Task, *, stages: Iterable[int] | None = None, on_wait: Notice | None = None
+) -> tuple[list[Suggestion], list[Suggestion]]:
+    """`okstra reconcile --apply`: the suggestions, and those of them recorded, found and
+    appended under one hold of the task mutex."""
+    with task_mutex(task, on_wait=on_wait):
+        found = suggestions(task, stages=stages)
+        return found, _apply_locked(task, found)
+
+
+def auto_reconcile(task: Task, *, target: str | None = None, on_wait: Notice | None = None) -> list[Suggestion]:
     """Apply the unambiguous suggestions (patch-, squash-equivalent, content-present with
-    one clear commit). Callers print `s.applied_line()` for each returned suggestion, and
-    hold the task mutex."""
-    return apply(task, [s for s in suggestions(task, target=target) if s.applicable and not s.ambiguous])
+    one clear commit), under the task mutex. Callers print `s.applied_line()` for each
+    returned suggestion."""
+    with task_mutex(task, on_wait=on_wait):
+        return _apply_locked(task, [s for s in suggestions(task, target=target) if s.applicable and not s.ambiguous])
 
 
-def correct(task: Task, stage: int, commit: str) -> Suggestion | None:
+def correct(task: Task, stage: int, commit: str, *, on_wait: Notice | None = None) -> Suggestion | None:
     """A manual correction: stage `stage` is done at `commit` (which must exist), replacing
-    its latest done commit. Returns it (kind: how the old commit relates to the new one),
-    or None when that commit is already the one recorded."""
+    its latest done commit, under the task mutex. Returns it (kind: how the old commit
+    relates to the new one), or None when that commit is already the one recorded."""
+    with task_mutex(task, on_wait=on_wait):
+        return _correct_locked(task, stage, commit)
+
+
+def _correct_locked(task: Task, stage: int, commit: str) -> Suggestion | None:
     from .plans import require_plan_run_root
 
     repo = task.project.root

@@ -1,4 +1,5 @@
-"""`okstra record`: a lead (or a person) writes a stage's progress into the ledger."""
+"""`okstra record`: a lead (or a person) writes a stage's progress into the ledger,
+under the task mutex (it reads the stage's latest row, then appends)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from .errors import OkstraError
 from .git import resolve_commit
 from .ledger import IN_FLIGHT, LEDGER_NAME, LedgerRow, Status, append_row, last_run_id, latest_by_stage, new_row
 from .ledger_state import read_current
+from .locks import Notice, task_mutex
 from .plans import require_plan_run_root
 from .tasks import Task
 
@@ -18,7 +20,15 @@ def record(
     *,
     commit: str | None = None,
     run_id: str | None = None,
+    on_wait: Notice | None = None,
 ) -> LedgerRow:
+    """Append the stage's row. `on_wait` hears once when another okstra process holds
+    the task and this record waits for it."""
+    with task_mutex(task, on_wait=on_wait):
+        return _record_locked(task, stage, status, commit, run_id)
+
+
+def _record_locked(task: Task, stage: int, status: Status, commit: str | None, run_id: str | None) -> LedgerRow:
     plan = require_plan_run_root(task)
     stage_map = plan.stage_map()
     if stage not in stage_map.by_number():
@@ -36,13 +46,13 @@ def record(
             f"see what is in flight: okstra status {task.ref}",
         )
     if status == "done":
-        fields["head_commit"] = _done_commit(task, stage, commit)
-        if fields["head_commit"]:
+        head = fields["head_commit"] = _done_commit(task, stage, commit)
+        if head:
             # base ref, paths and patch-ids, and a pin ref, so reconcile can find the
-            # stage's work after a rebase, squash or gc (SPEC §4.4)
+            # stage's work after a rebase, squash or gc
             from .reconcile import done_fields
 
-            fields.update(done_fields(task, stage, fields["head_commit"], rows))
+            fields.update(done_fields(task, stage, head, rows))
     elif commit:
         raise OkstraError(f"--commit goes with --status done, not {status}", "drop --commit")
     if status == "released":

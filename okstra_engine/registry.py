@@ -25,11 +25,10 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import faults
+from . import clock, faults
 from .errors import OkstraError
 from .locations import okstra_home
 
@@ -94,7 +93,7 @@ def registry_path() -> Path:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return clock.iso()
 
 
 def _open(path: Path) -> sqlite3.Connection:

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import ConfigDict, Field
 
+from . import clock
 from .documents import Doc
 
 PHASES = ("planning", "implementation", "final-verification", "improvement-discovery", "release-handoff")
 Phase = Literal["planning", "implementation", "final-verification", "improvement-discovery", "release-handoff"]
 
 
-def new_run_id(phase: str, stage: int | None = None, *, now: datetime | None = None) -> str:
+def new_run_id(phase: str, stage: int | None = None) -> str:
     """UTC stamp first, so run ids sort by time, then phase, stage and a random tail."""
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     stage_part = f"-s{stage}" if stage is not None else ""
-    return f"{stamp}-{phase}{stage_part}-{os.urandom(3).hex()}"
+    return f"{clock.stamp()}-{phase}{stage_part}-{clock.token()}"
 
 
 class RunManifest(Doc):

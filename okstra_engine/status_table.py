@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
 
+from . import clock
 from .status import TaskStatus
 
 STATE_STYLE = {
@@ -22,7 +23,7 @@ STATE_STYLE = {
 def age(since: datetime | None, now: datetime | None = None) -> str:
     if since is None:
         return ""
-    seconds = int(((now or datetime.now(UTC)) - since).total_seconds())
+    seconds = int(((now or clock.now()) - since).total_seconds())
     if seconds < 90:
         return f"{max(seconds, 0)}s"
     if seconds < 5400:

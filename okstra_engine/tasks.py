@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from pydantic import ConfigDict, Field
 
+from . import clock
 from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
 from .projects import Project
@@ -69,7 +69,7 @@ def new_task(project: Project, ref: TaskRef, *, title: str, category: str | None
             f"task {ref} already exists ({existing.doc.title!r}, created {existing.doc.created})",
             f"use it as it is (okstra status {ref}), or pick another id",
         )
-    doc = TaskDoc(title=title, category=category, created=datetime.now().astimezone().isoformat(timespec="seconds"))
+    doc = TaskDoc(title=title, category=category, created=clock.local_iso())
     save_doc(path, doc)
     return Task(project, ref, doc)
 

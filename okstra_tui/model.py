@@ -484,26 +484,18 @@ def _suggestion(item: Any) -> Suggestion:
 
 
 def apply_suggestion(task: Task, suggestion: Suggestion) -> None:
-    """Record the suggestion as a correction row (`reconcile.apply`), under the task
-    mutex like every ledger writer that reads before it appends."""
+    """Record the suggestion as a correction row (`reconcile.apply`, which takes the task
+    mutex)."""
     module = reconcile_module()
     if module is None or not hasattr(module, "apply"):
         by_hand = (
             f"okstra reconcile {task.ref} --stage {suggestion.stage} --commit {suggestion.suggested}"  # not a UI text
         )
         raise OkstraError(t("reconcile.unavailable"), t("reconcile.by_hand", command=by_hand))
-    with _task_mutex(task):
-        applied = module.apply(task, [suggestion.raw])
+    applied = module.apply(task, [suggestion.raw])
     if not applied:
         command = f"okstra reconcile {task.ref}"  # not a UI text
         raise OkstraError(t("reconcile.outdated", stage=suggestion.stage), t("reconcile.see", command=command))
-
-
-def _task_mutex(task: Task):
-    """The task mutex `prepare` and `reconcile --apply` hold while they read and append."""
-    from okstra_engine.locks import task_mutex
-
-    return task_mutex(task.project.id, task.ref.group, task.ref.id, timeout=30)
 
 
 def release(task: Task, stage: int) -> LedgerRow:

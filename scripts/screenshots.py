@@ -228,19 +228,11 @@ def finish_group_b() -> None:
 def pin_the_clock() -> None:
     """Run ids, trash stamps and the dates of new commits: all at NOW (see the docstring)."""
     import okstra_engine.git
-    import okstra_engine.plans
-    import okstra_engine.prepare
-    import okstra_engine.quarantine
+    from okstra_engine import clock
 
-    def run_id(phase: str, stage: int | None = None, *, now: datetime | None = None) -> str:
-        return f"{NOW:%Y%m%dT%H%M%SZ}-{phase}" + (f"-s{stage}" if stage is not None else "") + "-5a0b1c"
-
+    clock.pin(stamps=NOW, token="5a0b1c")
     plain_env = okstra_engine.git.git_env
     stamp = f"@{int(NOW.timestamp())} +0000"
-    okstra_engine.plans.new_run_id = run_id
-    okstra_engine.prepare.new_run_id = run_id
-    okstra_engine.quarantine.utc_now = lambda: NOW
-    okstra_engine.quarantine._new_stamp_name = lambda: f"{NOW:%Y%m%dT%H%M%SZ}"
     okstra_engine.git.git_env = lambda: {
         **plain_env(),
         "GIT_AUTHOR_DATE": stamp,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from okstra_engine.cli import main as cli_main
@@ -62,3 +64,34 @@ def call(capsys, *args: str) -> tuple[int, str, str]:
     code = cli_main(list(args))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+_MUTEX_HOLDER = """
+import sys, time
+from pathlib import Path
+from okstra_engine.locks import task_mutex
+from okstra_engine.projects import load_project
+from okstra_engine.slugs import TaskRef
+from okstra_engine.tasks import load_task
+with task_mutex(load_task(load_project(Path(sys.argv[1])), TaskRef.parse(sys.argv[2]))):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+@contextmanager
+def mutex_held_elsewhere(task) -> Iterator[subprocess.Popen[str]]:
+    """Another okstra process holds the task mutex for the block (killed at its end, as
+    the OS frees the lock of a dead holder)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _MUTEX_HOLDER, str(task.project.root), str(task.ref)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)

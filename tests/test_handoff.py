@@ -14,14 +14,13 @@ from okstra_engine import handoff as ho
 from okstra_engine.documents import save_doc
 from okstra_engine.errors import OkstraError
 from okstra_engine.ledger import LEDGER_NAME, read_ledger
-from okstra_engine.locks import task_mutex
 from okstra_engine.plans import plan_run_root
 from okstra_engine.prepare import PrepareOptions, prepare
 from okstra_engine.projects import config_path, load_project
 from okstra_engine.record import record
 from okstra_engine.tasks import load_task, stage_branch, task_branch
 from okstra_engine.worktrees import stage_target, task_target
-from tests.support import call, commit, git, run_cli
+from tests.support import call, commit, git, mutex_held_elsewhere, run_cli
 
 TASK = "auth/login"
 
@@ -454,10 +453,7 @@ def test_handoff_runs_under_the_task_mutex(task) -> None:
     group_a_handed_off(task)
     stages_2_and_3(task, [{"importer.py": "i\n"}], [{"exporter.py": "e\n"}])
     before = head(task_wt(task))
-    with (
-        task_mutex(task.project.id, task.ref.group, task.ref.id),
-        pytest.raises(OkstraError, match="another okstra process"),
-    ):
+    with mutex_held_elsewhere(task), pytest.raises(OkstraError, match="another okstra process"):
         ho.run_handoff(task, merge=True, lock_timeout=0.2)
     assert head(task_wt(task)) == before
     assert ho.run_handoff(task, merge=True).merged == [2, 3]

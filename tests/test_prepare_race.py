@@ -21,7 +21,7 @@ from okstra_engine.projects import init_project
 from okstra_engine.slugs import TaskRef
 from okstra_engine.tasks import new_task
 from okstra_engine.worktrees import task_slot
-from tests.support import git
+from tests.support import git, mutex_held_elsewhere
 
 N = 8
 
@@ -74,25 +74,9 @@ def test_racing_prepares_each_get_a_different_stage(wide) -> None:
     assert sorted(len(d["concurrentRun"]["activeStages"]) for d in docs) == list(range(N))
 
 
-_HOLDER = """
-import sys, time
-from okstra_engine.locks import task_mutex
-with task_mutex(sys.argv[1], sys.argv[2], sys.argv[3]):
-    print("locked", flush=True)
-    time.sleep(120)
-"""
-
-
 def test_a_killed_mutex_holder_does_not_block_the_next_prepare(wide) -> None:
     project = wide.project
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, project.id, "race", "wide"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=os.environ.copy(),
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with mutex_held_elsewhere(wide) as holder:
         waited: list[str] = []
         start = time.monotonic()
         with pytest.raises(OkstraError) as info:
@@ -101,9 +85,6 @@ def test_a_killed_mutex_holder_does_not_block_the_next_prepare(wide) -> None:
         assert "another okstra process has been working on race/wide" in info.value.what
         assert waited and "waiting for another okstra process" in waited[0]
         assert not (plan_run_root(wide).dir / "consumers.jsonl").exists()
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait(timeout=10)
     assert holder.returncode == -signal.SIGKILL
     # no stale lock file to clean by hand: the OS released it with its holder
     proc = subprocess.run(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from okstra_engine.errors import OkstraError
-from okstra_engine.prompts import PromptInputs, lead_prompt, parse_workers, render_text, team_name, team_plan
+from okstra_engine.prompts import PromptInputs, lead_prompt, parse_workers, render_text, team_plan
 
 GOLDEN = Path(__file__).parent / "golden" / "prompts"
 
@@ -74,7 +74,7 @@ def test_team_modes_and_names() -> None:
     assert team_plan("implementation", "a-b", 3, ["claude"], [2]).mode == "no-team"
     plan = team_plan("implementation", "a-b", 3, ["claude"], [])
     assert (plan.mode, plan.name) == ("gate", "okstra-a-b-s3")
-    assert team_name("a-b", "planning", None) == "okstra-a-b"
+    assert team_plan("planning", "a-b", None, ["claude"], []).name == "okstra-a-b"
     assert team_plan("final-verification", "a-b", 3, ["codex"], [2]).name == "okstra-a-b"
 
 

@@ -1,4 +1,4 @@
-"""Agent team state quarantine (§4.7): list, move, restore, and what is refused."""
+"""Agent team state quarantine: list, move, restore, and what is refused."""
 
 from __future__ import annotations
 
@@ -11,15 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from okstra_engine import fsio
 from okstra_engine import quarantine as q
 from okstra_engine.errors import OkstraError
 from okstra_engine.ledger import append_row, format_ts, new_row, utc_now
 from okstra_engine.locations import agent_home, okstra_home
 from okstra_engine.plans import plan_run_root
+from okstra_engine.teams import check_team_name, team_name
 from tests.reliability.invariants import tree
 from tests.support import call, run_cli
 
 TEAM = "okstra-auth-login-s2"
+REMOVE_TREE = fsio.remove_tree
 
 
 def make_team(name: str = TEAM, *, tasks: bool = True) -> dict[str, bytes]:
@@ -53,20 +56,20 @@ def exdev(src, dst):
 
 
 def test_team_names() -> None:
-    assert q.team_name_for("auth-login") == "okstra-auth-login"
-    assert q.team_name_for("auth-login", 2) == "okstra-auth-login-s2"
+    assert team_name("auth-login") == "okstra-auth-login"
+    assert team_name("auth-login", 2) == "okstra-auth-login-s2"
     for good in (
         "okstra-a-b",
         "okstra-a.b-c_d-s12",
         "okstra-my-group-my-id",
         "okstra-" + "g" * 64 + "-" + "i" * 64 + "-s3",
     ):
-        assert q.check_team_name(good) == good
+        assert check_team_name(good) == good
     for bad_key in ("Auth-login", "auth", "a/b-c", "../x-y", "a..b-c"):
         with pytest.raises(OkstraError):
-            q.team_name_for(bad_key)
+            team_name(bad_key)
     with pytest.raises(OkstraError):
-        q.team_name_for("a-b", 0)
+        team_name("a-b", 0)
 
 
 HOSTILE = [
@@ -229,7 +232,7 @@ def test_restore_refuses_an_edited_manifest_or_another_agent_home(tmp_path: Path
 
 
 def test_cross_device_move_and_restore_copy_and_verify(monkeypatch) -> None:
-    monkeypatch.setattr(q, "_rename", exdev)
+    monkeypatch.setattr(fsio, "_rename", exdev)
     make_team()
     original = tree(agent_home())
     entry = q.move_team(TEAM)
@@ -257,8 +260,8 @@ def _assert_complete_somewhere(original: dict, entry_dir: Path) -> None:
 
 
 def test_crash_between_copy_and_remove_then_move_again(monkeypatch) -> None:
-    monkeypatch.setattr(q, "_rename", exdev)
-    monkeypatch.setattr(q, "_remove_tree", _crash)
+    monkeypatch.setattr(fsio, "_rename", exdev)
+    monkeypatch.setattr(fsio, "remove_tree", _crash)
     make_team()
     original = tree(agent_home())
     with pytest.raises(RuntimeError):
@@ -272,9 +275,7 @@ def test_crash_between_copy_and_remove_then_move_again(monkeypatch) -> None:
     plan = q.plan_move(TEAM)
     assert plan.resuming and plan.stamp == entry.stamp and [s.action for s in plan.steps] == ["drop-leftover", "move"]
 
-    import shutil
-
-    monkeypatch.setattr(q, "_remove_tree", shutil.rmtree)  # the rename stays cross-device
+    monkeypatch.setattr(fsio, "remove_tree", REMOVE_TREE)  # the rename stays cross-device
     finished = q.move_team(TEAM)
     assert finished.stamp == entry.stamp and finished.state == "moved"
     assert not (agent_home() / "teams" / TEAM).exists() and not (agent_home() / "tasks" / TEAM).exists()
@@ -287,15 +288,14 @@ def test_crash_between_copy_and_remove_then_move_again(monkeypatch) -> None:
 
 def test_crash_in_the_middle_of_the_remove_then_restore(monkeypatch) -> None:
     """The source is half removed: restore puts back the complete trash copy."""
-    import shutil
 
-    def remove_one_file_then_crash(path: Path) -> None:
+    def remove_one_file_then_crash(path: Path, **_: object) -> None:
         victim = next(p for p in sorted(path.rglob("*")) if p.is_file() and not p.is_symlink())
         victim.unlink()
         raise RuntimeError("crash mid-remove")
 
-    monkeypatch.setattr(q, "_rename", exdev)
-    monkeypatch.setattr(q, "_remove_tree", remove_one_file_then_crash)
+    monkeypatch.setattr(fsio, "_rename", exdev)
+    monkeypatch.setattr(fsio, "remove_tree", remove_one_file_then_crash)
     make_team()
     original = tree(agent_home())
     with pytest.raises(RuntimeError):
@@ -304,7 +304,7 @@ def test_crash_in_the_middle_of_the_remove_then_restore(monkeypatch) -> None:
     _assert_complete_somewhere(original, entry.dir)
     assert tree(agent_home() / "teams" / TEAM) != tree_of(original, "teams")  # a partial leftover
 
-    monkeypatch.setattr(q, "_remove_tree", shutil.rmtree)
+    monkeypatch.setattr(fsio, "remove_tree", REMOVE_TREE)
     plan = q.plan_restore(entry.stamp)
     assert [s.action for s in plan.steps] == ["replace-leftover", "done"]  # tasks/ never left
     q.restore(entry.stamp)
@@ -327,7 +327,7 @@ def test_crash_during_the_copy_leaves_the_source_whole(monkeypatch) -> None:
     def flaky_copytree(src, dst, symlinks=False, ignore=None, copy_function=None, *rest, **kw):
         return real_copytree(src, dst, symlinks, ignore, flaky_copy, *rest, **kw)
 
-    monkeypatch.setattr(q, "_rename", exdev)
+    monkeypatch.setattr(fsio, "_rename", exdev)
     monkeypatch.setattr(shutil, "copytree", flaky_copytree)
     make_team()
     original = tree(agent_home())
@@ -347,18 +347,17 @@ def test_crash_during_the_copy_leaves_the_source_whole(monkeypatch) -> None:
 
 
 def test_crash_after_restore_copy_then_restore_again(monkeypatch) -> None:
-    monkeypatch.setattr(q, "_rename", exdev)
+    monkeypatch.setattr(fsio, "_rename", exdev)
     make_team()
     original = tree(agent_home())
     entry = q.move_team(TEAM)
-    monkeypatch.setattr(q, "_remove_tree", _crash)
+    monkeypatch.setattr(fsio, "remove_tree", _crash)
     with pytest.raises(RuntimeError):
         q.restore(entry.stamp)
     assert q.load_entry(entry.stamp).state == "restoring"
     assert tree(agent_home() / "teams" / TEAM) == tree_of(original, "teams")
-    import shutil
 
-    monkeypatch.setattr(q, "_remove_tree", shutil.rmtree)
+    monkeypatch.setattr(fsio, "remove_tree", REMOVE_TREE)
     assert {s.action for s in q.plan_restore(entry.stamp).steps} <= {"drop-leftover", "move"}
     q.restore(entry.stamp)
     assert tree(agent_home()) == original
@@ -366,14 +365,13 @@ def test_crash_after_restore_copy_then_restore_again(monkeypatch) -> None:
 
 
 def test_a_team_recreated_after_an_interrupted_move_goes_to_a_new_entry(monkeypatch) -> None:
-    monkeypatch.setattr(q, "_rename", exdev)
-    monkeypatch.setattr(q, "_remove_tree", _crash)
+    monkeypatch.setattr(fsio, "_rename", exdev)
+    monkeypatch.setattr(fsio, "remove_tree", _crash)
     make_team(tasks=False)
     with pytest.raises(RuntimeError):
         q.move_team(TEAM)
-    import shutil
 
-    monkeypatch.setattr(q, "_remove_tree", shutil.rmtree)
+    monkeypatch.setattr(fsio, "remove_tree", REMOVE_TREE)
     # the agent wrote new state into the team after the copy: not a leftover, never dropped
     (agent_home() / "teams" / TEAM / "config.json").write_text('{"new": true}')
     [old] = q.list_trash()

@@ -222,7 +222,7 @@ def _locks_free(task, report: Report) -> None:
 
     home = okstra_home()
     for path in (
-        task_lock_path(task.project.id, task.ref.group, task.ref.id),
+        task_lock_path(task),
         home / "locks" / "quarantine.lock",
         home / "locks" / "projects.lock",
     ):

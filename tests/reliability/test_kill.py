@@ -207,6 +207,7 @@ def test_a_half_made_worktree_from_a_killed_git_worktree_add_is_made_again(task,
 
 def test_a_handoff_killed_inside_git_merge_is_cleared_by_the_next_one(task, capsys) -> None:
     from okstra_engine import handoff as ho
+    from okstra_engine.handoff.recovery import begin_journal
     from okstra_engine.plans import plan_run_root
     from okstra_engine.prepare import PrepareOptions, prepare
     from okstra_engine.record import record
@@ -222,7 +223,7 @@ def test_a_handoff_killed_inside_git_merge_is_cleared_by_the_next_one(task, caps
     plan = ho.handoff_plan(task, "A")
     # what a SIGKILL of the process group in the middle of okstra's `git merge` leaves:
     # the journal, git's unfinished merge, and its index lock
-    ho._begin_journal(plan)
+    begin_journal(plan)
     git(wt, "merge", "--no-ff", "--no-commit", "-m", "okstra handoff auth/login group A: stage 1 (Schema)", sha)
     git_dir = Path(git(wt, "rev-parse", "--absolute-git-dir"))
     (git_dir / "index.lock").write_bytes(b"")
@@ -246,6 +247,7 @@ def test_a_merge_that_is_not_okstras_is_left_alone(task, capsys) -> None:
     """The journal clears only okstra's own merge: a person's merge in progress blocks
     the handoff with the usual message, untouched."""
     from okstra_engine import handoff as ho
+    from okstra_engine.handoff.recovery import begin_journal
     from okstra_engine.prepare import PrepareOptions, prepare
     from okstra_engine.record import record
     from okstra_engine.worktrees import stage_target, task_target
@@ -255,7 +257,7 @@ def test_a_merge_that_is_not_okstras_is_left_alone(task, capsys) -> None:
     sha = commit(stage_target(task, 1).path, {"schema.py": "S = 1\n"}, "stage 1")
     record(task, 1, "done", commit=sha)
     wt = task_target(task).path
-    ho._begin_journal(ho.handoff_plan(task, "A"))
+    begin_journal(ho.handoff_plan(task, "A"))
     git(wt, "merge", "--no-ff", "--no-commit", "-m", "my own merge", sha)
 
     code, _, err = call(capsys, "--project", str(task.project.root), "handoff", "auth/login", "--group", "A", "--merge")
@@ -281,6 +283,7 @@ def test_files_a_killed_merge_half_wrote_are_put_back_and_its_merges_undone(task
     (no MERGE_HEAD yet): the next handoff puts those files back, takes back the first
     merge (the group lands whole), then merges the group again."""
     from okstra_engine import handoff as ho
+    from okstra_engine.handoff.recovery import begin_journal
     from okstra_engine.prepare import PrepareOptions, prepare
     from okstra_engine.record import record
     from okstra_engine.worktrees import stage_target, task_target
@@ -296,7 +299,7 @@ def test_files_a_killed_merge_half_wrote_are_put_back_and_its_merges_undone(task
         record(task, n, "done", commit=shas[n])
     wt = task_target(task).path
     before = git(wt, "rev-parse", "HEAD")
-    ho._begin_journal(ho.handoff_plan(task, "B"))
+    begin_journal(ho.handoff_plan(task, "B"))
     git(wt, "merge", "--no-ff", "-m", "okstra handoff auth/login group B: stage 2 (Importer)", shas[2])
     git(wt, "checkout", shas[3], "--", "exporter.py")  # the second merge, half-written
     (wt / "notes.txt").write_text("mine\n")  # and a file of someone else's, untracked

@@ -32,24 +32,15 @@ def demo(fixed_home: Path, monkeypatch: pytest.MonkeyPatch):
     """The demo in a fixed place with fixed run ids and trash stamps: the run screens show
     project paths, run ids (in the prompt) and where a team would move."""
     import shutil
-    from datetime import datetime
 
-    import okstra_engine.plans
-    import okstra_engine.prepare
-    import okstra_engine.quarantine
+    from okstra_engine import clock
     from okstra_engine.demo import build_demo
     from tests.tui.conftest import NOW, use_demo
 
-    def run_id(phase: str, stage: int | None = None, *, now: datetime | None = None) -> str:
-        return f"{NOW:%Y%m%dT%H%M%SZ}-{phase}" + (f"-s{stage}" if stage is not None else "") + "-5a0b1c"
-
-    monkeypatch.setattr(okstra_engine.plans, "new_run_id", run_id)
-    monkeypatch.setattr(okstra_engine.prepare, "new_run_id", run_id)
-    monkeypatch.setattr(okstra_engine.quarantine, "_new_stamp_name", lambda: f"{NOW:%Y%m%dT%H%M%SZ}")
-    monkeypatch.setattr(okstra_engine.quarantine, "utc_now", lambda: NOW)  # the stamp a move takes
     where = fixed_home.with_name(fixed_home.name + ".demo")
     shutil.rmtree(where, ignore_errors=True)
-    yield use_demo(build_demo(where, now=NOW), where, monkeypatch)
+    with clock.pinned(stamps=NOW, token="5a0b1c"):
+        yield use_demo(build_demo(where, now=NOW), where, monkeypatch)
     shutil.rmtree(where, ignore_errors=True)
 
 

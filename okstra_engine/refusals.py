@@ -1,0 +1,373 @@
+"""Typed refusals: why okstra will not do something now, as a stable code and plain JSON
+parameters, with the English words of each code.
+
+The engine decides a refusal once (`gates`, `final_verification`, `prepare`, `handoff`)
+and raises it as a `RefusedError`; the CLI prints its `what` and `how`; the TUI renders
+the same code and params in the person's language. Codes never change meaning; a new
+reason gets a new code.
+
+Codes and their params (`task` is always the task ref, `GROUP/ID`):
+
+- `phase.unknown` {phase, phases}
+- `phase.no_qa` {task, project, root}: implementation needs a QA command
+- `phase.no_plan` {task} / `phase.plan_draft` {task}: no approved plan (none at all / not approved)
+- `phase.all_done` {task}: implementation: every stage is done
+- `phase.nothing_ready` {task, blocked: [{stage, waits_for}], in_flight: [{stage, run}],
+  stale: [{stage, run, why}]}: implementation: no stage is ready
+- `phase.stages_not_done` {task, stages}: final verification of the whole task
+- `phase.stages_not_merged` {task, stages: [{stage, commit}], head, fix}: final
+  verification of the whole task; `head` (task worktree HEAD) and `fix` (a command line)
+  are null when the refusal comes from status alone
+- `verify.task_worktree_dirty` {task, path, paths}
+- `verify.stage_not_done` {task, stage}
+- `verify.stage_worktree_missing` {task, stage, path, branch}: `path` null when unregistered
+- `verify.stage_worktree_dirty` {task, stage, path, paths}
+- `stage.unknown` {task, stage, stages}
+- `stage.done` {task, stage, commit, run}
+- `stage.in_flight` {task, stage, run, since}: `since` an ISO-8601 UTC time, or null
+- `stage.stale` {task, stage, run, why}
+- `stage.blocked` {task, stage, waits_for}
+- `stage.dep_no_commit` {task, stage, dep}
+- `stage.dep_commit_missing` {task, stage, dep, commit}
+- `stage.deps_not_merged` {task, stage, deps, unmerged: [{stage, commit}], worktree,
+  head, fixes: [{stage, fix}]}
+- `handoff.in_flight` {task, stage, run, since}
+- `handoff.stale` {task, stage, run, why}
+- `handoff.blocked` {task, stage, waits_for}
+- `handoff.not_started` {task, stage}
+- `handoff.no_commit` {task, stage}
+- `handoff.unclassified` {task, stage, why}
+- `handoff.commit_missing` {task, stage, commit, fix}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from . import clock
+from .errors import OkstraError
+
+Params = dict[str, Any]
+"""A refusal's parameters: plain JSON values (str, int, None, lists and dicts of them)."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why something cannot be done now: a stable `code` and its plain JSON `params`."""
+
+    code: str
+    params: Params = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.code not in _TEXTS:
+            raise ValueError(f"unknown refusal code {self.code!r}")
+
+    @property
+    def what(self) -> str:
+        return _TEXTS[self.code](self.params)[0]
+
+    @property
+    def how(self) -> str:
+        return _TEXTS[self.code](self.params)[1]
+
+    def error(self) -> RefusedError:
+        return RefusedError(self)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "params": self.params, "what": self.what, "how": self.how}
+
+
+class RefusedError(OkstraError):
+    """A refusal raised: an OkstraError (exit 2) whose words come from `refusal`."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.what, refusal.how)
+        self.refusal = refusal
+
+
+def refuse(refusal: Refusal | None) -> None:
+    """Raise `refusal` when there is one."""
+    if refusal is not None:
+        raise refusal.error()
+
+
+# ---------------------------------------------------------------------------- words
+
+
+def some(paths: Sequence[str], most: int = 5) -> str:
+    """The first `most` paths, and how many more."""
+    shown = ", ".join(paths[:most])
+    return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
+
+
+def numbers(items: Sequence[Any]) -> str:
+    return ", ".join(map(str, items))
+
+
+def when(iso: object) -> str:
+    """`2026-06-10 12:00 UTC` from the ISO time of a param (`?` when there is none)."""
+    if not isinstance(iso, str):
+        return "?"
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A time as a param: ISO-8601 UTC, or None."""
+    return clock.iso(moment) if moment else None
+
+
+def _short(sha: object) -> str:
+    return sha[:8] if isinstance(sha, str) else "-"
+
+
+def _release(p: Params) -> str:
+    return f"okstra record {p['task']} --stage {p['stage']} --status released"
+
+
+def _is_are(items: Sequence[Any]) -> str:
+    return "is" if len(items) == 1 else "are"
+
+
+Words = Callable[[Params], tuple[str, str]]
+_TEXTS: dict[str, Words] = {}
+
+
+def _words(code: str) -> Callable[[Words], Words]:
+    def register(fn: Words) -> Words:
+        _TEXTS[code] = fn
+        return fn
+
+    return register
+
+
+def codes() -> list[str]:
+    """Every refusal code, sorted."""
+    return sorted(_TEXTS)
+
+
+@_words("phase.unknown")
+def _phase_unknown(p: Params) -> tuple[str, str]:
+    return f"unknown run type {p['phase']!r}", f"pass --type with one of: {', '.join(p['phases'])}"
+
+
+@_words("phase.no_qa")
+def _phase_no_qa(p: Params) -> tuple[str, str]:
+    return (
+        f"project {p['project']} has no QA commands; an implementation run needs at least one to verify its stage",
+        f"add one: okstra init {p['root']} --qa-command 'pytest -q'",
+    )
+
+
+@_words("phase.no_plan")
+def _phase_no_plan(p: Params) -> tuple[str, str]:
+    return f"task {p['task']} has no approved plan", f"import one: okstra plan import {p['task']} plan.md --approve"
+
+
+@_words("phase.plan_draft")
+def _phase_plan_draft(p: Params) -> tuple[str, str]:
+    return f"task {p['task']} has no approved plan", f"approve the newest plan: okstra plan approve {p['task']}"
+
+
+@_words("phase.all_done")
+def _phase_all_done(p: Params) -> tuple[str, str]:
+    return (
+        f"every stage of {p['task']} is done: nothing left to implement",
+        f"verify the whole task: okstra prepare {p['task']} --type final-verification",
+    )
+
+
+@_words("phase.nothing_ready")
+def _phase_nothing_ready(p: Params) -> tuple[str, str]:
+    parts = []
+    if p["blocked"]:
+        parts.append("; ".join(f"stage {b['stage']} waits for {numbers(b['waits_for'])}" for b in p["blocked"]))
+    if p["in_flight"]:
+        parts.append("in flight: " + ", ".join(f"{f['stage']} (run {f['run'] or '?'})" for f in p["in_flight"]))
+    if p["stale"]:
+        parts.append("stale: " + ", ".join(f"{s['stage']} (run {s['run'] or '?'}: {s['why']})" for s in p["stale"]))
+    how = f"wait for the stages in flight to finish (okstra status {p['task']})"
+    if p["stale"]:
+        how += f"; release a stale one: okstra record {p['task']} --stage {p['stale'][0]['stage']} --status released"
+    return f"no stage of {p['task']} is ready: " + "; ".join(parts), how
+
+
+@_words("phase.stages_not_done")
+def _phase_stages_not_done(p: Params) -> tuple[str, str]:
+    return (
+        f"final verification of {p['task']} needs every stage done; stage(s) {numbers(p['stages'])} are not",
+        f"finish them first (okstra status {p['task']}), or verify one stage: --stage N",
+    )
+
+
+@_words("phase.stages_not_merged")
+def _phase_stages_not_merged(p: Params) -> tuple[str, str]:
+    listed = ", ".join(f"stage {s['stage']} ({_short(s['commit'])})" for s in p["stages"])
+    head = f" (task HEAD {_short(p['head'])})" if p["head"] else ""
+    how = f"hand the stages off (okstra handoff {p['task']} --merge)"
+    return (
+        f"final verification of {p['task']} needs every stage merged into the task worktree; {listed} "
+        f"{_is_are(p['stages'])} not{head}",
+        how + (f", or: {p['fix']}" if p["fix"] else ""),
+    )
+
+
+@_words("verify.task_worktree_dirty")
+def _verify_task_worktree_dirty(p: Params) -> tuple[str, str]:
+    return (
+        f"the task worktree {p['path']} has uncommitted changes: {some(p['paths'])}",
+        "commit or stash them there (okstra ignores .okstra and the project's cleanGateExcludes)",
+    )
+
+
+@_words("verify.stage_not_done")
+def _verify_stage_not_done(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} of {p['task']} is not done, so there is nothing to verify yet",
+        f"finish it first (okstra status {p['task']})",
+    )
+
+
+@_words("verify.stage_worktree_missing")
+def _verify_stage_worktree_missing(p: Params) -> tuple[str, str]:
+    where = "is not registered" if p["path"] is None else f"{p['path']} does not exist"
+    return (
+        f"stage {p['stage']}'s worktree {where}",
+        f"verify it through the task instead (hand it off, then okstra prepare {p['task']} --type final-verification), "
+        f"or recreate it: git worktree add <path> {p['branch']}",
+    )
+
+
+@_words("verify.stage_worktree_dirty")
+def _verify_stage_worktree_dirty(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']}'s worktree {p['path']} has uncommitted changes: {some(p['paths'])}",
+        "commit or stash them there before verifying the stage",
+    )
+
+
+@_words("stage.unknown")
+def _stage_unknown(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} is not in the Stage Map of {p['task']} (stages: {numbers(p['stages'])})",
+        "pass one of those stage numbers, or --stage auto",
+    )
+
+
+@_words("stage.done")
+def _stage_done(p: Params) -> tuple[str, str]:
+    at = f" at {_short(p['commit'])}" if p["commit"] else ""
+    return (
+        f"stage {p['stage']} is done already{at} (run {p['run'] or '-'})",
+        f"pick another stage (okstra status {p['task']}), or --stage auto for the lowest ready one",
+    )
+
+
+@_words("stage.in_flight")
+def _stage_in_flight(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} is in flight by run {p['run'] or '?'} (since {when(p['since'])})",
+        f"let that run finish, or take another stage with --stage auto; if that run was abandoned, release it: {_release(p)}",
+    )
+
+
+@_words("stage.stale")
+def _stage_stale(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} is held by a stale reservation (run {p['run'] or '?'}: {p['why']})",
+        f"release it first, then rerun: {_release(p)}",
+    )
+
+
+@_words("stage.blocked")
+def _stage_blocked(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} is blocked by stage(s) {numbers(p['waits_for'])}, not done yet",
+        f"finish those first, or take a ready stage with --stage auto (see okstra status {p['task']})",
+    )
+
+
+@_words("stage.dep_no_commit")
+def _stage_dep_no_commit(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['dep']} is done but its ledger row names no commit, so stage {p['stage']} has no base",
+        f"record the commit stage {p['dep']} finished at: okstra record {p['task']} --stage {p['dep']} --status done --commit SHA",
+    )
+
+
+@_words("stage.dep_commit_missing")
+def _stage_dep_commit_missing(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['dep']}'s done commit {_short(p['commit'])} is not in the repository (rebased, amended or deleted?), "
+        f"so stage {p['stage']} has no base",
+        f"find the commit it became and record it: okstra record {p['task']} --stage {p['dep']} --status done --commit SHA",
+    )
+
+
+@_words("stage.deps_not_merged")
+def _stage_deps_not_merged(p: Params) -> tuple[str, str]:
+    listed = ", ".join(f"stage {u['stage']} ({_short(u['commit'])})" for u in p["unmerged"])
+    return (
+        f"stage {p['stage']} depends on stages {numbers(p['deps'])}, but {listed} "
+        f"{_is_are(p['unmerged'])} not merged into the task worktree {p['worktree']} ({_short(p['head'])})",
+        " | ".join(f"stage {f['stage']}: {f['fix']}" for f in p["fixes"]) + "; then rerun",
+    )
+
+
+@_words("handoff.in_flight")
+def _handoff_in_flight(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} is in flight (run {p['run'] or '?'}, since {when(p['since'])})",
+        f"let that run finish (okstra status {p['task']}); if it was abandoned: {_release(p)}",
+    )
+
+
+@_words("handoff.stale")
+def _handoff_stale(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} is held by a stale reservation (run {p['run'] or '?'}: {p['why']})",
+        f"release it, finish the stage, then rerun: {_release(p)}",
+    )
+
+
+@_words("handoff.blocked")
+def _handoff_blocked(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} is not done (it waits for stage(s) {numbers(p['waits_for'])})",
+        f"finish the stages of the group first (okstra status {p['task']})",
+    )
+
+
+@_words("handoff.not_started")
+def _handoff_not_started(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} is not done (ready, not started)",
+        f"implement it first: okstra prepare {p['task']} --type implementation --stage {p['stage']}",
+    )
+
+
+@_words("handoff.no_commit")
+def _handoff_no_commit(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} is done but its ledger row names no commit",
+        f"record the commit it finished at: okstra record {p['task']} --stage {p['stage']} --status done --commit SHA",
+    )
+
+
+@_words("handoff.unclassified")
+def _handoff_unclassified(p: Params) -> tuple[str, str]:
+    return (
+        f"cannot tell whether stage {p['stage']} is merged: {p['why']}",
+        f"see: okstra reconcile {p['task']} --stage {p['stage']}",
+    )
+
+
+@_words("handoff.commit_missing")
+def _handoff_commit_missing(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']}'s done commit {_short(p['commit'])} is not in the repository, "
+        "and its work is not found in the task worktree",
+        str(p["fix"]),
+    )
