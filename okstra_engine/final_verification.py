@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import git, registry, worktrees
 from .errors import OkstraError
-from .ledger import LedgerRow, latest_done_by_stage
+from .ledger_state import LedgerState
 from .stage_map import StageMap
 from .tasks import Task, stage_branch
 from .worktrees import Provision
@@ -21,9 +21,9 @@ from .worktrees import Provision
 REUSED_STAGE = "reused-stage"
 
 
-def check_whole_task(task: Task, stage_map: StageMap, rows: list[LedgerRow], task_wt: Provision) -> str:
+def check_whole_task(task: Task, stage_map: StageMap, ledger: LedgerState, task_wt: Provision) -> str:
     """Return the target description, or raise the first violated condition."""
-    done = latest_done_by_stage(rows)
+    done = ledger.done_rows()
     missing = [s.stage for s in stage_map.stages if s.stage not in done]
     if missing:
         listed = ", ".join(map(str, missing))
@@ -55,9 +55,9 @@ def check_whole_task(task: Task, stage_map: StageMap, rows: list[LedgerRow], tas
     return "the whole task"
 
 
-def check_one_stage(task: Task, stage: int, rows: list[LedgerRow]) -> Provision:
+def check_one_stage(task: Task, stage: int, ledger: LedgerState) -> Provision:
     """The stage's own worktree, to verify in; or the first violated condition."""
-    done = latest_done_by_stage(rows).get(stage)
+    done = ledger.done_rows().get(stage)
     if done is None:
         raise OkstraError(
             f"stage {stage} of {task.ref} is not done, so there is nothing to verify yet",

@@ -75,10 +75,11 @@ from . import faults, git, registry, worktrees
 from .documents import Doc
 from .errors import OkstraError, describe_validation_error
 from .fsio import append_line, atomic_write_text
-from .ledger import LedgerRow, format_ts, hostname, latest_done_by_stage, utc_now
+from .ledger import LedgerRow, format_ts, hostname, utc_now
+from .ledger_state import LedgerState
 from .locks import task_mutex
 from .plans import require_plan_run_root
-from .reconcile import MERGED_KINDS, Suggestion, content_merged, fix_guidance, stage_base_ref
+from .reconcile import MERGED_KINDS, Suggestion, content_merged, fix_guidance
 from .slugs import slugify
 from .status import StageView, TaskStatus, task_status
 from .tasks import Task, stage_branch, task_branch, task_worktree_path
@@ -398,7 +399,7 @@ def _build_plan(
         warnings=[*history.warnings, *status.warnings],
         history=history.rows,
     )
-    done = latest_done_by_stage(status.rows)
+    done = status.ledger.done_rows()
     root = task.project.root
     corrected = {s.stage: s for s in applied}
     for n in groups[chosen]:
@@ -410,7 +411,7 @@ def _build_plan(
             sp.done_commit = git.resolve_commit(root, row.head_commit) or row.head_commit
         _refuse_by_state(task, sp, view, row)
         if classify and sp.refusal is None:
-            _classify(task, sp, status.rows, row, head, corrected.get(n))
+            _classify(task, sp, status.ledger, row, head, corrected.get(n))
         plan.stages.append(sp)
     if classify:
         plan.dirty = git.dirty_paths(wt, task.project.config.clean_gate_excludes)
@@ -441,11 +442,11 @@ def _refuse_by_state(task: Task, sp: StagePlan, view: StageView, row: LedgerRow 
 
 
 def _classify(
-    task: Task, sp: StagePlan, rows: list[LedgerRow], row: LedgerRow, head: str, fix: Suggestion | None
+    task: Task, sp: StagePlan, ledger: LedgerState, row: LedgerRow, head: str, fix: Suggestion | None
 ) -> None:
     root = task.project.root
     try:
-        match = content_merged(root, sp.done_commit, head, base=stage_base_ref(rows, sp.stage), stored=row)
+        match = content_merged(root, sp.done_commit, head, base=ledger.base_ref(sp.stage), stored=row)
     except OkstraError as exc:
         sp.refusal = f"cannot tell whether stage {sp.stage} is merged: {exc.what}"
         sp.refusal_how = f"see: okstra reconcile {task.ref} --stage {sp.stage}"

@@ -52,8 +52,8 @@ from .conformance import clear_stale_waivers, parse_waiver_arg, set_waiver
 from .documents import Doc
 from .errors import OkstraError
 from .fsio import write_dir
-from .ledger import LEDGER_NAME, LedgerRow, append_row, latest_done_by_stage, new_row
-from .ledger_state import read_current
+from .ledger import LEDGER_NAME, LedgerRow, append_row, new_row
+from .ledger_state import LedgerState, read_state
 from .locks import task_mutex
 from .plans import PlanRun, plan_run_root, require_plan_run_root
 from .runs import PHASES, RunManifest, new_run_id
@@ -241,21 +241,21 @@ def _prepare_locked(
         stage_wt = task_wt
         target = None
         if stage_map is not None and plan is not None:
-            rows = _ledger_rows(task, plan, dry, say, reconcile=layout != "non-git")
+            ledger = _ledger_state(task, plan, dry, say, reconcile=layout != "non-git")
         if stage_map is not None and plan is not None and options.task_type == "final-verification":
             if requested is None:
-                target = final_verification.check_whole_task(task, stage_map, rows, task_wt)
+                target = final_verification.check_whole_task(task, stage_map, ledger, task_wt)
             else:
                 stage, spec = requested, stage_map.by_number()[requested]
-                stage_wt = final_verification.check_one_stage(task, requested, rows)
+                stage_wt = final_verification.check_one_stage(task, requested, ledger)
                 target = f"stage {requested}"
         elif stage_map is not None and plan is not None:
-            views = compute_states(stage_map, rows)
+            views = compute_states(stage_map, ledger)
             stage = pick_stage(task, views, requested)
             spec = stage_map.by_number()[stage]
             # the selected stage is ready, so never among those in flight
             concurrent = sorted(v.stage for v in views if v.state == "in-flight")
-            stage_wt = _stage_worktree(task, plan, layout, task_wt, stage, spec.depends_on, rows, dry, say)
+            stage_wt = _stage_worktree(task, plan, layout, task_wt, stage, spec.depends_on, ledger, dry, say)
             _say_repair(f"the stage {stage} worktree", stage_wt, say)
             if stage_wt.made_worktree:
                 made.append((worktrees.stage_target(task, stage), stage_wt))
@@ -320,9 +320,7 @@ def _skipped(root: Path, layout: str) -> Provision:
     )
 
 
-def _ledger_rows(
-    task: Task, plan: PlanRun, dry: bool, say: Callable[[str], None], *, reconcile: bool
-) -> list[LedgerRow]:
+def _ledger_state(task: Task, plan: PlanRun, dry: bool, say: Callable[[str], None], *, reconcile: bool) -> LedgerState:
     ledger = plan.dir / LEDGER_NAME
     if not dry:
         from . import reconcile as rec
@@ -336,12 +334,12 @@ def _ledger_rows(
             except Exception as exc:  # noqa: BLE001 - reconcile helps; the gates below still decide
                 say(f"git-reconcile skipped: {exc}")
         faults.point("prepare.reconciled")
-        read = read_current(ledger)
-        for warning in read.warnings:  # a torn line a crash left: skipped, and said so
+        state = read_state(ledger)
+        for warning in state.warnings:  # a torn line a crash left: skipped, and said so
             say(f"okstra: {warning}")
-        return read.rows
-    rows = read_current(ledger).rows
-    return [*rows, *missing_done_rows(rows, read_carry(plan.dir).sidecars)]
+        return state
+    state = read_state(ledger)
+    return state.fold(missing_done_rows(state, read_carry(plan.dir).sidecars))
 
 
 # ---------------------------------------------------------------------------- selection
@@ -419,12 +417,12 @@ def _stage_worktree(
     task_wt: Provision,
     stage: int,
     depends_on: list[int],
-    rows: list[LedgerRow],
+    ledger: LedgerState,
     dry: bool,
     say: Callable[[str], None],
 ) -> Provision:
     root = task.project.root
-    done = latest_done_by_stage(rows)
+    done = ledger.done_rows()
     if layout == "non-git":
         return _skipped(root, layout)
     if layout == "nested":

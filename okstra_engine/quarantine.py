@@ -53,8 +53,8 @@ from . import faults
 from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
 from .fsio import _fsync_dir
-from .ledger import LEDGER_NAME, format_ts, reservations, utc_now
-from .ledger_state import read_current
+from .ledger import LEDGER_NAME, format_ts, utc_now
+from .ledger_state import read_state
 from .locations import agent_home, okstra_home
 from .locks import file_lock
 from .slugs import SLUG_RULE
@@ -265,10 +265,10 @@ def team_owners() -> tuple[dict[str, Owner], dict[str, Owner]]:
                 plan = plan_run_root(load_task(project, ref))
                 if plan is None:
                     continue
-                rows = read_current(plan.dir / LEDGER_NAME).rows
+                ledger = read_state(plan.dir / LEDGER_NAME)
             except (OkstraError, OSError):
                 continue
-            for stage, res in sorted(reservations(rows, ttl_hours=ttl).items()):
+            for stage, res in sorted(ledger.reservations(ttl_hours=ttl).items()):
                 owner = Owner(res.run_id, project.id, project.root, str(ref), stage, res.stale_reason)
                 target = stale if res.stale else owned
                 target.setdefault(f"{TEAM_PREFIX}{ref.key}-s{stage}", owner)

@@ -49,12 +49,12 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from . import git
 from .errors import OkstraError
-from .ledger import LEDGER_NAME, LedgerRow, append_row, latest_done_by_stage, new_row
-from .ledger_state import read_current
+from .ledger import LEDGER_NAME, LedgerRow, append_row, new_row
+from .ledger_state import LedgerState, read_state
 from .tasks import Task, stage_branch, task_branch, task_worktree_path
 
 Kind = Literal[
@@ -143,23 +143,25 @@ def target_commit(task: Task) -> str:
     return sha
 
 
+BaseSource = Literal["recorded", "merge_base"]
+
+
 def stage_base(
-    repo: Path, rows: Iterable[LedgerRow], stage: int, x: str, target: str | Callable[[], str] | None
-) -> str | None:
-    """The base of stage `stage` finished at `x`: the base_ref of its latest ledger row that
-    has one, when that is an ancestor of x; else the merge-base of x and the target (a
-    callable target is only asked when needed). None when that gives no range (x is
-    already in the target)."""
-    recorded = stage_base_ref(rows, stage)
+    repo: Path, recorded: str | None, x: str, target: str | Callable[[], str] | None
+) -> tuple[str, BaseSource] | None:
+    """The base of a stage finished at `x`, and where it came from: `recorded`, the stage's
+    recorded base ref (`LedgerState.base_ref`), when that is a proper ancestor of x; else
+    the merge-base of x and the target (a callable target is only asked when needed).
+    None when that gives no range (x is already in the target)."""
     if recorded:
         # a full SHA needs no rev-parse: the ancestry check fails for a missing commit
         full = recorded if git.is_full_sha(recorded) else git.resolve_commit(repo, recorded)
         if full and full != x and git.ancestry(repo, full, x):
-            return full
+            return full, "recorded"
     if target is None:
         return None
-    mb = git.merge_base(repo, x, target() if callable(target) else target)
-    return mb if mb and mb != x else None
+    mb = _merge_base_or_none(repo, x, target() if callable(target) else target)
+    return (mb, "merge_base") if mb else None
 
 
 # ---- the fingerprint of a done commit, and its pin ----
@@ -193,10 +195,13 @@ def pin(task: Task, stage: int, sha: str) -> str:
     return ref
 
 
-def done_fields(task: Task, stage: int, sha: str, rows: Iterable[LedgerRow] = (), *, target: str | None = None) -> dict:
+def done_fields(
+    task: Task, stage: int, sha: str, ledger: LedgerState | None = None, *, target: str | None = None
+) -> dict[str, Any]:
     """The extra fields of a `done` row at the full SHA `sha` (record, carry backfill, the
     simulated lead): pins the commit and returns its fingerprint (empty when the stage's
-    range cannot be told). Best effort: a git failure here never blocks the record."""
+    range cannot be told). `ledger`: the task's ledger so far, whose recorded base ref for
+    the stage is preferred. Best effort: a git failure here never blocks the record."""
     repo = task.project.root
 
     def pin_it() -> None:
@@ -205,8 +210,9 @@ def done_fields(task: Task, stage: int, sha: str, rows: Iterable[LedgerRow] = ()
 
     def fingerprint() -> dict:
         try:
-            base = stage_base(repo, rows, stage, sha, target or (lambda: target_commit(task)))
-            return done_fingerprint(repo, base, sha) if base else {}
+            recorded = ledger.base_ref(stage) if ledger else None
+            base = stage_base(repo, recorded, sha, target or (lambda: target_commit(task)))
+            return done_fingerprint(repo, base[0], sha) if base else {}
         except git.GitError:
             return {}
 
@@ -223,16 +229,16 @@ def backfill_done(task: Task) -> list[LedgerRow]:
     if not task.project.is_git:
         return backfill_done_from_carry(plan.dir)
     repo = task.project.root
-    cache: dict[str, object] = {}
+    known: list[tuple[LedgerState, str]] = []  # read once, when a row needs them
 
     def complete(row: LedgerRow) -> LedgerRow:
         sha = git.resolve_commit(repo, row.head_commit) if row.head_commit else None
         if sha is None:
             return row
-        if "rows" not in cache:
-            cache["rows"] = read_current(plan.dir / LEDGER_NAME).rows
-            cache["target"] = target_commit(task)
-        extra = done_fields(task, row.stage, sha, cache["rows"], target=cache["target"])
+        if not known:
+            known.append((read_state(plan.dir / LEDGER_NAME), target_commit(task)))
+        ledger, target = known[0]
+        extra = done_fields(task, row.stage, sha, ledger, target=target)
         return row.model_copy(update={"head_commit": sha, **extra})
 
     return backfill_done_from_carry(plan.dir, complete=complete)
@@ -507,8 +513,8 @@ def suggestions(task: Task, *, stages: Iterable[int] | None = None, target: str 
     wanted = set(plan.stage_map().by_number())
     if stages is not None:
         wanted &= set(stages)
-    rows = read_current(plan.dir / LEDGER_NAME).rows
-    done = {n: row for n, row in latest_done_by_stage(rows).items() if n in wanted and row.head_commit}
+    ledger = read_state(plan.dir / LEDGER_NAME)
+    done = {n: row for n, row in ledger.done_rows().items() if n in wanted and row.head_commit}
     if not done:
         return []
     repo = task.project.root
@@ -528,17 +534,12 @@ def suggestions(task: Task, *, stages: Iterable[int] | None = None, target: str 
         if state[n]:
             continue
         match = _not_an_ancestor(
-            repo, row.head_commit, t, stage_base_ref(rows, n), _stored(row), exists=state[n] is not None
+            repo, row.head_commit, t, ledger.base_ref(n), _stored(row), exists=state[n] is not None
         )
         found.append(
             Suggestion(n, row.head_commit, match.commit, match.kind, match.ambiguous, fingerprint=match.fingerprint)
         )
     return found
-
-
-def stage_base_ref(rows: Iterable[LedgerRow], stage: int) -> str | None:
-    """The base_ref of the stage's latest ledger row that has one."""
-    return next((r.base_ref for r in reversed(list(rows)) if r.stage == stage and r.base_ref), None)
 
 
 def apply(task: Task, chosen: Iterable[Suggestion]) -> list[Suggestion]:
@@ -548,7 +549,7 @@ def apply(task: Task, chosen: Iterable[Suggestion]) -> list[Suggestion]:
     from .plans import require_plan_run_root
 
     ledger = require_plan_run_root(task).dir / LEDGER_NAME
-    done = latest_done_by_stage(read_current(ledger).rows)
+    done = read_state(ledger).done_rows()
     applied = []
     for s in chosen:
         row = done.get(s.stage)
@@ -605,8 +606,8 @@ def correct(task: Task, stage: int, commit: str) -> Suggestion | None:
             "pass a commit SHA (abbreviated is fine) or a ref that exists in the project repository",
         )
     ledger = plan.dir / LEDGER_NAME
-    rows = read_current(ledger).rows
-    row = latest_done_by_stage(rows).get(stage)
+    state = read_state(ledger)
+    row = state.done_rows().get(stage)
     if row is None or not row.head_commit:
         raise OkstraError(
             f"stage {stage} has no done commit to correct",
@@ -614,12 +615,12 @@ def correct(task: Task, stage: int, commit: str) -> Suggestion | None:
         )
     if row.head_commit == sha:
         return None
-    state = git.ancestry(repo, row.head_commit, sha)
+    ancestry = git.ancestry(repo, row.head_commit, sha)
     match = (
         Match("ancestor", row.head_commit)
-        if state
+        if ancestry
         else _not_an_ancestor(
-            repo, row.head_commit, sha, stage_base_ref(rows, stage), _stored(row), exists=state is not None
+            repo, row.head_commit, sha, state.base_ref(stage), _stored(row), exists=ancestry is not None
         )
     )
     _pin_quietly(task, stage, sha)
@@ -660,7 +661,7 @@ def fix_guidance(task: Task, stage: int, *, suggested: str | None = None) -> str
         from .plans import plan_run_root
 
         plan = plan_run_root(task)
-        row = latest_done_by_stage(read_current(plan.dir / LEDGER_NAME).rows).get(stage) if plan else None
+        row = read_state(plan.dir / LEDGER_NAME).done_rows().get(stage) if plan else None
         if row and row.head_commit and git.resolve_commit(root, row.head_commit):
             source = row.head_commit
     if source is None:

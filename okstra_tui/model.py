@@ -25,6 +25,7 @@ from .i18n import t
 
 if TYPE_CHECKING:
     from okstra_engine.ledger import LedgerRow
+    from okstra_engine.ledger_state import LedgerState
     from okstra_engine.projects import Project
     from okstra_engine.status import TaskStatus
     from okstra_engine.tasks import Task
@@ -225,8 +226,8 @@ class BoardData:
     summaries: dict[int, str] = field(default_factory=dict)
     """The lead's summary of each finished stage (its carry sidecar)."""
     task: Task | None = None
-    rows: list[LedgerRow] = field(default_factory=list)
-    """The ledger's deciding rows (`ledger_state`)."""
+    ledger: LedgerState | None = None
+    """The ledger's state, as `status` read it."""
 
     @property
     def auto_stage(self) -> int | None:
@@ -238,7 +239,7 @@ class BoardData:
 
     def plain(self) -> BoardData:
         """The same board without the engine's objects."""
-        return replace(self, task=None, rows=[])
+        return replace(self, task=None, ledger=None)
 
 
 def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
@@ -248,13 +249,11 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
 
     project = load_project(root)
     task = load_task(project, ref)
-    status = task_status(task, now=now, read_rows=_read_ledger)
+    status = task_status(task, now=now, ledger_reader=_read_ledger)
     lanes = list(status.stage_map.groups().items()) if status.stage_map else []
-    hosts: dict[int, str | None] = {}
-    last: dict[int, str] = {}
-    for row in status.rows:
-        last[row.stage] = row.status
-        hosts[row.stage] = row.host
+    latest = status.ledger.latest_rows()
+    hosts = {n: row.host for n, row in latest.items()}
+    last: dict[int, str] = {n: row.status for n, row in latest.items()}
     worktrees = {v.stage: v.worktree for v in status.stages if v.worktree}
     plan = "approved" if status.plan_run else plan_state(task, status)
     summaries = {}
@@ -277,17 +276,17 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
         watch=watch_paths(task, status.plan_run),
         summaries=summaries,
         task=task,
-        rows=status.rows,
+        ledger=status.ledger,
     )
 
 
 _followers: dict[Path, Any] = {}
 
 
-def _read_ledger(path: Path):
-    """The ledger's deciding rows, read incrementally: the first look starts from okstra's
-    ledger cache, and a board open all day re-parses only what was appended since its last
-    look (one follower per ledger, kept for the process)."""
+def _read_ledger(path: Path) -> LedgerState:
+    """The ledger's state, read incrementally: the first look starts from okstra's ledger
+    cache, and a board open all day parses only what was appended since its last look (one
+    follower per ledger, kept for the process)."""
     from okstra_engine.ledger_state import LedgerFollower
 
     follower = _followers.get(path)
@@ -410,10 +409,9 @@ def stage_diff(data: BoardData, stage: int) -> StageDiff | None:
 
 def _stage_base(data: BoardData, stage: int, head: str) -> tuple[str, str]:
     from okstra_engine import git
-    from okstra_engine.ledger import latest_done_by_stage
 
     root = data.task.project.root
-    done = latest_done_by_stage(data.rows)
+    done = data.ledger.done_rows()
     recorded = done.get(stage)
     if recorded is not None and recorded.base_ref and git.resolve_commit(root, recorded.base_ref):
         return recorded.base_ref, "diff.base.recorded"
