@@ -295,13 +295,6 @@ def _read_ledger(path: Path) -> LedgerState:
     return follower.read()
 
 
-def _anchor(task: Task) -> str | None:
-    """The task's anchor base commit (the registry's), for a stage without dependencies."""
-    from okstra_engine import registry
-
-    return registry.anchor(registry.TaskSlot(task.project.id, task.ref.group, task.ref.id))
-
-
 def watch_paths(task: Task, plan_run: str | None) -> list[Path]:
     """The files whose change can change the board: ledger, carry sidecars, the runs
     folder (a new or approved plan), the registry, and the task's branches."""
@@ -389,50 +382,23 @@ class StageDiff:
 
 
 def stage_diff(data: BoardData, stage: int) -> StageDiff | None:
-    """The stage's change: its base → its done commit (or, in flight, its branch tip).
-    None when the stage has nothing to show yet."""
-    from okstra_engine import git
+    """The stage's change: its base → its done commit (or, in flight, its branch tip), as
+    the engine says. None when the stage has nothing to show yet."""
+    from okstra_engine import stage_diff as engine
 
-    root = data.task.project.root
-    view = data.views[stage]
-    if not data.task.project.is_git:
+    found = engine.stage_diff(data.task, data.ledger, stage)
+    if found is None:
         return None
-    head, head_from = view.done_commit, "diff.head.done"
-    if head is None or git.resolve_commit(root, head) is None:
-        head, head_from = git.resolve_commit(root, f"refs/heads/{data.branches[stage]}"), "diff.head.branch"
-    if head is None:
-        return None
-    base, base_from = _stage_base(data, stage, head)
-    text, truncated = git.diff_preview(root, base, head)
-    return StageDiff(stage, base, head, base_from, head_from, text, truncated)
-
-
-def _stage_base(data: BoardData, stage: int, head: str) -> tuple[str, str]:
-    from okstra_engine import git
-
-    root = data.task.project.root
-    done = data.ledger.done_rows()
-    recorded = done.get(stage)
-    if recorded is not None and recorded.base_ref and git.resolve_commit(root, recorded.base_ref):
-        return recorded.base_ref, "diff.base.recorded"
-    deps = data.views[stage].depends_on
-    if len(deps) == 1 and deps[0] in done and done[deps[0]].head_commit:
-        dep = done[deps[0]].head_commit
-        if git.is_ancestor(root, dep, head):
-            return dep, "diff.base.dependency"
-    anchor = _anchor(data.task) if not deps else None
-    if anchor and git.is_ancestor(root, anchor, head):
-        return anchor, "diff.base.anchor"
-    project_head = git.head(root)
-    if project_head:
-        base = git.merge_base(root, head, project_head)
-        if base and base != head:
-            return base, "diff.base.merge_base"
-    parent = git.resolve_commit(root, f"{head}^")
-    if parent:
-        return parent, "diff.base.parent"
-    # a root commit: diff against the empty tree
-    return "4b825dc642cb6eb9a060e54bf8d69288fbee4904", "diff.base.empty"
+    change = found.change
+    return StageDiff(
+        stage,
+        change.base,
+        change.head,
+        f"diff.base.{change.base_from}",
+        f"diff.head.{change.head_from}",
+        found.text,
+        found.truncated,
+    )
 
 
 # ---------------------------------------------------------------- reconcile (issue 5)
