@@ -65,7 +65,7 @@ def check_one_stage(task: Task, stage: int, ledger: LedgerState) -> Provision:
         )
     row = registry.get_worktree(worktrees.task_slot(task), stage)
     path = Path(row.path) if row is not None else None
-    if path is None or not path.is_dir():
+    if row is None or path is None or not path.is_dir():
         raise OkstraError(
             f"stage {stage}'s worktree {'is not registered' if path is None else f'{path} does not exist'}",
             f"verify it through the task instead (hand it off, then okstra prepare {task.ref} --type final-verification), "

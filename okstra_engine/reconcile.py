@@ -73,6 +73,8 @@ MERGED_KINDS = frozenset({"ancestor", "patch-equivalent", "squash-equivalent", "
 REASONS = {"patch-equivalent": "auto-patch-id", "squash-equivalent": "auto-squash", "content-present": "auto-content"}
 PIN_PREFIX = "refs/okstra"
 _FINGERPRINT_KEYS = ("patch_ids", "change_patch_id", "paths")
+Fingerprint = dict[str, Any]
+"""A done commit's content fingerprint: patch_ids, change_patch_id, paths (and base_ref)."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class Match:
     """The matching commit: X for `ancestor`, the suggested one for the equivalents."""
     ambiguous: bool = False
     """Several commits of T carry the suggested patch-id; the newest was taken."""
-    fingerprint: dict | None = None
+    fingerprint: Fingerprint | None = None
     """The stage's content fingerprint used for the answer (patch_ids, change_patch_id, paths)."""
 
     @property
@@ -99,14 +101,14 @@ class Suggestion:
     ambiguous: bool = False
     reason: str | None = None
     """Set on applied corrections: auto-patch-id, auto-squash, auto-content, manual."""
-    fingerprint: dict | None = field(default=None, compare=False, repr=False)
+    fingerprint: Fingerprint | None = field(default=None, compare=False, repr=False)
 
     @property
     def applicable(self) -> bool:
         return self.kind in REASONS and bool(self.suggested)
 
-    def to_json(self) -> dict:
-        doc = {
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
             "stage": self.stage,
             "recorded": self.recorded,
             "suggested": self.suggested,
@@ -167,17 +169,24 @@ def stage_base(
 # ---- the fingerprint of a done commit, and its pin ----
 
 
-def done_fingerprint(repo: Path, base: str, head: str) -> dict:
+def done_fingerprint(repo: Path, base: str, head: str) -> Fingerprint:
     """What a done row stores beside its head_commit so the stage can be matched by
     content even after the commit is gone: the base ref, every path the stage's commits
     touch, the stable patch-id of each of its non-merge commits (oldest first; commits
     with an empty diff have none), and the patch-id of its whole change (None if empty)."""
-    pairs, paths, change = git.concurrently(
-        lambda: git.commit_patch_ids(repo, [head], [base], reverse=True),
-        lambda: git.touched_paths(repo, base, head),
-        lambda: git.diff_patch_id(repo, base, head),
-    )
-    return {"base_ref": base, "paths": paths, "patch_ids": [pid for _, pid in pairs], "change_patch_id": change}
+    found: Fingerprint = {}
+
+    def patch_ids() -> None:
+        found["patch_ids"] = [pid for _, pid in git.commit_patch_ids(repo, [head], [base], reverse=True)]
+
+    def paths() -> None:
+        found["paths"] = git.touched_paths(repo, base, head)
+
+    def change() -> None:
+        found["change_patch_id"] = git.diff_patch_id(repo, base, head)
+
+    git.concurrently(patch_ids, paths, change)
+    return {"base_ref": base, **{k: found[k] for k in ("paths", "patch_ids", "change_patch_id")}}
 
 
 def pin_ref(task: Task, stage: int, sha: str) -> str:
@@ -208,7 +217,7 @@ def done_fields(
         with contextlib.suppress(git.GitError, ValueError):
             pin(task, stage, sha)
 
-    def fingerprint() -> dict:
+    def fingerprint() -> Fingerprint:
         try:
             recorded = ledger.base_ref(stage) if ledger else None
             base = stage_base(repo, recorded, sha, target or (lambda: target_commit(task)))
@@ -216,7 +225,7 @@ def done_fields(
         except git.GitError:
             return {}
 
-    return git.concurrently(fingerprint, pin_it)[0]
+    return git.concurrently(fingerprint, pin_it)[0] or {}
 
 
 def backfill_done(task: Task) -> list[LedgerRow]:
@@ -253,7 +262,7 @@ def content_merged(
     target: str,
     *,
     base: str | None = None,
-    stored: LedgerRow | Mapping | None = None,
+    stored: LedgerRow | Mapping[str, Any] | None = None,
 ) -> Match:
     """Is the work of the stage that finished at `x` in `target`? See the module docstring.
 
@@ -271,18 +280,20 @@ def content_merged(
     return _not_an_ancestor(repo, x, t, base, _stored(stored), exists=state is not None)
 
 
-def _stored(stored: LedgerRow | Mapping | None) -> dict:
+def _stored(stored: LedgerRow | Mapping[str, Any] | None) -> dict[str, Any]:
+    keys = ("head_commit", "base_ref", *_FINGERPRINT_KEYS)
     if stored is None:
         return {}
-    get = stored.get if isinstance(stored, Mapping) else (lambda k: getattr(stored, k, None))
-    return {k: get(k) for k in ("head_commit", "base_ref", *_FINGERPRINT_KEYS)}
+    if isinstance(stored, Mapping):
+        return {k: stored.get(k) for k in keys}
+    return {k: getattr(stored, k, None) for k in keys}
 
 
-def _not_an_ancestor(repo: Path, x: str, t: str, base: str | None, stored: dict, *, exists: bool) -> Match:
+def _not_an_ancestor(repo: Path, x: str, t: str, base: str | None, stored: dict[str, Any], *, exists: bool) -> Match:
     have_ids = bool(stored.get("paths")) and (
         stored.get("patch_ids") is not None or stored.get("change_patch_id") is not None
     )
-    fp = {k: stored.get(k) for k in _FINGERPRINT_KEYS} if have_ids else None
+    fp: Fingerprint | None = {k: stored.get(k) for k in _FINGERPRINT_KEYS} if have_ids else None
     if not exists:
         # X is gone: only its stored ids can say where its work went. T's commits since
         # the stage's base (or all of T's commits touching the paths) are the candidates;
@@ -344,20 +355,20 @@ def _merge_base_or_none(repo: Path, x: str, t: str) -> str | None:
     return mb if mb and mb != x else None
 
 
-def _negative(repo: Path, kind: Kind, fp: dict | None = None) -> Match:
+def _negative(repo: Path, kind: Kind, fp: Fingerprint | None = None) -> Match:
     """A negative answer, which a shallow clone cannot give: its history is cut off."""
     if kind != "unknown" and git.is_shallow(repo):
         kind = "unknown"
     return Match(kind, None, fingerprint=fp)
 
 
-def _match_ids(ids: list[str], x_id: str | None, fp: dict, candidates: list[tuple[str, str]]) -> Match | None:
+def _match_ids(ids: list[str], x_id: str | None, fp: Fingerprint, candidates: list[tuple[str, str]]) -> Match | None:
     """`ids`: the stage commits' patch-ids that must all be found; `x_id`: the one whose
     match is suggested; `candidates`: (commit, patch-id) of T, newest first."""
     by_id: dict[str, list[str]] = {}
     for commit, pid in candidates:
         by_id.setdefault(pid, []).append(commit)
-    if ids and all(pid in by_id for pid in ids):
+    if ids and x_id is not None and all(pid in by_id for pid in ids):
         hits = by_id[x_id]
         return Match("patch-equivalent", hits[0], len(hits) > 1, fp)
     change = fp.get("change_patch_id")
@@ -411,7 +422,7 @@ def _parse_zero_diff(text: str) -> dict[str, _FileDiff]:
     hunk: _Hunk | None = None
     pending = 0
     for line in text.split("\n"):
-        if pending:
+        if pending and hunk is not None:
             if line.startswith("-"):
                 hunk.removed.append(line[1:])
                 pending -= 1
@@ -514,12 +525,12 @@ def suggestions(task: Task, *, stages: Iterable[int] | None = None, target: str 
     if stages is not None:
         wanted &= set(stages)
     ledger = read_state(plan.dir / LEDGER_NAME)
-    done = {n: row for n, row in ledger.done_rows().items() if n in wanted and row.head_commit}
-    if not done:
+    done = {n: row for n, row in ledger.done_rows().items() if n in wanted}
+    heads = {n: row.head_commit for n, row in done.items() if row.head_commit}
+    if not heads:
         return []
     repo = task.project.root
     t = target or target_commit(task)
-    heads = {n: row.head_commit for n, row in done.items()}
     if len(heads) > 3:
         # one walk answers for every stage; then which of the unmerged ones exist
         unmerged = git.not_ancestors(repo, list(heads.values()), t)
@@ -530,15 +541,11 @@ def suggestions(task: Task, *, stages: Iterable[int] | None = None, target: str 
     else:
         state = {n: git.ancestry(repo, x, t) for n, x in heads.items()}  # None: not in the repo
     found = []
-    for n, row in sorted(done.items()):
+    for n, x in sorted(heads.items()):
         if state[n]:
             continue
-        match = _not_an_ancestor(
-            repo, row.head_commit, t, ledger.base_ref(n), _stored(row), exists=state[n] is not None
-        )
-        found.append(
-            Suggestion(n, row.head_commit, match.commit, match.kind, match.ambiguous, fingerprint=match.fingerprint)
-        )
+        match = _not_an_ancestor(repo, x, t, ledger.base_ref(n), _stored(done[n]), exists=state[n] is not None)
+        found.append(Suggestion(n, x, match.commit, match.kind, match.ambiguous, fingerprint=match.fingerprint))
     return found
 
 
@@ -553,7 +560,7 @@ def apply(task: Task, chosen: Iterable[Suggestion]) -> list[Suggestion]:
     applied = []
     for s in chosen:
         row = done.get(s.stage)
-        if not s.applicable or row is None or row.head_commit != s.recorded:
+        if not s.applicable or s.suggested is None or row is None or row.head_commit != s.recorded:
             continue
         reason = REASONS[s.kind]
         keep = {k: getattr(row, k) for k in _FINGERPRINT_KEYS if getattr(row, k) is not None}
