@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -279,8 +279,12 @@ class LedgerFollower:
             return False
         if doc.v != CACHE_VERSION or doc.ledger != self._key:
             return False
+        try:
+            stages = {s.stage: s.thaw(doc.rows) for s in doc.stages}
+        except IndexError:
+            return False
         self._inode, self._offset, self.lines, self._crc = doc.inode, doc.offset, doc.lines, doc.crc
-        self.state = LedgerState({s.stage: s for s in doc.stages}, tuple(doc.warnings))
+        self.state = LedgerState(stages, tuple(doc.warnings))
         return True
 
     def _save(self) -> None:
@@ -288,6 +292,16 @@ class LedgerFollower:
             return
         from .fsio import atomic_write_text
 
+        rows: list[LedgerRow] = []
+        index: dict[int, int] = {}  # id(row) -> its place in rows
+
+        def at(row: LedgerRow) -> int:
+            if id(row) not in index:
+                index[id(row)] = len(rows)
+                rows.append(row)
+            return index[id(row)]
+
+        stages = [_CachedStage.freeze(s, at) for s in self.state.stages.values()]
         doc = LedgerCache(
             ledger=self._key,
             inode=self._inode,
@@ -295,11 +309,52 @@ class LedgerFollower:
             lines=self.lines,
             crc=self._crc,
             warnings=list(self.state.warnings),
-            stages=list(self.state.stages.values()),
+            rows=rows,
+            stages=stages,
         )
         # a cache: a crash may lose it (it is rebuilt), never leave half of it
         with contextlib.suppress(OSError):
             atomic_write_text(self._cache, doc.model_dump_json(exclude_none=True), durable=False)
+
+
+class _CachedStage(Doc):
+    """A `StageLedger` on disk, its rows named by their place in the cache's rows (one row
+    is often two of its fields at once: latest and streak start, latest and done)."""
+
+    stage: int
+    latest: int
+    start: int
+    done: int | None = None
+    streak_run_id: str | None = None
+    pid: int | None = None
+    run_id: str | None = None
+    base_ref: str | None = None
+    done_commits: list[str] = []
+
+    @classmethod
+    def freeze(cls, s: StageLedger, at: Callable[[LedgerRow], int]) -> _CachedStage:
+        return cls(
+            stage=s.stage,
+            latest=at(s.latest),
+            start=at(s.streak.start),
+            done=at(s.done) if s.done is not None else None,
+            streak_run_id=s.streak.run_id,
+            pid=s.streak.pid,
+            run_id=s.run_id,
+            base_ref=s.base_ref,
+            done_commits=sorted(s.done_commits),
+        )
+
+    def thaw(self, rows: list[LedgerRow]) -> StageLedger:
+        return StageLedger(
+            self.stage,
+            rows[self.latest],
+            Streak(rows[self.start], self.streak_run_id, self.pid),
+            rows[self.done] if self.done is not None else None,
+            self.run_id,
+            self.base_ref,
+            frozenset(self.done_commits),
+        )
 
 
 class LedgerCache(Doc):
@@ -312,7 +367,8 @@ class LedgerCache(Doc):
     lines: int
     crc: int
     warnings: list[str] = []
-    stages: list[StageLedger] = []
+    rows: list[LedgerRow] = []
+    stages: list[_CachedStage] = []
 
 
 def read_state(path: Path) -> LedgerState:

@@ -1,5 +1,5 @@
 """Git reconcile: find where a stage's recorded done commit went after people rebased,
-squashed, cherry-picked or amended it, and record corrections (SPEC §4.4).
+squashed, cherry-picked or amended it, and record corrections.
 
 The question `content_merged(X, T)` answers is "is the work of the stage that finished at
 X already in the target T?", in this order, cheapest first:
@@ -21,7 +21,7 @@ that touch the stage's paths, after the cheap `merge-base --is-ancestor`. The st
 ids come from its done row (stored when it was recorded), so the common case costs four
 git processes and two walks of T's history; `git cherry` hashes every commit of the range.
 
-Decisions where SPEC.md is silent:
+Decisions:
 - The stage's base is the base_ref of its latest ledger row that has one, if that commit
   is an ancestor of X; else the merge-base of X and T. When neither gives a range (X is
   already in T and no base was recorded), the done row gets no fingerprint, only its pin.

@@ -202,7 +202,7 @@ def phase_choices(plan: PlanState, status: TaskStatus) -> list[PhaseChoice]:
 
 @dataclass
 class BoardData:
-    """What the board shows, as plain data, and the engine's task and ledger rows behind
+    """What the board shows, as plain data, and the engine's task and ledger state behind
     it, which the board's actions need. A board read before the UI loaded the engine
     (`first_board`) comes without them (`plain`): no pydantic model is in it, so the UI
     can unpickle it with Textual alone."""

@@ -197,7 +197,9 @@ def test_read_state_caches_a_long_ledger_and_resumes_from_it(tmp_path: Path) -> 
     assert cache.read_bytes() == before  # one appended line is parsed, not cached again
 
 
-@pytest.mark.parametrize("change", ["edit-in-place", "replace", "truncate", "garbage-cache", "older-cache"])
+@pytest.mark.parametrize(
+    "change", ["edit-in-place", "replace", "truncate", "garbage-cache", "older-cache", "cache-naming-no-row"]
+)
 def test_a_cache_that_does_not_match_the_file_is_ignored(tmp_path: Path, change: str) -> None:
     ledger = tmp_path / "consumers.jsonl"
     fill(ledger, 300)
@@ -219,6 +221,9 @@ def test_a_cache_that_does_not_match_the_file_is_ignored(tmp_path: Path, change:
     elif change == "older-cache":  # an earlier okstra's cache, matching the file: its layout is not this one
         doc = json.loads(cache.read_bytes())
         cache.write_text(json.dumps({**doc, "v": 1, "stages": []}))
+    elif change == "cache-naming-no-row":
+        doc = json.loads(cache.read_bytes())
+        cache.write_text(json.dumps({**doc, "stages": [{**doc["stages"][0], "latest": len(doc["rows"])}]}))
     else:
         cache.write_bytes(b'{"v":2,"ledger":')
     assert read_state(ledger) == full(ledger)
