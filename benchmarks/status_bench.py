@@ -1,8 +1,8 @@
 """`okstra status --json` on a 100-stage map with a 10,000-row ledger, against a bare
 `python -c` that json-reads the same ledger (the floor: interpreter start + the read).
 
-Two cases: the usual one, where an earlier okstra command left the ledger's deciding
-rows in okstra's cache and only appended rows are parsed (an agent calling status in a
+Two cases: the usual one, where an earlier okstra command left the ledger's state in
+okstra's cache and only appended rows are parsed (an agent calling status in a
 loop); and the first call ever on that ledger, the cache removed before each run, which
 validates all 10,000 rows (a reference row: the goal is judged on the usual case).
 

@@ -7,6 +7,7 @@ recovered from its sidecar (backfill).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +16,8 @@ from pydantic import ConfigDict, Field, ValidationError
 from .documents import Doc
 from .errors import describe_validation_error
 from .fsio import atomic_write_text
-from .ledger import LEDGER_NAME, LedgerRow, append_row, last_run_id, new_row
-from .ledger_state import read_current
+from .ledger import LEDGER_NAME, LedgerRow, append_row, new_row
+from .ledger_state import LedgerState, read_state
 
 CARRY_DIR = "carry"
 _NAME = re.compile(r"stage-([0-9]+)\.json")
@@ -75,26 +76,22 @@ def read_carry(plan_root: Path) -> CarryRead:
     return result
 
 
-def missing_done_rows(rows: list[LedgerRow], sidecars: dict[int, CarrySidecar]) -> list[LedgerRow]:
+def missing_done_rows(ledger: LedgerState, sidecars: dict[int, CarrySidecar]) -> list[LedgerRow]:
     """Done rows the sidecars prove but the ledger lacks.
 
     A sidecar's commit counts as recorded when a done row names it as its commit or as
     the commit it `replaces`, so a reconcile correction is never undone by an old sidecar.
     """
-    known: dict[int, set[str]] = {}
-    for row in rows:
-        if row.status == "done":
-            seen = known.setdefault(row.stage, set())
-            seen.update(c for c in (row.head_commit, row.replaces) if c)
     missing = []
     for stage, sidecar in sorted(sidecars.items()):
-        commits = known.get(stage, set())
+        known = ledger.stages.get(stage)
+        commits = known.done_commits if known else frozenset()
         if not any(_same_commit(sidecar.head_commit, c) for c in commits):
             missing.append(
                 new_row(
                     stage,
                     "done",
-                    run_id=last_run_id(rows, stage),
+                    run_id=ledger.run_id(stage),
                     impl_task_key=sidecar.impl_task_key,
                     head_commit=sidecar.head_commit,
                     reason="carry-backfill",
@@ -108,14 +105,16 @@ def _same_commit(a: str, b: str) -> bool:
     return a.startswith(b) or b.startswith(a)
 
 
-def backfill_done_from_carry(plan_root: Path, *, complete=None) -> list[LedgerRow]:
+def backfill_done_from_carry(
+    plan_root: Path, *, complete: Callable[[LedgerRow], LedgerRow] | None = None
+) -> list[LedgerRow]:
     """Append the done rows that only the sidecars know about; return them.
 
     `complete(row) -> row` may add what needs the repository (full SHA, fingerprint,
     pin): `reconcile.backfill_done(task)` passes one; prefer calling that.
     """
     ledger = plan_root / LEDGER_NAME
-    rows = missing_done_rows(read_current(ledger).rows, read_carry(plan_root).sidecars)
+    rows = missing_done_rows(read_state(ledger), read_carry(plan_root).sidecars)
     if complete is not None:
         rows = [complete(row) for row in rows]
     for row in rows:

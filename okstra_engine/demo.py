@@ -226,6 +226,7 @@ def _build(root: Path, info: DemoInfo, now: datetime) -> None:
     from . import registry
     from .carry import CarrySidecar, write_carry
     from .ledger import LEDGER_NAME, LedgerRow, Status, append_row
+    from .ledger_state import LedgerState
     from .plans import import_plan
     from .projects import init_project, list_projects
     from .reconcile import done_fields, target_commit
@@ -313,7 +314,9 @@ def _build(root: Path, info: DemoInfo, now: datetime) -> None:
     # done rows carry what `okstra record` stores: base ref, patch-ids, and a pin ref
     target = target_commit(task)
     for minutes, n, sha in ((209, 1, c1), (159, 2, x)):
-        rows.append(row(minutes, n, "done", head_commit=sha, **done_fields(task, n, sha, rows, target=target)))
+        rows.append(
+            row(minutes, n, "done", head_commit=sha, **done_fields(task, n, sha, LedgerState.of(rows), target=target))
+        )
     ledger = plan.dir / LEDGER_NAME
     for r in sorted(rows, key=lambda r: r.ts):
         append_row(ledger, r)

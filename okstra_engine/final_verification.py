@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import git, registry, worktrees
-from .ledger import LedgerRow, latest_done_by_stage
+from .ledger_state import LedgerState
 from .refusals import Params, Refusal
 from .tasks import Task, stage_branch
 from .worktrees import Provision
@@ -20,10 +20,10 @@ from .worktrees import Provision
 REUSED_STAGE = "reused-stage"
 
 
-def check_whole_task(task: Task, rows: list[LedgerRow], task_wt: Provision) -> str:
+def check_whole_task(task: Task, ledger: LedgerState, task_wt: Provision) -> str:
     """Return the target description, or raise the first violated condition that needs
     git (every stage is done: `gates.stages_refusal` said so)."""
-    done = latest_done_by_stage(rows)
+    done = ledger.done_rows()
     if task_wt.path is None or task_wt.status in (worktrees.SKIPPED_NON_GIT,):
         return "the whole task"
     head = git.head(task_wt.path)
@@ -44,10 +44,10 @@ def check_whole_task(task: Task, rows: list[LedgerRow], task_wt: Provision) -> s
     return "the whole task"
 
 
-def check_one_stage(task: Task, stage: int, rows: list[LedgerRow]) -> Provision:
+def check_one_stage(task: Task, stage: int, ledger: LedgerState) -> Provision:
     """The stage's own worktree, to verify in; or the first violated condition that needs
     the registry or git (the stage is done: `gates.stage_refusal` said so)."""
-    done = latest_done_by_stage(rows)[stage]
+    done = ledger.done_rows()[stage]
     params: Params = {"task": str(task.ref), "stage": stage}
     row = registry.get_worktree(worktrees.task_slot(task), stage)
     path = Path(row.path) if row is not None else None

@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .ledger import latest_done_by_stage
 from .refusals import Params, Refusal, RefusedError, iso
 from .runs import PHASES
 from .stage_view import StageState
@@ -80,7 +79,7 @@ def stages_refusal(status: TaskStatus, phase: str) -> Refusal | None:
     if phase == "implementation":
         return None if status.auto_stage is not None else _nothing_ready(status)
     if phase == "final-verification":
-        done = latest_done_by_stage(status.rows)
+        done = status.ledger.done_rows()
         missing = [v.stage for v in status.stages if v.stage not in done]
         if missing:
             return Refusal("phase.stages_not_done", {"task": str(status.task.ref), "stages": missing})
@@ -138,7 +137,7 @@ def stage_refusal(status: TaskStatus, stage: int, phase: str = "implementation")
         return refusal
     params: Params = {"task": str(task.ref), "stage": stage}
     if phase == "final-verification":
-        done = stage in latest_done_by_stage(status.rows)
+        done = stage in status.ledger.done_rows()
         return None if done else Refusal("verify.stage_not_done", params)
     view = next(v for v in status.stages if v.stage == stage)
     if view.state is StageState.READY:
@@ -181,7 +180,7 @@ def handoff_refusal(status: TaskStatus, stage: int) -> Refusal | None:
         return Refusal("handoff.blocked", {**params, "waits_for": list(view.waits_for)})
     if view.state is StageState.READY:
         return Refusal("handoff.not_started", params)
-    row = latest_done_by_stage(status.rows).get(stage)
+    row = status.ledger.done_rows().get(stage)
     if row is None or not row.head_commit:
         return Refusal("handoff.no_commit", params)
     return None

@@ -111,6 +111,12 @@ def head(repo: Path) -> str | None:
     return resolve_commit(repo, "HEAD")
 
 
+def empty_tree(repo: Path) -> str:
+    """The empty tree's object name in the repository's hash algorithm (SHA-1 or SHA-256):
+    what a root commit's change is diffed against."""
+    return run(["hash-object", "-t", "tree", "--stdin"], repo, input="").stdout.strip()
+
+
 def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
     proc = run(["merge-base", "--is-ancestor", ancestor, descendant], repo, check=False)
     return proc.returncode == 0

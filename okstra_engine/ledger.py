@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict
 
@@ -72,7 +72,7 @@ def parse_ts(text: str) -> datetime:
         return datetime.min.replace(tzinfo=UTC)
 
 
-def new_row(stage: int, status: Status, **fields: object) -> LedgerRow:
+def new_row(stage: int, status: Status, **fields: Any) -> LedgerRow:
     fields.setdefault("host", hostname())
     return LedgerRow(ts=format_ts(utc_now()), stage=stage, status=status, **fields)
 
@@ -100,102 +100,6 @@ def append_row(path: Path, row: LedgerRow) -> None:
     append_line(path, row.to_line())
 
 
-def latest_by_stage(rows: list[LedgerRow]) -> dict[int, LedgerRow]:
-    latest: dict[int, LedgerRow] = {}
-    for row in rows:
-        latest[row.stage] = row
-    return latest
-
-
-def latest_done_by_stage(rows: list[LedgerRow]) -> dict[int, LedgerRow]:
-    """For each stage its last `done` row in file order: a correction supersedes the row
-    it replaces without rewriting history."""
-    done: dict[int, LedgerRow] = {}
-    for row in rows:
-        if row.status == "done":
-            done[row.stage] = row
-    return done
-
-
-@dataclass(frozen=True)
-class Reservation:
-    stage: int
-    row: LedgerRow
-    """The stage's latest row (reserved or started)."""
-    run_id: str | None
-    since: datetime
-    stale_reason: str | None = None
-
-    @property
-    def stale(self) -> bool:
-        return self.stale_reason is not None
-
-
-@dataclass
-class Streak:
-    """A stage's current run of rows: from the row that brought its latest run id (or
-    its first row) on. Indexes are into the rows the streaks were computed from."""
-
-    run_id: str | None
-    start: int
-    previous_start: int | None = None
-    """Where the streak before this one started (`deciding_rows` keeps it so the
-    current streak still starts at `start` after the rows between are dropped)."""
-    pid_at: int | None = None
-    """The streak's last row naming an agent pid."""
-
-
-def streaks(rows: list[LedgerRow]) -> dict[int, Streak]:
-    """Each stage's current streak. A row with a run id other than the streak's starts a
-    new one; a row without a run id continues it."""
-    current: dict[int, Streak] = {}
-    for i, row in enumerate(rows):
-        streak = current.get(row.stage)
-        if streak is None or (row.run_id and row.run_id != streak.run_id):
-            streak = current[row.stage] = Streak(row.run_id, i, streak.start if streak else None)
-        if row.pid is not None:
-            streak.pid_at = i
-    return current
-
-
-def reservations(
-    rows: list[LedgerRow],
-    *,
-    ttl_hours: float,
-    now: datetime | None = None,
-    host: str | None = None,
-) -> dict[int, Reservation]:
-    """Stages in flight: their latest row is `reserved` or `started`.
-
-    A reservation is stale when its streak names an agent pid on this host that is gone,
-    or when the stage has had no row for longer than the TTL. Stale ones are reported,
-    never dropped: a person releases them. `since` is when the current streak began.
-    """
-    now = now or utc_now()
-    host = host or hostname()
-    latest = latest_by_stage(rows)
-    result: dict[int, Reservation] = {}
-    for stage, streak in streaks(rows).items():
-        row = latest[stage]
-        if row.status not in IN_FLIGHT:
-            continue
-        pid = rows[streak.pid_at].pid if streak.pid_at is not None else None
-        why = None
-        if pid is not None and row.host == host and not pid_alive(pid):
-            why = f"agent pid {pid} on {host} is gone"
-        elif (now - row.when).total_seconds() > ttl_hours * 3600:
-            why = f"no ledger row for {_age(now - row.when)} (TTL {ttl_hours:g} h)"
-        result[stage] = Reservation(stage, row, streak.run_id, rows[streak.start].when, why)
-    return result
-
-
-def last_run_id(rows: list[LedgerRow], stage: int) -> str | None:
-    for row in reversed(rows):
-        if row.stage == stage and row.run_id:
-            return row.run_id
-    return None
-
-
 def hostname() -> str:
     return os.uname().nodename
 
@@ -210,12 +114,3 @@ def pid_alive(pid: int) -> bool:
     except OverflowError:
         return False
     return True
-
-
-def _age(delta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 86400 * 2:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} days"

@@ -53,8 +53,8 @@ from .documents import Doc
 from .errors import OkstraError
 from .fsio import write_dir
 from .gates import STAGED
-from .ledger import LEDGER_NAME, LedgerRow, append_row, latest_done_by_stage, new_row
-from .ledger_state import read_current
+from .ledger import LEDGER_NAME, LedgerRow, append_row, new_row
+from .ledger_state import LedgerState, read_state
 from .locks import LOCK_TIMEOUT_S, task_mutex
 from .plans import PlanRun, plan_run_root
 from .refusals import Params, Refusal, refuse
@@ -219,23 +219,23 @@ def _prepare_locked(
         stage_wt = task_wt
         target = None
         if stage_map is not None and plan is not None:
-            rows = _ledger_rows(task, plan, dry, say, reconcile=layout != "non-git")
-            status = TaskStatus(task, str(plan.dir), None, compute_states(stage_map, rows), [], stage_map, rows)
+            ledger = _ledger_state(task, plan, dry, say, reconcile=layout != "non-git")
+            status = TaskStatus(task, str(plan.dir), None, compute_states(stage_map, ledger), [], stage_map, ledger)
         if stage_map is not None and plan is not None and options.task_type == "final-verification":
             if requested is None:
                 refuse(gates.stages_refusal(status, "final-verification"))
-                target = final_verification.check_whole_task(task, rows, task_wt)
+                target = final_verification.check_whole_task(task, ledger, task_wt)
             else:
                 refuse(gates.stage_refusal(status, requested, "final-verification"))
                 stage, spec = requested, stage_map.by_number()[requested]
-                stage_wt = final_verification.check_one_stage(task, requested, rows)
+                stage_wt = final_verification.check_one_stage(task, requested, ledger)
                 target = f"stage {requested}"
         elif stage_map is not None and plan is not None:
             stage = gates.pick_stage(status, requested)
             spec = stage_map.by_number()[stage]
             # the selected stage is ready, so never among those in flight
             concurrent = sorted(v.stage for v in status.stages if v.state is StageState.IN_FLIGHT)
-            stage_wt = _stage_worktree(task, plan, layout, task_wt, stage, spec.depends_on, rows, dry, say)
+            stage_wt = _stage_worktree(task, plan, layout, task_wt, stage, spec.depends_on, ledger, dry, say)
             _say_repair(f"the stage {stage} worktree", stage_wt, say)
             if stage_wt.made_worktree:
                 made.append((worktrees.stage_target(task, stage), stage_wt))
@@ -300,9 +300,7 @@ def _skipped(root: Path, layout: str) -> Provision:
     )
 
 
-def _ledger_rows(
-    task: Task, plan: PlanRun, dry: bool, say: Callable[[str], None], *, reconcile: bool
-) -> list[LedgerRow]:
+def _ledger_state(task: Task, plan: PlanRun, dry: bool, say: Callable[[str], None], *, reconcile: bool) -> LedgerState:
     ledger = plan.dir / LEDGER_NAME
     if not dry:
         from . import reconcile as rec
@@ -316,12 +314,12 @@ def _ledger_rows(
             except Exception as exc:  # noqa: BLE001 - reconcile helps; the gates below still decide
                 say(f"git-reconcile skipped: {exc}")
         faults.point("prepare.reconciled")
-        read = read_current(ledger)
-        for warning in read.warnings:  # a torn line a crash left: skipped, and said so
+        state = read_state(ledger)
+        for warning in state.warnings:  # a torn line a crash left: skipped, and said so
             say(f"okstra: {warning}")
-        return read.rows
-    rows = read_current(ledger).rows
-    return [*rows, *missing_done_rows(rows, read_carry(plan.dir).sidecars)]
+        return state
+    state = read_state(ledger)
+    return state.fold(missing_done_rows(state, read_carry(plan.dir).sidecars))
 
 
 # ---------------------------------------------------------------------------- base commit
@@ -334,12 +332,12 @@ def _stage_worktree(
     task_wt: Provision,
     stage: int,
     depends_on: list[int],
-    rows: list[LedgerRow],
+    ledger: LedgerState,
     dry: bool,
     say: Callable[[str], None],
 ) -> Provision:
     root = task.project.root
-    done = latest_done_by_stage(rows)
+    done = ledger.done_rows()
     if layout == "non-git":
         return _skipped(root, layout)
     if layout == "nested":

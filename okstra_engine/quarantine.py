@@ -48,8 +48,8 @@ from pydantic import ConfigDict
 from . import clock, faults, fsio
 from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
-from .ledger import LEDGER_NAME, reservations
-from .ledger_state import read_current
+from .ledger import LEDGER_NAME
+from .ledger_state import read_state
 from .locations import agent_home, okstra_home
 from .locks import file_lock
 from .teams import TEAM_PREFIX, TEAM_RE, check_team_name, team_name
@@ -235,10 +235,10 @@ def team_owners() -> tuple[dict[str, Owner], dict[str, Owner]]:
                 plan = plan_run_root(load_task(project, ref))
                 if plan is None:
                     continue
-                rows = read_current(plan.dir / LEDGER_NAME).rows
+                ledger = read_state(plan.dir / LEDGER_NAME)
             except (OkstraError, OSError):
                 continue
-            for stage, res in sorted(reservations(rows, ttl_hours=ttl).items()):
+            for stage, res in sorted(ledger.reservations(ttl_hours=ttl).items()):
                 owner = Owner(res.run_id, project.id, project.root, str(ref), stage, res.stale_reason)
                 target = stale if res.stale else owned
                 target.setdefault(team_name(ref.key, stage), owner)

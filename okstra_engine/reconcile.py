@@ -49,12 +49,12 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from . import git
 from .errors import OkstraError
-from .ledger import LEDGER_NAME, LedgerRow, append_row, latest_done_by_stage, new_row
-from .ledger_state import read_current
+from .ledger import LEDGER_NAME, LedgerRow, append_row, new_row
+from .ledger_state import LedgerState, read_state
 from .locks import Notice, task_mutex
 from .tasks import Task, stage_branch, task_branch, task_worktree_path
 
@@ -74,6 +74,8 @@ MERGED_KINDS = frozenset({"ancestor", "patch-equivalent", "squash-equivalent", "
 REASONS = {"patch-equivalent": "auto-patch-id", "squash-equivalent": "auto-squash", "content-present": "auto-content"}
 PIN_PREFIX = "refs/okstra"
 _FINGERPRINT_KEYS = ("patch_ids", "change_patch_id", "paths")
+Fingerprint = dict[str, Any]
+"""A done commit's content fingerprint: patch_ids, change_patch_id, paths (and base_ref)."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ class Match:
     """The matching commit: X for `ancestor`, the suggested one for the equivalents."""
     ambiguous: bool = False
     """Several commits of T carry the suggested patch-id; the newest was taken."""
-    fingerprint: dict | None = None
+    fingerprint: Fingerprint | None = None
     """The stage's content fingerprint used for the answer (patch_ids, change_patch_id, paths)."""
 
     @property
@@ -100,14 +102,14 @@ class Suggestion:
     ambiguous: bool = False
     reason: str | None = None
     """Set on applied corrections: auto-patch-id, auto-squash, auto-content, manual."""
-    fingerprint: dict | None = field(default=None, compare=False, repr=False)
+    fingerprint: Fingerprint | None = field(default=None, compare=False, repr=False)
 
     @property
     def applicable(self) -> bool:
         return self.kind in REASONS and bool(self.suggested)
 
-    def to_json(self) -> dict:
-        doc = {
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
             "stage": self.stage,
             "recorded": self.recorded,
             "suggested": self.suggested,
@@ -144,39 +146,48 @@ def target_commit(task: Task) -> str:
     return sha
 
 
+BaseSource = Literal["recorded", "merge_base"]
+
+
 def stage_base(
-    repo: Path, rows: Iterable[LedgerRow], stage: int, x: str, target: str | Callable[[], str] | None
-) -> str | None:
-    """The base of stage `stage` finished at `x`: the base_ref of its latest ledger row that
-    has one, when that is an ancestor of x; else the merge-base of x and the target (a
-    callable target is only asked when needed). None when that gives no range (x is
-    already in the target)."""
-    recorded = stage_base_ref(rows, stage)
+    repo: Path, recorded: str | None, x: str, target: str | Callable[[], str] | None
+) -> tuple[str, BaseSource] | None:
+    """The base of a stage finished at `x`, and where it came from: `recorded`, the stage's
+    recorded base ref (`LedgerState.base_ref`), when that is a proper ancestor of x; else
+    the merge-base of x and the target (a callable target is only asked when needed).
+    None when that gives no range (x is already in the target)."""
     if recorded:
         # a full SHA needs no rev-parse: the ancestry check fails for a missing commit
         full = recorded if git.is_full_sha(recorded) else git.resolve_commit(repo, recorded)
         if full and full != x and git.ancestry(repo, full, x):
-            return full
+            return full, "recorded"
     if target is None:
         return None
-    mb = git.merge_base(repo, x, target() if callable(target) else target)
-    return mb if mb and mb != x else None
+    mb = _merge_base_or_none(repo, x, target() if callable(target) else target)
+    return (mb, "merge_base") if mb else None
 
 
 # ---- the fingerprint of a done commit, and its pin ----
 
 
-def done_fingerprint(repo: Path, base: str, head: str) -> dict:
+def done_fingerprint(repo: Path, base: str, head: str) -> Fingerprint:
     """What a done row stores beside its head_commit so the stage can be matched by
     content even after the commit is gone: the base ref, every path the stage's commits
     touch, the stable patch-id of each of its non-merge commits (oldest first; commits
     with an empty diff have none), and the patch-id of its whole change (None if empty)."""
-    pairs, paths, change = git.concurrently(
-        lambda: git.commit_patch_ids(repo, [head], [base], reverse=True),
-        lambda: git.touched_paths(repo, base, head),
-        lambda: git.diff_patch_id(repo, base, head),
-    )
-    return {"base_ref": base, "paths": paths, "patch_ids": [pid for _, pid in pairs], "change_patch_id": change}
+    found: Fingerprint = {}
+
+    def patch_ids() -> None:
+        found["patch_ids"] = [pid for _, pid in git.commit_patch_ids(repo, [head], [base], reverse=True)]
+
+    def paths() -> None:
+        found["paths"] = git.touched_paths(repo, base, head)
+
+    def change() -> None:
+        found["change_patch_id"] = git.diff_patch_id(repo, base, head)
+
+    git.concurrently(patch_ids, paths, change)
+    return {"base_ref": base, **{k: found[k] for k in ("paths", "patch_ids", "change_patch_id")}}
 
 
 def pin_ref(task: Task, stage: int, sha: str) -> str:
@@ -194,24 +205,28 @@ def pin(task: Task, stage: int, sha: str) -> str:
     return ref
 
 
-def done_fields(task: Task, stage: int, sha: str, rows: Iterable[LedgerRow] = (), *, target: str | None = None) -> dict:
+def done_fields(
+    task: Task, stage: int, sha: str, ledger: LedgerState | None = None, *, target: str | None = None
+) -> dict[str, Any]:
     """The extra fields of a `done` row at the full SHA `sha` (record, carry backfill, the
     simulated lead): pins the commit and returns its fingerprint (empty when the stage's
-    range cannot be told). Best effort: a git failure here never blocks the record."""
+    range cannot be told). `ledger`: the task's ledger so far, whose recorded base ref for
+    the stage is preferred. Best effort: a git failure here never blocks the record."""
     repo = task.project.root
 
     def pin_it() -> None:
         with contextlib.suppress(git.GitError, ValueError):
             pin(task, stage, sha)
 
-    def fingerprint() -> dict:
+    def fingerprint() -> Fingerprint:
         try:
-            base = stage_base(repo, rows, stage, sha, target or (lambda: target_commit(task)))
-            return done_fingerprint(repo, base, sha) if base else {}
+            recorded = ledger.base_ref(stage) if ledger else None
+            base = stage_base(repo, recorded, sha, target or (lambda: target_commit(task)))
+            return done_fingerprint(repo, base[0], sha) if base else {}
         except git.GitError:
             return {}
 
-    return git.concurrently(fingerprint, pin_it)[0]
+    return git.concurrently(fingerprint, pin_it)[0] or {}
 
 
 def backfill_done(task: Task, *, on_wait: Notice | None = None) -> list[LedgerRow]:
@@ -230,16 +245,16 @@ def _backfill_done_locked(task: Task) -> list[LedgerRow]:
     if not task.project.is_git:
         return backfill_done_from_carry(plan.dir)
     repo = task.project.root
-    cache: dict[str, object] = {}
+    known: list[tuple[LedgerState, str]] = []  # read once, when a row needs them
 
     def complete(row: LedgerRow) -> LedgerRow:
         sha = git.resolve_commit(repo, row.head_commit) if row.head_commit else None
         if sha is None:
             return row
-        if "rows" not in cache:
-            cache["rows"] = read_current(plan.dir / LEDGER_NAME).rows
-            cache["target"] = target_commit(task)
-        extra = done_fields(task, row.stage, sha, cache["rows"], target=cache["target"])
+        if not known:
+            known.append((read_state(plan.dir / LEDGER_NAME), target_commit(task)))
+        ledger, target = known[0]
+        extra = done_fields(task, row.stage, sha, ledger, target=target)
         return row.model_copy(update={"head_commit": sha, **extra})
 
     return backfill_done_from_carry(plan.dir, complete=complete)
@@ -254,7 +269,7 @@ def content_merged(
     target: str,
     *,
     base: str | None = None,
-    stored: LedgerRow | Mapping | None = None,
+    stored: LedgerRow | Mapping[str, Any] | None = None,
 ) -> Match:
     """Is the work of the stage that finished at `x` in `target`? See the module docstring.
 
@@ -272,18 +287,20 @@ def content_merged(
     return _not_an_ancestor(repo, x, t, base, _stored(stored), exists=state is not None)
 
 
-def _stored(stored: LedgerRow | Mapping | None) -> dict:
+def _stored(stored: LedgerRow | Mapping[str, Any] | None) -> dict[str, Any]:
+    keys = ("head_commit", "base_ref", *_FINGERPRINT_KEYS)
     if stored is None:
         return {}
-    get = stored.get if isinstance(stored, Mapping) else (lambda k: getattr(stored, k, None))
-    return {k: get(k) for k in ("head_commit", "base_ref", *_FINGERPRINT_KEYS)}
+    if isinstance(stored, Mapping):
+        return {k: stored.get(k) for k in keys}
+    return {k: getattr(stored, k, None) for k in keys}
 
 
-def _not_an_ancestor(repo: Path, x: str, t: str, base: str | None, stored: dict, *, exists: bool) -> Match:
+def _not_an_ancestor(repo: Path, x: str, t: str, base: str | None, stored: dict[str, Any], *, exists: bool) -> Match:
     have_ids = bool(stored.get("paths")) and (
         stored.get("patch_ids") is not None or stored.get("change_patch_id") is not None
     )
-    fp = {k: stored.get(k) for k in _FINGERPRINT_KEYS} if have_ids else None
+    fp: Fingerprint | None = {k: stored.get(k) for k in _FINGERPRINT_KEYS} if have_ids else None
     if not exists:
         # X is gone: only its stored ids can say where its work went. T's commits since
         # the stage's base (or all of T's commits touching the paths) are the candidates;
@@ -345,20 +362,20 @@ def _merge_base_or_none(repo: Path, x: str, t: str) -> str | None:
     return mb if mb and mb != x else None
 
 
-def _negative(repo: Path, kind: Kind, fp: dict | None = None) -> Match:
+def _negative(repo: Path, kind: Kind, fp: Fingerprint | None = None) -> Match:
     """A negative answer, which a shallow clone cannot give: its history is cut off."""
     if kind != "unknown" and git.is_shallow(repo):
         kind = "unknown"
     return Match(kind, None, fingerprint=fp)
 
 
-def _match_ids(ids: list[str], x_id: str | None, fp: dict, candidates: list[tuple[str, str]]) -> Match | None:
+def _match_ids(ids: list[str], x_id: str | None, fp: Fingerprint, candidates: list[tuple[str, str]]) -> Match | None:
     """`ids`: the stage commits' patch-ids that must all be found; `x_id`: the one whose
     match is suggested; `candidates`: (commit, patch-id) of T, newest first."""
     by_id: dict[str, list[str]] = {}
     for commit, pid in candidates:
         by_id.setdefault(pid, []).append(commit)
-    if ids and all(pid in by_id for pid in ids):
+    if ids and x_id is not None and all(pid in by_id for pid in ids):
         hits = by_id[x_id]
         return Match("patch-equivalent", hits[0], len(hits) > 1, fp)
     change = fp.get("change_patch_id")
@@ -412,7 +429,7 @@ def _parse_zero_diff(text: str) -> dict[str, _FileDiff]:
     hunk: _Hunk | None = None
     pending = 0
     for line in text.split("\n"):
-        if pending:
+        if pending and hunk is not None:
             if line.startswith("-"):
                 hunk.removed.append(line[1:])
                 pending -= 1
@@ -514,13 +531,13 @@ def suggestions(task: Task, *, stages: Iterable[int] | None = None, target: str 
     wanted = set(plan.stage_map().by_number())
     if stages is not None:
         wanted &= set(stages)
-    rows = read_current(plan.dir / LEDGER_NAME).rows
-    done = {n: row for n, row in latest_done_by_stage(rows).items() if n in wanted and row.head_commit}
-    if not done:
+    ledger = read_state(plan.dir / LEDGER_NAME)
+    done = {n: row for n, row in ledger.done_rows().items() if n in wanted}
+    heads = {n: row.head_commit for n, row in done.items() if row.head_commit}
+    if not heads:
         return []
     repo = task.project.root
     t = target or target_commit(task)
-    heads = {n: row.head_commit for n, row in done.items()}
     if len(heads) > 3:
         # one walk answers for every stage; then which of the unmerged ones exist
         unmerged = git.not_ancestors(repo, list(heads.values()), t)
@@ -531,21 +548,12 @@ def suggestions(task: Task, *, stages: Iterable[int] | None = None, target: str 
     else:
         state = {n: git.ancestry(repo, x, t) for n, x in heads.items()}  # None: not in the repo
     found = []
-    for n, row in sorted(done.items()):
+    for n, x in sorted(heads.items()):
         if state[n]:
             continue
-        match = _not_an_ancestor(
-            repo, row.head_commit, t, stage_base_ref(rows, n), _stored(row), exists=state[n] is not None
-        )
-        found.append(
-            Suggestion(n, row.head_commit, match.commit, match.kind, match.ambiguous, fingerprint=match.fingerprint)
-        )
+        match = _not_an_ancestor(repo, x, t, ledger.base_ref(n), _stored(done[n]), exists=state[n] is not None)
+        found.append(Suggestion(n, x, match.commit, match.kind, match.ambiguous, fingerprint=match.fingerprint))
     return found
-
-
-def stage_base_ref(rows: Iterable[LedgerRow], stage: int) -> str | None:
-    """The base_ref of the stage's latest ledger row that has one."""
-    return next((r.base_ref for r in reversed(list(rows)) if r.stage == stage and r.base_ref), None)
 
 
 def apply(task: Task, chosen: Iterable[Suggestion], *, on_wait: Notice | None = None) -> list[Suggestion]:
@@ -560,11 +568,11 @@ def _apply_locked(task: Task, chosen: Iterable[Suggestion]) -> list[Suggestion]:
     from .plans import require_plan_run_root
 
     ledger = require_plan_run_root(task).dir / LEDGER_NAME
-    done = latest_done_by_stage(read_current(ledger).rows)
+    done = read_state(ledger).done_rows()
     applied = []
     for s in chosen:
         row = done.get(s.stage)
-        if not s.applicable or row is None or row.head_commit != s.recorded:
+        if not s.applicable or s.suggested is None or row is None or row.head_commit != s.recorded:
             continue
         reason = REASONS[s.kind]
         keep = {k: getattr(row, k) for k in _FINGERPRINT_KEYS if getattr(row, k) is not None}
@@ -633,8 +641,8 @@ def _correct_locked(task: Task, stage: int, commit: str) -> Suggestion | None:
             "pass a commit SHA (abbreviated is fine) or a ref that exists in the project repository",
         )
     ledger = plan.dir / LEDGER_NAME
-    rows = read_current(ledger).rows
-    row = latest_done_by_stage(rows).get(stage)
+    state = read_state(ledger)
+    row = state.done_rows().get(stage)
     if row is None or not row.head_commit:
         raise OkstraError(
             f"stage {stage} has no done commit to correct",
@@ -642,12 +650,12 @@ def _correct_locked(task: Task, stage: int, commit: str) -> Suggestion | None:
         )
     if row.head_commit == sha:
         return None
-    state = git.ancestry(repo, row.head_commit, sha)
+    ancestry = git.ancestry(repo, row.head_commit, sha)
     match = (
         Match("ancestor", row.head_commit)
-        if state
+        if ancestry
         else _not_an_ancestor(
-            repo, row.head_commit, sha, stage_base_ref(rows, stage), _stored(row), exists=state is not None
+            repo, row.head_commit, sha, state.base_ref(stage), _stored(row), exists=ancestry is not None
         )
     )
     _pin_quietly(task, stage, sha)
@@ -688,7 +696,7 @@ def fix_guidance(task: Task, stage: int, *, suggested: str | None = None) -> str
         from .plans import plan_run_root
 
         plan = plan_run_root(task)
-        row = latest_done_by_stage(read_current(plan.dir / LEDGER_NAME).rows).get(stage) if plan else None
+        row = read_state(plan.dir / LEDGER_NAME).done_rows().get(stage) if plan else None
         if row and row.head_commit and git.resolve_commit(root, row.head_commit):
             source = row.head_commit
     if source is None:

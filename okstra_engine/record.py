@@ -6,8 +6,8 @@ from __future__ import annotations
 from . import faults
 from .errors import OkstraError
 from .git import resolve_commit
-from .ledger import IN_FLIGHT, LEDGER_NAME, LedgerRow, Status, append_row, last_run_id, latest_by_stage, new_row
-from .ledger_state import read_current
+from .ledger import IN_FLIGHT, LEDGER_NAME, LedgerRow, Status, append_row, new_row
+from .ledger_state import read_state
 from .locks import Notice, task_mutex
 from .plans import require_plan_run_root
 from .tasks import Task
@@ -37,9 +37,10 @@ def _record_locked(task: Task, stage: int, status: Status, commit: str | None, r
             f"stage {stage} is not in the Stage Map of {task.ref} (stages: {known})", "pass one of those stage numbers"
         )
     ledger = plan.dir / LEDGER_NAME
-    rows = read_current(ledger).rows
-    latest = latest_by_stage(rows).get(stage)
-    fields: dict[str, object] = {"impl_task_key": task.key, "run_id": run_id or last_run_id(rows, stage)}
+    state = read_state(ledger)
+    this = state.stages.get(stage)
+    latest = this.latest if this else None
+    fields: dict[str, object] = {"impl_task_key": task.key, "run_id": run_id or state.run_id(stage)}
     if status == "released" and (latest is None or latest.status not in IN_FLIGHT):
         raise OkstraError(
             f"stage {stage} has no reservation to release (its latest row is {latest.status if latest else 'none'})",
@@ -52,7 +53,7 @@ def _record_locked(task: Task, stage: int, status: Status, commit: str | None, r
             # stage's work after a rebase, squash or gc
             from .reconcile import done_fields
 
-            fields.update(done_fields(task, stage, head, rows))
+            fields.update(done_fields(task, stage, head, state))
     elif commit:
         raise OkstraError(f"--commit goes with --status done, not {status}", "drop --commit")
     if status == "released":

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class StageState(StrEnum):
@@ -54,7 +55,7 @@ class StageView:
     def is_flying(self) -> bool:
         return self.state.is_flying
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "stage": self.stage,
             "title": self.title,

@@ -10,11 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from .carry import missing_done_rows, read_carry
 from .config import settings
-from .ledger import LEDGER_NAME, LedgerRead, LedgerRow, latest_done_by_stage, reservations
-from .ledger_state import read_current
+from .ledger import LEDGER_NAME
+from .ledger_state import LedgerState, read_state
 from .plans import plan_run_root, plan_runs
 from .stage_map import StageMap
 from .stage_view import StageState, StageView, first_ready
@@ -29,13 +30,14 @@ class TaskStatus:
     stages: list[StageView]
     warnings: list[str]
     stage_map: StageMap | None = None
-    rows: list[LedgerRow] = field(default_factory=list)
+    ledger: LedgerState = field(default_factory=LedgerState)
+    """The ledger's state, with the done rows only carry sidecars know folded in."""
 
     @property
     def auto_stage(self) -> int | None:
         return first_ready(self.stages)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "task": str(self.task.ref),
             "task_key": self.task.key,
@@ -49,36 +51,36 @@ class TaskStatus:
 
 
 def task_status(
-    task: Task, *, now: datetime | None = None, read_rows: Callable[[Path], LedgerRead] = read_current
+    task: Task, *, now: datetime | None = None, ledger_reader: Callable[[Path], LedgerState] = read_state
 ) -> TaskStatus:
-    """`read_rows` reads the ledger at a path (the TUI passes an incremental reader)."""
+    """`ledger_reader` reads the state of the ledger at a path (the board passes its
+    follower's)."""
     plan = plan_run_root(task)
     if plan is None:
         warning = "no approved plan" if plan_runs(task) else "no plan yet"
         return TaskStatus(task, None, None, [], [warning])
     stage_map = plan.stage_map()
-    ledger = read_rows(plan.dir / LEDGER_NAME)
+    ledger = ledger_reader(plan.dir / LEDGER_NAME)
     carry = read_carry(plan.dir)
     warnings = [*ledger.warnings, *carry.warnings]
-    rows = ledger.rows
-    recovered = missing_done_rows(rows, carry.sidecars)
+    recovered = missing_done_rows(ledger, carry.sidecars)
     if recovered:
-        rows = [*rows, *recovered]
+        ledger = ledger.fold(recovered)
         listed = ", ".join(str(r.stage) for r in recovered)
         warnings.append(
             f"stage(s) {listed} done per carry sidecar but not in the ledger yet (the next prepare records them)"
         )
-    stages = compute_states(stage_map, rows, now=now)
+    stages = compute_states(stage_map, ledger, now=now)
     # worktrees from the registry, and `not-merged` (one registry query, one git process)
     from .worktrees import annotate_status
 
     task_worktree = annotate_status(task, stages, warnings)
-    return TaskStatus(task, str(plan.dir), task_worktree, stages, warnings, stage_map, rows)
+    return TaskStatus(task, str(plan.dir), task_worktree, stages, warnings, stage_map, ledger)
 
 
-def compute_states(stage_map: StageMap, rows: list[LedgerRow], *, now: datetime | None = None) -> list[StageView]:
-    done = latest_done_by_stage(rows)
-    flying = reservations(rows, ttl_hours=settings().stale_ttl_hours, now=now)
+def compute_states(stage_map: StageMap, ledger: LedgerState, *, now: datetime | None = None) -> list[StageView]:
+    done = ledger.done_rows()
+    flying = ledger.reservations(ttl_hours=settings().stale_ttl_hours, now=now)
     groups = stage_map.group_names()
     views = []
     for spec in stage_map.stages:

@@ -8,15 +8,16 @@ from rich.console import Console
 from rich.table import Table
 
 from . import clock
+from .stage_view import StageState
 from .status import TaskStatus
 
 STATE_STYLE = {
-    "done": "green",
-    "not-merged": "yellow",
-    "in-flight": "cyan",
-    "stale": "red",
-    "ready": "bold",
-    "blocked": "dim",
+    StageState.DONE: "green",
+    StageState.NOT_MERGED: "yellow",
+    StageState.IN_FLIGHT: "cyan",
+    StageState.STALE: "red",
+    StageState.READY: "bold",
+    StageState.BLOCKED: "dim",
 }
 
 

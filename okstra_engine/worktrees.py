@@ -35,7 +35,7 @@ from pathlib import Path
 from . import faults, git, registry
 from .errors import OkstraError
 from .registry import TaskSlot, WorktreeRow
-from .stage_view import StageState
+from .stage_view import StageState, StageView
 from .tasks import Task, stage_branch, stage_worktree_path, task_branch, task_worktree_path
 
 CREATED = "created"
@@ -308,7 +308,7 @@ def undo(target: Target, made: Provision) -> None:
         git.delete_branch(target.repo, target.branch, made.new_branch_at)
 
 
-def annotate_status(task: Task, views: list, warnings: list[str]) -> str | None:
+def annotate_status(task: Task, views: list[StageView], warnings: list[str]) -> str | None:
     """Fill each stage view's `worktree` from the registry and turn `done` into
     `not-merged` where the done commit is not an ancestor of the task worktree HEAD.
     Returns the task worktree path (None when there is none).
@@ -329,7 +329,7 @@ def annotate_status(task: Task, views: list, warnings: list[str]) -> str | None:
     done = [v for v in views if v.state is StageState.DONE and v.done_commit]
     if done:
         try:
-            unmerged = git.not_ancestors(path, [v.done_commit for v in done], "HEAD")
+            unmerged = git.not_ancestors(path, [v.done_commit for v in done if v.done_commit], "HEAD")
         except OkstraError as exc:
             warnings.append(f"cannot tell which done stages are merged into the task worktree: {exc.what}")
         else:

@@ -25,6 +25,7 @@ from .i18n import t
 
 if TYPE_CHECKING:
     from okstra_engine.ledger import LedgerRow
+    from okstra_engine.ledger_state import LedgerState
     from okstra_engine.projects import Project
     from okstra_engine.status import TaskStatus
     from okstra_engine.tasks import Task
@@ -201,7 +202,7 @@ def phase_choices(plan: PlanState, status: TaskStatus) -> list[PhaseChoice]:
 
 @dataclass
 class BoardData:
-    """What the board shows, as plain data, and the engine's task and ledger rows behind
+    """What the board shows, as plain data, and the engine's task and ledger state behind
     it, which the board's actions need. A board read before the UI loaded the engine
     (`first_board`) comes without them (`plain`): no pydantic model is in it, so the UI
     can unpickle it with Textual alone."""
@@ -225,8 +226,8 @@ class BoardData:
     summaries: dict[int, str] = field(default_factory=dict)
     """The lead's summary of each finished stage (its carry sidecar)."""
     task: Task | None = None
-    rows: list[LedgerRow] = field(default_factory=list)
-    """The ledger's deciding rows (`ledger_state`)."""
+    ledger: LedgerState | None = None
+    """The ledger's state, as `status` read it."""
 
     @property
     def auto_stage(self) -> int | None:
@@ -238,7 +239,7 @@ class BoardData:
 
     def plain(self) -> BoardData:
         """The same board without the engine's objects."""
-        return replace(self, task=None, rows=[])
+        return replace(self, task=None, ledger=None)
 
 
 def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
@@ -248,13 +249,11 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
 
     project = load_project(root)
     task = load_task(project, ref)
-    status = task_status(task, now=now, read_rows=_read_ledger)
+    status = task_status(task, now=now, ledger_reader=_read_ledger)
     lanes = list(status.stage_map.groups().items()) if status.stage_map else []
-    hosts: dict[int, str | None] = {}
-    last: dict[int, str] = {}
-    for row in status.rows:
-        last[row.stage] = row.status
-        hosts[row.stage] = row.host
+    latest = status.ledger.latest_rows()
+    hosts = {n: row.host for n, row in latest.items()}
+    last: dict[int, str] = {n: row.status for n, row in latest.items()}
     worktrees = {v.stage: v.worktree for v in status.stages if v.worktree}
     plan = "approved" if status.plan_run else plan_state(task, status)
     summaries = {}
@@ -277,30 +276,23 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
         watch=watch_paths(task, status.plan_run),
         summaries=summaries,
         task=task,
-        rows=status.rows,
+        ledger=status.ledger,
     )
 
 
 _followers: dict[Path, Any] = {}
 
 
-def _read_ledger(path: Path):
-    """The ledger's deciding rows, read incrementally: the first look starts from okstra's
-    ledger cache, and a board open all day re-parses only what was appended since its last
-    look (one follower per ledger, kept for the process)."""
+def _read_ledger(path: Path) -> LedgerState:
+    """The ledger's state, read incrementally: the first look starts from okstra's ledger
+    cache, and a board open all day parses only what was appended since its last look (one
+    follower per ledger, kept for the process)."""
     from okstra_engine.ledger_state import LedgerFollower
 
     follower = _followers.get(path)
     if follower is None:
         follower = _followers[path] = LedgerFollower(path, cached=True)
     return follower.read()
-
-
-def _anchor(task: Task) -> str | None:
-    """The task's anchor base commit (the registry's), for a stage without dependencies."""
-    from okstra_engine import registry
-
-    return registry.anchor(registry.TaskSlot(task.project.id, task.ref.group, task.ref.id))
 
 
 def watch_paths(task: Task, plan_run: str | None) -> list[Path]:
@@ -390,51 +382,23 @@ class StageDiff:
 
 
 def stage_diff(data: BoardData, stage: int) -> StageDiff | None:
-    """The stage's change: its base → its done commit (or, in flight, its branch tip).
-    None when the stage has nothing to show yet."""
-    from okstra_engine import git
+    """The stage's change: its base → its done commit (or, in flight, its branch tip), as
+    the engine says. None when the stage has nothing to show yet."""
+    from okstra_engine import stage_diff as engine
 
-    root = data.task.project.root
-    view = data.views[stage]
-    if not data.task.project.is_git:
+    found = engine.stage_diff(data.task, data.ledger, stage)
+    if found is None:
         return None
-    head, head_from = view.done_commit, "diff.head.done"
-    if head is None or git.resolve_commit(root, head) is None:
-        head, head_from = git.resolve_commit(root, f"refs/heads/{data.branches[stage]}"), "diff.head.branch"
-    if head is None:
-        return None
-    base, base_from = _stage_base(data, stage, head)
-    text, truncated = git.diff_preview(root, base, head)
-    return StageDiff(stage, base, head, base_from, head_from, text, truncated)
-
-
-def _stage_base(data: BoardData, stage: int, head: str) -> tuple[str, str]:
-    from okstra_engine import git
-    from okstra_engine.ledger import latest_done_by_stage
-
-    root = data.task.project.root
-    done = latest_done_by_stage(data.rows)
-    recorded = done.get(stage)
-    if recorded is not None and recorded.base_ref and git.resolve_commit(root, recorded.base_ref):
-        return recorded.base_ref, "diff.base.recorded"
-    deps = data.views[stage].depends_on
-    if len(deps) == 1 and deps[0] in done and done[deps[0]].head_commit:
-        dep = done[deps[0]].head_commit
-        if git.is_ancestor(root, dep, head):
-            return dep, "diff.base.dependency"
-    anchor = _anchor(data.task) if not deps else None
-    if anchor and git.is_ancestor(root, anchor, head):
-        return anchor, "diff.base.anchor"
-    project_head = git.head(root)
-    if project_head:
-        base = git.merge_base(root, head, project_head)
-        if base and base != head:
-            return base, "diff.base.merge_base"
-    parent = git.resolve_commit(root, f"{head}^")
-    if parent:
-        return parent, "diff.base.parent"
-    # a root commit: diff against the empty tree
-    return "4b825dc642cb6eb9a060e54bf8d69288fbee4904", "diff.base.empty"
+    change = found.change
+    return StageDiff(
+        stage,
+        change.base,
+        change.head,
+        f"diff.base.{change.base_from}",
+        f"diff.head.{change.head_from}",
+        found.text,
+        found.truncated,
+    )
 
 
 # ---------------------------------------------------------------- reconcile (issue 5)

@@ -3,7 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from okstra_engine.carry import CarrySidecar, backfill_done_from_carry, read_carry, write_carry
-from okstra_engine.ledger import LEDGER_NAME, append_row, latest_done_by_stage, new_row, read_ledger
+from okstra_engine.ledger import LEDGER_NAME, append_row, new_row, read_ledger
+from okstra_engine.ledger_state import LedgerState
 
 
 def test_backfill_appends_missing_done_once(tmp_path: Path) -> None:
@@ -12,7 +13,7 @@ def test_backfill_appends_missing_done_once(tmp_path: Path) -> None:
     added = backfill_done_from_carry(tmp_path)
     assert [(r.stage, r.reason, r.run_id) for r in added] == [(2, "carry-backfill", "r2")]
     assert backfill_done_from_carry(tmp_path) == []
-    assert latest_done_by_stage(read_ledger(tmp_path / LEDGER_NAME).rows)[2].head_commit == "b" * 40
+    assert LedgerState.of(read_ledger(tmp_path / LEDGER_NAME).rows).done_rows()[2].head_commit == "b" * 40
 
 
 def test_a_correction_is_not_undone_by_an_old_sidecar(tmp_path: Path) -> None:

@@ -42,8 +42,8 @@ def test_demo_states_tell_the_story(demo) -> None:
     assert views[3].run_id == demo.run_ids["s3"] and views[3].since == NOW - timedelta(minutes=14)
     assert views[1].done_commit == demo.commits["s1"] and views[2].done_commit == demo.commits["s2_recorded"]
     assert views[3].worktree and Path(views[3].worktree).name == "checkout-s3"
-    hosts = {r.stage: r.host for r in status.rows if r.status == "reserved"}
-    assert hosts[3] == "build-box"
+    reserved = status.ledger.stages[3].streak.start
+    assert (reserved.status, reserved.host) == ("reserved", "build-box")
     assert not status.warnings
 
 

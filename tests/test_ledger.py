@@ -16,12 +16,15 @@ from okstra_engine.ledger import (
     append_row,
     format_ts,
     hostname,
-    latest_done_by_stage,
     new_row,
     parse_ledger,
     read_ledger,
-    reservations,
 )
+from okstra_engine.ledger_state import LedgerFollower, LedgerState, Reservation
+
+
+def reservations(rows: list[LedgerRow], **options) -> dict[int, Reservation]:
+    return LedgerState.of(rows).reservations(**options)
 
 
 def test_append_and_read_round_trip(tmp_path: Path) -> None:
@@ -81,7 +84,7 @@ def test_latest_done_is_last_in_file_order() -> None:
         new_row(2, "done", head_commit="b" * 40),
         new_row(1, "done", head_commit="c" * 40, replaces="a" * 40, reason="manual"),
     ]
-    latest = latest_done_by_stage(rows)
+    latest = LedgerState.of(rows).done_rows()
     assert latest[1].head_commit == "c" * 40
     assert latest[2].head_commit == "b" * 40
 
@@ -187,27 +190,23 @@ def test_round_trip_of_valid_rows(tmp_path_factory, entries) -> None:
 
 
 def test_follower_reads_only_what_was_appended(tmp_path: Path) -> None:
-    from okstra_engine.ledger_state import LedgerFollower
-
     ledger = tmp_path / "consumers.jsonl"
     follower = LedgerFollower(ledger)
-    assert follower.read().rows == []
+    assert follower.read() == LedgerState()
     append_row(ledger, new_row(1, "reserved", run_id="r1"))
-    assert [r.stage for r in follower.read().rows] == [1]
+    assert sorted(follower.read().stages) == [1]
     with ledger.open("ab") as handle:  # a writer mid-line: not a row yet, not a warning
         handle.write(b'{"v":1,"ts":"2026-01-01T00:00:00Z","stage":2,')
     read = follower.read()
-    assert [r.stage for r in read.rows] == [1] and read.warnings == []
+    assert sorted(read.stages) == [1] and read.warnings == ()
     with ledger.open("ab") as handle:
         handle.write(b'"status":"reserved"}\n')
     append_row(ledger, new_row(3, "started"))
-    assert [r.stage for r in follower.read().rows] == [1, 2, 3]
-    assert follower.read().rows == read_ledger(ledger).rows
+    assert sorted(follower.read().stages) == [1, 2, 3]
+    assert follower.read() == LedgerState.of(read_ledger(ledger).rows)
 
 
 def test_follower_names_bad_lines_by_their_number_and_survives_replacement(tmp_path: Path) -> None:
-    from okstra_engine.ledger_state import LedgerFollower
-
     ledger = tmp_path / "consumers.jsonl"
     append_row(ledger, new_row(1, "reserved"))
     follower = LedgerFollower(ledger)
@@ -215,10 +214,8 @@ def test_follower_names_bad_lines_by_their_number_and_survives_replacement(tmp_p
     append_line(ledger, "not json")
     append_row(ledger, new_row(2, "reserved"))
     read = follower.read()
-    assert [r.stage for r in read.rows] == [1, 2] and read.warnings == [
-        "consumers.jsonl line 2: not valid JSON; skipped"
-    ]
+    assert sorted(read.stages) == [1, 2] and read.warnings == ("consumers.jsonl line 2: not valid JSON; skipped",)
     replacement = tmp_path / "new.jsonl"
     append_row(replacement, new_row(7, "done"))
     os.replace(replacement, ledger)
-    assert [r.stage for r in follower.read().rows] == [7]
+    assert sorted(follower.read().stages) == [7]

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from okstra_engine.conformance import set_waiver, waivers
-from okstra_engine.ledger import latest_done_by_stage, read_ledger
+from okstra_engine.ledger import read_ledger
+from okstra_engine.ledger_state import LedgerState
 from okstra_engine.plans import plan_run_root
 from okstra_engine.worktrees import stage_target, task_target
 from tests.support import call, commit, git
@@ -143,7 +144,7 @@ def test_squash_merged_predecessor_is_accepted_and_corrected(task, capsys) -> No
     assert code == 0, err
     assert "okstra stage: 4" in out
     assert f"git-reconcile: stage 2 done commit {s2[:8]} -> {squash[:8]} (squash-equivalent)" in err
-    row = latest_done_by_stage(read_ledger(plan_run_root(task).dir / "consumers.jsonl").rows)[2]
+    row = LedgerState.of(read_ledger(plan_run_root(task).dir / "consumers.jsonl").rows).done_rows()[2]
     assert (row.head_commit, row.replaces, row.reason) == (squash, s2, "auto-squash")
 
 
@@ -208,7 +209,7 @@ def test_a_whole_task_run_by_the_simulated_lead(task, capsys) -> None:
     assert [s["state"] for s in status["stages"]] == ["done"] * 4
     carry = plan_run_root(task).dir / "carry"
     assert sorted(p.name for p in carry.iterdir()) == [f"stage-{n}.json" for n in (1, 2, 3, 4)]
-    done = latest_done_by_stage(read_ledger(plan_run_root(task).dir / "consumers.jsonl").rows)
+    done = LedgerState.of(read_ledger(plan_run_root(task).dir / "consumers.jsonl").rows).done_rows()
     assert all(done[n].patch_ids and done[n].base_ref for n in (1, 2, 3, 4))  # fingerprinted at done time
     code, _, err = _fv(capsys, repo)
     assert code == 0, err

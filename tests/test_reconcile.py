@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from okstra_engine import reconcile
-from okstra_engine.ledger import LEDGER_NAME, append_row, latest_done_by_stage, new_row, read_ledger
+from okstra_engine.ledger import LEDGER_NAME, append_row, new_row, read_ledger
+from okstra_engine.ledger_state import LedgerState
 from okstra_engine.plans import plan_run_root
 from okstra_engine.reconcile import content_merged, done_fingerprint
 from okstra_engine.tasks import stage_branch, task_branch
@@ -392,7 +393,7 @@ def stage_work(task, stage_n: int = 1) -> tuple[str, str]:
 
 
 def done_rows(task) -> dict:
-    return latest_done_by_stage(read_ledger(plan_run_root(task).dir / LEDGER_NAME).rows)
+    return LedgerState.of(read_ledger(plan_run_root(task).dir / LEDGER_NAME).rows).done_rows()
 
 
 def test_record_done_stores_fingerprint_and_pins(task, capsys) -> None:

@@ -28,9 +28,10 @@ from typing import Any
 from .. import git, registry, worktrees
 from ..errors import OkstraError
 from ..gates import handoff_refusal
-from ..ledger import LedgerRow, latest_done_by_stage
+from ..ledger import LedgerRow
+from ..ledger_state import LedgerState
 from ..plans import require_plan_run_root
-from ..reconcile import MERGED_KINDS, Suggestion, content_merged, fix_guidance, stage_base_ref
+from ..reconcile import MERGED_KINDS, Suggestion, content_merged, fix_guidance
 from ..refusals import Refusal, some
 from ..stage_view import StageState
 from ..status import task_status
@@ -271,7 +272,7 @@ def build_plan(
         warnings=[*history.warnings, *status.warnings],
         history=history.rows,
     )
-    done = latest_done_by_stage(status.rows)
+    done = status.ledger.done_rows()
     root = task.project.root
     corrected = {s.stage: s for s in applied}
     for n in groups[chosen]:
@@ -283,7 +284,7 @@ def build_plan(
             sp.done_commit = git.resolve_commit(root, row.head_commit) or row.head_commit
         sp.refused = handoff_refusal(status, n)
         if classify and sp.refused is None and row is not None:
-            _classify(task, sp, status.rows, row, head, corrected.get(n))
+            _classify(task, sp, status.ledger, row, head, corrected.get(n))
         plan.stages.append(sp)
     if classify:
         plan.dirty = git.dirty_paths(wt, task.project.config.clean_gate_excludes)
@@ -292,13 +293,13 @@ def build_plan(
 
 
 def _classify(
-    task: Task, sp: StagePlan, rows: list[LedgerRow], row: LedgerRow, head: str, fix: Suggestion | None
+    task: Task, sp: StagePlan, ledger: LedgerState, row: LedgerRow, head: str, fix: Suggestion | None
 ) -> None:
     root = task.project.root
     if sp.done_commit is None:  # refused by state: a done stage names its commit
         return
     try:
-        match = content_merged(root, sp.done_commit, head, base=stage_base_ref(rows, sp.stage), stored=row)
+        match = content_merged(root, sp.done_commit, head, base=ledger.base_ref(sp.stage), stored=row)
     except OkstraError as exc:
         sp.refused = Refusal("handoff.unclassified", {"task": str(task.ref), "stage": sp.stage, "why": exc.what})
         return
