@@ -305,7 +305,8 @@ def _anchor(task: Task) -> str | None:
 
 def watch_paths(task: Task, plan_run: str | None) -> list[Path]:
     """The files whose change can change the board: ledger, carry sidecars, the runs
-    folder (a new or approved plan), the registry, and the task's branches."""
+    folder (a new or approved plan), the registry's changes file (not the database: a
+    mere reader changes its files), and the task's branches."""
     from okstra_engine.ledger import LEDGER_NAME
     from okstra_engine.tasks import task_branch
 
@@ -315,10 +316,9 @@ def watch_paths(task: Task, plan_run: str | None) -> list[Path]:
         paths += [plan / LEDGER_NAME, plan / "plan.md", plan / "carry"]
         with contextlib.suppress(OSError):
             paths += sorted((plan / "carry").glob("stage-*.json"))
-    from okstra_engine.registry import registry_path
+    from okstra_engine.registry import changes_path
 
-    db = registry_path()
-    paths += [db, db.with_name(db.name + "-wal")]
+    paths.append(changes_path())
     git_dir = task.project.root / ".git"
     if git_dir.is_dir():
         paths += [git_dir / "packed-refs", git_dir / "refs" / "heads" / task_branch(task)]

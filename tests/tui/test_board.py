@@ -103,6 +103,39 @@ async def test_burst_of_appends_is_coalesced(make_app, demo) -> None:
         assert board.loads - loads <= 3
 
 
+async def test_a_registry_reader_does_not_reload_the_board_a_writer_does(make_app, demo) -> None:
+    """A reader of the registry (another `okstra status`, say) creates and removes the
+    database's `-wal` file; only a committed write can change the board."""
+    import sqlite3
+    from contextlib import closing
+
+    from okstra_engine import registry
+    from okstra_tui.screens.board import BoardScreen
+
+    loads: list[BoardScreen.Loaded] = []
+
+    def hook(message) -> None:
+        if isinstance(message, BoardScreen.Loaded):
+            loads.append(message)
+
+    wal = registry.registry_path().with_name(registry.DB_NAME + "-wal")
+    app = make_app()
+    async with app.run_test(size=SIZE, message_hook=hook) as pilot:
+        await board_ready(pilot)
+        await pilot.pause(0.3)
+        before = len(loads)
+        with closing(sqlite3.connect(registry.registry_path())) as reader:
+            reader.execute("SELECT * FROM anchors").fetchall()
+            assert wal.exists()
+            await pilot.pause(0.3)  # the board polls every 0.05 s meanwhile
+        assert not wal.exists()
+        await pilot.pause(0.3)
+        assert len(loads) == before
+        task = _task(demo)
+        registry.fix_anchor(registry.TaskSlot(task.project.id, task.ref.group, task.ref.id), "f" * 40)
+        await settle(pilot, lambda: len(loads) > before)
+
+
 async def _ask_release(pilot, stage: int):
     """`x` on `stage`: the release dialog is up; returns the board under it."""
     from okstra_tui.screens.confirm import ConfirmModal
