@@ -141,7 +141,7 @@ async def refresh_latency(project: Path, appends: int) -> list[float]:
     from okstra_engine.slugs import TaskRef
     from okstra_engine.tasks import load_task
     from okstra_tui.app import OkstraApp
-    from okstra_tui.driving import board_ready, settle
+    from tests.tui.driving import board_ready, settle
 
     task = load_task(load_project(project), TaskRef.parse("demo/checkout"))
     app = OkstraApp(project=project, task=task.ref)
@@ -190,7 +190,7 @@ async def big_board(project: Path, presses: int) -> tuple[list[float], list[floa
     from okstra_engine.slugs import TaskRef
     from okstra_engine.tasks import load_task
     from okstra_tui.app import OkstraApp
-    from okstra_tui.driving import board_ready, settle
+    from tests.tui.driving import board_ready, settle
 
     task = load_task(load_project(project), TaskRef.parse("big/board"))
     app = OkstraApp(project=project, task=task.ref)

@@ -16,7 +16,8 @@ from okstra_engine.errors import OkstraError
 from okstra_engine.slugs import TaskRef
 from okstra_tui.first_board import FirstBoard, read_first_board
 from okstra_tui.model import load_board
-from tests.tui.conftest import NOW, SIZE, settle
+from tests.tui.conftest import NOW, SIZE
+from tests.tui.driving import settle
 
 pytestmark = pytest.mark.timeout(60)
 LATER = NOW + timedelta(minutes=1)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui.conftest import SIZE, board_ready, settle, text_of
+from tests.tui.conftest import SIZE
+from tests.tui.driving import board_ready, settle, text_of
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui.conftest import SIZE, board_ready, settle
+from tests.tui.conftest import SIZE
+from tests.tui.driving import board_ready, settle
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("fixed_home")]
 
@@ -224,7 +225,7 @@ def _finish_group_b(demo) -> None:
     from okstra_engine.projects import load_project
     from okstra_engine.slugs import TaskRef
     from okstra_engine.tasks import load_task
-    from okstra_tui.driving import finish_stages
+    from tests.tui.driving import finish_stages
 
     finish_stages(load_task(load_project(Path(demo.project_root)), TaskRef.parse(demo.task)), [3, 4], release=(3,))
 
