@@ -11,7 +11,7 @@ import contextlib
 import importlib
 import importlib.util
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -201,10 +201,8 @@ def phase_choices(plan: PlanState, status: TaskStatus) -> list[PhaseChoice]:
 
 @dataclass
 class BoardData:
-    """What the board shows, as plain data, and the engine's task and ledger rows behind
-    it, which the board's actions need. A board read before the UI loaded the engine
-    (`first_board`) comes without them (`plain`): no pydantic model is in it, so the UI
-    can unpickle it with Textual alone."""
+    """What the board shows, and the engine's task and ledger rows behind it, which the
+    board's actions need."""
 
     title: str
     project_name: str
@@ -222,11 +220,11 @@ class BoardData:
     branches: dict[int, str]
     """Each stage's worktree branch."""
     watch: list[Path]
+    task: Task
+    rows: list[LedgerRow]
+    """The ledger's deciding rows (`ledger_state`)."""
     summaries: dict[int, str] = field(default_factory=dict)
     """The lead's summary of each finished stage (its carry sidecar)."""
-    task: Task | None = None
-    rows: list[LedgerRow] = field(default_factory=list)
-    """The ledger's deciding rows (`ledger_state`)."""
 
     @property
     def auto_stage(self) -> int | None:
@@ -235,10 +233,6 @@ class BoardData:
     @cached_property
     def views(self) -> dict[int, StageView]:
         return {v.stage: v for v in self.stages}
-
-    def plain(self) -> BoardData:
-        """The same board without the engine's objects."""
-        return replace(self, task=None, rows=[])
 
 
 def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
