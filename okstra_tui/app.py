@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import CommandPalette
+from textual.reactive import reactive
 from textual.screen import Screen
 
 from okstra_engine.errors import OkstraError
@@ -67,6 +68,11 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         Binding("ctrl+q", "quit", "bind.quit", id="app.quit", tooltip="tip.quit", priority=True),
         Binding("ctrl+c", "help_quit", show=False, system=True),
     ]
+
+    changing_task: reactive[bool] = reactive(False, always_update=True)
+    """True while a screen changes the task's files (prepares a run, hands off a group),
+    False again when it is done. Screens that show the task watch it: what changes
+    meanwhile is the person's own doing, not news (the board announces none of it)."""
 
     def __init__(
         self,
@@ -133,15 +139,6 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         from .screens.handoff import HandoffScreen
 
         self.push_screen(HandoffScreen(task, group))
-
-    def own_changes(self, stages: list[int] | None = None, *, ongoing: bool = False) -> None:
-        """Tell the board under the current screen that changes to come are this app's
-        (`BoardScreen.own_changes`)."""
-        from .screens.board import BoardScreen
-
-        for screen in self.screen_stack:
-            if isinstance(screen, BoardScreen):
-                screen.own_changes(stages, ongoing=ongoing)
 
     def show_prepared(self, screen: Screen[Any]) -> None:
         """A run was prepared but its agent is not started here: the options and preview

@@ -145,6 +145,7 @@ class BoardScreen(OkstraScreen):
         self._last_load = time.monotonic()
         self.call_after_refresh(self._start_load)
         self.set_interval(self.okstra.poll_interval, self._tick)
+        self.watch(self.okstra, "changing_task", self._task_changing, init=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in _NEEDS_DATA and not self.loaded:
@@ -455,15 +456,12 @@ class BoardScreen(OkstraScreen):
             self.ActionDone(t("reconcile.applied", stage=suggestion.stage, new=short(suggestion.suggested)))
         )
 
-    def own_changes(self, stages: list[int] | None = None, *, ongoing: bool = False) -> None:
-        """Changes to `stages` (None: every stage) come from this app — a run prepared
-        or a group handed off from a screen above — so they are not announced as another
-        run's: while `ongoing`, no load announces anything; then the next load does not
-        announce changes to `stages`."""
-        self._muted = ongoing
-        if stages is None:
-            stages = list(self.data.views) if self.data is not None else []
-        self._own.update(stages)
+    def _task_changing(self, changing: bool) -> None:
+        """A screen above changes the task (`OkstraApp.changing_task`): while it does, no
+        read announces anything, and the read after it announces nothing it made."""
+        self._muted = changing
+        if self.data is not None:
+            self._own.update(self.data.views)
 
     def action_handoff(self) -> None:
         """The handoff of the highlighted stage's group: its merge plan, then confirm."""
