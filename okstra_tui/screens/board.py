@@ -5,8 +5,8 @@ the board (`model.load_board`) and posts it back (`Loaded`); until the first rea
 arrives, the keys that act on a stage are disabled.
 
 Live updates: every `poll_interval` (0.25 s) the screen stats the files that can change
-the board (ledger, carry sidecars, runs folder, worktree registry, task branch refs —
-`model.watch_paths`). When their mtimes/sizes moved, and no load is running, a thread
+the board (ledger, carry sidecars, runs folder, the worktree registry's changes file,
+task branch refs — `model.watch_paths`). When their mtimes/sizes moved, and no load is running, a thread
 worker reads and recomputes the status and posts it back; a burst of appends while a
 load runs is picked up by the next tick as one more load (coalesced). The fingerprint is
 taken before the read, so a change racing the read is seen on the next tick, never lost.
@@ -14,7 +14,8 @@ Every `FULL_REFRESH_S` the board reloads anyway (staleness by TTL is a function 
 clock), and every tick the ages move on with the app's clock.
 
 Changes made elsewhere become notifications (`model.board_events`); changes this screen
-made itself (a release, an applied suggestion) are announced once, by the action.
+made itself (a release, an applied suggestion) are announced once, by the action, and
+those a screen above makes (`OkstraApp.changing_task`) not at all.
 """
 
 from __future__ import annotations
