@@ -13,6 +13,11 @@ agent loops, the TUI), so:
 Readers never create the file: a machine where okstra made no worktree yet has no
 registry, and `status` or a render-only `prepare` must not leave one behind.
 
+Every committed write also grows a small file beside it (`changes_path`), so a watcher
+(the TUI's board) can tell a write from a read by its size. The database and its `-wal`
+file cannot tell them apart: a mere reader of a WAL database creates the `-wal` file,
+and the last connection to close removes it.
+
 A worktree row's `status` is its lifecycle state, `active` while it exists; what a
 `prepare` did with it (`created`, `reused`, `recreated`) is the run manifest's business.
 The task's **anchor base commit** (what stages without dependencies branch from) is
@@ -21,6 +26,7 @@ stored once and never changed: `fix_anchor` keeps the first value it is given.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -33,6 +39,8 @@ from .errors import OkstraError
 from .locations import okstra_home
 
 DB_NAME = "registry.sqlite3"
+CHANGES_NAME = DB_NAME + ".changes"
+CHANGES_MAX = 4096
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 15.0
 ACTIVE = "active"
@@ -92,6 +100,27 @@ def registry_path() -> Path:
     return okstra_home() / DB_NAME
 
 
+def changes_path() -> Path:
+    """The file whose size changes with every committed write to the registry, and only
+    then; missing until the first write."""
+    return okstra_home() / CHANGES_NAME
+
+
+def _note_change(db: Path) -> None:
+    """Grow the changes file by one byte (back to one byte once it reached
+    `CHANGES_MAX`): its size differs from the one a watcher saw before the write."""
+    try:
+        fd = os.open(db.with_name(CHANGES_NAME), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_size >= CHANGES_MAX:
+                os.ftruncate(fd, 0)
+            os.write(fd, b".")
+        finally:
+            os.close(fd)
+    except OSError:
+        pass  # the write is committed, and must not look failed: watchers reload on their own clock too
+
+
 def _now() -> str:
     return clock.iso()
 
@@ -106,7 +135,9 @@ def _open(path: Path) -> sqlite3.Connection:
 
 @contextmanager
 def _writer() -> Iterator[sqlite3.Connection]:
-    """A connection to a registry with the schema in place (created on first use)."""
+    """A connection to a registry with the schema in place (created on first use). Every
+    write goes through here, and what the caller wrote is committed when its block ends
+    without an error: then the changes file grows."""
     path = registry_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -116,6 +147,7 @@ def _writer() -> Iterator[sqlite3.Connection]:
             yield conn
     except sqlite3.DatabaseError as exc:
         raise _registry_error(path, exc) from exc
+    _note_change(path)
 
 
 @contextmanager

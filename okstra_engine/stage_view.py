@@ -1,5 +1,4 @@
-"""One stage's state as status computes it: plain data, no pydantic, so the terminal UI
-can receive a computed board (`okstra_tui.first_board`) before it loads the engine."""
+"""One stage's state as status computes it: plain data, no pydantic."""
 
 from __future__ import annotations
 

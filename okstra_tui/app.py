@@ -14,7 +14,6 @@ reservation recorded becomes the agent's.
 
 from __future__ import annotations
 
-import gc
 import shlex
 import sys
 from collections.abc import Callable, Iterable
@@ -22,17 +21,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import CommandPalette
+from textual.reactive import reactive
 from textual.screen import Screen
 
 from okstra_engine.errors import OkstraError
 from okstra_engine.slugs import TaskRef
 
 from .base import OkstraScreen, WorkerFailures
-from .first_board import FirstBoard
 from .i18n import localize_bindings, set_language, t
 from .states import COLOURS
 
@@ -71,6 +69,11 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         Binding("ctrl+c", "help_quit", show=False, system=True),
     ]
 
+    changing_task: reactive[bool] = reactive(False, always_update=True)
+    """True while a screen changes the task's files (prepares a run, hands off a group),
+    False again when it is done. Screens that show the task watch it: what changes
+    meanwhile is the person's own doing, not news (the board announces none of it)."""
+
     def __init__(
         self,
         *,
@@ -80,10 +83,7 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         clock: Clock | None = None,
         poll_interval: float = 0.25,
         command_env: dict[str, str] | None = None,
-        first_board: FirstBoard | None = None,
     ) -> None:
-        """`first_board`: the task's board, being read since before Textual was imported,
-        so the first frame shows it whole."""
         self.texts = set_language(lang)
         super().__init__()
         localize_bindings(self)
@@ -93,7 +93,6 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         self.poll_interval = poll_interval
         self.command_env = command_env or {}
         """Variables a command shown to the person needs (the demo's homes)."""
-        self._first_board = first_board
         self.last_workers: tuple[str, ...] = ("claude",)
         """The workers chosen for the last run (the options screen starts from them)."""
 
@@ -111,7 +110,6 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
             self.open_project(self.project_root)
         else:
             self.open_board(self.project_root, self.task_ref)
-        self.call_after_refresh(gc.enable)  # see `okstra_tui.entry.open_ui`
 
     # ------------------------------------------------------------ navigation
 
@@ -126,33 +124,9 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         self.push_screen(PhaseScreen(root, ref))
 
     def open_board(self, root: Path, ref: TaskRef) -> None:
-        """Read the board first, then show it whole: no empty frame, no second layout
-        when the plan's shape arrives. A board `first_board` has read already is shown
-        at once (it usually is: it is read while Textual loads)."""
-        first, self._first_board = self._first_board, None
-        if first is not None and first.ready():
-            try:
-                data = first.result()
-            except OkstraError:
-                data = None  # the board reads again and shows what is wrong
-            self._show_board(root, ref, data)
-            return
-        self._preload_board(root, ref, first)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="open-board")
-    def _preload_board(self, root: Path, ref: TaskRef, first: FirstBoard | None) -> None:
-        from .model import load_board
-
-        try:
-            data = first.result() if first is not None else load_board(root, ref, self.clock())
-        except OkstraError:
-            data = None  # the board reads again and shows what is wrong
-        self.call_from_thread(self._show_board, root, ref, data)
-
-    def _show_board(self, root: Path, ref: TaskRef, data: Any) -> None:
         from .screens.board import BoardScreen
 
-        self.push_screen(BoardScreen(root, ref, data))
+        self.push_screen(BoardScreen(root, ref))
 
     def open_run(self, task: Any, phase: str, stage: int | None) -> None:
         """The step after choosing a phase (and, for implementation, a stage): the run's
@@ -165,15 +139,6 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         from .screens.handoff import HandoffScreen
 
         self.push_screen(HandoffScreen(task, group))
-
-    def own_changes(self, stages: list[int] | None = None, *, ongoing: bool = False) -> None:
-        """Tell the board under the current screen that changes to come are this app's
-        (`BoardScreen.own_changes`)."""
-        from .screens.board import BoardScreen
-
-        for screen in self.screen_stack:
-            if isinstance(screen, BoardScreen):
-                screen.own_changes(stages, ongoing=ongoing)
 
     def show_prepared(self, screen: Screen[Any]) -> None:
         """A run was prepared but its agent is not started here: the options and preview
@@ -193,10 +158,6 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         parent = screen.parent_screen()
         if parent is not None:
             self.switch_screen(parent)
-
-    def board_painted(self, screen: Screen[Any]) -> None:
-        """Called once, after the board's first data frame is on screen (a hook for the
-        start-up benchmark)."""
 
     # ------------------------------------------------------------ errors
 
@@ -291,19 +252,8 @@ def run_app(
     lang: str | None,
     command_env: dict[str, str] | None = None,
     reopen: str | None = None,
-    first_board: FirstBoard | None = None,
 ) -> int:
     """Run the app, then what it exited for (`after_exit`); `okstra_tui.entry.open_ui`
-    resolves the arguments and starts `first_board`."""
-    if first_board is None:
-        # Every first screen reads the engine's documents at once: load those modules
-        # (and pydantic) now, while the terminal is not ours yet, rather than in the first
-        # worker, where they would compete with the first frames for the interpreter.
-        import okstra_engine.status  # noqa: F401
-    try:
-        result = OkstraApp(
-            project=project, task=task, lang=lang, command_env=command_env, first_board=first_board
-        ).run()
-    finally:
-        gc.enable()
+    resolves the arguments."""
+    result = OkstraApp(project=project, task=task, lang=lang, command_env=command_env).run()
     return after_exit(result, reopen=reopen)

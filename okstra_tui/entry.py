@@ -8,7 +8,6 @@ record` stay as light as the engine's own CLI.
 
 from __future__ import annotations
 
-import gc
 import sys
 from pathlib import Path
 
@@ -24,10 +23,7 @@ def open_ui(
     reopen: str | None = None,
 ) -> int:
     """`okstra [--project PATH] [--task G/ID] [--lang en|ko]`. `reopen`: the command that
-    opens this UI again, printed when the app leaves for an agent (the demo's own).
-
-    Opening a task's board, its first read starts before Textual is imported
-    (`first_board`)."""
+    opens this UI again, printed when the app leaves for an agent (the demo's own)."""
     from okstra_engine.locations import default_root
 
     root: Path | None = None
@@ -36,19 +32,9 @@ def open_ui(
         ref = TaskRef.parse(task)
     if project is not None or ref is not None:
         root = default_root(project)
-    # Until the first frame, no cyclic garbage collection: start-up makes tens of
-    # thousands of long-lived objects (Textual's classes, styles and widgets: 75,000 on
-    # the demo board), and every collection scans them again for nothing (20-30 ms of a
-    # 300 ms start). The app turns it back on after its first frame.
-    gc.disable()
-    first = None
-    if root is not None and ref is not None:
-        from .first_board import read_first_board
-
-        first = read_first_board(root, ref)
     from .app import run_app
 
-    return run_app(project=root, task=ref, lang=lang, command_env=command_env, reopen=reopen, first_board=first)
+    return run_app(project=root, task=ref, lang=lang, command_env=command_env, reopen=reopen)
 
 
 def main(argv: list[str] | None = None) -> int:

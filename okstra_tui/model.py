@@ -11,7 +11,7 @@ import contextlib
 import importlib
 import importlib.util
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -202,10 +202,8 @@ def phase_choices(plan: PlanState, status: TaskStatus) -> list[PhaseChoice]:
 
 @dataclass
 class BoardData:
-    """What the board shows, as plain data, and the engine's task and ledger state behind
-    it, which the board's actions need. A board read before the UI loaded the engine
-    (`first_board`) comes without them (`plain`): no pydantic model is in it, so the UI
-    can unpickle it with Textual alone."""
+    """What the board shows, and the engine's task and ledger state behind it, which the
+    board's actions need."""
 
     title: str
     project_name: str
@@ -223,11 +221,11 @@ class BoardData:
     branches: dict[int, str]
     """Each stage's worktree branch."""
     watch: list[Path]
+    task: Task
+    ledger: LedgerState
+    """The ledger's state, as `status` read it."""
     summaries: dict[int, str] = field(default_factory=dict)
     """The lead's summary of each finished stage (its carry sidecar)."""
-    task: Task | None = None
-    ledger: LedgerState | None = None
-    """The ledger's state, as `status` read it."""
 
     @property
     def auto_stage(self) -> int | None:
@@ -236,10 +234,6 @@ class BoardData:
     @cached_property
     def views(self) -> dict[int, StageView]:
         return {v.stage: v for v in self.stages}
-
-    def plain(self) -> BoardData:
-        """The same board without the engine's objects."""
-        return replace(self, task=None, ledger=None)
 
 
 def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
@@ -297,7 +291,8 @@ def _read_ledger(path: Path) -> LedgerState:
 
 def watch_paths(task: Task, plan_run: str | None) -> list[Path]:
     """The files whose change can change the board: ledger, carry sidecars, the runs
-    folder (a new or approved plan), the registry, and the task's branches."""
+    folder (a new or approved plan), the registry's changes file (not the database: a
+    mere reader changes its files), and the task's branches."""
     from okstra_engine.ledger import LEDGER_NAME
     from okstra_engine.tasks import task_branch
 
@@ -307,10 +302,9 @@ def watch_paths(task: Task, plan_run: str | None) -> list[Path]:
         paths += [plan / LEDGER_NAME, plan / "plan.md", plan / "carry"]
         with contextlib.suppress(OSError):
             paths += sorted((plan / "carry").glob("stage-*.json"))
-    from okstra_engine.registry import registry_path
+    from okstra_engine.registry import changes_path
 
-    db = registry_path()
-    paths += [db, db.with_name(db.name + "-wal")]
+    paths.append(changes_path())
     git_dir = task.project.root / ".git"
     if git_dir.is_dir():
         paths += [git_dir / "packed-refs", git_dir / "refs" / "heads" / task_branch(task)]

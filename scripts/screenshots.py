@@ -85,7 +85,6 @@ def portable_svg(svg: str) -> str:
 
 
 async def main(out: Path) -> None:
-    from okstra_tui.driving import board_ready, settle
     from okstra_tui.screens.confirm import ConfirmModal
     from okstra_tui.screens.diff import DiffScreen
     from okstra_tui.screens.handoff import HandoffScreen
@@ -96,6 +95,7 @@ async def main(out: Path) -> None:
     from okstra_tui.screens.quarantine import QuarantineDialog
     from okstra_tui.screens.run_options import RunOptionsScreen
     from okstra_tui.screens.tasks import TasksScreen
+    from tests.tui.driving import board_ready, settle
 
     async def task_list(pilot) -> None:
         await settle(pilot, lambda: isinstance(pilot.app.screen, TasksScreen) and pilot.app.screen.summaries)
@@ -220,7 +220,7 @@ def finish_group_b() -> None:
     from okstra_engine.projects import load_project
     from okstra_engine.slugs import TaskRef
     from okstra_engine.tasks import load_task
-    from okstra_tui.driving import finish_stages
+    from tests.tui.driving import finish_stages
 
     finish_stages(load_task(load_project(DEMO_DIR / "shop"), TaskRef.parse("demo/checkout")), [3, 4], release=(3,))
 

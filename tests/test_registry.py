@@ -30,6 +30,39 @@ def test_readers_never_create_the_registry() -> None:
     assert not registry.registry_path().parent.exists()
 
 
+def test_every_committed_write_and_only_a_write_changes_the_changes_file() -> None:
+    def size() -> int | None:
+        path = registry.changes_path()
+        return path.stat().st_size if path.exists() else None
+
+    registry.anchor(SLOT)
+    assert size() is None
+    registry.register_worktree(_row(None, "/w/login"))
+    seen = [size()]
+    registry.task_worktrees(SLOT)  # readers: the database's -wal comes and goes, the changes file stays
+    registry.anchor(SLOT)
+    with sqlite3.connect(registry.registry_path()) as reader:
+        reader.execute("SELECT * FROM worktrees").fetchall()
+        assert registry.registry_path().with_name(registry.DB_NAME + "-wal").exists()
+        assert size() == seen[-1]
+    assert size() == seen[-1]
+    for write in (
+        lambda: registry.fix_anchor(SLOT, "b" * 40),
+        lambda: registry.register_worktree(_row(1, "/w/login-s1")),
+        lambda: registry.forget_worktree(SLOT, 1),
+    ):
+        write()
+        seen.append(size())
+    assert len(set(seen)) == len(seen)
+
+
+def test_the_changes_file_starts_again_when_full() -> None:
+    registry.register_worktree(_row(None, "/w/login"))
+    registry.changes_path().write_bytes(b"." * registry.CHANGES_MAX)
+    registry.forget_worktree(SLOT, None)
+    assert registry.changes_path().stat().st_size == 1
+
+
 def test_task_and_stage_rows_round_trip_and_replace_by_slot() -> None:
     registry.register_worktree(_row(None, "/w/login"))
     registry.register_worktree(_row(1, "/w/login-s1"))

@@ -1,8 +1,12 @@
 """The stage board: the task's Stage Map, live.
 
+The screen shows at once, its body in Textual's loading state, and a thread worker reads
+the board (`model.load_board`) and posts it back (`Loaded`); until the first read
+arrives, the keys that act on a stage are disabled.
+
 Live updates: every `poll_interval` (0.25 s) the screen stats the files that can change
-the board (ledger, carry sidecars, runs folder, worktree registry, task branch refs —
-`model.watch_paths`). When their mtimes/sizes moved, and no load is running, a thread
+the board (ledger, carry sidecars, runs folder, the worktree registry's changes file,
+task branch refs — `model.watch_paths`). When their mtimes/sizes moved, and no load is running, a thread
 worker reads and recomputes the status and posts it back; a burst of appends while a
 load runs is picked up by the next tick as one more load (coalesced). The fingerprint is
 taken before the read, so a change racing the read is seen on the next tick, never lost.
@@ -10,7 +14,8 @@ Every `FULL_REFRESH_S` the board reloads anyway (staleness by TTL is a function 
 clock), and every tick the ages move on with the app's clock.
 
 Changes made elsewhere become notifications (`model.board_events`); changes this screen
-made itself (a release, an applied suggestion) are announced once, by the action.
+made itself (a release, an applied suggestion) are announced once, by the action, and
+those a screen above makes (`OkstraApp.changing_task`) not at all.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
@@ -54,6 +60,7 @@ from ..widgets.stage_detail import StageDetail
 from ..widgets.stage_table import StageTable
 
 FULL_REFRESH_S = 15.0
+_NEEDS_DATA = frozenset({"choose", "auto", "release", "diff", "apply", "handoff"})
 
 
 class BoardScreen(OkstraScreen):
@@ -67,13 +74,18 @@ class BoardScreen(OkstraScreen):
         Binding("h", "handoff", "bind.handoff", id="board.handoff", tooltip="tip.board.handoff"),
     ]
 
-    class Loaded(Message):
-        """A fresh read of the board; a newer one replaces one still queued."""
+    loaded: reactive[bool] = reactive(False, bindings=True)
+    """The first read arrived: the keys that act on a stage work from then on."""
 
-        def __init__(self, data: BoardData | None, error: OkstraError | None = None) -> None:
+    class Loaded(Message):
+        """A fresh read of the board, or why it failed (`error`); a newer one replaces one
+        still queued. `mark`: the fingerprint of its files, taken after the first read."""
+
+        def __init__(self, data: BoardData | None, error: OkstraError | None = None, mark: tuple | None = None) -> None:
             super().__init__()
             self.data = data
             self.error = error
+            self.mark = mark
 
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, BoardScreen.Loaded)
@@ -84,13 +96,17 @@ class BoardScreen(OkstraScreen):
             self.suggestions = suggestions
             self.plan_run = plan_run
 
-    def __init__(self, root: Path, ref: TaskRef, data: BoardData | None = None) -> None:
-        """`data`: a first load made before the screen was shown (`OkstraApp.open_board`),
-        so the first frame is the whole board rather than an empty one."""
+    class ActionDone(Message):
+        """A change this screen made (a release, an applied suggestion) is recorded."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def __init__(self, root: Path, ref: TaskRef) -> None:
         super().__init__()
         self.root = root
         self.ref = ref
-        self._preloaded = data
         self.data: BoardData | None = None
         self.error: OkstraError | None = None
         self._mark: tuple | None = None
@@ -99,11 +115,6 @@ class BoardScreen(OkstraScreen):
         self._own: set[int] = set()
         self._muted = False
         self._last_age_minute: int | None = None
-        self._deferred: str | None = None
-        self.loads = 0
-        """How many loads have been shown (tests and the benchmark wait on it)."""
-        self.loaded_at = 0.0
-        """`time.perf_counter()` when the latest load was shown (the benchmark reads it)."""
 
     def parent_screen(self) -> Screen[Any] | None:
         from .phases import PhaseScreen
@@ -128,14 +139,19 @@ class BoardScreen(OkstraScreen):
     def on_mount(self) -> None:
         self.query_one("#lanes", LanesView).border_title = t("board.lanes.title")
         self.query_one("#stages", StageTable).border_title = t("board.stages.title")
-        if self._preloaded is not None:
-            data, self._preloaded = self._preloaded, None
-            self._last_load = time.monotonic()
-            self._mark = fingerprint(data.watch)
-            self._show(data)  # now, so that the screen's first frame is the board
-        else:
-            self._start_load()
+        self.query_one("#body").loading = True
+        self._render_summary()
+        # the first read starts once the loading state is on screen: the worker's imports
+        # and parsing hold the interpreter's lock, and would delay that frame
+        self._last_load = time.monotonic()
+        self.call_after_refresh(self._start_load)
         self.set_interval(self.okstra.poll_interval, self._tick)
+        self.watch(self.okstra, "changing_task", self._task_changing, init=False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in _NEEDS_DATA and not self.loaded:
+            return None  # shown, disabled: the board is still loading
+        return super().check_action(action, parameters)
 
     # ------------------------------------------------------------ live
 
@@ -156,30 +172,29 @@ class BoardScreen(OkstraScreen):
 
     def _start_load(self) -> None:
         self._last_load = time.monotonic()
-        self._loader = self._load()
+        self._loader = self._load(first=self._mark is None)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="board-load")
-    def _load(self) -> None:
+    def _load(self, *, first: bool) -> None:
+        """Read the board; after a first read (`first`), the fingerprint of its files too."""
         try:
             data = load_board(self.root, self.ref, self.okstra.clock())
         except OkstraError as exc:
             # a plan or ledger being edited: say so on the board, keep the last good view
             self.post_message(self.Loaded(None, exc))
             return
-        if self._mark is None:
-            self._mark = fingerprint(data.watch)
-        self.post_message(self.Loaded(data))
+        self.post_message(self.Loaded(data, mark=fingerprint(data.watch) if first else None))
 
     @on(Loaded)
-    async def _loaded(self, message: Loaded) -> None:
+    def _loaded(self, message: Loaded) -> None:
         self.error = message.error
+        self.query_one("#body").loading = False
         if message.data is None:
             self._render_summary()
             return
+        if self._mark is None:
+            self._mark = message.mark
         self._show(message.data)
-        if self._deferred is not None and self.data.task is not None:
-            action, self._deferred = self._deferred, None
-            await self.run_action(action)
 
     def _show(self, data: BoardData) -> None:
         old, self.data = self.data, data
@@ -190,22 +205,12 @@ class BoardScreen(OkstraScreen):
                 self.say(t(key, **params), title=t("event.title"))
         self._own.clear()
         self._paint()
-        self.loaded_at = time.perf_counter()
-        self.loads += 1
-        if self.loads == 1:
+        if old is None:
+            self.loaded = True
             # the git work of reconcile waits until the first board is on screen
-            self.call_after_refresh(self._first_frame_shown)
+            self.call_after_refresh(self._load_suggestions, data)
         else:
-            self._load_suggestions(self.data)
-
-    def _first_frame_shown(self) -> None:
-        self.okstra.board_painted(self)
-        if self.data is None:
-            return
-        if self.data.task is None:
-            self._start_load()  # a board from `first_board`: now the engine loads here
-        else:
-            self._load_suggestions(self.data)
+            self._load_suggestions(data)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="board-reconcile")
     def _load_suggestions(self, data: BoardData) -> None:
@@ -319,18 +324,9 @@ class BoardScreen(OkstraScreen):
 
     # ------------------------------------------------------------ actions
 
-    def _engine_pending(self, action: str) -> bool:
-        """True when the board on screen came from `first_board`, without the engine's
-        objects: `action` then runs when the first full read arrives, a fraction of a
-        second after the first frame."""
-        if self.data is None or self.data.task is not None:
-            return False
-        self._deferred = action
-        return True
-
     def action_choose(self) -> None:
         view = self._selected_view()
-        if view is None or self.data is None or self._engine_pending("choose"):
+        if view is None or self.data is None:
             return
         if view.state == "ready":
             self.okstra.open_run(self.data.task, "implementation", view.stage)
@@ -345,7 +341,7 @@ class BoardScreen(OkstraScreen):
         self.say(t(why[0], **why[1]), severity="warning")
 
     def action_auto(self) -> None:
-        if self.data is None or self._engine_pending("auto"):
+        if self.data is None:
             return
         auto = self.data.auto_stage
         if auto is None:
@@ -357,7 +353,7 @@ class BoardScreen(OkstraScreen):
 
     def action_release(self) -> None:
         view = self._selected_view()
-        if view is None or self.data is None or self._engine_pending("release"):
+        if view is None or self.data is None:
             return
         if view.state == "in-flight":
             self.say(
@@ -375,6 +371,7 @@ class BoardScreen(OkstraScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
+                self._own.add(stage)
                 self._release(task, stage)
 
         self.app.push_screen(
@@ -394,26 +391,27 @@ class BoardScreen(OkstraScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="board-action")
     def _release(self, task, stage: int) -> None:
-        self._own.add(stage)
         release(task, stage)
-        self.app.call_from_thread(self.say, t("release.done", stage=stage))
-        self.app.call_from_thread(self._start_load_if_idle)
+        self.post_message(self.ActionDone(t("release.done", stage=stage)))
 
-    def _start_load_if_idle(self) -> None:
+    @on(ActionDone)
+    def _action_done(self, message: ActionDone) -> None:
+        """Say it, and read the board now rather than at the next tick."""
+        self.say(message.text)
         self._mark = None if self.data is None else fingerprint(self.data.watch)
         if self._loader is None or self._loader.is_finished:
             self._start_load()
 
     def action_diff(self) -> None:
         view = self._selected_view()
-        if view is None or self.data is None or self._engine_pending("diff"):
+        if view is None or self.data is None:
             return
         from .diff import DiffScreen
 
         self.app.push_screen(DiffScreen(self.data, view.stage))
 
     def action_apply(self) -> None:
-        if self.data is None or self._engine_pending("apply"):
+        if self.data is None:
             return
         panel = self.query_one(ReconcilePanel)
         suggestion = panel.selected
@@ -431,6 +429,7 @@ class BoardScreen(OkstraScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
+                self._own.add(suggestion.stage)
                 self._apply(task, suggestion)
 
         self.app.push_screen(
@@ -453,27 +452,22 @@ class BoardScreen(OkstraScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="board-action")
     def _apply(self, task, suggestion: Suggestion) -> None:
-        self._own.add(suggestion.stage)
         apply_suggestion(task, suggestion)
-        self.app.call_from_thread(
-            self.say, t("reconcile.applied", stage=suggestion.stage, new=short(suggestion.suggested))
+        self.post_message(
+            self.ActionDone(t("reconcile.applied", stage=suggestion.stage, new=short(suggestion.suggested)))
         )
-        self.app.call_from_thread(self._start_load_if_idle)
 
-    def own_changes(self, stages: list[int] | None = None, *, ongoing: bool = False) -> None:
-        """Changes to `stages` (None: every stage) come from this app — a run prepared
-        or a group handed off from a screen above — so they are not announced as another
-        run's: while `ongoing`, no load announces anything; then the next load does not
-        announce changes to `stages`."""
-        self._muted = ongoing
-        if stages is None:
-            stages = list(self.data.views) if self.data is not None else []
-        self._own.update(stages)
+    def _task_changing(self, changing: bool) -> None:
+        """A screen above changes the task (`OkstraApp.changing_task`): while it does, no
+        read announces anything, and the read after it announces nothing it made."""
+        self._muted = changing
+        if self.data is not None:
+            self._own.update(self.data.views)
 
     def action_handoff(self) -> None:
         """The handoff of the highlighted stage's group: its merge plan, then confirm."""
         view = self._selected_view()
-        if view is None or self.data is None or self._engine_pending("handoff"):
+        if view is None or self.data is None:
             return
         self.okstra.open_handoff(self.data.task, view.group)
 

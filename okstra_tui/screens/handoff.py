@@ -294,6 +294,7 @@ class HandoffScreen(OkstraScreen):
         self.query_one("#confirm", Button).disabled = True
         self._status(t("handoff.running", group=self.plan.group), working=True)
         self.refresh_bindings()
+        self.okstra.changing_task = True
         self._run(self.plan.group)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="handoff-run")
@@ -302,8 +303,6 @@ class HandoffScreen(OkstraScreen):
 
         def say(text: str) -> None:
             self.post_message(self.Progress(text))
-
-        self.app.call_from_thread(self.okstra.own_changes, None, ongoing=True)  # the board: these are ours
 
         try:
             result = run_handoff(self.run_task, group, merge=True, notice=say, warn=say)
@@ -319,7 +318,7 @@ class HandoffScreen(OkstraScreen):
 
     def worker_failed(self, worker: Any, error: BaseException) -> None:
         if worker.group == "handoff-run":
-            self.okstra.own_changes(None)
+            self.okstra.changing_task = False
             self.busy = None
             self._status(t("handoff.ready_hint"))
             self.query_one("#confirm", Button).disabled = False
@@ -328,7 +327,7 @@ class HandoffScreen(OkstraScreen):
     @on(Finished)
     def _finished(self, message: Finished) -> None:
         self.busy = None
-        self.okstra.own_changes(None)
+        self.okstra.changing_task = False
         variables = self.app.theme_variables
         if message.result is not None:
             self.result = message.result

@@ -235,7 +235,7 @@ class PreviewScreen(OkstraScreen):
             self.query_one("#run-facts", Static).update(text)
             self._status(t("preview.failed_hint"))
         elif worker.group in ("run-prepare", "run-quarantine"):
-            self.okstra.own_changes(None)
+            self.okstra.changing_task = False
             self.busy = None
             self._status(t("preview.ready_hint"))
             self.query_one("#confirm", Button).disabled = False
@@ -321,12 +321,11 @@ class PreviewScreen(OkstraScreen):
         what = run_name(self.choice.phase, self.choice.stage)
         self._status(t("preview.preparing", what=what), working=True)
         self.refresh_bindings()
+        self.okstra.changing_task = True  # the reservation, and any correction auto-reconcile records
         self._prepare()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="run-prepare")
     def _prepare(self) -> None:
-        # the reservation, and any correction auto-reconcile records, are this app's
-        self.app.call_from_thread(self.okstra.own_changes, None, ongoing=True)
         prepared = prepare_run(self.choice, notice=lambda text: self.post_message(self.Progress(text)))
         plan = error = None
         try:
@@ -344,7 +343,7 @@ class PreviewScreen(OkstraScreen):
     @on(Done)
     def _done(self, message: Done) -> None:
         self.busy = "done"
-        self.okstra.own_changes(None)
+        self.okstra.changing_task = False
         manifest = message.prepared.manifest
         app = self.okstra
         if message.plan is not None:

@@ -18,8 +18,6 @@ class ReconcilePanel(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.suggestions: list[Suggestion] = []
-        self.loaded = False
-        """The first answer arrived (tests wait on it)."""
 
     def compose(self) -> ComposeResult:
         yield Static(t("board.reconcile.checking"), id="reconcile-empty", markup=False)
@@ -35,7 +33,6 @@ class ReconcilePanel(Vertical):
         empty = self.query_one("#reconcile-empty", Static)
         listing = self.query_one("#reconcile-list", OptionList)
         self.suggestions = suggestions or []
-        self.loaded = True
         muted = Style(color=variables.get("okstra-blocked"))
         if not self.suggestions:
             note = t("board.reconcile.none_note") if suggestions is not None else t("board.reconcile.unavailable_note")

@@ -64,7 +64,8 @@ def test_board_open_through_2000_rows_and_100_commits(tmp_path: Path, monkeypatc
     from okstra_engine.tasks import load_task
     from okstra_engine.worktrees import stage_target, task_target
     from okstra_tui.app import OkstraApp
-    from okstra_tui.driving import board_ready, settle
+    from okstra_tui.screens.board import BoardScreen
+    from tests.tui.driving import Seen, board_ready, settle
 
     info = build_demo(tmp_path / "demo")
     for key, value in info.env.items():
@@ -78,12 +79,13 @@ def test_board_open_through_2000_rows_and_100_commits(tmp_path: Path, monkeypatc
 
     async def session() -> None:
         app = OkstraApp(project=Path(info.project_root), task=TaskRef.parse(info.task), lang="en")
-        async with app.run_test(size=SIZE) as pilot:
+        loads = Seen(BoardScreen.Loaded)
+        async with app.run_test(size=SIZE, message_hook=loads) as pilot:
             board = await board_ready(pilot)
             await pilot.pause(1.0)  # warm: the first refreshes, caches, the reconcile panel
             await app.workers.wait_for_complete()
             gc.collect()
-            base_fds, base_rss, base_loads = _fds(), _rss(), board.loads
+            base_fds, base_rss, base_loads = _fds(), _rss(), len(loads)
             env = os.environ.copy()
             env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
             writer = subprocess.Popen(
@@ -139,7 +141,7 @@ def test_board_open_through_2000_rows_and_100_commits(tmp_path: Path, monkeypatc
                 rows=len(final.rows),
                 commits=int(out.split()[1]),
                 seconds=round(time.monotonic() - start, 1),
-                loads=board.loads - base_loads,
+                loads=len(loads) - base_loads,
                 samples=samples,
                 fds=(base_fds, max_fds, _fds()),
                 children_max=max_children,

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from okstra_tui.driving import board_ready, settle  # noqa: F401  (the tests import them from here)
-
 NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 """When the demo was built; the apps' clocks run a minute later."""
 SIZE = (120, 36)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """Run `async def` tests in a fresh event loop (Pilot needs one; no plugin needed)."""
-    if not inspect.iscoroutinefunction(pyfuncitem.obj):
-        return None
-    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    asyncio.run(pyfuncitem.obj(**kwargs))
-    return True
 
 
 @pytest.fixture
@@ -64,19 +50,3 @@ def make_app(demo):
         )
 
     return make
-
-
-def text_of(widget) -> str:
-    """The plain text a Static shows, whatever it was given (str, Text, Content, rich)."""
-    import io
-
-    from rich.console import Console
-    from rich.text import Text
-    from textual.content import Content
-
-    content = widget.content
-    if isinstance(content, (str, Text, Content)):
-        return str(content) if not isinstance(content, Text) else content.plain
-    console = Console(width=400, file=io.StringIO(), color_system=None, record=True)
-    console.print(content)
-    return console.export_text()

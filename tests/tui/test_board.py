@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui.conftest import SIZE, board_ready, settle, text_of
+from tests.tui.conftest import SIZE
+from tests.tui.driving import Notes, Seen, board_ready, settle, text_of
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -59,10 +60,10 @@ async def test_board_shows_the_plan(make_app, demo) -> None:
 
 async def test_live_update_without_a_key(make_app, demo) -> None:
     """Another process records stage 3 done: the board shows it by itself, with a note."""
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
+    app, notes = make_app(), Notes()
+    async with app.run_test(size=SIZE, message_hook=notes) as pilot:
         board = await board_ready(pilot)
-        loads = board.loads
+        shown = board.data
         okstra = Path(sys.executable).with_name("okstra")
         subprocess.run(
             [
@@ -81,26 +82,55 @@ async def test_live_update_without_a_key(make_app, demo) -> None:
             check=True,
             capture_output=True,
         )
-        await settle(pilot, lambda: board.loads > loads and _states(board)[3] in ("done", "not-merged"))
+        await settle(pilot, lambda: board.data is not shown and _states(board)[3] in ("done", "not-merged"))
         assert _states(board)[5] == "ready"  # 2 and 3 are done now
-        messages = [n.message for n in app._notifications]
-        assert f"stage 3 done at {demo.commits['s3_wip'][:8]}" in messages
+        assert f"stage 3 done at {demo.commits['s3_wip'][:8]}" in notes.texts
         assert board.query_one("LanesView").cards[3].state in ("done", "not-merged")
 
 
 async def test_burst_of_appends_is_coalesced(make_app, demo) -> None:
     from okstra_engine.record import record
+    from okstra_tui.screens.board import BoardScreen
 
+    loads = Seen(BoardScreen.Loaded)
     app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, message_hook=loads) as pilot:
         board = await board_ready(pilot)
-        loads = board.loads
+        before = len(loads)
         task = _task(demo)
         record(task, 3, "started")
         record(task, 3, "started")
         record(task, 3, "released")
         await settle(pilot, lambda: _states(board)[3] == "ready")
-        assert board.loads - loads <= 3
+        assert len(loads) - before <= 3
+
+
+async def test_a_registry_reader_does_not_reload_the_board_a_writer_does(make_app, demo) -> None:
+    """A reader of the registry (another `okstra status`, say) creates and removes the
+    database's `-wal` file; only a committed write can change the board."""
+    import sqlite3
+    from contextlib import closing
+
+    from okstra_engine import registry
+    from okstra_tui.screens.board import BoardScreen
+
+    loads = Seen(BoardScreen.Loaded)
+    wal = registry.registry_path().with_name(registry.DB_NAME + "-wal")
+    app = make_app()
+    async with app.run_test(size=SIZE, message_hook=loads) as pilot:
+        await board_ready(pilot)
+        await pilot.pause(0.3)
+        before = len(loads)
+        with closing(sqlite3.connect(registry.registry_path())) as reader:
+            reader.execute("SELECT * FROM anchors").fetchall()
+            assert wal.exists()
+            await pilot.pause(0.3)  # the board polls every 0.05 s meanwhile
+        assert not wal.exists()
+        await pilot.pause(0.3)
+        assert len(loads) == before
+        task = _task(demo)
+        registry.fix_anchor(registry.TaskSlot(task.project.id, task.ref.group, task.ref.id), "f" * 40)
+        await settle(pilot, lambda: len(loads) > before)
 
 
 async def _ask_release(pilot, stage: int):
@@ -117,8 +147,8 @@ async def _ask_release(pilot, stage: int):
 async def test_release_a_stale_reservation_approve(make_app, demo) -> None:
     from okstra_engine.ledger import read_ledger
 
-    app = make_app(minutes=3 * 24 * 60)  # three days on: stage 3's run went silent
-    async with app.run_test(size=SIZE) as pilot:
+    app, notes = make_app(minutes=3 * 24 * 60), Notes()  # three days on: stage 3's run went silent
+    async with app.run_test(size=SIZE, message_hook=notes) as pilot:
         board = await _ask_release(pilot, 3)
         assert _states(board)[3] == "stale"
         assert "Release stage 3" in text_of(app.screen.query_one(".dialog-title"))
@@ -126,8 +156,7 @@ async def test_release_a_stale_reservation_approve(make_app, demo) -> None:
         await settle(pilot, lambda: app.screen is board and _states(board)[3] == "ready")
         last = read_ledger(_ledger(demo)).rows[-1]
         assert (last.stage, last.status, last.reason) == (3, "released", "manual")
-        messages = [n.message for n in app._notifications]
-        assert messages.count("Stage 3 released") == 1 and "stage 3 released" not in messages
+        assert notes.texts.count("Stage 3 released") == 1 and "stage 3 released" not in notes.texts
 
 
 @pytest.mark.parametrize("how", ["escape", "cancel-button", "enter-on-default"])
@@ -159,8 +188,8 @@ async def test_live_or_free_stages_are_not_released(make_app, demo) -> None:
     from okstra_tui.screens.confirm import ConfirmModal
 
     before = _ledger(demo).read_bytes()
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
+    app, notes = make_app(), Notes()
+    async with app.run_test(size=SIZE, message_hook=notes) as pilot:
         board = await board_ready(pilot)
         board.query_one("#stages").select_stage(3)  # in flight and alive
         await pilot.press("x")
@@ -168,7 +197,7 @@ async def test_live_or_free_stages_are_not_released(make_app, demo) -> None:
         await pilot.press("x")
         await settle(pilot)
         assert not isinstance(app.screen, ConfirmModal)
-        messages = " | ".join(n.message for n in app._notifications)
+        messages = " | ".join(notes.texts)
         assert "held by a live run" in messages and "--status released" in messages
         assert "Stage 4 holds no reservation" in messages
     assert _ledger(demo).read_bytes() == before
@@ -226,8 +255,8 @@ async def test_choose_auto_and_handoff_open_their_screens(make_app, demo) -> Non
     from okstra_tui.screens.handoff import HandoffScreen
     from okstra_tui.screens.run_options import RunOptionsScreen
 
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
+    app, notes = make_app(), Notes()
+    async with app.run_test(size=SIZE, message_hook=notes) as pilot:
         board = await board_ready(pilot)
         await pilot.press("enter")  # the ready stage 4: its run's options
         await settle(pilot, lambda: isinstance(app.screen, RunOptionsScreen) and app.screen.stage == 4)
@@ -237,7 +266,7 @@ async def test_choose_auto_and_handoff_open_their_screens(make_app, demo) -> Non
         await pilot.press("enter")  # blocked: says why, stays
         await settle(pilot)
         assert isinstance(app.screen, BoardScreen)
-        assert "Stage 5 waits for stage(s) 3." in [n.message for n in app._notifications]
+        assert "Stage 5 waits for stage(s) 3." in notes.texts
         await pilot.press("a")  # back to the auto stage, and on to its options
         await settle(pilot, lambda: isinstance(app.screen, RunOptionsScreen) and app.screen.stage == 4)
         assert board.query_one("#stages").selected_stage == 4
@@ -255,11 +284,12 @@ async def test_unreadable_plan_shows_on_the_board_and_recovers(make_app, demo) -
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         board = await board_ready(pilot)
+        shown = board.data
         plan = plan_run_root(_task(demo)).plan_md
         good = plan.read_text()
         plan.write_text(good.replace("| 6     | Order emails    | 4, 5", "| 6     | Order emails    | 9"))
         await settle(pilot, lambda: board.error is not None)
         assert "unknown stage 9" in text_of(board.query_one("#summary"))
-        assert board.data is not None  # the last good view stays
+        assert board.data is shown  # the last good view stays
         plan.write_text(good)
-        await settle(pilot, lambda: board.error is None and board.loads >= 2)
+        await settle(pilot, lambda: board.error is None and board.data is not shown)

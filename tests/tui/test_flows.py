@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import make_repo
-from tests.tui.conftest import SIZE, board_ready, settle, text_of
+from tests.tui.conftest import SIZE
+from tests.tui.driving import Notes, board_ready, settle, text_of
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -18,8 +19,8 @@ async def test_walk_the_flow_and_back(make_app, demo) -> None:
     from okstra_tui.screens.projects import ProjectsScreen
     from okstra_tui.screens.tasks import TasksScreen
 
-    app = make_app(board=False, project=False)
-    async with app.run_test(size=SIZE) as pilot:
+    app, notes = make_app(board=False, project=False), Notes()
+    async with app.run_test(size=SIZE, message_hook=notes) as pilot:
         await settle(pilot, lambda: isinstance(app.screen, ProjectsScreen) and app.screen.entries)
         assert [e.id for e in app.screen.entries] == ["shop"]
         await pilot.press("enter")
@@ -51,7 +52,7 @@ async def test_walk_the_flow_and_back(make_app, demo) -> None:
         await pilot.press("enter")  # final verification: not available, says why
         await settle(pilot)
         assert isinstance(app.screen, PhaseScreen)
-        assert "stages 3, 4, 5, 6 not done" in [n.message for n in app._notifications]
+        assert "stages 3, 4, 5, 6 not done" in notes.texts
         await pilot.press("up")
         await pilot.press("enter")
         board = await board_ready(pilot)
@@ -103,8 +104,8 @@ async def test_new_task_form(make_app, demo) -> None:
     from okstra_tui.screens.new_task import NewTaskForm
     from okstra_tui.screens.tasks import TasksScreen
 
-    app = make_app(board=False)
-    async with app.run_test(size=SIZE) as pilot:
+    app, notes = make_app(board=False), Notes()
+    async with app.run_test(size=SIZE, message_hook=notes) as pilot:
         await settle(pilot, lambda: isinstance(app.screen, TasksScreen) and app.screen.summaries)
         tasks = app.screen
         await pilot.press("n")
@@ -121,7 +122,7 @@ async def test_new_task_form(make_app, demo) -> None:
         await pilot.press("enter")
         await settle(pilot, lambda: app.screen is tasks and len(tasks.summaries) == 2)
         assert str(tasks.selected.ref) == "demo/returns" and tasks.selected.plan == "none"
-        assert "Created task demo/returns" in [n.message for n in app._notifications]
+        assert "Created task demo/returns" in notes.texts
         await pilot.press("n")
         await settle(pilot, lambda: isinstance(app.screen, NewTaskForm))
         await pilot.click("#cancel")

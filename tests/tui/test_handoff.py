@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from okstra_tui.driving import finish_stages
-from tests.tui.conftest import SIZE, board_ready, settle, text_of
+from tests.tui.conftest import SIZE
+from tests.tui.driving import board_ready, finish_stages, settle, text_of
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui.conftest import SIZE, board_ready, settle, text_of
+from tests.tui.conftest import SIZE
+from tests.tui.driving import Notes, board_ready, settle, text_of
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -176,14 +177,16 @@ async def test_quarantine_then_confirm_exits_to_launch_the_agent(make_app, demo,
 
 
 async def test_agent_not_installed_shows_the_command(make_app, demo) -> None:
+    """... and the board, back under it, does not announce the reservation as news: it
+    is the person's own."""
     from okstra_engine.conformance import waivers
     from okstra_tui.screens.board import BoardScreen
     from okstra_tui.screens.prepared import PreparedScreen
     from okstra_tui.screens.quarantine import QuarantineDialog
 
     _configure(demo, 'agent_command = ["okstra-no-such-agent", "{prompt}"]\n')
-    app = make_app(command_env=demo.env)
-    async with app.run_test(size=SIZE) as pilot:
+    app, notes = make_app(command_env=demo.env), Notes()
+    async with app.run_test(size=SIZE, message_hook=notes) as pilot:
         options = await _options(pilot)
         options.query_one("#worker-claude").value = False  # a single lead: no team, no dialog
         options.query_one("#waiver-reason").value = "payment sandbox is down"
@@ -213,6 +216,8 @@ async def test_agent_not_installed_shows_the_command(make_app, demo) -> None:
             pilot, lambda: isinstance(app.screen, BoardScreen) and app.screen.data.views[4].state == "in-flight"
         )
         assert len(app.screen_stack) == 2
+        await pilot.pause(0.3)  # a few more polls of the board
+        assert not [text for text in notes.texts if text.startswith("stage 4")]
     reserved = [r for r in _rows(demo) if r["stage"] == 4 and r["status"] == "reserved"][-1]
     assert reserved.get("pid") is None  # `okstra launch` records the agent's pid when it runs
     assert waivers(_task(demo).dir)["checkout-stage-4"].reason == "payment sandbox is down"

@@ -6,42 +6,69 @@ then look at the report of what changed before committing the new SVGs.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.tui.conftest import SIZE, board_ready, settle
+from tests.tui.conftest import SIZE
+from tests.tui.driving import board_ready, settle
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("fixed_home")]
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("okstra_home")]
+
+SHOWN = Path("/tmp/okstra-snapshots")
+"""Where the screenshots say the test's files are."""
 
 
 @pytest.fixture
-def fixed_home(request, monkeypatch):
-    """Worktree paths show on screen: keep them the same from run to run."""
-    import shutil
+def where():
+    """A fresh folder for the test's files whose path is as long as `SHOWN`'s (`/tmp/`,
+    `okstra-s` and eight random characters), removed afterwards. Paths show on screen,
+    cut and wrapped by their length: the screens are laid out as in `SHOWN`, and
+    `make_app`'s screenshots say `SHOWN` in its place. (pytest's `tmp_path` is longer,
+    and of varying length.)"""
+    base = Path(tempfile.mkdtemp(prefix="okstra-s", dir="/tmp"))
+    assert len(str(base)) == len(str(SHOWN))
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
 
-    home = Path("/tmp/okstra-snapshots") / request.node.name
-    shutil.rmtree(home, ignore_errors=True)
+
+@pytest.fixture
+def make_app(make_app, where: Path):
+    def make(**kwargs):
+        app = make_app(**kwargs)
+        export = app.export_screenshot
+
+        def export_screenshot(*args, **options) -> str:
+            return export(*args, **options).replace(str(where), str(SHOWN))
+
+        app.export_screenshot = export_screenshot
+        return app
+
+    return make
+
+
+@pytest.fixture
+def okstra_home(request, where: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Worktree paths show on screen: okstra's home is in `where`, named after the test."""
+    home = where / request.node.name
     monkeypatch.setenv("OKSTRA_HOME", str(home))
-    yield home
-    shutil.rmtree(home, ignore_errors=True)
+    return home
 
 
 @pytest.fixture
-def demo(fixed_home: Path, monkeypatch: pytest.MonkeyPatch):
+def demo(okstra_home: Path, monkeypatch: pytest.MonkeyPatch):
     """The demo in a fixed place with fixed run ids and trash stamps: the run screens show
     project paths, run ids (in the prompt) and where a team would move."""
-    import shutil
 
     from okstra_engine import clock
     from okstra_engine.demo import build_demo
     from tests.tui.conftest import NOW, use_demo
 
-    where = fixed_home.with_name(fixed_home.name + ".demo")
-    shutil.rmtree(where, ignore_errors=True)
+    place = okstra_home.with_name(okstra_home.name + ".demo")
     with clock.pinned(stamps=NOW, token="5a0b1c"):
-        yield use_demo(build_demo(where, now=NOW), where, monkeypatch)
-    shutil.rmtree(where, ignore_errors=True)
+        yield use_demo(build_demo(place, now=NOW), place, monkeypatch)
 
 
 @pytest.fixture
@@ -215,7 +242,7 @@ def _finish_group_b(demo) -> None:
     from okstra_engine.projects import load_project
     from okstra_engine.slugs import TaskRef
     from okstra_engine.tasks import load_task
-    from okstra_tui.driving import finish_stages
+    from tests.tui.driving import finish_stages
 
     finish_stages(load_task(load_project(Path(demo.project_root)), TaskRef.parse(demo.task)), [3, 4], release=(3,))
 

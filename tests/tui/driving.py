@@ -1,0 +1,116 @@
+"""Driving the app headless (Pilot) through its public state: waiting for it to settle
+instead of sleeping, the notifications it showed, the text a widget shows.
+
+Shared by the tests, `scripts/screenshots.py` and `benchmarks/tui_bench.py`, which put
+the repository root on `sys.path` and import it as `tests.tui.driving` (it is not part of
+the shipped packages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+async def settle(pilot: Any, until: Callable[[], Any] = lambda: True, *, timeout: float = 10.0) -> None:
+    """Let workers finish and messages land until `until()` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if until():
+            return
+        if loop.time() > deadline:
+            screen = pilot.app.screen
+            raise AssertionError(
+                f"the app did not reach the expected state in time: screen {screen!r} {getattr(screen, 'what', '')}"
+            )
+        await pilot.pause(0.02)
+
+
+def reconcile_answered(board: Any) -> bool:
+    """The board's reconcile panel shows its answer, no longer that it is checking."""
+    from okstra_tui.i18n import t
+
+    panel = board.query_one("#reconcile")
+    return panel.query_one("#reconcile-list").display or text_of(panel.query_one("#reconcile-empty")) != t(
+        "board.reconcile.checking"
+    )
+
+
+async def board_ready(pilot: Any) -> Any:
+    """Wait until the stage board shows its data and its reconcile panel's answer; return it."""
+    from okstra_tui.screens.board import BoardScreen
+
+    def ready() -> bool:
+        screen = pilot.app.screen
+        return isinstance(screen, BoardScreen) and screen.data is not None and reconcile_answered(screen)
+
+    await settle(pilot, ready)
+    return pilot.app.screen
+
+
+class Seen:
+    """The messages of one kind the app handled, in order: pass it as
+    `app.run_test(message_hook=seen)`."""
+
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
+        self.messages: list[Any] = []
+
+    def __call__(self, message: Any) -> None:
+        if isinstance(message, self.kind):
+            self.messages.append(message)
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+
+class Notes(Seen):
+    """The texts of the notifications the app showed."""
+
+    def __init__(self) -> None:
+        from textual.notifications import Notify
+
+        super().__init__(Notify)
+
+    @property
+    def texts(self) -> list[str]:
+        return [message.notification.message for message in self.messages]
+
+
+def text_of(widget: Any) -> str:
+    """The plain text a Static shows, whatever it was given (str, Text, Content, rich)."""
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+    from textual.content import Content
+
+    content = widget.content
+    if isinstance(content, (str, Text, Content)):
+        return str(content) if not isinstance(content, Text) else content.plain
+    console = Console(width=400, file=io.StringIO(), color_system=None, record=True)
+    console.print(content)
+    return console.export_text()
+
+
+def finish_stages(task: Any, stages: list[int], *, release: tuple[int, ...] = ()) -> dict[int, str]:
+    """Move the demo on the way a person would with its simulated lead: release what
+    another run holds (`release`), then prepare each stage and play its lead to done.
+    Returns each stage's done commit. (Tests and screenshots use it to reach a group
+    that can be handed off.)"""
+    from okstra_engine import sim_lead
+    from okstra_engine.prepare import PrepareOptions, prepare
+    from okstra_engine.record import record
+
+    for n in release:
+        record(task, n, "released")
+    done = {}
+    for n in stages:
+        prepared = prepare(task, PrepareOptions(task_type="implementation", stage=str(n)))
+        done[n] = sim_lead.run(Path(prepared.manifest.run_dir), say=lambda text: None)
+    return done
