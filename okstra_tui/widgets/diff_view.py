@@ -55,9 +55,8 @@ class DiffView(ScrollView, can_focus=True):
     def _kind(self, line: str) -> str:
         if line.startswith("diff --git"):
             return "file"
-        if line.startswith(
-            ("+++", "---", "index ", "new file", "deleted file", "similarity", "rename ")
-        ):  # not a UI text
+        meta = ("+++", "---", "index ", "new file", "deleted file", "similarity", "rename ")  # not a UI text
+        if line.startswith(meta):
             return "meta"
         if line.startswith("@@"):
             return "hunk"
