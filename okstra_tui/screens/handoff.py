@@ -13,6 +13,7 @@ task worktree is back where it was), the refusals, or the engine's what/how.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +24,10 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import Button, Footer, LoadingIndicator, Static
+from textual.reactive import reactive
+from textual.widgets import Button, Footer, Static
 
 from okstra_engine.errors import OkstraError
 
@@ -34,8 +36,11 @@ from ..i18n import t, texts
 from ..model import home_relative, short, stages_text
 from ..states import badge
 from ..widgets.breadcrumb import Breadcrumb
+from ..widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from okstra_engine.handoff import HandoffPlan, HandoffResult
     from okstra_engine.tasks import Task
 
@@ -93,6 +98,13 @@ def action_text(sp: Any, variables: dict[str, str]) -> Text:
     return Text(t("handoff.action.unclassified"), style=Style(color=variables.get("okstra-blocked")))
 
 
+class Busy(StrEnum):
+    """What the handoff screen is doing; None when it waits for the person."""
+
+    PLANNING = "planning"
+    RUNNING = "running"
+
+
 class HandoffScreen(OkstraScreen):
     BINDINGS = [
         Binding("y", "confirm", "bind.hand_off", id="handoff.confirm", tooltip="tip.handoff.confirm"),
@@ -105,26 +117,21 @@ class HandoffScreen(OkstraScreen):
             self.plan = plan
             self.error = error
 
-    class Progress(Message):
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
-
     class Finished(Message):
         def __init__(self, result: HandoffResult | None, error: OkstraError | None = None) -> None:
             super().__init__()
             self.result = result
             self.error = error
 
+    busy: reactive[Busy | None] = reactive(Busy.PLANNING, bindings=True, repaint=False)
+    plan: reactive[HandoffPlan | None] = reactive(None, bindings=True, repaint=False, always_update=True)
+    result: reactive[HandoffResult | None] = reactive(None, bindings=True, repaint=False, always_update=True)
+
     def __init__(self, task: Task, group: str) -> None:
         super().__init__()
         self.run_task = task
         self.group = group
-        self.plan: HandoffPlan | None = None
-        self.result: HandoffResult | None = None
         self.failure: OkstraError | None = None
-        self.busy: str | None = "planning"
-        self.progress: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Breadcrumb(*self._crumbs(), id="crumbs")
@@ -133,17 +140,16 @@ class HandoffScreen(OkstraScreen):
             yield Static(id="handoff-plan")
             yield Static(id="handoff-notes")
             yield Static(id="handoff-result")
-        with Horizontal(id="run-status"):
-            yield LoadingIndicator(id="run-progress")
-            yield Static(id="run-status-text")
-            yield Button(
+        yield StatusBar(
+            Button(
                 t("handoff.confirm", group=self.group),
                 id="confirm",
                 action="screen.confirm",
                 variant="primary",
                 disabled=True,
-            )
-            yield Button(t("handoff.back"), id="back", action="screen.back")
+            ),
+            Button(t("handoff.back"), id="back", action="screen.back"),
+        )
         yield Footer()
 
     def _crumbs(self) -> list[str]:
@@ -160,17 +166,17 @@ class HandoffScreen(OkstraScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "back":
-            return self.busy != "running" and super().check_action(action, parameters)
+            return self.busy != Busy.RUNNING and super().check_action(action, parameters)
         if action == "confirm":
             return self.busy is None and self.plan is not None and not self.plan.refusals and self.result is None
         if action == "next_group":
-            return self.busy != "running" and self.plan is not None and len(self.plan.groups) > 1
+            return self.busy != Busy.RUNNING and self.plan is not None and len(self.plan.groups) > 1
         return True
 
     # ------------------------------------------------------------ the plan
 
     def _start_plan(self) -> None:
-        self.busy = "planning"
+        self.busy = Busy.PLANNING
         self.plan = self.result = self.failure = None
         self.query_one("#handoff-head", Static).update(Text(t("handoff.heading", group=self.group), style="bold"))
         self.query_one("#handoff-plan").border_title = t("handoff.plan_title")
@@ -182,7 +188,6 @@ class HandoffScreen(OkstraScreen):
         self.query_one("#confirm", Button).display = True
         self.query_one("#crumbs", Breadcrumb).show(*self._crumbs())
         self._status(t("handoff.planning"), working=True)
-        self.refresh_bindings()
         self._load_plan(self.group)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="handoff-plan")
@@ -205,7 +210,6 @@ class HandoffScreen(OkstraScreen):
             self.failure = message.error
             panel.update(self._error_text(message.error, t("handoff.no_plan"), variables))
             self._status(t("handoff.back_hint"))
-            self.refresh_bindings()
             return
         self.plan = plan = message.plan
         self.query_one("#handoff-head", Static).update(self._head(plan, variables))
@@ -219,7 +223,6 @@ class HandoffScreen(OkstraScreen):
             confirm.label = t("handoff.confirm_merge" if plan.to_merge else "handoff.confirm_record", group=plan.group)
             self._status(t("handoff.ready_hint"))
         self.query_one("#handoff-body").focus()
-        self.refresh_bindings()
 
     def _head(self, plan: HandoffPlan, variables: dict[str, str]) -> Text:
         from okstra_engine.tasks import task_branch
@@ -273,8 +276,7 @@ class HandoffScreen(OkstraScreen):
         return text
 
     def _status(self, text: str, *, working: bool = False) -> None:
-        self.query_one("#run-progress", LoadingIndicator).display = working
-        self.query_one("#run-status-text", Static).update(Text(text))
+        self.query_one(StatusBar).show(text, working=working)
 
     # ------------------------------------------------------------ actions
 
@@ -289,19 +291,14 @@ class HandoffScreen(OkstraScreen):
         if not self.check_action("confirm", ()):
             return
         assert self.plan is not None
-        self.busy = "running"
-        self.progress = []
+        self.busy = Busy.RUNNING
         self.query_one("#confirm", Button).disabled = True
         self._status(t("handoff.running", group=self.plan.group), working=True)
-        self.refresh_bindings()
-        self._run(self.plan.group)
+        self._run(self.plan.group, self.query_one(StatusBar).report)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="handoff-run")
-    def _run(self, group: str) -> None:
+    def _run(self, group: str, say: Callable[[str], None]) -> None:
         from okstra_engine.handoff import run_handoff
-
-        def say(text: str) -> None:
-            self.post_message(self.Progress(text))
 
         self.app.call_from_thread(self.okstra.own_changes, None, ongoing=True)  # the board: these are ours
 
@@ -312,18 +309,12 @@ class HandoffScreen(OkstraScreen):
             return
         self.post_message(self.Finished(result))
 
-    @on(Progress)
-    def _progress(self, message: Progress) -> None:
-        self.progress.append(message.text)
-        self._status(t("handoff.running", group=self.group) + "\n" + message.text, working=True)
-
     def worker_failed(self, worker: Any, error: BaseException) -> None:
         if worker.group == "handoff-run":
             self.okstra.own_changes(None)
             self.busy = None
             self._status(t("handoff.ready_hint"))
             self.query_one("#confirm", Button).disabled = False
-            self.refresh_bindings()
 
     @on(Finished)
     def _finished(self, message: Finished) -> None:
@@ -346,7 +337,6 @@ class HandoffScreen(OkstraScreen):
             self.failure = message.error
             self._show_failure(message.error, variables)
         self.query_one("#back", Button).focus()
-        self.refresh_bindings()
 
     def _show_failure(self, error: OkstraError, variables: dict[str, str]) -> None:
         from okstra_engine.handoff import HandoffError

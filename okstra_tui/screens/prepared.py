@@ -25,7 +25,7 @@ from ..base import OkstraScreen
 from ..i18n import t
 from ..runs import command_line
 from ..widgets.breadcrumb import Breadcrumb
-from .preview import concurrent_notice, run_facts, team_text
+from .preview import Decision, concurrent_notice, run_facts, team_text
 from .run_options import run_crumbs, run_name
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class PreparedScreen(OkstraScreen):
         launch_error: OkstraError | None,
         *,
         team: TeamCheck | None = None,
-        decision: str | None = None,
+        decision: Decision | None = None,
     ) -> None:
         super().__init__()
         self.run_task = task
