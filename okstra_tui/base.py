@@ -15,6 +15,7 @@ from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
 from .i18n import localize_bindings, t
+from .states import LOOKS, Looks
 
 if TYPE_CHECKING:
     from .app import OkstraApp
@@ -46,7 +47,8 @@ class LocalizedKeys:
         return localize_bindings(super().active_bindings)  # type: ignore[misc]
 
 
-class OkstraScreen(WorkerFailures, LocalizedKeys, Screen[None]):
+class OkstraScreen(WorkerFailures, LocalizedKeys, Looks, Screen[None]):
+    COMPONENT_CLASSES = LOOKS
     BINDINGS = [
         Binding("escape", "back", "bind.back", id="okstra.back", tooltip="tip.back"),
     ]

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -45,7 +44,7 @@ from ..model import (
     release,
     short,
 )
-from ..states import ORDER, badge
+from ..states import BOLD, ORDER, badge
 from ..widgets.breadcrumb import Breadcrumb
 from ..widgets.in_flight import InFlightPanel
 from ..widgets.lanes import LanesView
@@ -215,21 +214,21 @@ class BoardScreen(OkstraScreen):
     @on(SuggestionsLoaded)
     def _suggestions_loaded(self, message: SuggestionsLoaded) -> None:
         if self.data is not None and message.plan_run == self.data.plan_run:
-            self.query_one(ReconcilePanel).show(message.suggestions, self.app.theme_variables)
+            self.query_one(ReconcilePanel).show(message.suggestions)
 
     # ------------------------------------------------------------ rendering
 
     def _paint(self) -> None:
         assert self.data is not None
-        data, now, variables = self.data, self.okstra.clock(), self.app.theme_variables
+        data, now = self.data, self.okstra.clock()
         table = self.query_one("#stages", StageTable)
         keep = table.selected_stage
         self.query_one("#crumbs", Breadcrumb).show(
             "okstra", data.project_name, str(self.ref), t("phase.name.implementation")
         )
-        table.show(data, now, variables, keep=keep)
-        self.query_one(LanesView).show(data, now, variables, selected=table.selected_stage)
-        self.query_one(InFlightPanel).show(data, now, variables)
+        table.show(data, now, keep=keep)
+        self.query_one(LanesView).show(data, now, selected=table.selected_stage)
+        self.query_one(InFlightPanel).show(data, now)
         self._render_summary()
         self._render_detail()
         self._last_age_minute = int(now.timestamp() // 60)
@@ -244,18 +243,18 @@ class BoardScreen(OkstraScreen):
             return
         self._last_age_minute = minute
         table = self.query_one("#stages", StageTable)
-        table.show(self.data, now, self.app.theme_variables, keep=table.selected_stage)
-        self.query_one(InFlightPanel).show(self.data, now, self.app.theme_variables)
-        self.query_one(LanesView).show(self.data, now, self.app.theme_variables, selected=table.selected_stage)
+        table.show(self.data, now, keep=table.selected_stage)
+        self.query_one(InFlightPanel).show(self.data, now)
+        self.query_one(LanesView).show(self.data, now, selected=table.selected_stage)
         self._render_detail()
 
     def _render_summary(self) -> None:
         summary = self.query_one("#summary", Static)
-        variables = self.app.theme_variables
+        look = self.look
         if self.data is None:
             text = Text(
                 self.error.what if self.error else t("board.loading"),
-                style=Style(color=variables.get("okstra-stale")) if self.error else "",
+                style=look("okstra--stale") if self.error else "",
             )
             summary.update(text)
             return
@@ -264,36 +263,34 @@ class BoardScreen(OkstraScreen):
         if data.plan != "approved":
             text.append(
                 "   " + t(f"board.plan.{data.plan}", task=str(self.ref)),
-                style=Style(color=variables.get("okstra-ready")),
+                style=look("okstra--ready"),
             )
             summary.update(text)
             return
         counts = {state: sum(v.state == state for v in data.stages) for state in ORDER}
         done = counts["done"] + counts["not-merged"]
         text.append("   ")
-        text.append(t("tasks.done", done=done, total=len(data.stages)), style=Style(color=variables.get("okstra-done")))
+        text.append(t("tasks.done", done=done, total=len(data.stages)), style=look("okstra--done"))
         for state, key in (("in-flight", "tasks.in_flight"), ("stale", "tasks.stale")):
             if counts[state]:
                 text.append(" · ")
-                text.append(t(key, n=counts[state]), style=Style(color=variables.get(f"okstra-{state}")))
+                text.append(t(key, n=counts[state]), style=look(f"okstra--{state}"))
         text.append(" · ")
         if data.auto_stage is not None:
-            text.append(
-                t("board.next", stage=data.auto_stage), style=Style(color=variables.get("okstra-ready"), bold=True)
-            )
+            text.append(t("board.next", stage=data.auto_stage), style=look("okstra--ready") + BOLD)
         elif done == len(data.stages):
-            text.append(t("tasks.all_done"), style=Style(color=variables.get("okstra-done"), bold=True))
+            text.append(t("tasks.all_done"), style=look("okstra--done") + BOLD)
         else:
-            text.append(t("board.nothing_ready"), style=Style(color=variables.get("okstra-blocked")))
+            text.append(t("board.nothing_ready"), style=look("okstra--blocked"))
         if self.error is not None:
-            text.append("   ⚠ " + self.error.what, style=Style(color=variables.get("okstra-stale")))
+            text.append("   ⚠ " + self.error.what, style=look("okstra--stale"))
         elif data.warnings:
-            text.append("   ⚠ " + data.warnings[0], style=Style(color=variables.get("okstra-not-merged")))
+            text.append("   ⚠ " + data.warnings[0], style=look("okstra--not-merged"))
         summary.update(text)
 
     def _render_detail(self) -> None:
         stage = self.query_one("#stages", StageTable).selected_stage
-        self.query_one(StageDetail).show(self.data, stage, self.okstra.clock(), self.app.theme_variables)
+        self.query_one(StageDetail).show(self.data, stage, self.okstra.clock())
 
     def _selected_view(self):
         if self.data is None:
@@ -478,5 +475,4 @@ class BoardScreen(OkstraScreen):
         self.okstra.open_handoff(self.data.task, view.group)
 
     def help_legend(self) -> list[tuple[Any, Any]]:
-        variables = self.app.theme_variables
-        return [(badge(state, variables), t("legend." + state)) for state in ORDER]
+        return [(badge(state, self.look), t("legend." + state)) for state in ORDER]

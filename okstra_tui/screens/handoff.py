@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
-from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
@@ -34,7 +33,7 @@ from okstra_engine.errors import OkstraError
 from ..base import OkstraScreen
 from ..i18n import t, texts
 from ..model import home_relative, short, stages_text
-from ..states import badge
+from ..states import BOLD, Look, badge
 from ..widgets.breadcrumb import Breadcrumb
 from ..widgets.status_bar import StatusBar
 
@@ -52,9 +51,9 @@ def kind_text(kind: str | None) -> str:
     return t(key) if key in texts() else kind
 
 
-def plan_table(plan: HandoffPlan, variables: dict[str, str], *, conflicts: dict[int, list[str]] | None = None) -> Table:
+def plan_table(plan: HandoffPlan, look: Look, *, conflicts: dict[int, list[str]] | None = None) -> Table:
     """The merge plan, one row per stage of the group."""
-    muted = Style(color=variables.get("okstra-blocked"))
+    muted = look("okstra--blocked")
     table = Table(box=None, padding=(0, 1), expand=True, header_style="bold", show_edge=False)
     branch = min(max((len(s.branch) for s in plan.stages), default=10), 40)
     table.add_column(t("handoff.col.stage"), justify="right", no_wrap=True)
@@ -72,14 +71,12 @@ def plan_table(plan: HandoffPlan, variables: dict[str, str], *, conflicts: dict[
             if sp.match_commit and sp.kind != "ancestor":
                 kind.append(f" · {short(sp.match_commit)}", style=muted)
             if sp.ambiguous:
-                kind.append(
-                    "\n" + t("board.reconcile.ambiguous"), style=Style(color=variables.get("okstra-not-merged"))
-                )
+                kind.append("\n" + t("board.reconcile.ambiguous"), style=look("okstra--not-merged"))
         else:
-            kind = badge(sp.state, variables)
-        action = action_text(sp, variables)
+            kind = badge(sp.state, look)
+        action = action_text(sp.action, look)
         if conflicts and sp.stage in conflicts:
-            action = Text(t("handoff.action.conflict"), style=Style(color=variables.get("okstra-stale"), bold=True))
+            action = Text(t("handoff.action.conflict"), style=look("okstra--stale") + BOLD)
             action.append("\n" + ", ".join(conflicts[sp.stage]), style="bold")
         table.add_row(
             Text(str(sp.stage), style="bold"), Text(sp.title), Text(sp.branch, style=muted), commit, kind, action
@@ -87,15 +84,15 @@ def plan_table(plan: HandoffPlan, variables: dict[str, str], *, conflicts: dict[
     return table
 
 
-def action_text(sp: Any, variables: dict[str, str]) -> Text:
-    action = sp.action
+def action_text(action: str | None, look: Look) -> Text:
+    """What the handoff does with a stage (`StagePlan.action`)."""
     if action == "merge":
-        return Text(t("handoff.action.merge"), style=Style(color=variables.get("okstra-ready"), bold=True))
+        return Text(t("handoff.action.merge"), style=look("okstra--ready") + BOLD)
     if action == "already-merged":
-        return Text(t("handoff.action.already"), style=Style(color=variables.get("okstra-done")))
+        return Text(t("handoff.action.already"), style=look("okstra--done"))
     if action == "refused":  # why: under the table, where the line is long enough
-        return Text(t("handoff.action.refused"), style=Style(color=variables.get("okstra-stale"), bold=True))
-    return Text(t("handoff.action.unclassified"), style=Style(color=variables.get("okstra-blocked")))
+        return Text(t("handoff.action.refused"), style=look("okstra--stale") + BOLD)
+    return Text(t("handoff.action.unclassified"), style=look("okstra--blocked"))
 
 
 class Busy(StrEnum):
@@ -204,17 +201,16 @@ class HandoffScreen(OkstraScreen):
         self.busy = None
         panel = self.query_one("#handoff-plan", Static)
         panel.loading = False
-        variables = self.app.theme_variables
         if message.plan is None:
             assert message.error is not None
             self.failure = message.error
-            panel.update(self._error_text(message.error, t("handoff.no_plan"), variables))
+            panel.update(self._error_text(message.error, t("handoff.no_plan")))
             self._status(t("handoff.back_hint"))
             return
         self.plan = plan = message.plan
-        self.query_one("#handoff-head", Static).update(self._head(plan, variables))
-        panel.update(plan_table(plan, variables))
-        self.query_one("#handoff-notes", Static).update(self._notes(plan, variables))
+        self.query_one("#handoff-head", Static).update(self._head(plan))
+        panel.update(plan_table(plan, self.look))
+        self.query_one("#handoff-notes", Static).update(self._notes(plan))
         confirm = self.query_one("#confirm", Button)
         confirm.disabled = bool(plan.refusals)
         if plan.refusals:
@@ -224,10 +220,10 @@ class HandoffScreen(OkstraScreen):
             self._status(t("handoff.ready_hint"))
         self.query_one("#handoff-body").focus()
 
-    def _head(self, plan: HandoffPlan, variables: dict[str, str]) -> Text:
+    def _head(self, plan: HandoffPlan) -> Text:
         from okstra_engine.tasks import task_branch
 
-        muted = Style(color=variables.get("okstra-blocked"))
+        muted = self.look("okstra--blocked")
         head = Text(t("handoff.heading_stages", group=plan.group, stages=stages_text(plan.stage_numbers)), style="bold")
         head.append(
             "\n"
@@ -241,16 +237,16 @@ class HandoffScreen(OkstraScreen):
         )
         return head
 
-    def _notes(self, plan: HandoffPlan, variables: dict[str, str]) -> Group:
-        muted = Style(color=variables.get("okstra-blocked"))
-        warn = Style(color=variables.get("okstra-not-merged"))
-        bad = Style(color=variables.get("okstra-stale"), bold=True)
+    def _notes(self, plan: HandoffPlan) -> Group:
+        muted = self.look("okstra--blocked")
+        warn = self.look("okstra--not-merged")
+        bad = self.look("okstra--stale") + BOLD
         lines: list[Any] = [Text("")]
         if plan.refusals:
             lines.append(Text("✖ " + t("handoff.cannot", group=plan.group), style=bad))
             for sp in plan.stages:
                 if sp.refusal:
-                    lines.append(Text("  " + sp.refusal, style=Style(color=variables.get("okstra-stale"))))
+                    lines.append(Text("  " + sp.refusal, style=self.look("okstra--stale")))
             hows = list(dict.fromkeys(s.refusal_how for s in plan.stages if s.refusal and s.refusal_how))
             for how in hows:
                 lines.append(Text(t("error.how", how=how), style=muted))
@@ -268,11 +264,11 @@ class HandoffScreen(OkstraScreen):
             lines.append(Text("⚠ " + warning, style=muted))
         return Group(*lines)
 
-    def _error_text(self, error: OkstraError, title: str, variables: dict[str, str]) -> Text:
-        text = Text("✖ " + title, style=Style(color=variables.get("okstra-stale"), bold=True))
+    def _error_text(self, error: OkstraError, title: str) -> Text:
+        text = Text("✖ " + title, style=self.look("okstra--stale") + BOLD)
         text.append("\n" + error.what)
         if error.how:
-            text.append("\n" + t("error.how", how=error.how), style=Style(color=variables.get("okstra-blocked")))
+            text.append("\n" + t("error.how", how=error.how), style=self.look("okstra--blocked"))
         return text
 
     def _status(self, text: str, *, working: bool = False) -> None:
@@ -320,38 +316,38 @@ class HandoffScreen(OkstraScreen):
     def _finished(self, message: Finished) -> None:
         self.busy = None
         self.okstra.own_changes(None)
-        variables = self.app.theme_variables
         if message.result is not None:
             self.result = message.result
             self.plan = message.result.plan
-            self.query_one("#handoff-head", Static).update(self._head(self.plan, variables))
-            self.query_one("#handoff-plan", Static).update(plan_table(self.plan, variables))
+            self.query_one("#handoff-head", Static).update(self._head(self.plan))
+            self.query_one("#handoff-plan", Static).update(plan_table(self.plan, self.look))
             self.query_one("#handoff-plan").border_title = t("handoff.plan_title_done")
             self.query_one("#handoff-notes", Static).update("")
-            self.query_one("#handoff-result", Static).update(self._result(message.result, variables))
+            self.query_one("#handoff-result", Static).update(self._result(message.result))
             self._status(t("handoff.done_hint"))
             self.query_one("#confirm", Button).display = False
             self.say(t("handoff.done", group=self.plan.group, head=short(message.result.task_head)))
         else:
             assert message.error is not None
             self.failure = message.error
-            self._show_failure(message.error, variables)
+            self._show_failure(message.error)
         self.query_one("#back", Button).focus()
 
-    def _show_failure(self, error: OkstraError, variables: dict[str, str]) -> None:
+    def _show_failure(self, error: OkstraError) -> None:
         from okstra_engine.handoff import HandoffError
 
-        muted = Style(color=variables.get("okstra-blocked"))
+        muted = self.look("okstra--blocked")
+        bad = self.look("okstra--stale") + BOLD
         parts: list[Any] = [Text("")]
         if isinstance(error, HandoffError):
             self.plan = error.plan
-            self.query_one("#handoff-plan", Static).update(plan_table(error.plan, variables, conflicts=error.conflicts))
+            self.query_one("#handoff-plan", Static).update(plan_table(error.plan, self.look, conflicts=error.conflicts))
             title = (
                 t("handoff.conflicted", group=error.plan.group, head=short(error.plan.task_head))
                 if error.conflicts
                 else t("handoff.failed", group=error.plan.group)
             )
-            parts.append(Text("✖ " + title, style=Style(color=variables.get("okstra-stale"), bold=True)))
+            parts.append(Text("✖ " + title, style=bad))
             if error.conflicts:
                 grid = Table.grid(padding=(0, 2))
                 grid.add_column(style="bold", no_wrap=True)
@@ -363,12 +359,7 @@ class HandoffScreen(OkstraScreen):
                 parts += [Text(t("handoff.conflicts")), grid]
             parts.append(Text(error.what, style=muted))
         else:
-            parts.append(
-                Text(
-                    "✖ " + t("handoff.failed", group=self.group),
-                    style=Style(color=variables.get("okstra-stale"), bold=True),
-                )
-            )
+            parts.append(Text("✖ " + t("handoff.failed", group=self.group), style=bad))
             parts.append(Text(error.what))
         if error.how:
             parts.append(Text(t("error.how", how=error.how), style=muted))
@@ -377,9 +368,9 @@ class HandoffScreen(OkstraScreen):
         self._status(t("handoff.failed_hint"))
         self.query_one("#confirm", Button).disabled = False
 
-    def _result(self, result: HandoffResult, variables: dict[str, str]) -> Group:
-        muted = Style(color=variables.get("okstra-blocked"))
-        done = Style(color=variables.get("okstra-done"), bold=True)
+    def _result(self, result: HandoffResult) -> Group:
+        muted = self.look("okstra--blocked")
+        done = self.look("okstra--done") + BOLD
         plan = result.plan
         head = Text("✔ " + t("handoff.result_title", group=plan.group), style=done)
         if result.task_head != result.head_before:
@@ -396,10 +387,7 @@ class HandoffScreen(OkstraScreen):
             n = sp.stage
             if n in result.merge_commits:
                 how = Text.assemble(
-                    (
-                        t("handoff.merged_at", commit=short(result.merge_commits[n])),
-                        Style(color=variables.get("okstra-done")),
-                    )
+                    (t("handoff.merged_at", commit=short(result.merge_commits[n])), self.look("okstra--done"))
                 )
             elif n in result.already_merged and sp.kind in (None, "ancestor"):
                 how = Text(t("handoff.already_in", commit=short(sp.match_commit or sp.done_commit)), style=muted)
@@ -426,18 +414,7 @@ class HandoffScreen(OkstraScreen):
         return Group(*parts)
 
     def help_legend(self) -> list[tuple[Any, Any]]:
-        variables = self.app.theme_variables
         return [
-            (
-                Text(t("handoff.action.merge"), style=Style(color=variables.get("okstra-ready"), bold=True)),
-                t("legend.handoff.merge"),
-            ),
-            (
-                Text(t("handoff.action.already"), style=Style(color=variables.get("okstra-done"))),
-                t("legend.handoff.already"),
-            ),
-            (
-                Text(t("handoff.action.refused"), style=Style(color=variables.get("okstra-stale"), bold=True)),
-                t("legend.handoff.refused"),
-            ),
+            (action_text(action, self.look), t(f"legend.handoff.{key}"))
+            for action, key in (("merge", "merge"), ("already-merged", "already"), ("refused", "refused"))
         ]

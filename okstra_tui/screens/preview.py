@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
-from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
@@ -35,6 +34,7 @@ from ..base import OkstraScreen
 from ..i18n import t
 from ..model import home_relative, short, stages_text
 from ..runs import LaunchRequest, Preview, RunChoice, TeamCheck, plan_agent, prepare_run, preview_run, quarantine_team
+from ..states import BOLD, Look
 from ..widgets.breadcrumb import Breadcrumb
 from ..widgets.status_bar import StatusBar
 from .run_options import run_crumbs, run_name
@@ -71,12 +71,10 @@ def worktree_status(status: str, *, dry: bool) -> str:
     return status if text == key else text
 
 
-def team_text(
-    manifest: PreparedRun, check: TeamCheck | None, decision: Decision | None, variables: dict[str, str]
-) -> Text:
+def team_text(manifest: PreparedRun, check: TeamCheck | None, decision: Decision | None, look: Look) -> Text:
     """The team line: its mode, its name, and what became of a leftover of that name."""
-    muted = Style(color=variables.get("okstra-blocked"))
-    warn = Style(color=variables.get("okstra-not-merged"))
+    muted = look("okstra--blocked")
+    warn = look("okstra--not-merged")
     team = manifest.team
     if team.mode == "single-lead":
         return Text.assemble(
@@ -91,7 +89,7 @@ def team_text(
     if check is None:
         return text
     if decision == Decision.MOVED:
-        text.append("\n" + t("preview.team.moved"), style=Style(color=variables.get("okstra-done")))
+        text.append("\n" + t("preview.team.moved"), style=look("okstra--done"))
     elif decision == Decision.KEPT:
         text.append("\n" + t("preview.team.kept"), style=warn)
     elif check.owner_run:
@@ -103,11 +101,9 @@ def team_text(
     return text
 
 
-def run_facts(
-    manifest: PreparedRun, *, dry: bool, variables: dict[str, str], team: Text, agent: Text | None = None
-) -> Table:
+def run_facts(manifest: PreparedRun, *, dry: bool, look: Look, team: Text, agent: Text | None = None) -> Table:
     """The run as a grid of (what, value): worktree, branch, team, workers, waiver, agent."""
-    muted = Style(color=variables.get("okstra-blocked"))
+    muted = look("okstra--blocked")
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style=muted, no_wrap=True)
     grid.add_column()
@@ -130,13 +126,13 @@ def run_facts(
     return grid
 
 
-def concurrent_notice(manifest: PreparedRun, variables: dict[str, str]) -> Text | None:
+def concurrent_notice(manifest: PreparedRun, look: Look) -> Text | None:
     run = manifest.concurrent_run
     if not run.detected:
         return None
     return Text(
         "⚠ " + t("preview.concurrent", stages=stages_text(run.active_stages)),
-        style=Style(color=variables.get("okstra-in-flight"), bold=True),
+        style=look("okstra--in-flight") + BOLD,
     )
 
 
@@ -244,11 +240,10 @@ class PreviewScreen(OkstraScreen):
             self.busy = Busy.FAILED
             self.error = error if isinstance(error, OkstraError) else None
             self.query_one("#prompt-box").loading = False
-            variables = self.app.theme_variables
             what = error.what if isinstance(error, OkstraError) else str(error)
-            text = Text(t("preview.cannot", what=what), style=Style(color=variables.get("okstra-stale"), bold=True))
+            text = Text(t("preview.cannot", what=what), style=self.look("okstra--stale") + BOLD)
             if isinstance(error, OkstraError) and error.how:
-                text.append("\n" + t("error.how", how=error.how), style=Style(color=variables.get("okstra-blocked")))
+                text.append("\n" + t("error.how", how=error.how), style=self.look("okstra--blocked"))
             self.query_one("#run-facts", Static).update(text)
             self._status(t("preview.failed_hint"))
         elif worker.group in ("run-prepare", "run-quarantine"):
@@ -260,21 +255,20 @@ class PreviewScreen(OkstraScreen):
     def _render_facts(self) -> None:
         if self.preview is None:
             return
-        variables = self.app.theme_variables
         manifest = self.preview.prepared.manifest
-        muted = Style(color=variables.get("okstra-blocked"))
-        team = team_text(manifest, self.preview.team, self.decision, variables)
+        muted = self.look("okstra--blocked")
+        team = team_text(manifest, self.preview.team, self.decision, self.look)
         command = list(self.preview.agent)
         if command:
             command[0] = Path(command[0]).name  # the program, not where it is installed
         agent = Text(" ".join(command))
         if not self.preview.agent_ready:
-            agent.append("  " + t("preview.agent_missing"), style=Style(color=variables.get("okstra-not-merged")))
-        grid = run_facts(manifest, dry=True, variables=variables, team=team, agent=agent)
+            agent.append("  " + t("preview.agent_missing"), style=self.look("okstra--not-merged"))
+        grid = run_facts(manifest, dry=True, look=self.look, team=team, agent=agent)
         if self.choice.qa_waiver:
             grid.add_row(t("preview.waiver"), Text(self.choice.qa_waiver))
         parts: list[Any] = [grid]
-        notice = concurrent_notice(manifest, variables)
+        notice = concurrent_notice(manifest, self.look)
         if notice is not None:
             parts.append(notice)
         for line in self.preview.prepared.notices:

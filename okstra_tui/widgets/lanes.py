@@ -27,7 +27,7 @@ from textual.widgets import Static
 
 from ..i18n import t
 from ..model import BoardData, short
-from ..states import age, glyph, state_style
+from ..states import BOLD, LOOKS, Looks, age, glyph
 
 CARD_WIDTH = 23
 CARD_HEIGHT = 4
@@ -43,7 +43,9 @@ class Card:
     auto: bool
 
 
-class LanesView(ScrollableContainer):
+class LanesView(Looks, ScrollableContainer):
+    COMPONENT_CLASSES = LOOKS
+
     class Clicked(Message):
         def __init__(self, stage: int) -> None:
             super().__init__()
@@ -54,28 +56,28 @@ class LanesView(ScrollableContainer):
         self.lanes: list[tuple[str, list[int]]] = []
         self.cards: dict[int, Card] = {}
         """What each card shows (tests read it)."""
-        self._last: tuple[BoardData, datetime, dict[str, str]] | None = None
+        self._last: tuple[BoardData, datetime] | None = None
         self._rendered: dict[tuple, list[list[Segment]]] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(id="lanes-body")
 
-    def show(self, data: BoardData, now: datetime, variables: dict[str, str], *, selected: int | None) -> None:
-        self._last = (data, now, variables)
+    def show(self, data: BoardData, now: datetime, *, selected: int | None) -> None:
+        self._last = (data, now)
         self.lanes = [(g, list(s)) for g, s in data.lanes]
         auto = data.auto_stage
         views = data.views
         widest = max((len(stages) for _, stages in self.lanes), default=0)
         self.cards = {}
         rows: list[tuple[str, list[tuple[tuple, Panel | None]]]] = []
-        label_style = Style(bold=True, color=variables.get("okstra-blocked"))
+        label_style = self.look("okstra--blocked") + BOLD
         for group, stages in self.lanes:
             cells = []
             for n in stages:
                 card = Card(n, views[n].state, n == selected, n == auto)
                 self.cards[n] = card
-                key = self._card_key(views[n], card, now, variables)
-                cells.append((key, None if key in self._rendered else self._card(views[n], card, now, variables)))
+                key = self._card_key(views[n], card, now)
+                cells.append((key, None if key in self._rendered else self._card(views[n], card, now)))
             rows.append((group, cells))
         used = {key for _, cells in rows for key, _ in cells}
         self._rendered = {k: v for k, v in self._rendered.items() if k in used}
@@ -85,13 +87,13 @@ class LanesView(ScrollableContainer):
 
     def mark_selected(self, stage: int | None) -> None:
         if self._last is not None:
-            data, now, variables = self._last
-            self.show(data, now, variables, selected=stage)
+            data, now = self._last
+            self.show(data, now, selected=stage)
 
-    def _card_key(self, view, card: Card, now: datetime, variables: dict[str, str]) -> tuple:
+    def _card_key(self, view, card: Card, now: datetime) -> tuple:
         """Everything a card's lines depend on."""
-        colours = tuple(variables.get(f"okstra-{name}") for name in ("blocked", "ready", view.state))
-        return (card, view.title, self._note(view, now), tuple(view.depends_on), colours)
+        looks = tuple(self.look(name) for name in ("okstra--blocked", "state--ready", f"state--{view.state}"))
+        return (card, view.title, self._note(view, now), tuple(view.depends_on), looks)
 
     @staticmethod
     def _note(view, now: datetime) -> str:
@@ -103,17 +105,18 @@ class LanesView(ScrollableContainer):
             return t("card.waits", stages=", ".join(map(str, view.waits_for)))
         return t("state.ready")
 
-    def _card(self, view, card: Card, now: datetime, variables: dict[str, str]) -> Panel:
+    def _card(self, view, card: Card, now: datetime) -> Panel:
         title = view.title if len(view.title) <= CARD_TITLE_WIDTH else view.title[: CARD_TITLE_WIDTH - 1] + "…"
         note = self._note(view, now)
-        style = state_style(view.state, variables)
-        border = Style(color=style.color, bold=card.selected, dim=view.state == "blocked" and not card.selected)
+        style = self.look(f"state--{view.state}")
+        colour = self.look(f"okstra--{view.state}")
+        border = colour + Style(bold=card.selected, dim=view.state == "blocked" and not card.selected)
         # rich pads a panel's title and subtitle with a space on each side
-        heading = Text(str(card.stage), style=Style(color=style.color, bold=True))
+        heading = Text(str(card.stage), style=colour + BOLD)
         if card.auto:
-            heading.append(" " + t("card.auto"), style=Style(color=variables.get("okstra-ready"), bold=True))
+            heading.append(" " + t("card.auto"), style=self.look("state--ready"))
         deps = (
-            Text("← " + ", ".join(map(str, view.depends_on)), style=Style(color=variables.get("okstra-blocked")))
+            Text("← " + ", ".join(map(str, view.depends_on)), style=self.look("okstra--blocked"))
             if view.depends_on
             else None
         )
