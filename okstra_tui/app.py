@@ -31,7 +31,7 @@ from okstra_engine.errors import OkstraError
 from okstra_engine.slugs import TaskRef
 
 from .base import OkstraScreen, WorkerFailures
-from .i18n import localize_bindings, set_language, t
+from .i18n import set_language, t
 from .states import COLOURS
 
 if TYPE_CHECKING:
@@ -86,7 +86,6 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
     ) -> None:
         self.texts = set_language(lang)
         super().__init__()
-        localize_bindings(self)
         self.project_root = project
         self.task_ref = task
         self.clock: Clock = clock or utc_now

@@ -1,4 +1,4 @@
-"""What every okstra screen shares: localized bindings, the one worker-failure handler,
+"""What every okstra screen shares: bindings in the person's language, the one worker-failure handler,
 and `escape` going back up the flow (project → task → phase → board).
 
 A button runs its screen's action (`Button(..., action="screen.confirm")`): Textual then
@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import ActiveBinding, Binding
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
 from .i18n import localize_bindings, t
+from .states import LOOKS, Looks
 
 if TYPE_CHECKING:
     from .app import OkstraApp
@@ -37,14 +38,20 @@ class WorkerFailures:
         go on (a button enabled again, a progress line cleared)."""
 
 
-class OkstraScreen(WorkerFailures, Screen[None]):
+class LocalizedKeys:
+    """Bindings name text keys (`bind.back`); a screen hands them out, its own and the
+    app's, in the person's language. Mixed into every screen."""
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        return localize_bindings(super().active_bindings)  # type: ignore[misc]
+
+
+class OkstraScreen(WorkerFailures, LocalizedKeys, Looks, Screen[None]):
+    COMPONENT_CLASSES = LOOKS
     BINDINGS = [
         Binding("escape", "back", "bind.back", id="okstra.back", tooltip="tip.back"),
     ]
-
-    def __init__(self) -> None:
-        super().__init__()
-        localize_bindings(self)
 
     @property
     def okstra(self) -> OkstraApp:
@@ -109,9 +116,5 @@ class OkstraScreen(WorkerFailures, Screen[None]):
 ModalResult = TypeVar("ModalResult")
 
 
-class OkstraModal(WorkerFailures, ModalScreen[ModalResult]):
+class OkstraModal(WorkerFailures, LocalizedKeys, ModalScreen[ModalResult]):
     """A modal that dismisses with a `ModalResult` (`OkstraModal[bool]` for yes/no)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        localize_bindings(self)

@@ -5,8 +5,9 @@ fields (`"stage {stage} done at {commit}"`). The files are found through
 `okstra_engine.resources`, so a source checkout and an installed wheel both work.
 
 Binding descriptions and tooltips hold text keys in the `BINDINGS` class lists (class
-bodies run before the language is known); `localize_bindings` swaps in the texts per
-instance.
+bodies run before the language is known); `localize_bindings` swaps in the texts where
+Textual hands the bindings out (`Screen.active_bindings`: the footer, the key panel, help
+and the command palette all read them there).
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from okstra_engine.resources import wizard_texts_file
+
+if TYPE_CHECKING:
+    from textual.binding import ActiveBinding, Binding
 
 LANGS = ("en", "ko")
 
@@ -75,23 +81,25 @@ def t(key: str, /, **params: object) -> str:
     return texts()(key, **params)
 
 
-def localize_bindings(node: object) -> None:
-    """Replace text keys in a node's binding descriptions and tooltips with their texts.
+def localize_bindings(active: Mapping[str, ActiveBinding]) -> dict[str, ActiveBinding]:
+    """`Screen.active_bindings` with the text keys in descriptions and tooltips replaced
+    by their texts in the current language; descriptions that are not text keys (Textual's
+    own) are left alone."""
+    lang = texts().lang
+    return {
+        key: entry._replace(binding=_localized(lang, entry.binding), tooltip=_text_of(lang, entry.tooltip))
+        for key, entry in active.items()
+    }
 
-    Textual copies the class's merged bindings into `node._bindings` when the node is
-    made; this rewrites that copy (Textual is pinned, see pyproject). Descriptions that
-    are not text keys (Textual's own) are left alone.
-    """
-    bindings = getattr(node, "_bindings", None)
-    if bindings is None:
-        return
-    current = texts()
-    for key, entries in bindings.key_to_bindings.items():
-        bindings.key_to_bindings[key] = [
-            dataclasses.replace(
-                b,
-                description=current(b.description) if b.description in current else b.description,
-                tooltip=current(b.tooltip) if b.tooltip in current else b.tooltip,
-            )
-            for b in entries
-        ]
+
+@lru_cache(maxsize=512)
+def _localized(lang: str, binding: Binding) -> Binding:
+    return dataclasses.replace(
+        binding, description=_text_of(lang, binding.description), tooltip=_text_of(lang, binding.tooltip)
+    )
+
+
+def _text_of(lang: str, key: str) -> str:
+    """The text of `key`, or `key` itself when it is not a text key."""
+    text = load_texts(lang).get(key)
+    return key if text is None else text

@@ -1,26 +1,36 @@
-"""How a stage state looks: a glyph, a theme colour, a word; and how an age reads."""
+"""How a stage state looks: a glyph, a word and a look from the stylesheet; and how an
+age reads.
+
+The six state colours are theme variables (`$okstra-done`, ...; `COLOURS` holds their
+defaults, which `OkstraApp.get_theme_variable_defaults` hands to Textual, so a theme may
+override them). `app.tcss` colours two families of component classes with them:
+`state--STATE`, a state's badge (bold for the states that ask for attention), and
+`okstra--STATE`, the state's colour alone. A widget or screen that builds Rich text
+declares `COMPONENT_CLASSES = LOOKS`, mixes in `Looks`, and takes its styles from
+`self.look(name)`: no colour is spelled in Python.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from rich.style import Style
 from rich.text import Text
 
 from .i18n import t
 
-# state -> (glyph, theme variable of its colour); the variables are the app's own
-# (`OkstraApp.get_theme_variable_defaults`), so a theme may override them, and six
-# states get six colours (Textual's dark theme shares one for warning and accent)
-LOOK = {
-    "done": ("✔", "okstra-done"),
-    "not-merged": ("✔", "okstra-not-merged"),
-    "in-flight": ("◐", "okstra-in-flight"),
-    "stale": ("✖", "okstra-stale"),
-    "ready": ("●", "okstra-ready"),
-    "blocked": ("○", "okstra-blocked"),
+GLYPHS = {
+    "done": "✔",
+    "not-merged": "✔",
+    "in-flight": "◐",
+    "stale": "✖",
+    "ready": "●",
+    "blocked": "○",
 }
 COLOURS = {
+    # six states, six colours (Textual's dark theme shares one for warning and accent)
     "okstra-done": "#4EBF71",
     "okstra-not-merged": "#D7BA7D",
     "okstra-in-flight": "#4FC1FF",
@@ -29,23 +39,30 @@ COLOURS = {
     "okstra-blocked": "#8A8A8A",
 }
 ORDER = ("done", "not-merged", "in-flight", "stale", "ready", "blocked")
+LOOKS = frozenset({f"state--{state}" for state in ORDER} | {f"okstra--{state}" for state in ORDER})
+"""The component classes `app.tcss` styles; `COMPONENT_CLASSES` of whatever uses them."""
+BOLD = Style(bold=True)
+
+Look = Callable[[str], Style]
+"""A component class's name to its Rich style (`Looks.look`)."""
+
+
+class Looks:
+    """Mixed into a widget or screen whose class declares `COMPONENT_CLASSES = LOOKS`
+    (Textual collects component classes from the widget classes only, not from mixins)."""
+
+    def look(self: Any, name: str) -> Style:
+        """The style `app.tcss` gives the component class `name`, alone (not combined
+        with the widget's own), to paint a span of Rich text with."""
+        return self.get_component_rich_style(name, partial=True)
 
 
 def glyph(state: str) -> str:
-    return LOOK[state][0]
+    return GLYPHS[state]
 
 
-def state_style(state: str, variables: dict[str, str]) -> Style:
-    colour = variables.get(LOOK[state][1])
-    bold = state in ("ready", "stale", "in-flight")
-    try:
-        return Style(color=colour, bold=bold)
-    except Exception:  # noqa: BLE001 - a theme colour rich cannot parse: keep the word, drop the colour
-        return Style(bold=bold)
-
-
-def badge(state: str, variables: dict[str, str]) -> Text:
-    return Text(f"{glyph(state)} {t('state.' + state)}", style=state_style(state, variables))
+def badge(state: str, look: Look) -> Text:
+    return Text(f"{glyph(state)} {t('state.' + state)}", style=look(f"state--{state}"))
 
 
 def age(since: datetime | None, now: datetime) -> str:

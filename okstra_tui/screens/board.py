@@ -20,11 +20,11 @@ those a screen above makes (`OkstraApp.changing_task`) not at all.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
 
-from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -51,7 +51,7 @@ from ..model import (
     release,
     short,
 )
-from ..states import ORDER, badge
+from ..states import BOLD, ORDER, badge
 from ..widgets.breadcrumb import Breadcrumb
 from ..widgets.in_flight import InFlightPanel
 from ..widgets.lanes import LanesView
@@ -81,9 +81,13 @@ class BoardScreen(OkstraScreen):
         """A fresh read of the board, or why it failed (`error`); a newer one replaces one
         still queued. `mark`: the fingerprint of its files, taken after the first read."""
 
-        def __init__(self, data: BoardData | None, error: OkstraError | None = None, mark: tuple | None = None) -> None:
+        def __init__(
+            self, data: BoardData | None, started: float, error: OkstraError | None = None, mark: tuple | None = None
+        ) -> None:
             super().__init__()
             self.data = data
+            self.started = started
+            """When the read began (`time.monotonic`): it saw every change made before."""
             self.error = error
             self.mark = mark
 
@@ -97,10 +101,12 @@ class BoardScreen(OkstraScreen):
             self.plan_run = plan_run
 
     class ActionDone(Message):
-        """A change this screen made (a release, an applied suggestion) is recorded."""
+        """A change this screen made to `stage` (a release, an applied suggestion) is
+        recorded."""
 
-        def __init__(self, text: str) -> None:
+        def __init__(self, stage: int, text: str) -> None:
             super().__init__()
+            self.stage = stage
             self.text = text
 
     def __init__(self, root: Path, ref: TaskRef) -> None:
@@ -112,8 +118,13 @@ class BoardScreen(OkstraScreen):
         self._mark: tuple | None = None
         self._loader = None
         self._last_load = 0.0
-        self._own: set[int] = set()
+        self._own: dict[int, float] = {}
+        """Stages this screen changed, and when the change was recorded (infinity while it
+        is being made): no read that began before then may announce it."""
         self._muted = False
+        self._quiet_since: float | None = None
+        """When a screen above stopped changing the task: reads that began before then
+        announce nothing."""
         self._last_age_minute: int | None = None
 
     def parent_screen(self) -> Screen[Any] | None:
@@ -177,13 +188,14 @@ class BoardScreen(OkstraScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="board-load")
     def _load(self, *, first: bool) -> None:
         """Read the board; after a first read (`first`), the fingerprint of its files too."""
+        started = time.monotonic()
         try:
             data = load_board(self.root, self.ref, self.okstra.clock())
         except OkstraError as exc:
             # a plan or ledger being edited: say so on the board, keep the last good view
-            self.post_message(self.Loaded(None, exc))
+            self.post_message(self.Loaded(None, started, exc))
             return
-        self.post_message(self.Loaded(data, mark=fingerprint(data.watch) if first else None))
+        self.post_message(self.Loaded(data, started, mark=fingerprint(data.watch) if first else None))
 
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
@@ -194,16 +206,20 @@ class BoardScreen(OkstraScreen):
             return
         if self._mark is None:
             self._mark = message.mark
-        self._show(message.data)
+        self._show(message.data, message.started)
 
-    def _show(self, data: BoardData) -> None:
+    def _show(self, data: BoardData, started: float) -> None:
         old, self.data = self.data, data
-        if old is not None:
+        quiet = self._muted or self._quiet_since is not None
+        if old is not None and not quiet:
             for stage, (key, params) in board_events(old, self.data):
-                if stage in self._own or self._muted:
-                    continue
-                self.say(t(key, **params), title=t("event.title"))
-        self._own.clear()
+                if stage not in self._own:
+                    self.say(t(key, **params), title=t("event.title"))
+        # a change of ours is the board's news no more once a read that began after it
+        # was recorded has shown it (a read begun earlier may still be arriving)
+        self._own = {stage: at for stage, at in self._own.items() if at >= started}
+        if self._quiet_since is not None and started > self._quiet_since:
+            self._quiet_since = None
         self._paint()
         if old is None:
             self.loaded = True
@@ -220,21 +236,21 @@ class BoardScreen(OkstraScreen):
     @on(SuggestionsLoaded)
     def _suggestions_loaded(self, message: SuggestionsLoaded) -> None:
         if self.data is not None and message.plan_run == self.data.plan_run:
-            self.query_one(ReconcilePanel).show(message.suggestions, self.app.theme_variables)
+            self.query_one(ReconcilePanel).show(message.suggestions)
 
     # ------------------------------------------------------------ rendering
 
     def _paint(self) -> None:
         assert self.data is not None
-        data, now, variables = self.data, self.okstra.clock(), self.app.theme_variables
+        data, now = self.data, self.okstra.clock()
         table = self.query_one("#stages", StageTable)
         keep = table.selected_stage
         self.query_one("#crumbs", Breadcrumb).show(
             "okstra", data.project_name, str(self.ref), t("phase.name.implementation")
         )
-        table.show(data, now, variables, keep=keep)
-        self.query_one(LanesView).show(data, now, variables, selected=table.selected_stage)
-        self.query_one(InFlightPanel).show(data, now, variables)
+        table.show(data, now, keep=keep)
+        self.query_one(LanesView).show(data, now, selected=table.selected_stage)
+        self.query_one(InFlightPanel).show(data, now)
         self._render_summary()
         self._render_detail()
         self._last_age_minute = int(now.timestamp() // 60)
@@ -249,18 +265,18 @@ class BoardScreen(OkstraScreen):
             return
         self._last_age_minute = minute
         table = self.query_one("#stages", StageTable)
-        table.show(self.data, now, self.app.theme_variables, keep=table.selected_stage)
-        self.query_one(InFlightPanel).show(self.data, now, self.app.theme_variables)
-        self.query_one(LanesView).show(self.data, now, self.app.theme_variables, selected=table.selected_stage)
+        table.show(self.data, now, keep=table.selected_stage)
+        self.query_one(InFlightPanel).show(self.data, now)
+        self.query_one(LanesView).show(self.data, now, selected=table.selected_stage)
         self._render_detail()
 
     def _render_summary(self) -> None:
         summary = self.query_one("#summary", Static)
-        variables = self.app.theme_variables
+        look = self.look
         if self.data is None:
             text = Text(
                 self.error.what if self.error else t("board.loading"),
-                style=Style(color=variables.get("okstra-stale")) if self.error else "",
+                style=look("okstra--stale") if self.error else "",
             )
             summary.update(text)
             return
@@ -269,36 +285,34 @@ class BoardScreen(OkstraScreen):
         if data.plan != "approved":
             text.append(
                 "   " + t(f"board.plan.{data.plan}", task=str(self.ref)),
-                style=Style(color=variables.get("okstra-ready")),
+                style=look("okstra--ready"),
             )
             summary.update(text)
             return
         counts = {state: sum(v.state == state for v in data.stages) for state in ORDER}
         done = counts["done"] + counts["not-merged"]
         text.append("   ")
-        text.append(t("tasks.done", done=done, total=len(data.stages)), style=Style(color=variables.get("okstra-done")))
+        text.append(t("tasks.done", done=done, total=len(data.stages)), style=look("okstra--done"))
         for state, key in (("in-flight", "tasks.in_flight"), ("stale", "tasks.stale")):
             if counts[state]:
                 text.append(" · ")
-                text.append(t(key, n=counts[state]), style=Style(color=variables.get(f"okstra-{state}")))
+                text.append(t(key, n=counts[state]), style=look(f"okstra--{state}"))
         text.append(" · ")
         if data.auto_stage is not None:
-            text.append(
-                t("board.next", stage=data.auto_stage), style=Style(color=variables.get("okstra-ready"), bold=True)
-            )
+            text.append(t("board.next", stage=data.auto_stage), style=look("okstra--ready") + BOLD)
         elif done == len(data.stages):
-            text.append(t("tasks.all_done"), style=Style(color=variables.get("okstra-done"), bold=True))
+            text.append(t("tasks.all_done"), style=look("okstra--done") + BOLD)
         else:
-            text.append(t("board.nothing_ready"), style=Style(color=variables.get("okstra-blocked")))
+            text.append(t("board.nothing_ready"), style=look("okstra--blocked"))
         if self.error is not None:
-            text.append("   ⚠ " + self.error.what, style=Style(color=variables.get("okstra-stale")))
+            text.append("   ⚠ " + self.error.what, style=look("okstra--stale"))
         elif data.warnings:
-            text.append("   ⚠ " + data.warnings[0], style=Style(color=variables.get("okstra-not-merged")))
+            text.append("   ⚠ " + data.warnings[0], style=look("okstra--not-merged"))
         summary.update(text)
 
     def _render_detail(self) -> None:
         stage = self.query_one("#stages", StageTable).selected_stage
-        self.query_one(StageDetail).show(self.data, stage, self.okstra.clock(), self.app.theme_variables)
+        self.query_one(StageDetail).show(self.data, stage, self.okstra.clock())
 
     def _selected_view(self):
         if self.data is None:
@@ -371,7 +385,7 @@ class BoardScreen(OkstraScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._own.add(stage)
+                self._own[stage] = math.inf
                 self._release(task, stage)
 
         self.app.push_screen(
@@ -392,11 +406,12 @@ class BoardScreen(OkstraScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="board-action")
     def _release(self, task, stage: int) -> None:
         release(task, stage)
-        self.post_message(self.ActionDone(t("release.done", stage=stage)))
+        self.post_message(self.ActionDone(stage, t("release.done", stage=stage)))
 
     @on(ActionDone)
     def _action_done(self, message: ActionDone) -> None:
         """Say it, and read the board now rather than at the next tick."""
+        self._own[message.stage] = time.monotonic()
         self.say(message.text)
         self._mark = None if self.data is None else fingerprint(self.data.watch)
         if self._loader is None or self._loader.is_finished:
@@ -429,7 +444,7 @@ class BoardScreen(OkstraScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._own.add(suggestion.stage)
+                self._own[suggestion.stage] = math.inf
                 self._apply(task, suggestion)
 
         self.app.push_screen(
@@ -454,15 +469,17 @@ class BoardScreen(OkstraScreen):
     def _apply(self, task, suggestion: Suggestion) -> None:
         apply_suggestion(task, suggestion)
         self.post_message(
-            self.ActionDone(t("reconcile.applied", stage=suggestion.stage, new=short(suggestion.suggested)))
+            self.ActionDone(
+                suggestion.stage, t("reconcile.applied", stage=suggestion.stage, new=short(suggestion.suggested))
+            )
         )
 
     def _task_changing(self, changing: bool) -> None:
         """A screen above changes the task (`OkstraApp.changing_task`): while it does, no
-        read announces anything, and the read after it announces nothing it made."""
+        read announces anything, nor does one that began before it was done."""
         self._muted = changing
-        if self.data is not None:
-            self._own.update(self.data.views)
+        if not changing:
+            self._quiet_since = time.monotonic()
 
     def action_handoff(self) -> None:
         """The handoff of the highlighted stage's group: its merge plan, then confirm."""
@@ -472,5 +489,4 @@ class BoardScreen(OkstraScreen):
         self.okstra.open_handoff(self.data.task, view.group)
 
     def help_legend(self) -> list[tuple[Any, Any]]:
-        variables = self.app.theme_variables
-        return [(badge(state, variables), t("legend." + state)) for state in ORDER]
+        return [(badge(state, self.look), t("legend." + state)) for state in ORDER]

@@ -3,7 +3,6 @@ branch while it is in flight), read in a worker and shown in a scrollable view."
 
 from __future__ import annotations
 
-from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -13,6 +12,7 @@ from textual.widgets import Footer, Static
 from ..base import OkstraScreen
 from ..i18n import t
 from ..model import BoardData, StageDiff, short, stage_diff
+from ..states import BOLD
 from ..widgets.breadcrumb import Breadcrumb
 from ..widgets.diff_view import DiffView
 
@@ -49,7 +49,6 @@ class DiffScreen(OkstraScreen):
         view = self.query_one(DiffView)
         view.loading = False
         head = self.query_one("#diff-head", Static)
-        variables = self.app.theme_variables
         title = self.data.views[self.stage].title
         if message.diff is None:
             head.update(
@@ -60,18 +59,18 @@ class DiffScreen(OkstraScreen):
             view.display = False
             return
         diff = message.diff
-        muted = Style(color=variables.get("okstra-blocked"))
+        muted = self.look("okstra--blocked")
         text = Text.assemble(
             (t("board.detail.stage", stage=self.stage) + " " + title, "bold"),
             "   ",
-            (short(diff.base), Style(bold=True)),
+            (short(diff.base), BOLD),
             (f" ({t(diff.base_from)})", muted),
             " → ",
-            (short(diff.head), Style(bold=True, color=variables.get("okstra-done"))),
+            (short(diff.head), self.look("okstra--done") + BOLD),
             (f" ({t(diff.head_from)})", muted),
         )
         if diff.truncated:
-            text.append("   " + t("diff.truncated"), style=Style(color=variables.get("okstra-not-merged")))
+            text.append("   " + t("diff.truncated"), style=self.look("okstra--not-merged"))
         if not diff.text.strip():
             text.append("   " + t("diff.empty"), style=muted)
         head.update(text)

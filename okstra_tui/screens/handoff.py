@@ -13,29 +13,33 @@ task worktree is back where it was), the refusals, or the engine's what/how.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
-from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import Button, Footer, LoadingIndicator, Static
+from textual.reactive import reactive
+from textual.widgets import Button, Footer, Static
 
 from okstra_engine.errors import OkstraError
 
 from ..base import OkstraScreen
 from ..i18n import t, texts
 from ..model import home_relative, short, stages_text
-from ..states import badge
+from ..states import BOLD, Look, badge
 from ..widgets.breadcrumb import Breadcrumb
+from ..widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from okstra_engine.handoff import HandoffPlan, HandoffResult
     from okstra_engine.tasks import Task
 
@@ -47,9 +51,9 @@ def kind_text(kind: str | None) -> str:
     return t(key) if key in texts() else kind
 
 
-def plan_table(plan: HandoffPlan, variables: dict[str, str], *, conflicts: dict[int, list[str]] | None = None) -> Table:
+def plan_table(plan: HandoffPlan, look: Look, *, conflicts: dict[int, list[str]] | None = None) -> Table:
     """The merge plan, one row per stage of the group."""
-    muted = Style(color=variables.get("okstra-blocked"))
+    muted = look("okstra--blocked")
     table = Table(box=None, padding=(0, 1), expand=True, header_style="bold", show_edge=False)
     branch = min(max((len(s.branch) for s in plan.stages), default=10), 40)
     table.add_column(t("handoff.col.stage"), justify="right", no_wrap=True)
@@ -67,14 +71,12 @@ def plan_table(plan: HandoffPlan, variables: dict[str, str], *, conflicts: dict[
             if sp.match_commit and sp.kind != "ancestor":
                 kind.append(f" · {short(sp.match_commit)}", style=muted)
             if sp.ambiguous:
-                kind.append(
-                    "\n" + t("board.reconcile.ambiguous"), style=Style(color=variables.get("okstra-not-merged"))
-                )
+                kind.append("\n" + t("board.reconcile.ambiguous"), style=look("okstra--not-merged"))
         else:
-            kind = badge(sp.state, variables)
-        action = action_text(sp, variables)
+            kind = badge(sp.state, look)
+        action = action_text(sp.action, look)
         if conflicts and sp.stage in conflicts:
-            action = Text(t("handoff.action.conflict"), style=Style(color=variables.get("okstra-stale"), bold=True))
+            action = Text(t("handoff.action.conflict"), style=look("okstra--stale") + BOLD)
             action.append("\n" + ", ".join(conflicts[sp.stage]), style="bold")
         table.add_row(
             Text(str(sp.stage), style="bold"), Text(sp.title), Text(sp.branch, style=muted), commit, kind, action
@@ -82,15 +84,22 @@ def plan_table(plan: HandoffPlan, variables: dict[str, str], *, conflicts: dict[
     return table
 
 
-def action_text(sp: Any, variables: dict[str, str]) -> Text:
-    action = sp.action
+def action_text(action: str | None, look: Look) -> Text:
+    """What the handoff does with a stage (`StagePlan.action`)."""
     if action == "merge":
-        return Text(t("handoff.action.merge"), style=Style(color=variables.get("okstra-ready"), bold=True))
+        return Text(t("handoff.action.merge"), style=look("okstra--ready") + BOLD)
     if action == "already-merged":
-        return Text(t("handoff.action.already"), style=Style(color=variables.get("okstra-done")))
+        return Text(t("handoff.action.already"), style=look("okstra--done"))
     if action == "refused":  # why: under the table, where the line is long enough
-        return Text(t("handoff.action.refused"), style=Style(color=variables.get("okstra-stale"), bold=True))
-    return Text(t("handoff.action.unclassified"), style=Style(color=variables.get("okstra-blocked")))
+        return Text(t("handoff.action.refused"), style=look("okstra--stale") + BOLD)
+    return Text(t("handoff.action.unclassified"), style=look("okstra--blocked"))
+
+
+class Busy(StrEnum):
+    """What the handoff screen is doing; None when it waits for the person."""
+
+    PLANNING = "planning"
+    RUNNING = "running"
 
 
 class HandoffScreen(OkstraScreen):
@@ -105,26 +114,21 @@ class HandoffScreen(OkstraScreen):
             self.plan = plan
             self.error = error
 
-    class Progress(Message):
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
-
     class Finished(Message):
         def __init__(self, result: HandoffResult | None, error: OkstraError | None = None) -> None:
             super().__init__()
             self.result = result
             self.error = error
 
+    busy: reactive[Busy | None] = reactive(Busy.PLANNING, bindings=True, repaint=False)
+    plan: reactive[HandoffPlan | None] = reactive(None, bindings=True, repaint=False, always_update=True)
+    result: reactive[HandoffResult | None] = reactive(None, bindings=True, repaint=False, always_update=True)
+
     def __init__(self, task: Task, group: str) -> None:
         super().__init__()
         self.run_task = task
         self.group = group
-        self.plan: HandoffPlan | None = None
-        self.result: HandoffResult | None = None
         self.failure: OkstraError | None = None
-        self.busy: str | None = "planning"
-        self.progress: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Breadcrumb(*self._crumbs(), id="crumbs")
@@ -133,17 +137,16 @@ class HandoffScreen(OkstraScreen):
             yield Static(id="handoff-plan")
             yield Static(id="handoff-notes")
             yield Static(id="handoff-result")
-        with Horizontal(id="run-status"):
-            yield LoadingIndicator(id="run-progress")
-            yield Static(id="run-status-text")
-            yield Button(
+        yield StatusBar(
+            Button(
                 t("handoff.confirm", group=self.group),
                 id="confirm",
                 action="screen.confirm",
                 variant="primary",
                 disabled=True,
-            )
-            yield Button(t("handoff.back"), id="back", action="screen.back")
+            ),
+            Button(t("handoff.back"), id="back", action="screen.back"),
+        )
         yield Footer()
 
     def _crumbs(self) -> list[str]:
@@ -160,17 +163,17 @@ class HandoffScreen(OkstraScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "back":
-            return self.busy != "running" and super().check_action(action, parameters)
+            return self.busy != Busy.RUNNING and super().check_action(action, parameters)
         if action == "confirm":
             return self.busy is None and self.plan is not None and not self.plan.refusals and self.result is None
         if action == "next_group":
-            return self.busy != "running" and self.plan is not None and len(self.plan.groups) > 1
+            return self.busy != Busy.RUNNING and self.plan is not None and len(self.plan.groups) > 1
         return True
 
     # ------------------------------------------------------------ the plan
 
     def _start_plan(self) -> None:
-        self.busy = "planning"
+        self.busy = Busy.PLANNING
         self.plan = self.result = self.failure = None
         self.query_one("#handoff-head", Static).update(Text(t("handoff.heading", group=self.group), style="bold"))
         self.query_one("#handoff-plan").border_title = t("handoff.plan_title")
@@ -182,7 +185,6 @@ class HandoffScreen(OkstraScreen):
         self.query_one("#confirm", Button).display = True
         self.query_one("#crumbs", Breadcrumb).show(*self._crumbs())
         self._status(t("handoff.planning"), working=True)
-        self.refresh_bindings()
         self._load_plan(self.group)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="handoff-plan")
@@ -199,18 +201,16 @@ class HandoffScreen(OkstraScreen):
         self.busy = None
         panel = self.query_one("#handoff-plan", Static)
         panel.loading = False
-        variables = self.app.theme_variables
         if message.plan is None:
             assert message.error is not None
             self.failure = message.error
-            panel.update(self._error_text(message.error, t("handoff.no_plan"), variables))
+            panel.update(self._error_text(message.error, t("handoff.no_plan")))
             self._status(t("handoff.back_hint"))
-            self.refresh_bindings()
             return
         self.plan = plan = message.plan
-        self.query_one("#handoff-head", Static).update(self._head(plan, variables))
-        panel.update(plan_table(plan, variables))
-        self.query_one("#handoff-notes", Static).update(self._notes(plan, variables))
+        self.query_one("#handoff-head", Static).update(self._head(plan))
+        panel.update(plan_table(plan, self.look))
+        self.query_one("#handoff-notes", Static).update(self._notes(plan))
         confirm = self.query_one("#confirm", Button)
         confirm.disabled = bool(plan.refusals)
         if plan.refusals:
@@ -219,12 +219,11 @@ class HandoffScreen(OkstraScreen):
             confirm.label = t("handoff.confirm_merge" if plan.to_merge else "handoff.confirm_record", group=plan.group)
             self._status(t("handoff.ready_hint"))
         self.query_one("#handoff-body").focus()
-        self.refresh_bindings()
 
-    def _head(self, plan: HandoffPlan, variables: dict[str, str]) -> Text:
+    def _head(self, plan: HandoffPlan) -> Text:
         from okstra_engine.tasks import task_branch
 
-        muted = Style(color=variables.get("okstra-blocked"))
+        muted = self.look("okstra--blocked")
         head = Text(t("handoff.heading_stages", group=plan.group, stages=stages_text(plan.stage_numbers)), style="bold")
         head.append(
             "\n"
@@ -238,16 +237,16 @@ class HandoffScreen(OkstraScreen):
         )
         return head
 
-    def _notes(self, plan: HandoffPlan, variables: dict[str, str]) -> Group:
-        muted = Style(color=variables.get("okstra-blocked"))
-        warn = Style(color=variables.get("okstra-not-merged"))
-        bad = Style(color=variables.get("okstra-stale"), bold=True)
+    def _notes(self, plan: HandoffPlan) -> Group:
+        muted = self.look("okstra--blocked")
+        warn = self.look("okstra--not-merged")
+        bad = self.look("okstra--stale") + BOLD
         lines: list[Any] = [Text("")]
         if plan.refusals:
             lines.append(Text("✖ " + t("handoff.cannot", group=plan.group), style=bad))
             for sp in plan.stages:
                 if sp.refusal:
-                    lines.append(Text("  " + sp.refusal, style=Style(color=variables.get("okstra-stale"))))
+                    lines.append(Text("  " + sp.refusal, style=self.look("okstra--stale")))
             hows = list(dict.fromkeys(s.refusal_how for s in plan.stages if s.refusal and s.refusal_how))
             for how in hows:
                 lines.append(Text(t("error.how", how=how), style=muted))
@@ -265,16 +264,15 @@ class HandoffScreen(OkstraScreen):
             lines.append(Text("⚠ " + warning, style=muted))
         return Group(*lines)
 
-    def _error_text(self, error: OkstraError, title: str, variables: dict[str, str]) -> Text:
-        text = Text("✖ " + title, style=Style(color=variables.get("okstra-stale"), bold=True))
+    def _error_text(self, error: OkstraError, title: str) -> Text:
+        text = Text("✖ " + title, style=self.look("okstra--stale") + BOLD)
         text.append("\n" + error.what)
         if error.how:
-            text.append("\n" + t("error.how", how=error.how), style=Style(color=variables.get("okstra-blocked")))
+            text.append("\n" + t("error.how", how=error.how), style=self.look("okstra--blocked"))
         return text
 
     def _status(self, text: str, *, working: bool = False) -> None:
-        self.query_one("#run-progress", LoadingIndicator).display = working
-        self.query_one("#run-status-text", Static).update(Text(text))
+        self.query_one(StatusBar).show(text, working=working)
 
     # ------------------------------------------------------------ actions
 
@@ -289,20 +287,15 @@ class HandoffScreen(OkstraScreen):
         if not self.check_action("confirm", ()):
             return
         assert self.plan is not None
-        self.busy = "running"
-        self.progress = []
+        self.busy = Busy.RUNNING
         self.query_one("#confirm", Button).disabled = True
         self._status(t("handoff.running", group=self.plan.group), working=True)
-        self.refresh_bindings()
         self.okstra.changing_task = True
-        self._run(self.plan.group)
+        self._run(self.plan.group, self.query_one(StatusBar).report)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="handoff-run")
-    def _run(self, group: str) -> None:
+    def _run(self, group: str, say: Callable[[str], None]) -> None:
         from okstra_engine.handoff import run_handoff
-
-        def say(text: str) -> None:
-            self.post_message(self.Progress(text))
 
         try:
             result = run_handoff(self.run_task, group, merge=True, notice=say, warn=say)
@@ -311,56 +304,49 @@ class HandoffScreen(OkstraScreen):
             return
         self.post_message(self.Finished(result))
 
-    @on(Progress)
-    def _progress(self, message: Progress) -> None:
-        self.progress.append(message.text)
-        self._status(t("handoff.running", group=self.group) + "\n" + message.text, working=True)
-
     def worker_failed(self, worker: Any, error: BaseException) -> None:
         if worker.group == "handoff-run":
             self.okstra.changing_task = False
             self.busy = None
             self._status(t("handoff.ready_hint"))
             self.query_one("#confirm", Button).disabled = False
-            self.refresh_bindings()
 
     @on(Finished)
     def _finished(self, message: Finished) -> None:
         self.busy = None
         self.okstra.changing_task = False
-        variables = self.app.theme_variables
         if message.result is not None:
             self.result = message.result
             self.plan = message.result.plan
-            self.query_one("#handoff-head", Static).update(self._head(self.plan, variables))
-            self.query_one("#handoff-plan", Static).update(plan_table(self.plan, variables))
+            self.query_one("#handoff-head", Static).update(self._head(self.plan))
+            self.query_one("#handoff-plan", Static).update(plan_table(self.plan, self.look))
             self.query_one("#handoff-plan").border_title = t("handoff.plan_title_done")
             self.query_one("#handoff-notes", Static).update("")
-            self.query_one("#handoff-result", Static).update(self._result(message.result, variables))
+            self.query_one("#handoff-result", Static).update(self._result(message.result))
             self._status(t("handoff.done_hint"))
             self.query_one("#confirm", Button).display = False
             self.say(t("handoff.done", group=self.plan.group, head=short(message.result.task_head)))
         else:
             assert message.error is not None
             self.failure = message.error
-            self._show_failure(message.error, variables)
+            self._show_failure(message.error)
         self.query_one("#back", Button).focus()
-        self.refresh_bindings()
 
-    def _show_failure(self, error: OkstraError, variables: dict[str, str]) -> None:
+    def _show_failure(self, error: OkstraError) -> None:
         from okstra_engine.handoff import HandoffError
 
-        muted = Style(color=variables.get("okstra-blocked"))
+        muted = self.look("okstra--blocked")
+        bad = self.look("okstra--stale") + BOLD
         parts: list[Any] = [Text("")]
         if isinstance(error, HandoffError):
             self.plan = error.plan
-            self.query_one("#handoff-plan", Static).update(plan_table(error.plan, variables, conflicts=error.conflicts))
+            self.query_one("#handoff-plan", Static).update(plan_table(error.plan, self.look, conflicts=error.conflicts))
             title = (
                 t("handoff.conflicted", group=error.plan.group, head=short(error.plan.task_head))
                 if error.conflicts
                 else t("handoff.failed", group=error.plan.group)
             )
-            parts.append(Text("✖ " + title, style=Style(color=variables.get("okstra-stale"), bold=True)))
+            parts.append(Text("✖ " + title, style=bad))
             if error.conflicts:
                 grid = Table.grid(padding=(0, 2))
                 grid.add_column(style="bold", no_wrap=True)
@@ -372,12 +358,7 @@ class HandoffScreen(OkstraScreen):
                 parts += [Text(t("handoff.conflicts")), grid]
             parts.append(Text(error.what, style=muted))
         else:
-            parts.append(
-                Text(
-                    "✖ " + t("handoff.failed", group=self.group),
-                    style=Style(color=variables.get("okstra-stale"), bold=True),
-                )
-            )
+            parts.append(Text("✖ " + t("handoff.failed", group=self.group), style=bad))
             parts.append(Text(error.what))
         if error.how:
             parts.append(Text(t("error.how", how=error.how), style=muted))
@@ -386,9 +367,9 @@ class HandoffScreen(OkstraScreen):
         self._status(t("handoff.failed_hint"))
         self.query_one("#confirm", Button).disabled = False
 
-    def _result(self, result: HandoffResult, variables: dict[str, str]) -> Group:
-        muted = Style(color=variables.get("okstra-blocked"))
-        done = Style(color=variables.get("okstra-done"), bold=True)
+    def _result(self, result: HandoffResult) -> Group:
+        muted = self.look("okstra--blocked")
+        done = self.look("okstra--done") + BOLD
         plan = result.plan
         head = Text("✔ " + t("handoff.result_title", group=plan.group), style=done)
         if result.task_head != result.head_before:
@@ -405,10 +386,7 @@ class HandoffScreen(OkstraScreen):
             n = sp.stage
             if n in result.merge_commits:
                 how = Text.assemble(
-                    (
-                        t("handoff.merged_at", commit=short(result.merge_commits[n])),
-                        Style(color=variables.get("okstra-done")),
-                    )
+                    (t("handoff.merged_at", commit=short(result.merge_commits[n])), self.look("okstra--done"))
                 )
             elif n in result.already_merged and sp.kind in (None, "ancestor"):
                 how = Text(t("handoff.already_in", commit=short(sp.match_commit or sp.done_commit)), style=muted)
@@ -435,18 +413,7 @@ class HandoffScreen(OkstraScreen):
         return Group(*parts)
 
     def help_legend(self) -> list[tuple[Any, Any]]:
-        variables = self.app.theme_variables
         return [
-            (
-                Text(t("handoff.action.merge"), style=Style(color=variables.get("okstra-ready"), bold=True)),
-                t("legend.handoff.merge"),
-            ),
-            (
-                Text(t("handoff.action.already"), style=Style(color=variables.get("okstra-done"))),
-                t("legend.handoff.already"),
-            ),
-            (
-                Text(t("handoff.action.refused"), style=Style(color=variables.get("okstra-stale"), bold=True)),
-                t("legend.handoff.refused"),
-            ),
+            (action_text(action, self.look), t(f"legend.handoff.{key}"))
+            for action, key in (("merge", "merge"), ("already-merged", "already"), ("refused", "refused"))
         ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -80,16 +79,15 @@ class PhaseScreen(OkstraScreen):
     @on(Loaded)
     def _show(self, message: Loaded) -> None:
         self.current_task, self.choices = message.task, message.choices
-        variables = self.app.theme_variables
         self.query_one("#crumbs", Breadcrumb).show("okstra", message.task.project.config.name, str(self.ref))
-        line = Text.assemble((message.task.doc.title, "bold"), "   ", progress_text(message.summary, variables))
+        line = Text.assemble((message.task.doc.title, "bold"), "   ", progress_text(message.summary, self.look))
         self.query_one("#task-line", Static).update(line)
         options = self.query_one(OptionList)
         options.loading = False
         keep = options.highlighted
         options.clear_options()
-        ok = Style(color=variables.get("okstra-done"))
-        no = Style(color=variables.get("okstra-blocked"))
+        ok = self.look("okstra--done")
+        no = self.look("okstra--blocked")
         for choice in self.choices:
             label = Text.assemble((f"{t('phase.name.' + choice.phase):<24}", "bold"))
             if choice.available:
@@ -126,9 +124,7 @@ class PhaseScreen(OkstraScreen):
         choice = self.choices[index]
         text = Text(t("phase.about." + choice.phase))
         if choice.reason:
-            text.append(
-                "\n" + self.reason_text(choice), style=Style(color=self.app.theme_variables.get("okstra-ready"))
-            )
+            text.append("\n" + self.reason_text(choice), style=self.look("okstra--ready"))
         self.query_one("#phase-detail", Static).update(text)
 
     @on(OptionList.OptionSelected)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
-from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -24,8 +23,9 @@ from okstra_engine.errors import OkstraError
 from ..base import OkstraScreen
 from ..i18n import t
 from ..runs import command_line
+from ..states import BOLD
 from ..widgets.breadcrumb import Breadcrumb
-from .preview import concurrent_notice, run_facts, team_text
+from .preview import Decision, concurrent_notice, run_facts, team_text
 from .run_options import run_crumbs, run_name
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class PreparedScreen(OkstraScreen):
         launch_error: OkstraError | None,
         *,
         team: TeamCheck | None = None,
-        decision: str | None = None,
+        decision: Decision | None = None,
     ) -> None:
         super().__init__()
         self.run_task = task
@@ -82,23 +82,22 @@ class PreparedScreen(OkstraScreen):
 
     def on_mount(self) -> None:
         m = self.manifest
-        variables = self.app.theme_variables
-        muted = Style(color=variables.get("okstra-blocked"))
-        done = Style(color=variables.get("okstra-done"), bold=True)
+        muted = self.look("okstra--blocked")
+        done = self.look("okstra--done") + BOLD
         what = run_name(m.task_type, m.stage, m.stage_title)
         head = Text("✔ " + t("prepared.title", what=what), style=done)
         if m.stage is not None:
             head.append("   " + t("prepared.reserved", stage=m.stage), style=muted)
         self.query_one("#prepared-head", Static).update(head)
-        grid = run_facts(m, dry=False, variables=variables, team=team_text(m, self.team, self.decision, variables))
+        grid = run_facts(m, dry=False, look=self.look, team=team_text(m, self.team, self.decision, self.look))
         grid.add_row(t("prepared.run"), Text(m.run_id, style="bold"))
         parts: list[Any] = [grid]
-        notice = concurrent_notice(m, variables)
+        notice = concurrent_notice(m, self.look)
         if notice is not None:
             parts.append(notice)
         parts += [Text(line, style=muted) for line in self.prepared.notices]
         self.query_one("#prepared-facts", Static).update(Group(*parts))
-        warn = Style(color=variables.get("okstra-not-merged"), bold=True)
+        warn = self.look("okstra--not-merged") + BOLD
         why = Text(t("prepared.no_agent"), style=warn)
         if self.launch_error is not None:
             why.append("\n" + self.launch_error.what)

@@ -12,19 +12,20 @@ command cannot start here — the prepared screen shows the command to run.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
-from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import Button, Footer, LoadingIndicator, Markdown, Static
+from textual.reactive import reactive
+from textual.widgets import Button, Footer, Markdown, Static
 from textual.worker import Worker
 
 from okstra_engine.errors import OkstraError
@@ -33,13 +34,35 @@ from ..base import OkstraScreen
 from ..i18n import t
 from ..model import home_relative, short, stages_text
 from ..runs import LaunchRequest, Preview, RunChoice, TeamCheck, plan_agent, prepare_run, preview_run, quarantine_team
+from ..states import BOLD, Look
 from ..widgets.breadcrumb import Breadcrumb
+from ..widgets.status_bar import StatusBar
 from .run_options import run_crumbs, run_name
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from okstra_engine.launch import LaunchPlan
     from okstra_engine.prepare import Prepared, PreparedRun
     from okstra_engine.quarantine import TrashEntry
+
+
+class Busy(StrEnum):
+    """What the preview screen is doing; None when it waits for the person."""
+
+    LOADING = "loading"
+    ASKING = "asking"  # the quarantine dialog is open
+    MOVING = "moving"  # the leftover team is being quarantined
+    PREPARING = "preparing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Decision(StrEnum):
+    """What the person chose for a leftover agent team."""
+
+    MOVED = "moved"
+    KEPT = "kept"
 
 
 def worktree_status(status: str, *, dry: bool) -> str:
@@ -48,10 +71,10 @@ def worktree_status(status: str, *, dry: bool) -> str:
     return status if text == key else text
 
 
-def team_text(manifest: PreparedRun, check: TeamCheck | None, decision: str | None, variables: dict[str, str]) -> Text:
+def team_text(manifest: PreparedRun, check: TeamCheck | None, decision: Decision | None, look: Look) -> Text:
     """The team line: its mode, its name, and what became of a leftover of that name."""
-    muted = Style(color=variables.get("okstra-blocked"))
-    warn = Style(color=variables.get("okstra-not-merged"))
+    muted = look("okstra--blocked")
+    warn = look("okstra--not-merged")
     team = manifest.team
     if team.mode == "single-lead":
         return Text.assemble(
@@ -65,9 +88,9 @@ def team_text(manifest: PreparedRun, check: TeamCheck | None, decision: str | No
     text = Text.assemble((team.name or "", "bold"), ("  " + t("preview.team.gate_note"), muted))
     if check is None:
         return text
-    if decision == "moved":
-        text.append("\n" + t("preview.team.moved"), style=Style(color=variables.get("okstra-done")))
-    elif decision == "kept":
+    if decision == Decision.MOVED:
+        text.append("\n" + t("preview.team.moved"), style=look("okstra--done"))
+    elif decision == Decision.KEPT:
         text.append("\n" + t("preview.team.kept"), style=warn)
     elif check.owner_run:
         text.append("\n" + t("preview.team.owned", run=check.owner_run), style=warn)
@@ -78,11 +101,9 @@ def team_text(manifest: PreparedRun, check: TeamCheck | None, decision: str | No
     return text
 
 
-def run_facts(
-    manifest: PreparedRun, *, dry: bool, variables: dict[str, str], team: Text, agent: Text | None = None
-) -> Table:
+def run_facts(manifest: PreparedRun, *, dry: bool, look: Look, team: Text, agent: Text | None = None) -> Table:
     """The run as a grid of (what, value): worktree, branch, team, workers, waiver, agent."""
-    muted = Style(color=variables.get("okstra-blocked"))
+    muted = look("okstra--blocked")
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style=muted, no_wrap=True)
     grid.add_column()
@@ -105,13 +126,13 @@ def run_facts(
     return grid
 
 
-def concurrent_notice(manifest: PreparedRun, variables: dict[str, str]) -> Text | None:
+def concurrent_notice(manifest: PreparedRun, look: Look) -> Text | None:
     run = manifest.concurrent_run
     if not run.detected:
         return None
     return Text(
         "⚠ " + t("preview.concurrent", stages=stages_text(run.active_stages)),
-        style=Style(color=variables.get("okstra-in-flight"), bold=True),
+        style=look("okstra--in-flight") + BOLD,
     )
 
 
@@ -133,11 +154,6 @@ class PreviewScreen(OkstraScreen):
             super().__init__()
             self.entry = entry
 
-    class Progress(Message):
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
-
     class Done(Message):
         def __init__(self, prepared: Prepared, plan: LaunchPlan | None, launch_error: OkstraError | None) -> None:
             super().__init__()
@@ -145,17 +161,16 @@ class PreviewScreen(OkstraScreen):
             self.plan = plan
             self.launch_error = launch_error
 
+    busy: reactive[Busy | None] = reactive(Busy.LOADING, bindings=True, repaint=False)
+    preview: reactive[Preview | None] = reactive(None, bindings=True, repaint=False, always_update=True)
+    decision: reactive[Decision | None] = reactive(None, bindings=True, repaint=False)
+    """None: not asked."""
+
     def __init__(self, choice: RunChoice, stage_title: str | None = None) -> None:
         super().__init__()
         self.choice = choice
         self.stage_title = stage_title
-        self.preview: Preview | None = None
         self.error: OkstraError | None = None
-        self.busy: str | None = "loading"
-        """What runs now: loading, asking (the dialog), moving, preparing; None: idle."""
-        self.decision: str | None = None
-        """What the person chose for a leftover team: moved, kept (None: not asked)."""
-        self.progress: list[str] = []
 
     # ------------------------------------------------------------ layout
 
@@ -166,11 +181,10 @@ class PreviewScreen(OkstraScreen):
         yield Static(id="run-facts")
         with VerticalScroll(id="prompt-box"):
             yield Markdown(id="prompt")
-        with Horizontal(id="run-status"):
-            yield LoadingIndicator(id="run-progress")
-            yield Static(id="run-status-text")
-            yield Button(t("preview.confirm"), id="confirm", action="screen.confirm", variant="primary", disabled=True)
-            yield Button(t("preview.back"), id="back", action="screen.back")
+        yield StatusBar(
+            Button(t("preview.confirm"), id="confirm", action="screen.confirm", variant="primary", disabled=True),
+            Button(t("preview.back"), id="back", action="screen.back"),
+        )
         yield Footer()
 
     def on_mount(self) -> None:
@@ -186,7 +200,7 @@ class PreviewScreen(OkstraScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "back":
             # the run is being made: going back would leave it half-seen
-            return self.busy not in ("preparing", "moving") and super().check_action(action, parameters)
+            return self.busy not in (Busy.PREPARING, Busy.MOVING) and super().check_action(action, parameters)
         if action == "confirm":
             return self.busy is None and self.preview is not None
         if action == "quarantine":
@@ -195,7 +209,7 @@ class PreviewScreen(OkstraScreen):
                 and self.preview is not None
                 and self.preview.team is not None
                 and self.preview.team.offered
-                and self.decision != "moved"
+                and self.decision != Decision.MOVED
             )
         return True
 
@@ -217,21 +231,19 @@ class PreviewScreen(OkstraScreen):
         box.focus()
         self.query_one("#confirm", Button).disabled = False
         self._status(t("preview.ready_hint"))
-        self.refresh_bindings()
         if message.preview.team is not None and message.preview.team.offered:
             self.action_quarantine()
 
     def worker_failed(self, worker: Worker[Any], error: BaseException) -> None:
         """A worker raised (the error dialog is showing it): back to a state that can go on."""
         if worker.group == "run-preview":
-            self.busy = "failed"
+            self.busy = Busy.FAILED
             self.error = error if isinstance(error, OkstraError) else None
             self.query_one("#prompt-box").loading = False
-            variables = self.app.theme_variables
             what = error.what if isinstance(error, OkstraError) else str(error)
-            text = Text(t("preview.cannot", what=what), style=Style(color=variables.get("okstra-stale"), bold=True))
+            text = Text(t("preview.cannot", what=what), style=self.look("okstra--stale") + BOLD)
             if isinstance(error, OkstraError) and error.how:
-                text.append("\n" + t("error.how", how=error.how), style=Style(color=variables.get("okstra-blocked")))
+                text.append("\n" + t("error.how", how=error.how), style=self.look("okstra--blocked"))
             self.query_one("#run-facts", Static).update(text)
             self._status(t("preview.failed_hint"))
         elif worker.group in ("run-prepare", "run-quarantine"):
@@ -239,26 +251,24 @@ class PreviewScreen(OkstraScreen):
             self.busy = None
             self._status(t("preview.ready_hint"))
             self.query_one("#confirm", Button).disabled = False
-        self.refresh_bindings()
 
     def _render_facts(self) -> None:
         if self.preview is None:
             return
-        variables = self.app.theme_variables
         manifest = self.preview.prepared.manifest
-        muted = Style(color=variables.get("okstra-blocked"))
-        team = team_text(manifest, self.preview.team, self.decision, variables)
+        muted = self.look("okstra--blocked")
+        team = team_text(manifest, self.preview.team, self.decision, self.look)
         command = list(self.preview.agent)
         if command:
             command[0] = Path(command[0]).name  # the program, not where it is installed
         agent = Text(" ".join(command))
         if not self.preview.agent_ready:
-            agent.append("  " + t("preview.agent_missing"), style=Style(color=variables.get("okstra-not-merged")))
-        grid = run_facts(manifest, dry=True, variables=variables, team=team, agent=agent)
+            agent.append("  " + t("preview.agent_missing"), style=self.look("okstra--not-merged"))
+        grid = run_facts(manifest, dry=True, look=self.look, team=team, agent=agent)
         if self.choice.qa_waiver:
             grid.add_row(t("preview.waiver"), Text(self.choice.qa_waiver))
         parts: list[Any] = [grid]
-        notice = concurrent_notice(manifest, variables)
+        notice = concurrent_notice(manifest, self.look)
         if notice is not None:
             parts.append(notice)
         for line in self.preview.prepared.notices:
@@ -266,8 +276,7 @@ class PreviewScreen(OkstraScreen):
         self.query_one("#run-facts", Static).update(Group(*parts))
 
     def _status(self, text: str, *, working: bool = False) -> None:
-        self.query_one("#run-progress", LoadingIndicator).display = working
-        self.query_one("#run-status-text", Static).update(Text(text))
+        self.query_one(StatusBar).show(text, working=working)
 
     # ------------------------------------------------------------ the leftover team
 
@@ -277,21 +286,18 @@ class PreviewScreen(OkstraScreen):
             return
         from .quarantine import QuarantineDialog
 
-        self.busy = "asking"
-        self.refresh_bindings()
+        self.busy = Busy.ASKING
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.busy = "moving"
+                self.busy = Busy.MOVING
                 self._status(t("quarantine.moving", team=check.team), working=True)
                 self.query_one("#confirm", Button).disabled = True
-                self.refresh_bindings()
                 self._quarantine(check.team)
             else:
                 self.busy = None
-                self.decision = "kept"
+                self.decision = Decision.KEPT
                 self._render_facts()
-                self.refresh_bindings()
 
         self.app.push_screen(QuarantineDialog(check, self.choice.task), answered)
 
@@ -302,31 +308,28 @@ class PreviewScreen(OkstraScreen):
     @on(Quarantined)
     def _quarantined(self, message: Quarantined) -> None:
         self.busy = None
-        self.decision = "moved"
+        self.decision = Decision.MOVED
         entry = message.entry
         self.say(t("quarantine.moved", team=entry.team, where=str(entry.dir), stamp=entry.stamp), timeout=10)
         self._render_facts()
         self._status(t("preview.ready_hint"))
         self.query_one("#confirm", Button).disabled = False
-        self.refresh_bindings()
 
     # ------------------------------------------------------------ confirm
 
     def action_confirm(self) -> None:
         if self.busy is not None or self.preview is None:
             return
-        self.busy = "preparing"
-        self.progress = []
+        self.busy = Busy.PREPARING
         self.query_one("#confirm", Button).disabled = True
         what = run_name(self.choice.phase, self.choice.stage)
         self._status(t("preview.preparing", what=what), working=True)
-        self.refresh_bindings()
         self.okstra.changing_task = True  # the reservation, and any correction auto-reconcile records
-        self._prepare()
+        self._prepare(self.query_one(StatusBar).report)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="run-prepare")
-    def _prepare(self) -> None:
-        prepared = prepare_run(self.choice, notice=lambda text: self.post_message(self.Progress(text)))
+    def _prepare(self, say: Callable[[str], None]) -> None:
+        prepared = prepare_run(self.choice, notice=say)
         plan = error = None
         try:
             plan = plan_agent(Path(prepared.manifest.run_dir))
@@ -334,15 +337,9 @@ class PreviewScreen(OkstraScreen):
             error = exc
         self.post_message(self.Done(prepared, plan, error))
 
-    @on(Progress)
-    def _progress(self, message: Progress) -> None:
-        self.progress.append(message.text)
-        what = run_name(self.choice.phase, self.choice.stage)
-        self._status(t("preview.preparing", what=what) + "\n" + message.text, working=True)
-
     @on(Done)
     def _done(self, message: Done) -> None:
-        self.busy = "done"
+        self.busy = Busy.DONE
         self.okstra.changing_task = False
         manifest = message.prepared.manifest
         app = self.okstra

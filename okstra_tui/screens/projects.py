@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -59,12 +58,10 @@ class ProjectsScreen(OkstraScreen):
     def _show(self, message: Loaded) -> None:
         current = self.selected.id if self.selected else None
         self.entries = message.entries
-        muted = Style(color=self.app.theme_variables.get("okstra-blocked"))
         rows = []
         for entry in self.entries:
             path = Text(
-                home_relative(entry.path),
-                style=muted if entry.exists else Style(color=self.app.theme_variables.get("okstra-stale")),
+                home_relative(entry.path), style=self.look("okstra--blocked" if entry.exists else "okstra--stale")
             )
             if not entry.exists:
                 path.append("  " + t("projects.missing_tag"))

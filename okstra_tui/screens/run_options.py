@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -131,9 +130,8 @@ class RunOptionsScreen(OkstraScreen):
     def _loaded(self, message: Loaded) -> None:
         self.context = context = message.context
         self.query_one("#options-form").loading = False
-        variables = self.app.theme_variables
-        muted = Style(color=variables.get("okstra-blocked"))
-        warn = Style(color=variables.get("okstra-not-merged"))
+        muted = self.look("okstra--blocked")
+        warn = self.look("okstra--not-merged")
         if self.stage is not None and context.stage_title:
             self.query_one("#options-head", Static).update(
                 Text(t("options.heading", run=run_name(self.phase, self.stage, context.stage_title)), style="bold")
@@ -179,20 +177,19 @@ class RunOptionsScreen(OkstraScreen):
         )
 
     def _describe_workers(self) -> None:
-        variables = self.app.theme_variables
-        muted = Style(color=variables.get("okstra-blocked"))
+        muted = self.look("okstra--blocked")
         if self.single_lead:
             text = Text(t("options.workers.single_lead_phase", phase=t("phase.name." + self.phase)), style=muted)
         elif any(self.query_one(f"#worker-{kind}", Checkbox).value for kind in WORKER_KINDS):
             text = Text(t("options.workers.team"), style=muted)
         else:
-            text = Text(t("options.workers.none"), style=Style(color=variables.get("okstra-ready")))
+            text = Text(t("options.workers.none"), style=self.look("okstra--ready"))
         self.query_one("#workers-note", Static).update(text)
 
     def _show_command(self) -> None:
         env = getattr(self.app, "command_env", {}) or {}
         line = command_line(self.choice().command(), env=env, project_root=self.run_task.project.root)
-        muted = Style(color=self.app.theme_variables.get("okstra-blocked"))
+        muted = self.look("okstra--blocked")
         self.query_one("#options-command", Static).update(
             Text.assemble((t("options.same_as") + " ", muted), (line, muted))
         )

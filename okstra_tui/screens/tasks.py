@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -19,36 +18,33 @@ from okstra_engine.slugs import TaskRef
 from ..base import OkstraScreen
 from ..i18n import t
 from ..model import TaskSummary, task_summaries
+from ..states import BOLD, Look
 from ..widgets.breadcrumb import Breadcrumb
 
 if TYPE_CHECKING:
     from okstra_engine.projects import Project
 
 
-def progress_text(summary: TaskSummary, variables: dict[str, str]) -> Text:
+def progress_text(summary: TaskSummary, look: Look) -> Text:
     """`3/6 done · 1 in flight · next 4`, coloured like the board's badges."""
     if summary.error:
-        return Text(summary.error, style=Style(color=variables.get("okstra-stale")))
+        return Text(summary.error, style=look("okstra--stale"))
     if summary.plan != "approved":
-        return Text(t(f"tasks.plan.{summary.plan}"), style=Style(color=variables.get("okstra-blocked")))
-    text = Text(
-        t("tasks.done", done=summary.done, total=summary.total), style=Style(color=variables.get("okstra-done"))
-    )
-    for count, key, colour in (
-        (summary.in_flight, "tasks.in_flight", "okstra-in-flight"),
-        (summary.stale, "tasks.stale", "okstra-stale"),
+        return Text(t(f"tasks.plan.{summary.plan}"), style=look("okstra--blocked"))
+    text = Text(t("tasks.done", done=summary.done, total=summary.total), style=look("okstra--done"))
+    for count, key, state in (
+        (summary.in_flight, "tasks.in_flight", "in-flight"),
+        (summary.stale, "tasks.stale", "stale"),
     ):
         if count:
             text.append(" · ")
-            text.append(t(key, n=count), style=Style(color=variables.get(colour)))
+            text.append(t(key, n=count), style=look(f"okstra--{state}"))
     if summary.auto_stage is not None:
         text.append(" · ")
-        text.append(
-            t("tasks.next", stage=summary.auto_stage), style=Style(color=variables.get("okstra-ready"), bold=True)
-        )
+        text.append(t("tasks.next", stage=summary.auto_stage), style=look("okstra--ready") + BOLD)
     elif summary.total and summary.done == summary.total:
         text.append(" · ")
-        text.append(t("tasks.all_done"), style=Style(color=variables.get("okstra-done"), bold=True))
+        text.append(t("tasks.all_done"), style=look("okstra--done") + BOLD)
     return text
 
 
@@ -108,9 +104,8 @@ class TasksScreen(OkstraScreen):
         self.query_one("#heading", Static).update(t("tasks.heading_in", project=message.project.config.name))
         current = self.selected.ref if self.selected else None
         self.summaries = message.summaries
-        variables = self.app.theme_variables
         rows = [
-            (str(s.ref), [Text(str(s.ref), style="bold"), Text(s.title), progress_text(s, variables)])
+            (str(s.ref), [Text(str(s.ref), style="bold"), Text(s.title), progress_text(s, self.look)])
             for s in self.summaries
         ]
         target = self._want or message.select or current

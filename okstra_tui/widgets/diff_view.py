@@ -10,6 +10,8 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ..states import BOLD, LOOKS, Looks
+
 
 def _clean(line: str) -> str:
     """Tabs expanded, control characters shown as `?` (they would move the cursor)."""
@@ -17,7 +19,8 @@ def _clean(line: str) -> str:
     return line if line.isprintable() else "".join(ch if ch.isprintable() else "?" for ch in line)
 
 
-class DiffView(ScrollView, can_focus=True):
+class DiffView(Looks, ScrollView, can_focus=True):
+    COMPONENT_CLASSES = LOOKS
     DEFAULT_CSS = """
     DiffView {
         background: $surface;
@@ -31,13 +34,12 @@ class DiffView(ScrollView, can_focus=True):
         self._line_styles: dict[str, Style] = {}
 
     def on_mount(self) -> None:
-        v = self.app.theme_variables
         self._line_styles = {
-            "add": Style(color=v.get("okstra-done")),
-            "del": Style(color=v.get("okstra-stale")),
-            "hunk": Style(color=v.get("okstra-in-flight")),
-            "file": Style(bold=True, color=v.get("okstra-not-merged")),
-            "meta": Style(color=v.get("okstra-blocked")),
+            "add": self.look("okstra--done"),
+            "del": self.look("okstra--stale"),
+            "hunk": self.look("okstra--in-flight"),
+            "file": self.look("okstra--not-merged") + BOLD,
+            "meta": self.look("okstra--blocked"),
             "text": Style(),
         }
 
@@ -55,9 +57,8 @@ class DiffView(ScrollView, can_focus=True):
     def _kind(self, line: str) -> str:
         if line.startswith("diff --git"):
             return "file"
-        if line.startswith(
-            ("+++", "---", "index ", "new file", "deleted file", "similarity", "rename ")
-        ):  # not a UI text
+        meta = ("+++", "---", "index ", "new file", "deleted file", "similarity", "rename ")  # not a UI text
+        if line.startswith(meta):
             return "meta"
         if line.startswith("@@"):
             return "hunk"

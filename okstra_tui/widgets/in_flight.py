@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -12,7 +11,7 @@ from textual.widgets import Static
 
 from ..i18n import t
 from ..model import FLYING_STATES, BoardData
-from ..states import age, glyph, state_style
+from ..states import LOOKS, Looks, age, glyph
 
 
 def compact_run_id(run_id: str | None) -> str:
@@ -21,15 +20,17 @@ def compact_run_id(run_id: str | None) -> str:
     return (run_id or "-").replace("-implementation-", "-")
 
 
-class InFlightPanel(VerticalScroll):
+class InFlightPanel(Looks, VerticalScroll):
+    COMPONENT_CLASSES = LOOKS
+
     def compose(self) -> ComposeResult:
         yield Static(id="in-flight-body", markup=False)
 
     def on_mount(self) -> None:
         self.border_title = t("board.in_flight.title")
 
-    def show(self, data: BoardData, now: datetime, variables: dict[str, str]) -> None:
-        muted = Style(color=variables.get("okstra-blocked"))
+    def show(self, data: BoardData, now: datetime) -> None:
+        muted = self.look("okstra--blocked")
         flying = [v for v in data.stages if v.state in FLYING_STATES]
         body = Text()
         if not flying:
@@ -37,7 +38,7 @@ class InFlightPanel(VerticalScroll):
         for i, view in enumerate(flying):
             if i:
                 body.append("\n\n")
-            style = state_style(view.state, variables)
+            style = self.look(f"state--{view.state}")
             body.append(f"{glyph(view.state)} {view.stage} ", style=style)
             body.append(view.title, style="bold")
             body.append("\n  " + compact_run_id(view.run_id), style=muted)

@@ -2,10 +2,9 @@
 card (number and `▶ auto` on its top border, dependencies on the bottom one, title and
 state inside, coloured by state; the selected card has a heavy border).
 
-Drawn as one rich renderable in one widget rather than a widget per card: a plan of
-twenty stages would otherwise be sixty widgets to style and lay out on every start. Each
-card's lines are cached by what the card shows, so moving the selection re-renders two
-cards, not two hundred (a 200-stage board answers a key in milliseconds).
+A lane is a row of widgets: its label, then a `StageCard` per stage. `show` repaints only
+the cards whose look changed (moving the selection repaints two), and builds the lanes
+again only when the plan's shape changed.
 """
 
 from __future__ import annotations
@@ -14,24 +13,22 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rich import box
-from rich.console import Console, ConsoleOptions, RenderResult
 from rich.panel import Panel
-from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
-from textual.containers import ScrollableContainer
+from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.message import Message
 from textual.widgets import Static
 
 from ..i18n import t
 from ..model import BoardData, short
-from ..states import age, glyph, state_style
+from ..states import BOLD, LOOKS, Looks, age, glyph
 
 CARD_WIDTH = 23
 CARD_HEIGHT = 4
-LABEL_WIDTH = 4
+LABEL_WIDTH = 3
 CARD_TITLE_WIDTH = CARD_WIDTH - 4
 
 
@@ -43,7 +40,42 @@ class Card:
     auto: bool
 
 
-class LanesView(ScrollableContainer):
+class StageCard(Static):
+    """One stage's card; `LanesView` paints it (the looks are the view's)."""
+
+    def __init__(self, stage: int) -> None:
+        super().__init__()
+        self.stage = stage
+        self.shows: tuple | None = None
+        """Everything the card's panel was made from (`LanesView._card_key`)."""
+
+    def on_click(self, event: events.Click) -> None:
+        event.stop()
+        self.post_message(LanesView.Clicked(self.stage))
+
+
+class LanesView(Looks, ScrollableContainer):
+    COMPONENT_CLASSES = LOOKS
+    DEFAULT_CSS = f"""
+    LanesView > #lanes-body {{
+        width: auto;
+        height: auto;
+    }}
+    LanesView .lane {{
+        width: auto;
+        height: {CARD_HEIGHT};
+    }}
+    LanesView .lane-label {{
+        width: {LABEL_WIDTH};
+        height: {CARD_HEIGHT};
+    }}
+    LanesView StageCard {{
+        width: {CARD_WIDTH};
+        height: {CARD_HEIGHT};
+        margin-left: 1;
+    }}
+    """
+
     class Clicked(Message):
         def __init__(self, stage: int) -> None:
             super().__init__()
@@ -54,44 +86,55 @@ class LanesView(ScrollableContainer):
         self.lanes: list[tuple[str, list[int]]] = []
         self.cards: dict[int, Card] = {}
         """What each card shows (tests read it)."""
-        self._last: tuple[BoardData, datetime, dict[str, str]] | None = None
-        self._rendered: dict[tuple, list[list[Segment]]] = {}
+        self._last: tuple[BoardData, datetime] | None = None
+        self._widgets: dict[int, StageCard] = {}
 
     def compose(self) -> ComposeResult:
-        yield Static(id="lanes-body")
+        yield Vertical(id="lanes-body")
 
-    def show(self, data: BoardData, now: datetime, variables: dict[str, str], *, selected: int | None) -> None:
-        self._last = (data, now, variables)
-        self.lanes = [(g, list(s)) for g, s in data.lanes]
+    def show(self, data: BoardData, now: datetime, *, selected: int | None) -> None:
+        self._last = (data, now)
+        lanes = [(g, list(s)) for g, s in data.lanes]
+        if lanes != self.lanes:
+            self._build(lanes)
         auto = data.auto_stage
         views = data.views
-        widest = max((len(stages) for _, stages in self.lanes), default=0)
         self.cards = {}
-        rows: list[tuple[str, list[tuple[tuple, Panel | None]]]] = []
-        label_style = Style(bold=True, color=variables.get("okstra-blocked"))
-        for group, stages in self.lanes:
-            cells = []
+        for _, stages in self.lanes:
             for n in stages:
                 card = Card(n, views[n].state, n == selected, n == auto)
                 self.cards[n] = card
-                key = self._card_key(views[n], card, now, variables)
-                cells.append((key, None if key in self._rendered else self._card(views[n], card, now, variables)))
-            rows.append((group, cells))
-        used = {key for _, cells in rows for key, _ in cells}
-        self._rendered = {k: v for k, v in self._rendered.items() if k in used}
-        body = self.query_one("#lanes-body", Static)
-        body.styles.width = LABEL_WIDTH + widest * (CARD_WIDTH + 1)
-        body.update(_Lanes(rows, self._rendered, label_style))
+                widget = self._widgets[n]
+                key = self._card_key(views[n], card, now)
+                if key != widget.shows:
+                    widget.shows = key
+                    widget.update(self._card(views[n], card, now), layout=False)
+
+    def _build(self, lanes: list[tuple[str, list[int]]]) -> None:
+        """The lanes as widgets: a row per group, its label and its cards."""
+        self.lanes = lanes
+        self._widgets = {n: StageCard(n) for _, stages in lanes for n in stages}
+        label_style = self.look("okstra--blocked") + BOLD
+        body = self.query_one("#lanes-body", Vertical)
+        body.remove_children()
+        body.mount_all(
+            Horizontal(
+                Static(_label(group, label_style), classes="lane-label"),
+                *(self._widgets[n] for n in stages),
+                classes="lane",
+            )
+            for group, stages in lanes
+        )
 
     def mark_selected(self, stage: int | None) -> None:
         if self._last is not None:
-            data, now, variables = self._last
-            self.show(data, now, variables, selected=stage)
+            data, now = self._last
+            self.show(data, now, selected=stage)
 
-    def _card_key(self, view, card: Card, now: datetime, variables: dict[str, str]) -> tuple:
+    def _card_key(self, view, card: Card, now: datetime) -> tuple:
         """Everything a card's lines depend on."""
-        colours = tuple(variables.get(f"okstra-{name}") for name in ("blocked", "ready", view.state))
-        return (card, view.title, self._note(view, now), tuple(view.depends_on), colours)
+        looks = tuple(self.look(name) for name in ("okstra--blocked", "state--ready", f"state--{view.state}"))
+        return (card, view.title, self._note(view, now), tuple(view.depends_on), looks)
 
     @staticmethod
     def _note(view, now: datetime) -> str:
@@ -103,17 +146,18 @@ class LanesView(ScrollableContainer):
             return t("card.waits", stages=", ".join(map(str, view.waits_for)))
         return t("state.ready")
 
-    def _card(self, view, card: Card, now: datetime, variables: dict[str, str]) -> Panel:
+    def _card(self, view, card: Card, now: datetime) -> Panel:
         title = view.title if len(view.title) <= CARD_TITLE_WIDTH else view.title[: CARD_TITLE_WIDTH - 1] + "…"
         note = self._note(view, now)
-        style = state_style(view.state, variables)
-        border = Style(color=style.color, bold=card.selected, dim=view.state == "blocked" and not card.selected)
+        style = self.look(f"state--{view.state}")
+        colour = self.look(f"okstra--{view.state}")
+        border = colour + Style(bold=card.selected, dim=view.state == "blocked" and not card.selected)
         # rich pads a panel's title and subtitle with a space on each side
-        heading = Text(str(card.stage), style=Style(color=style.color, bold=True))
+        heading = Text(str(card.stage), style=colour + BOLD)
         if card.auto:
-            heading.append(" " + t("card.auto"), style=Style(color=variables.get("okstra-ready"), bold=True))
+            heading.append(" " + t("card.auto"), style=self.look("state--ready"))
         deps = (
-            Text("← " + ", ".join(map(str, view.depends_on)), style=Style(color=variables.get("okstra-blocked")))
+            Text("← " + ", ".join(map(str, view.depends_on)), style=self.look("okstra--blocked"))
             if view.depends_on
             else None
         )
@@ -130,38 +174,8 @@ class LanesView(ScrollableContainer):
             padding=(0, 1),
         )
 
-    def on_click(self, event: events.Click) -> None:
-        """A click on a card selects its stage."""
-        offset = event.get_content_offset(self.query_one("#lanes-body", Static))
-        if offset is None:
-            return
-        row, column = offset.y // CARD_HEIGHT, (offset.x - LABEL_WIDTH) // (CARD_WIDTH + 1)
-        if 0 <= row < len(self.lanes) and offset.x >= LABEL_WIDTH and 0 <= column < len(self.lanes[row][1]):
-            self.post_message(self.Clicked(self.lanes[row][1][column]))
 
-
-class _Lanes:
-    """The lanes grid: a label column, then each lane's cards side by side, stitched from
-    each card's cached lines (rendered here, once, the first time a card is shown)."""
-
-    def __init__(self, rows, rendered: dict[tuple, list[list[Segment]]], label_style: Style) -> None:
-        self.rows = rows
-        self.rendered = rendered
-        self.label_style = label_style
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        card_options = options.update(width=CARD_WIDTH, height=CARD_HEIGHT)
-        gap = Segment(" ")
-        for group, cells in self.rows:
-            lines = []
-            for key, panel in cells:
-                if key not in self.rendered:
-                    self.rendered[key] = console.render_lines(panel, card_options, pad=True)
-                lines.append(self.rendered[key])
-            for row in range(CARD_HEIGHT):
-                label = group if row == CARD_HEIGHT // 2 - 1 else ""
-                yield Segment(label[: LABEL_WIDTH - 1].ljust(LABEL_WIDTH - 1), self.label_style)
-                for card_lines in lines:
-                    yield gap
-                    yield from card_lines[row]
-                yield Segment.line()
+def _label(group: str, style: Style) -> Text:
+    """A lane's label, on the line of its cards' titles."""
+    rows = ["" if row != CARD_HEIGHT // 2 - 1 else group[:LABEL_WIDTH] for row in range(CARD_HEIGHT)]
+    return Text("\n".join(row.ljust(LABEL_WIDTH) for row in rows), style=style)

@@ -3,7 +3,6 @@ the same change now), fed by `okstra_engine.reconcile` when this build has it.""
 
 from __future__ import annotations
 
-from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -12,9 +11,12 @@ from textual.widgets.option_list import Option
 
 from ..i18n import t, texts
 from ..model import Suggestion, short
+from ..states import BOLD, LOOKS, Looks
 
 
-class ReconcilePanel(Vertical):
+class ReconcilePanel(Looks, Vertical):
+    COMPONENT_CLASSES = LOOKS
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.suggestions: list[Suggestion] = []
@@ -29,11 +31,11 @@ class ReconcilePanel(Vertical):
         self.query_one("#reconcile-list").display = False
         self.query_one("#reconcile-hint").display = False
 
-    def show(self, suggestions: list[Suggestion] | None, variables: dict[str, str]) -> None:
+    def show(self, suggestions: list[Suggestion] | None) -> None:
         empty = self.query_one("#reconcile-empty", Static)
         listing = self.query_one("#reconcile-list", OptionList)
         self.suggestions = suggestions or []
-        muted = Style(color=variables.get("okstra-blocked"))
+        muted = self.look("okstra--blocked")
         if not self.suggestions:
             note = t("board.reconcile.none_note") if suggestions is not None else t("board.reconcile.unavailable_note")
             empty.update(Text.assemble((t("board.reconcile.none"), "bold"), "\n", (note, muted)))
@@ -51,15 +53,13 @@ class ReconcilePanel(Vertical):
                 " → ",
                 (
                     short(s.suggested) or t("board.reconcile.no_match"),
-                    Style(color=variables.get("okstra-done"), bold=True) if s.suggested else muted,
+                    self.look("okstra--done") + BOLD if s.suggested else muted,
                 ),
                 "\n  ",
                 (t("kind." + s.kind) if "kind." + s.kind in texts() else s.kind, muted),
             )
             if s.ambiguous:
-                arrow.append(
-                    " · " + t("board.reconcile.ambiguous"), style=Style(color=variables.get("okstra-not-merged"))
-                )
+                arrow.append(" · " + t("board.reconcile.ambiguous"), style=self.look("okstra--not-merged"))
             listing.add_option(Option(arrow, id=f"s{s.stage}"))
         empty.display, listing.display = False, True
         self.query_one("#reconcile-hint").display = True

@@ -7,7 +7,6 @@ from datetime import datetime
 from pathlib import Path
 
 from rich.console import Group
-from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -16,14 +15,16 @@ from textual.widgets import Static
 
 from ..i18n import t
 from ..model import BoardData, home_relative
-from ..states import age, badge, glyph, state_style
+from ..states import LOOKS, Looks, age, badge
 
 
-class StageDetail(VerticalScroll):
+class StageDetail(Looks, VerticalScroll):
+    COMPONENT_CLASSES = LOOKS
+
     def compose(self) -> ComposeResult:
         yield Static(id="stage-detail-body")
 
-    def show(self, data: BoardData | None, stage: int | None, now: datetime, variables: dict[str, str]) -> None:
+    def show(self, data: BoardData | None, stage: int | None, now: datetime) -> None:
         body = self.query_one("#stage-detail-body", Static)
         views = data.views if data else {}
         view = views.get(stage) if stage is not None else None
@@ -31,7 +32,7 @@ class StageDetail(VerticalScroll):
             self.border_title = ""
             body.update("")
             return
-        muted = Style(color=variables.get("okstra-blocked"))
+        muted = self.look("okstra--blocked")
         self.border_title = f"{t('board.detail.stage', stage=view.stage)} · {view.title}"
         host = data.hosts.get(view.stage) or "-"
         sentence = {
@@ -50,9 +51,7 @@ class StageDetail(VerticalScroll):
                     text.append("   ")
                 other = views[n]
                 text.append(f"{n} ", style="bold")
-                text.append(
-                    f"{glyph(other.state)} {t('state.' + other.state)}", style=state_style(other.state, variables)
-                )
+                text.append(badge(other.state, self.look))
             return text if numbers else Text("—", style=muted)
 
         grid = Table.grid(padding=(0, 2))
@@ -71,5 +70,5 @@ class StageDetail(VerticalScroll):
         summary = data.summaries.get(view.stage)
         if summary:
             grid.add_row(t("detail.summary"), Text(summary))
-        head = Text.assemble(badge(view.state, variables), "  ", sentence)
+        head = Text.assemble(badge(view.state, self.look), "  ", sentence)
         body.update(Group(head, grid))

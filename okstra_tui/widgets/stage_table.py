@@ -5,21 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from rich.style import Style
 from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
 from ..i18n import t
 from ..model import BoardData, short
-from ..states import age, badge
+from ..states import LOOKS, Looks, age, badge
 
 COLUMNS = ("no", "title", "deps", "group", "state", "commit", "where")
 TITLE_WIDTH = 24
 
 
-class StageTable(DataTable[Text]):
+class StageTable(Looks, DataTable[Text]):
     """Rows keyed by stage number; `show` keeps the cursor on the same stage."""
+
+    COMPONENT_CLASSES = LOOKS
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, cursor_foreground_priority="renderable")
@@ -42,15 +43,13 @@ class StageTable(DataTable[Text]):
             return
         self.move_cursor(row=index)
 
-    def show(self, data: BoardData, now: datetime, variables: dict[str, str], *, keep: int | None) -> None:
+    def show(self, data: BoardData, now: datetime, *, keep: int | None) -> None:
         auto = data.auto_stage
-        muted = Style(color=variables.get("okstra-blocked"))
+        muted = self.look("okstra--blocked")
         self.clear()
         for view in data.stages:
             n = view.stage
-            marker = (
-                Text("▶ ", style=Style(color=variables.get("okstra-ready"), bold=True)) if n == auto else Text("  ")
-            )
+            marker = Text("▶ ", style=self.look("state--ready")) if n == auto else Text("  ")
             title = view.title if len(view.title) <= TITLE_WIDTH else view.title[: TITLE_WIDTH - 1] + "…"
             if view.state in ("in-flight", "stale"):
                 host = data.hosts.get(n)
@@ -64,7 +63,7 @@ class StageTable(DataTable[Text]):
                 Text(title),
                 Text(", ".join(map(str, view.depends_on)) or "—", style=muted if not view.depends_on else ""),
                 Text(view.group),
-                badge(view.state, variables),
+                badge(view.state, self.look),
                 Text(short(view.done_commit) or "—", style="" if view.done_commit else muted),
                 where,
                 key=str(n),

@@ -176,6 +176,25 @@ async def test_help_and_palette_cover_the_handoff(make_app, demo) -> None:
         assert "counted, not merged again" in text_of(app.screen.query_one(".help-body Static"))
 
 
+async def test_the_footer_follows_the_screens_state(make_app, demo) -> None:
+    """The keys on the footer follow the screen's state as it changes: `y` and `escape`
+    go while a handoff runs and come back after, with no refresh asked for by hand."""
+    from okstra_tui.screens.handoff import Busy
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _open(pilot, 1)
+
+        def footer_keys() -> set[str]:
+            return {key.key for key in screen.query("FooterKey")}
+
+        await settle(pilot, lambda: {"y", "escape"} <= footer_keys())
+        screen.busy = Busy.RUNNING
+        await settle(pilot, lambda: not {"y", "escape"} & footer_keys())
+        screen.busy = None
+        await settle(pilot, lambda: {"y", "escape"} <= footer_keys())
+
+
 async def test_the_buttons_do_what_their_keys_do(make_app, demo) -> None:
     """`#back` runs the screen's `back` action through its `check_action`: refused while
     a handoff runs, as `escape` is, and taken once it is over."""
