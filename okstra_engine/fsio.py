@@ -113,11 +113,6 @@ def write_dir(final: Path, files: dict[str, str], *, fault_prefix: str | None = 
 _STAGING_SUFFIX = ".okstra-partial"
 
 
-def _rename(src: Path, dst: Path) -> None:
-    """One rename; raises OSError(EXDEV) across file systems (the tests make it do so)."""
-    os.rename(src, dst)
-
-
 def remove_tree(path: Path, *, fault_prefix: str | None = None) -> None:
     """Remove a directory tree whose complete copy is safe elsewhere, then make the
     removal durable. `fault_prefix` names the kill point the reliability tests use."""
@@ -148,7 +143,7 @@ def move_tree(src: Path, dst: Path, *, fault_prefix: str | None = None) -> str:
     if os.path.lexists(dst):
         raise FileExistsError(errno.EEXIST, "destination exists", str(dst))
     try:
-        _rename(src, dst)
+        os.rename(src, dst)  # OSError(EXDEV) across file systems: copied below
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise

@@ -232,7 +232,7 @@ def test_restore_refuses_an_edited_manifest_or_another_agent_home(tmp_path: Path
 
 
 def test_cross_device_move_and_restore_copy_and_verify(monkeypatch) -> None:
-    monkeypatch.setattr(fsio, "_rename", exdev)
+    monkeypatch.setattr(os, "rename", exdev)  # as across two file systems
     make_team()
     original = tree(agent_home())
     entry = q.move_team(TEAM)
@@ -260,7 +260,7 @@ def _assert_complete_somewhere(original: dict, entry_dir: Path) -> None:
 
 
 def test_crash_between_copy_and_remove_then_move_again(monkeypatch) -> None:
-    monkeypatch.setattr(fsio, "_rename", exdev)
+    monkeypatch.setattr(os, "rename", exdev)  # as across two file systems
     monkeypatch.setattr(fsio, "remove_tree", _crash)
     make_team()
     original = tree(agent_home())
@@ -294,7 +294,7 @@ def test_crash_in_the_middle_of_the_remove_then_restore(monkeypatch) -> None:
         victim.unlink()
         raise RuntimeError("crash mid-remove")
 
-    monkeypatch.setattr(fsio, "_rename", exdev)
+    monkeypatch.setattr(os, "rename", exdev)  # as across two file systems
     monkeypatch.setattr(fsio, "remove_tree", remove_one_file_then_crash)
     make_team()
     original = tree(agent_home())
@@ -327,7 +327,7 @@ def test_crash_during_the_copy_leaves_the_source_whole(monkeypatch) -> None:
     def flaky_copytree(src, dst, symlinks=False, ignore=None, copy_function=None, *rest, **kw):
         return real_copytree(src, dst, symlinks, ignore, flaky_copy, *rest, **kw)
 
-    monkeypatch.setattr(fsio, "_rename", exdev)
+    monkeypatch.setattr(os, "rename", exdev)  # as across two file systems
     monkeypatch.setattr(shutil, "copytree", flaky_copytree)
     make_team()
     original = tree(agent_home())
@@ -347,7 +347,7 @@ def test_crash_during_the_copy_leaves_the_source_whole(monkeypatch) -> None:
 
 
 def test_crash_after_restore_copy_then_restore_again(monkeypatch) -> None:
-    monkeypatch.setattr(fsio, "_rename", exdev)
+    monkeypatch.setattr(os, "rename", exdev)  # as across two file systems
     make_team()
     original = tree(agent_home())
     entry = q.move_team(TEAM)
@@ -365,7 +365,7 @@ def test_crash_after_restore_copy_then_restore_again(monkeypatch) -> None:
 
 
 def test_a_team_recreated_after_an_interrupted_move_goes_to_a_new_entry(monkeypatch) -> None:
-    monkeypatch.setattr(fsio, "_rename", exdev)
+    monkeypatch.setattr(os, "rename", exdev)  # as across two file systems
     monkeypatch.setattr(fsio, "remove_tree", _crash)
     make_team(tasks=False)
     with pytest.raises(RuntimeError):
