@@ -120,6 +120,7 @@ class HandoffScreen(OkstraScreen):
             self.result = result
             self.error = error
 
+    # plan and result: every assignment is news (always_update), no deep comparison of plans
     busy: reactive[Busy | None] = reactive(Busy.PLANNING, bindings=True, repaint=False)
     plan: reactive[HandoffPlan | None] = reactive(None, bindings=True, repaint=False, always_update=True)
     result: reactive[HandoffResult | None] = reactive(None, bindings=True, repaint=False, always_update=True)

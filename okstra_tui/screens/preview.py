@@ -161,6 +161,7 @@ class PreviewScreen(OkstraScreen):
             self.plan = plan
             self.launch_error = launch_error
 
+    # preview: every assignment is news (always_update), no deep comparison of previews
     busy: reactive[Busy | None] = reactive(Busy.LOADING, bindings=True, repaint=False)
     preview: reactive[Preview | None] = reactive(None, bindings=True, repaint=False, always_update=True)
     decision: reactive[Decision | None] = reactive(None, bindings=True, repaint=False)
