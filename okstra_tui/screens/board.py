@@ -477,6 +477,8 @@ class BoardScreen(OkstraScreen):
     def _task_changing(self, changing: bool) -> None:
         """A screen above changes the task (`OkstraApp.changing_task`): while it does, no
         read announces anything, nor does one that began before it was done."""
+        if not changing and not self._muted:
+            return  # not the end of a change (Textual also calls watchers as the app starts)
         self._muted = changing
         if not changing:
             self._quiet_since = time.monotonic()
