@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from okstra_engine.errors import OkstraError
 from okstra_engine.slugs import TaskRef
-from okstra_engine.stage_view import StageView, first_ready
+from okstra_engine.stage_view import StageState, StageView, first_ready
 
 from .i18n import t
 
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 # The engine modules that load pydantic are imported inside the functions, which run in
 # worker threads: the UI paints its first frame while they load.
 
-DONE_STATES = ("done", "not-merged")
-FLYING_STATES = ("in-flight", "stale")
 Reason = tuple[str, dict[str, Any]]
 PlanState = Literal["none", "draft", "approved"]
 
@@ -123,9 +121,9 @@ def summarize(task: Task, status: TaskStatus) -> TaskSummary:
         title=task.doc.title,
         plan=plan_state(task, status),
         total=len(states),
-        done=sum(s in DONE_STATES for s in states),
-        in_flight=states.count("in-flight"),
-        stale=states.count("stale"),
+        done=sum(s.is_done for s in states),
+        in_flight=states.count(StageState.IN_FLIGHT),
+        stale=states.count(StageState.STALE),
         auto_stage=status.auto_stage,
     )
 
@@ -167,9 +165,9 @@ def phase_choices(plan: PlanState, status: TaskStatus) -> list[PhaseChoice]:
     gates `prepare` enforces (prepare has the last word and says why in its error)."""
     from okstra_engine.runs import PHASES
 
-    not_done = [s.stage for s in status.stages if s.state not in DONE_STATES]
-    not_merged = [s.stage for s in status.stages if s.state == "not-merged"]
-    flying = [s.stage for s in status.stages if s.state in FLYING_STATES]
+    not_done = [s.stage for s in status.stages if not s.is_done]
+    not_merged = [s.stage for s in status.stages if s.state is StageState.NOT_MERGED]
+    flying = [s.stage for s in status.stages if s.is_flying]
     if plan == "approved":
         needs_plan = None
     elif plan == "draft":
@@ -336,8 +334,8 @@ def board_events(old: BoardData, new: BoardData) -> list[tuple[int, Reason]]:
         if was is None:
             continue
         n = view.stage
-        if view.state in DONE_STATES:
-            if was.state not in DONE_STATES:
+        if view.is_done:
+            if not was.is_done:
                 events.append((n, ("event.done", {"stage": n, "commit": short(view.done_commit)})))
             elif was.done_commit != view.done_commit:
                 events.append(
@@ -349,13 +347,17 @@ def board_events(old: BoardData, new: BoardData) -> list[tuple[int, Reason]]:
                         ),
                     )
                 )
-        elif view.state == "stale" and was.state != "stale":
+        elif view.state is StageState.STALE and was.state is not StageState.STALE:
             events.append((n, ("event.stale", {"stage": n, "why": view.stale_reason or ""})))
-        elif view.state == "in-flight" and was.state not in FLYING_STATES:
+        elif view.state is StageState.IN_FLIGHT and not was.is_flying:
             events.append((n, ("event.taken", {"stage": n, "run": view.run_id or "-"})))
-        elif view.state == "in-flight" and new.last_status.get(n) == "started" and old.last_status.get(n) == "reserved":
+        elif (
+            view.state is StageState.IN_FLIGHT
+            and new.last_status.get(n) == "started"
+            and old.last_status.get(n) == "reserved"
+        ):
             events.append((n, ("event.started", {"stage": n, "run": view.run_id or "-"})))
-        elif was.state in FLYING_STATES and view.state in ("ready", "blocked"):
+        elif was.is_flying and not view.is_flying:
             events.append((n, ("event.released", {"stage": n})))
     return events
 

@@ -37,6 +37,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from okstra_engine.errors import OkstraError
 from okstra_engine.slugs import TaskRef
+from okstra_engine.stage_view import StageState
 
 from ..base import OkstraScreen
 from ..i18n import t
@@ -289,14 +290,14 @@ class BoardScreen(OkstraScreen):
             )
             summary.update(text)
             return
-        counts = {state: sum(v.state == state for v in data.stages) for state in ORDER}
-        done = counts["done"] + counts["not-merged"]
+        done = sum(v.is_done for v in data.stages)
         text.append("   ")
         text.append(t("tasks.done", done=done, total=len(data.stages)), style=look("okstra--done"))
-        for state, key in (("in-flight", "tasks.in_flight"), ("stale", "tasks.stale")):
-            if counts[state]:
+        for state, key in ((StageState.IN_FLIGHT, "tasks.in_flight"), (StageState.STALE, "tasks.stale")):
+            count = sum(v.state is state for v in data.stages)
+            if count:
                 text.append(" · ")
-                text.append(t(key, n=counts[state]), style=look(f"okstra--{state}"))
+                text.append(t(key, n=count), style=look(f"okstra--{state}"))
         text.append(" · ")
         if data.auto_stage is not None:
             text.append(t("board.next", stage=data.auto_stage), style=look("okstra--ready") + BOLD)
@@ -342,7 +343,7 @@ class BoardScreen(OkstraScreen):
         view = self._selected_view()
         if view is None or self.data is None:
             return
-        if view.state == "ready":
+        if view.state is StageState.READY:
             self.okstra.open_run(self.data.task, "implementation", view.stage)
             return
         why = {
@@ -359,7 +360,7 @@ class BoardScreen(OkstraScreen):
             return
         auto = self.data.auto_stage
         if auto is None:
-            flying = [v.stage for v in self.data.stages if v.state in ("in-flight", "stale")]
+            flying = [v.stage for v in self.data.stages if v.is_flying]
             self.say(t("board.why.nothing_ready", stages=", ".join(map(str, flying)) or "-"), severity="warning")
             return
         self.query_one("#stages", StageTable).select_stage(auto)
@@ -369,14 +370,14 @@ class BoardScreen(OkstraScreen):
         view = self._selected_view()
         if view is None or self.data is None:
             return
-        if view.state == "in-flight":
+        if view.state is StageState.IN_FLIGHT:
             self.say(
                 t("release.live", stage=view.stage, run=view.run_id or "-", task=str(self.ref)),
                 severity="warning",
                 timeout=10,
             )
             return
-        if view.state != "stale":
+        if view.state is not StageState.STALE:
             self.say(t("release.nothing", stage=view.stage), severity="warning")
             return
         from .confirm import ConfirmModal
