@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from okstra_engine.ledger import LedgerRow
     from okstra_engine.ledger_state import LedgerState
     from okstra_engine.projects import Project
+    from okstra_engine.refusals import Refusal
     from okstra_engine.status import TaskStatus
     from okstra_engine.tasks import Task
 
@@ -156,43 +157,15 @@ def create_task(project: Project, ref_text: str, title: str, category: str | Non
 class PhaseChoice:
     phase: str
     available: bool
-    reason: Reason | None = None
-    """Why it is not available (or, for implementation, why nothing can start now)."""
+    refusal: Refusal | None = None
+    """Why a run of it cannot be prepared now (for implementation: why no stage can start)."""
 
 
-def phase_choices(plan: PlanState, status: TaskStatus) -> list[PhaseChoice]:
-    """Each phase and whether a run of it can be prepared now — the TUI's preview of the
-    gates `prepare` enforces (prepare has the last word and says why in its error)."""
-    from okstra_engine.runs import PHASES
+def phase_choices(status: TaskStatus) -> list[PhaseChoice]:
+    """Each phase and whether a run of it can be prepared now, as the engine's gates say."""
+    from okstra_engine.gates import phase_refusals
 
-    not_done = [s.stage for s in status.stages if not s.is_done]
-    not_merged = [s.stage for s in status.stages if s.state is StageState.NOT_MERGED]
-    flying = [s.stage for s in status.stages if s.is_flying]
-    if plan == "approved":
-        needs_plan = None
-    elif plan == "draft":
-        needs_plan = ("phase.why.plan_draft", {})
-    else:
-        needs_plan = ("phase.why.no_plan", {})
-    choices = []
-    for phase in PHASES:
-        reason: Reason | None = None
-        if phase == "planning":
-            pass
-        elif needs_plan:
-            reason = needs_plan
-        elif phase == "implementation":
-            if status.auto_stage is None:
-                if not not_done:
-                    reason = ("phase.why.all_done", {})
-                else:
-                    reason = ("phase.why.nothing_ready", {"stages": stage_list(flying or not_done)})
-        elif phase in ("final-verification", "release-handoff") and not_done:
-            reason = ("phase.why.not_done", {"stages": stage_list(not_done)})
-        elif phase == "final-verification" and not_merged:
-            reason = ("phase.why.not_merged", {"stages": stage_list(not_merged)})
-        choices.append(PhaseChoice(phase, reason is None, reason))
-    return choices
+    return [PhaseChoice(phase, refusal is None, refusal) for phase, refusal in phase_refusals(status).items()]
 
 
 # ---------------------------------------------------------------- the board

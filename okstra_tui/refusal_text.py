@@ -1,6 +1,8 @@
 """A refusal's words in the person's language: `refusal_texts(refusal)` fills the texts
 `refusal.<code>` (what) and `refusal.<code>.how` (the fix) with the refusal's params made
 into display strings. In English the words are the CLI's (`Refusal.what` / `.how`).
+`refusal_brief` is the short form a list row shows (`refusal.<code>.brief`, the phase
+picker's), where a code has one.
 
 Params that are lists or records are rendered with small texts of their own
 (`refusal.part.*`); `fix` and `why` params are command lines and git's messages, shown as
@@ -15,7 +17,7 @@ from typing import Any
 from okstra_engine.errors import OkstraError
 from okstra_engine.refusals import Params, Refusal, RefusedError, numbers, when
 
-from .i18n import t
+from .i18n import t, texts
 
 Fields = dict[str, str]
 SHA_PARAMS = frozenset({"commit", "head"})
@@ -24,12 +26,25 @@ MOST_PATHS = 5
 
 def refusal_texts(refusal: Refusal) -> tuple[str, str]:
     """(what, how) of `refusal`, in the current language."""
+    fields = _fields(refusal)
+    key = "refusal." + refusal.code
+    return t(key, **fields), t(key + ".how", **fields)
+
+
+def refusal_brief(refusal: Refusal) -> str:
+    """The short words of `refusal` for a list row, or its what when its code has none."""
+    key = f"refusal.{refusal.code}.brief"
+    if key not in texts():
+        return refusal_texts(refusal)[0]
+    return t(key, **_fields(refusal))
+
+
+def _fields(refusal: Refusal) -> Fields:
     fields = {name: _display(name, value) for name, value in refusal.params.items()}
     extra = _EXTRA.get(refusal.code)
     if extra is not None:
         fields.update(extra(refusal.params))
-    key = "refusal." + refusal.code
-    return t(key, **fields), t(key + ".how", **fields)
+    return fields
 
 
 def error_texts(error: OkstraError) -> tuple[str, str]:
@@ -92,11 +107,14 @@ def _nothing_ready(p: Params) -> Fields:
         )
         parts.append(t("refusal.part.stale", runs=runs))
     release = t("refusal.part.release_stale", task=p["task"], stage=p["stale"][0]["stage"]) if p["stale"] else ""
-    return {"states": "; ".join(parts), "release": release}
+    # the brief names what the stages wait on: those in flight, else those blocked
+    waiting = sorted(s["stage"] for s in p["in_flight"] + p["stale"]) or [b["stage"] for b in p["blocked"]]
+    return {"states": "; ".join(parts), "release": release, "stages": numbers(waiting)}
 
 
 def _stages_not_merged(p: Params) -> Fields:
     return {
+        "stages": numbers([s["stage"] for s in p["stages"]]),
         "unmerged": _unmerged(p["stages"]),
         "task_head": t("refusal.part.task_head", head=short(p["head"])) if p["head"] else "",
         "or_fix": t("refusal.part.or_fix", fix=p["fix"]) if p["fix"] else "",

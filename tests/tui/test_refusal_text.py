@@ -138,3 +138,21 @@ def test_an_engine_error_that_is_no_refusal_keeps_its_words() -> None:
     refusal = Refusal("handoff.not_started", {"task": T, "stage": 4})
     assert error_texts(refusal.error()) == refusal_texts(refusal) != (refusal.what, refusal.how)
     assert error_texts(OkstraError("what", "how")) == ("what", "how")
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_briefs_render_for_their_codes(lang: str) -> None:
+    from okstra_tui.refusal_text import refusal_brief
+
+    set_language(lang)
+    briefs = [key.removeprefix("refusal.").removesuffix(".brief") for key in load_texts(lang) if key.endswith(".brief")]
+    assert "phase.stages_not_done" in briefs
+    for code in briefs:
+        assert code in codes()
+        for params in EXAMPLES[code]:
+            brief = refusal_brief(Refusal(code, params))
+            assert brief and "{" not in brief and brief != refusal_texts(Refusal(code, params))[0]
+    waiting = Refusal("phase.nothing_ready", EXAMPLES["phase.nothing_ready"][0])
+    assert "2, 3, 4" in refusal_brief(waiting)  # what the stages wait on: those in flight or stale
+    no_brief = Refusal("stage.blocked", EXAMPLES["stage.blocked"][0])
+    assert refusal_brief(no_brief) == refusal_texts(no_brief)[0]
