@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from okstra_engine.errors import OkstraError
 from okstra_engine.slugs import TaskRef
-from okstra_engine.stage_view import StageState, StageView, first_ready
+from okstra_engine.stage_view import StageState, StageView
 
 from .i18n import t
 
@@ -173,15 +173,13 @@ def phase_choices(status: TaskStatus) -> list[PhaseChoice]:
 
 @dataclass
 class BoardData:
-    """What the board shows, and the engine's task and ledger state behind it, which the
-    board's actions need."""
+    """What the board shows, and the engine's status of the task behind it, which the
+    board's actions ask the engine's gates about."""
 
     title: str
     project_name: str
     plan: PlanState
-    plan_run: str | None
-    stages: list[StageView]
-    warnings: list[str]
+    status: TaskStatus
     lanes: list[tuple[str, list[int]]]
     """Groups in hand-off order, each with its stages."""
     hosts: dict[int, str | None]
@@ -192,15 +190,28 @@ class BoardData:
     branches: dict[int, str]
     """Each stage's worktree branch."""
     watch: list[Path]
-    task: Task
-    ledger: LedgerState
-    """The ledger's state, as `status` read it."""
     summaries: dict[int, str] = field(default_factory=dict)
     """The lead's summary of each finished stage (its carry sidecar)."""
 
     @property
+    def task(self) -> Task:
+        return self.status.task
+
+    @property
+    def plan_run(self) -> str | None:
+        return self.status.plan_run
+
+    @property
+    def stages(self) -> list[StageView]:
+        return self.status.stages
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.status.warnings
+
+    @property
     def auto_stage(self) -> int | None:
-        return first_ready(self.stages)
+        return self.status.auto_stage
 
     @cached_property
     def views(self) -> dict[int, StageView]:
@@ -230,9 +241,7 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
         title=task.doc.title,
         project_name=project.config.name,
         plan=plan,
-        plan_run=status.plan_run,
-        stages=status.stages,
-        warnings=status.warnings,
+        status=status,
         lanes=lanes,
         hosts=hosts,
         last_status=last,
@@ -240,8 +249,6 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
         branches={v.stage: stage_branch(task, v.stage) for v in status.stages},
         watch=watch_paths(task, status.plan_run),
         summaries=summaries,
-        task=task,
-        ledger=status.ledger,
     )
 
 
@@ -355,7 +362,7 @@ def stage_diff(data: BoardData, stage: int) -> StageDiff | None:
     the engine says. None when the stage has nothing to show yet."""
     from okstra_engine import stage_diff as engine
 
-    found = engine.stage_diff(data.task, data.ledger, stage)
+    found = engine.stage_diff(data.task, data.status.ledger, stage)
     if found is None:
         return None
     change = found.change

@@ -340,33 +340,37 @@ class BoardScreen(OkstraScreen):
     # ------------------------------------------------------------ actions
 
     def action_choose(self) -> None:
+        """An implementation run of the highlighted stage, or why `prepare` would refuse it."""
+        from okstra_engine.gates import prepare_refusal
+
         view = self._selected_view()
         if view is None or self.data is None:
             return
-        if view.state is StageState.READY:
-            self.okstra.open_run(self.data.task, "implementation", view.stage)
+        refusal = prepare_refusal(self.data.status, "implementation", view.stage)
+        if refusal is not None:
+            self.refuse(refusal)
             return
-        why = {
-            "done": ("board.why.done", {"stage": view.stage, "commit": short(view.done_commit) or "-"}),
-            "not-merged": ("board.why.done", {"stage": view.stage, "commit": short(view.done_commit) or "-"}),
-            "in-flight": ("board.why.in-flight", {"stage": view.stage, "run": view.run_id or "-"}),
-            "stale": ("board.why.stale", {"stage": view.stage}),
-            "blocked": ("board.why.blocked", {"stage": view.stage, "waits": ", ".join(map(str, view.waits_for))}),
-        }[view.state]
-        self.say(t(why[0], **why[1]), severity="warning")
+        self.okstra.open_run(self.data.task, "implementation", view.stage)
 
     def action_auto(self) -> None:
+        """An implementation run of the stage `--stage auto` takes, or why there is none."""
+        from okstra_engine.gates import prepare_refusal
+
         if self.data is None:
             return
+        refusal = prepare_refusal(self.data.status, "implementation")
         auto = self.data.auto_stage
-        if auto is None:
-            flying = [v.stage for v in self.data.stages if v.is_flying]
-            self.say(t("board.why.nothing_ready", stages=", ".join(map(str, flying)) or "-"), severity="warning")
-            return
-        self.query_one("#stages", StageTable).select_stage(auto)
-        self.okstra.open_run(self.data.task, "implementation", auto)
+        if refusal is not None:
+            self.refuse(refusal)
+        elif auto is not None:  # nothing refused: there is a ready stage
+            self.query_one("#stages", StageTable).select_stage(auto)
+            self.okstra.open_run(self.data.task, "implementation", auto)
 
     def action_release(self) -> None:
+        """Release the highlighted stage's stale reservation, once confirmed. A live run's
+        is not released from the board (the engine would): the board says how, by hand."""
+        from okstra_engine.gates import release_refusal
+
         view = self._selected_view()
         if view is None or self.data is None:
             return
@@ -377,8 +381,9 @@ class BoardScreen(OkstraScreen):
                 timeout=10,
             )
             return
-        if view.state is not StageState.STALE:
-            self.say(t("release.nothing", stage=view.stage), severity="warning")
+        refusal = release_refusal(self.data.task, self.data.status.ledger, view.stage)
+        if refusal is not None:
+            self.refuse(refusal)
             return
         from .confirm import ConfirmModal
 
