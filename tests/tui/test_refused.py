@@ -88,3 +88,54 @@ async def test_the_phase_picker_and_the_cli_refuse_a_phase_alike(make_app, demo,
     assert final.refusal == cli and not final.available
     assert notes.texts[-1] == f"{cli.what}\nFix: {cli.how}"
     assert cli.what in detail and cli.how in detail
+
+
+async def test_in_korean_the_handoff_screen_shows_the_refusals_in_korean(make_app) -> None:
+    from okstra_tui.refusal_text import refusal_texts
+    from okstra_tui.screens.handoff import HandoffScreen
+
+    app = make_app(lang="ko")
+    async with app.run_test(size=SIZE) as pilot:
+        board = await board_ready(pilot)
+        board.query_one("#stages").select_stage(4)
+        await pilot.press("h")
+        await settle(pilot, lambda: isinstance(app.screen, HandoffScreen) and app.screen.busy is None)
+        plan = app.screen.plan
+        notes = text_of(app.screen.query_one("#handoff-notes"))
+    refused = plan.refused
+    assert sorted(refused) == [3, 4] and refused[4].code == "handoff.not_started"
+    for refusal in refused.values():
+        what, how = refusal_texts(refusal)
+        assert what in notes and how in notes
+        assert refusal.what not in notes and refusal.how not in notes
+    assert "스테이지 4가 완료되지 않았습니다 (준비됨, 시작 전)" in notes
+    assert "okstra prepare demo/checkout --type implementation --stage 4" in notes  # the command as it is
+
+
+async def test_in_korean_the_error_dialog_shows_a_refusal_in_korean(make_app, demo) -> None:
+    """Stage 4 is taken by another run after the board showed it ready: the preview's
+    prepare refuses it, and the error dialog says so in Korean."""
+    from okstra_engine.prepare import PrepareOptions, prepare
+    from okstra_engine.refusals import RefusedError
+    from okstra_tui.refusal_text import refusal_texts
+    from okstra_tui.screens.error import ErrorDialog
+    from okstra_tui.screens.run_options import RunOptionsScreen
+
+    app = make_app(lang="ko")
+    async with app.run_test(size=SIZE) as pilot:
+        board = await board_ready(pilot)
+        await pilot.press("enter")  # stage 4, ready
+        await settle(pilot, lambda: isinstance(app.screen, RunOptionsScreen) and app.screen.context is not None)
+        prepare(_task(demo), PrepareOptions("implementation", stage="4"))  # another run takes it
+        app.screen.query_one("#worker-claude").value = False  # a single lead: no team dialog
+        await pilot.press("ctrl+n")
+        await settle(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        dialog = app.screen
+        assert board is not dialog
+    with pytest.raises(RefusedError) as caught:
+        prepare(_task(demo), PrepareOptions("implementation", stage="4", render_only=True))
+    refusal = caught.value.refusal
+    assert refusal.code == "stage.in_flight"
+    what, how = refusal_texts(refusal)
+    assert (dialog.what, dialog.how) == (what, how) != (refusal.what, refusal.how)
+    assert what.startswith("스테이지 4는 실행 ") and "진행 중" in what
