@@ -8,8 +8,6 @@ few errors raised here take their words from the same text files.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +25,7 @@ if TYPE_CHECKING:
     from okstra_engine.ledger import LedgerRow
     from okstra_engine.ledger_state import LedgerState
     from okstra_engine.projects import Project
+    from okstra_engine.reconcile import Suggestion
     from okstra_engine.refusals import Refusal
     from okstra_engine.status import TaskStatus
     from okstra_engine.tasks import Task
@@ -377,63 +376,23 @@ def stage_diff(data: BoardData, stage: int) -> StageDiff | None:
     )
 
 
-# ---------------------------------------------------------------- reconcile (issue 5)
+# ---------------------------------------------------------------- reconcile
 
 
-@dataclass(frozen=True)
-class Suggestion:
-    stage: int
-    recorded: str
-    suggested: str | None
-    kind: str
-    applicable: bool = False
-    """It names a commit `reconcile.apply` would record."""
-    ambiguous: bool = False
-    raw: Any = field(default=None, compare=False)
+def load_suggestions(task: Task) -> list[Suggestion]:
+    """The live git-reconcile suggestions that need a person: commits to correct, or lost
+    (not those whose stage only awaits its handoff: the board shows that state)."""
+    from okstra_engine import reconcile
 
-
-def reconcile_module():
-    """`okstra_engine.reconcile` when this build has it, else None."""
-    if importlib.util.find_spec("okstra_engine.reconcile") is None:
-        return None
-    return importlib.import_module("okstra_engine.reconcile")
-
-
-def load_suggestions(task: Task) -> list[Suggestion] | None:
-    """The live git-reconcile suggestions, or None when reconcile is not in this build."""
-    module = reconcile_module()
-    if module is None or not hasattr(module, "suggestions"):
-        return None
-    # `not-merged` is the normal state of a finished stage before its handoff (the board
-    # shows it); the panel lists what needs a person: commits to correct, or lost
-    return [_suggestion(s) for s in module.suggestions(task) if getattr(s, "kind", None) != "not-merged"]
-
-
-def _suggestion(item: Any) -> Suggestion:
-    get = item.get if isinstance(item, dict) else lambda name, default=None: getattr(item, name, default)
-    suggested = get("suggested") or None
-    return Suggestion(
-        int(get("stage")),
-        str(get("recorded") or ""),
-        suggested,
-        str(get("kind") or "unknown"),
-        bool(get("applicable", bool(suggested))),
-        bool(get("ambiguous", False)),
-        item,
-    )
+    return [s for s in reconcile.suggestions(task) if not s.awaits_handoff]
 
 
 def apply_suggestion(task: Task, suggestion: Suggestion) -> None:
     """Record the suggestion as a correction row (`reconcile.apply`, which takes the task
     mutex)."""
-    module = reconcile_module()
-    if module is None or not hasattr(module, "apply"):
-        by_hand = (
-            f"okstra reconcile {task.ref} --stage {suggestion.stage} --commit {suggestion.suggested}"  # not a UI text
-        )
-        raise OkstraError(t("reconcile.unavailable"), t("reconcile.by_hand", command=by_hand))
-    applied = module.apply(task, [suggestion.raw])
-    if not applied:
+    from okstra_engine import reconcile
+
+    if not reconcile.apply(task, [suggestion]):
         command = f"okstra reconcile {task.ref}"  # not a UI text
         raise OkstraError(t("reconcile.outdated", stage=suggestion.stage), t("reconcile.see", command=command))
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -43,7 +43,6 @@ from ..base import OkstraScreen
 from ..i18n import t
 from ..model import (
     BoardData,
-    Suggestion,
     apply_suggestion,
     board_events,
     fingerprint,
@@ -59,6 +58,9 @@ from ..widgets.lanes import LanesView
 from ..widgets.reconcile_panel import ReconcilePanel
 from ..widgets.stage_detail import StageDetail
 from ..widgets.stage_table import StageTable
+
+if TYPE_CHECKING:
+    from okstra_engine.reconcile import Suggestion
 
 FULL_REFRESH_S = 15.0
 _NEEDS_DATA = frozenset({"choose", "auto", "release", "diff", "apply", "handoff"})
@@ -96,7 +98,7 @@ class BoardScreen(OkstraScreen):
             return isinstance(message, BoardScreen.Loaded)
 
     class SuggestionsLoaded(Message):
-        def __init__(self, suggestions: list[Suggestion] | None, plan_run: str | None) -> None:
+        def __init__(self, suggestions: list[Suggestion], plan_run: str | None) -> None:
             super().__init__()
             self.suggestions = suggestions
             self.plan_run = plan_run
