@@ -111,8 +111,8 @@ def run_facts(manifest: PreparedRun, *, dry: bool, look: Look, team: Text, agent
     wt = manifest.worktree
     where = Text(home_relative(Path(wt.path)) if wt.path else "—", style="bold")
     where.append(f"  ({worktree_status(wt.status, dry=dry)})", style=muted)
-    if wt.note and not (dry and wt.note == "render only: not created"):  # not a UI text: the engine's dry-run note
-        where.append("\n" + wt.note, style=muted)
+    if wt.findings:  # a dry run's "nothing was made" is the status word's to say
+        where.append("\n" + wt.findings, style=muted)
     grid.add_row(t("preview.worktree"), where)
     if wt.branch:
         grid.add_row(
