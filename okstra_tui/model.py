@@ -270,6 +270,7 @@ def watch_paths(task: Task, plan_run: str | None) -> list[Path]:
     """The files whose change can change the board: ledger, carry sidecars, the runs
     folder (a new or approved plan), the registry's changes file (not the database: a
     mere reader changes its files), and the task's branches."""
+    from okstra_engine.git import branch_files
     from okstra_engine.ledger import LEDGER_NAME
     from okstra_engine.tasks import task_branch
 
@@ -282,10 +283,7 @@ def watch_paths(task: Task, plan_run: str | None) -> list[Path]:
     from okstra_engine.registry import changes_path
 
     paths.append(changes_path())
-    git_dir = task.project.root / ".git"
-    if git_dir.is_dir():
-        paths += [git_dir / "packed-refs", git_dir / "refs" / "heads" / task_branch(task)]
-    return paths
+    return paths + branch_files(task.project.root, task_branch(task))
 
 
 def fingerprint(paths: list[Path]) -> tuple:

@@ -79,6 +79,8 @@ def test_board_data_and_events(demo) -> None:
     assert before.hosts[3] == "build-box" and before.last_status[3] == "started"
     assert before.summaries[1].startswith("Order model")
     assert Path(before.worktrees[3]).name == "checkout-s3"
+    git_dir = Path(demo.project_root) / ".git"  # the task branch moving changes the board
+    assert {git_dir / "packed-refs", git_dir / "refs" / "heads" / "okstra/feature/demo/checkout"} <= set(before.watch)
     stale = _board(demo, minutes=3 * 24 * 60)
     assert board_events(before, stale) == [(3, ("event.stale", {"stage": 3, "why": stale.views[3].stale_reason}))]
     mark = fingerprint(before.watch)
