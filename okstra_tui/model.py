@@ -1,8 +1,9 @@
 """What the screens show, computed from the engine. No Textual here: every function runs
 in a worker thread (it reads files and calls git), and the tests call them directly.
 
-Reasons are returned as (text key, params) and the screens turn them into words; the
-few errors raised here take their words from the same text files.
+Refusals are the engine's (`okstra_engine.refusals.Refusal`, from its gates), which
+`refusal_text` puts into words; board events are (text key, params); the few errors
+raised here take their words from the text files.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from okstra_engine.errors import OkstraError
 from okstra_engine.refusals import Params, Refusal, RefusedError, numbers, when
 
 from .i18n import t, texts
+from .model import short
 
 Fields = dict[str, str]
 SHA_PARAMS = frozenset({"commit", "head"})
@@ -55,13 +56,13 @@ def error_texts(error: OkstraError) -> tuple[str, str]:
     return error.what, error.how
 
 
-def short(sha: object) -> str:
-    return sha[:8] if isinstance(sha, str) else "-"
+def _short(sha: str | None) -> str:
+    return short(sha) or "-"
 
 
 def _display(name: str, value: Any) -> str:
     if name in SHA_PARAMS:
-        return short(value)
+        return _short(value)
     if name == "since":
         return when(value)
     if name == "paths":
@@ -86,7 +87,7 @@ def _run(run: object) -> str:
 
 def _unmerged(stages: Sequence[dict[str, Any]]) -> str:
     """`stage 4 (1a2b3c4d) is not`, `stage 2 (…), stage 3 (…) are not`."""
-    listed = ", ".join(t("refusal.part.stage_commit", stage=s["stage"], commit=short(s["commit"])) for s in stages)
+    listed = ", ".join(t("refusal.part.stage_commit", stage=s["stage"], commit=_short(s["commit"])) for s in stages)
     return t("refusal.part.unmerged.one" if len(stages) == 1 else "refusal.part.unmerged.many", listed=listed)
 
 
@@ -116,7 +117,7 @@ def _stages_not_merged(p: Params) -> Fields:
     return {
         "stages": numbers([s["stage"] for s in p["stages"]]),
         "unmerged": _unmerged(p["stages"]),
-        "task_head": t("refusal.part.task_head", head=short(p["head"])) if p["head"] else "",
+        "task_head": t("refusal.part.task_head", head=_short(p["head"])) if p["head"] else "",
         "or_fix": t("refusal.part.or_fix", fix=p["fix"]) if p["fix"] else "",
     }
 
@@ -128,7 +129,7 @@ def _deps_not_merged(p: Params) -> Fields:
 
 def _stage_done(p: Params) -> Fields:
     return {
-        "at": t("refusal.part.at", commit=short(p["commit"])) if p["commit"] else "",
+        "at": t("refusal.part.at", commit=_short(p["commit"])) if p["commit"] else "",
         "run": str(p["run"] or "-"),
     }
 
