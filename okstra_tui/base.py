@@ -1,5 +1,6 @@
 """What every okstra screen shares: bindings in the person's language, the one worker-failure handler,
-and `escape` going back up the flow (project → task → phase → board).
+saying an engine refusal (`refuse`, a `Refused` message), and `escape` going back up the
+flow (project → task → phase → board).
 
 A button runs its screen's action (`Button(..., action="screen.confirm")`): Textual then
 asks the screen's `check_action` first, so a button and the key bound to the same action
