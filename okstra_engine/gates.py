@@ -13,6 +13,7 @@ worktree, a dirty worktree, a done commit that is gone) is refused by `prepare`,
 - Final verification of the whole task needs every stage done (a done row, even when the
   stage was reserved again since) and merged into the task worktree.
 - Release handoff needs only the approved plan.
+- Releasing a stage needs a reservation: its latest ledger row is `reserved` or `started`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .runs import PHASES
 from .stage_view import StageState
 
 if TYPE_CHECKING:
+    from .ledger_state import LedgerState
     from .stage_map import StageMap
     from .status import TaskStatus
     from .tasks import Task
@@ -44,7 +46,18 @@ def phase_refusals(status: TaskStatus) -> dict[str, Refusal | None]:
 
 def phase_refusal(status: TaskStatus, phase: str) -> Refusal | None:
     """Why a run of `phase` cannot be prepared now, or None."""
-    return setup_refusal(status.task, phase, plan_approved=status.plan_run is not None) or stages_refusal(status, phase)
+    return prepare_refusal(status, phase)
+
+
+def prepare_refusal(status: TaskStatus, phase: str, stage: int | None = None) -> Refusal | None:
+    """What `prepare --type PHASE [--stage N]` refuses from status alone, in the order it
+    asks: the phase's setup, then the stage (`stage`; None: any, as `--stage auto`)."""
+    refusal = setup_refusal(status.task, phase, plan_approved=status.plan_run is not None)
+    if refusal is not None:
+        return refusal
+    if stage is None or phase not in STAGED:
+        return stages_refusal(status, phase)
+    return stage_refusal(status, stage, phase)
 
 
 def known_phase(phase: str) -> Refusal | None:
@@ -162,6 +175,18 @@ def pick_stage(status: TaskStatus, requested: int | None) -> int:
     if refusal is not None:
         raise RefusedError(refusal)
     return requested
+
+
+# ---------------------------------------------------------------------------- release
+
+
+def release_refusal(task: Task, ledger: LedgerState, stage: int) -> Refusal | None:
+    """Why `record --status released` has nothing to release on `stage`, or None."""
+    this = ledger.stages.get(stage)
+    if this is not None and this.in_flight:
+        return None
+    latest = this.latest.status if this is not None else None
+    return Refusal("release.no_reservation", {"task": str(task.ref), "stage": stage, "latest": latest})
 
 
 # ---------------------------------------------------------------------------- handoff

@@ -122,6 +122,16 @@ def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
     return proc.returncode == 0
 
 
+def branch_files(repo: Path, branch: str) -> list[Path]:
+    """The files git rewrites when `branch` of `repo` moves (its loose ref and
+    packed-refs), for a watcher that stats them rather than run git; none unless
+    `repo/.git` is the repository's own directory."""
+    git_dir = repo / ".git"
+    if not git_dir.is_dir():
+        return []
+    return [git_dir / "packed-refs", git_dir / "refs" / "heads" / branch]
+
+
 def git_path(repo: Path, name: str) -> Path:
     """A path inside the git dir (`info/exclude`), right for linked worktrees too."""
     return (repo / out(["rev-parse", "--git-path", name], repo)).resolve()

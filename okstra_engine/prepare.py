@@ -77,6 +77,9 @@ class WorktreeInfo(Doc):
     base_ref: str | None
     status: str
     note: str | None = None
+    findings: str | None = Field(default=None, exclude=True)
+    """What provisioning found or repaired: the note without a dry run's remark that
+    nothing was made (for a UI that says so its own way; not in the manifest)."""
 
 
 class ConcurrentRun(Doc):
@@ -251,8 +254,8 @@ def _prepare_locked(
 def _say_repair(what: str, provision: Provision, say: Callable[[str], None]) -> None:
     """Say when provisioning repaired what an interrupted run left (a worktree missing from
     the registry, a branch without its worktree, a half-made worktree)."""
-    if provision.note and (provision.status == worktrees.RECREATED or "adopted" in provision.note):
-        say(f"okstra: {what}: {provision.note}")
+    if provision.said and (provision.status == worktrees.RECREATED or "adopted" in provision.note):
+        say(f"okstra: {what}: {provision.said}")
 
 
 def repo_layout(root: Path) -> str:
@@ -480,7 +483,8 @@ def _info(provision: Provision) -> WorktreeInfo:
         branch=provision.branch,
         base_ref=provision.base_ref,
         status=provision.status,
-        note=provision.note or None,
+        note=provision.said or None,
+        findings=provision.note or None,
     )
 
 
@@ -519,7 +523,7 @@ def _write_run(
             worktree_branch=stage_wt.branch or no_git,
             worktree_base=stage_wt.base_ref or no_git,
             worktree_status=stage_wt.status,
-            worktree_note=stage_wt.note,
+            worktree_note=stage_wt.said,
             workers=list(options.workers),
             stage=stage,
             stage_title=spec.title if spec is not None else None,

@@ -108,6 +108,12 @@ class Suggestion:
     def applicable(self) -> bool:
         return self.kind in REASONS and bool(self.suggested)
 
+    @property
+    def awaits_handoff(self) -> bool:
+        """Its work is only not merged yet: the normal state of a done stage before its
+        group's handoff, nothing for a person to correct."""
+        return self.kind == "not-merged"
+
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "stage": self.stage,

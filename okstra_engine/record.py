@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from . import faults
 from .errors import OkstraError
+from .gates import release_refusal
 from .git import resolve_commit
-from .ledger import IN_FLIGHT, LEDGER_NAME, LedgerRow, Status, append_row, new_row
+from .ledger import LEDGER_NAME, LedgerRow, Status, append_row, new_row
 from .ledger_state import read_state
 from .locks import Notice, task_mutex
 from .plans import require_plan_run_root
+from .refusals import refuse
 from .tasks import Task
 
 
@@ -38,14 +40,9 @@ def _record_locked(task: Task, stage: int, status: Status, commit: str | None, r
         )
     ledger = plan.dir / LEDGER_NAME
     state = read_state(ledger)
-    this = state.stages.get(stage)
-    latest = this.latest if this else None
     fields: dict[str, object] = {"impl_task_key": task.key, "run_id": run_id or state.run_id(stage)}
-    if status == "released" and (latest is None or latest.status not in IN_FLIGHT):
-        raise OkstraError(
-            f"stage {stage} has no reservation to release (its latest row is {latest.status if latest else 'none'})",
-            f"see what is in flight: okstra status {task.ref}",
-        )
+    if status == "released":
+        refuse(release_refusal(task, state, stage))
     if status == "done":
         head = fields["head_commit"] = _done_commit(task, stage, commit)
         if head:

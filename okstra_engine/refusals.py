@@ -38,6 +38,8 @@ Codes and their params (`task` is always the task ref, `GROUP/ID`):
 - `handoff.no_commit` {task, stage}
 - `handoff.unclassified` {task, stage, why}
 - `handoff.commit_missing` {task, stage, commit, fix}
+- `release.no_reservation` {task, stage, latest}: `latest` the status of the stage's
+  latest ledger row, or null when it has none
 """
 
 from __future__ import annotations
@@ -361,6 +363,14 @@ def _handoff_unclassified(p: Params) -> tuple[str, str]:
     return (
         f"cannot tell whether stage {p['stage']} is merged: {p['why']}",
         f"see: okstra reconcile {p['task']} --stage {p['stage']}",
+    )
+
+
+@_words("release.no_reservation")
+def _release_no_reservation(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} has no reservation to release (its latest row is {p['latest'] or 'none'})",
+        f"see what is in flight: okstra status {p['task']}",
     )
 
 

@@ -45,6 +45,7 @@ SKIPPED_NON_GIT = "skipped-non-git"
 SKIPPED_NESTED = "skipped-nested-worktree"
 HALF_MADE = "initializing"
 """The lock reason git gives a worktree while `git worktree add` is making it."""
+NOT_CREATED = "render only: not created"
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,20 @@ class Provision:
     base_ref: str | None
     status: str
     note: str = ""
+    """What provisioning found or repaired (`said` is how okstra words it all)."""
     made_worktree: bool = False
     """git made the worktree in this call (undo removes it)."""
     new_branch_at: str | None = None
     """git made the branch in this call, at this commit (undo deletes it)."""
     registered: bool = False
     """this call wrote the registry row (undo forgets it)."""
+    render_only: bool = False
+    """A dry run's answer for a worktree git would make: nothing was made."""
+
+    @property
+    def said(self) -> str:
+        """The note as okstra prints it: a dry run's answer says that nothing was made."""
+        return "; ".join(part for part in (self.note, NOT_CREATED if self.render_only else "") if part)
 
 
 def task_slot(task: Task) -> TaskSlot:
@@ -177,8 +186,7 @@ def provision(target: Target, base: str, *, dry_run: bool = False, base_must_be_
         notes.append(f"branch {target.branch} existed at {existing[:8]}: checked out again with its commits")
     base_ref = registered.base_ref if (registered and existing) else base
     if dry_run:
-        notes.append("render only: not created")
-        return Provision(path, target.branch, base_ref, status, "; ".join(notes))
+        return Provision(path, target.branch, base_ref, status, "; ".join(notes), render_only=True)
 
     if prune:
         git.worktree_prune(repo)

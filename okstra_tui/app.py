@@ -161,10 +161,11 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
     # ------------------------------------------------------------ errors
 
     def show_error(self, error: BaseException) -> None:
+        from .refusal_text import error_texts
         from .screens.error import ErrorDialog
 
         if isinstance(error, OkstraError):
-            dialog = ErrorDialog(error.what, error.how)
+            dialog = ErrorDialog(*error_texts(error))
         else:
             self.log.error(error)
             dialog = ErrorDialog(

@@ -1,5 +1,6 @@
 """What every okstra screen shares: bindings in the person's language, the one worker-failure handler,
-and `escape` going back up the flow (project → task → phase → board).
+saying an engine refusal (`refuse`, a `Refused` message), and `escape` going back up the
+flow (project → task → phase → board).
 
 A button runs its screen's action (`Button(..., action="screen.confirm")`): Textual then
 asks the screen's `check_action` first, so a button and the key bound to the same action
@@ -10,7 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from rich.text import Text
+from textual import on
 from textual.binding import ActiveBinding, Binding
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
@@ -18,7 +21,18 @@ from .i18n import localize_bindings, t
 from .states import LOOKS, Looks
 
 if TYPE_CHECKING:
+    from okstra_engine.refusals import Refusal
+
     from .app import OkstraApp
+
+
+class Refused(Message):
+    """The engine refused what the person asked of a screen (`OkstraScreen.refuse`);
+    the screen says so, in the person's language."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__()
+        self.refusal = refusal
 
 
 class WorkerFailures:
@@ -75,6 +89,18 @@ class OkstraScreen(WorkerFailures, LocalizedKeys, Looks, Screen[None]):
     def say(self, text: str, *, severity: str = "information", title: str = "", timeout: float | None = None) -> None:
         """A notification; its text is shown as is (task titles may hold `[`)."""
         self.app.notify(text, title=title, severity=severity, timeout=timeout, markup=False)  # type: ignore[arg-type]
+
+    def refuse(self, refusal: Refusal) -> None:
+        """Say why the engine will not do what was asked (a `Refused` message)."""
+        self.post_message(Refused(refusal))
+
+    @on(Refused)
+    def _refused(self, message: Refused) -> None:
+        from .refusal_text import refusal_texts
+
+        message.stop()
+        what, how = refusal_texts(message.refusal)
+        self.say(what + "\n" + t("error.how", how=how), severity="warning", timeout=10)
 
     def start_list(self, texts: str, keys: tuple[str, ...]) -> None:
         """A list screen's first look: its table's columns (headed by the texts

@@ -1,15 +1,14 @@
 """What the screens show, computed from the engine. No Textual here: every function runs
 in a worker thread (it reads files and calls git), and the tests call them directly.
 
-Reasons are returned as (text key, params) and the screens turn them into words; the
-few errors raised here take their words from the same text files.
+Refusals are the engine's (`okstra_engine.refusals.Refusal`, from its gates), which
+`refusal_text` puts into words; board events are (text key, params); the few errors
+raised here take their words from the text files.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from okstra_engine.errors import OkstraError
 from okstra_engine.slugs import TaskRef
-from okstra_engine.stage_view import StageView, first_ready
+from okstra_engine.stage_view import StageState, StageView
 
 from .i18n import t
 
@@ -27,14 +26,14 @@ if TYPE_CHECKING:
     from okstra_engine.ledger import LedgerRow
     from okstra_engine.ledger_state import LedgerState
     from okstra_engine.projects import Project
+    from okstra_engine.reconcile import Suggestion
+    from okstra_engine.refusals import Refusal
     from okstra_engine.status import TaskStatus
     from okstra_engine.tasks import Task
 
 # The engine modules that load pydantic are imported inside the functions, which run in
 # worker threads: the UI paints its first frame while they load.
 
-DONE_STATES = ("done", "not-merged")
-FLYING_STATES = ("in-flight", "stale")
 Reason = tuple[str, dict[str, Any]]
 PlanState = Literal["none", "draft", "approved"]
 
@@ -123,9 +122,9 @@ def summarize(task: Task, status: TaskStatus) -> TaskSummary:
         title=task.doc.title,
         plan=plan_state(task, status),
         total=len(states),
-        done=sum(s in DONE_STATES for s in states),
-        in_flight=states.count("in-flight"),
-        stale=states.count("stale"),
+        done=sum(s.is_done for s in states),
+        in_flight=states.count(StageState.IN_FLIGHT),
+        stale=states.count(StageState.STALE),
         auto_stage=status.auto_stage,
     )
 
@@ -158,43 +157,15 @@ def create_task(project: Project, ref_text: str, title: str, category: str | Non
 class PhaseChoice:
     phase: str
     available: bool
-    reason: Reason | None = None
-    """Why it is not available (or, for implementation, why nothing can start now)."""
+    refusal: Refusal | None = None
+    """Why a run of it cannot be prepared now (for implementation: why no stage can start)."""
 
 
-def phase_choices(plan: PlanState, status: TaskStatus) -> list[PhaseChoice]:
-    """Each phase and whether a run of it can be prepared now — the TUI's preview of the
-    gates `prepare` enforces (prepare has the last word and says why in its error)."""
-    from okstra_engine.runs import PHASES
+def phase_choices(status: TaskStatus) -> list[PhaseChoice]:
+    """Each phase and whether a run of it can be prepared now, as the engine's gates say."""
+    from okstra_engine.gates import phase_refusals
 
-    not_done = [s.stage for s in status.stages if s.state not in DONE_STATES]
-    not_merged = [s.stage for s in status.stages if s.state == "not-merged"]
-    flying = [s.stage for s in status.stages if s.state in FLYING_STATES]
-    if plan == "approved":
-        needs_plan = None
-    elif plan == "draft":
-        needs_plan = ("phase.why.plan_draft", {})
-    else:
-        needs_plan = ("phase.why.no_plan", {})
-    choices = []
-    for phase in PHASES:
-        reason: Reason | None = None
-        if phase == "planning":
-            pass
-        elif needs_plan:
-            reason = needs_plan
-        elif phase == "implementation":
-            if status.auto_stage is None:
-                if not not_done:
-                    reason = ("phase.why.all_done", {})
-                else:
-                    reason = ("phase.why.nothing_ready", {"stages": stage_list(flying or not_done)})
-        elif phase in ("final-verification", "release-handoff") and not_done:
-            reason = ("phase.why.not_done", {"stages": stage_list(not_done)})
-        elif phase == "final-verification" and not_merged:
-            reason = ("phase.why.not_merged", {"stages": stage_list(not_merged)})
-        choices.append(PhaseChoice(phase, reason is None, reason))
-    return choices
+    return [PhaseChoice(phase, refusal is None, refusal) for phase, refusal in phase_refusals(status).items()]
 
 
 # ---------------------------------------------------------------- the board
@@ -202,15 +173,13 @@ def phase_choices(plan: PlanState, status: TaskStatus) -> list[PhaseChoice]:
 
 @dataclass
 class BoardData:
-    """What the board shows, and the engine's task and ledger state behind it, which the
-    board's actions need."""
+    """What the board shows, and the engine's status of the task behind it, which the
+    board's actions ask the engine's gates about."""
 
     title: str
     project_name: str
     plan: PlanState
-    plan_run: str | None
-    stages: list[StageView]
-    warnings: list[str]
+    status: TaskStatus
     lanes: list[tuple[str, list[int]]]
     """Groups in hand-off order, each with its stages."""
     hosts: dict[int, str | None]
@@ -221,15 +190,28 @@ class BoardData:
     branches: dict[int, str]
     """Each stage's worktree branch."""
     watch: list[Path]
-    task: Task
-    ledger: LedgerState
-    """The ledger's state, as `status` read it."""
     summaries: dict[int, str] = field(default_factory=dict)
     """The lead's summary of each finished stage (its carry sidecar)."""
 
     @property
+    def task(self) -> Task:
+        return self.status.task
+
+    @property
+    def plan_run(self) -> str | None:
+        return self.status.plan_run
+
+    @property
+    def stages(self) -> list[StageView]:
+        return self.status.stages
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.status.warnings
+
+    @property
     def auto_stage(self) -> int | None:
-        return first_ready(self.stages)
+        return self.status.auto_stage
 
     @cached_property
     def views(self) -> dict[int, StageView]:
@@ -259,9 +241,7 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
         title=task.doc.title,
         project_name=project.config.name,
         plan=plan,
-        plan_run=status.plan_run,
-        stages=status.stages,
-        warnings=status.warnings,
+        status=status,
         lanes=lanes,
         hosts=hosts,
         last_status=last,
@@ -269,8 +249,6 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
         branches={v.stage: stage_branch(task, v.stage) for v in status.stages},
         watch=watch_paths(task, status.plan_run),
         summaries=summaries,
-        task=task,
-        ledger=status.ledger,
     )
 
 
@@ -293,6 +271,7 @@ def watch_paths(task: Task, plan_run: str | None) -> list[Path]:
     """The files whose change can change the board: ledger, carry sidecars, the runs
     folder (a new or approved plan), the registry's changes file (not the database: a
     mere reader changes its files), and the task's branches."""
+    from okstra_engine.git import branch_files
     from okstra_engine.ledger import LEDGER_NAME
     from okstra_engine.tasks import task_branch
 
@@ -305,10 +284,7 @@ def watch_paths(task: Task, plan_run: str | None) -> list[Path]:
     from okstra_engine.registry import changes_path
 
     paths.append(changes_path())
-    git_dir = task.project.root / ".git"
-    if git_dir.is_dir():
-        paths += [git_dir / "packed-refs", git_dir / "refs" / "heads" / task_branch(task)]
-    return paths
+    return paths + branch_files(task.project.root, task_branch(task))
 
 
 def fingerprint(paths: list[Path]) -> tuple:
@@ -336,8 +312,8 @@ def board_events(old: BoardData, new: BoardData) -> list[tuple[int, Reason]]:
         if was is None:
             continue
         n = view.stage
-        if view.state in DONE_STATES:
-            if was.state not in DONE_STATES:
+        if view.is_done:
+            if not was.is_done:
                 events.append((n, ("event.done", {"stage": n, "commit": short(view.done_commit)})))
             elif was.done_commit != view.done_commit:
                 events.append(
@@ -349,13 +325,17 @@ def board_events(old: BoardData, new: BoardData) -> list[tuple[int, Reason]]:
                         ),
                     )
                 )
-        elif view.state == "stale" and was.state != "stale":
+        elif view.state is StageState.STALE and was.state is not StageState.STALE:
             events.append((n, ("event.stale", {"stage": n, "why": view.stale_reason or ""})))
-        elif view.state == "in-flight" and was.state not in FLYING_STATES:
+        elif view.state is StageState.IN_FLIGHT and not was.is_flying:
             events.append((n, ("event.taken", {"stage": n, "run": view.run_id or "-"})))
-        elif view.state == "in-flight" and new.last_status.get(n) == "started" and old.last_status.get(n) == "reserved":
+        elif (
+            view.state is StageState.IN_FLIGHT
+            and new.last_status.get(n) == "started"
+            and old.last_status.get(n) == "reserved"
+        ):
             events.append((n, ("event.started", {"stage": n, "run": view.run_id or "-"})))
-        elif was.state in FLYING_STATES and view.state in ("ready", "blocked"):
+        elif was.is_flying and not view.is_flying:
             events.append((n, ("event.released", {"stage": n})))
     return events
 
@@ -380,7 +360,7 @@ def stage_diff(data: BoardData, stage: int) -> StageDiff | None:
     the engine says. None when the stage has nothing to show yet."""
     from okstra_engine import stage_diff as engine
 
-    found = engine.stage_diff(data.task, data.ledger, stage)
+    found = engine.stage_diff(data.task, data.status.ledger, stage)
     if found is None:
         return None
     change = found.change
@@ -395,63 +375,23 @@ def stage_diff(data: BoardData, stage: int) -> StageDiff | None:
     )
 
 
-# ---------------------------------------------------------------- reconcile (issue 5)
+# ---------------------------------------------------------------- reconcile
 
 
-@dataclass(frozen=True)
-class Suggestion:
-    stage: int
-    recorded: str
-    suggested: str | None
-    kind: str
-    applicable: bool = False
-    """It names a commit `reconcile.apply` would record."""
-    ambiguous: bool = False
-    raw: Any = field(default=None, compare=False)
+def load_suggestions(task: Task) -> list[Suggestion]:
+    """The live git-reconcile suggestions that need a person: commits to correct, or lost
+    (not those whose stage only awaits its handoff: the board shows that state)."""
+    from okstra_engine import reconcile
 
-
-def reconcile_module():
-    """`okstra_engine.reconcile` when this build has it, else None."""
-    if importlib.util.find_spec("okstra_engine.reconcile") is None:
-        return None
-    return importlib.import_module("okstra_engine.reconcile")
-
-
-def load_suggestions(task: Task) -> list[Suggestion] | None:
-    """The live git-reconcile suggestions, or None when reconcile is not in this build."""
-    module = reconcile_module()
-    if module is None or not hasattr(module, "suggestions"):
-        return None
-    # `not-merged` is the normal state of a finished stage before its handoff (the board
-    # shows it); the panel lists what needs a person: commits to correct, or lost
-    return [_suggestion(s) for s in module.suggestions(task) if getattr(s, "kind", None) != "not-merged"]
-
-
-def _suggestion(item: Any) -> Suggestion:
-    get = item.get if isinstance(item, dict) else lambda name, default=None: getattr(item, name, default)
-    suggested = get("suggested") or None
-    return Suggestion(
-        int(get("stage")),
-        str(get("recorded") or ""),
-        suggested,
-        str(get("kind") or "unknown"),
-        bool(get("applicable", bool(suggested))),
-        bool(get("ambiguous", False)),
-        item,
-    )
+    return [s for s in reconcile.suggestions(task) if not s.awaits_handoff]
 
 
 def apply_suggestion(task: Task, suggestion: Suggestion) -> None:
     """Record the suggestion as a correction row (`reconcile.apply`, which takes the task
     mutex)."""
-    module = reconcile_module()
-    if module is None or not hasattr(module, "apply"):
-        by_hand = (
-            f"okstra reconcile {task.ref} --stage {suggestion.stage} --commit {suggestion.suggested}"  # not a UI text
-        )
-        raise OkstraError(t("reconcile.unavailable"), t("reconcile.by_hand", command=by_hand))
-    applied = module.apply(task, [suggestion.raw])
-    if not applied:
+    from okstra_engine import reconcile
+
+    if not reconcile.apply(task, [suggestion]):
         command = f"okstra reconcile {task.ref}"  # not a UI text
         raise OkstraError(t("reconcile.outdated", stage=suggestion.stage), t("reconcile.see", command=command))
 

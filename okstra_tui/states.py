@@ -19,15 +19,17 @@ from typing import Any
 from rich.style import Style
 from rich.text import Text
 
+from okstra_engine.stage_view import StageState
+
 from .i18n import t
 
 GLYPHS = {
-    "done": "✔",
-    "not-merged": "✔",
-    "in-flight": "◐",
-    "stale": "✖",
-    "ready": "●",
-    "blocked": "○",
+    StageState.DONE: "✔",
+    StageState.NOT_MERGED: "✔",
+    StageState.IN_FLIGHT: "◐",
+    StageState.STALE: "✖",
+    StageState.READY: "●",
+    StageState.BLOCKED: "○",
 }
 COLOURS = {
     # six states, six colours (Textual's dark theme shares one for warning and accent)
@@ -38,7 +40,7 @@ COLOURS = {
     "okstra-ready": "#FFA62B",
     "okstra-blocked": "#8A8A8A",
 }
-ORDER = ("done", "not-merged", "in-flight", "stale", "ready", "blocked")
+ORDER = tuple(StageState)
 LOOKS = frozenset({f"state--{state}" for state in ORDER} | {f"okstra--{state}" for state in ORDER})
 """The component classes `app.tcss` styles; `COMPONENT_CLASSES` of whatever uses them."""
 BOLD = Style(bold=True)
@@ -57,11 +59,11 @@ class Looks:
         return self.get_component_rich_style(name, partial=True)
 
 
-def glyph(state: str) -> str:
+def glyph(state: StageState) -> str:
     return GLYPHS[state]
 
 
-def badge(state: str, look: Look) -> Text:
+def badge(state: StageState, look: Look) -> Text:
     return Text(f"{glyph(state)} {t('state.' + state)}", style=look(f"state--{state}"))
 
 

@@ -15,6 +15,7 @@ from okstra_engine import registry
 from okstra_engine.carry import CarrySidecar, write_carry
 from okstra_engine.ledger import append_row, hostname, new_row, read_ledger
 from okstra_engine.plans import import_plan, plan_run_root
+from okstra_engine.prepare import PrepareOptions, prepare
 from okstra_engine.projects import init_project
 from okstra_engine.record import record
 from okstra_engine.slugs import TaskRef
@@ -298,6 +299,10 @@ def test_render_only_changes_nothing_on_disk(task, capsys, after_a_run: bool) ->
     assert code == 0 and doc["render_only"] is True and "Implement stage" in doc["prompt_text"]
     assert not Path(doc["run_dir"]).exists()
     assert _snapshot(repo, home) == before
+    # the manifest says nothing was made; `findings` (what a UI shows) leaves that out
+    assert doc["worktree"]["note"] == "render only: not created" and "findings" not in doc["worktree"]
+    prepared = prepare(task, PrepareOptions("implementation", render_only=True))
+    assert prepared.manifest.worktree.note == "render only: not created" and prepared.manifest.worktree.findings is None
 
 
 def test_render_only_reports_the_same_refusals(task, capsys) -> None:

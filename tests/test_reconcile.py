@@ -294,6 +294,8 @@ def test_many_stages_at_once(task) -> None:
     found = {s.stage: (s.kind, s.suggested) for s in reconcile.suggestions(task)}
     assert found == {1: ("patch-equivalent", rebased), 3: ("missing", None), 4: ("not-merged", None)}
     assert [s.stage for s in reconcile.suggestions(task, stages=[4])] == [4]
+    # only the not-merged one awaits its handoff; the others need a person
+    assert [s.stage for s in reconcile.suggestions(task) if s.awaits_handoff] == [4]
 
 
 # ---- shallow clones ----

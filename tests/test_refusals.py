@@ -68,6 +68,8 @@ def test_each_stage_state_refuses_prepare_with_the_gate_functions_answer(task, c
         )
         assert status_code == 2 and out == ""
         assert err == f"okstra: {refusal.what}\n  fix: {refusal.how}\n"
+    for n in (1, 2, 3, 4, 9):  # what the TUI asks for a stage: the same answer
+        assert gates.prepare_refusal(status, "implementation", n) == gates.stage_refusal(status, n)
     assert gates.stage_refusal(status, 9) == refused_by_prepare(task, stage="9")
     assert gates.stage_refusal(status, 9).params["stages"] == [1, 2, 3, 4]
     # the params are plain JSON
@@ -136,6 +138,9 @@ def test_no_plan_a_draft_plan_and_no_qa_commands(task, tmp_path, plan_file) -> N
     refusal = gates.phase_refusal(task_status(noqa), "implementation")
     assert refusal is not None and refusal.code == "phase.no_qa" and refusal.params["project"] == project.id
     assert refused_by_prepare(noqa) == refusal
+    # a stage of it: the phase's setup is refused first, as prepare does
+    assert gates.prepare_refusal(task_status(noqa), "implementation", 1) == refusal
+    assert refused_by_prepare(noqa, stage="1") == refusal
 
 
 def test_final_verification_of_an_unmerged_stage_has_one_code(task) -> None:
@@ -188,6 +193,25 @@ def test_handoff_refusals_are_the_gate_functions_answer(task, capsys) -> None:
         assert refusal.what in err and refusal.how in err
 
 
+def test_releasing_a_stage_without_a_reservation_is_the_gate_functions_answer(task, capsys) -> None:
+    prepare(task, PrepareOptions("implementation"))  # stage 1 reserved
+    ledger = task_status(task).ledger
+    assert gates.release_refusal(task, ledger, 1) is None
+    refusal = gates.release_refusal(task, ledger, 2)
+    assert refusal == Refusal("release.no_reservation", {"task": TASK, "stage": 2, "latest": None})
+    with pytest.raises(RefusedError) as caught:
+        record(task, 2, "released")
+    assert caught.value.refusal == refusal
+    record(task, 1, "released")
+    again = gates.release_refusal(task, task_status(task).ledger, 1)
+    assert again is not None and again.params["latest"] == "released"
+    code, _, err = call(
+        capsys, "--project", str(task.project.root), "record", TASK, "--stage", "1", "--status", "released"
+    )
+    assert code == 2 and err == f"okstra: {again.what}\n  fix: {again.how}\n"
+    assert again.what == "stage 1 has no reservation to release (its latest row is released)"
+
+
 def test_every_code_has_words_and_refuses_as_an_okstra_error() -> None:
     samples = {
         "task": TASK,
@@ -215,6 +239,7 @@ def test_every_code_has_words_and_refuses_as_an_okstra_error() -> None:
         "unmerged": [{"stage": 1, "commit": "d" * 40}],
         "worktree": "/wt",
         "fixes": [{"stage": 1, "fix": "merge it"}],
+        "latest": "done",
     }
     samples_for = {"phase.stages_not_merged": {"stages": [{"stage": 1, "commit": "e" * 40}]}}
     for code in codes():

@@ -224,6 +224,7 @@ def test_dry_run_changes_nothing(task) -> None:
     repo = task.project.root
     target = stage_target(task, 1)
     planned = provision(target, git(repo, "rev-parse", "HEAD"), dry_run=True)
-    assert planned.status == "created" and "render only" in planned.note
+    assert planned.status == "created" and planned.render_only and planned.note == ""
+    assert planned.said == "render only: not created"
     _nothing_made(repo, target)
     assert not registry.registry_path().exists()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -37,12 +37,12 @@ from textual.widgets import DataTable, Footer, Static
 
 from okstra_engine.errors import OkstraError
 from okstra_engine.slugs import TaskRef
+from okstra_engine.stage_view import StageState
 
 from ..base import OkstraScreen
 from ..i18n import t
 from ..model import (
     BoardData,
-    Suggestion,
     apply_suggestion,
     board_events,
     fingerprint,
@@ -58,6 +58,9 @@ from ..widgets.lanes import LanesView
 from ..widgets.reconcile_panel import ReconcilePanel
 from ..widgets.stage_detail import StageDetail
 from ..widgets.stage_table import StageTable
+
+if TYPE_CHECKING:
+    from okstra_engine.reconcile import Suggestion
 
 FULL_REFRESH_S = 15.0
 _NEEDS_DATA = frozenset({"choose", "auto", "release", "diff", "apply", "handoff"})
@@ -95,7 +98,7 @@ class BoardScreen(OkstraScreen):
             return isinstance(message, BoardScreen.Loaded)
 
     class SuggestionsLoaded(Message):
-        def __init__(self, suggestions: list[Suggestion] | None, plan_run: str | None) -> None:
+        def __init__(self, suggestions: list[Suggestion], plan_run: str | None) -> None:
             super().__init__()
             self.suggestions = suggestions
             self.plan_run = plan_run
@@ -289,14 +292,14 @@ class BoardScreen(OkstraScreen):
             )
             summary.update(text)
             return
-        counts = {state: sum(v.state == state for v in data.stages) for state in ORDER}
-        done = counts["done"] + counts["not-merged"]
+        done = sum(v.is_done for v in data.stages)
         text.append("   ")
         text.append(t("tasks.done", done=done, total=len(data.stages)), style=look("okstra--done"))
-        for state, key in (("in-flight", "tasks.in_flight"), ("stale", "tasks.stale")):
-            if counts[state]:
+        for state, key in ((StageState.IN_FLIGHT, "tasks.in_flight"), (StageState.STALE, "tasks.stale")):
+            count = sum(v.state is state for v in data.stages)
+            if count:
                 text.append(" · ")
-                text.append(t(key, n=counts[state]), style=look(f"okstra--{state}"))
+                text.append(t(key, n=count), style=look(f"okstra--{state}"))
         text.append(" · ")
         if data.auto_stage is not None:
             text.append(t("board.next", stage=data.auto_stage), style=look("okstra--ready") + BOLD)
@@ -339,45 +342,50 @@ class BoardScreen(OkstraScreen):
     # ------------------------------------------------------------ actions
 
     def action_choose(self) -> None:
+        """An implementation run of the highlighted stage, or why `prepare` would refuse it."""
+        from okstra_engine.gates import prepare_refusal
+
         view = self._selected_view()
         if view is None or self.data is None:
             return
-        if view.state == "ready":
-            self.okstra.open_run(self.data.task, "implementation", view.stage)
+        refusal = prepare_refusal(self.data.status, "implementation", view.stage)
+        if refusal is not None:
+            self.refuse(refusal)
             return
-        why = {
-            "done": ("board.why.done", {"stage": view.stage, "commit": short(view.done_commit) or "-"}),
-            "not-merged": ("board.why.done", {"stage": view.stage, "commit": short(view.done_commit) or "-"}),
-            "in-flight": ("board.why.in-flight", {"stage": view.stage, "run": view.run_id or "-"}),
-            "stale": ("board.why.stale", {"stage": view.stage}),
-            "blocked": ("board.why.blocked", {"stage": view.stage, "waits": ", ".join(map(str, view.waits_for))}),
-        }[view.state]
-        self.say(t(why[0], **why[1]), severity="warning")
+        self.okstra.open_run(self.data.task, "implementation", view.stage)
 
     def action_auto(self) -> None:
+        """An implementation run of the stage `--stage auto` takes, or why there is none."""
+        from okstra_engine.gates import prepare_refusal
+
         if self.data is None:
             return
+        refusal = prepare_refusal(self.data.status, "implementation")
         auto = self.data.auto_stage
-        if auto is None:
-            flying = [v.stage for v in self.data.stages if v.state in ("in-flight", "stale")]
-            self.say(t("board.why.nothing_ready", stages=", ".join(map(str, flying)) or "-"), severity="warning")
-            return
-        self.query_one("#stages", StageTable).select_stage(auto)
-        self.okstra.open_run(self.data.task, "implementation", auto)
+        if refusal is not None:
+            self.refuse(refusal)
+        elif auto is not None:  # nothing refused: there is a ready stage
+            self.query_one("#stages", StageTable).select_stage(auto)
+            self.okstra.open_run(self.data.task, "implementation", auto)
 
     def action_release(self) -> None:
+        """Release the highlighted stage's stale reservation, once confirmed. A live run's
+        is not released from the board (the engine would): the board says how, by hand."""
+        from okstra_engine.gates import release_refusal
+
         view = self._selected_view()
         if view is None or self.data is None:
             return
-        if view.state == "in-flight":
+        if view.state is StageState.IN_FLIGHT:
             self.say(
                 t("release.live", stage=view.stage, run=view.run_id or "-", task=str(self.ref)),
                 severity="warning",
                 timeout=10,
             )
             return
-        if view.state != "stale":
-            self.say(t("release.nothing", stage=view.stage), severity="warning")
+        refusal = release_refusal(self.data.task, self.data.status.ledger, view.stage)
+        if refusal is not None:
+            self.refuse(refusal)
             return
         from .confirm import ConfirmModal
 

@@ -33,6 +33,7 @@ from okstra_engine.errors import OkstraError
 from ..base import OkstraScreen
 from ..i18n import t, texts
 from ..model import home_relative, short, stages_text
+from ..refusal_text import error_texts, refusal_texts
 from ..states import BOLD, Look, badge
 from ..widgets.breadcrumb import Breadcrumb
 from ..widgets.status_bar import StatusBar
@@ -166,7 +167,7 @@ class HandoffScreen(OkstraScreen):
         if action == "back":
             return self.busy != Busy.RUNNING and super().check_action(action, parameters)
         if action == "confirm":
-            return self.busy is None and self.plan is not None and not self.plan.refusals and self.result is None
+            return self.busy is None and self.plan is not None and not self.plan.refused and self.result is None
         if action == "next_group":
             return self.busy != Busy.RUNNING and self.plan is not None and len(self.plan.groups) > 1
         return True
@@ -213,8 +214,8 @@ class HandoffScreen(OkstraScreen):
         panel.update(plan_table(plan, self.look))
         self.query_one("#handoff-notes", Static).update(self._notes(plan))
         confirm = self.query_one("#confirm", Button)
-        confirm.disabled = bool(plan.refusals)
-        if plan.refusals:
+        confirm.disabled = bool(plan.refused)
+        if plan.refused:
             self._status(t("handoff.refused_hint"))
         else:
             confirm.label = t("handoff.confirm_merge" if plan.to_merge else "handoff.confirm_record", group=plan.group)
@@ -243,14 +244,9 @@ class HandoffScreen(OkstraScreen):
         warn = self.look("okstra--not-merged")
         bad = self.look("okstra--stale") + BOLD
         lines: list[Any] = [Text("")]
-        if plan.refusals:
+        if plan.refused:
             lines.append(Text("✖ " + t("handoff.cannot", group=plan.group), style=bad))
-            for sp in plan.stages:
-                if sp.refusal:
-                    lines.append(Text("  " + sp.refusal, style=self.look("okstra--stale")))
-            hows = list(dict.fromkeys(s.refusal_how for s in plan.stages if s.refusal and s.refusal_how))
-            for how in hows:
-                lines.append(Text(t("error.how", how=how), style=muted))
+            lines += self._refusal_lines(plan)
         elif plan.to_merge:
             lines.append(Text(t("handoff.will_merge", stages=stages_text(plan.to_merge), head=short(plan.task_head))))
             if plan.already_merged:
@@ -265,11 +261,19 @@ class HandoffScreen(OkstraScreen):
             lines.append(Text("⚠ " + warning, style=muted))
         return Group(*lines)
 
+    def _refusal_lines(self, plan: HandoffPlan) -> list[Text]:
+        """Why each refused stage keeps the group back, then the fixes (each once)."""
+        said = [refusal_texts(refusal) for refusal in plan.refused.values()]
+        lines = [Text("  " + what, style=self.look("okstra--stale")) for what, _ in said]
+        hows = dict.fromkeys(how for _, how in said if how)
+        return lines + [Text(t("error.how", how=how), style=self.look("okstra--blocked")) for how in hows]
+
     def _error_text(self, error: OkstraError, title: str) -> Text:
+        what, how = error_texts(error)
         text = Text("✖ " + title, style=self.look("okstra--stale") + BOLD)
-        text.append("\n" + error.what)
-        if error.how:
-            text.append("\n" + t("error.how", how=error.how), style=self.look("okstra--blocked"))
+        text.append("\n" + what)
+        if how:
+            text.append("\n" + t("error.how", how=how), style=self.look("okstra--blocked"))
         return text
 
     def _status(self, text: str, *, working: bool = False) -> None:
@@ -357,12 +361,19 @@ class HandoffScreen(OkstraScreen):
                     title_of = next((s.title for s in error.plan.stages if s.stage == n), "")
                     grid.add_row(t("run.stage", stage=n), Text(title_of, style=muted), "\n".join(files))
                 parts += [Text(t("handoff.conflicts")), grid]
-            parts.append(Text(error.what, style=muted))
+            if error.plan.refused and not error.conflicts:
+                # refused when it ran: the stages' refusals, in the person's language
+                parts += self._refusal_lines(error.plan)
+            else:
+                parts.append(Text(error.what, style=muted))
+                if error.how:
+                    parts.append(Text(t("error.how", how=error.how), style=muted))
         else:
+            what, how = error_texts(error)
             parts.append(Text("✖ " + t("handoff.failed", group=self.group), style=bad))
-            parts.append(Text(error.what))
-        if error.how:
-            parts.append(Text(t("error.how", how=error.how), style=muted))
+            parts.append(Text(what))
+            if how:
+                parts.append(Text(t("error.how", how=how), style=muted))
         self.query_one("#handoff-notes", Static).update("")
         self.query_one("#handoff-result", Static).update(Group(*parts))
         self._status(t("handoff.failed_hint"))

@@ -18,7 +18,8 @@ from okstra_engine.slugs import TaskRef
 
 from ..base import OkstraScreen
 from ..i18n import t
-from ..model import PhaseChoice, TaskSummary, phase_choices, plan_state, summarize
+from ..model import PhaseChoice, TaskSummary, phase_choices, summarize
+from ..refusal_text import refusal_brief, refusal_texts
 from ..widgets.breadcrumb import Breadcrumb
 from .tasks import progress_text
 
@@ -74,7 +75,7 @@ class PhaseScreen(OkstraScreen):
 
         task = load_task(load_project(self.root), self.ref)
         status = task_status(task, now=self.okstra.clock())
-        self.post_message(self.Loaded(task, summarize(task, status), phase_choices(plan_state(task, status), status)))
+        self.post_message(self.Loaded(task, summarize(task, status), phase_choices(status)))
 
     @on(Loaded)
     def _show(self, message: Loaded) -> None:
@@ -96,9 +97,7 @@ class PhaseScreen(OkstraScreen):
                 label.append("○ " + self.reason_text(choice), style=no)
             options.add_option(Option(label, id=choice.phase))
         if keep is None:
-            keep = next(
-                (i for i, c in enumerate(self.choices) if c.phase == "implementation" and c.reason is None), None
-            )
+            keep = next((i for i, c in enumerate(self.choices) if c.phase == "implementation" and c.available), None)
             keep = (
                 keep
                 if keep is not None
@@ -109,10 +108,9 @@ class PhaseScreen(OkstraScreen):
         self._describe(keep)
 
     def reason_text(self, choice: PhaseChoice) -> str:
-        if choice.reason is None:
-            return ""
-        key, params = choice.reason
-        return t(key, **params)
+        """Why the phase cannot start now, in short ("" when it can); the detail below
+        the list says it in full, with the fix."""
+        return refusal_brief(choice.refusal) if choice.refusal else ""
 
     @on(OptionList.OptionHighlighted)
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
@@ -123,8 +121,10 @@ class PhaseScreen(OkstraScreen):
             return
         choice = self.choices[index]
         text = Text(t("phase.about." + choice.phase))
-        if choice.reason:
-            text.append("\n" + self.reason_text(choice), style=self.look("okstra--ready"))
+        if choice.refusal:
+            what, how = refusal_texts(choice.refusal)
+            text.append("\n" + what, style=self.look("okstra--ready"))
+            text.append("\n" + t("error.how", how=how), style=self.look("okstra--blocked"))
         self.query_one("#phase-detail", Static).update(text)
 
     @on(OptionList.OptionSelected)
@@ -138,11 +138,11 @@ class PhaseScreen(OkstraScreen):
             return
         choice = self.choices[index]
         if choice.phase == "implementation" and (
-            choice.reason is None or choice.reason[0] in ("phase.why.nothing_ready", "phase.why.all_done")
+            choice.refusal is None or choice.refusal.code in ("phase.nothing_ready", "phase.all_done")
         ):
             # the board is where stages are picked, and where it shows why none can start
             self.okstra.open_board(self.root, self.ref)
-        elif not choice.available:
-            self.say(self.reason_text(choice), severity="warning")
+        elif choice.refusal is not None:
+            self.refuse(choice.refusal)
         else:
             self.okstra.open_run(self.current_task, choice.phase, None)

@@ -33,6 +33,7 @@ from okstra_engine.errors import OkstraError
 from ..base import OkstraScreen
 from ..i18n import t
 from ..model import home_relative, short, stages_text
+from ..refusal_text import error_texts
 from ..runs import LaunchRequest, Preview, RunChoice, TeamCheck, plan_agent, prepare_run, preview_run, quarantine_team
 from ..states import BOLD, Look
 from ..widgets.breadcrumb import Breadcrumb
@@ -110,8 +111,8 @@ def run_facts(manifest: PreparedRun, *, dry: bool, look: Look, team: Text, agent
     wt = manifest.worktree
     where = Text(home_relative(Path(wt.path)) if wt.path else "—", style="bold")
     where.append(f"  ({worktree_status(wt.status, dry=dry)})", style=muted)
-    if wt.note and not (dry and wt.note == "render only: not created"):  # not a UI text: the engine's dry-run note
-        where.append("\n" + wt.note, style=muted)
+    if wt.findings:  # a dry run's "nothing was made" is the status word's to say
+        where.append("\n" + wt.findings, style=muted)
     grid.add_row(t("preview.worktree"), where)
     if wt.branch:
         grid.add_row(
@@ -241,10 +242,10 @@ class PreviewScreen(OkstraScreen):
             self.busy = Busy.FAILED
             self.error = error if isinstance(error, OkstraError) else None
             self.query_one("#prompt-box").loading = False
-            what = error.what if isinstance(error, OkstraError) else str(error)
+            what, how = error_texts(error) if isinstance(error, OkstraError) else (str(error), "")
             text = Text(t("preview.cannot", what=what), style=self.look("okstra--stale") + BOLD)
-            if isinstance(error, OkstraError) and error.how:
-                text.append("\n" + t("error.how", how=error.how), style=self.look("okstra--blocked"))
+            if how:
+                text.append("\n" + t("error.how", how=how), style=self.look("okstra--blocked"))
             self.query_one("#run-facts", Static).update(text)
             self._status(t("preview.failed_hint"))
         elif worker.group in ("run-prepare", "run-quarantine"):

@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from okstra_engine.slugs import TaskRef
+from okstra_engine.stage_view import StageState
 
 from ..base import OkstraScreen
 from ..i18n import t
@@ -33,8 +34,8 @@ def progress_text(summary: TaskSummary, look: Look) -> Text:
         return Text(t(f"tasks.plan.{summary.plan}"), style=look("okstra--blocked"))
     text = Text(t("tasks.done", done=summary.done, total=summary.total), style=look("okstra--done"))
     for count, key, state in (
-        (summary.in_flight, "tasks.in_flight", "in-flight"),
-        (summary.stale, "tasks.stale", "stale"),
+        (summary.in_flight, "tasks.in_flight", StageState.IN_FLIGHT),
+        (summary.stale, "tasks.stale", StageState.STALE),
     ):
         if count:
             text.append(" · ")

@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ..i18n import t
-from ..model import FLYING_STATES, BoardData
+from ..model import BoardData
 from ..states import LOOKS, Looks, age, glyph
 
 
@@ -31,7 +31,7 @@ class InFlightPanel(Looks, VerticalScroll):
 
     def show(self, data: BoardData, now: datetime) -> None:
         muted = self.look("okstra--blocked")
-        flying = [v for v in data.stages if v.state in FLYING_STATES]
+        flying = [v for v in data.stages if v.is_flying]
         body = Text()
         if not flying:
             body.append(t("board.in_flight.none"), style=muted)

@@ -22,6 +22,8 @@ from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.message import Message
 from textual.widgets import Static
 
+from okstra_engine.stage_view import StageState
+
 from ..i18n import t
 from ..model import BoardData, short
 from ..states import BOLD, LOOKS, Looks, age, glyph
@@ -138,11 +140,11 @@ class LanesView(Looks, ScrollableContainer):
 
     @staticmethod
     def _note(view, now: datetime) -> str:
-        if view.state in ("done", "not-merged"):
+        if view.is_done:
             return short(view.done_commit) or t("state." + view.state)
-        if view.state in ("in-flight", "stale"):
+        if view.is_flying:
             return " · ".join(p for p in (t("state." + view.state), age(view.since, now)) if p)
-        if view.state == "blocked":
+        if view.state is StageState.BLOCKED:
             return t("card.waits", stages=", ".join(map(str, view.waits_for)))
         return t("state.ready")
 
@@ -151,7 +153,7 @@ class LanesView(Looks, ScrollableContainer):
         note = self._note(view, now)
         style = self.look(f"state--{view.state}")
         colour = self.look(f"okstra--{view.state}")
-        border = colour + Style(bold=card.selected, dim=view.state == "blocked" and not card.selected)
+        border = colour + Style(bold=card.selected, dim=view.state is StageState.BLOCKED and not card.selected)
         # rich pads a panel's title and subtitle with a space on each side
         heading = Text(str(card.stage), style=colour + BOLD)
         if card.auto:

@@ -1,7 +1,9 @@
 """Side panel: git-reconcile suggestions (recorded done commit → the commit that holds
-the same change now), fed by `okstra_engine.reconcile` when this build has it."""
+the same change now), as `okstra_engine.reconcile` makes them."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -10,8 +12,11 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..i18n import t, texts
-from ..model import Suggestion, short
+from ..model import short
 from ..states import BOLD, LOOKS, Looks
+
+if TYPE_CHECKING:
+    from okstra_engine.reconcile import Suggestion
 
 
 class ReconcilePanel(Looks, Vertical):
@@ -31,13 +36,13 @@ class ReconcilePanel(Looks, Vertical):
         self.query_one("#reconcile-list").display = False
         self.query_one("#reconcile-hint").display = False
 
-    def show(self, suggestions: list[Suggestion] | None) -> None:
+    def show(self, suggestions: list[Suggestion]) -> None:
         empty = self.query_one("#reconcile-empty", Static)
         listing = self.query_one("#reconcile-list", OptionList)
-        self.suggestions = suggestions or []
+        self.suggestions = suggestions
         muted = self.look("okstra--blocked")
         if not self.suggestions:
-            note = t("board.reconcile.none_note") if suggestions is not None else t("board.reconcile.unavailable_note")
+            note = t("board.reconcile.none_note")
             empty.update(Text.assemble((t("board.reconcile.none"), "bold"), "\n", (note, muted)))
             empty.display, listing.display = True, False
             self.query_one("#reconcile-hint").display = False

@@ -13,6 +13,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from okstra_engine.stage_view import StageState
+
 from ..i18n import t
 from ..model import BoardData, home_relative
 from ..states import LOOKS, Looks, age, badge
@@ -36,12 +38,12 @@ class StageDetail(Looks, VerticalScroll):
         self.border_title = f"{t('board.detail.stage', stage=view.stage)} · {view.title}"
         host = data.hosts.get(view.stage) or "-"
         sentence = {
-            "done": lambda: t("board.detail.done"),
-            "not-merged": lambda: t("board.detail.not-merged"),
-            "in-flight": lambda: t("board.detail.in-flight", host=host, age=age(view.since, now)),
-            "stale": lambda: t("board.detail.stale", why=view.stale_reason or ""),
-            "ready": lambda: t("board.detail.ready"),
-            "blocked": lambda: t("board.detail.blocked", waits=", ".join(map(str, view.waits_for))),
+            StageState.DONE: lambda: t("board.detail.done"),
+            StageState.NOT_MERGED: lambda: t("board.detail.not-merged"),
+            StageState.IN_FLIGHT: lambda: t("board.detail.in-flight", host=host, age=age(view.since, now)),
+            StageState.STALE: lambda: t("board.detail.stale", why=view.stale_reason or ""),
+            StageState.READY: lambda: t("board.detail.ready"),
+            StageState.BLOCKED: lambda: t("board.detail.blocked", waits=", ".join(map(str, view.waits_for))),
         }[view.state]()
 
         def stages(numbers: list[int]) -> Text:

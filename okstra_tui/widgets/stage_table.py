@@ -51,7 +51,7 @@ class StageTable(Looks, DataTable[Text]):
             n = view.stage
             marker = Text("▶ ", style=self.look("state--ready")) if n == auto else Text("  ")
             title = view.title if len(view.title) <= TITLE_WIDTH else view.title[: TITLE_WIDTH - 1] + "…"
-            if view.state in ("in-flight", "stale"):
+            if view.is_flying:
                 host = data.hosts.get(n)
                 where = Text(" · ".join(p for p in (host, age(view.since, now)) if p))
             elif view.stage in data.worktrees:

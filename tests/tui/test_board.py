@@ -199,7 +199,7 @@ async def test_live_or_free_stages_are_not_released(make_app, demo) -> None:
         assert not isinstance(app.screen, ConfirmModal)
         messages = " | ".join(notes.texts)
         assert "held by a live run" in messages and "--status released" in messages
-        assert "Stage 4 holds no reservation" in messages
+        assert "stage 4 has no reservation to release (its latest row is released)" in messages
     assert _ledger(demo).read_bytes() == before
 
 
@@ -266,7 +266,7 @@ async def test_choose_auto_and_handoff_open_their_screens(make_app, demo) -> Non
         await pilot.press("enter")  # blocked: says why, stays
         await settle(pilot)
         assert isinstance(app.screen, BoardScreen)
-        assert "Stage 5 waits for stage(s) 3." in notes.texts
+        assert notes.texts[-1].startswith("stage 5 is blocked by stage(s) 3, not done yet\nFix: ")
         await pilot.press("a")  # back to the auto stage, and on to its options
         await settle(pilot, lambda: isinstance(app.screen, RunOptionsScreen) and app.screen.stage == 4)
         assert board.query_one("#stages").selected_stage == 4

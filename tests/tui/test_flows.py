@@ -43,16 +43,21 @@ async def test_walk_the_flow_and_back(make_app, demo) -> None:
             "implementation": True,
             "final-verification": False,
             "improvement-discovery": True,
-            "release-handoff": False,
+            "release-handoff": True,  # the engine's gate: it needs only the approved plan
         }
         final = next(c for c in phases.choices if c.phase == "final-verification")
-        assert phases.reason_text(final) == "stages 3, 4, 5, 6 not done"
+        assert final.refusal is not None and final.refusal.code == "phase.stages_not_done"
+        assert final.refusal.params == {"task": "demo/checkout", "stages": [3, 4, 5, 6]}
+        assert phases.reason_text(final) == "stages 3, 4, 5, 6 not done"  # its brief; the detail says it in full
+        assert final.refusal.what == (
+            "final verification of demo/checkout needs every stage done; stage(s) 3, 4, 5, 6 are not"
+        )
         assert phases.query_one("OptionList").highlighted == 1  # implementation
         await pilot.press("down")
-        await pilot.press("enter")  # final verification: not available, says why
+        await pilot.press("enter")  # final verification: not available, says why and how
         await settle(pilot)
         assert isinstance(app.screen, PhaseScreen)
-        assert "stages 3, 4, 5, 6 not done" in notes.texts
+        assert f"{final.refusal.what}\nFix: {final.refusal.how}" in notes.texts
         await pilot.press("up")
         await pilot.press("enter")
         board = await board_ready(pilot)

@@ -23,38 +23,49 @@ def test_model_does_not_import_textual() -> None:
     assert out == "False"
 
 
-def test_phase_choices_say_why(demo) -> None:
+def test_phase_choices_are_the_engines_gates(demo) -> None:
+    """The picker shows the engine's answer for each phase: its gates, not a copy of them
+    (release handoff needs only the approved plan, so the demo may start one)."""
+    from okstra_engine.gates import phase_refusals
+    from okstra_engine.refusals import Refusal
     from okstra_engine.stage_view import StageState
     from okstra_engine.status import StageView, TaskStatus, task_status
     from okstra_tui.model import phase_choices
 
     data = _board(demo)
-    choices = {c.phase: c for c in phase_choices("approved", task_status(data.task, now=NOW + timedelta(minutes=1)))}
-    assert choices["implementation"].available
-    assert choices["final-verification"].reason == ("phase.why.not_done", {"stages": "3, 4, 5, 6"})
-    for plan, key in (("none", "phase.why.no_plan"), ("draft", "phase.why.plan_draft")):
-        empty = TaskStatus(data.task, None, None, [], [])
-        found = {c.phase: c for c in phase_choices(plan, empty)}
-        assert found["planning"].available and found["implementation"].reason == (key, {})
+    status = task_status(data.task, now=NOW + timedelta(minutes=1))
+    choices = phase_choices(status)
+    assert [(c.phase, c.available, c.refusal) for c in choices] == [
+        (phase, refusal is None, refusal) for phase, refusal in phase_refusals(status).items()
+    ]
+    found = {c.phase: c for c in choices}
+    assert found["implementation"].available and found["release-handoff"].available
+    assert found["final-verification"].refusal == Refusal(
+        "phase.stages_not_done", {"task": "demo/checkout", "stages": [3, 4, 5, 6]}
+    )
     flying = TaskStatus(
         data.task,
         "x",
         None,
         [
-            StageView(1, "a", [], "A", StageState("in-flight")),
+            StageView(1, "a", [], "A", StageState("in-flight"), run_id="r1"),
             StageView(2, "b", [1], "B", StageState("blocked"), waits_for=[1]),
         ],
         [],
     )
-    found = {c.phase: c for c in phase_choices("approved", flying)}
-    assert found["implementation"].reason == ("phase.why.nothing_ready", {"stages": "1"})
+    found = {c.phase: c for c in phase_choices(flying)}
+    assert found["implementation"].refusal == Refusal(
+        "phase.nothing_ready",
+        {
+            "task": "demo/checkout",
+            "blocked": [{"stage": 2, "waits_for": [1]}],
+            "in_flight": [{"stage": 1, "run": "r1"}],
+            "stale": [],
+        },
+    )
     done = TaskStatus(data.task, "x", None, [StageView(1, "a", [], "A", StageState("done"))], [])
-    found = {c.phase: c for c in phase_choices("approved", done)}
-    assert found["implementation"].reason == ("phase.why.all_done", {}) and found["release-handoff"].available
-    assert found["final-verification"].available
-    unmerged = TaskStatus(data.task, "x", None, [StageView(1, "a", [], "A", StageState("not-merged"))], [])
-    found = {c.phase: c for c in phase_choices("approved", unmerged)}
-    assert found["final-verification"].reason == ("phase.why.not_merged", {"stages": "1"})
+    found = {c.phase: c for c in phase_choices(done)}
+    assert found["implementation"].refusal == Refusal("phase.all_done", {"task": "demo/checkout"})
 
 
 def test_board_data_and_events(demo) -> None:
@@ -68,6 +79,8 @@ def test_board_data_and_events(demo) -> None:
     assert before.hosts[3] == "build-box" and before.last_status[3] == "started"
     assert before.summaries[1].startswith("Order model")
     assert Path(before.worktrees[3]).name == "checkout-s3"
+    git_dir = Path(demo.project_root) / ".git"  # the task branch moving changes the board
+    assert {git_dir / "packed-refs", git_dir / "refs" / "heads" / "okstra/feature/demo/checkout"} <= set(before.watch)
     stale = _board(demo, minutes=3 * 24 * 60)
     assert board_events(before, stale) == [(3, ("event.stale", {"stage": 3, "why": stale.views[3].stale_reason}))]
     mark = fingerprint(before.watch)

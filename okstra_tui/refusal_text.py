@@ -1,0 +1,156 @@
+"""A refusal's words in the person's language: `refusal_texts(refusal)` fills the texts
+`refusal.<code>` (what) and `refusal.<code>.how` (the fix) with the refusal's params made
+into display strings. In English the words are the CLI's (`Refusal.what` / `.how`).
+`refusal_brief` is the short form a list row shows (`refusal.<code>.brief`, the phase
+picker's), where a code has one.
+
+Params that are lists or records are rendered with small texts of their own
+(`refusal.part.*`); `fix` and `why` params are command lines and git's messages, shown as
+they are. No Textual here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from okstra_engine.errors import OkstraError
+from okstra_engine.refusals import Params, Refusal, RefusedError, numbers, when
+
+from .i18n import t, texts
+from .model import short
+
+Fields = dict[str, str]
+SHA_PARAMS = frozenset({"commit", "head"})
+MOST_PATHS = 5
+
+
+def refusal_texts(refusal: Refusal) -> tuple[str, str]:
+    """(what, how) of `refusal`, in the current language."""
+    fields = _fields(refusal)
+    key = "refusal." + refusal.code
+    return t(key, **fields), t(key + ".how", **fields)
+
+
+def refusal_brief(refusal: Refusal) -> str:
+    """The short words of `refusal` for a list row, or its what when its code has none."""
+    key = f"refusal.{refusal.code}.brief"
+    if key not in texts():
+        return refusal_texts(refusal)[0]
+    return t(key, **_fields(refusal))
+
+
+def _fields(refusal: Refusal) -> Fields:
+    fields = {name: _display(name, value) for name, value in refusal.params.items()}
+    extra = _EXTRA.get(refusal.code)
+    if extra is not None:
+        fields.update(extra(refusal.params))
+    return fields
+
+
+def error_texts(error: OkstraError) -> tuple[str, str]:
+    """(what, how) of an engine error: a refusal in the current language, any other
+    error in the engine's words."""
+    if isinstance(error, RefusedError):
+        return refusal_texts(error.refusal)
+    return error.what, error.how
+
+
+def _short(sha: str | None) -> str:
+    return short(sha) or "-"
+
+
+def _display(name: str, value: Any) -> str:
+    if name in SHA_PARAMS:
+        return _short(value)
+    if name == "since":
+        return when(value)
+    if name == "paths":
+        return _some(value)
+    if value is None:
+        return "?"
+    if isinstance(value, list) and not any(isinstance(item, (dict, list)) for item in value):
+        return numbers(value)
+    return str(value)
+
+
+def _some(paths: Sequence[str]) -> str:
+    shown = ", ".join(paths[:MOST_PATHS])
+    if len(paths) <= MOST_PATHS:
+        return shown
+    return t("refusal.part.more", shown=shown, more=len(paths) - MOST_PATHS)
+
+
+def _run(run: object) -> str:
+    return str(run) if run else "?"
+
+
+def _unmerged(stages: Sequence[dict[str, Any]]) -> str:
+    """`stage 4 (1a2b3c4d) is not`, `stage 2 (…), stage 3 (…) are not`."""
+    listed = ", ".join(t("refusal.part.stage_commit", stage=s["stage"], commit=_short(s["commit"])) for s in stages)
+    return t("refusal.part.unmerged.one" if len(stages) == 1 else "refusal.part.unmerged.many", listed=listed)
+
+
+def _nothing_ready(p: Params) -> Fields:
+    parts = []
+    if p["blocked"]:
+        parts.append(
+            "; ".join(
+                t("refusal.part.waits", stage=b["stage"], waits_for=numbers(b["waits_for"])) for b in p["blocked"]
+            )
+        )
+    if p["in_flight"]:
+        runs = ", ".join(t("refusal.part.run", stage=f["stage"], run=_run(f["run"])) for f in p["in_flight"])
+        parts.append(t("refusal.part.in_flight", runs=runs))
+    if p["stale"]:
+        runs = ", ".join(
+            t("refusal.part.stale_run", stage=s["stage"], run=_run(s["run"]), why=s["why"]) for s in p["stale"]
+        )
+        parts.append(t("refusal.part.stale", runs=runs))
+    release = t("refusal.part.release_stale", task=p["task"], stage=p["stale"][0]["stage"]) if p["stale"] else ""
+    # the brief names what the stages wait on: those in flight, else those blocked
+    waiting = sorted(s["stage"] for s in p["in_flight"] + p["stale"]) or [b["stage"] for b in p["blocked"]]
+    return {"states": "; ".join(parts), "release": release, "stages": numbers(waiting)}
+
+
+def _stages_not_merged(p: Params) -> Fields:
+    return {
+        "stages": numbers([s["stage"] for s in p["stages"]]),
+        "unmerged": _unmerged(p["stages"]),
+        "task_head": t("refusal.part.task_head", head=_short(p["head"])) if p["head"] else "",
+        "or_fix": t("refusal.part.or_fix", fix=p["fix"]) if p["fix"] else "",
+    }
+
+
+def _deps_not_merged(p: Params) -> Fields:
+    fixes = " | ".join(t("refusal.part.stage_fix", stage=f["stage"], fix=f["fix"]) for f in p["fixes"])
+    return {"unmerged": _unmerged(p["unmerged"]), "fixes": fixes}
+
+
+def _stage_done(p: Params) -> Fields:
+    return {
+        "at": t("refusal.part.at", commit=_short(p["commit"])) if p["commit"] else "",
+        "run": str(p["run"] or "-"),
+    }
+
+
+def _worktree_missing(p: Params) -> Fields:
+    if p["path"] is None:
+        return {"where": t("refusal.part.unregistered")}
+    return {"where": t("refusal.part.path_missing", path=p["path"])}
+
+
+def _no_reservation(p: Params) -> Fields:
+    return {"latest": p["latest"] or t("refusal.part.no_row")}
+
+
+_EXTRA: dict[str, Callable[[Params], Fields]] = {
+    "phase.nothing_ready": _nothing_ready,
+    "phase.stages_not_merged": _stages_not_merged,
+    "stage.deps_not_merged": _deps_not_merged,
+    "stage.done": _stage_done,
+    "verify.stage_worktree_missing": _worktree_missing,
+    "release.no_reservation": _no_reservation,
+}
+"""The codes whose words hold more than their params one by one: lists of records, and
+parts said only when a param is there."""
