@@ -33,6 +33,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
 from okstra_engine.errors import OkstraError
@@ -140,19 +141,22 @@ class BoardScreen(OkstraScreen):
     def compose(self) -> ComposeResult:
         yield Breadcrumb("okstra", self.root.name, str(self.ref), t("phase.name.implementation"), id="crumbs")
         yield Static(id="summary")
-        with Horizontal(id="body"):
-            with Vertical(id="main"):
-                yield StageTable(id="stages")
-                yield LanesView(id="lanes")
-                yield StageDetail(id="stage-detail")
-            with Vertical(id="side"):
-                yield InFlightPanel(id="in-flight")
-                yield ReconcilePanel(id="reconcile")
+        # the body's widgets are mounted with the first data: the loading frame before it
+        # need not compose and style them (a third of the way to that frame)
+        yield Horizontal(id="body")
         yield Footer()
 
+    def _body(self) -> list[Widget]:
+        table = StageTable(id="stages")
+        table.border_title = t("board.stages.title")
+        lanes = LanesView(id="lanes")
+        lanes.border_title = t("board.lanes.title")
+        return [
+            Vertical(table, lanes, StageDetail(id="stage-detail"), id="main"),
+            Vertical(InFlightPanel(id="in-flight"), ReconcilePanel(id="reconcile"), id="side"),
+        ]
+
     def on_mount(self) -> None:
-        self.query_one("#lanes", LanesView).border_title = t("board.lanes.title")
-        self.query_one("#stages", StageTable).border_title = t("board.stages.title")
         self.query_one("#body").loading = True
         self._render_summary()
         # the first read starts once the loading state is on screen: the worker's imports
@@ -201,12 +205,18 @@ class BoardScreen(OkstraScreen):
         self.post_message(self.Loaded(data, started, mark=fingerprint(data.watch) if first else None))
 
     @on(Loaded)
-    def _loaded(self, message: Loaded) -> None:
+    async def _loaded(self, message: Loaded) -> None:
         self.error = message.error
-        self.query_one("#body").loading = False
+        body = self.query_one("#body")
         if message.data is None:
+            if self.data is None:  # nothing to show but what is wrong
+                body.loading = False
             self._render_summary()
             return
+        if not body.children:
+            await body.mount_all(self._body())
+            self.query_one("#stages", StageTable).focus()
+        body.loading = False
         if self._mark is None:
             self._mark = message.mark
         self._show(message.data, message.started)
