@@ -17,7 +17,7 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from textual.command import CommandPalette
 from textual.reactive import reactive
 from textual.screen import Screen
 
+from okstra_engine import clock as okstra_clock
 from okstra_engine.errors import OkstraError
 from okstra_engine.slugs import TaskRef
 
@@ -39,10 +40,6 @@ if TYPE_CHECKING:
 
 Clock = Callable[[], datetime]
 _HERE = Path(__file__).resolve().parent
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
@@ -88,7 +85,7 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         super().__init__()
         self.project_root = project
         self.task_ref = task
-        self.clock: Clock = clock or utc_now
+        self.clock: Clock = clock or okstra_clock.now
         self.poll_interval = poll_interval
         self.command_env = command_env or {}
         """Variables a command shown to the person needs (the demo's homes)."""

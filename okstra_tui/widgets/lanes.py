@@ -48,6 +48,8 @@ class StageCard(Static):
     def __init__(self, stage: int) -> None:
         super().__init__()
         self.stage = stage
+        self.card: Card | None = None
+        """The stage's state, selection and auto mark as last shown."""
         self.shows: tuple | None = None
         """Everything the card's panel was made from (`LanesView._card_key`)."""
 
@@ -86,8 +88,6 @@ class LanesView(Looks, ScrollableContainer):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.lanes: list[tuple[str, list[int]]] = []
-        self.cards: dict[int, Card] = {}
-        """What each card shows (tests read it)."""
         self._last: tuple[BoardData, datetime] | None = None
         self._widgets: dict[int, StageCard] = {}
 
@@ -101,16 +101,20 @@ class LanesView(Looks, ScrollableContainer):
             self._build(lanes)
         auto = data.auto_stage
         views = data.views
-        self.cards = {}
         for _, stages in self.lanes:
             for n in stages:
                 card = Card(n, views[n].state, n == selected, n == auto)
-                self.cards[n] = card
                 widget = self._widgets[n]
+                widget.card = card
                 key = self._card_key(views[n], card, now)
                 if key != widget.shows:
                     widget.shows = key
                     widget.update(self._card(views[n], card, now), layout=False)
+
+    @property
+    def cards(self) -> dict[int, Card]:
+        """What each stage's card shows."""
+        return {n: w.card for n, w in self._widgets.items() if w.card is not None}
 
     def _build(self, lanes: list[tuple[str, list[int]]]) -> None:
         """The lanes as widgets: a row per group, its label and its cards."""
