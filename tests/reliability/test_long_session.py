@@ -124,7 +124,7 @@ def test_board_open_through_2000_rows_and_100_commits(tmp_path: Path, monkeypatc
 
             def caught_up() -> bool:
                 data = board.data
-                return data.ledger == state and {v.stage: v.state for v in data.stages} == {
+                return data.status.ledger == state and {v.stage: v.state for v in data.stages} == {
                     v.stage: v.state for v in want.stages
                 }
 
@@ -134,7 +134,7 @@ def test_board_open_through_2000_rows_and_100_commits(tmp_path: Path, monkeypatc
             gc.collect()
             data = board.data
             # the board holds the ledger's state, not its 2,000 rows
-            assert data.ledger == state
+            assert data.status.ledger == state
             assert data.last_status[4] == "reserved" and data.views[4].run_id.endswith("-final")
             assert data.views[3].is_flying
             figures.update(
