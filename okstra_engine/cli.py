@@ -402,7 +402,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         return 0
     for s in found:
         print(s.line())
-        if s.kind in ("not-merged", "missing"):
+        if s.not_in_target:
             print(f"  fix: {reconcile.fix_guidance(task, s.stage)}")
     for s in applied:
         print(

@@ -114,6 +114,12 @@ class Suggestion:
         group's handoff, nothing for a person to correct."""
         return self.kind == "not-merged"
 
+    @property
+    def not_in_target(self) -> bool:
+        """Its work is not in the target at all (not merged, or lost): a person must merge
+        it or find it, and `fix_guidance` says how."""
+        return self.kind in ("not-merged", "missing")
+
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "stage": self.stage,
