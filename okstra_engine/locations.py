@@ -30,7 +30,31 @@ def default_root(project: str | None) -> Path:
         raise OkstraError(f"project path {start} is not a directory", "pass --project with an existing directory")
     if project:
         return start.resolve()
-    return (git.toplevel(start) or start).resolve()
+    top = git.toplevel(start)
+    root = (top or start).resolve()
+    if top is None or (root / ".okstra" / "project.json").is_file():
+        return root
+    return _owner_of_worktree(root) or root
+
+
+def _owner_of_worktree(root: Path) -> Path | None:
+    """The project a linked worktree belongs to, when `root` is one: agents run okstra
+    from their stage worktree. The registry knows okstra's own worktrees; git's common dir
+    names the repository of any other (the project is its main work tree)."""
+    from . import git, registry
+    from .projects import list_projects
+
+    row = registry.worktree_at(root)
+    if row is not None:
+        for known in list_projects():
+            path = Path(known.path)
+            if known.project_id == row.project_id and (path / ".okstra" / "project.json").is_file():
+                return path.resolve()
+    dirs = git.git_dirs(root)
+    if dirs is None or dirs[0] == dirs[1] or dirs[1].name != ".git":
+        return None  # not a linked worktree, or its repository is bare
+    main = dirs[1].parent
+    return main if (main / ".okstra" / "project.json").is_file() else None
 
 
 def okstra_home() -> Path:

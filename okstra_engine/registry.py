@@ -286,6 +286,21 @@ def task_worktrees(slot: TaskSlot) -> dict[int | None, WorktreeRow]:
     return {row.stage: row for row in map(_row, found)}
 
 
+def worktree_at(path: Path) -> WorktreeRow | None:
+    """The registered worktree whose root is `path`, or None (no registry: nothing is
+    created)."""
+    with _reader() as conn:
+        if conn is None:
+            return None
+        try:
+            found = conn.execute(f"SELECT {_COLUMNS} FROM worktrees WHERE path = ?", (str(path),)).fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
+    return _row(found) if found is not None else None
+
+
 def anchor(slot: TaskSlot) -> str | None:
     """The task's anchor base commit, or None before its first implementation run."""
     with _reader() as conn:
