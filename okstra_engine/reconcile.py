@@ -646,10 +646,12 @@ def _correct_locked(task: Task, stage: int, commit: str) -> Suggestion | None:
         raise OkstraError(
             f"stage {stage} is not in the Stage Map of {task.ref}", f"see the stages: okstra status {task.ref}"
         )
-    sha = git.resolve_commit(repo, commit)
+    from .worktrees import resolve_in_stage
+
+    sha, where = resolve_in_stage(task, stage, commit)
     if sha is None:
         raise OkstraError(
-            f"--commit {commit!r} names no commit in {repo}",
+            f"--commit {commit!r} names no commit in {where}",
             "pass a commit SHA (abbreviated is fine) or a ref that exists in the project repository",
         )
     ledger = plan.dir / LEDGER_NAME

@@ -6,13 +6,13 @@ from __future__ import annotations
 from . import faults
 from .errors import OkstraError
 from .gates import release_refusal
-from .git import resolve_commit
 from .ledger import LEDGER_NAME, LedgerRow, Status, append_row, new_row
 from .ledger_state import read_state
 from .locks import Notice, task_mutex
 from .plans import require_plan_run_root
 from .refusals import refuse
 from .tasks import Task
+from .worktrees import resolve_in_stage
 
 
 def record(
@@ -62,7 +62,6 @@ def _record_locked(task: Task, stage: int, status: Status, commit: str | None, r
 
 
 def _done_commit(task: Task, stage: int, commit: str | None) -> str | None:
-    root = task.project.root
     if not task.project.is_git:
         # a non-git project has nothing to point at: the row records completion only
         return None
@@ -71,10 +70,10 @@ def _done_commit(task: Task, stage: int, commit: str | None) -> str | None:
             f"recording stage {stage} as done needs the commit it finished at",
             f"pass --commit SHA (for example: okstra record {task.ref} --stage {stage} --status done --commit HEAD)",
         )
-    sha = resolve_commit(root, commit)
+    sha, where = resolve_in_stage(task, stage, commit)
     if sha is None:
         raise OkstraError(
-            f"--commit {commit!r} names no commit in {root}",
+            f"--commit {commit!r} names no commit in {where}",
             "pass a commit SHA (abbreviated is fine) or a ref that exists in the project repository",
         )
     return sha

@@ -92,6 +92,16 @@ def task_slot(task: Task) -> TaskSlot:
     return TaskSlot(task.project.id, task.ref.group, task.ref.id)
 
 
+def resolve_in_stage(task: Task, stage: int, rev: str) -> tuple[str | None, Path]:
+    """The commit `rev` names as the stage's agent sees it, and where it was resolved: in
+    the stage's worktree when it has one (there `HEAD` and `@~1` are the stage's work, not
+    the project checkout's, which is the stage's base), else in the project checkout.
+    Branches and SHAs name the same commit in both: worktrees share refs and objects."""
+    row = registry.get_worktree(task_slot(task), stage)
+    where = Path(row.path) if row is not None and Path(row.path).is_dir() else task.project.root
+    return git.resolve_commit(where, rev), where
+
+
 def _real(path: Path | str) -> Path:
     return Path(os.path.realpath(path))
 

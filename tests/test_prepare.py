@@ -404,11 +404,13 @@ def test_unregistered_project_registers_itself(task, capsys) -> None:
     assert code == 2 and "no QA commands" in err and (repo / ".okstra" / "project.json").exists()
 
 
-def test_prepare_inside_a_worktree_does_not_make_it_a_project(task, capsys) -> None:
+def test_prepare_inside_a_worktree_works_on_its_project(task, capsys) -> None:
+    """Run from a stage worktree, prepare is the project's (stage 1 is in flight, so no
+    stage is ready), and the worktree never becomes a project of its own."""
     _prep(capsys, task.project.root)
     inside = stage_target(task, 1).path
     code, _, err = run_cli("prepare", TASK, "--type", "implementation", cwd=inside)
-    assert code == 2 and "not an okstra project" in err and not (inside / ".okstra").exists()
+    assert code == 2 and f"no stage of {TASK} is ready" in err and not (inside / ".okstra").exists()
 
 
 def test_base_ref_picks_where_the_task_worktree_starts(task, capsys) -> None:

@@ -50,3 +50,26 @@ def test_a_folder_of_no_project_still_says_so(tmp_path) -> None:
     git(repo, "init", "-q")
     code, _, err = run_cli("status", "auth/login", cwd=repo)
     assert code == 2 and "not an okstra project" in err
+
+
+def test_commit_head_names_the_stage_worktrees_head_whatever_the_cwd(task) -> None:
+    """`record --commit HEAD` (the README's example) is the stage's work, not the project
+    checkout's HEAD, which is the stage's base."""
+    worktree = _stage_one(task)
+    sha = commit(worktree, {"schema.py": "x = 1\n"}, "stage 1")
+    main_head = git(task.project.root, "rev-parse", "HEAD")
+    assert sha != main_head
+    code, _out, err = run_cli(
+        "--project", str(task.project.root), "record", "auth/login", "--stage", "1", "--status", "done",
+        "--commit", "HEAD", cwd=task.project.root,
+    )  # fmt: skip
+    assert code == 0, err
+    assert read_ledger(plan_run_root(task).dir / LEDGER_NAME).rows[-1].head_commit == sha
+    # a correction's symbolic revision too
+    again = commit(worktree, {"schema.py": "x = 2\n"}, "stage 1, amended")
+    code, _out, err = run_cli(
+        "--project", str(task.project.root), "reconcile", "auth/login", "--stage", "1", "--commit", "HEAD",
+        cwd=task.project.root,
+    )  # fmt: skip
+    assert code == 0, err
+    assert read_ledger(plan_run_root(task).dir / LEDGER_NAME).rows[-1].head_commit == again
