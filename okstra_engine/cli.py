@@ -149,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", type=int, required=True, metavar="N")
     p.add_argument("--status", required=True, choices=("started", "done", "released"))
     p.add_argument("--commit", metavar="SHA", help="the commit the stage finished at (with --status done)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --commit FULL_SHA: record it even when it is the stage's base or off the stage's branch",
+    )
     p.add_argument("--run", dest="run_id", metavar="RUN_ID", help="the run (default: the stage's current run)")
     p.add_argument("--json", action="store_true", help="print the row written as JSON")
 
@@ -362,7 +367,15 @@ def cmd_record(args: argparse.Namespace) -> int:
     from .record import record
 
     task = _task(args)
-    row = record(task, args.stage, args.status, commit=args.commit, run_id=args.run_id, on_wait=_say_on_stderr)
+    row = record(
+        task,
+        args.stage,
+        args.status,
+        commit=args.commit,
+        run_id=args.run_id,
+        force=args.force,
+        on_wait=_say_on_stderr,
+    )
     if args.json:
         _print_json(row.model_dump(exclude_none=True))
         return 0

@@ -40,6 +40,10 @@ Codes and their params (`task` is always the task ref, `GROUP/ID`):
 - `handoff.commit_missing` {task, stage, commit, fix}
 - `release.no_reservation` {task, stage, latest}: `latest` the status of the stage's
   latest ledger row, or null when it has none
+- `record.commit_is_base` {task, stage, commit, base}: `done` at the commit the stage
+  started from (nothing committed)
+- `record.commit_not_on_branch` {task, stage, commit, branch, tip}: `done` at a commit
+  the stage's branch does not contain
 """
 
 from __future__ import annotations
@@ -363,6 +367,25 @@ def _handoff_unclassified(p: Params) -> tuple[str, str]:
     return (
         f"cannot tell whether stage {p['stage']} is merged: {p['why']}",
         f"see: okstra reconcile {p['task']} --stage {p['stage']}",
+    )
+
+
+@_words("record.commit_is_base")
+def _record_commit_is_base(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} would be done at {_short(p['commit'])}, the commit it started from "
+        f"(base {_short(p['base'])}): nothing was committed for it",
+        "commit the stage's work in its worktree, then record that commit (--commit HEAD there); "
+        "if it is right as it is, pass its full SHA with --force",
+    )
+
+
+@_words("record.commit_not_on_branch")
+def _record_commit_not_on_branch(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']}'s branch {p['branch']} (at {_short(p['tip'])}) does not contain {_short(p['commit'])}",
+        "record a commit of the stage's branch (--commit HEAD in its worktree); "
+        "if the work is elsewhere on purpose, pass its full SHA with --force",
     )
 
 

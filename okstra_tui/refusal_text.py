@@ -21,7 +21,7 @@ from .i18n import t, texts
 from .model import short
 
 Fields = dict[str, str]
-SHA_PARAMS = frozenset({"commit", "head"})
+SHA_PARAMS = frozenset({"commit", "head", "base", "tip"})
 MOST_PATHS = 5
 
 

@@ -238,6 +238,8 @@ def test_every_code_has_words_and_refuses_as_an_okstra_error() -> None:
         "deps": [1, 3],
         "unmerged": [{"stage": 1, "commit": "d" * 40}],
         "worktree": "/wt",
+        "base": "e" * 40,
+        "tip": "f" * 40,
         "fixes": [{"stage": 1, "fix": "merge it"}],
         "latest": "done",
     }

@@ -86,6 +86,10 @@ EXAMPLES: dict[str, list[dict]] = {
     "handoff.no_commit": [{"task": T, "stage": 2}],
     "handoff.unclassified": [{"task": T, "stage": 2, "why": "fatal: bad object 1a2b3c4d"}],
     "handoff.commit_missing": [{"task": T, "stage": 2, "commit": SHA, "fix": FIX}],
+    "record.commit_is_base": [{"task": T, "stage": 2, "commit": SHA, "base": SHA}],
+    "record.commit_not_on_branch": [
+        {"task": T, "stage": 2, "commit": SHA, "branch": "okstra/feature/g/x-s2", "tip": SHA}
+    ],
     "release.no_reservation": [
         {"task": T, "stage": 4, "latest": None},
         {"task": T, "stage": 4, "latest": "released"},
