@@ -117,6 +117,11 @@ def empty_tree(repo: Path) -> str:
     return run(["hash-object", "-t", "tree", "--stdin"], repo, input="").stdout.strip()
 
 
+def branch_name_ok(name: str, cwd: Path) -> bool:
+    """Whether git accepts `name` as a branch name (`git check-ref-format`)."""
+    return run(["check-ref-format", f"refs/heads/{name}"], cwd, check=False).returncode == 0
+
+
 def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
     proc = run(["merge-base", "--is-ancestor", ancestor, descendant], repo, check=False)
     return proc.returncode == 0

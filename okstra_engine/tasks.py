@@ -62,6 +62,7 @@ def new_task(project: Project, ref: TaskRef, *, title: str, category: str | None
     if not title:
         raise OkstraError("the task title is empty", 'pass --title "what the task is about"')
     category = check_slug(category or project.config.work_category, "category")
+    _check_branch_names(project, ref, category)
     path = task_dir(project, ref) / "task.json"
     if path.exists():
         existing = load_task(project, ref)
@@ -72,6 +73,21 @@ def new_task(project: Project, ref: TaskRef, *, title: str, category: str | None
     doc = TaskDoc(title=title, category=category, created=clock.local_iso())
     save_doc(path, doc)
     return Task(project, ref, doc)
+
+
+def _check_branch_names(project: Project, ref: TaskRef, category: str) -> None:
+    """The task's branches (`okstra/CATEGORY/GROUP/ID`, `…-sN`) must be names git takes,
+    or the first run would fail far from the cause."""
+    from . import git
+
+    branch = f"okstra/{category}/{ref.group}/{ref.id}"
+    if all(git.branch_name_ok(name, project.root) for name in (branch, f"{branch}-s1")):
+        return
+    raise OkstraError(
+        f"task {ref} in category {category!r} would work on the branch {branch}, a name git refuses "
+        "(no part of a branch name may end with '.lock', and a name may not end with '.')",
+        "pick a group, id and category that do not end with '.lock' or '.'",
+    )
 
 
 def list_tasks(project: Project) -> list[TaskRef]:

@@ -125,3 +125,19 @@ def test_with_approval_variants() -> None:
     assert front_matter(with_approval("# x\n", "T"))["approved"] == "true"
     assert front_matter(with_approval("---\napproved: false\n---\n# x\n", "T"))["approved"] == "true"
     assert with_approval("---\napproved: false\n---\n# x\n", "T").endswith("---\n# x\n")
+
+
+@pytest.mark.parametrize(
+    ("ref", "category"),
+    [("g/x.lock", None), ("g/x.", None), ("a.lock/b", None), ("g/x", "x.lock")],
+)
+def test_task_names_git_cannot_use_are_refused_at_task_new(repo, capsys, ref, category) -> None:
+    """The task's branches are `okstra/CATEGORY/GROUP/ID` and `…-sN`: a name git refuses
+    for a branch is refused when the task is made, with git's rule, not at the first run."""
+    from tests.support import call
+
+    call(capsys, "init", str(repo))
+    extra = ["--category", category] if category else []
+    code, _, err = call(capsys, "--project", str(repo), "task", "new", ref, "--title", "T", *extra)
+    assert code == 2 and "git refuses" in err and ".lock" in err
+    assert not (repo / ".okstra" / "tasks" / ref.split("/")[0] / ref.split("/")[1]).exists()
