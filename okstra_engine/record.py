@@ -78,7 +78,7 @@ def done_commit_refusal(task: Task, ledger: LedgerState, stage: int, sha: str) -
         return None
     params: Params = {"task": str(task.ref), "stage": stage, "commit": sha}
     base = ledger.base_ref(stage)
-    if base is not None and git.resolve_commit(root, base) == sha:
+    if base is not None and (base if git.is_full_sha(base) else git.resolve_commit(root, base)) == sha:
         return Refusal("record.commit_is_base", {**params, "base": base})
     if not git.is_ancestor(root, sha, tip):
         return Refusal("record.commit_not_on_branch", {**params, "branch": branch, "tip": tip})

@@ -81,7 +81,8 @@ def _check_branch_names(project: Project, ref: TaskRef, category: str) -> None:
     from . import git
 
     branch = f"okstra/{category}/{ref.group}/{ref.id}"
-    if all(git.branch_name_ok(name, project.root) for name in (branch, f"{branch}-s1")):
+    # a stage's `-sN` suffix cannot make a name git takes into one it refuses
+    if git.branch_name_ok(branch, project.root):
         return
     raise OkstraError(
         f"task {ref} in category {category!r} would work on the branch {branch}, a name git refuses "

@@ -86,9 +86,7 @@ class HandoffResult:
     def to_json(self) -> dict[str, Any]:
         plan = self.plan
         return {
-            "task": str(plan.task.ref),
-            "group": plan.group,
-            "stages": plan.stage_numbers,
+            **plan.json_fields(),
             "merged": self.merged,
             "already_merged": self.already_merged,
             "would_merge": self.would_merge,
@@ -104,8 +102,6 @@ class HandoffResult:
             "conflicts": {},
             "blockers": plan.merge_blockers() if self.would_merge else [],
             "applied": [s.to_json() for s in self.applied],
-            "task_worktree": str(plan.task_worktree),
-            "plan": [s.to_json() for s in plan.stages],
             "warnings": plan.warnings,
         }
 

@@ -137,6 +137,16 @@ class HandoffPlan:
     def already_merged(self) -> list[int]:
         return [s.stage for s in self.stages if s.action == "already-merged"]
 
+    def json_fields(self) -> dict[str, Any]:
+        """What every `handoff --json` answer says of the plan, done or refused."""
+        return {
+            "task": str(self.task.ref),
+            "group": self.group,
+            "stages": self.stage_numbers,
+            "task_worktree": str(self.task_worktree),
+            "plan": [s.to_json() for s in self.stages],
+        }
+
     def merge_blockers(self) -> list[str]:
         """Why a merge may not start in the task worktree (empty: it may)."""
         found = []
@@ -343,9 +353,7 @@ class HandoffError(OkstraError):
     def to_json(self) -> dict[str, Any]:
         plan = self.plan
         return {
-            "task": str(plan.task.ref),
-            "group": plan.group,
-            "stages": plan.stage_numbers,
+            **plan.json_fields(),
             "merged": [],
             "already_merged": plan.already_merged,
             "would_merge": plan.to_merge,
@@ -357,8 +365,6 @@ class HandoffError(OkstraError):
             "conflicts": {str(n): files for n, files in sorted(self.conflicts.items())},
             "blockers": plan.merge_blockers(),
             "applied": [s.to_json() for s in self.applied],
-            "task_worktree": str(plan.task_worktree),
-            "plan": [s.to_json() for s in plan.stages],
         }
 
 
