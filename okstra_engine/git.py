@@ -123,8 +123,14 @@ def branch_name_ok(name: str, cwd: Path) -> bool:
 
 
 def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
+    return contains(repo, descendant, ancestor) is True
+
+
+def contains(repo: Path, descendant: str, ancestor: str) -> bool | None:
+    """Whether `descendant` (a commit or ref) contains `ancestor`; None when either names
+    no commit (one git process answers both questions)."""
     proc = run(["merge-base", "--is-ancestor", ancestor, descendant], repo, check=False)
-    return proc.returncode == 0
+    return {0: True, 1: False}.get(proc.returncode)
 
 
 def branch_files(repo: Path, branch: str) -> list[Path]:

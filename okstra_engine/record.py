@@ -73,14 +73,15 @@ def done_commit_refusal(task: Task, ledger: LedgerState, stage: int, sha: str) -
     stage that has no branch (its work was made by hand) is taken at its word."""
     root = task.project.root
     branch = stage_branch(task, stage)
-    tip = git.resolve_commit(root, f"refs/heads/{branch}")
-    if tip is None:
+    on_branch = git.contains(root, f"refs/heads/{branch}", sha)
+    if on_branch is None:  # no such branch
         return None
     params: Params = {"task": str(task.ref), "stage": stage, "commit": sha}
     base = ledger.base_ref(stage)
     if base is not None and (base if git.is_full_sha(base) else git.resolve_commit(root, base)) == sha:
         return Refusal("record.commit_is_base", {**params, "base": base})
-    if not git.is_ancestor(root, sha, tip):
+    if not on_branch:
+        tip = git.resolve_commit(root, f"refs/heads/{branch}")
         return Refusal("record.commit_not_on_branch", {**params, "branch": branch, "tip": tip})
     return None
 
