@@ -228,7 +228,7 @@ def _build(root: Path, info: DemoInfo, now: datetime) -> None:
     from .ledger import LEDGER_NAME, LedgerRow, Status, append_row
     from .ledger_state import LedgerState
     from .plans import import_plan
-    from .projects import init_project, list_projects
+    from .projects import init_project
     from .reconcile import done_fields, target_commit
     from .slugs import TaskRef
     from .tasks import new_task, stage_branch
@@ -247,11 +247,8 @@ def _build(root: Path, info: DemoInfo, now: datetime) -> None:
         repo.commit(files, message, at(offset))
     anchor = repo.rev("HEAD")
 
-    # a shared okstra home may hold an earlier demo: worktree paths are per project id
-    project_id = _free_project_id({p.project_id for p in list_projects()})
-    project, _ = init_project(
-        root, project_id=project_id, qa_commands=[f"{_quote(sys.executable)} -m unittest discover -s tests -q"]
-    )
+    # a shared okstra home may hold an earlier demo: init picks the next free id (shop-2…)
+    project, _ = init_project(root, qa_commands=[f"{_quote(sys.executable)} -m unittest discover -s tests -q"])
     task = new_task(project, TaskRef.parse(DEMO_TASK), title="Checkout flow")
     plan_source = root.parent / "checkout-plan.md"
     plan_source.write_text(PLAN, encoding="utf-8")
@@ -332,14 +329,6 @@ def _build(root: Path, info: DemoInfo, now: datetime) -> None:
     agent_home = Path(info.agent_home)
     _team(agent_home, team_name(key, 3), at(13), runs[3])
     _team(agent_home, team_name(key, 4), at(149), runs[4])
-
-
-def _free_project_id(taken: set[str]) -> str:
-    """`shop`, else `shop-2`, `shop-3`…: the first id no registered project has."""
-    n = 1
-    while (candidate := DEMO_PROJECT if n == 1 else f"{DEMO_PROJECT}-{n}") in taken:
-        n += 1
-    return candidate
 
 
 def _team(agent_home: Path, name: str, when: datetime, run_id: str) -> None:

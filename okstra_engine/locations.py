@@ -42,14 +42,11 @@ def _owner_of_worktree(root: Path) -> Path | None:
     from their stage worktree. The registry knows okstra's own worktrees; git's common dir
     names the repository of any other (the project is its main work tree)."""
     from . import git, registry
-    from .projects import list_projects
+    from .projects import registered_root
 
     row = registry.worktree_at(root)
-    if row is not None:
-        for known in list_projects():
-            path = Path(known.path)
-            if known.project_id == row.project_id and (path / ".okstra" / "project.json").is_file():
-                return path.resolve()
+    if row is not None and (owner := registered_root(row.project_id)) is not None:
+        return owner.resolve()
     dirs = git.git_dirs(root)
     if dirs is None or dirs[0] == dirs[1] or dirs[1].name != ".git":
         return None  # not a linked worktree, or its repository is bare

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pydantic import ConfigDict, Field
@@ -85,36 +85,106 @@ def load_project(root: Path) -> Project:
         check_slug(config.project_id, "project id")
     except OkstraError as exc:
         raise OkstraError(f"{path}: field 'projectId': {exc.what}", f"fix or restore {path}") from None
+    known = list_projects()
+    owner = _id_owner(known, config.project_id, root.resolve())
+    if owner is not None:
+        raise _id_taken(config.project_id, owner, root, known, copied=True)
     return Project(root, config)
 
 
 def init_project(root: Path, *, project_id: str | None = None, qa_commands: Sequence[str] = ()) -> tuple[Project, bool]:
-    """Register `root` (idempotent); return the project and whether it was new."""
+    """Register `root` (idempotent); return the project and whether it was new.
+
+    A new project gets `project_id`, else the first free id made from its folder's name
+    (`app`, `app-2`…): the id names its worktrees, registry rows and locks, so no two
+    projects in the okstra home may share one. A folder whose `project.json` carries
+    another live project's id (a copied folder) is refused until `--id` gives it its own.
+    """
     root = root.resolve()
     if not root.is_dir():
         raise OkstraError(f"{root} is not a directory", "create it first, or pass an existing path")
     if project_id is not None:
         check_slug(project_id, "project id")
     path = config_path(root)
-    try:
-        config = load_doc(path, ProjectConfig)
-        created = False
-        if project_id and project_id != config.project_id:
-            raise OkstraError(
-                f"{root} is already registered as project {config.project_id!r}",
-                f"drop --id, or edit {path} by hand to rename it",
-            )
-    except FileNotFoundError:
-        config = ProjectConfig(project_id=project_id or slugify(root.name), name=root.name)
-        created = True
-    added = [c for c in qa_commands if c not in config.qa_commands]
-    if created or added:
-        config.qa_commands = [*config.qa_commands, *added]
-        save_doc(path, config)
-    if (root / ".git").exists():
-        _exclude_okstra_dir(root)
-    _remember(root, config)
+    with file_lock(okstra_home() / "locks" / "projects.lock"):
+        known = list_projects()
+        try:
+            config = load_doc(path, ProjectConfig)
+            created = False
+        except FileNotFoundError:
+            config, created = None, True
+        if config is None:
+            if project_id is None:
+                project_id = free_project_id(slugify(root.name), known, root)
+            elif (owner := _id_owner(known, project_id, root)) is not None:
+                raise _id_taken(project_id, owner, root, known, copied=False)
+            config = ProjectConfig(project_id=project_id, name=root.name)
+        elif project_id and project_id != config.project_id:
+            if _id_owner(known, config.project_id, root) is None:
+                raise OkstraError(
+                    f"{root} is already registered as project {config.project_id!r}",
+                    f"drop --id, or edit {path} by hand to rename it",
+                )
+            if (owner := _id_owner(known, project_id, root)) is not None:
+                raise _id_taken(project_id, owner, root, known, copied=False)
+            config.project_id = project_id  # a copy takes its own id; its tasks come along
+            created = True
+        elif (owner := _id_owner(known, config.project_id, root)) is not None:
+            raise _id_taken(config.project_id, owner, root, known, copied=True)
+        added = [c for c in qa_commands if c not in config.qa_commands]
+        if created or added:
+            config.qa_commands = [*config.qa_commands, *added]
+            save_doc(path, config)
+        if (root / ".git").exists():
+            _exclude_okstra_dir(root)
+        _remember(known, root, config)
     return Project(root, config), created
+
+
+def free_project_id(base: str, known: Sequence[KnownProject], root: Path) -> str:
+    """`base`, else `base-2`, `base-3`…: the first id no other live project has."""
+    n = 1
+    while True:
+        suffix = "" if n == 1 else f"-{n}"
+        candidate = base[: 64 - len(suffix)].rstrip("-._") + suffix
+        if _id_owner(known, candidate, root) is None:
+            return candidate
+        n += 1
+
+
+def registered_root(project_id: str) -> Path | None:
+    """The folder of the registered project with this id, if it still says so."""
+    return next(_holders(list_projects(), project_id), None)
+
+
+def _id_owner(known: Sequence[KnownProject], project_id: str, root: Path) -> Path | None:
+    """The other folder that holds `project_id`, if any."""
+    return next((path for path in _holders(known, project_id) if path != root), None)
+
+
+def _holders(known: Sequence[KnownProject], project_id: str) -> Iterator[Path]:
+    """The registered folders with this id that still say so: a row whose folder is gone,
+    or now says another id, holds nothing."""
+    for entry in known:
+        if entry.project_id != project_id:
+            continue
+        path = Path(entry.path)
+        try:
+            if load_doc(config_path(path), ProjectConfig).project_id == project_id:
+                yield path
+        except (OSError, OkstraError):
+            continue
+
+
+def _id_taken(project_id: str, owner: Path, root: Path, known: Sequence[KnownProject], *, copied: bool) -> OkstraError:
+    what = (
+        f"{root} says it is project {project_id!r}, but that id belongs to the project at {owner} "
+        "(was the folder copied?)"
+        if copied
+        else f"project id {project_id!r} is taken by the project at {owner}"
+    )
+    free = free_project_id(project_id, known, root)
+    return OkstraError(what, f"give this project its own id: okstra init --id {free} {root}")
 
 
 def _exclude_okstra_dir(root: Path) -> None:
@@ -128,18 +198,27 @@ def _exclude_okstra_dir(root: Path) -> None:
     atomic_write_text(exclude, "\n".join([*lines, f"/{OKSTRA_DIR}/"]) + "\n")
 
 
-def _remember(root: Path, config: ProjectConfig) -> None:
-    with file_lock(okstra_home() / "locks" / "projects.lock"):
-        known = list_projects()
-        if any(Path(p.path) == root for p in known):
-            return
-        entry = KnownProject(
-            project_id=config.project_id,
-            name=config.name,
-            path=str(root),
-            registered=clock.local_iso(),
-        )
-        save_doc(projects_file(), ProjectList(projects=[*known, entry]))
+def _remember(known: list[KnownProject], root: Path, config: ProjectConfig) -> None:
+    """One row per folder and per id; rows that name this folder or this id under an
+    older state (a folder gone, a copy re-registered) give way to this one. The caller
+    holds the projects lock."""
+    keep = []
+    for entry in known:
+        path = Path(entry.path)
+        if path == root:
+            if entry.project_id == config.project_id:
+                return  # already known as it is
+            continue
+        if entry.project_id == config.project_id and _id_owner([entry], config.project_id, root) is None:
+            continue
+        keep.append(entry)
+    entry = KnownProject(
+        project_id=config.project_id,
+        name=config.name,
+        path=str(root),
+        registered=clock.local_iso(),
+    )
+    save_doc(projects_file(), ProjectList(projects=[*keep, entry]))
 
 
 def list_projects() -> list[KnownProject]:

@@ -75,9 +75,13 @@ class ProjectEntry:
 def project_entries() -> list[ProjectEntry]:
     from okstra_engine.projects import list_projects
 
-    entries = []
+    entries: list[ProjectEntry] = []
+    seen: set[Path] = set()
     for known in list_projects():
         path = Path(known.path)
+        if path in seen:  # a list an older okstra wrote may name a folder twice
+            continue
+        seen.add(path)
         entries.append(ProjectEntry(known.project_id, known.name, path, (path / ".okstra" / "project.json").is_file()))
     return entries
 
