@@ -290,8 +290,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.no_tui:
         print(f"okstra demo: project {info.project_root}, task {info.task}")
         for key, value in info.env.items():
-            print(f"  export {key}={value}")
-        print(f"okstra demo: open it: okstra demo --dir {info.dir}")
+            print(f"  export {key}={shlex.quote(value)}")
+        print(f"okstra demo: open it: okstra demo --dir {shlex.quote(info.dir)}")
         return 0
     open_ui = _ui(args)
     # when the TUI leaves to exec an agent (the simulated lead), it prints how to come back
@@ -302,7 +302,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         command_env=info.env,
         reopen=f"okstra demo --dir {shlex.quote(info.dir)}",
     )
-    print(f"okstra demo: kept in {info.dir}; open it again: okstra demo --dir {info.dir}")
+    print(f"okstra demo: kept in {info.dir}; open it again: okstra demo --dir {shlex.quote(info.dir)}")
     return code
 
 

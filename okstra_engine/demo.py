@@ -33,14 +33,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from . import clock, git
+from .documents import Doc, load_doc
 from .errors import OkstraError
 from .teams import team_name
 
@@ -130,8 +131,11 @@ _PAYMENT_WIP = (
 _DOCS = "\n## Checkout\n\nOrders are priced, paid and reserved before they are confirmed.\n"
 
 
-@dataclass
-class DemoInfo:
+class DemoInfo(Doc):
+    """`okstra-demo.json`. Read back, it is a stranger's file like any other: only the
+    story's facts (commits, run ids, when it was built) and okstra's own variables are
+    taken from it, and every place is derived from the folder it was found in."""
+
     dir: str
     project_root: str
     task: str
@@ -140,24 +144,50 @@ class DemoInfo:
     agent_home: str
     env: dict[str, str]
     built_at: str
-    commits: dict[str, str] = field(default_factory=dict)
-    run_ids: dict[str, str] = field(default_factory=dict)
+    commits: dict[str, str] = {}
+    run_ids: dict[str, str] = {}
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
+        return self.model_dump_json(indent=2) + "\n"
 
 
 def load_demo(directory: Path) -> DemoInfo | None:
     """The demo built in `directory` earlier, or None when there is none."""
+    how = "build the demo in another directory (--dir)"
     try:
-        data = json.loads((directory / MARKER).read_text(encoding="utf-8"))
-        return DemoInfo(**data)
+        info = load_doc(directory / MARKER, DemoInfo, how=how)
     except FileNotFoundError:
         return None
-    except (ValueError, TypeError) as exc:
+    env = {key: _demo_place(directory, key, info.env.get(key), how) for key in ENV_KEYS}
+    return info.model_copy(
+        update={
+            "dir": str(directory),
+            "project_root": str(directory / DEMO_PROJECT),
+            "task": DEMO_TASK,
+            "okstra_home": env["OKSTRA_HOME"],
+            "config_file": env["OKSTRA_CONFIG"],
+            "agent_home": env["CLAUDE_CONFIG_DIR"],
+            "env": env,
+        }
+    )
+
+
+def _demo_place(directory: Path, key: str, value: str | None, how: str) -> str:
+    """One of okstra's variables from a demo marker: an absolute path inside the demo's
+    folder once symlinks are resolved; the okstra home may also be the caller's own."""
+    marker = directory / MARKER
+    if not value or not os.path.isabs(value):
+        raise OkstraError(f"{marker}: {key} must be an absolute path, not {value!r}", how)
+    if key == "OKSTRA_HOME" and value == os.environ.get("OKSTRA_HOME"):
+        return value
+    if not Path(value).resolve().is_relative_to(directory.resolve()):
         raise OkstraError(
-            f"{directory / MARKER} is damaged ({exc})", "build the demo in another directory (--dir)"
-        ) from None
+            f"{marker}: {key} {value!r} is outside the demo's folder {directory}",
+            "reopen only demos okstra built there"
+            + (f", or set OKSTRA_HOME={shlex.quote(value)} if you built it so" if key == "OKSTRA_HOME" else "")
+            + f"; or {how}",
+        )
+    return value
 
 
 def build_demo(directory: Path, *, now: datetime | None = None) -> DemoInfo:

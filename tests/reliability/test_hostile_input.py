@@ -821,3 +821,96 @@ def test_hostile_values_found_by_the_fuzzers(world, case, monkeypatch) -> None:
             assert o.rc == want_rc and "Traceback" not in o.err and "unexpected error" not in o.err, (case, o.err)
     finally:
         world.put_back()
+
+
+# ---------------------------------------------------------------------------- the demo folder
+#
+# `okstra demo --dir DIR` reopens a folder somebody else may have written.
+
+
+@pytest.fixture(scope="module")
+def built_demo(tmp_path_factory) -> Path:
+    from okstra_engine.demo import build_demo
+
+    directory = tmp_path_factory.mktemp("demo with space")
+    home = directory / "okstra-home"
+    saved = os.environ.get("OKSTRA_HOME")
+    os.environ["OKSTRA_HOME"] = str(home)
+    try:
+        build_demo(directory)
+    finally:
+        if saved is None:
+            os.environ.pop("OKSTRA_HOME", None)
+        else:
+            os.environ["OKSTRA_HOME"] = saved
+    return directory
+
+
+def _reopen(directory: Path, marker: dict) -> subprocess.CompletedProcess[str]:
+    (directory / "okstra-demo.json").write_text(json.dumps(marker))
+    exe = Path(sys.executable).with_name("okstra")
+    env = {k: v for k, v in os.environ.items() if k not in ("OKSTRA_HOME", "OKSTRA_CONFIG", "CLAUDE_CONFIG_DIR")}
+    return subprocess.run(
+        [str(exe), "demo", "--dir", str(directory), "--no-tui"], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+def test_a_demo_marker_cannot_set_path_or_other_variables(built_demo, tmp_path) -> None:
+    marker = json.loads((built_demo / "okstra-demo.json").read_text())
+    original = dict(marker)
+    try:
+        marker["env"] = {**marker["env"], "PATH": str(tmp_path), "PYTHONPATH": str(tmp_path), "GIT_DIR": "/"}
+        proc = _reopen(built_demo, marker)
+        assert proc.returncode == 0, proc.stderr
+        assert "PATH" not in proc.stdout and "GIT_DIR" not in proc.stdout
+        # what it prints can be pasted into a shell: the folder has a space in its name
+        assert f"export OKSTRA_HOME='{built_demo / 'okstra-home'}'" in proc.stdout
+        assert f"okstra demo --dir '{built_demo}'" in proc.stdout
+    finally:
+        (built_demo / "okstra-demo.json").write_text(json.dumps(original))
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("CLAUDE_CONFIG_DIR", "/tmp/okstra-elsewhere"),
+        ("OKSTRA_CONFIG", "relative.toml"),
+        ("OKSTRA_HOME", "/"),
+        ("CLAUDE_CONFIG_DIR", "{dir}/agent-home/../../x"),
+    ],
+)
+def test_a_demo_marker_cannot_point_okstra_outside_its_folder(built_demo, key, value) -> None:
+    marker = json.loads((built_demo / "okstra-demo.json").read_text())
+    original = dict(marker)
+    try:
+        marker["env"] = {**marker["env"], key: value.format(dir=built_demo)}
+        proc = _reopen(built_demo, marker)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert key in proc.stderr and "Traceback" not in proc.stderr
+        assert "export" not in proc.stdout
+    finally:
+        (built_demo / "okstra-demo.json").write_text(json.dumps(original))
+
+
+def test_a_demo_folder_whose_agent_home_is_a_symlink_out_is_refused(built_demo, tmp_path) -> None:
+    agent_home = built_demo / "agent-home"
+    aside = built_demo / "agent-home.real"
+    agent_home.rename(aside)
+    agent_home.symlink_to(tmp_path)
+    try:
+        proc = _reopen(built_demo, json.loads((built_demo / "okstra-demo.json").read_text()))
+        assert proc.returncode == 2 and "CLAUDE_CONFIG_DIR" in proc.stderr, proc.stdout + proc.stderr
+    finally:
+        agent_home.unlink()
+        aside.rename(agent_home)
+
+
+def test_a_demo_marker_cannot_move_the_project_or_the_task(built_demo, tmp_path) -> None:
+    marker = json.loads((built_demo / "okstra-demo.json").read_text())
+    original = dict(marker)
+    try:
+        proc = _reopen(built_demo, {**marker, "project_root": str(tmp_path), "task": "x/y", "dir": "/"})
+        assert proc.returncode == 0, proc.stderr
+        assert f"project {built_demo / 'shop'}, task demo/checkout" in proc.stdout
+    finally:
+        (built_demo / "okstra-demo.json").write_text(json.dumps(original))
