@@ -15,8 +15,13 @@ from typing import Any
 from .config import settings
 from .documents import Doc, load_doc
 from .errors import OkstraError
+from .ledger import LedgerRow
+from .ledger_state import StageLedger
 from .locations import config_file
+from .projects import OKSTRA_DIR, load_project
 from .runs import RunManifest
+from .slugs import TaskRef
+from .tasks import Task, load_task
 
 
 class _Worktree(Doc):
@@ -43,26 +48,50 @@ class LaunchPlan:
     cwd: Path
     run_dir: Path
     manifest: dict[str, Any]
+    task: Task
 
 
-def read_manifest(run_dir: Path) -> dict[str, Any]:
-    try:
-        doc = load_doc(run_dir / "manifest.json", LaunchManifest, how="prepare the run again")
-    except FileNotFoundError:
+def run_context(run_dir: Path) -> tuple[Task, LaunchManifest]:
+    """A prepared run's task and manifest.
+
+    The run folder's place says which project and task it belongs to
+    (`<project>/.okstra/tasks/GROUP/ID/runs/RUN_ID`); its manifest, which anybody who can
+    write the project can edit, only says what the run is (its phase and stage) and must
+    agree with that place. No path is ever taken from the manifest.
+    """
+    run_dir = run_dir.resolve()
+    manifest_path = run_dir / "manifest.json"
+    if not manifest_path.is_file():
         raise OkstraError(
             f"{run_dir} is not a prepared run (no manifest.json)", "prepare one: okstra prepare GROUP/ID --type TYPE"
-        ) from None
-    return doc.model_dump(by_alias=True)
+        )
+    runs, task_dir = run_dir.parent, run_dir.parent.parent
+    tasks, okstra = task_dir.parent.parent, task_dir.parent.parent.parent
+    if (runs.name, tasks.name, okstra.name) != ("runs", "tasks", OKSTRA_DIR):
+        raise OkstraError(
+            f"{run_dir} is not a run folder of an okstra task",
+            f"pass the folder prepare printed: PROJECT/{OKSTRA_DIR}/tasks/GROUP/ID/runs/RUN_ID",
+        )
+    task = load_task(load_project(okstra.parent), TaskRef.parse(f"{task_dir.parent.name}/{task_dir.name}"))
+    manifest = load_doc(manifest_path, LaunchManifest, how="prepare the run again")
+    if manifest.run_id != run_dir.name or manifest.task != str(task.ref):
+        raise OkstraError(
+            f"{manifest_path} names run {manifest.run_id!r} of task {manifest.task!r}, "
+            f"but it is in the folder of run {run_dir.name!r} of task {task.ref}",
+            "prepare the run again",
+        )
+    return task, manifest
 
 
 def plan_launch(run_dir: Path) -> LaunchPlan:
+    task, doc = run_context(run_dir)
     run_dir = run_dir.resolve()
-    manifest = read_manifest(run_dir)
+    _check_reserved(task, doc)
+    manifest = doc.model_dump(by_alias=True)
     prompt_file = run_dir / "prompt.md"
-    if not prompt_file.exists():
+    if not prompt_file.is_file() or prompt_file.is_symlink():
         raise OkstraError(f"{run_dir} has no prompt.md", "prepare the run again")
-    worktree = (manifest.get("worktree") or {}).get("path") or manifest.get("project_root") or str(run_dir)
-    cwd = Path(worktree)
+    cwd = workplace(task, doc.stage)
     if not cwd.is_dir():
         raise OkstraError(
             f"the run's worktree {cwd} does not exist", "prepare the run again (it recreates the worktree)"
@@ -85,34 +114,120 @@ def plan_launch(run_dir: Path) -> LaunchPlan:
             f"agent_command in {config_file()} has an unknown placeholder: {exc}",
             "use only {prompt}, {prompt_file}, {run_dir} and {worktree}",
         ) from exc
-    if shutil.which(argv[0]) is None:
+    program = shutil.which(argv[0])
+    if program is None:
         raise OkstraError(
             f"the agent command {argv[0]!r} is not installed or not on PATH",
             f'install it, or set agent_command in {config_file()} (e.g. agent_command = ["claude", "{{prompt}}"])',
         )
-    return LaunchPlan(argv, cwd, run_dir, manifest)
+    _check_startable(argv[0], Path(program))
+    return LaunchPlan(argv, cwd, run_dir, manifest, task)
+
+
+def workplace(task: Task, stage: int | None) -> Path:
+    """Where the run's agent works, from the registry: the stage's worktree for a stage
+    run, else the task worktree; the project itself when it is not a git repository."""
+    from . import registry
+    from .worktrees import task_slot
+
+    rows = registry.task_worktrees(task_slot(task))
+    row = rows.get(stage) if stage is not None else rows.get(None)
+    if row is not None:
+        return Path(row.path)
+    if task.project.is_git:
+        what = f"stage {stage}" if stage is not None else "the task"
+        raise OkstraError(f"{what} of {task.ref} has no worktree", "prepare the run again (it makes the worktree)")
+    return task.project.root
+
+
+def _check_reserved(task: Task, manifest: LaunchManifest) -> StageLedger | None:
+    """An implementation run starts its agent only while the run still holds its stage:
+    launching an old run must not take back a stage that was done, released or taken."""
+    if manifest.task_type != "implementation" or manifest.stage is None:
+        return None
+    from .ledger import LEDGER_NAME
+    from .ledger_state import read_state
+    from .plans import require_plan_run_root
+
+    stage, run = manifest.stage, manifest.run_id
+    ledger = read_state(require_plan_run_root(task).dir / LEDGER_NAME).stages.get(stage)
+    if ledger is not None and ledger.in_flight and ledger.streak.run_id == run:
+        return ledger
+    if ledger is None:
+        now = "has no ledger row"
+    elif ledger.in_flight:
+        now = f"is held by run {ledger.streak.run_id}"
+    else:
+        now = f"is {ledger.latest.status} (since {ledger.latest.ts})"
+    raise OkstraError(
+        f"run {run} does not hold stage {stage} of {task.ref} any more: the stage {now}",
+        f"prepare a new run: okstra prepare {task.ref} --type implementation --stage {stage}",
+    )
+
+
+def _check_startable(name: str, program: Path) -> None:
+    """What exec would refuse, said before okstra writes anything: a script whose `#!`
+    names no program."""
+    try:
+        with program.open("rb") as handle:
+            first = handle.readline(256)
+    except OSError as exc:
+        raise OkstraError(f"cannot read the agent command {name!r} ({program}): {exc.strerror}", _FIX) from None
+    if not first.startswith(b"#!"):
+        return
+    words = first[2:].split()
+    interpreter = Path(os.fsdecode(words[0])) if words else None
+    if interpreter is None or not (interpreter.is_file() and os.access(interpreter, os.X_OK)):
+        said = os.fsdecode(first[2:].strip()) or "nothing"
+        raise OkstraError(
+            f"the agent command {name!r} ({program}) cannot start: its first line names {said!r}, "
+            "which is not a program here",
+            _FIX,
+        )
+
+
+_FIX = "fix its first line (#!) or install what it names, or set agent_command to another program"
 
 
 def launch(run_dir: Path) -> None:
     """Never returns on success."""
+    from .ledger import LEDGER_NAME, append_row, new_row
+    from .locks import task_mutex
+    from .plans import require_plan_run_root
+
     plan = plan_launch(run_dir)
-    _record_agent_pid(plan)
+    manifest = LaunchManifest.model_validate(plan.manifest)
+    ledger = require_plan_run_root(plan.task).dir / LEDGER_NAME
+    held = None
+    with task_mutex(plan.task):
+        held = _check_reserved(plan.task, manifest)
+        if held is not None:
+            # the reservation prepare wrote (base and branch from the ledger, not the
+            # manifest), re-stated with our pid: exec hands it to the agent
+            append_row(ledger, new_row(held.stage, "reserved", **_restated(held.streak.start), pid=os.getpid()))
     os.chdir(plan.cwd)
-    os.execvp(plan.argv[0], plan.argv)
+    try:
+        os.execvp(plan.argv[0], plan.argv)
+    except OSError as exc:
+        if held is not None:  # our pid names the reservation, and we are about to exit
+            with task_mutex(plan.task):
+                append_row(
+                    ledger,
+                    new_row(
+                        held.stage,
+                        "released",
+                        run_id=manifest.run_id,
+                        reason=f"the agent command could not start: {exc.strerror}",
+                    ),
+                )
+        raise OkstraError(f"cannot run the agent command {plan.argv[0]!r}: {exc.strerror}", _FIX) from None
 
 
-def _record_agent_pid(plan: LaunchPlan) -> None:
-    """Re-state the reservation with our pid, which exec hands to the agent."""
-    stage = plan.manifest.get("stage")
-    ledger = plan.manifest.get("ledger_path")
-    if stage is None or not ledger or not plan.manifest.get("project_root") or not plan.manifest.get("worktree"):
-        return
-    from .ledger import append_row
-    from .prepare import WorktreeInfo, reserved_row
-    from .projects import load_project
-    from .slugs import TaskRef
-    from .tasks import load_task
-
-    task = load_task(load_project(Path(plan.manifest["project_root"])), TaskRef.parse(plan.manifest["task"]))
-    worktree = WorktreeInfo.model_validate(plan.manifest["worktree"])
-    append_row(Path(ledger), reserved_row(task, int(stage), plan.manifest["run_id"], worktree, pid=os.getpid()))
+def _restated(row: LedgerRow) -> dict[str, Any]:
+    branch = (row.model_extra or {}).get("branch")
+    return {
+        "run_id": row.run_id,
+        "impl_task_key": row.impl_task_key,
+        "base_ref": row.base_ref,
+        "branch": branch if isinstance(branch, str) else None,
+    }

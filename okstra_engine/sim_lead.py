@@ -17,27 +17,23 @@ from pathlib import Path
 from . import git
 from .carry import CarrySidecar, write_carry
 from .errors import OkstraError, print_error
-from .launch import read_manifest
+from .launch import run_context, workplace
 from .plans import require_plan_run_root
-from .projects import load_project
 from .record import record
-from .slugs import TaskRef
-from .tasks import load_task
 
 SIM_AUTHOR = ("okstra sim lead", "sim-lead@okstra.invalid")
 
 
 def run(run_dir: Path, *, delay: float = 0.0, say: Callable[[str], object] = print) -> str:
-    manifest = read_manifest(run_dir)
-    stage = manifest.get("stage")
-    if manifest.get("task_type") != "implementation" or stage is None:
+    task, manifest = run_context(run_dir)
+    stage = manifest.stage
+    if manifest.task_type != "implementation" or stage is None:
         raise OkstraError(
-            f"the simulated lead plays implementation stages; {run_dir.name} is {manifest.get('task_type')}",
+            f"the simulated lead plays implementation stages; {run_dir.name} is {manifest.task_type}",
             "prepare an implementation run",
         )
-    task = load_task(load_project(Path(manifest["project_root"])), TaskRef.parse(manifest["task"]))
-    run_id = manifest["run_id"]
-    worktree = Path(manifest["worktree"]["path"])
+    run_id = manifest.run_id
+    worktree = workplace(task, stage)
     title = require_plan_run_root(task).stage_map().by_number()[stage].title
 
     record(task, stage, "started", run_id=run_id)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,47 +11,50 @@ import pytest
 
 from okstra_engine.errors import OkstraError
 from okstra_engine.launch import plan_launch
-from tests.support import run_cli
+from okstra_engine.ledger import LEDGER_NAME, read_ledger
+from okstra_engine.plans import plan_run_root
+from okstra_engine.prepare import PrepareOptions, prepare
+from okstra_engine.record import record
+from okstra_engine.status import task_status
+from okstra_engine.worktrees import stage_target
+from tests.support import commit, run_cli
 
 
-def _run_dir(tmp_path: Path) -> Path:
-    run = tmp_path / "run"
-    run.mkdir()
-    work = tmp_path / "work"
-    work.mkdir()
-    manifest = {
-        "run_id": "r1",
-        "run_dir": str(run),
-        "task": "auth/login",
-        "task_key": "auth-login",
-        "task_type": "planning",
-        "created": "2026-01-01T00:00:00Z",
-        "worktree": {"path": str(work)},
-    }
-    (run / "manifest.json").write_text(json.dumps(manifest))
-    (run / "prompt.md").write_text("do the thing")
-    return run
+def _run_dir(task, stage: str = "1") -> Path:
+    """A real implementation run of `stage`, prepared by the CLI (no agent pid)."""
+    prepared = prepare(task, PrepareOptions("implementation", stage=stage))
+    return Path(prepared.manifest.run_dir)
 
 
-def _config(tmp_path: Path, command: list[str]) -> None:
+def _config(command: list[str]) -> None:
     Path(os.environ["OKSTRA_CONFIG"]).write_text(f"agent_command = {json.dumps(command)}\n")
     from okstra_engine.config import settings
 
     settings.cache_clear()
 
 
-def test_missing_agent_command_is_exit_2_with_how_to_configure(tmp_path: Path) -> None:
-    run = _run_dir(tmp_path)
-    _config(tmp_path, ["no-such-agent-xyz", "{prompt}"])
+def _ledger(task) -> Path:
+    return plan_run_root(task).dir / LEDGER_NAME
+
+
+def _launch(run: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("okstra")), "launch", str(run)], capture_output=True, text=True
+    )
+
+
+def test_missing_agent_command_is_exit_2_with_how_to_configure(task) -> None:
+    run = _run_dir(task)
+    _config(["no-such-agent-xyz", "{prompt}"])
     code, _out, err = run_cli("launch", str(run))
     assert code == 2
     assert "'no-such-agent-xyz' is not installed" in err and "agent_command" in err and "Traceback" not in err
 
 
-def test_unknown_placeholder(tmp_path: Path) -> None:
-    _config(tmp_path, ["echo", "{nope}"])
+def test_unknown_placeholder(task) -> None:
+    _config(["echo", "{nope}"])
     with pytest.raises(OkstraError, match="unknown placeholder"):
-        plan_launch(_run_dir(tmp_path))
+        plan_launch(_run_dir(task))
 
 
 def test_not_a_run_dir(tmp_path: Path) -> None:
@@ -58,13 +62,112 @@ def test_not_a_run_dir(tmp_path: Path) -> None:
         plan_launch(tmp_path)
 
 
-def test_launch_execs_in_the_worktree_with_the_prompt(tmp_path: Path) -> None:
-    run = _run_dir(tmp_path)
+def _echo_agent(tmp_path: Path) -> Path:
     out_file = tmp_path / "seen.txt"
     script = f"import os,sys; open({str(out_file)!r},'w').write(os.getcwd()+'|'+sys.argv[1]+'|'+str(os.getpid()))"
-    _config(tmp_path, [sys.executable, "-c", script, "{prompt_file}"])
+    _config([sys.executable, "-c", script, "{prompt_file}"])
+    return out_file
+
+
+def test_launch_execs_in_the_worktree_with_the_prompt(task, tmp_path: Path) -> None:
+    run = _run_dir(task)
+    out_file = _echo_agent(tmp_path)
     proc = subprocess.Popen([str(Path(sys.executable).with_name("okstra")), "launch", str(run)])
     assert proc.wait() == 0
     cwd, prompt, pid = out_file.read_text().split("|")
-    assert cwd == str(tmp_path / "work") and prompt == str(run / "prompt.md")
+    assert cwd == str(stage_target(task, 1).path) and prompt == str(run / "prompt.md")
     assert int(pid) == proc.pid  # exec, not a child: the reservation's pid is the agent's
+    last = read_ledger(_ledger(task)).rows[-1]
+    assert (last.stage, last.status, last.pid) == (1, "reserved", proc.pid)
+
+
+# ---------------------------------------------------------------------------- a tampered run folder
+
+
+def test_launch_takes_no_path_from_the_manifest(task, tmp_path: Path) -> None:
+    """The manifest is the project's file: an agent can rewrite it. Its ledger and
+    worktree paths are not where launch writes or works."""
+    run = _run_dir(task)
+    out_file = _echo_agent(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["ledger_path"] = str(victim)
+    manifest["worktree"]["path"] = str(elsewhere)
+    manifest["project_root"] = str(tmp_path)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    before = _ledger(task).read_bytes()
+
+    proc = _launch(run)
+    assert proc.returncode == 0, proc.stderr
+    assert victim.read_text() == "precious\n"
+    assert out_file.read_text().split("|")[0] == str(stage_target(task, 1).path)
+    assert _ledger(task).read_bytes().startswith(before) and len(_ledger(task).read_bytes()) > len(before)
+
+
+def test_a_manifest_of_another_run_is_refused(task) -> None:
+    run = _run_dir(task)
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, "task": "other/task"}))
+    before = _ledger(task).read_bytes()
+    proc = _launch(run)
+    assert proc.returncode == 2 and "other/task" in proc.stderr and "Traceback" not in proc.stderr
+    assert _ledger(task).read_bytes() == before
+
+
+@pytest.mark.parametrize("then", ["done", "released", "taken"])
+def test_an_old_run_does_not_take_its_stage_back(task, tmp_path: Path, then: str) -> None:
+    run = _run_dir(task)
+    _echo_agent(tmp_path)
+    if then == "done":
+        sha = commit(stage_target(task, 1).path, {"schema.py": "x = 1\n"}, "stage 1")
+        record(task, 1, "done", commit=sha)
+    else:
+        record(task, 1, "released")
+        if then == "taken":
+            _run_dir(task)
+    before = _ledger(task).read_bytes()
+    proc = _launch(run)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "does not hold stage 1" in proc.stderr and "okstra prepare" in proc.stderr
+    assert _ledger(task).read_bytes() == before
+
+
+def test_a_run_folder_outside_a_task_is_refused(task, tmp_path: Path) -> None:
+    run = _run_dir(task)
+    copy = tmp_path / "copied-run"
+    shutil.copytree(run, copy)
+    proc = _launch(copy)
+    assert proc.returncode == 2 and "not a run folder of an okstra task" in proc.stderr
+
+
+# ---------------------------------------------------------------------------- an agent that cannot start
+
+
+def test_a_script_naming_a_missing_interpreter_is_refused_before_anything_is_written(task, tmp_path: Path) -> None:
+    run = _run_dir(task)
+    agent = tmp_path / "agent"
+    agent.write_text("#!/no/such/interpreter\necho hi\n")
+    agent.chmod(0o755)
+    _config([str(agent), "{prompt_file}"])
+    before = _ledger(task).read_bytes()
+    proc = _launch(run)
+    assert proc.returncode == 2 and "/no/such/interpreter" in proc.stderr and "#!" in proc.stderr
+    assert _ledger(task).read_bytes() == before
+
+
+def test_an_exec_that_fails_gives_the_stage_back(task, tmp_path: Path) -> None:
+    """Exec fails after the reservation named our pid (a file that is no program): the
+    stage must not stay reserved by a pid that is about to be gone."""
+    run = _run_dir(task)
+    agent = tmp_path / "agent"
+    agent.write_bytes(b"\x00\x01 not a program\n")
+    agent.chmod(0o755)
+    _config([str(agent), "{prompt_file}"])
+    proc = _launch(run)
+    assert proc.returncode == 2 and "cannot run the agent command" in proc.stderr, proc.stderr
+    rows = read_ledger(_ledger(task)).rows
+    assert (rows[-1].stage, rows[-1].status) == (1, "released") and "could not start" in (rows[-1].reason or "")
+    assert task_status(task).stages[0].state == "ready"
