@@ -15,12 +15,35 @@ from pathlib import Path
 from . import faults
 
 
-def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# read once, while the process has one thread: setting it back and forth later would race
+_NEW_FILE_MODE = 0o666 & ~_umask()
+
+
+def atomic_write_text(path: Path, text: str, *, durable: bool = True, through_symlink: bool = False) -> None:
     """Replace `path` with `text` so readers see the old or the new file, never a mix.
-    `durable=False` skips the fsyncs: for caches, which a crash may lose but not tear."""
+
+    The file keeps its mode (a new one gets what the umask gives, as `open` would). A
+    symlink at `path` is replaced, never followed, unless `through_symlink` (for files of
+    the person's own git setup, such as a linked `info/exclude`): then its target is
+    rewritten. `durable=False` skips the fsyncs: for caches, which a crash may lose but
+    not tear."""
+    if through_symlink:
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        old = os.lstat(path)
+        mode = stat.S_IMODE(old.st_mode) if stat.S_ISREG(old.st_mode) else _NEW_FILE_MODE
+    except FileNotFoundError:
+        mode = _NEW_FILE_MODE
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()

@@ -195,7 +195,8 @@ def _exclude_okstra_dir(root: Path) -> None:
         lines = []
     if any(line.strip() in (f"{OKSTRA_DIR}/", f"/{OKSTRA_DIR}/", OKSTRA_DIR, f"/{OKSTRA_DIR}") for line in lines):
         return
-    atomic_write_text(exclude, "\n".join([*lines, f"/{OKSTRA_DIR}/"]) + "\n")
+    # the person's own file: a link to a shared exclude list is written through
+    atomic_write_text(exclude, "\n".join([*lines, f"/{OKSTRA_DIR}/"]) + "\n", through_symlink=True)
 
 
 def _remember(known: list[KnownProject], root: Path, config: ProjectConfig) -> None:
