@@ -2,7 +2,8 @@
 
 Argument lists only (never a shell string), `--end-of-options` before anything a user
 typed, and an environment stripped of inherited `GIT_*` variables so that a hook or an
-outer git process cannot point us at another repository; no hooks run (`git_env`).
+outer git process cannot point us at another repository; no hooks, fsmonitor or
+signing program runs (`git_env`).
 The `git` binary, not GitPython: a process costs ~2 ms, importing GitPython ~100 ms,
 and agents call the CLI in loops.
 """
@@ -34,7 +35,7 @@ def git_env() -> dict[str, str]:
         # no lock a read does not need (`git status` would take index.lock to refresh
         # the index): a read killed midway leaves nothing that blocks the next git
         GIT_OPTIONAL_LOCKS="0",
-        GIT_CONFIG_COUNT="3",
+        GIT_CONFIG_COUNT="6",
         GIT_CONFIG_KEY_0="color.ui",
         GIT_CONFIG_VALUE_0="never",
         GIT_CONFIG_KEY_1="advice.detachedHead",
@@ -44,6 +45,18 @@ def git_env() -> dict[str, str]:
         # break or change it, so none run
         GIT_CONFIG_KEY_2="core.hooksPath",
         GIT_CONFIG_VALUE_2=os.devnull,
+        # nor any other program the config names around okstra's own work: an
+        # fsmonitor daemon hook (run by every status and merge), and signing, whose
+        # prompt cannot run in a git that has no terminal (agents call okstra): okstra's
+        # merge commits are unsigned; the person signs what they merge out of the task.
+        # Filters and merge drivers keep running: they are how the files' content is
+        # made (LFS), and only the person's own config can name their programs.
+        GIT_CONFIG_KEY_3="core.fsmonitor",
+        GIT_CONFIG_VALUE_3="false",
+        GIT_CONFIG_KEY_4="commit.gpgSign",
+        GIT_CONFIG_VALUE_4="false",
+        GIT_CONFIG_KEY_5="tag.gpgSign",
+        GIT_CONFIG_VALUE_5="false",
     )
     return env
 

@@ -200,3 +200,57 @@ def test_a_hostile_git_setup_changes_nothing(isolated_env: Path, tmp_path: Path,
     )
     hostile = story(_repo(tmp_path, "hostile"))
     assert hostile == plain
+
+
+# ---------------------------------------------------------------------------- programs the config names
+
+
+def _logging_program(path: Path, log: Path, *, exit_code: int = 0, body: str = "") -> str:
+    path.write_text(f'#!/bin/sh\necho "$0 $*" >> "{log}"\n{body}exit {exit_code}\n')
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_no_fsmonitor_or_signing_program_runs_in_okstras_git(task, tmp_path: Path) -> None:
+    """`core.fsmonitor` names a program every status and merge runs; `gpg.program` signs
+    merge commits when `commit.gpgSign` is on. okstra's git runs neither (a signing
+    prompt cannot run without a terminal): a handoff still merges."""
+    from okstra_engine import handoff as ho
+    from okstra_engine.prepare import PrepareOptions, prepare
+    from okstra_engine.record import record
+    from okstra_engine.worktrees import stage_target
+    from tests.support import git
+
+    log = tmp_path / "ran.log"
+    repo = task.project.root
+    git(repo, "config", "core.fsmonitor", _logging_program(tmp_path / "fsmonitor", log))
+    git(repo, "config", "gpg.program", _logging_program(tmp_path / "gpg", log, exit_code=1))
+    git(repo, "config", "commit.gpgSign", "true")
+    prepare(task, PrepareOptions("implementation", stage="1"))
+    wt = stage_target(task, 1).path
+    (wt / "schema.py").write_text("x = 1\n")
+    agent = ("-c", "core.fsmonitor=false", "-c", "commit.gpgSign=false")  # the agent's own git
+    git(wt, *agent, "add", "schema.py")
+    git(wt, *agent, "commit", "-q", "-m", "stage 1")
+    sha = git(wt, *agent, "rev-parse", "HEAD")
+    record(task, 1, "done", commit=sha)
+    result = ho.run_handoff(task, merge=True)
+    assert result.merged == [1]
+    assert not log.exists() or log.read_text() == ""
+
+
+def test_a_smudge_filter_the_person_configured_still_runs_in_worktrees(task, tmp_path: Path) -> None:
+    """Filters make the files' content (git-lfs is one): a stage worktree without them
+    would hold pointer files. Only the person's config can name their program."""
+    from okstra_engine.prepare import PrepareOptions, prepare
+    from okstra_engine.worktrees import stage_target
+    from tests.support import commit, git
+
+    repo = task.project.root
+    log = tmp_path / "filter.log"
+    git(repo, "config", "filter.upper.smudge", _logging_program(tmp_path / "smudge", log, body="tr a-z A-Z\n"))
+    git(repo, "config", "filter.upper.clean", "cat")
+    commit(repo, {".gitattributes": "*.up filter=upper\n", "note.up": "hello\n"}, "a filtered file")
+    prepare(task, PrepareOptions("implementation", stage="1"))
+    assert (stage_target(task, 1).path / "note.up").read_text() == "HELLO\n"
+    assert log.read_text()
