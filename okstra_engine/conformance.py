@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict
 
 from . import clock
 from .documents import Doc, load_doc, save_doc
@@ -23,21 +24,17 @@ class Waiver(Doc):
     model_config = ConfigDict(extra="allow")
 
     reason: str
-    when: str
-
-
-class ConformanceEntry(Doc):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    stage_key: str = Field(alias="stageKey")
-    waiver: Waiver | None = None
+    when: str | None = None
 
 
 class ConformanceManifest(Doc):
+    """The file as agents write it. Only its outline is required (an object whose
+    `entries`, if any, are a list); each entry is read on its own terms by `_entry`, and
+    what okstra does not change is written back as it was found."""
+
     model_config = ConfigDict(extra="allow")
 
-    v: int = 1
-    entries: list[ConformanceEntry] = []
+    entries: list[Any] = []
 
 
 def manifest_path(task_dir: Path) -> Path:
@@ -58,20 +55,45 @@ def parse_waiver_arg(text: str) -> tuple[str, str]:
 
 def _load(path: Path) -> ConformanceManifest:
     try:
-        return load_doc(path, ConformanceManifest)
+        return load_doc(
+            path,
+            ConformanceManifest,
+            how=f"fix it or move it aside: it must be a JSON object with a list 'entries' ({path})",
+        )
     except FileNotFoundError:
         return ConformanceManifest()
+
+
+def check_manifest(task_dir: Path) -> None:
+    """Refuse a manifest okstra cannot understand at all (what every prepare reads)."""
+    _load(manifest_path(task_dir))
+
+
+def _entry(raw: Any) -> tuple[str, Waiver | None] | None:
+    """An entry's stage key and waiver, or None for an entry okstra does not use (kept).
+    A waiver may be written as a bare string: its reason."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("stageKey"), str):
+        return None
+    waiver = raw.get("waiver")
+    if isinstance(waiver, str):
+        return raw["stageKey"], Waiver(reason=waiver) if waiver.strip() else None
+    if isinstance(waiver, dict) and isinstance(waiver.get("reason"), str):
+        when = waiver.get("when")
+        return raw["stageKey"], Waiver(reason=waiver["reason"], when=when if isinstance(when, str) else None)
+    return raw["stageKey"], None
 
 
 def set_waiver(task_dir: Path, key: str, reason: str) -> None:
     path = manifest_path(task_dir)
     manifest = _load(path)
-    when = clock.iso()
-    entry = next((e for e in manifest.entries if e.stage_key == key), None)
-    if entry is None:
-        manifest.entries.append(ConformanceEntry(stage_key=key, waiver=Waiver(reason=reason, when=when)))
+    waiver = {"reason": reason, "when": clock.iso()}
+    for raw in manifest.entries:
+        found = _entry(raw)
+        if found is not None and found[0] == key:
+            raw["waiver"] = waiver
+            break
     else:
-        entry.waiver = Waiver(reason=reason, when=when)
+        manifest.entries.append({"stageKey": key, "waiver": waiver})
     save_doc(path, manifest)
 
 
@@ -82,11 +104,15 @@ def clear_stale_waivers(task_dir: Path, stage: int, keep_key: str | None = None)
         return []
     manifest = _load(path)
     cleared = []
-    for entry in manifest.entries:
-        match = _KEY.fullmatch(entry.stage_key)
-        if entry.waiver and match and int(match.group(1)) == stage and entry.stage_key != keep_key:
-            entry.waiver = None
-            cleared.append(entry.stage_key)
+    for raw in manifest.entries:
+        found = _entry(raw)
+        if found is None or found[1] is None:
+            continue
+        key = found[0]
+        match = _KEY.fullmatch(key)
+        if match and int(match.group(1)) == stage and key != keep_key:
+            del raw["waiver"]
+            cleared.append(key)
     if cleared:
         save_doc(path, manifest)
     return cleared
@@ -94,4 +120,7 @@ def clear_stale_waivers(task_dir: Path, stage: int, keep_key: str | None = None)
 
 def waivers(task_dir: Path) -> dict[str, Waiver]:
     path = manifest_path(task_dir)
-    return {e.stage_key: e.waiver for e in _load(path).entries if e.waiver} if path.exists() else {}
+    if not path.exists():
+        return {}
+    found = (_entry(raw) for raw in _load(path).entries)
+    return {key: waiver for key, waiver in (f for f in found if f is not None) if waiver is not None}

@@ -48,7 +48,7 @@ from pydantic import ConfigDict, Field
 
 from . import clock, faults, final_verification, gates, git, registry, worktrees
 from .carry import missing_done_rows, read_carry
-from .conformance import clear_stale_waivers, parse_waiver_arg, set_waiver
+from .conformance import check_manifest, clear_stale_waivers, parse_waiver_arg, set_waiver
 from .documents import Doc
 from .errors import OkstraError
 from .fsio import write_dir
@@ -160,6 +160,7 @@ def prepare(task: Task, options: PrepareOptions, *, notice: Callable[[str], None
     requested = _requested_stage(options, staged)
     if options.qa_waiver:
         parse_waiver_arg(options.qa_waiver)  # refuse a malformed one before any work
+    check_manifest(task.dir)  # a real prepare rewrites it: a preview must refuse it alike
     project = task.project
     check_slug(project.id, "project id")  # it names folders under okstra home
     plan = plan_run_root(task)
@@ -203,18 +204,20 @@ def _prepare_locked(
     layout = repo_layout(project.root)
     dry = options.render_only
 
-    # 2. the task worktree
+    # 2. the task worktree; what this run makes is taken back if it is refused later
+    made: list[tuple[worktrees.Target, Provision]] = []
     if layout == "git":
         base = _task_base(project.root, options.base_ref)
         task_target = worktrees.task_target(task)
         task_wt = worktrees.provision(task_target, base, dry_run=dry)
+        if task_wt.made_worktree:
+            made.append((task_target, task_wt))
         _say_repair("the task worktree", task_wt, say)
         if options.base_ref and task_wt.status == worktrees.REUSED and task_wt.base_ref != base:
             say(f"okstra: --base-ref {options.base_ref} ignored: the task worktree exists already ({task_wt.path})")
     else:
         task_wt = _skipped(project.root, layout)
 
-    made: list[tuple[worktrees.Target, Provision]] = []
     try:
         stage = None
         spec = None

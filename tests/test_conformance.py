@@ -46,9 +46,50 @@ def test_unknown_fields_survive_and_entries_without_waiver(tmp_path: Path) -> No
     assert doc["extra"] is True and doc["entries"][0]["tier"] == 3 and "waiver" not in doc["entries"][0]
 
 
-def test_bad_manifest_is_a_clear_error(tmp_path: Path) -> None:
+def test_an_entry_without_a_stage_key_is_kept_and_ignored(tmp_path: Path) -> None:
     path = manifest_path(tmp_path)
     path.parent.mkdir(parents=True)
-    path.write_text('{"entries": [{"waiver": null}]}')
-    with pytest.raises(OkstraError, match="field 'entries.0.stageKey'"):
+    path.write_text('{"entries": [{"waiver": null}, "a note", {"stageKey": "login-stage-1", "waiver": "r"}]}')
+    assert clear_stale_waivers(tmp_path, 1) == ["login-stage-1"]
+    assert json.loads(path.read_text())["entries"] == [{"waiver": None}, "a note", {"stageKey": "login-stage-1"}]
+
+
+def test_waivers_agents_write_in_other_shapes_are_understood(tmp_path: Path) -> None:
+    """A waiver as a bare string (its reason), a waiver without `when`, unknown fields."""
+    path = manifest_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    doc = {
+        "schema": "agent-v2",
+        "entries": [
+            {"stageKey": "login-stage-1", "waiver": "flaky API"},
+            {"stageKey": "login-stage-2", "waiver": {"reason": "by hand", "by": "lead"}, "tier": 2},
+            {"stageKey": "login-stage-3"},
+        ],
+    }
+    path.write_text(json.dumps(doc))
+    found = waivers(tmp_path)
+    assert {k: (w.reason, w.when) for k, w in found.items()} == {
+        "login-stage-1": ("flaky API", None),
+        "login-stage-2": ("by hand", None),
+    }
+    set_waiver(tmp_path, "login-stage-3", "again")
+    after = json.loads(path.read_text())
+    assert after["schema"] == "agent-v2" and after["entries"][:2] == doc["entries"][:2]
+    assert after["entries"][2]["waiver"]["reason"] == "again"
+
+
+@pytest.mark.parametrize(
+    "text, said",
+    [
+        ("not json", "Invalid JSON"),
+        ("[1, 2]", "object"),
+        ('{"entries": {"a": 1}}', "entries"),
+    ],
+)
+def test_a_manifest_okstra_cannot_understand_is_a_clear_error(tmp_path: Path, text: str, said: str) -> None:
+    path = manifest_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    with pytest.raises(OkstraError) as refused:
         clear_stale_waivers(tmp_path, 1)
+    assert said in refused.value.what and str(path) in refused.value.what + refused.value.how

@@ -914,3 +914,35 @@ def test_a_demo_marker_cannot_move_the_project_or_the_task(built_demo, tmp_path)
         assert f"project {built_demo / 'shop'}, task demo/checkout" in proc.stdout
     finally:
         (built_demo / "okstra-demo.json").write_text(json.dumps(original))
+
+
+# ---------------------------------------------------------------------------- agent-written documents
+
+
+@pytest.mark.parametrize("render_only", [False, True])
+def test_a_qa_manifest_okstra_cannot_read_stops_a_preview_like_a_prepare(task, render_only: bool) -> None:
+    from okstra_engine.conformance import manifest_path
+    from tests.support import run_cli
+
+    path = manifest_path(task.dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"entries": "all of them"}')
+    args = ["prepare", str(task.ref), "--type", "implementation", "--stage", "1"]
+    code, _out, err = run_cli(*args, *(["--render-only"] if render_only else []), "--project", str(task.project.root))
+    assert code == 2 and str(path) in err and "entries" in err and "Traceback" not in err
+
+
+def test_a_refused_prepare_makes_no_worktree_or_branch(task) -> None:
+    """Stage 2 waits for stage 1: the refusal comes before anything is made."""
+    from okstra_engine.registry import task_worktrees
+    from okstra_engine.worktrees import task_slot
+    from tests.support import git, run_cli
+
+    repo = task.project.root
+    before = (git(repo, "for-each-ref", "--format=%(refname)"), git(repo, "worktree", "list", "--porcelain"))
+    code, _out, err = run_cli(
+        "prepare", str(task.ref), "--type", "implementation", "--stage", "2", "--project", str(repo)
+    )
+    assert code == 2 and "blocked by stage(s) 1" in err
+    assert (git(repo, "for-each-ref", "--format=%(refname)"), git(repo, "worktree", "list", "--porcelain")) == before
+    assert task_worktrees(task_slot(task)) == {}
