@@ -8,6 +8,7 @@ Exit codes: 0 ok, 2 bad input or a gate said no, 1 an unexpected failure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -36,7 +37,11 @@ def main(argv: list[str] | None = None, *, open_ui: Callable[..., int] | None = 
     args = build_parser().parse_args(argv)
     args.open_ui = open_ui
     debug = args.debug or os.environ.get("OKSTRA_DEBUG") == "1"
+    _never_fail_to_print()
     try:
+        from .locations import settle_places
+
+        settle_places()
         return args.handler(args) or 0
     except OkstraError as exc:
         print_error(exc)
@@ -50,14 +55,16 @@ def main(argv: list[str] | None = None, *, open_ui: Callable[..., int] | None = 
             if debug:
                 raise
             return _unexpected(exc)
-        # a full disk, a read-only or forbidden place: the machine's state, not a bug
+        # a full disk, a read-only or forbidden place, a file where a folder belongs:
+        # the machine's state, not a bug
         where = f": {exc.filename}" if exc.filename else ""
-        print_error(
-            OkstraError(
-                f"{exc.strerror or exc}{where}",
-                "free some space, or make that place writable for you; okstra leaves no half-written file behind; then rerun",
-            )
+        how = (
+            "a file stands where okstra keeps a folder, or a folder where it keeps a file: move it aside, then rerun"
+            if exc.errno in (errno.ENOTDIR, errno.EISDIR)
+            else "free some space, or make that place writable for you; okstra leaves no half-written file behind; "
+            "then rerun"
         )
+        print_error(OkstraError(f"{exc.strerror or exc}{where}", how))
         return 2
     except Exception as exc:  # the boundary: anything else is our bug
         if debug:
@@ -67,7 +74,23 @@ def main(argv: list[str] | None = None, *, open_ui: Callable[..., int] | None = 
         return 1
 
 
-_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+_ENVIRONMENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR}
+)
+
+
+def _never_fail_to_print() -> None:
+    """A terminal whose encoding cannot show a name (PYTHONIOENCODING=ascii) gets it
+    escaped, not a crash; JSON is written in ASCII there (see `_print_json`)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
+
+
+def _stdout_takes_unicode() -> bool:
+    return (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "") in ("utf8", "utf16", "utf32")
 
 
 def _unexpected(exc: BaseException) -> int:
@@ -252,7 +275,7 @@ def _say_on_stderr(text: str) -> None:
 
 
 def _print_json(doc: object) -> None:
-    print(json.dumps(doc, indent=2, ensure_ascii=False))
+    print(json.dumps(doc, indent=2, ensure_ascii=not _stdout_takes_unicode()))
 
 
 def _ui(args: argparse.Namespace) -> Callable[..., int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,13 +108,7 @@ def plan_launch(run_dir: Path) -> LaunchPlan:
         raise OkstraError(
             f"agent_command in {config_file()} is empty", 'set it, e.g. agent_command = ["claude", "{prompt}"]'
         )
-    try:
-        argv = [part.format_map(values) for part in template]
-    except (KeyError, ValueError) as exc:
-        raise OkstraError(
-            f"agent_command in {config_file()} has an unknown placeholder: {exc}",
-            "use only {prompt}, {prompt_file}, {run_dir} and {worktree}",
-        ) from exc
+    argv = [_fill(part, values) for part in template]
     program = shutil.which(argv[0])
     if program is None:
         raise OkstraError(
@@ -122,6 +117,33 @@ def plan_launch(run_dir: Path) -> LaunchPlan:
         )
     _check_startable(argv[0], Path(program))
     return LaunchPlan(argv, cwd, run_dir, manifest, task)
+
+
+def _fill(part: str, values: dict[str, str]) -> str:
+    """`part` with its placeholders replaced: plain names only (a format spec such as
+    `{prompt:>99999999999}` would make Python build a string of any size)."""
+    out = []
+    try:
+        pieces = list(string.Formatter().parse(part))
+    except ValueError as exc:
+        raise _bad_placeholder(part, str(exc)) from None
+    for literal, name, spec, conversion in pieces:
+        out.append(literal)
+        if name is None:
+            continue
+        if name not in values:
+            raise _bad_placeholder(part, f"unknown placeholder {{{name}}}")
+        if spec or conversion:
+            raise _bad_placeholder(part, f"{{{name}}} takes no format spec or conversion")
+        out.append(values[name])
+    return "".join(out)
+
+
+def _bad_placeholder(part: str, why: str) -> OkstraError:
+    return OkstraError(
+        f"agent_command in {config_file()} has an unknown placeholder in {part!r}: {why}",
+        "use only {prompt}, {prompt_file}, {run_dir} and {worktree}, as they are (write {{ and }} for braces)",
+    )
 
 
 def workplace(task: Task, stage: int | None) -> Path:

@@ -54,6 +54,34 @@ def _owner_of_worktree(root: Path) -> Path | None:
     return main if (main / ".okstra" / "project.json").is_file() else None
 
 
+PLACE_VARIABLES = ("OKSTRA_HOME", "OKSTRA_CONFIG", "CLAUDE_CONFIG_DIR")
+
+
+def settle_places() -> None:
+    """Once, at start: every place set by an environment variable becomes an absolute
+    path (a relative one would name another place after a `cd`, and a trash manifest
+    must say where things came from whatever the cwd), and the okstra home and the
+    settings file must be what their names say."""
+    from .errors import OkstraError
+
+    for name in PLACE_VARIABLES:
+        value = os.environ.get(name)
+        if value:
+            os.environ[name] = os.path.abspath(user_path(value, name))
+    home, config = okstra_home(), config_file()
+    if home.exists() and not home.is_dir():
+        raise OkstraError(
+            f"the okstra home {home} is not a folder" + (" (OKSTRA_HOME)" if os.environ.get("OKSTRA_HOME") else ""),
+            "point OKSTRA_HOME at a folder (okstra makes it if it is missing), or move that file aside",
+        )
+    if config.exists() and not config.is_file():
+        raise OkstraError(
+            f"the settings file {config} is not a file"
+            + (" (OKSTRA_CONFIG)" if os.environ.get("OKSTRA_CONFIG") else ""),
+            "point OKSTRA_CONFIG at a TOML file (it may be missing), or move that folder aside",
+        )
+
+
 def okstra_home() -> Path:
     """`$OKSTRA_HOME`, else the platform's user data dir for okstra."""
     env = os.environ.get("OKSTRA_HOME")

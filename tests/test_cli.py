@@ -117,8 +117,19 @@ def test_console_script_end_to_end(repo: Path, plan_file: Path) -> None:
     assert run_cli("demo", "--no-tui")[0] == 0
 
 
-def test_unexpected_error_exit_1_with_short_message(task, capsys) -> None:
-    ledger = plan_run_root(task).dir / "consumers.jsonl"
-    ledger.mkdir()  # a folder where the ledger file should be: not a user mistake we foresaw
+def test_unexpected_error_exit_1_with_short_message(task, capsys, monkeypatch) -> None:
+    import okstra_engine.status
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug of ours")
+
+    monkeypatch.setattr(okstra_engine.status, "task_status", broken)
     code, _, err = call(capsys, "--project", str(task.project.root), "status", "auth/login")
     assert code == 1 and "unexpected error" in err and "--debug" in err and "Traceback" not in err
+
+
+def test_a_folder_where_the_ledger_file_belongs_is_exit_2(task, capsys) -> None:
+    ledger = plan_run_root(task).dir / "consumers.jsonl"
+    ledger.mkdir()
+    code, _, err = call(capsys, "--project", str(task.project.root), "status", "auth/login")
+    assert code == 2 and str(ledger) in err and "move it aside" in err and "Traceback" not in err

@@ -946,3 +946,86 @@ def test_a_refused_prepare_makes_no_worktree_or_branch(task) -> None:
     assert code == 2 and "blocked by stage(s) 1" in err
     assert (git(repo, "for-each-ref", "--format=%(refname)"), git(repo, "worktree", "list", "--porcelain")) == before
     assert task_worktrees(task_slot(task)) == {}
+
+
+# ---------------------------------------------------------------------------- environments
+
+
+def _okstra(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("okstra")
+    return subprocess.run(
+        [str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=60, env={**os.environ, **env}
+    )
+
+
+def _clear(proc: subprocess.CompletedProcess[str], *said: str) -> None:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "unexpected error" not in proc.stderr, proc.stderr
+    for words in said:
+        assert words in proc.stderr, proc.stderr
+
+
+def test_a_file_for_the_okstra_home_or_a_folder_for_the_settings(task, tmp_path) -> None:
+    root = str(task.project.root)
+    (tmp_path / "home-file").write_text("")
+    (tmp_path / "config-dir").mkdir()
+    _clear(_okstra("--project", root, "status", "auth/login", OKSTRA_HOME=str(tmp_path / "home-file")), "OKSTRA_HOME")
+    _clear(
+        _okstra("--project", root, "status", "auth/login", OKSTRA_CONFIG=str(tmp_path / "config-dir")), "OKSTRA_CONFIG"
+    )
+
+
+def test_a_file_where_okstra_keeps_its_tasks(repo) -> None:
+    from okstra_engine.projects import init_project
+
+    project, _ = init_project(repo)
+    project.tasks_dir().parent.mkdir(parents=True, exist_ok=True)
+    project.tasks_dir().write_text("")
+    _clear(_okstra("--project", str(repo), "task", "new", "x/y", "--title", "t"), "Not a directory", "move it aside")
+
+
+def test_a_terminal_that_cannot_show_a_name(task) -> None:
+    """PYTHONIOENCODING=ascii: the title is escaped in the table; JSON stays JSON."""
+    from okstra_engine.documents import save_doc
+
+    task.doc.title = "Tüsk ✓ 日本"
+    save_doc(task.dir / "task.json", task.doc)
+    root = str(task.project.root)
+    table = _okstra("--project", root, "status", "auth/login", PYTHONIOENCODING="ascii")
+    assert table.returncode == 0 and "T\\xfcsk" in table.stdout, table.stderr
+    doc = _okstra("--project", root, "status", "auth/login", "--json", PYTHONIOENCODING="ascii")
+    assert doc.returncode == 0 and json.loads(doc.stdout)["title"] == "Tüsk ✓ 日本"
+
+
+@pytest.mark.parametrize("part", ["{prompt:>99999999999}", "{prompt!r}", "{prompt.__class__}", "{0}", "{prompt"])
+def test_an_agent_command_placeholder_with_a_format_spec(task, part) -> None:
+    from okstra_engine.config import settings
+    from okstra_engine.errors import OkstraError
+    from okstra_engine.launch import plan_launch
+    from okstra_engine.prepare import PrepareOptions, prepare
+
+    run = Path(prepare(task, PrepareOptions("implementation", stage="1")).manifest.run_dir)
+    Path(os.environ["OKSTRA_CONFIG"]).write_text(f"agent_command = {json.dumps(['echo', part])}\n")
+    settings.cache_clear()
+    with pytest.raises(OkstraError, match="placeholder"):
+        plan_launch(run)
+
+
+def test_a_relative_agent_home_is_pinned_at_start(tmp_path) -> None:
+    """A team quarantined with CLAUDE_CONFIG_DIR=agent (relative) is listed and restored
+    from any folder: the trash says where it came from in full."""
+    first, second = tmp_path / "here", tmp_path / "there"
+    first.mkdir()
+    second.mkdir()
+    team = first / "agent" / "teams" / "okstra-auth-login-s2"
+    team.mkdir(parents=True)
+    (team / "config.json").write_text("{}")
+    moved = _okstra("quarantine", "move", "okstra-auth-login-s2", "--yes", cwd=first, CLAUDE_CONFIG_DIR="agent")
+    assert moved.returncode == 0, moved.stderr
+    assert not team.exists()
+    stamp = next(p.name for p in (Path(os.environ["OKSTRA_HOME"]) / "trash").iterdir())
+    listed = _okstra("quarantine", "list", cwd=second, CLAUDE_CONFIG_DIR=str(first / "agent"))
+    assert listed.returncode == 0 and stamp in listed.stdout, listed.stdout + listed.stderr
+    restored = _okstra("quarantine", "restore", stamp, cwd=second, CLAUDE_CONFIG_DIR=str(first / "agent"))
+    assert restored.returncode == 0, restored.stderr
+    assert (team / "config.json").read_text() == "{}"
