@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field, ValidationError
 
 from .documents import Doc
 from .errors import describe_validation_error
-from .fsio import atomic_write_text
+from .fsio import atomic_write_text, refuse_links
 from .ledger import LEDGER_NAME, LedgerRow, append_row, new_row
 from .ledger_state import LedgerState, read_state
 
@@ -39,6 +39,7 @@ def carry_path(plan_root: Path, stage: int) -> Path:
 
 def write_carry(plan_root: Path, sidecar: CarrySidecar) -> Path:
     path = carry_path(plan_root, sidecar.stage)
+    refuse_links(plan_root, path)
     atomic_write_text(path, sidecar.model_dump_json(indent=2) + "\n")
     return path
 

@@ -59,6 +59,26 @@ def atomic_write_text(path: Path, text: str, *, durable: bool = True, through_sy
         fsync_dir(path.parent)
 
 
+def refuse_links(base: Path, path: Path) -> None:
+    """Refuse when `path`, or a folder between `base` and it, is a symbolic link: under
+    `.okstra/` okstra makes no links, so one there was put by someone else, and writing
+    through it would write wherever it points. Parts that do not exist yet are fine."""
+    from .errors import OkstraError
+
+    here = base
+    for part in path.relative_to(base).parts:
+        here = here / part
+        try:
+            if not stat.S_ISLNK(os.lstat(here).st_mode):
+                continue
+        except FileNotFoundError:
+            return
+        raise OkstraError(
+            f"{here} is a symbolic link; okstra never follows a link it did not make in its own folders",
+            f"remove it (okstra makes a plain folder or file there): rm {here}",
+        )
+
+
 def append_line(path: Path, line: str) -> None:
     """Append one line with a single O_APPEND write, then fsync.
 
@@ -70,7 +90,17 @@ def append_line(path: Path, line: str) -> None:
     if "\n" in line:
         raise ValueError("a ledger line must not contain a newline")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:  # never through a link: the ledger's link would append wherever it points
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        from .errors import OkstraError
+
+        raise OkstraError(
+            f"{path} is a symbolic link; okstra appends only to the file it made",
+            f"remove the link (okstra makes the file again): rm {path}",
+        ) from None
     try:
         size = os.fstat(fd).st_size
         prefix = b"\n" if size > 0 and os.pread(fd, 1, size - 1) != b"\n" else b""

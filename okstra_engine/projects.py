@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -72,7 +74,28 @@ def config_path(root: Path) -> Path:
     return root / OKSTRA_DIR / "project.json"
 
 
+def _check_okstra_dir(root: Path) -> None:
+    """`.okstra` must be a plain folder of the person's: a link committed in a repository
+    (or made by an agent) would send every write of okstra wherever it points."""
+    path = root / OKSTRA_DIR
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(found.st_mode) or not stat.S_ISDIR(found.st_mode):
+        what = "a symbolic link" if stat.S_ISLNK(found.st_mode) else "not a folder"
+        raise OkstraError(
+            f"{path} is {what}; okstra keeps its files only in a plain folder there",
+            f"remove it (and check where it came from: git log -- {OKSTRA_DIR}), then: okstra init {root}",
+        )
+    if found.st_uid != os.getuid():
+        raise OkstraError(
+            f"{path} belongs to another user (uid {found.st_uid})", f"run okstra as its owner, or remove {path}"
+        )
+
+
 def load_project(root: Path) -> Project:
+    _check_okstra_dir(root)
     path = config_path(root)
     try:
         config = load_doc(path, ProjectConfig)
@@ -105,6 +128,7 @@ def init_project(root: Path, *, project_id: str | None = None, qa_commands: Sequ
         raise OkstraError(f"{root} is not a directory", "create it first, or pass an existing path")
     if project_id is not None:
         check_slug(project_id, "project id")
+    _check_okstra_dir(root)
     path = config_path(root)
     with file_lock(okstra_home() / "locks" / "projects.lock"):
         known = list_projects()

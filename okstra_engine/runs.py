@@ -39,6 +39,9 @@ class RunManifest(Doc):
 def run_dirs(runs_root: Path) -> list[Path]:
     """Run folders, oldest first (run ids start with a UTC stamp)."""
     try:
-        return sorted(p for p in runs_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        # a link among the runs was not made by okstra: it is no run of this task
+        return sorted(
+            p for p in runs_root.iterdir() if not p.name.startswith(".") and not p.is_symlink() and p.is_dir()
+        )
     except FileNotFoundError:
         return []

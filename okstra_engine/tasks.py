@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field
 from . import clock
 from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
+from .fsio import refuse_links
 from .projects import Project
 from .slugs import TaskRef, check_slug
 
@@ -48,6 +49,9 @@ def task_dir(project: Project, ref: TaskRef) -> Path:
 
 def load_task(project: Project, ref: TaskRef) -> Task:
     path = task_dir(project, ref) / "task.json"
+    refuse_links(project.okstra_dir, path)
+    for folder in ("runs", "qa"):  # what okstra writes into, below the task
+        refuse_links(project.okstra_dir, path.parent / folder)
     try:
         return Task(project, ref, load_doc(path, TaskDoc))
     except FileNotFoundError:
@@ -64,6 +68,7 @@ def new_task(project: Project, ref: TaskRef, *, title: str, category: str | None
     category = check_slug(category or project.config.work_category, "category")
     _check_branch_names(project, ref, category)
     path = task_dir(project, ref) / "task.json"
+    refuse_links(project.okstra_dir, path)
     if path.exists():
         existing = load_task(project, ref)
         raise OkstraError(

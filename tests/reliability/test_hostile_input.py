@@ -1029,3 +1029,89 @@ def test_a_relative_agent_home_is_pinned_at_start(tmp_path) -> None:
     restored = _okstra("quarantine", "restore", stamp, cwd=second, CLAUDE_CONFIG_DIR=str(first / "agent"))
     assert restored.returncode == 0, restored.stderr
     assert (team / "config.json").read_text() == "{}"
+
+
+# ---------------------------------------------------------------------------- symlinks
+#
+# A link under `.okstra/` was not made by okstra: a repository can commit one, an agent
+# can make one. Writing through it would write wherever it points.
+
+
+def _tree_of(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_a_committed_okstra_symlink_is_refused_and_nothing_is_written(tmp_path) -> None:
+    from tests.support import commit, git, make_repo
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    repo = make_repo(tmp_path / "repo")
+    (repo / ".okstra").symlink_to(outside)
+    git(repo, "add", ".okstra")
+    commit(repo, {"x.txt": "x\n"}, "a link named .okstra")
+    for args in (
+        ["init", str(repo)],
+        ["--project", str(repo), "task", "new", "a/b", "--title", "t"],
+        ["--project", str(repo), "status", "a/b"],
+    ):
+        _clear(_okstra(*args), ".okstra", "symbolic link")
+    assert list(outside.iterdir()) == []
+
+
+def test_an_okstra_folder_that_is_a_file_is_refused(repo) -> None:
+    (repo / ".okstra").write_text("")
+    _clear(_okstra("init", str(repo)), "not a folder")
+
+
+@pytest.mark.parametrize("link", ["tasks", "tasks/auth", "tasks/auth/login/runs", "tasks/auth/login/qa"])
+def test_a_link_inside_okstra_is_not_followed(task, tmp_path, link: str) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    okstra = task.project.root / ".okstra"
+    real = okstra / link
+    real.mkdir(exist_ok=True)  # qa/ is made on the first waiver
+    aside = real.with_name(real.name + ".real")
+    real.rename(aside)
+    real.symlink_to(outside)
+    try:
+        root = str(task.project.root)
+        _clear(
+            _okstra(
+                "--project", root, "prepare", "auth/login", "--type", "implementation", "--qa-waiver", "login-stage-1=x"
+            ),
+            "symbolic link",
+        )
+        assert list(outside.iterdir()) == []
+    finally:
+        real.unlink()
+        aside.rename(real)
+
+
+def test_a_ledger_that_is_a_link_is_not_appended_through(task, tmp_path) -> None:
+    from okstra_engine.ledger import LEDGER_NAME
+    from okstra_engine.plans import plan_run_root
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    ledger = plan_run_root(task).dir / LEDGER_NAME
+    ledger.unlink(missing_ok=True)
+    ledger.symlink_to(victim)
+    root = str(task.project.root)
+    _clear(_okstra("--project", root, "prepare", "auth/login", "--type", "implementation"), "symbolic link")
+    _clear(_okstra("--project", root, "record", "auth/login", "--stage", "1", "--status", "started"), "symbolic link")
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_carry_folder_that_is_a_link_is_not_written_through(task, tmp_path) -> None:
+    from okstra_engine.carry import CarrySidecar, write_carry
+    from okstra_engine.errors import OkstraError
+    from okstra_engine.plans import plan_run_root
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    plan = plan_run_root(task).dir
+    (plan / "carry").symlink_to(outside)
+    with pytest.raises(OkstraError, match="symbolic link"):
+        write_carry(plan, CarrySidecar(stage=1, head_commit="a" * 40, impl_task_key=task.key))
+    assert list(outside.iterdir()) == []
