@@ -357,8 +357,8 @@ def _build(root: Path, info: DemoInfo, now: datetime) -> None:
     )
 
     agent_home = Path(info.agent_home)
-    _team(agent_home, team_name(key, 3), at(13), runs[3])
-    _team(agent_home, team_name(key, 4), at(149), runs[4])
+    _team(agent_home, team_name(project.id, task.ref, 3), at(13), runs[3])
+    _team(agent_home, team_name(project.id, task.ref, 4), at(149), runs[4])
 
 
 def _team(agent_home: Path, name: str, when: datetime, run_id: str) -> None:

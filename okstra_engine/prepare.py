@@ -514,6 +514,7 @@ def _write_run(
         PromptInputs(
             task_ref=str(task.ref),
             task_key=task.key,
+            project_id=project.id,
             task_title=task.doc.title,
             task_type=options.task_type,
             project_root=project.root,

@@ -16,6 +16,7 @@ from typing import Literal
 
 from .errors import OkstraError
 from .resources import prompts_dir
+from .slugs import TaskRef
 from .teams import team_name
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
@@ -75,14 +76,15 @@ class TeamPlan:
 
 
 def team_plan(
-    task_type: str, task_key: str, stage: int | None, workers: Sequence[str], concurrent: Sequence[int]
+    task_type: str, project_id: str, task_ref: str, stage: int | None, workers: Sequence[str], concurrent: Sequence[int]
 ) -> TeamPlan:
     if task_type in SINGLE_LEAD_PHASES or not workers:
         return TeamPlan("single-lead", None)
     if task_type == "implementation" and concurrent:
         return TeamPlan("no-team", None)
     # an implementation team is the stage's own; other phases' team is the task's
-    return TeamPlan("gate", team_name(task_key, stage if task_type == "implementation" else None))
+    ref = TaskRef.parse(task_ref)
+    return TeamPlan("gate", team_name(project_id, ref, stage if task_type == "implementation" else None))
 
 
 def parse_workers(text: str | None) -> list[str]:
@@ -102,6 +104,7 @@ def parse_workers(text: str | None) -> list[str]:
 class PromptInputs:
     task_ref: str
     task_key: str
+    project_id: str
     task_title: str
     task_type: str
     project_root: Path
@@ -124,7 +127,7 @@ class PromptInputs:
 
 
 def lead_prompt(inp: PromptInputs) -> tuple[str, TeamPlan]:
-    team = team_plan(inp.task_type, inp.task_key, inp.stage, inp.workers, inp.concurrent_stages)
+    team = team_plan(inp.task_type, inp.project_id, inp.task_ref, inp.stage, inp.workers, inp.concurrent_stages)
     tokens: dict[str, str | None] = {
         "RUN_ID": inp.run_id,
         "RUN_DIR": str(inp.run_dir),

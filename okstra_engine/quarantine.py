@@ -241,8 +241,8 @@ def team_owners() -> tuple[dict[str, Owner], dict[str, Owner]]:
             for stage, res in sorted(ledger.reservations(ttl_hours=ttl).items()):
                 owner = Owner(res.run_id, project.id, project.root, str(ref), stage, res.stale_reason)
                 target = stale if res.stale else owned
-                target.setdefault(team_name(ref.key, stage), owner)
-                target.setdefault(team_name(ref.key), owner)
+                target.setdefault(team_name(project.id, ref, stage), owner)
+                target.setdefault(team_name(project.id, ref), owner)
     return owned, stale
 
 

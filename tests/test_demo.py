@@ -12,6 +12,8 @@ import pytest
 
 from okstra_engine.demo import DEMO_TASK, MARKER, build_demo, demo_environment, load_demo
 from okstra_engine.errors import OkstraError
+from okstra_engine.slugs import TaskRef
+from okstra_engine.teams import team_name
 from tests.support import call, git
 
 NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
@@ -94,7 +96,8 @@ def test_demo_homes_config_and_teams(demo, tmp_path: Path) -> None:
     assert config["agent_command"][1:] == ["-m", "okstra_engine.sim_lead", "{run_dir}"]
     for kind in ("teams", "tasks"):
         for stage in (3, 4):
-            assert (Path(demo.agent_home) / kind / f"okstra-demo-checkout-s{stage}").is_dir()
+            team = team_name("shop", TaskRef("demo", "checkout"), stage)
+            assert (Path(demo.agent_home) / kind / team).is_dir()
     from okstra_engine.projects import list_projects
 
     with demo_environment(demo.env):

@@ -12,6 +12,7 @@ from okstra_engine.conformance import set_waiver, waivers
 from okstra_engine.ledger import read_ledger
 from okstra_engine.ledger_state import LedgerState
 from okstra_engine.plans import plan_run_root
+from okstra_engine.teams import team_name
 from okstra_engine.worktrees import stage_target, task_target
 from tests.support import call, commit, git
 from tests.test_prepare import _finish, _prep, _prep_json, _rows
@@ -155,7 +156,7 @@ def test_planning_and_single_lead_phases(task, capsys) -> None:
     )
     assert code == 0, err
     manifest = json.loads(out)
-    assert manifest["team"] == {"mode": "gate", "name": "okstra-auth-login"}
+    assert manifest["team"] == {"mode": "gate", "name": team_name(task.project.id, task.ref)}
     prompt = Path(manifest["prompt"]).read_text()
     assert f"{manifest['run_dir']}/plan.md" in prompt and "## Stage Map" in prompt
     code, out, _ = call(

@@ -20,6 +20,7 @@ from okstra_engine.projects import init_project
 from okstra_engine.record import record
 from okstra_engine.slugs import TaskRef
 from okstra_engine.tasks import new_task
+from okstra_engine.teams import team_name
 from okstra_engine.worktrees import stage_target, task_target
 from tests.support import call, commit, git, make_repo, run_cli
 
@@ -250,7 +251,7 @@ def test_concurrent_stages_and_team_modes(task, capsys) -> None:
     _prep(capsys, repo)
     _finish(task, 1)
     two = _prep_json(capsys, repo, "--workers", "claude,codex")
-    assert two["team"] == {"mode": "gate", "name": "okstra-auth-login-s2"}
+    assert two["team"] == {"mode": "gate", "name": team_name(task.project.id, task.ref, 2)}
     assert two["concurrentRun"] == {"detected": False, "activeStages": []}
     code, out, _ = _prep(capsys, repo, "--workers", "claude")
     assert code == 0 and out.splitlines()[-1] == "okstra concurrent-run stages: 2"

@@ -13,6 +13,8 @@ import pytest
 
 from okstra_engine.errors import OkstraError
 from okstra_engine.prompts import PromptInputs, lead_prompt, parse_workers, render_text, team_plan
+from okstra_engine.slugs import TaskRef
+from okstra_engine.teams import team_name
 
 GOLDEN = Path(__file__).parent / "golden" / "prompts"
 
@@ -21,6 +23,7 @@ def _inputs(task_type: str, *, workers=(), concurrent=(), stage=None) -> PromptI
     return PromptInputs(
         task_ref="auth/login",
         task_key="auth-login",
+        project_id="repo",
         task_title="Login flow",
         task_type=task_type,
         project_root=Path("/work/project"),
@@ -69,24 +72,26 @@ def test_golden_prompt(name: str) -> None:
 
 
 def test_team_modes_and_names() -> None:
-    assert team_plan("release-handoff", "a-b", None, ["claude"], []).mode == "single-lead"
-    assert team_plan("planning", "a-b", None, [], []).mode == "single-lead"
-    assert team_plan("implementation", "a-b", 3, ["claude"], [2]).mode == "no-team"
-    plan = team_plan("implementation", "a-b", 3, ["claude"], [])
-    assert (plan.mode, plan.name) == ("gate", "okstra-a-b-s3")
-    assert team_plan("planning", "a-b", None, ["claude"], []).name == "okstra-a-b"
-    assert team_plan("final-verification", "a-b", 3, ["codex"], [2]).name == "okstra-a-b"
+    assert team_plan("release-handoff", "p", "a/b", None, ["claude"], []).mode == "single-lead"
+    assert team_plan("planning", "p", "a/b", None, [], []).mode == "single-lead"
+    assert team_plan("implementation", "p", "a/b", 3, ["claude"], [2]).mode == "no-team"
+    plan = team_plan("implementation", "p", "a/b", 3, ["claude"], [])
+    task_team = team_name("p", TaskRef("a", "b"))
+    assert (plan.mode, plan.name) == ("gate", f"{task_team}-s3")
+    assert team_plan("planning", "p", "a/b", None, ["claude"], []).name == task_team
+    assert team_plan("final-verification", "p", "a/b", 3, ["codex"], [2]).name == task_team
 
 
 def test_no_team_block_names_stages_and_reason() -> None:
     text, _ = lead_prompt(CASES["implementation-no-team"])
     assert 'reason: "concurrent-run", concurrentStages: [3, 4]' in text
-    assert "okstra-auth-login" not in text
+    assert "okstra-auth-login" not in text and "team_name" not in text
 
 
 def test_gate_names_exact_team_and_quarantine_path() -> None:
     text, _ = lead_prompt(CASES["implementation-gate"])
-    assert "`okstra-auth-login-s2`" in text and "okstra quarantine move okstra-auth-login-s2" in text
+    team = team_name("repo", TaskRef("auth", "login"), 2)
+    assert f"`{team}`" in text and f"okstra quarantine move {team}" in text
     assert "rm -rf" not in text
 
 

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from okstra_engine.slugs import TaskRef
+from okstra_engine.teams import team_name
 from tests.tui.conftest import SIZE
 from tests.tui.driving import Notes, board_ready, settle, text_of
 
 pytestmark = pytest.mark.timeout(90)
 
-TEAM = "okstra-demo-checkout-s4"
+TEAM = team_name("shop", TaskRef("demo", "checkout"), 4)
 
 
 def _task(demo):
@@ -288,7 +290,7 @@ async def test_other_phases_take_the_same_path(make_app, demo) -> None:
             "improvement-discovery",
             None,
             "gate",
-            "okstra-demo-checkout",
+            team_name("shop", TaskRef("demo", "checkout")),
         )
         assert manifest.worktree.path.endswith("/checkout")  # the task worktree
 
