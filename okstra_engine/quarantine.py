@@ -8,8 +8,8 @@ from, and can move them back.
 Layout of one trash entry::
 
     <okstra home>/trash/20260610T120000Z/manifest.json
-    <okstra home>/trash/20260610T120000Z/teams/okstra-auth-login-s2/
-    <okstra home>/trash/20260610T120000Z/tasks/okstra-auth-login-s2/
+    <okstra home>/trash/20260610T120000Z/teams/okstra-auth-login-0b215053-s2/
+    <okstra home>/trash/20260610T120000Z/tasks/okstra-auth-login-0b215053-s2/
 
 Crash safety. The manifest is written, marked `moving` (or `restoring`), before anything
 moves. Each directory moves by `fsio.move_tree`, which never leaves a final name holding
@@ -22,9 +22,9 @@ Move and restore each plan first (`plan_move`, `plan_restore`: what the approval
 and the refusals) and then run exactly the planned steps, under one lock in the okstra
 home.
 
-- Ownership: a team `okstra-<task_key>-s<N>` is owned when some registered project has a
-  task with that key whose ledger has stage N in flight and not stale; the bare
-  `okstra-<task_key>` is owned when any stage of such a task is. Stale reservations do
+- Ownership: a stage's team (`teams.team_name(project, task, N)`) is owned when that
+  registered project's task has stage N in flight and not stale in its ledger; the task's
+  team (no `-s<N>`) is owned when any stage of that task is. Stale reservations do
   not own a team (they are reported as `stale_run`). Unreadable projects are skipped.
 - Only directories are team state; a file, a symlink or a special file at a team path is
   refused (and listed, not offered, with the reason).
