@@ -16,17 +16,23 @@ valid, or repaired by the next command.
 `OKSTRA_FAULT_TRACE=FILE` appends the name of each point reached, one per line (how
 the tests enumerate the points a command passes).
 
+`OKSTRA_FAULT_FULL=NAME` makes point NAME fail as a full disk would (OSError ENOSPC)
+every time it is reached, so a test can stop a command at a chosen step without killing
+it (and kill it while it cleans up).
+
 Nothing else reads these variables; unset (always, outside the tests), a point costs
 one environment lookup.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 
 ENV = "OKSTRA_FAULT"
 TRACE_ENV = "OKSTRA_FAULT_TRACE"
+FULL_ENV = "OKSTRA_FAULT_FULL"
 
 _hits: dict[str, int] = {}
 _total = 0
@@ -61,6 +67,10 @@ def kill() -> None:
 
 
 def point(name: str) -> None:
-    """A place between two steps that matter: die here when `OKSTRA_FAULT` says so."""
+    """A place between two steps that matter: die here when `OKSTRA_FAULT` says so (or
+    fail like a full disk when `OKSTRA_FAULT_FULL` does)."""
     if armed(name):
         kill()
+    full = os.environ.get(FULL_ENV)
+    if full and full == name:
+        raise OSError(errno.ENOSPC, f"No space left on device ({FULL_ENV}={name})")

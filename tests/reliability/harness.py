@@ -361,22 +361,20 @@ def batch_prepare(spec: dict, results: list[dict]) -> list[dict]:
 
 
 def batch_prepare_undo(spec: dict, results: list[dict]) -> list[dict]:
-    """A prepare that fails after it made the stage worktree (the QA manifest it must
-    update is damaged), killed while it takes the worktree back (registry row, worktree,
-    branch, in that order). Its next run fails the same way (exit 2); the one after the
-    manifest is fixed succeeds, and then everything is settled."""
-    from okstra_engine.conformance import manifest_path
+    """A prepare that fails after it made the stage worktree (the disk fills up as it
+    writes the run folder), killed while it takes the worktree back (registry row,
+    worktree, branch, in that order). Its next run fails the same way (exit 2); the one
+    after the disk has room again succeeds, and then everything is settled."""
+    from okstra_engine.faults import FULL_ENV
     from tests.reliability.invariants import World
 
     base = Path(spec["base"])
     enter(base)
     repo, task = make_task(base, independent(range(1, 3 * len(spec["trials"]) + 3)), project_id="u")
-    world = World(repo, TASK, damaged_qa_manifest=True)
+    world = World(repo, TASK)
     prepare_now(task)
-    bad = manifest_path(task.dir)
     for _i, how in enumerate(spec["trials"]):
-        bad.parent.mkdir(parents=True, exist_ok=True)
-        bad.write_text('{"v": 1, "entries": [{"stageKey": 7}]}')
+        os.environ[FULL_ENV] = "prepare.run-staged"  # this batch runs in a worker process of its own
         argv = [
             "--project",
             str(repo),
@@ -389,7 +387,7 @@ def batch_prepare_undo(spec: dict, results: list[dict]) -> list[dict]:
         ]
 
         def next_prepare():
-            bad.unlink()
+            os.environ.pop(FULL_ENV, None)
             prepare_now(task)
 
         results.append(
