@@ -49,19 +49,17 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from . import git
 from .errors import OkstraError
 from .ledger import LEDGER_NAME, LedgerRow, append_row, new_row
 from .ledger_state import LedgerState, read_state
 from .locks import Notice, task_mutex
+from .refusals import refuse
 from .tasks import Task, stage_branch, task_branch, task_worktree_path
 
 Kind = Literal[
-    "ancestor", "patch-equivalent", "squash-equivalent", "content-present", "missing", "not-merged", "unknown"
-]
-KINDS: tuple[str, ...] = (
     "ancestor",
     "patch-equivalent",
     "squash-equivalent",
@@ -69,7 +67,8 @@ KINDS: tuple[str, ...] = (
     "missing",
     "not-merged",
     "unknown",
-)
+]
+KINDS: tuple[str, ...] = get_args(Kind)
 MERGED_KINDS = frozenset({"ancestor", "patch-equivalent", "squash-equivalent", "content-present"})
 REASONS = {"patch-equivalent": "auto-patch-id", "squash-equivalent": "auto-squash", "content-present": "auto-content"}
 PIN_PREFIX = "refs/okstra"
@@ -218,17 +217,27 @@ def pin(task: Task, stage: int, sha: str) -> str:
 
 
 def done_fields(
-    task: Task, stage: int, sha: str, ledger: LedgerState | None = None, *, target: str | None = None
+    task: Task,
+    stage: int,
+    sha: str,
+    ledger: LedgerState | None = None,
+    *,
+    target: str | None = None,
+    empty: bool = False,
 ) -> dict[str, Any]:
     """The extra fields of a `done` row at the full SHA `sha` (record, carry backfill, the
     simulated lead): pins the commit and returns its fingerprint (empty when the stage's
-    range cannot be told). `ledger`: the task's ledger so far, whose recorded base ref for
-    the stage is preferred. Best effort: a git failure here never blocks the record."""
+    range cannot be told, or the stage changes nothing: `empty`, `sha` is its base).
+    `ledger`: the task's ledger so far, whose recorded base ref for the stage is
+    preferred. Best effort: a git failure here never blocks the record."""
     repo = task.project.root
 
     def pin_it() -> None:
-        with contextlib.suppress(git.GitError, ValueError):
-            pin(task, stage, sha)
+        _pin_quietly(task, stage, sha)
+
+    if empty:
+        pin_it()
+        return {}
 
     def fingerprint() -> Fingerprint:
         try:
@@ -625,15 +634,21 @@ def auto_reconcile(task: Task, *, target: str | None = None, on_wait: Notice | N
         return _apply_locked(task, [s for s in suggestions(task, target=target) if s.applicable and not s.ambiguous])
 
 
-def correct(task: Task, stage: int, commit: str, *, on_wait: Notice | None = None) -> Suggestion | None:
-    """A manual correction: stage `stage` is done at `commit` (which must exist), replacing
-    its latest done commit, under the task mutex. Returns it (kind: how the old commit
-    relates to the new one), or None when that commit is already the one recorded."""
+def correct(
+    task: Task, stage: int, commit: str, *, force: bool = False, on_wait: Notice | None = None
+) -> Suggestion | None:
+    """A manual correction: stage `stage` is done at `commit`, replacing its latest done
+    commit, under the task mutex. Returns it (kind: how the old commit relates to the new
+    one), or None when that commit is already the one recorded.
+
+    The commit must exist, must not be the stage's base, and the stage's branch or the
+    task branch (where a squash of the stage lands) must contain it
+    (`record.done_commit_refusal`); `force` with a full SHA takes it as it is."""
     with task_mutex(task, on_wait=on_wait):
-        return _correct_locked(task, stage, commit)
+        return _correct_locked(task, stage, commit, force)
 
 
-def _correct_locked(task: Task, stage: int, commit: str) -> Suggestion | None:
+def _correct_locked(task: Task, stage: int, commit: str, force: bool) -> Suggestion | None:
     from .plans import require_plan_run_root
 
     repo = task.project.root
@@ -664,6 +679,10 @@ def _correct_locked(task: Task, stage: int, commit: str) -> Suggestion | None:
         )
     if row.head_commit == sha:
         return None
+    if not (force and git.is_full_sha(commit)):
+        from .record import done_commit_refusal
+
+        refuse(done_commit_refusal(task, state, stage, sha, correction=True))
     ancestry = git.ancestry(repo, row.head_commit, sha)
     match = (
         Match("ancestor", row.head_commit)

@@ -44,6 +44,13 @@ Codes and their params (`task` is always the task ref, `GROUP/ID`):
   started from (nothing committed)
 - `record.commit_not_on_branch` {task, stage, commit, branch, tip}: `done` at a commit
   the stage's branch does not contain
+- `record.not_empty` {task, stage, commit, base}: `done --empty` at a commit that is not
+  the one the stage started from
+- `record.reopen_not_done` {task, stage, latest}: `reopened` on a stage that is not done
+  (or in flight again); `latest` as for `release.no_reservation`
+- `reconcile.commit_not_on_branches` {task, stage, commit, branch, tip, task_branch,
+  task_tip}: a correction to a commit neither the stage's branch nor the task branch
+  contains
 """
 
 from __future__ import annotations
@@ -376,7 +383,8 @@ def _record_commit_is_base(p: Params) -> tuple[str, str]:
         f"stage {p['stage']} would be done at {_short(p['commit'])}, the commit it started from "
         f"(base {_short(p['base'])}): nothing was committed for it",
         "commit the stage's work in its worktree, then record that commit (--commit HEAD there); "
-        "if it is right as it is, pass its full SHA with --force",
+        f"a stage that changes nothing is recorded so: okstra record {p['task']} --stage {p['stage']} --status done --empty; "
+        "to insist on this commit, pass its full SHA with --force",
     )
 
 
@@ -385,6 +393,34 @@ def _record_commit_not_on_branch(p: Params) -> tuple[str, str]:
     return (
         f"stage {p['stage']}'s branch {p['branch']} (at {_short(p['tip'])}) does not contain {_short(p['commit'])}",
         "record a commit of the stage's branch (--commit HEAD in its worktree); "
+        "if the work is elsewhere on purpose, pass its full SHA with --force",
+    )
+
+
+@_words("record.not_empty")
+def _record_not_empty(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} would be done --empty at {_short(p['commit'])}, not at the commit it started from "
+        f"(base {_short(p['base'])}): --empty is for a stage that changes nothing",
+        f"record its work without --empty (okstra record {p['task']} --stage {p['stage']} --status done --commit HEAD "
+        "in its worktree), or leave out --commit: an empty stage is done at its base",
+    )
+
+
+@_words("record.reopen_not_done")
+def _record_reopen_not_done(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} is not done (its latest row is {p['latest'] or 'none'}): there is nothing to reopen",
+        f"see the stages: okstra status {p['task']}",
+    )
+
+
+@_words("reconcile.commit_not_on_branches")
+def _reconcile_commit_not_on_branches(p: Params) -> tuple[str, str]:
+    return (
+        f"neither stage {p['stage']}'s branch {p['branch']} (at {_short(p['tip'])}) nor the task branch "
+        f"{p['task_branch']} (at {_short(p['task_tip'])}) contains {_short(p['commit'])}",
+        "name a commit of the stage's branch, or the task branch commit that holds its work (a squash); "
         "if the work is elsewhere on purpose, pass its full SHA with --force",
     )
 

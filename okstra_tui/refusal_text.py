@@ -21,7 +21,7 @@ from .i18n import t, texts
 from .model import short
 
 Fields = dict[str, str]
-SHA_PARAMS = frozenset({"commit", "head", "base", "tip"})
+SHA_PARAMS = frozenset({"commit", "head", "base", "tip", "task_tip"})
 MOST_PATHS = 5
 
 
@@ -151,6 +151,7 @@ _EXTRA: dict[str, Callable[[Params], Fields]] = {
     "stage.done": _stage_done,
     "verify.stage_worktree_missing": _worktree_missing,
     "release.no_reservation": _no_reservation,
+    "record.reopen_not_done": _no_reservation,
 }
 """The codes whose words hold more than their params one by one: lists of records, and
 parts said only when a param is there."""

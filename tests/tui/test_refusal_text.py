@@ -90,6 +90,22 @@ EXAMPLES: dict[str, list[dict]] = {
     "record.commit_not_on_branch": [
         {"task": T, "stage": 2, "commit": SHA, "branch": "okstra/feature/g/x-s2", "tip": SHA}
     ],
+    "record.not_empty": [{"task": T, "stage": 2, "commit": SHA2, "base": SHA}],
+    "record.reopen_not_done": [
+        {"task": T, "stage": 2, "latest": None},
+        {"task": T, "stage": 2, "latest": "reserved"},
+    ],
+    "reconcile.commit_not_on_branches": [
+        {
+            "task": T,
+            "stage": 2,
+            "commit": SHA,
+            "branch": "okstra/feature/demo/checkout-s2",
+            "tip": SHA2,
+            "task_branch": "okstra/feature/demo/checkout",
+            "task_tip": SHA2,
+        }
+    ],
     "release.no_reservation": [
         {"task": T, "stage": 4, "latest": None},
         {"task": T, "stage": 4, "latest": "released"},
