@@ -438,7 +438,10 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         return 0
     for s in found:
         print(s.line())
-        if s.not_in_target:
+        if s.kind == "rewritten" and s.suggested:
+            refusal = reconcile.rewritten_refusal(task, s.stage, s.recorded, s.suggested)
+            print(f"  {refusal.what}\n  fix: {refusal.how}")
+        elif s.not_in_target:
             print(f"  fix: {reconcile.fix_guidance(task, s.stage)}")
     for s in applied:
         print(
@@ -533,12 +536,16 @@ def _handoff_lines(result: HandoffResult) -> list[str]:
         label = f"  stage {sp.stage} ({sp.title}):"
         done = (sp.done_commit or "")[:8]
         if sp.stage in result.merge_commits:
-            lines.append(f"{label} merged {done} from {sp.branch} as {result.merge_commits[sp.stage][:8]}")
+            line = f"{label} merged {done} from {sp.branch} as {result.merge_commits[sp.stage][:8]}"
         elif sp.stage in result.would_merge:
-            lines.append(f"{label} would merge {done} from {sp.branch} ({sp.kind})")
+            line = f"{label} would merge {done} from {sp.branch} ({sp.kind})"
         else:
             at = f" at {sp.match_commit[:8]}" if sp.match_commit and sp.match_commit != sp.done_commit else ""
-            lines.append(f"{label} already merged ({sp.kind}{at})")
+            line = f"{label} already merged ({sp.kind}{at})"
+        if sp.left_behind:
+            many = len(sp.left_behind)
+            line += f"; {many} commit{'s' if many > 1 else ''} after it on its branch left behind (tip {(sp.branch_head or '')[:8]})"
+        lines.append(line)
     if result.would_merge:
         lines += [f"okstra: --merge would refuse now: {blocker}" for blocker in plan.merge_blockers()]
     moved = f" (was {result.head_before[:8]})" if result.task_head != result.head_before else ""

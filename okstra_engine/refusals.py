@@ -38,6 +38,11 @@ Codes and their params (`task` is always the task ref, `GROUP/ID`):
 - `handoff.no_commit` {task, stage}
 - `handoff.unclassified` {task, stage, why}
 - `handoff.commit_missing` {task, stage, commit, fix}
+- `handoff.rewritten` {task, stage, commit, tip, branch, record, reset}: the stage's
+  branch no longer contains its done commit (amended, rebased or reset after done);
+  `record` and `reset` are the two ways out, as command lines
+- `verify.stage_head_moved` {task, stage, commit, head, path, record, reset}: the stage
+  worktree's HEAD is not the stage's done commit (command lines as for `handoff.rewritten`)
 - `release.no_reservation` {task, stage, latest}: `latest` the status of the stage's
   latest ledger row, or null when it has none
 - `record.commit_is_base` {task, stage, commit, base}: `done` at the commit the stage
@@ -439,4 +444,23 @@ def _handoff_commit_missing(p: Params) -> tuple[str, str]:
         f"stage {p['stage']}'s done commit {_short(p['commit'])} is not in the repository, "
         "and its work is not found in the task worktree",
         str(p["fix"]),
+    )
+
+
+@_words("handoff.rewritten")
+def _handoff_rewritten(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']}'s branch {p['branch']} no longer contains its done commit {_short(p['commit'])} "
+        f"(amended, rebased or reset after it was recorded done; the branch is at {_short(p['tip'])})",
+        f"accept the branch's new work: {p['record']} — or put the branch back at the done commit: {p['reset']}",
+    )
+
+
+@_words("verify.stage_head_moved")
+def _verify_stage_head_moved(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']}'s worktree {p['path']} is at {_short(p['head'])}, not at the stage's done commit "
+        f"{_short(p['commit'])}: final verification checks the commit that was recorded done",
+        f"record the worktree's work as the stage's done commit: {p['record']} — or put it back at the done commit: "
+        f"{p['reset']}",
     )

@@ -106,6 +106,28 @@ EXAMPLES: dict[str, list[dict]] = {
             "task_tip": SHA2,
         }
     ],
+    "handoff.rewritten": [
+        {
+            "task": T,
+            "stage": 2,
+            "commit": SHA,
+            "tip": SHA2,
+            "branch": "okstra/feature/demo/checkout-s2",
+            "record": f"okstra record {T} --stage 2 --status done --commit {SHA2}",
+            "reset": f"git -C /wt-s2 reset --keep {SHA}",
+        }
+    ],
+    "verify.stage_head_moved": [
+        {
+            "task": T,
+            "stage": 2,
+            "commit": SHA,
+            "head": SHA2,
+            "path": "/wt-s2",
+            "record": f"okstra record {T} --stage 2 --status done --commit {SHA2}",
+            "reset": f"git -C /wt-s2 reset --keep {SHA}",
+        }
+    ],
     "release.no_reservation": [
         {"task": T, "stage": 4, "latest": None},
         {"task": T, "stage": 4, "latest": "released"},
