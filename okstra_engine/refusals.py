@@ -41,6 +41,9 @@ Codes and their params (`task` is always the task ref, `GROUP/ID`):
 - `handoff.rewritten` {task, stage, commit, tip, branch, record, reset}: the stage's
   branch no longer contains its done commit (amended, rebased or reset after done);
   `record` and `reset` are the two ways out, as command lines
+- `handoff.conflict` {task, group, worktree, head, conflicts: [{stage, title, files}],
+  merges: [{stage, commit}]}: the group's merges conflicted and were undone; `merges`
+  is what to merge by hand, in order, in the task worktree (`git merge --no-ff COMMIT`)
 - `verify.stage_head_moved` {task, stage, commit, head, path, record, reset}: the stage
   worktree's HEAD is not the stage's done commit (command lines as for `handoff.rewritten`)
 - `release.no_reservation` {task, stage, latest}: `latest` the status of the stage's
@@ -60,6 +63,7 @@ Codes and their params (`task` is always the task ref, `GROUP/ID`):
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -454,6 +458,24 @@ def _handoff_rewritten(p: Params) -> tuple[str, str]:
         f"(amended, rebased or reset after it was recorded done; the branch is at {_short(p['tip'])})",
         f"accept the branch's new work: {p['record']} — or put the branch back at the done commit: {p['reset']}",
     )
+
+
+@_words("handoff.conflict")
+def _handoff_conflict(p: Params) -> tuple[str, str]:
+    parts = "; ".join(f"stage {c['stage']} ({c['title']}) conflicts in {some(c['files'])}" for c in p["conflicts"])
+    return (
+        f"handoff of group {p['group']} of {p['task']} undone: {parts}; nothing of the group was merged "
+        f"(task worktree back at {_short(p['head'])}, clean)",
+        "merge the group's stages by hand, in this order: "
+        + "; ".join(_merge_step(p["worktree"], m) for m in p["merges"])
+        + f" — resolve the conflicts and commit where git stops, then rerun okstra handoff {p['task']} "
+        f"--group {shlex.quote(p['group'])} --merge (the stages merged are counted, not merged again)",
+    )
+
+
+def _merge_step(worktree: str, merge: Params) -> str:
+    """One stage's merge of a conflict's fix: `git -C WT merge --no-ff COMMIT (stage N)`."""
+    return f"git -C {shlex.quote(worktree)} merge --no-ff {str(merge['commit'])[:12]} (stage {merge['stage']})"
 
 
 @_words("verify.stage_head_moved")

@@ -365,11 +365,14 @@ class HandoffError(OkstraError):
         *,
         conflicts: dict[int, list[str]] | None = None,
         applied: Sequence[Suggestion] = (),
+        refusal: Refusal | None = None,
     ) -> None:
         super().__init__(what, how)
         self.plan = plan
         self.conflicts = dict(conflicts or {})
         self.applied = list(applied)
+        self.refusal = refusal
+        """The refusal whose words these are (a conflict's), for the TUI and `--json`."""
 
     @property
     def refusals(self) -> dict[int, str]:
@@ -390,6 +393,7 @@ class HandoffError(OkstraError):
             "conflicts": {str(n): files for n, files in sorted(self.conflicts.items())},
             "blockers": plan.merge_blockers(),
             "applied": [s.to_json() for s in self.applied],
+            "refusal": self.refusal.to_json() if self.refusal else None,
         }
 
 

@@ -367,9 +367,10 @@ class HandoffScreen(OkstraScreen):
                 # refused when it ran: the stages' refusals, in the person's language
                 parts += self._refusal_lines(error.plan)
             else:
-                parts.append(Text(error.what, style=muted))
-                if error.how:
-                    parts.append(Text(t("error.how", how=error.how), style=muted))
+                what, how = refusal_texts(error.refusal) if error.refusal else (error.what, error.how)
+                parts.append(Text(what, style=muted))
+                if how:
+                    parts.append(Text(t("error.how", how=how), style=muted))
         else:
             what, how = error_texts(error)
             parts.append(Text("✖ " + t("handoff.failed", group=self.group), style=bad))

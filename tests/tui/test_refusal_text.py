@@ -117,6 +117,27 @@ EXAMPLES: dict[str, list[dict]] = {
             "reset": f"git -C /wt-s2 reset --keep {SHA}",
         }
     ],
+    "handoff.conflict": [
+        {
+            "task": T,
+            "group": "B",
+            "worktree": "/wt",
+            "head": SHA2,
+            "conflicts": [{"stage": 3, "title": "Exporter", "files": ["a.py", "b.py"]}],
+            "merges": [{"stage": 2, "commit": SHA}, {"stage": 3, "commit": SHA2}],
+        },
+        {
+            "task": T,
+            "group": "late group",
+            "worktree": "/my tasks/wt",
+            "head": SHA2,
+            "conflicts": [
+                {"stage": 2, "title": "Importer", "files": [f"f{i}.py" for i in range(7)]},
+                {"stage": 3, "title": "Exporter", "files": ["a.py"]},
+            ],
+            "merges": [{"stage": 2, "commit": SHA}, {"stage": 3, "commit": SHA2}],
+        },
+    ],
     "verify.stage_head_moved": [
         {
             "task": T,
