@@ -170,12 +170,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("record", cmd_record, "record a stage's progress in the ledger")
     p.add_argument("task_ref", metavar="GROUP/ID")
     p.add_argument("--stage", type=int, required=True, metavar="N")
-    p.add_argument("--status", required=True, choices=("started", "done", "released"))
+    p.add_argument("--status", required=True, choices=("started", "done", "released", "reopened"))
     p.add_argument("--commit", metavar="SHA", help="the commit the stage finished at (with --status done)")
     p.add_argument(
         "--force",
         action="store_true",
         help="with --commit FULL_SHA: record it even when it is the stage's base or off the stage's branch",
+    )
+    p.add_argument(
+        "--empty",
+        action="store_true",
+        help="with --status done: the stage changes nothing, so it is done at the commit it started from",
+    )
+    p.add_argument(
+        "--reason", metavar="TEXT", help="with --status reopened: why a stage recorded done is not done (required)"
     )
     p.add_argument("--run", dest="run_id", metavar="RUN_ID", help="the run (default: the stage's current run)")
     p.add_argument("--json", action="store_true", help="print the row written as JSON")
@@ -191,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--stage", type=int, metavar="N", help="only this stage (with --commit: correct it by hand)")
     p.add_argument("--commit", metavar="SHA", help="with --stage: record that the stage's work is at this commit")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --commit FULL_SHA: record it even when it is the stage's base or on neither its branch nor the task branch",
+    )
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
     p = command("prepare", cmd_prepare, "prepare an agent run: pick the stage, make its worktree, reserve it")
@@ -397,13 +410,21 @@ def cmd_record(args: argparse.Namespace) -> int:
         commit=args.commit,
         run_id=args.run_id,
         force=args.force,
+        empty=args.empty,
+        reason=args.reason,
         on_wait=_say_on_stderr,
     )
     if args.json:
         _print_json(row.model_dump(exclude_none=True))
         return 0
     at = f" at {row.head_commit[:8]}" if row.head_commit else ""
+    if row.empty:
+        at += " (empty: it changes nothing)"
+    if row.status == "reopened":
+        at = f" (its done at {row.replaces[:8]} taken back)" if row.replaces else ""
     print(f"okstra: stage {row.stage} {row.status}{at} (run {row.run_id or '-'})")
+    if row.status == "reopened":
+        print(f"okstra: see what it waits for: okstra status {task.ref}")
     return 0
 
 
@@ -415,11 +436,13 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             "--commit needs --stage N (the stage whose done commit it corrects)",
             f"for example: okstra reconcile {args.task_ref} --stage 1 --commit SHA",
         )
+    if args.force and not args.commit:
+        raise OkstraError("--force goes with --stage N --commit FULL_SHA", "drop --force")
     task = _task(args)
     found: list[Suggestion] = []
     applied: list[Suggestion] = []
     if args.commit:
-        one = reconcile.correct(task, args.stage, args.commit, on_wait=_say_on_stderr)
+        one = reconcile.correct(task, args.stage, args.commit, force=args.force, on_wait=_say_on_stderr)
         applied = [one] if one else []
     elif args.apply:
         found, applied = reconcile.suggest_and_apply(
@@ -438,7 +461,10 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         return 0
     for s in found:
         print(s.line())
-        if s.not_in_target:
+        if s.kind == "rewritten" and s.suggested:
+            refusal = reconcile.rewritten_refusal(task, s.stage, s.recorded, s.suggested)
+            print(f"  {refusal.what}\n  fix: {refusal.how}")
+        elif s.not_in_target:
             print(f"  fix: {reconcile.fix_guidance(task, s.stage)}")
     for s in applied:
         print(
@@ -533,12 +559,16 @@ def _handoff_lines(result: HandoffResult) -> list[str]:
         label = f"  stage {sp.stage} ({sp.title}):"
         done = (sp.done_commit or "")[:8]
         if sp.stage in result.merge_commits:
-            lines.append(f"{label} merged {done} from {sp.branch} as {result.merge_commits[sp.stage][:8]}")
+            line = f"{label} merged {done} from {sp.branch} as {result.merge_commits[sp.stage][:8]}"
         elif sp.stage in result.would_merge:
-            lines.append(f"{label} would merge {done} from {sp.branch} ({sp.kind})")
+            line = f"{label} would merge {done} from {sp.branch} ({sp.kind})"
         else:
             at = f" at {sp.match_commit[:8]}" if sp.match_commit and sp.match_commit != sp.done_commit else ""
-            lines.append(f"{label} already merged ({sp.kind}{at})")
+            line = f"{label} already merged ({sp.kind}{at})"
+        if sp.left_behind:
+            many = len(sp.left_behind)
+            line += f"; {many} commit{'s' if many > 1 else ''} after it on its branch left behind (tip {(sp.branch_head or '')[:8]})"
+        lines.append(line)
     if result.would_merge:
         lines += [f"okstra: --merge would refuse now: {blocker}" for blocker in plan.merge_blockers()]
     moved = f" (was {result.head_before[:8]})" if result.task_head != result.head_before else ""

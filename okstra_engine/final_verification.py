@@ -2,8 +2,9 @@
 verify, or why not (whether the stages are done is `gates`' to say, first).
 
 Whole task (the default): every latest done commit merged into the task worktree HEAD,
-and the task worktree clean. One stage (`--stage N`): its stage worktree present and
-clean; the run then works in that worktree (`reused-stage`). Each violated condition is
+and the task worktree clean. One stage (`--stage N`): its stage worktree present, clean
+and at the stage's done commit (what was recorded and handed off, never a tip that was
+not); the run then works in that worktree (`reused-stage`). Each violated condition is
 its own refusal, so the person fixes one thing at a time and knows which.
 """
 
@@ -59,6 +60,17 @@ def check_one_stage(task: Task, stage: int, ledger: LedgerState) -> Provision:
     dirty = git.dirty_paths(path, task.project.config.clean_gate_excludes)
     if dirty:
         raise Refusal("verify.stage_worktree_dirty", {**params, "path": str(path), "paths": dirty}).error()
+    want = done.head_commit
+    if want and not git.is_full_sha(want):
+        want = git.resolve_commit(path, want) or want
+    head = git.head(path)
+    if want and head != want:
+        from .reconcile import ways_out
+
+        moved = {"commit": want, "head": head, "path": str(path)}
+        raise Refusal(
+            "verify.stage_head_moved", {**params, **moved, **ways_out(task, stage, want, head or "HEAD")}
+        ).error()
     return Provision(
         path,
         row.branch,

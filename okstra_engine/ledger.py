@@ -23,7 +23,8 @@ from .jsonl import parse_jsonl
 LEDGER_NAME = "consumers.jsonl"
 SCHEMA_VERSION = 1
 
-Status = Literal["reserved", "started", "done", "released"]
+Status = Literal["reserved", "started", "done", "released", "reopened"]
+"""`reopened`: a stage recorded done by mistake is not done any more (its done rows stay)."""
 IN_FLIGHT = ("reserved", "started")
 
 
@@ -43,7 +44,10 @@ class LedgerRow(Doc):
     change_patch_id: str | None = None
     paths: list[str] | None = None
     replaces: str | None = None
+    """A correction: the done commit this row supersedes (a reopen: the one it takes back)."""
     reason: str | None = None
+    empty: bool | None = None
+    """A done row of a stage that changes nothing: its commit is the stage's base."""
     host: str | None = None
     pid: int | None = None
 

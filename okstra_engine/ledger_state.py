@@ -2,7 +2,7 @@
 row at a time, and the readers that keep it up to date by parsing only appended bytes.
 
 `LedgerState` holds, for each stage, a `StageLedger`: its latest row, its latest done
-row, the latest run id and base ref any of its rows named, its current streak (the rows
+row (none once a `reopened` row follows it), the latest run id and base ref any of its rows named, its current streak (the rows
 since its latest run id began: where that began and the last agent pid it named), and
 every commit it was ever recorded done at. Every derived question (which stages are
 done, which are in flight and whether stale, a stage's base, which carry sidecars are
@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from .documents import Doc
 from .ledger import IN_FLIGHT, LedgerRow, hostname, parse_ledger, pid_alive, utc_now
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 # below this many freshly parsed lines, re-reading next time is cheaper than writing
 CACHE_AFTER_LINES = 64
 
@@ -58,14 +58,16 @@ class StageLedger:
     latest: LedgerRow
     streak: Streak
     done: LedgerRow | None = None
-    """The latest `done` row in file order: a correction supersedes the row it replaces
-    without rewriting history."""
+    """The latest `done` row in file order, unless a `reopened` row came after it: a
+    correction supersedes the row it replaces, a reopen takes the stage's done back,
+    neither rewriting history."""
     run_id: str | None = None
     """The latest run id any row named."""
     base_ref: str | None = None
     """The latest base ref any row named (a reservation's, or a done row's)."""
     done_commits: frozenset[str] = frozenset()
-    """Every commit a done row named, as its commit or as the commit it `replaces`."""
+    """Every commit a done row named, as its commit or as the commit it `replaces` (kept
+    after a reopen: a carry sidecar of the commit taken back must not make it done again)."""
 
     @property
     def in_flight(self) -> bool:
@@ -185,6 +187,8 @@ class _Folding:
                 self.commits.add(row.head_commit)
             if row.replaces:
                 self.commits.add(row.replaces)
+        elif row.status == "reopened":
+            self.done = None
 
     def freeze(self) -> StageLedger:
         return StageLedger(

@@ -15,6 +15,12 @@ X already in the target T?", in this order, cheapest first:
 - `not-merged`; `unknown` when history cannot tell: a shallow clone (where a negative
   answer may be wrong; a positive one stands), or no merge-base and no stored fingerprint.
 
+A stage whose work is not in T (`not-merged`) while its own branch no longer contains X
+(the branch was amended, rebased or reset after the stage was recorded done) is
+`rewritten` (`rewritten_tip`): its suggestion is the branch tip, for a person to accept
+(`okstra record … --commit TIP`) or undo (reset the branch); never applied on its own,
+and the handoff refuses the stage until one of the two is done.
+
 Speed: one streaming pass `git log -p … T ^BASE -- PATHS | git patch-id --stable` (two
 processes, whatever the number of commits) over the commits of T since the stage's base
 that touch the stage's paths, after the cheap `merge-base --is-ancestor`. The stage's own
@@ -49,19 +55,17 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from . import git
 from .errors import OkstraError
 from .ledger import LEDGER_NAME, LedgerRow, append_row, new_row
 from .ledger_state import LedgerState, read_state
 from .locks import Notice, task_mutex
+from .refusals import Refusal, refuse
 from .tasks import Task, stage_branch, task_branch, task_worktree_path
 
 Kind = Literal[
-    "ancestor", "patch-equivalent", "squash-equivalent", "content-present", "missing", "not-merged", "unknown"
-]
-KINDS: tuple[str, ...] = (
     "ancestor",
     "patch-equivalent",
     "squash-equivalent",
@@ -69,7 +73,9 @@ KINDS: tuple[str, ...] = (
     "missing",
     "not-merged",
     "unknown",
-)
+    "rewritten",
+]
+KINDS: tuple[str, ...] = get_args(Kind)
 MERGED_KINDS = frozenset({"ancestor", "patch-equivalent", "squash-equivalent", "content-present"})
 REASONS = {"patch-equivalent": "auto-patch-id", "squash-equivalent": "auto-squash", "content-present": "auto-content"}
 PIN_PREFIX = "refs/okstra"
@@ -218,17 +224,27 @@ def pin(task: Task, stage: int, sha: str) -> str:
 
 
 def done_fields(
-    task: Task, stage: int, sha: str, ledger: LedgerState | None = None, *, target: str | None = None
+    task: Task,
+    stage: int,
+    sha: str,
+    ledger: LedgerState | None = None,
+    *,
+    target: str | None = None,
+    empty: bool = False,
 ) -> dict[str, Any]:
     """The extra fields of a `done` row at the full SHA `sha` (record, carry backfill, the
     simulated lead): pins the commit and returns its fingerprint (empty when the stage's
-    range cannot be told). `ledger`: the task's ledger so far, whose recorded base ref for
-    the stage is preferred. Best effort: a git failure here never blocks the record."""
+    range cannot be told, or the stage changes nothing: `empty`, `sha` is its base).
+    `ledger`: the task's ledger so far, whose recorded base ref for the stage is
+    preferred. Best effort: a git failure here never blocks the record."""
     repo = task.project.root
 
     def pin_it() -> None:
-        with contextlib.suppress(git.GitError, ValueError):
-            pin(task, stage, sha)
+        _pin_quietly(task, stage, sha)
+
+    if empty:
+        pin_it()
+        return {}
 
     def fingerprint() -> Fingerprint:
         try:
@@ -564,8 +580,23 @@ def suggestions(task: Task, *, stages: Iterable[int] | None = None, target: str 
         if state[n]:
             continue
         match = _not_an_ancestor(repo, x, t, ledger.base_ref(n), _stored(done[n]), exists=state[n] is not None)
+        tip = rewritten_tip(task, n, x) if match.kind == "not-merged" else None
+        if tip is not None:
+            found.append(Suggestion(n, x, tip, "rewritten"))
+            continue
         found.append(Suggestion(n, x, match.commit, match.kind, match.ambiguous, fingerprint=match.fingerprint))
     return found
+
+
+def rewritten_tip(task: Task, stage: int, x: str) -> str | None:
+    """The tip of the stage's branch when that branch no longer contains its done commit
+    `x` (amended, rebased or reset after done); None when it does, or there is no branch
+    (or no `x`) to ask about. Callers ask only for a stage whose work is not in the task
+    branch: a squash there is a done commit no stage branch holds."""
+    ref = f"refs/heads/{stage_branch(task, stage)}"
+    if git.contains(task.project.root, ref, x) is not False:
+        return None
+    return git.resolve_commit(task.project.root, ref)
 
 
 def apply(task: Task, chosen: Iterable[Suggestion], *, on_wait: Notice | None = None) -> list[Suggestion]:
@@ -625,15 +656,21 @@ def auto_reconcile(task: Task, *, target: str | None = None, on_wait: Notice | N
         return _apply_locked(task, [s for s in suggestions(task, target=target) if s.applicable and not s.ambiguous])
 
 
-def correct(task: Task, stage: int, commit: str, *, on_wait: Notice | None = None) -> Suggestion | None:
-    """A manual correction: stage `stage` is done at `commit` (which must exist), replacing
-    its latest done commit, under the task mutex. Returns it (kind: how the old commit
-    relates to the new one), or None when that commit is already the one recorded."""
+def correct(
+    task: Task, stage: int, commit: str, *, force: bool = False, on_wait: Notice | None = None
+) -> Suggestion | None:
+    """A manual correction: stage `stage` is done at `commit`, replacing its latest done
+    commit, under the task mutex. Returns it (kind: how the old commit relates to the new
+    one), or None when that commit is already the one recorded.
+
+    The commit must exist, must not be the stage's base, and the stage's branch or the
+    task branch (where a squash of the stage lands) must contain it
+    (`record.done_commit_refusal`); `force` with a full SHA takes it as it is."""
     with task_mutex(task, on_wait=on_wait):
-        return _correct_locked(task, stage, commit)
+        return _correct_locked(task, stage, commit, force)
 
 
-def _correct_locked(task: Task, stage: int, commit: str) -> Suggestion | None:
+def _correct_locked(task: Task, stage: int, commit: str, force: bool) -> Suggestion | None:
     from .plans import require_plan_run_root
 
     repo = task.project.root
@@ -664,6 +701,10 @@ def _correct_locked(task: Task, stage: int, commit: str) -> Suggestion | None:
         )
     if row.head_commit == sha:
         return None
+    if not (force and git.is_full_sha(commit)):
+        from .record import done_commit_refusal
+
+        refuse(done_commit_refusal(task, state, stage, sha, correction=True))
     ancestry = git.ancestry(repo, row.head_commit, sha)
     match = (
         Match("ancestor", row.head_commit)
@@ -694,6 +735,30 @@ def _pin_quietly(task: Task, stage: int, sha: str) -> None:
 
 
 # ---- guidance ----
+
+
+def ways_out(task: Task, stage: int, done: str, moved_to: str) -> dict[str, str]:
+    """The two command lines that settle a stage whose branch moved away from its done
+    commit `done` to `moved_to`: `record` accepts the new work as the stage's done commit,
+    `reset` puts the branch back (in its worktree when it has one: `reset --keep` stops
+    rather than lose local changes)."""
+    from . import registry
+    from .worktrees import task_slot
+
+    row = registry.get_worktree(task_slot(task), stage)
+    if row is not None and Path(row.path).is_dir():
+        reset = f"git -C {shlex.quote(row.path)} reset --keep {done}"
+    else:
+        root = shlex.quote(str(task.project.root))
+        reset = f"git -C {root} branch -f {stage_branch(task, stage)} {done}"
+    return {"record": f"okstra record {task.ref} --stage {stage} --status done --commit {moved_to}", "reset": reset}
+
+
+def rewritten_refusal(task: Task, stage: int, done: str, tip: str) -> Refusal:
+    """`handoff.rewritten`: the stage's branch, at `tip`, no longer contains its done
+    commit `done`; the words name the two ways out (`ways_out`)."""
+    params = {"task": str(task.ref), "stage": stage, "commit": done, "tip": tip, "branch": stage_branch(task, stage)}
+    return Refusal("handoff.rewritten", {**params, **ways_out(task, stage, done, tip)})
 
 
 def fix_guidance(task: Task, stage: int, *, suggested: str | None = None) -> str:

@@ -1,5 +1,7 @@
 """`okstra record`: a lead (or a person) writes a stage's progress into the ledger,
-under the task mutex (it reads the stage's latest row, then appends)."""
+under the task mutex (it reads the stage's latest row, then appends), and the rules of
+which commit a stage may be done at (`done_commit_refusal`, shared with
+`reconcile --commit`) and of taking a done back (`reopen_refusal`)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from .ledger_state import LedgerState, read_state
 from .locks import Notice, task_mutex
 from .plans import require_plan_run_root
 from .refusals import Params, Refusal, refuse
-from .tasks import Task, stage_branch
+from .tasks import Task, stage_branch, task_branch
 from .worktrees import resolve_in_stage
 
 
@@ -24,16 +26,36 @@ def record(
     commit: str | None = None,
     run_id: str | None = None,
     force: bool = False,
+    empty: bool = False,
+    reason: str | None = None,
     on_wait: Notice | None = None,
 ) -> LedgerRow:
-    """Append the stage's row. `on_wait` hears once when another okstra process holds
-    the task and this record waits for it."""
+    """Append the stage's row. `empty` (with done): the stage changes nothing, so it is
+    done at its base (the default commit then). `reason` (with reopened, which needs
+    one): why a done stage is taken back. `on_wait` hears once when another okstra
+    process holds the task and this record waits for it."""
+    if empty and status != "done":
+        raise OkstraError(f"--empty goes with --status done, not {status}", "drop --empty")
+    if status == "reopened" and not (reason and reason.strip()):
+        raise OkstraError(
+            f"reopening stage {stage} needs a reason (the ledger keeps it)",
+            f"say why: okstra record {task.ref} --stage {stage} --status reopened --reason 'recorded done by mistake'",
+        )
+    if reason is not None and status != "reopened":
+        raise OkstraError(f"--reason goes with --status reopened, not {status}", "drop --reason")
     with task_mutex(task, on_wait=on_wait):
-        return _record_locked(task, stage, status, commit, run_id, force)
+        return _record_locked(task, stage, status, commit, run_id, force, empty, reason)
 
 
 def _record_locked(
-    task: Task, stage: int, status: Status, commit: str | None, run_id: str | None, force: bool
+    task: Task,
+    stage: int,
+    status: Status,
+    commit: str | None,
+    run_id: str | None,
+    force: bool,
+    empty: bool,
+    reason: str | None,
 ) -> LedgerRow:
     plan = require_plan_run_root(task)
     stage_map = plan.stage_map()
@@ -47,16 +69,22 @@ def _record_locked(
     fields: dict[str, object] = {"impl_task_key": task.key, "run_id": run_id or state.run_id(stage)}
     if status == "released":
         refuse(release_refusal(task, state, stage))
+    if status == "reopened":
+        refuse(reopen_refusal(task, state, stage))
+        taken_back = state.stages[stage].done
+        fields.update(replaces=taken_back.head_commit if taken_back else None, reason=reason)
     if status == "done":
-        head = fields["head_commit"] = _done_commit(task, stage, commit)
+        head = fields["head_commit"] = _done_commit(task, stage, commit, state.base_ref(stage) if empty else None)
         if head and not (force and commit is not None and is_full_sha(commit)):
-            refuse(done_commit_refusal(task, state, stage, head))
+            refuse(done_commit_refusal(task, state, stage, head, empty=empty))
+        if empty:
+            fields["empty"] = True
         if head:
             # base ref, paths and patch-ids, and a pin ref, so reconcile can find the
             # stage's work after a rebase, squash or gc
             from .reconcile import done_fields
 
-            fields.update(done_fields(task, stage, head, state))
+            fields.update(done_fields(task, stage, head, state, empty=empty))
     elif commit:
         raise OkstraError(f"--commit goes with --status done, not {status}", "drop --commit")
     if status == "released":
@@ -67,10 +95,17 @@ def _record_locked(
     return row
 
 
-def done_commit_refusal(task: Task, ledger: LedgerState, stage: int, sha: str) -> Refusal | None:
-    """Why `sha` cannot be the stage's done commit, or None: it is the commit the stage
-    started from (nothing was committed), or the stage's branch does not contain it. A
-    stage that has no branch (its work was made by hand) is taken at its word."""
+def done_commit_refusal(
+    task: Task, ledger: LedgerState, stage: int, sha: str, *, empty: bool = False, correction: bool = False
+) -> Refusal | None:
+    """Why `sha` cannot be the stage's done commit, or None.
+
+    - `empty` (a stage that changes nothing): it must be the commit the stage started from;
+    - else it may not be that commit (nothing was committed), and the stage's branch must
+      contain it; for a `correction` (`reconcile --commit`) the task branch may instead,
+      where a squash of the stage's work lands.
+
+    A stage that has no branch (its work was made by hand) is taken at its word."""
     root = task.project.root
     branch = stage_branch(task, stage)
     on_branch = git.contains(root, f"refs/heads/{branch}", sha)
@@ -78,18 +113,44 @@ def done_commit_refusal(task: Task, ledger: LedgerState, stage: int, sha: str) -
         return None
     params: Params = {"task": str(task.ref), "stage": stage, "commit": sha}
     base = ledger.base_ref(stage)
-    if base is not None and (base if git.is_full_sha(base) else git.resolve_commit(root, base)) == sha:
+    at_base = base is not None and (base if git.is_full_sha(base) else git.resolve_commit(root, base)) == sha
+    if empty:
+        return None if at_base or base is None else Refusal("record.not_empty", {**params, "base": base})
+    if at_base:
         return Refusal("record.commit_is_base", {**params, "base": base})
-    if not on_branch:
-        tip = git.resolve_commit(root, f"refs/heads/{branch}")
+    if on_branch:
+        return None
+    tip = git.resolve_commit(root, f"refs/heads/{branch}")
+    if not correction:
         return Refusal("record.commit_not_on_branch", {**params, "branch": branch, "tip": tip})
-    return None
+    main = task_branch(task)
+    if git.contains(root, f"refs/heads/{main}", sha):
+        return None
+    main_tip = git.resolve_commit(root, f"refs/heads/{main}")
+    return Refusal(
+        "reconcile.commit_not_on_branches",
+        {**params, "branch": branch, "tip": tip, "task_branch": main, "task_tip": main_tip},
+    )
 
 
-def _done_commit(task: Task, stage: int, commit: str | None) -> str | None:
+def reopen_refusal(task: Task, ledger: LedgerState, stage: int) -> Refusal | None:
+    """Why `record --status reopened` has no done to take back on `stage`, or None: the
+    stage has no done row (or was reopened since), or it is in flight again."""
+    this = ledger.stages.get(stage)
+    if this is not None and this.done is not None and not this.in_flight:
+        return None
+    latest = this.latest.status if this is not None else None
+    return Refusal("record.reopen_not_done", {"task": str(task.ref), "stage": stage, "latest": latest})
+
+
+def _done_commit(task: Task, stage: int, commit: str | None, empty_base: str | None) -> str | None:
+    """The full SHA a done row names; `empty_base`: the stage's base, the commit of an
+    `--empty` done given no --commit."""
     if not task.project.is_git:
         # a non-git project has nothing to point at: the row records completion only
         return None
+    if not commit and empty_base:
+        commit = empty_base
     if not commit:
         raise OkstraError(
             f"recording stage {stage} as done needs the commit it finished at",

@@ -38,16 +38,32 @@ Codes and their params (`task` is always the task ref, `GROUP/ID`):
 - `handoff.no_commit` {task, stage}
 - `handoff.unclassified` {task, stage, why}
 - `handoff.commit_missing` {task, stage, commit, fix}
+- `handoff.rewritten` {task, stage, commit, tip, branch, record, reset}: the stage's
+  branch no longer contains its done commit (amended, rebased or reset after done);
+  `record` and `reset` are the two ways out, as command lines
+- `handoff.conflict` {task, group, worktree, head, conflicts: [{stage, title, files}],
+  merges: [{stage, commit}]}: the group's merges conflicted and were undone; `merges`
+  is what to merge by hand, in order, in the task worktree (`git merge --no-ff COMMIT`)
+- `verify.stage_head_moved` {task, stage, commit, head, path, record, reset}: the stage
+  worktree's HEAD is not the stage's done commit (command lines as for `handoff.rewritten`)
 - `release.no_reservation` {task, stage, latest}: `latest` the status of the stage's
   latest ledger row, or null when it has none
 - `record.commit_is_base` {task, stage, commit, base}: `done` at the commit the stage
   started from (nothing committed)
 - `record.commit_not_on_branch` {task, stage, commit, branch, tip}: `done` at a commit
   the stage's branch does not contain
+- `record.not_empty` {task, stage, commit, base}: `done --empty` at a commit that is not
+  the one the stage started from
+- `record.reopen_not_done` {task, stage, latest}: `reopened` on a stage that is not done
+  (or in flight again); `latest` as for `release.no_reservation`
+- `reconcile.commit_not_on_branches` {task, stage, commit, branch, tip, task_branch,
+  task_tip}: a correction to a commit neither the stage's branch nor the task branch
+  contains
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -376,7 +392,8 @@ def _record_commit_is_base(p: Params) -> tuple[str, str]:
         f"stage {p['stage']} would be done at {_short(p['commit'])}, the commit it started from "
         f"(base {_short(p['base'])}): nothing was committed for it",
         "commit the stage's work in its worktree, then record that commit (--commit HEAD there); "
-        "if it is right as it is, pass its full SHA with --force",
+        f"a stage that changes nothing is recorded so: okstra record {p['task']} --stage {p['stage']} --status done --empty; "
+        "to insist on this commit, pass its full SHA with --force",
     )
 
 
@@ -385,6 +402,34 @@ def _record_commit_not_on_branch(p: Params) -> tuple[str, str]:
     return (
         f"stage {p['stage']}'s branch {p['branch']} (at {_short(p['tip'])}) does not contain {_short(p['commit'])}",
         "record a commit of the stage's branch (--commit HEAD in its worktree); "
+        "if the work is elsewhere on purpose, pass its full SHA with --force",
+    )
+
+
+@_words("record.not_empty")
+def _record_not_empty(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} would be done --empty at {_short(p['commit'])}, not at the commit it started from "
+        f"(base {_short(p['base'])}): --empty is for a stage that changes nothing",
+        f"record its work without --empty (okstra record {p['task']} --stage {p['stage']} --status done --commit HEAD "
+        "in its worktree), or leave out --commit: an empty stage is done at its base",
+    )
+
+
+@_words("record.reopen_not_done")
+def _record_reopen_not_done(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} is not done (its latest row is {p['latest'] or 'none'}): there is nothing to reopen",
+        f"see the stages: okstra status {p['task']}",
+    )
+
+
+@_words("reconcile.commit_not_on_branches")
+def _reconcile_commit_not_on_branches(p: Params) -> tuple[str, str]:
+    return (
+        f"neither stage {p['stage']}'s branch {p['branch']} (at {_short(p['tip'])}) nor the task branch "
+        f"{p['task_branch']} (at {_short(p['task_tip'])}) contains {_short(p['commit'])}",
+        "name a commit of the stage's branch, or the task branch commit that holds its work (a squash); "
         "if the work is elsewhere on purpose, pass its full SHA with --force",
     )
 
@@ -403,4 +448,41 @@ def _handoff_commit_missing(p: Params) -> tuple[str, str]:
         f"stage {p['stage']}'s done commit {_short(p['commit'])} is not in the repository, "
         "and its work is not found in the task worktree",
         str(p["fix"]),
+    )
+
+
+@_words("handoff.rewritten")
+def _handoff_rewritten(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']}'s branch {p['branch']} no longer contains its done commit {_short(p['commit'])} "
+        f"(amended, rebased or reset after it was recorded done; the branch is at {_short(p['tip'])})",
+        f"accept the branch's new work: {p['record']} — or put the branch back at the done commit: {p['reset']}",
+    )
+
+
+@_words("handoff.conflict")
+def _handoff_conflict(p: Params) -> tuple[str, str]:
+    parts = "; ".join(f"stage {c['stage']} ({c['title']}) conflicts in {some(c['files'])}" for c in p["conflicts"])
+    return (
+        f"handoff of group {p['group']} of {p['task']} undone: {parts}; nothing of the group was merged "
+        f"(task worktree back at {_short(p['head'])}, clean)",
+        "merge the group's stages by hand, in this order: "
+        + "; ".join(_merge_step(p["worktree"], m) for m in p["merges"])
+        + f" — resolve the conflicts and commit where git stops, then rerun okstra handoff {p['task']} "
+        f"--group {shlex.quote(p['group'])} --merge (the stages merged are counted, not merged again)",
+    )
+
+
+def _merge_step(worktree: str, merge: Params) -> str:
+    """One stage's merge of a conflict's fix: `git -C WT merge --no-ff COMMIT (stage N)`."""
+    return f"git -C {shlex.quote(worktree)} merge --no-ff {str(merge['commit'])[:12]} (stage {merge['stage']})"
+
+
+@_words("verify.stage_head_moved")
+def _verify_stage_head_moved(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']}'s worktree {p['path']} is at {_short(p['head'])}, not at the stage's done commit "
+        f"{_short(p['commit'])}: final verification checks the commit that was recorded done",
+        f"record the worktree's work as the stage's done commit: {p['record']} — or put it back at the done commit: "
+        f"{p['reset']}",
     )

@@ -45,6 +45,8 @@ class StageView:
     stale_reason: str | None = None
     waits_for: list[int] = field(default_factory=list)
     """Dependencies not yet done (blocked stages)."""
+    empty: bool = False
+    """Recorded done with `--empty`: the stage changes nothing (done at its base)."""
 
     @property
     def is_done(self) -> bool:
@@ -66,6 +68,7 @@ class StageView:
             "run_id": self.run_id,
             "stale_reason": self.stale_reason,
             "waits_for": self.waits_for,
+            "empty": self.empty,
         }
 
 

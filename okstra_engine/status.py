@@ -89,6 +89,7 @@ def compute_states(stage_map: StageMap, ledger: LedgerState, *, now: datetime | 
         if n in done:
             view.done_commit = done[n].head_commit
             view.run_id = done[n].run_id
+            view.empty = bool(done[n].empty)
         if n in flying:
             res = flying[n]
             view.state = StageState.STALE if res.stale else StageState.IN_FLIGHT

@@ -11,6 +11,7 @@ they are. No Textual here.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ from .i18n import t, texts
 from .model import short
 
 Fields = dict[str, str]
-SHA_PARAMS = frozenset({"commit", "head", "base", "tip"})
+SHA_PARAMS = frozenset({"commit", "head", "base", "tip", "task_tip"})
 MOST_PATHS = 5
 
 
@@ -144,6 +145,22 @@ def _no_reservation(p: Params) -> Fields:
     return {"latest": p["latest"] or t("refusal.part.no_row")}
 
 
+def _conflict(p: Params) -> Fields:
+    parts = "; ".join(
+        t("refusal.part.conflict", stage=c["stage"], title=c["title"], files=_some(c["files"])) for c in p["conflicts"]
+    )
+    steps = "; ".join(
+        t(
+            "refusal.part.merge_step",
+            worktree=shlex.quote(p["worktree"]),
+            commit=str(m["commit"])[:12],
+            stage=m["stage"],
+        )
+        for m in p["merges"]
+    )
+    return {"parts": parts, "steps": steps, "group_arg": shlex.quote(p["group"])}
+
+
 _EXTRA: dict[str, Callable[[Params], Fields]] = {
     "phase.nothing_ready": _nothing_ready,
     "phase.stages_not_merged": _stages_not_merged,
@@ -151,6 +168,8 @@ _EXTRA: dict[str, Callable[[Params], Fields]] = {
     "stage.done": _stage_done,
     "verify.stage_worktree_missing": _worktree_missing,
     "release.no_reservation": _no_reservation,
+    "record.reopen_not_done": _no_reservation,
+    "handoff.conflict": _conflict,
 }
 """The codes whose words hold more than their params one by one: lists of records, and
 parts said only when a param is there."""

@@ -196,6 +196,38 @@ def test_conflict_through_the_cli_exits_2_with_json(task, capsys) -> None:
     assert "stage 3" in err and "shared.txt" in err and "fix:" in err
 
 
+def test_following_a_conflicts_fix_hands_the_group_off_in_one_round(task, capsys) -> None:
+    group_a_handed_off(task)
+    wt = task_wt(task)
+    s2, s3 = stages_2_and_3(task, [{"shared.txt": "x = 2\n"}], [{"shared.txt": "x = 3\n"}])
+    code, out, err = handoff_cli(capsys, task, "--merge", "--json")
+    assert code == 2
+    refusal = json.loads(out)["refusal"]
+    assert refusal["code"] == "handoff.conflict" and refusal["params"]["worktree"] == str(wt)
+    merges = refusal["params"]["merges"]
+    assert merges == [{"stage": 2, "commit": s2}, {"stage": 3, "commit": s3}]  # the group, in order
+    steps = [f"git -C {wt} merge --no-ff {m['commit'][:12]} (stage {m['stage']})" for m in merges]
+    assert "; ".join(steps) in err  # what the person reads is what the params say
+
+    # do what it says, literally: each merge in order in the task worktree, resolving where git stops
+    for m in merges:
+        merged = subprocess.run(
+            ["git", "-C", refusal["params"]["worktree"], "merge", "--no-ff", "--no-edit", m["commit"]],
+            capture_output=True,
+            text=True,
+        )
+        if merged.returncode != 0:
+            assert git(wt, "diff", "--name-only", "--diff-filter=U") == "shared.txt"
+            (wt / "shared.txt").write_text("x = 2 and 3\n")
+            git(wt, "add", "shared.txt")
+            git(wt, "commit", "-q", "--no-edit")
+    code, out, err = handoff_cli(capsys, task, "--merge", "--json")  # one round
+    assert code == 0, err
+    doc = json.loads(out)
+    assert (doc["merged"], doc["already_merged"], doc["recorded"]) == ([], [2, 3], True)
+    assert rows(task)[-1]["group"] == "B"
+
+
 # ---------------------------------------------------------------------------- refusals
 
 

@@ -37,7 +37,7 @@ rows_strategy = st.lists(
             host=host,
         ),
         st.sampled_from(STAGES),
-        st.sampled_from(["reserved", "started", "done", "released"]),
+        st.sampled_from(["reserved", "started", "done", "released", "reopened"]),
         st.sampled_from([None, "", "r1", "r2", "r3"]),
         st.sampled_from([None, 1, 2**22]),  # 2**22: beyond pid_max, never alive
         st.sampled_from([None, "aaaa1111", "bbbb2222", "cccc3333"]),
@@ -62,7 +62,14 @@ def rows_latest(rows: list[LedgerRow]) -> dict[int, LedgerRow]:
 
 
 def rows_latest_done(rows: list[LedgerRow]) -> dict[int, LedgerRow]:
-    return {row.stage: row for row in rows if row.status == "done"}
+    """Each stage's latest done row, unless a reopened row came after it."""
+    found: dict[int, LedgerRow] = {}
+    for row in rows:
+        if row.status == "done":
+            found[row.stage] = row
+        elif row.status == "reopened":
+            found.pop(row.stage, None)
+    return found
 
 
 def rows_last_run_id(rows: list[LedgerRow], stage: int) -> str | None:
@@ -159,6 +166,18 @@ def test_a_stage_ledger_holds_what_its_rows_say() -> None:
     assert (n, stage.latest, stage.done, stage.run_id, stage.base_ref) == (1, rows[4], rows[3], "r2", "b" * 40)
     assert (stage.streak.start, stage.streak.run_id, stage.streak.pid) == (rows[4], "r2", None)
     assert stage.done_commits == {"a" * 40, "c" * 40} and stage.in_flight
+
+
+def test_a_reopen_takes_the_done_back_and_keeps_its_commits() -> None:
+    rows = [
+        new_row(1, "done", head_commit="a" * 40),
+        new_row(1, "reopened", replaces="a" * 40, reason="done by mistake"),
+    ]
+    stage = LedgerState.of(rows).stages[1]
+    assert (stage.latest, stage.done, stage.in_flight) == (rows[1], None, False)
+    assert stage.done_commits == {"a" * 40}  # an old carry sidecar does not make it done again
+    again = new_row(1, "done", head_commit="c" * 40)
+    assert LedgerState.of([*rows, again]).done_rows() == {1: again}
 
 
 # ---- the readers

@@ -242,6 +242,13 @@ def test_every_code_has_words_and_refuses_as_an_okstra_error() -> None:
         "tip": "f" * 40,
         "fixes": [{"stage": 1, "fix": "merge it"}],
         "latest": "done",
+        "task_branch": "okstra/feature/auth/login",
+        "task_tip": "9" * 40,
+        "record": "okstra record auth/login --stage 2 --status done --commit " + "f" * 40,
+        "reset": "git -C /wt reset --keep " + "c" * 40,
+        "group": "B",
+        "conflicts": [{"stage": 3, "title": "Exporter", "files": ["a.py"]}],
+        "merges": [{"stage": 2, "commit": "d" * 40}, {"stage": 3, "commit": "e" * 40}],
     }
     samples_for = {"phase.stages_not_merged": {"stages": [{"stage": 1, "commit": "e" * 40}]}}
     for code in codes():

@@ -50,7 +50,7 @@ from ..errors import OkstraError
 from ..ledger import hostname
 from ..locks import LOCK_TIMEOUT_S, Notice, task_mutex
 from ..reconcile import Suggestion
-from ..refusals import some
+from ..refusals import Refusal
 from ..stage_view import StageState
 from ..status import TaskStatus, task_status
 from ..tasks import Task
@@ -266,21 +266,23 @@ def _restore(wt: Path, before: str) -> None:
 
 
 def _conflict_error(plan: HandoffPlan, conflicts: dict[int, list[str]], applied: list[Suggestion]) -> HandoffError:
-    parts = [f"stage {n} ({plan.stage(n).title}) conflicts in {some(files)}" for n, files in sorted(conflicts.items())]
-    first = min(conflicts)
-    sp = plan.stage(first)
-    q = shlex.quote(str(plan.task_worktree))
-    return HandoffError(
-        f"handoff of group {plan.group} of {plan.task.ref} undone: "
-        + "; ".join(parts)
-        + f"; nothing of the group was merged (task worktree back at {plan.task_head[:8]}, clean)",
-        f"merge it by hand and resolve: git -C {q} merge --no-ff {(sp.done_commit or '')[:12]} (stage {first}), fix the conflicts, "
-        f"commit, then rerun okstra handoff {plan.task.ref} --group {shlex.quote(plan.group)} --merge "
-        "(a stage already merged is counted, not merged again)",
-        plan,
-        conflicts=conflicts,
-        applied=applied,
+    """The conflict, undone; its fix merges every stage the handoff would have merged, in
+    its order: the stages before the first conflict are undone too, and merging only the
+    conflicting one would conflict again when the next handoff merges them."""
+    refusal = Refusal(
+        "handoff.conflict",
+        {
+            "task": str(plan.task.ref),
+            "group": plan.group,
+            "worktree": str(plan.task_worktree),
+            "head": plan.task_head,
+            "conflicts": [
+                {"stage": n, "title": plan.stage(n).title, "files": files} for n, files in sorted(conflicts.items())
+            ],
+            "merges": [{"stage": n, "commit": plan.stage(n).done_commit} for n in plan.to_merge],
+        },
     )
+    return HandoffError(refusal.what, refusal.how, plan, conflicts=conflicts, applied=applied, refusal=refusal)
 
 
 def _record(plan: HandoffPlan, result: HandoffResult) -> HandoffRow:

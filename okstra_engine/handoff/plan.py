@@ -6,7 +6,11 @@ change; the TUI shows it as the merge plan.
 
 - What is merged is the stage's latest *done commit* (full SHA), not the tip of its `-sN`
   branch: commits made on the branch after the stage was recorded done are not part of
-  the handoff (the plan shows the branch tip when it differs).
+  the handoff; the plan names them (`left_behind`, per stage).
+- A stage whose work is not in the task worktree while its branch no longer contains its
+  done commit (amended, rebased or reset after done: `reconcile.rewritten_tip`) is
+  refused (`handoff.rewritten`): merging the old commit would lose the new line, merging
+  the tip would hand off work nobody recorded.
 - A stage whose work is in the task worktree under another commit shows as already
   merged by its kind; a patch-equivalent match that is ambiguous counts as merged (its
   work is there) and the correction is left to a person (`okstra reconcile`).
@@ -31,7 +35,7 @@ from ..gates import handoff_refusal
 from ..ledger import LedgerRow
 from ..ledger_state import LedgerState
 from ..plans import require_plan_run_root
-from ..reconcile import MERGED_KINDS, Suggestion, content_merged, fix_guidance
+from ..reconcile import MERGED_KINDS, Suggestion, content_merged, fix_guidance, rewritten_refusal, rewritten_tip
 from ..refusals import Refusal, some
 from ..stage_view import StageState
 from ..status import task_status
@@ -59,6 +63,8 @@ class StagePlan:
     reconciled_from: str | None = None
     """The done commit auto-reconcile replaced during this handoff (kind is then the
     replaced commit's relation to the task HEAD)."""
+    left_behind: list[str] = field(default_factory=list)
+    """The commits of its branch after its done commit, oldest first: not handed off."""
 
     @property
     def refusal(self) -> str | None:
@@ -92,6 +98,7 @@ class StagePlan:
             "match_commit": self.match_commit,
             "ambiguous": self.ambiguous,
             "reconciled_from": self.reconciled_from,
+            "left_behind": self.left_behind,
             "refusal": self.refusal,
         }
 
@@ -145,7 +152,13 @@ class HandoffPlan:
             "stages": self.stage_numbers,
             "task_worktree": str(self.task_worktree),
             "plan": [s.to_json() for s in self.stages],
+            "left_behind": self.left_behind(),
         }
+
+    def left_behind(self) -> dict[str, list[str]]:
+        """Per stage (its number as a string) that has any: the commits of its branch after
+        its done commit, which the handoff does not take."""
+        return {str(s.stage): s.left_behind for s in self.stages if s.left_behind}
 
     def merge_blockers(self) -> list[str]:
         """Why a merge may not start in the task worktree (empty: it may)."""
@@ -183,6 +196,7 @@ class HandoffPlan:
             "handed_off": self.handed_off,
             "warnings": self.warnings,
             "plan": [s.to_json() for s in self.stages],
+            "left_behind": self.left_behind(),
         }
 
 
@@ -323,6 +337,17 @@ def _classify(
             "handoff.commit_missing",
             {"task": str(task.ref), "stage": sp.stage, "commit": sp.done_commit, "fix": fix_guidance(task, sp.stage)},
         )
+        return
+    if sp.branch_head in (None, sp.done_commit):
+        return
+    tip = None if match.merged else rewritten_tip(task, sp.stage, sp.done_commit)
+    if tip is not None:
+        sp.kind, sp.match_commit = "rewritten", tip
+        sp.refused = rewritten_refusal(task, sp.stage, sp.done_commit, tip)
+    elif not match.merged or git.contains(root, str(sp.branch_head), sp.done_commit):
+        # the branch moved on past its done commit (a merged done commit the branch does
+        # not hold, such as a squash recorded from the task branch, has nothing after it)
+        sp.left_behind = git.out(["rev-list", "--reverse", f"{sp.done_commit}..{sp.branch_head}"], root).split()
 
 
 # ---------------------------------------------------------------------------- errors
@@ -340,11 +365,14 @@ class HandoffError(OkstraError):
         *,
         conflicts: dict[int, list[str]] | None = None,
         applied: Sequence[Suggestion] = (),
+        refusal: Refusal | None = None,
     ) -> None:
         super().__init__(what, how)
         self.plan = plan
         self.conflicts = dict(conflicts or {})
         self.applied = list(applied)
+        self.refusal = refusal
+        """The refusal whose words these are (a conflict's), for the TUI and `--json`."""
 
     @property
     def refusals(self) -> dict[int, str]:
@@ -365,6 +393,7 @@ class HandoffError(OkstraError):
             "conflicts": {str(n): files for n, files in sorted(self.conflicts.items())},
             "blockers": plan.merge_blockers(),
             "applied": [s.to_json() for s in self.applied],
+            "refusal": self.refusal.to_json() if self.refusal else None,
         }
 
 

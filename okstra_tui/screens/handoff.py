@@ -67,6 +67,8 @@ def plan_table(plan: HandoffPlan, look: Look, *, conflicts: dict[int, list[str]]
         commit = Text(short(sp.done_commit) or "—", style="" if sp.done_commit else muted)
         if sp.branch_head and sp.done_commit and sp.branch_head != sp.done_commit:
             commit.append("\n" + t("handoff.branch_tip", commit=short(sp.branch_head)), style=muted)
+            if sp.left_behind:
+                commit.append("\n" + t("handoff.left_behind", count=len(sp.left_behind)), style=muted)
         if sp.kind is not None:
             kind = Text(kind_text(sp.kind))
             if sp.match_commit and sp.kind != "ancestor":
@@ -365,9 +367,10 @@ class HandoffScreen(OkstraScreen):
                 # refused when it ran: the stages' refusals, in the person's language
                 parts += self._refusal_lines(error.plan)
             else:
-                parts.append(Text(error.what, style=muted))
-                if error.how:
-                    parts.append(Text(t("error.how", how=error.how), style=muted))
+                what, how = refusal_texts(error.refusal) if error.refusal else (error.what, error.how)
+                parts.append(Text(what, style=muted))
+                if how:
+                    parts.append(Text(t("error.how", how=how), style=muted))
         else:
             what, how = error_texts(error)
             parts.append(Text("✖ " + t("handoff.failed", group=self.group), style=bad))

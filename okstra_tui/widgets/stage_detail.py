@@ -62,8 +62,9 @@ class StageDetail(Looks, VerticalScroll):
         grid.add_row(t("detail.deps"), stages(view.depends_on))
         dependents = [s.stage for s in data.stages if view.stage in s.depends_on]
         grid.add_row(t("detail.dependents"), stages(dependents))
-        if view.done_commit:
-            grid.add_row(t("detail.commit"), Text(view.done_commit))
+        if view.done_commit or view.empty:
+            commit = Text(" · ".join(p for p in (view.done_commit, view.empty and t("detail.empty")) if p))
+            grid.add_row(t("detail.commit"), commit)
         if view.run_id:
             grid.add_row(t("detail.run"), Text(" · ".join(p for p in (view.run_id, data.hosts.get(view.stage)) if p)))
         grid.add_row(t("detail.branch"), Text(data.branches[view.stage]))

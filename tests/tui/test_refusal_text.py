@@ -90,6 +90,65 @@ EXAMPLES: dict[str, list[dict]] = {
     "record.commit_not_on_branch": [
         {"task": T, "stage": 2, "commit": SHA, "branch": "okstra/feature/g/x-s2", "tip": SHA}
     ],
+    "record.not_empty": [{"task": T, "stage": 2, "commit": SHA2, "base": SHA}],
+    "record.reopen_not_done": [
+        {"task": T, "stage": 2, "latest": None},
+        {"task": T, "stage": 2, "latest": "reserved"},
+    ],
+    "reconcile.commit_not_on_branches": [
+        {
+            "task": T,
+            "stage": 2,
+            "commit": SHA,
+            "branch": "okstra/feature/demo/checkout-s2",
+            "tip": SHA2,
+            "task_branch": "okstra/feature/demo/checkout",
+            "task_tip": SHA2,
+        }
+    ],
+    "handoff.rewritten": [
+        {
+            "task": T,
+            "stage": 2,
+            "commit": SHA,
+            "tip": SHA2,
+            "branch": "okstra/feature/demo/checkout-s2",
+            "record": f"okstra record {T} --stage 2 --status done --commit {SHA2}",
+            "reset": f"git -C /wt-s2 reset --keep {SHA}",
+        }
+    ],
+    "handoff.conflict": [
+        {
+            "task": T,
+            "group": "B",
+            "worktree": "/wt",
+            "head": SHA2,
+            "conflicts": [{"stage": 3, "title": "Exporter", "files": ["a.py", "b.py"]}],
+            "merges": [{"stage": 2, "commit": SHA}, {"stage": 3, "commit": SHA2}],
+        },
+        {
+            "task": T,
+            "group": "late group",
+            "worktree": "/my tasks/wt",
+            "head": SHA2,
+            "conflicts": [
+                {"stage": 2, "title": "Importer", "files": [f"f{i}.py" for i in range(7)]},
+                {"stage": 3, "title": "Exporter", "files": ["a.py"]},
+            ],
+            "merges": [{"stage": 2, "commit": SHA}, {"stage": 3, "commit": SHA2}],
+        },
+    ],
+    "verify.stage_head_moved": [
+        {
+            "task": T,
+            "stage": 2,
+            "commit": SHA,
+            "head": SHA2,
+            "path": "/wt-s2",
+            "record": f"okstra record {T} --stage 2 --status done --commit {SHA2}",
+            "reset": f"git -C /wt-s2 reset --keep {SHA}",
+        }
+    ],
     "release.no_reservation": [
         {"task": T, "stage": 4, "latest": None},
         {"task": T, "stage": 4, "latest": "released"},
