@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from okstra_engine.errors import OkstraError
-from okstra_engine.refusals import Params, Refusal, RefusedError, numbers, when
+from okstra_engine.refusals import Params, Refusal, RefusedError, listed, numbers, when
 
 from .i18n import t, texts
 from .model import short
@@ -144,6 +144,11 @@ def _no_reservation(p: Params) -> Fields:
     return {"latest": p["latest"] or t("refusal.part.no_row")}
 
 
+def _replaces_progress(p: Params) -> Fields:
+    counted = {f"{name}_n": str(len(p[name])) for name in ("started", "done", "in_flight")}
+    return {**counted, "done": listed(p["done"]), "in_flight": listed(p["in_flight"])}
+
+
 _EXTRA: dict[str, Callable[[Params], Fields]] = {
     "phase.nothing_ready": _nothing_ready,
     "phase.stages_not_merged": _stages_not_merged,
@@ -151,6 +156,7 @@ _EXTRA: dict[str, Callable[[Params], Fields]] = {
     "stage.done": _stage_done,
     "verify.stage_worktree_missing": _worktree_missing,
     "release.no_reservation": _no_reservation,
+    "plan.replaces_progress": _replaces_progress,
 }
 """The codes whose words hold more than their params one by one: lists of records, and
 parts said only when a param is there."""
