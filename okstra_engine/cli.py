@@ -21,10 +21,12 @@ from .errors import OkstraError, print_error
 
 if TYPE_CHECKING:
     from .handoff import HandoffResult
+    from .plans import PlanRun
     from .projects import Project
     from .reconcile import Suggestion
     from .tasks import Task
 
+REPLACE_HELP = "approve it although the current plan has progress: the old plan and its ledger stay, untouched"
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -158,10 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_plan_import)
     p.add_argument("task_ref", metavar="GROUP/ID")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--approve", action="store_true", help="approve it at once")
-    p = plan_sub.add_parser("approve", help="approve the task's newest plan", parents=[common])
+    p.add_argument("--approve", action="store_true", help="approve it at once: it becomes the task's current plan")
+    p.add_argument("--replace", action="store_true", help=REPLACE_HELP)
+    p = plan_sub.add_parser(
+        "approve", help="make the task's newest plan (or --run's) its current, approved plan", parents=[common]
+    )
     p.set_defaults(handler=cmd_plan_approve)
     p.add_argument("task_ref", metavar="GROUP/ID")
+    p.add_argument("--run", dest="run_id", metavar="RUN_ID", help="the planning run to approve (default: the newest)")
+    p.add_argument("--replace", action="store_true", help=REPLACE_HELP)
 
     p = command("status", cmd_status, "the state of every stage of a task")
     p.add_argument("task_ref", metavar="GROUP/ID")
@@ -226,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--qa-waiver", metavar="KEY=REASON", help="waive a stage's conformance check, e.g. login-stage-3='flaky API'"
     )
     p.add_argument("--render-only", action="store_true", help="print the prompt; change nothing on disk")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="with --type planning: plan again although the current plan has progress (approving needs it too)",
+    )
     p.add_argument("--json", action="store_true", help="print the run manifest as one JSON document")
 
     p = command("handoff", cmd_handoff, "land a finished group of stages in the task worktree (all or nothing)")
@@ -367,23 +379,36 @@ def cmd_task_new(args: argparse.Namespace) -> int:
 
 
 def cmd_plan_import(args: argparse.Namespace) -> int:
+    from .locations import user_path
     from .plans import import_plan
 
+    if args.replace and not args.approve:
+        raise OkstraError("--replace goes with --approve (a plan not approved replaces nothing)", "add --approve")
     task = _task(args)
-    from .locations import user_path
-
-    plan = import_plan(task, user_path(args.file, "plan file"), approve=args.approve)
+    plan = import_plan(task, user_path(args.file, "plan file"), approve=args.approve, replace=args.replace)
     state = "approved" if plan.approved else f"not approved yet (okstra plan approve {task.ref})"
     print(f"okstra: imported plan into {plan.dir} ({len(plan.stage_map().stages)} stages), {state}")
+    _say_replaced(plan)
     return 0
 
 
 def cmd_plan_approve(args: argparse.Namespace) -> int:
     from .plans import approve_plan
 
-    plan, changed = approve_plan(_task(args))
+    plan, changed = approve_plan(_task(args), run=args.run_id, replace=args.replace)
     print(f"okstra: plan {plan.dir.name} {'approved' if changed else 'was already approved'}")
+    if changed:
+        _say_replaced(plan)
     return 0
+
+
+def _say_replaced(plan: PlanRun) -> None:
+    """Name the plan `plan` has just replaced, and where its progress stays."""
+    old = plan.replaced[-1] if plan.replaced else None
+    if old is not None and old.replaced_by == plan.run_id:
+        print(
+            f"okstra: it replaces plan {old.run} ({old.progress()}); its run and ledger stay in {plan.dir.parent / old.run}"
+        )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -497,6 +522,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         render_only=args.render_only,
         workers=tuple(parse_workers(args.workers)),
         qa_waiver=args.qa_waiver,
+        replace=args.replace,
     )
     root = default_root(getattr(args, "project", None))
     if not options.render_only and (

@@ -9,6 +9,9 @@ worktree, a dirty worktree, a done commit that is gone) is refused by `prepare`,
 
 - A phase other than planning and improvement discovery needs an approved plan;
   implementation also needs a QA command of the project.
+- Planning again while the current plan's ledger has rows would set that progress
+  aside (a new plan starts every stage again): refused unless asked (`--replace`), and
+  `plan import --approve` / `plan approve` refuse the same way.
 - Implementation needs a ready stage (`--stage auto` takes the lowest).
 - Final verification of the whole task needs every stage done (a done row, even when the
   stage was reserved again since) and merged into the task worktree.
@@ -19,6 +22,7 @@ worktree, a dirty worktree, a done commit that is gone) is refused by `prepare`,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .refusals import Params, Refusal, RefusedError, iso
@@ -89,6 +93,8 @@ def plan_refusal(task: Task) -> Refusal:
 
 def stages_refusal(status: TaskStatus, phase: str) -> Refusal | None:
     """What the stages say about a run of `phase` (its plan approved)."""
+    if phase == "planning":
+        return replan_refusal(status)
     if phase == "implementation":
         return None if status.auto_stage is not None else _nothing_ready(status)
     if phase == "final-verification":
@@ -100,6 +106,26 @@ def stages_refusal(status: TaskStatus, phase: str) -> Refusal | None:
         if unmerged:
             return not_merged(status.task, unmerged)
     return None
+
+
+def replan_refusal(status: TaskStatus, *, fix: str | None = None) -> Refusal | None:
+    """`plan.replaces_progress` when the current plan's ledger has rows: what a new plan
+    would set aside. `fix` is the command that does it anyway (default: plan again)."""
+    if status.plan_run is None or not status.ledger.stages:
+        return None
+    task = str(status.task.ref)
+    return Refusal(
+        "plan.replaces_progress",
+        {
+            "task": task,
+            "plan": Path(status.plan_run).name,
+            "total": len(status.stages),
+            "started": sorted(status.ledger.stages),
+            "done": [v.stage for v in status.stages if v.is_done],
+            "in_flight": [v.stage for v in status.stages if v.is_flying],
+            "fix": fix or f"okstra prepare {task} --type planning --replace",
+        },
+    )
 
 
 def not_merged(

@@ -56,7 +56,7 @@ from .gates import STAGED
 from .ledger import LEDGER_NAME, LedgerRow, append_row, new_row
 from .ledger_state import LedgerState, read_state
 from .locks import LOCK_TIMEOUT_S, task_mutex
-from .plans import PlanRun, plan_run_root
+from .plans import PlanRun, adopt_current_plan, plan_run_root
 from .refusals import Params, Refusal, refuse
 from .runs import Phase, RunManifest, new_run_id
 from .slugs import check_slug
@@ -135,6 +135,8 @@ class PrepareOptions:
     lock_timeout: float | None = LOCK_TIMEOUT_S
     qa_waiver: str | None = None
     """`STAGEKEY=REASON`: waive that stage's conformance check."""
+    replace: bool = False
+    """Planning: plan again although the current plan has progress (`gates.replan_refusal`)."""
 
 
 @dataclass
@@ -165,6 +167,10 @@ def prepare(task: Task, options: PrepareOptions, *, notice: Callable[[str], None
     check_slug(project.id, "project id")  # it names folders under okstra home
     plan = plan_run_root(task)
     refuse(gates.setup_refusal(task, options.task_type, plan_approved=plan is not None))
+    if options.task_type == "planning" and plan is not None and not options.replace:
+        from .status import task_status
+
+        refuse(gates.replan_refusal(task_status(task)))
     stage_map = plan.stage_map() if staged and plan is not None else None
     if stage_map is not None and requested is not None:
         refuse(gates.unknown_stage(task, stage_map, requested))  # before waiting for the lock
@@ -173,6 +179,7 @@ def prepare(task: Task, options: PrepareOptions, *, notice: Callable[[str], None
     with lock:
         if not options.render_only:
             faults.point("prepare.locked")
+            adopt_current_plan(task)
         return _prepare_locked(task, options, plan, stage_map, requested, say, notices)
 
 

@@ -18,6 +18,10 @@ Codes and their params (`task` is always the task ref, `GROUP/ID`):
 - `phase.stages_not_merged` {task, stages: [{stage, commit}], head, fix}: final
   verification of the whole task; `head` (task worktree HEAD) and `fix` (a command line)
   are null when the refusal comes from status alone
+- `plan.replaces_progress` {task, plan, total, started, done, in_flight, fix}: a new plan
+  (planning again, `plan import --approve`, `plan approve`) would set aside the progress
+  of the current plan `plan` (a run id): `started`, `done` and `in_flight` list stage
+  numbers of its `total`; `fix` is the command that re-plans anyway (`--replace`)
 - `verify.task_worktree_dirty` {task, path, paths}
 - `verify.stage_not_done` {task, stage}
 - `verify.stage_worktree_missing` {task, stage, path, branch}: `path` null when unregistered
@@ -383,6 +387,21 @@ def _handoff_unclassified(p: Params) -> tuple[str, str]:
     return (
         f"cannot tell whether stage {p['stage']} is merged: {p['why']}",
         f"see: okstra reconcile {p['task']} --stage {p['stage']}",
+    )
+
+
+def listed(stages: Sequence[Any]) -> str:
+    """` (1, 2)` after a count, or nothing when there are none."""
+    return f" ({numbers(stages)})" if stages else ""
+
+
+@_words("plan.replaces_progress")
+def _plan_replaces_progress(p: Params) -> tuple[str, str]:
+    return (
+        f"task {p['task']} is under way on plan {p['plan']} ({len(p['started'])} of {p['total']} stages started: "
+        f"{len(p['done'])} done{listed(p['done'])}, {len(p['in_flight'])} in flight{listed(p['in_flight'])}); "
+        "a new plan would set that aside and make every stage ready again",
+        f"to re-plan anyway: {p['fix']} (plan {p['plan']} and its ledger stay on disk as they are)",
     )
 
 

@@ -16,7 +16,7 @@ from .carry import missing_done_rows, read_carry
 from .config import settings
 from .ledger import LEDGER_NAME
 from .ledger_state import LedgerState, read_state
-from .plans import plan_run_root, plan_runs
+from .plans import ReplacedPlan, plan_run_root, plan_runs
 from .stage_map import StageMap
 from .stage_view import StageState, StageView, first_ready
 from .tasks import Task
@@ -32,6 +32,8 @@ class TaskStatus:
     stage_map: StageMap | None = None
     ledger: LedgerState = field(default_factory=LedgerState)
     """The ledger's state, with the done rows only carry sidecars know folded in."""
+    replaced: tuple[ReplacedPlan, ...] = ()
+    """The plans the current one replaced, oldest first (their runs keep their ledgers)."""
 
     @property
     def auto_stage(self) -> int | None:
@@ -47,6 +49,9 @@ class TaskStatus:
             "auto_stage": self.auto_stage,
             "warnings": self.warnings,
             "stages": [s.to_json() for s in self.stages],
+            "replaced_plans": [
+                {**r.model_dump(mode="json"), "run_dir": str(self.task.runs_dir / r.run)} for r in self.replaced
+            ],
         }
 
 
@@ -75,7 +80,7 @@ def task_status(
     from .worktrees import annotate_status
 
     task_worktree = annotate_status(task, stages, warnings)
-    return TaskStatus(task, str(plan.dir), task_worktree, stages, warnings, stage_map, ledger)
+    return TaskStatus(task, str(plan.dir), task_worktree, stages, warnings, stage_map, ledger, plan.replaced)
 
 
 def compute_states(stage_map: StageMap, ledger: LedgerState, *, now: datetime | None = None) -> list[StageView]:

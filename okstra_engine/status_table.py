@@ -39,6 +39,10 @@ def print_status(status: TaskStatus) -> None:
     console.print(f"[bold]{status.task.ref}[/] {status.task.doc.title}")
     if status.plan_run:
         console.print(f"plan: {status.plan_run}", style="dim")
+    for old in status.replaced:
+        console.print(
+            f"replaced plan: {old.run} ({old.progress()}; replaced {old.replaced_at}; kept as it was)", style="dim"
+        )
     for warning in status.warnings:
         console.print(f"warning: {warning}", style="yellow")
     if not status.stages:

@@ -273,13 +273,14 @@ def _read_ledger(path: Path) -> LedgerState:
 
 def watch_paths(task: Task, plan_run: str | None) -> list[Path]:
     """The files whose change can change the board: ledger, carry sidecars, the runs
-    folder (a new or approved plan), the registry's changes file (not the database: a
-    mere reader changes its files), and the task's branches."""
+    folder and the task's plan pointer (a new or approved plan), the registry's changes
+    file (not the database: a mere reader changes its files), and the task's branches."""
     from okstra_engine.git import branch_files
     from okstra_engine.ledger import LEDGER_NAME
+    from okstra_engine.plans import pointer_path
     from okstra_engine.tasks import task_branch
 
-    paths = [task.runs_dir]
+    paths = [task.runs_dir, pointer_path(task)]
     if plan_run:
         plan = Path(plan_run)
         paths += [plan / LEDGER_NAME, plan / "plan.md", plan / "carry"]

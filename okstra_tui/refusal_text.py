@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from okstra_engine.errors import OkstraError
-from okstra_engine.refusals import Params, Refusal, RefusedError, numbers, when
+from okstra_engine.refusals import Params, Refusal, RefusedError, listed, numbers, when
 
 from .i18n import t, texts
 from .model import short
@@ -161,6 +161,11 @@ def _conflict(p: Params) -> Fields:
     return {"parts": parts, "steps": steps, "group_arg": shlex.quote(p["group"])}
 
 
+def _replaces_progress(p: Params) -> Fields:
+    counted = {f"{name}_n": str(len(p[name])) for name in ("started", "done", "in_flight")}
+    return {**counted, "done": listed(p["done"]), "in_flight": listed(p["in_flight"])}
+
+
 _EXTRA: dict[str, Callable[[Params], Fields]] = {
     "phase.nothing_ready": _nothing_ready,
     "phase.stages_not_merged": _stages_not_merged,
@@ -170,6 +175,7 @@ _EXTRA: dict[str, Callable[[Params], Fields]] = {
     "release.no_reservation": _no_reservation,
     "record.reopen_not_done": _no_reservation,
     "handoff.conflict": _conflict,
+    "plan.replaces_progress": _replaces_progress,
 }
 """The codes whose words hold more than their params one by one: lists of records, and
 parts said only when a param is there."""

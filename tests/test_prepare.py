@@ -420,7 +420,9 @@ def test_base_ref_picks_where_the_task_worktree_starts(task, capsys) -> None:
     commit(repo, {"new.txt": "n"}, "newer")
     doc = _prep_json(capsys, repo, "--base-ref", old[:10])
     assert doc["task_worktree"]["base_ref"] == old and doc["worktree"]["base_ref"] == old
-    code, _, err = call(capsys, "--project", str(repo), "prepare", TASK, "--type", "planning", "--base-ref", "HEAD")
+    code, _, err = call(
+        capsys, "--project", str(repo), "prepare", TASK, "--type", "improvement-discovery", "--base-ref", "HEAD"
+    )
     assert code == 0 and "--base-ref HEAD ignored: the task worktree exists already" in err
     code, _, err = _prep(capsys, repo, "--base-ref", "no-such-ref")
     assert code == 2 and "names no commit" in err

@@ -250,7 +250,10 @@ def test_every_code_has_words_and_refuses_as_an_okstra_error() -> None:
         "conflicts": [{"stage": 3, "title": "Exporter", "files": ["a.py"]}],
         "merges": [{"stage": 2, "commit": "d" * 40}, {"stage": 3, "commit": "e" * 40}],
     }
-    samples_for = {"phase.stages_not_merged": {"stages": [{"stage": 1, "commit": "e" * 40}]}}
+    samples_for = {
+        "phase.stages_not_merged": {"stages": [{"stage": 1, "commit": "e" * 40}]},
+        "plan.replaces_progress": {"plan": "r0", "total": 4, "started": [1, 2], "done": [1], "in_flight": [2]},
+    }
     for code in codes():
         refusal = Refusal(code, {**samples, **samples_for.get(code, {})})
         assert refusal.what and refusal.how and "{" not in refusal.what + refusal.how, code

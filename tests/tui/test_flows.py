@@ -39,7 +39,7 @@ async def test_walk_the_flow_and_back(make_app, demo) -> None:
         phases = app.screen
         available = {c.phase: c.available for c in phases.choices}
         assert available == {
-            "planning": True,
+            "planning": False,  # stages are done and in flight: a new plan would set them aside
             "implementation": True,
             "final-verification": False,
             "improvement-discovery": True,
@@ -49,6 +49,11 @@ async def test_walk_the_flow_and_back(make_app, demo) -> None:
         assert final.refusal is not None and final.refusal.code == "phase.stages_not_done"
         assert final.refusal.params == {"task": "demo/checkout", "stages": [3, 4, 5, 6]}
         assert phases.reason_text(final) == "stages 3, 4, 5, 6 not done"  # its brief; the detail says it in full
+        planning = next(c for c in phases.choices if c.phase == "planning")
+        assert planning.refusal is not None and planning.refusal.code == "plan.replaces_progress"
+        assert phases.reason_text(planning) == (
+            "under way (2 of 6 stages done, 1 in flight): a new plan sets that aside (--replace)"
+        )
         assert final.refusal.what == (
             "final verification of demo/checkout needs every stage done; stage(s) 3, 4, 5, 6 are not"
         )

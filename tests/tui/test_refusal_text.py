@@ -86,6 +86,26 @@ EXAMPLES: dict[str, list[dict]] = {
     "handoff.no_commit": [{"task": T, "stage": 2}],
     "handoff.unclassified": [{"task": T, "stage": 2, "why": "fatal: bad object 1a2b3c4d"}],
     "handoff.commit_missing": [{"task": T, "stage": 2, "commit": SHA, "fix": FIX}],
+    "plan.replaces_progress": [
+        {
+            "task": T,
+            "plan": "20250314T080000Z-planning-1a2b3c",
+            "total": 6,
+            "started": [1, 2, 3],
+            "done": [1, 2],
+            "in_flight": [3],
+            "fix": "okstra plan approve demo/checkout --replace",
+        },
+        {
+            "task": T,
+            "plan": "20250314T080000Z-planning-1a2b3c",
+            "total": 6,
+            "started": [1],
+            "done": [],
+            "in_flight": [],
+            "fix": "okstra prepare demo/checkout --type planning --replace",
+        },
+    ],
     "record.commit_is_base": [{"task": T, "stage": 2, "commit": SHA, "base": SHA}],
     "record.commit_not_on_branch": [
         {"task": T, "stage": 2, "commit": SHA, "branch": "okstra/feature/g/x-s2", "tip": SHA}
