@@ -57,7 +57,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from . import git
+from . import gates, git
 from .errors import OkstraError
 from .ledger import LEDGER_NAME, LedgerRow, append_row, new_row
 from .ledger_state import LedgerState, read_state
@@ -550,11 +550,17 @@ def _first_holding(repo: Path, base: str, x: str, t: str, oldest_first: list[str
 
 def suggestions(task: Task, *, stages: Iterable[int] | None = None, target: str | None = None) -> list[Suggestion]:
     """For every stage whose latest done commit is not an ancestor of T: where its work is
-    (or that it is not merged, missing, or unknown), sorted by stage."""
-    if not task.project.is_git:
-        return []
+    (or that it is not merged, missing, or unknown), sorted by stage. A stage asked for
+    that the Stage Map does not have is refused (`stage.unknown`)."""
     from .plans import require_plan_run_root
 
+    if stages is not None:
+        stages = list(stages)
+        stage_map = require_plan_run_root(task).stage_map()
+        for n in stages:
+            refuse(gates.unknown_stage(task, stage_map, n))
+    if not task.project.is_git:
+        return []
     plan = require_plan_run_root(task)
     wanted = set(plan.stage_map().by_number())
     if stages is not None:
@@ -679,10 +685,7 @@ def _correct_locked(task: Task, stage: int, commit: str, force: bool) -> Suggest
             f"project {task.project.id} is not a git repository: there is no commit to correct", "nothing to do"
         )
     plan = require_plan_run_root(task)
-    if stage not in plan.stage_map().by_number():
-        raise OkstraError(
-            f"stage {stage} is not in the Stage Map of {task.ref}", f"see the stages: okstra status {task.ref}"
-        )
+    refuse(gates.unknown_stage(task, plan.stage_map(), stage))
     from .worktrees import resolve_in_stage
 
     sha, where = resolve_in_stage(task, stage, commit)

@@ -657,3 +657,12 @@ def test_reconcile_in_a_project_without_git(tmp_path: Path, plan_file: Path, cap
     code, out, _ = call(capsys, "--project", str(plain), "reconcile", "a/b")
     assert code == 0 and "not a git repository" in out
     assert json.loads(call(capsys, "--project", str(plain), "reconcile", "a/b", "--json")[1])["suggestions"] == []
+
+
+@pytest.mark.parametrize("extra", [[], ["--apply"], ["--json"], ["--commit", "HEAD"]])
+def test_a_stage_the_plan_does_not_have_is_exit_2(task, capsys, extra) -> None:
+    code, out, err = call(
+        capsys, "--project", str(task.project.root), "reconcile", str(task.ref), "--stage", "99", *extra
+    )
+    assert code == 2 and "99" in err and "Traceback" not in err
+    assert out == ""
