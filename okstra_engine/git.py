@@ -338,6 +338,26 @@ def touched_paths(repo: Path, base: str, head: str) -> list[str]:
     return sorted({p for p in text.split("\0") if p})
 
 
+def added_paths(repo: Path, base: str, head: str) -> list[str]:
+    """The paths `head` has and `base` does not (repository-relative, sorted): what a
+    merge of `head` into `base` creates in the work tree."""
+    text = _raw(
+        [
+            "diff",
+            "--no-renames",
+            "--no-ext-diff",
+            "--name-only",
+            "--diff-filter=A",
+            "-z",
+            "--end-of-options",
+            base,
+            head,
+        ],
+        repo,
+    )
+    return sorted({p for p in text.split("\0") if p})
+
+
 def zero_context_diff(repo: Path, a: str, b: str, paths: list[str]) -> str:
     """`git diff -U0 a b -- PATHS` with the fixed options: hunk headers to locate changes."""
     opts = [o for o in PATCH_DIFF_OPTS if o not in ("-U3", "--binary")]

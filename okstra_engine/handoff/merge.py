@@ -22,7 +22,9 @@ the same task never interleave):
 - Merges run with `--no-verify` (no pre-merge-commit/commit-msg hooks), no autostash and
   no rerere auto-staging, like okstra's other mechanical commits. A merge git refuses for
   another reason than a conflict (hook, local change in an excluded path the merge would
-  overwrite) stops the handoff at once, everything undone, with git's message. The merge
+  overwrite, a full disk) stops the handoff at once, everything undone, with git's
+  message; the files those merges would add and that were not there before are removed
+  too (a merge git gives up half-way can leave them, half written). The merge
   message names the task, group, stage and title on its first line, the branch and
   commit on the second.
 - The author is the repository's configured identity; where `user.name`/`user.email`
@@ -40,6 +42,8 @@ the same task never interleave):
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,6 +216,7 @@ def _merge_group(plan: HandoffPlan, applied: list[Suggestion]) -> tuple[dict[int
     merges: dict[int, str] = {}
     up_to_date: list[int] = []
     conflicts: dict[int, list[str]] = {}
+    created = _files_a_merge_may_create(plan)
     try:
         for n in plan.to_merge:
             sp = plan.stage(n)
@@ -242,27 +247,57 @@ def _merge_group(plan: HandoffPlan, applied: list[Suggestion]) -> tuple[dict[int
             if not git.merge_abort(wt) or git.head(wt) != at:
                 raise OkstraError(f"git merge --abort failed in {wt} after stage {n} conflicted", "")
     except BaseException:
-        _restore(wt, before)
+        _restore(wt, before, created)
         raise
     if conflicts:
-        _restore(wt, before)
+        _restore(wt, before, created)
         raise _conflict_error(plan, conflicts, applied)
     return merges, up_to_date
 
 
-def _restore(wt: Path, before: str) -> None:
-    """Put the task worktree back at `before`, with no merge in progress; keep local
+def _files_a_merge_may_create(plan: HandoffPlan) -> list[Path]:
+    """The files the group's merges would add to the task worktree and that are not there
+    now: a merge git gives up half-way (a full disk) can leave some of them, untracked and
+    half written, and only those may be taken away after it."""
+    wt, before = plan.task_worktree, plan.task_head
+    top = git.toplevel(wt) or wt
+    paths: set[str] = set()
+    for n in plan.to_merge:
+        done = plan.stage(n).done_commit
+        if done is not None:
+            paths.update(git.added_paths(wt, before, done))
+    return [top / p for p in sorted(paths) if not os.path.lexists(top / p)]
+
+
+def _restore(wt: Path, before: str, created: list[Path]) -> None:
+    """Put the task worktree back at `before`, with no merge in progress, and without the
+    files the merges created (`created`: none of them was there before); keep local
     changes in paths the handoff did not touch. Raise when git will not."""
     if git.operation_in_progress(wt) == "a merge" and not git.merge_abort(wt):
         git.reset(wt, "HEAD", "merge")
     if git.head(wt) != before and not git.reset(wt, before, "keep"):
         git.reset(wt, before, "merge")
+    for path in created:
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+                _prune_empty_parents(path.parent, wt)
     if git.head(wt) != before or git.operation_in_progress(wt):
         q = shlex.quote(str(wt))
         raise OkstraError(
             f"the handoff could not put the task worktree {wt} back at {before[:12]}",
             f"restore it by hand (this discards uncommitted changes there): git -C {q} merge --abort; git -C {q} reset --hard {before}",
         )
+
+
+def _prune_empty_parents(folder: Path, top: Path) -> None:
+    """Remove the folders a removed file leaves empty, up to (not including) `top`."""
+    while folder != top and top in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
 
 
 def _conflict_error(plan: HandoffPlan, conflicts: dict[int, list[str]], applied: list[Suggestion]) -> HandoffError:

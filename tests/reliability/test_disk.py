@@ -291,3 +291,42 @@ def test_a_full_disk_then_a_read_only_one(small_disk: Path) -> None:
     assert cli(*p, "record", TASK, "--stage", "2", "--status", "started").rc == 0
     assert check(world, settled=True).violations == []
     assert filler  # (kept for the reader: the disk was filled to its last block above)
+
+
+@pytest.mark.slow
+def test_a_handoff_on_a_full_disk_leaves_no_half_written_file(small_disk: Path) -> None:
+    """git gives up a merge half-way when the disk fills: the files it had begun to write
+    into the task worktree go with the rest of the merge, and the next handoff works."""
+    from okstra_engine.record import record
+    from okstra_engine.worktrees import stage_target, task_target
+    from tests.support import commit, git
+
+    plan = "# Plan\n\n## Stage Map\n| Stage | Title | Depends on | Group |\n|---|---|---|---|\n| 1 | S1 | - | A |\n"
+    task, _team, _files = _world_on(small_disk, plan)
+    repo = task.project.root
+    stage_wt, task_wt = stage_target(task, 1).path, task_target(task).path
+    big = os.urandom(700 * 1024)  # does not compress: the merge must write all of it
+    (stage_wt / "data").mkdir()
+    (stage_wt / "data" / "blob.bin").write_bytes(big)
+    git(stage_wt, "add", "data/blob.bin")
+    sha = commit(stage_wt, {"small.txt": "small\n"}, "stage 1")
+    record(task, 1, "done", commit=sha)
+    with (repo / ".git" / "info" / "exclude").open("a") as exclude:
+        exclude.write("*.local\n")
+    (task_wt / "notes.local").write_text("mine\n")  # the person's own ignored file stays
+    head = git(task_wt, "rev-parse", "HEAD")
+
+    filler = _fill(small_disk)
+    # room for okstra's journal and the merge's small objects, not for the big file
+    os.truncate(filler, filler.stat().st_size - 300 * 1024)
+    outcome = cli("--project", str(repo), "handoff", TASK, "--group", "A", "--merge")
+    _refused(outcome)
+    assert git(task_wt, "rev-parse", "HEAD") == head
+    assert not (task_wt / "data").exists() and not (task_wt / "small.txt").exists()
+    assert (task_wt / "notes.local").read_text() == "mine\n"
+    for name in list(small_disk.glob("filler*")):
+        name.unlink()
+
+    nxt = cli("--project", str(repo), "handoff", TASK, "--group", "A", "--merge")
+    assert nxt.rc == 0, nxt.err
+    assert (task_wt / "data" / "blob.bin").read_bytes() == big
