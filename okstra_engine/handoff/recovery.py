@@ -120,7 +120,8 @@ def _restore_merge_leftovers(task: Task, wt: Path, commits: list[str]) -> list[s
     """Files a killed `git merge` had written into the task worktree without committing
     them (no MERGE_HEAD yet, so no merge to abort). The handoff only merges into a clean
     worktree, so a changed path holding HEAD's or a merged stage's version of itself came
-    from that merge: it goes back to HEAD. Anything else is someone's work and stays
+    from that merge: it goes back to HEAD; a new file holding the start of a merged
+    stage's version is one the merge was writing when it died: it goes. Anything else is someone's work and stays
     (the clean gate then refuses, naming it)."""
     import os
 
@@ -133,7 +134,12 @@ def _restore_merge_leftovers(task: Task, wt: Path, commits: list[str]) -> list[s
             continue
         if here.exists() and mine is None:
             continue
-        if any(mine == git.blob(wt, c, path) for c in ["HEAD", *commits]) and git.restore_path(wt, path):
+        ours, *merged = (git.blob(wt, c, path) for c in ["HEAD", *commits])
+        if mine in (ours, *merged) and git.restore_path(wt, path):
+            restored.append(path)
+        elif ours is None and mine and any(v is not None and v.startswith(mine) for v in merged):
+            # a file the merge was adding, cut short when it died: not in HEAD, so it goes
+            here.unlink()
             restored.append(path)
     return restored
 

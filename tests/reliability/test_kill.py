@@ -293,15 +293,17 @@ def test_files_a_killed_merge_half_wrote_are_put_back_and_its_merges_undone(task
     record(task, 1, "done", commit=commit(stage_target(task, 1).path, {"schema.py": "S = 1\n"}, "stage 1"))
     assert ho.run_handoff(task, "A", merge=True).merged == [1]
     shas = {}
-    for n, name in ((2, "importer.py"), (3, "exporter.py")):
+    big = "".join(f"line {i}\n" for i in range(5000))
+    for n, files in ((2, {"importer.py": "stage 2\n"}), (3, {"exporter.py": "stage 3\n", "big.bin": big})):
         assert prepare(task, PrepareOptions("implementation", stage=str(n))).manifest.stage == n
-        shas[n] = commit(stage_target(task, n).path, {name: f"stage {n}\n"}, f"stage {n}")
+        shas[n] = commit(stage_target(task, n).path, files, f"stage {n}")
         record(task, n, "done", commit=shas[n])
     wt = task_target(task).path
     before = git(wt, "rev-parse", "HEAD")
     begin_journal(ho.handoff_plan(task, "B"))
     git(wt, "merge", "--no-ff", "-m", "okstra handoff auth/login group B: stage 2 (Importer)", shas[2])
     git(wt, "checkout", shas[3], "--", "exporter.py")  # the second merge, half-written
+    (wt / "big.bin").write_text(big[: len(big) // 3])  # cut short as it wrote this one
     (wt / "notes.txt").write_text("mine\n")  # and a file of someone else's, untracked
 
     code, out, err = call(
@@ -312,6 +314,7 @@ def test_files_a_killed_merge_half_wrote_are_put_back_and_its_merges_undone(task
     assert "exporter.py" in err and "its 1 merge commit(s)" in err
     assert "notes.txt" in err and (wt / "notes.txt").read_text() == "mine\n"
     assert git(wt, "rev-parse", "HEAD") == before and not (wt / "exporter.py").exists()
+    assert not (wt / "big.bin").exists() and "big.bin" in err
     (wt / "notes.txt").unlink()
     code, out, err = call(
         capsys, "--project", str(task.project.root), "handoff", "auth/login", "--group", "B", "--merge", "--json"
