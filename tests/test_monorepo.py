@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from okstra_engine import handoff as ho
+from okstra_engine.git import is_ancestor
 from okstra_engine.ledger import LEDGER_NAME, read_ledger
 from okstra_engine.plans import import_plan, plan_run_root
 from okstra_engine.prepare import PrepareOptions, prepare
-from okstra_engine.projects import init_project
+from okstra_engine.projects import init_project, load_project
 from okstra_engine.record import record
 from okstra_engine.slugs import TaskRef
-from okstra_engine.tasks import new_task
+from okstra_engine.tasks import load_task, new_task
 from okstra_engine.worktrees import stage_target, task_target
 from tests.support import call, commit, git, make_repo, run_cli
 
@@ -197,3 +198,33 @@ def test_commands_from_a_linked_worktree_of_the_monorepo(task, tmp_path) -> None
     # elsewhere in it, the project is named; no advice to make the worktree a project
     code, _, err = run_cli("status", TASK, cwd=by_hand / "web")
     assert code == 2 and str(task.project.root) in err and "okstra init" not in err
+
+
+def test_two_projects_in_one_repository_keep_their_branches_apart(mono, plan_file, capsys, monkeypatch) -> None:
+    """A branch is the repository's: the second project's task that would share the first
+    one's branch is refused at `task new`; with its own category both run side by side."""
+    api, _ = init_project(mono / API, qa_commands=["true"])
+    web, _ = init_project(mono / "web", qa_commands=["true"])
+    first = new_task(api, TaskRef("auth", "login"), title="API login")
+    monkeypatch.chdir(web.root)
+    code, _, err = call(capsys, "task", "new", TASK, "--title", "Web login")
+    assert code == 2, err
+    assert "okstra/feature/auth/login" in err and "project api" in err and "--category" in err
+    assert not (web.root / ".okstra" / "tasks" / "auth").exists()
+    code, _, err = call(capsys, "task", "new", TASK, "--title", "Web login", "--category", "web")
+    assert code == 0, err
+
+    second = load_task(load_project(web.root), TaskRef("auth", "login"))
+    done = {}
+    for one in (first, second):
+        import_plan(one, plan_file, approve=True)
+        done[one.project.id] = _stage_done(one, 1)
+        assert ho.run_handoff(one, merge=True).merged == [1]
+    assert git(task_target(first).path, "rev-parse", "--abbrev-ref", "HEAD") == "okstra/feature/auth/login"
+    assert git(task_target(second).path, "rev-parse", "--abbrev-ref", "HEAD") == "okstra/web/auth/login"
+    # each task branch holds its own stage, not the other project's
+    for one, other in ((first, second), (second, first)):
+        merged = task_target(one).path
+        assert is_ancestor(merged, done[one.project.id], "HEAD")
+        assert not is_ancestor(merged, done[other.project.id], "HEAD")
+        assert not (merged / other.project.root.relative_to(mono) / "stage1.py").exists()
