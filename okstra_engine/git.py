@@ -434,10 +434,10 @@ def git_dirs(repo: Path) -> tuple[Path, Path] | None:
 
 
 def main_work_tree(path: Path) -> Path | None:
-    """The main work tree of the repository when `path` is in one of its linked worktrees;
-    None in the main work tree, outside git, or when the repository is bare."""
+    """The root of the main work tree of the repository holding `path` (in one of its
+    linked worktrees too); None outside git, or when the repository is bare."""
     dirs = git_dirs(path)
-    if dirs is None or dirs[0] == dirs[1] or dirs[1].name != ".git":
+    if dirs is None or dirs[1].name != ".git":
         return None
     return dirs[1].parent
 

@@ -65,8 +65,8 @@ def _owner_of_worktree(root: Path, prefix: str) -> Path | None:
             if known.project_id == row.project_id and (path / ".okstra" / "project.json").is_file():
                 return path.resolve()
     main = git.main_work_tree(root)
-    if main is None:
-        return None
+    if main is None or main == root:
+        return None  # not a linked worktree
     found = _nearest_project(main, prefix)
     if found is not None or prefix:
         return found

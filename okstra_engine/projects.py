@@ -102,10 +102,10 @@ def load_project(root: Path) -> Project:
         config = load_doc(path, ProjectConfig)
     except FileNotFoundError:
         main = git.main_work_tree(root) if root.is_dir() else None
-        inside = [Path(p.path) for p in projects_inside(main or root)]
+        inside = [Path(p.path) for p in projects_inside(main)] if main is not None else []
         raise OkstraError(
             f"{root} is not an okstra project (no {OKSTRA_DIR}/project.json)",
-            f"work in one of its projects (cd there, or pass --project): {', '.join(map(str, inside))}"
+            f"work in one of the okstra projects of its repository (cd there, or pass --project): {', '.join(map(str, inside))}"
             if inside
             else f"run: okstra init {root}",
         ) from None
