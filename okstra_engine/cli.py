@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--project",
         metavar="PATH",
         default=argparse.SUPPRESS,
-        help="project directory (default: git toplevel of the cwd)",
+        help="project directory (default: the project holding the cwd)",
     )
     common.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of unexpected errors"
@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     # objects would let a subcommand's default overwrite a value given before it.
     parser = argparse.ArgumentParser(prog="okstra", description="Run a coding task with AI agents in stages.")
     parser.add_argument(
-        "--project", metavar="PATH", default=None, help="project directory (default: git toplevel of the cwd)"
+        "--project", metavar="PATH", default=None, help="project directory (default: the project holding the cwd)"
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     parser.add_argument("--task", metavar="G/ID", help="open this task's stage board")
@@ -136,7 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", choices=("en", "ko"), default=argparse.SUPPRESS, help="language of the TUI")
 
     p = command("init", cmd_init, "register a project (idempotent; can add QA commands)")
-    p.add_argument("path", nargs="?", help="project directory (default: --project, or the git toplevel of the cwd)")
+    p.add_argument(
+        "path",
+        nargs="?",
+        help="project directory (default: --project, or the project holding the cwd, else its git toplevel)",
+    )
     p.add_argument("--id", dest="project_id", metavar="ID", help="project id (default: from the directory name)")
     p.add_argument(
         "--qa-command",

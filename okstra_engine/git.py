@@ -110,6 +110,17 @@ def toplevel(path: Path) -> Path | None:
     return Path(proc.stdout.strip()) if proc.returncode == 0 else None
 
 
+def place(path: Path) -> tuple[Path, str] | None:
+    """Where `path` is in git: (the work tree root holding it, its folder relative to that
+    root with a trailing slash, '' at the root), or None outside a work tree. git's own
+    answer, so symlinks are resolved the way git resolves them."""
+    proc = run(["rev-parse", "--show-toplevel", "--show-prefix"], path, check=False)
+    lines = proc.stdout.split("\n")
+    if proc.returncode != 0 or len(lines) < 2 or not lines[0]:
+        return None
+    return Path(lines[0]), lines[1]
+
+
 def resolve_commit(repo: Path, rev: str) -> str | None:
     """The full SHA of the commit `rev` names, or None when it names none."""
     proc = run(
@@ -186,6 +197,13 @@ PATCH_DIFF_OPTS = (
 _PATCH_CONFIG = ("-c", "log.follow=false", "-c", "diff.relative=false", "-c", "log.showSignature=false")
 
 
+def _from_top(paths: Sequence[str]) -> list[str]:
+    """Pathspecs for exactly these paths (no glob, no magic), read from the work tree's
+    root whatever the cwd: the paths git prints are the repository's, and a project in a
+    subfolder of its repository runs git from that subfolder."""
+    return [f":(top,literal){p}" for p in paths]
+
+
 def is_shallow(repo: Path) -> bool:
     return out(["rev-parse", "--is-shallow-repository"], repo) == "true"
 
@@ -214,7 +232,7 @@ def _pipe_to_patch_id(repo: Path, args: list[str]) -> list[tuple[str, str]]:
     with tempfile.TemporaryFile() as errors:  # a pipe could fill up and stall git
         try:
             producer = subprocess.Popen(
-                ["git", "--literal-pathspecs", *_PATCH_CONFIG, *args],
+                ["git", *_PATCH_CONFIG, *args],
                 cwd=repo,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -277,7 +295,7 @@ def commit_patch_ids(
     args = ["log", "-p", "--no-merges", "--full-history", "--full-diff", "--format=commit %H", *PATCH_DIFF_OPTS]
     if reverse:
         args.append("--reverse")
-    args += ["--end-of-options", *include, *(f"^{c}" for c in exclude), "--", *(paths or ())]
+    args += ["--end-of-options", *include, *(f"^{c}" for c in exclude), "--", *_from_top(paths or ())]
     return _pipe_to_patch_id(repo, args)
 
 
@@ -322,6 +340,7 @@ def touched_paths(repo: Path, base: str, head: str) -> list[str]:
     text = _raw(
         [
             "--literal-pathspecs",
+            *_PATCH_CONFIG,
             "log",
             "--no-merges",
             "--no-renames",
@@ -362,7 +381,7 @@ def zero_context_diff(repo: Path, a: str, b: str, paths: list[str]) -> str:
     """`git diff -U0 a b -- PATHS` with the fixed options: hunk headers to locate changes."""
     opts = [o for o in PATCH_DIFF_OPTS if o not in ("-U3", "--binary")]
     return _raw(
-        ["--literal-pathspecs", *_PATCH_CONFIG, "-c", "core.quotePath=true", "diff", *opts, "-U0", a, b, "--", *paths],
+        [*_PATCH_CONFIG, "-c", "core.quotePath=true", "diff", *opts, "-U0", a, b, "--", *_from_top(paths)],
         repo,
     )
 
@@ -445,6 +464,15 @@ def git_dirs(repo: Path) -> tuple[Path, Path] | None:
     if proc.returncode != 0 or len(lines) != 2:
         return None
     return Path(lines[0]).resolve(), (Path(repo) / lines[1]).resolve()
+
+
+def main_work_tree(path: Path) -> Path | None:
+    """The root of the main work tree of the repository holding `path` (in one of its
+    linked worktrees too); None outside git, or when the repository is bare."""
+    dirs = git_dirs(path)
+    if dirs is None or dirs[1].name != ".git":
+        return None
+    return dirs[1].parent
 
 
 def current_branch(repo: Path) -> str | None:
@@ -552,9 +580,20 @@ def commit_paths(worktree: Path, paths: list[str], message: str, *, author: tupl
 def diff_preview(repo: Path, base: str, head: str, *, max_bytes: int = 2_000_000) -> tuple[str, bool]:
     """`git diff --stat --patch BASE HEAD` for a person to read, and whether it was cut
     at `max_bytes`. Fixed options whatever the user's config: no colour, no external
-    diff driver, no rename detection."""
+    diff driver, no rename detection, the whole change even from a subfolder."""
     text = run(
-        ["diff", "--no-color", "--no-ext-diff", "--no-renames", "--stat", "--patch", "--end-of-options", base, head],
+        [
+            "diff",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-renames",
+            "--no-relative",
+            "--stat",
+            "--patch",
+            "--end-of-options",
+            base,
+            head,
+        ],
         repo,
     ).stdout
     if len(text) <= max_bytes:

@@ -147,16 +147,19 @@ def _bad_placeholder(part: str, why: str) -> OkstraError:
 
 
 def workplace(task: Task, stage: int | None) -> Path:
-    """Where the run's agent works, from the registry: the stage's worktree for a stage
-    run, else the task worktree; the project itself when it is not a git repository."""
+    """Where the run's agent works, from the registry: the project's folder in the stage's
+    worktree for a stage run, else in the task worktree (`<worktree>/<prefix>` for a
+    project in a subfolder of its repository); the project folder itself where okstra
+    makes no worktrees (not in git, or a linked worktree of its own)."""
     from . import registry
+    from .prepare import repo_layout
     from .worktrees import task_slot
 
     rows = registry.task_worktrees(task_slot(task))
     row = rows.get(stage) if stage is not None else rows.get(None)
     if row is not None:
-        return Path(row.path)
-    if task.project.is_git:
+        return Path(row.path) / task.project.prefix
+    if repo_layout(task.project.repo) == "git":
         what = f"stage {stage}" if stage is not None else "the task"
         raise OkstraError(f"{what} of {task.ref} has no worktree", "prepare the run again (it makes the worktree)")
     return task.project.root

@@ -20,8 +20,10 @@ def user_path(text: str, what: str = "path") -> Path:
 
 
 def default_root(project: str | None) -> Path:
-    """The project a command works on: `--project PATH`, else the git toplevel of the
-    cwd, else the cwd."""
+    """The project a command works on: `--project PATH`; else the nearest project folder
+    holding the cwd, up to its git work tree's root (a monorepo's `services/api`, from
+    itself or any folder in it); else, in one of the project's linked worktrees, the
+    project that owns it; else the cwd's git toplevel, else the cwd."""
     from . import git
     from .errors import OkstraError
 
@@ -30,28 +32,43 @@ def default_root(project: str | None) -> Path:
         raise OkstraError(f"project path {start} is not a directory", "pass --project with an existing directory")
     if project:
         return start.resolve()
-    top = git.toplevel(start)
-    root = (top or start).resolve()
-    if top is None or (root / ".okstra" / "project.json").is_file():
-        return root
-    return _owner_of_worktree(root) or root
+    place = git.place(start)
+    if place is None:
+        return start.resolve()
+    top, prefix = place
+    return _nearest_project(top, prefix) or _owner_of_worktree(top, prefix) or top.resolve()
 
 
-def _owner_of_worktree(root: Path) -> Path | None:
-    """The project a linked worktree belongs to, when `root` is one: agents run okstra
-    from their stage worktree. The registry knows okstra's own worktrees; git's common dir
-    names the repository of any other (the project is its main work tree)."""
+def _nearest_project(top: Path, prefix: str) -> Path | None:
+    """The nearest folder holding an okstra project from `top/prefix` up to `top`."""
+    parts = Path(prefix).parts
+    for n in range(len(parts), -1, -1):
+        folder = top.joinpath(*parts[:n])
+        if (folder / ".okstra" / "project.json").is_file():
+            return folder.resolve()
+    return None
+
+
+def _owner_of_worktree(root: Path, prefix: str) -> Path | None:
+    """The project a linked worktree belongs to, when `root` is one (`prefix`: where the
+    cwd is in it): agents run okstra from their stage worktree. The registry knows
+    okstra's own worktrees; git's common dir names the repository of any other, whose
+    main work tree holds the project in the same folder (or, from the worktree's root,
+    the only project registered in it)."""
     from . import git, registry
-    from .projects import registered_root
+    from .projects import projects_inside, registered_root
 
     row = registry.worktree_at(root)
     if row is not None and (owner := registered_root(row.project_id)) is not None:
         return owner.resolve()
-    dirs = git.git_dirs(root)
-    if dirs is None or dirs[0] == dirs[1] or dirs[1].name != ".git":
-        return None  # not a linked worktree, or its repository is bare
-    main = dirs[1].parent
-    return main if (main / ".okstra" / "project.json").is_file() else None
+    main = git.main_work_tree(root)
+    if main is None or main == root:
+        return None  # not a linked worktree
+    found = _nearest_project(main, prefix)
+    if found is not None or prefix:
+        return found
+    inside = projects_inside(main)
+    return Path(inside[0].path).resolve() if len(inside) == 1 else None
 
 
 PLACE_VARIABLES = ("OKSTRA_HOME", "OKSTRA_CONFIG", "CLAUDE_CONFIG_DIR")

@@ -32,6 +32,9 @@ caller (the CLI, the TUI) does.
 - Render-only does not auto-reconcile (it would write correction rows); its gates see
   the ledger as it is.
 - Notices (carry backfill, ignored options, waiting for the task mutex) go to `notice`.
+- A run works in the project's folder of its worktree (`worktrees.project_dir`: the
+  same subfolder when the project is a subfolder of its repository, made if no commit
+  holds it yet); the manifest's worktree paths and the prompt name that folder.
 """
 
 from __future__ import annotations
@@ -208,13 +211,13 @@ def _prepare_locked(
     notices: list[str],
 ) -> Prepared:
     project = task.project
-    layout = repo_layout(project.root)
+    layout = repo_layout(project.repo)
     dry = options.render_only
 
     # 2. the task worktree; what this run makes is taken back if it is refused later
     made: list[tuple[worktrees.Target, Provision]] = []
     if layout == "git":
-        base = _task_base(project.root, options.base_ref)
+        base = _task_base(project.repo, options.base_ref)
         task_target = worktrees.task_target(task)
         task_wt = worktrees.provision(task_target, base, dry_run=dry)
         if task_wt.made_worktree:
@@ -269,7 +272,7 @@ def _say_repair(what: str, provision: Provision, say: Callable[[str], None]) -> 
 
 
 def repo_layout(root: Path) -> str:
-    """`git`, `non-git`, or `nested` (the project root is itself a linked worktree)."""
+    """`git`, `non-git`, or `nested` (the work tree `root` is itself a linked worktree)."""
     if not (root / ".git").exists():
         return "non-git"
     dirs = git.git_dirs(root)
@@ -487,9 +490,10 @@ def check_predecessors_merged(
 # ---------------------------------------------------------------------------- the run dir
 
 
-def _info(provision: Provision) -> WorktreeInfo:
+def _info(task: Task, provision: Provision) -> WorktreeInfo:
+    path = worktrees.project_dir(task, provision)
     return WorktreeInfo(
-        path=str(provision.path) if provision.path else None,
+        path=str(path) if path else None,
         branch=provision.branch,
         base_ref=provision.base_ref,
         status=provision.status,
@@ -517,6 +521,10 @@ def _write_run(
     run_dir = task.runs_dir / run_id
     ledger = plan.dir / LEDGER_NAME if plan is not None and options.task_type == "implementation" else None
     no_git = "(none: not a git repository)"
+    workdir = worktrees.project_dir(task, stage_wt)
+    if workdir is not None and not options.render_only and stage_wt.path is not None and stage_wt.path.is_dir():
+        # the project's folder holds no tracked file yet at the worktree's commit
+        workdir.mkdir(parents=True, exist_ok=True)
     text, team = lead_prompt(
         PromptInputs(
             task_ref=str(task.ref),
@@ -530,7 +538,7 @@ def _write_run(
             plan_dir=plan.dir if plan is not None else None,
             ledger_path=ledger,
             qa_commands=list(project.config.qa_commands),
-            worktree_path=str(stage_wt.path),
+            worktree_path=str(workdir),
             worktree_branch=stage_wt.branch or no_git,
             worktree_base=stage_wt.base_ref or no_git,
             worktree_status=stage_wt.status,
@@ -557,8 +565,8 @@ def _write_run(
         ledger_path=str(ledger) if ledger else None,
         stage_title=spec.title if spec is not None else None,
         depends_on=list(spec.depends_on) if spec is not None else [],
-        worktree=_info(stage_wt),
-        task_worktree=_info(task_wt),
+        worktree=_info(task, stage_wt),
+        task_worktree=_info(task, task_wt),
         concurrentRun=ConcurrentRun(detected=bool(concurrent), activeStages=concurrent),
         team=TeamInfo(mode=team.mode, name=team.name),
         workers=list(options.workers),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator, Sequence
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import ConfigDict, Field
@@ -48,7 +49,11 @@ class ProjectList(Doc):
 
 
 class Project:
-    """A registered project directory and its config."""
+    """A registered project directory and its config.
+
+    A project is a folder of a git work tree: its root (`repo`), or a subfolder of it
+    (`prefix`, a monorepo's `services/api/`). okstra's worktrees are the repository's, and
+    a run works in the same subfolder of them (`worktrees.project_dir`)."""
 
     def __init__(self, root: Path, config: ProjectConfig) -> None:
         self.root = root
@@ -62,9 +67,28 @@ class Project:
     def okstra_dir(self) -> Path:
         return self.root / OKSTRA_DIR
 
+    @cached_property
+    def _place(self) -> tuple[Path, str] | None:
+        if (self.root / ".git").exists():  # the work tree's root: no git process needed
+            return self.root, ""
+        return git.place(self.root)
+
     @property
     def is_git(self) -> bool:
-        return (self.root / ".git").exists()
+        """Whether the project folder is in a git work tree (its root or a subfolder)."""
+        return self._place is not None
+
+    @property
+    def repo(self) -> Path:
+        """The root of the git work tree holding the project (the project folder itself
+        when it is that root, or not in git)."""
+        return self._place[0] if self._place is not None else self.root
+
+    @property
+    def prefix(self) -> str:
+        """The project folder relative to `repo`, with a trailing slash (`services/api/`);
+        '' when the project is the work tree's root or not in git."""
+        return self._place[1] if self._place is not None else ""
 
     def tasks_dir(self) -> Path:
         return self.okstra_dir / "tasks"
@@ -100,9 +124,13 @@ def load_project(root: Path) -> Project:
     try:
         config = load_doc(path, ProjectConfig)
     except FileNotFoundError:
+        main = git.main_work_tree(root) if root.is_dir() else None
+        inside = [Path(p.path) for p in projects_inside(main)] if main is not None else []
         raise OkstraError(
             f"{root} is not an okstra project (no {OKSTRA_DIR}/project.json)",
-            f"run: okstra init {root}",
+            f"work in one of the okstra projects of its repository (cd there, or pass --project): {', '.join(map(str, inside))}"
+            if inside
+            else f"run: okstra init {root}",
         ) from None
     try:  # it names folders under okstra home and the task's branches: a path segment
         check_slug(config.project_id, "project id")
@@ -159,10 +187,11 @@ def init_project(root: Path, *, project_id: str | None = None, qa_commands: Sequ
         if created or added:
             config.qa_commands = [*config.qa_commands, *added]
             save_doc(path, config)
-        if (root / ".git").exists():
-            _exclude_okstra_dir(root)
+        project = Project(root, config)
+        if project.is_git:
+            _exclude_okstra_dir(project)
         _remember(known, root, config)
-    return Project(root, config), created
+    return project, created
 
 
 def free_project_id(base: str, known: Sequence[KnownProject], root: Path) -> str:
@@ -211,16 +240,19 @@ def _id_taken(project_id: str, owner: Path, root: Path, known: Sequence[KnownPro
     return OkstraError(what, f"give this project its own id: okstra init --id {free} {root}")
 
 
-def _exclude_okstra_dir(root: Path) -> None:
-    exclude = git.git_path(root, "info/exclude")
+def _exclude_okstra_dir(project: Project) -> None:
+    """Keep the project's `.okstra/` out of git: a line in the repository's `info/exclude`
+    (shared by all its worktrees) naming it from the work tree's root."""
+    exclude = git.git_path(project.root, "info/exclude")
     try:
         lines = exclude.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         lines = []
-    if any(line.strip() in (f"{OKSTRA_DIR}/", f"/{OKSTRA_DIR}/", OKSTRA_DIR, f"/{OKSTRA_DIR}") for line in lines):
+    path = f"{project.prefix}{OKSTRA_DIR}"
+    if any(line.strip() in (path, f"{path}/", f"/{path}", f"/{path}/") for line in lines):
         return
     # the person's own file: a link to a shared exclude list is written through
-    atomic_write_text(exclude, "\n".join([*lines, f"/{OKSTRA_DIR}/"]) + "\n", through_symlink=True)
+    atomic_write_text(exclude, "\n".join([*lines, f"/{path}/"]) + "\n", through_symlink=True)
 
 
 def _remember(known: list[KnownProject], root: Path, config: ProjectConfig) -> None:
@@ -251,3 +283,8 @@ def list_projects() -> list[KnownProject]:
         return load_doc(projects_file(), ProjectList).projects
     except FileNotFoundError:
         return []
+
+
+def projects_inside(folder: Path) -> list[KnownProject]:
+    """The registered projects still in `folder` or a subfolder of it (a monorepo's)."""
+    return [p for p in list_projects() if Path(p.path).is_relative_to(folder) and config_path(Path(p.path)).is_file()]

@@ -75,6 +75,7 @@ def new_task(project: Project, ref: TaskRef, *, title: str, category: str | None
             f"task {ref} already exists ({existing.doc.title!r}, created {existing.doc.created})",
             f"use it as it is (okstra status {ref}), or pick another id",
         )
+    _check_branch_free(project, ref, category)
     doc = TaskDoc(title=title, category=category, created=clock.local_iso())
     save_doc(path, doc)
     return Task(project, ref, doc)
@@ -94,6 +95,33 @@ def _check_branch_names(project: Project, ref: TaskRef, category: str) -> None:
         "(no part of a branch name may end with '.lock', and a name may not end with '.')",
         "pick a group, id and category that do not end with '.lock' or '.'",
     )
+
+
+def _check_branch_free(project: Project, ref: TaskRef, category: str) -> None:
+    """Projects in subfolders of one repository (a monorepo's) share its branches: a task
+    whose branch another project's task works on would take over that task's worktrees'
+    branches and hand its work off. Refused, naming the other task."""
+    from .projects import load_project, projects_inside
+
+    if not project.is_git:
+        return
+    branch = f"okstra/{category}/{ref.group}/{ref.id}"
+    for known in projects_inside(project.repo):
+        root = Path(known.path)
+        if root == project.root:
+            continue
+        try:
+            other = load_task(load_project(root), ref)
+        except OkstraError:  # no such task there (or a damaged one, which makes no branch)
+            continue
+        if task_branch(other) == branch and other.project.repo == project.repo:
+            raise OkstraError(
+                f"task {ref} would work on the branch {branch}, which task {ref} of project "
+                f"{other.project.id} ({other.dir}) works on: both projects are in the repository "
+                f"{project.repo}, and branches are the repository's",
+                f"pick another group or id, or give this project's tasks their own category "
+                f"(okstra task new {ref} --category {project.id} --title …, or workCategory in its .okstra/project.json)",
+            )
 
 
 def list_tasks(project: Project) -> list[TaskRef]:

@@ -2,7 +2,9 @@
 left half-made.
 
 The task worktree (`okstra/CATEGORY/GROUP/ID`) is where stages are merged; each stage
-gets its own (`…-sN`) so stages run side by side. Both live under okstra home
+gets its own (`…-sN`) so stages run side by side. Both are worktrees of the repository
+holding the project (of the whole monorepo when the project is a subfolder of it; a run
+then works in that subfolder of them: `project_dir`), live under okstra home
 (`tasks.task_worktree_path` / `stage_worktree_path`) and are recorded in the registry
 (`okstra_engine.registry`) only after git made them.
 
@@ -102,17 +104,27 @@ def resolve_in_stage(task: Task, stage: int, rev: str) -> tuple[str | None, Path
     return git.resolve_commit(where, rev), where
 
 
+def project_dir(task: Task, provision: Provision) -> Path | None:
+    """Where a run works: in a worktree okstra made (or reuses), the project's own folder
+    in it (`<worktree>/<prefix>`: a project in a subfolder of its repository works in the
+    same subfolder of the repository's worktrees); without one (a project not in git, or
+    in a linked worktree of its own) the project folder, which `provision.path` is."""
+    if provision.path is None or provision.status in (SKIPPED_NON_GIT, SKIPPED_NESTED):
+        return provision.path
+    return provision.path / task.project.prefix
+
+
 def _real(path: Path | str) -> Path:
     return Path(os.path.realpath(path))
 
 
 def task_target(task: Task) -> Target:
-    return Target(task.project.root, task_slot(task), None, _real(task_worktree_path(task)), task_branch(task))
+    return Target(task.project.repo, task_slot(task), None, _real(task_worktree_path(task)), task_branch(task))
 
 
 def stage_target(task: Task, stage: int) -> Target:
     return Target(
-        task.project.root, task_slot(task), stage, _real(stage_worktree_path(task, stage)), stage_branch(task, stage)
+        task.project.repo, task_slot(task), stage, _real(stage_worktree_path(task, stage)), stage_branch(task, stage)
     )
 
 

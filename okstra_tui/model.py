@@ -87,7 +87,7 @@ def project_entries() -> list[ProjectEntry]:
 
 
 def register_here() -> Project:
-    """Register the cwd's project (its git toplevel), like `okstra init`."""
+    """Register the cwd's project (the one holding it, else its git toplevel), like `okstra init`."""
     from okstra_engine.locations import default_root
     from okstra_engine.projects import init_project
 
@@ -289,7 +289,7 @@ def watch_paths(task: Task, plan_run: str | None) -> list[Path]:
     from okstra_engine.registry import changes_path
 
     paths.append(changes_path())
-    return paths + branch_files(task.project.root, task_branch(task))
+    return paths + branch_files(task.project.repo, task_branch(task))
 
 
 def fingerprint(paths: list[Path]) -> tuple:
