@@ -104,21 +104,52 @@ def out(args: list[str], cwd: Path | str) -> str:
     return run(args, cwd).stdout.strip()
 
 
+def _rev_parse(cwd: Path, args: Sequence[str]) -> str | None:
+    """`git rev-parse ARGS`' output, bytes for bytes (None when git says no)."""
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", *args],
+            check=False,
+            cwd=cwd,
+            env=git_env(),
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+        )
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return os.fsdecode(proc.stdout) if proc.returncode == 0 else None
+
+
+def rev_parse_paths(cwd: Path, *flags: str) -> list[str] | None:
+    """What `git rev-parse FLAG…` prints for each path-valued flag, exactly (None when git
+    says no): a path may hold any byte but NUL — a newline, a carriage return, a trailing
+    space — and rev-parse has no `-z`. One process when its output splits into as many
+    lines as flags, else one per flag (a value then ends at its own last newline)."""
+    text = _rev_parse(cwd, flags)
+    if text is None:
+        return None
+    if text.count("\n") == len(flags):
+        return text.split("\n")[:-1]
+    values = [_rev_parse(cwd, (flag,)) for flag in flags]
+    if any(v is None or not v.endswith("\n") for v in values):
+        return None
+    return [v[:-1] for v in values if v is not None]
+
+
 def toplevel(path: Path) -> Path | None:
     """The work tree root holding `path`, or None outside git."""
-    proc = run(["rev-parse", "--show-toplevel"], path, check=False)
-    return Path(proc.stdout.strip()) if proc.returncode == 0 else None
+    values = rev_parse_paths(path, "--show-toplevel")
+    return Path(values[0]) if values and values[0] else None
 
 
 def place(path: Path) -> tuple[Path, str] | None:
     """Where `path` is in git: (the work tree root holding it, its folder relative to that
     root with a trailing slash, '' at the root), or None outside a work tree. git's own
     answer, so symlinks are resolved the way git resolves them."""
-    proc = run(["rev-parse", "--show-toplevel", "--show-prefix"], path, check=False)
-    lines = proc.stdout.split("\n")
-    if proc.returncode != 0 or len(lines) < 2 or not lines[0]:
+    values = rev_parse_paths(path, "--show-toplevel", "--show-prefix")
+    if not values or not values[0]:
         return None
-    return Path(lines[0]), lines[1]
+    return Path(values[0]), values[1]
 
 
 def resolve_commit(repo: Path, rev: str) -> str | None:
@@ -169,7 +200,10 @@ def branch_files(repo: Path, branch: str) -> list[Path]:
 
 def git_path(repo: Path, name: str) -> Path:
     """A path inside the git dir (`info/exclude`), right for linked worktrees too."""
-    return (repo / out(["rev-parse", "--git-path", name], repo)).resolve()
+    text = _rev_parse(repo, ("--git-path", name))
+    if text is None or not text.endswith("\n"):
+        raise GitError(f"git rev-parse --git-path {name} failed in {repo}", "check that it is a git repository")
+    return (repo / text[:-1]).resolve()
 
 
 # ---- history and patch-ids (the decisions live in okstra_engine.reconcile) ----
@@ -459,11 +493,10 @@ def is_full_sha(text: str | None) -> bool:
 def git_dirs(repo: Path) -> tuple[Path, Path] | None:
     """(this work tree's git dir, the common git dir), or None outside git. They differ
     in a linked worktree."""
-    proc = run(["rev-parse", "--absolute-git-dir", "--git-common-dir"], repo, check=False)
-    lines = proc.stdout.splitlines()
-    if proc.returncode != 0 or len(lines) != 2:
+    values = rev_parse_paths(repo, "--absolute-git-dir", "--git-common-dir")
+    if not values or not all(values):
         return None
-    return Path(lines[0]).resolve(), (Path(repo) / lines[1]).resolve()
+    return Path(values[0]).resolve(), (Path(repo) / values[1]).resolve()
 
 
 def main_work_tree(path: Path) -> Path | None:

@@ -228,3 +228,22 @@ def test_two_projects_in_one_repository_keep_their_branches_apart(mono, plan_fil
         assert is_ancestor(merged, done[one.project.id], "HEAD")
         assert not is_ancestor(merged, done[other.project.id], "HEAD")
         assert not (merged / other.project.root.relative_to(mono) / "stage1.py").exists()
+
+
+def test_launch_starts_the_agent_in_the_projects_folder_of_the_stage_worktree(task, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from okstra_engine.config import settings
+
+    run = Path(prepare(task, PrepareOptions("implementation", stage="1")).manifest.run_dir)
+    seen = tmp_path / "cwd.txt"
+    script = f"import os; open({str(seen)!r}, 'w').write(os.getcwd())"
+    Path(os.environ["OKSTRA_CONFIG"]).write_text(f"agent_command = {json.dumps([sys.executable, '-c', script])}\n")
+    settings.cache_clear()
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("okstra")), "launch", str(run)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert seen.read_text() == str(stage_target(task, 1).path / API)

@@ -1115,3 +1115,33 @@ def test_a_carry_folder_that_is_a_link_is_not_written_through(task, tmp_path) ->
     with pytest.raises(OkstraError, match="symbolic link"):
         write_carry(plan, CarrySidecar(stage=1, head_commit="a" * 40, impl_task_key=task.key))
     assert list(outside.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------- paths git prints
+
+
+@pytest.mark.parametrize("name", ["new\nline", "carriage\rreturn", "trailing space ", "tab\there"])
+def test_a_project_path_with_odd_characters_is_still_a_git_project(tmp_path, plan_file, name: str) -> None:
+    """rev-parse has no -z: its path answers are read byte for byte, never stripped."""
+    from okstra_engine import git as okgit
+    from okstra_engine.plans import import_plan
+    from okstra_engine.prepare import PrepareOptions, prepare, repo_layout
+    from okstra_engine.projects import init_project
+    from okstra_engine.record import record
+    from okstra_engine.slugs import TaskRef
+    from okstra_engine.status import task_status
+    from okstra_engine.tasks import new_task
+    from tests.support import commit, make_repo
+
+    repo = make_repo(tmp_path / name / "sub")
+    assert okgit.toplevel(repo) == repo and repo_layout(repo) == "git"
+    assert okgit.git_dirs(repo) == (repo / ".git", repo / ".git")
+    project, _ = init_project(repo, qa_commands=["true"])
+    assert "/.okstra/" in (repo / ".git" / "info" / "exclude").read_text()
+    task = new_task(project, TaskRef("auth", "login"), title="odd")
+    import_plan(task, plan_file, approve=True)
+    prepared = prepare(task, PrepareOptions("implementation", stage="1"))
+    worktree = Path(prepared.manifest.worktree.path)
+    assert prepared.manifest.worktree.branch and worktree != repo  # a real worktree, not "non-git"
+    record(task, 1, "done", commit=commit(worktree, {"s.py": "s = 1\n"}, "stage 1"))
+    assert task_status(task).stages[0].state in ("done", "not-merged")
