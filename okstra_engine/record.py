@@ -5,15 +5,19 @@ which commit a stage may be done at (`done_commit_refusal`, shared with
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from . import faults, git
+from .documents import load_doc
 from .errors import OkstraError
-from .gates import release_refusal
+from .gates import release_refusal, unknown_stage
 from .git import is_full_sha
 from .ledger import LEDGER_NAME, LedgerRow, Status, append_row, new_row
 from .ledger_state import LedgerState, read_state
 from .locks import Notice, task_mutex
 from .plans import require_plan_run_root
 from .refusals import Params, Refusal, refuse
+from .runs import RunManifest
 from .tasks import Task, stage_branch, task_branch
 from .worktrees import resolve_in_stage
 
@@ -58,12 +62,8 @@ def _record_locked(
     reason: str | None,
 ) -> LedgerRow:
     plan = require_plan_run_root(task)
-    stage_map = plan.stage_map()
-    if stage not in stage_map.by_number():
-        known = ", ".join(str(s.stage) for s in stage_map.stages)
-        raise OkstraError(
-            f"stage {stage} is not in the Stage Map of {task.ref} (stages: {known})", "pass one of those stage numbers"
-        )
+    refuse(unknown_stage(task, plan.stage_map(), stage))
+    refuse(run_refusal(task, plan.dir, stage, run_id))
     ledger = plan.dir / LEDGER_NAME
     state = read_state(ledger)
     fields: dict[str, object] = {"impl_task_key": task.key, "run_id": run_id or state.run_id(stage)}
@@ -93,6 +93,33 @@ def _record_locked(
     faults.point("record.before-append")
     append_row(ledger, row)
     return row
+
+
+def run_refusal(task: Task, plan_dir: Path, stage: int, run_id: str | None) -> Refusal | None:
+    """A run prepared under a plan the task has since replaced (or for another stage)
+    records nothing in the current plan's ledger: its agent may finish after a re-plan.
+    Only a run folder okstra can read tells; a run it does not know is taken at its word."""
+    if not run_id or "/" in run_id or run_id in (".", ".."):
+        return None
+    try:
+        manifest = load_doc(task.runs_dir / run_id / "manifest.json", RunManifest, follow_symlinks=False)
+    except (OSError, OkstraError):
+        return None
+    plan_run = (manifest.model_extra or {}).get("plan_run")
+    of_plan = Path(plan_run).name if isinstance(plan_run, str) and plan_run else None
+    if (of_plan is None or of_plan == plan_dir.name) and manifest.stage in (None, stage):
+        return None
+    return Refusal(
+        "record.run_elsewhere",
+        {
+            "task": str(task.ref),
+            "stage": stage,
+            "run": run_id,
+            "run_stage": manifest.stage,
+            "plan": of_plan,
+            "current": plan_dir.name,
+        },
+    )
 
 
 def done_commit_refusal(

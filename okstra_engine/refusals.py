@@ -60,6 +60,9 @@ Codes and their params (`task` is always the task ref, `GROUP/ID`):
   the one the stage started from
 - `record.reopen_not_done` {task, stage, latest}: `reopened` on a stage that is not done
   (or in flight again); `latest` as for `release.no_reservation`
+- `record.run_elsewhere` {task, stage, run, run_stage, plan, current}: a record naming a
+  run prepared under another plan (one the task replaced; `plan` its folder, `current`
+  the current one's) or for another stage (`run_stage`)
 - `reconcile.commit_not_on_branches` {task, stage, commit, branch, tip, task_branch,
   task_tip}: a correction to a commit neither the stage's branch nor the task branch
   contains
@@ -440,6 +443,18 @@ def _record_reopen_not_done(p: Params) -> tuple[str, str]:
     return (
         f"stage {p['stage']} is not done (its latest row is {p['latest'] or 'none'}): there is nothing to reopen",
         f"see the stages: okstra status {p['task']}",
+    )
+
+
+@_words("record.run_elsewhere")
+def _record_run_elsewhere(p: Params) -> tuple[str, str]:
+    if p["plan"] is not None and p["plan"] != p["current"]:
+        why = f"was prepared under plan {p['plan']}, which the task has replaced (its plan is now {p['current']})"
+    else:
+        why = f"is a run of stage {p['run_stage']}"
+    return (
+        f"run {p['run']} {why}: it records nothing for stage {p['stage']} of {p['task']}",
+        f"stop that run's agent; see the stages under the current plan: okstra status {p['task']}",
     )
 
 

@@ -166,6 +166,12 @@ def _replaces_progress(p: Params) -> Fields:
     return {**counted, "done": listed(p["done"]), "in_flight": listed(p["in_flight"])}
 
 
+def _run_elsewhere(p: Params) -> Fields:
+    if p["plan"] is not None and p["plan"] != p["current"]:
+        return {"why": t("refusal.part.run_of_replaced_plan", plan=p["plan"], current=p["current"])}
+    return {"why": t("refusal.part.run_of_other_stage", run_stage=p["run_stage"])}
+
+
 _EXTRA: dict[str, Callable[[Params], Fields]] = {
     "phase.nothing_ready": _nothing_ready,
     "phase.stages_not_merged": _stages_not_merged,
@@ -176,6 +182,7 @@ _EXTRA: dict[str, Callable[[Params], Fields]] = {
     "record.reopen_not_done": _no_reservation,
     "handoff.conflict": _conflict,
     "plan.replaces_progress": _replaces_progress,
+    "record.run_elsewhere": _run_elsewhere,
 }
 """The codes whose words hold more than their params one by one: lists of records, and
 parts said only when a param is there."""

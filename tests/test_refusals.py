@@ -253,6 +253,7 @@ def test_every_code_has_words_and_refuses_as_an_okstra_error() -> None:
     samples_for = {
         "phase.stages_not_merged": {"stages": [{"stage": 1, "commit": "e" * 40}]},
         "plan.replaces_progress": {"plan": "r0", "total": 4, "started": [1, 2], "done": [1], "in_flight": [2]},
+        "record.run_elsewhere": {"run_stage": 2, "plan": "p0", "current": "p1"},
     }
     for code in codes():
         refusal = Refusal(code, {**samples, **samples_for.get(code, {})})

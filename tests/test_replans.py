@@ -276,3 +276,23 @@ def test_the_phase_gate_says_planning_is_not_ready_mid_implementation(task, caps
     prepared = prepare(task, PrepareOptions("planning", replace=True))
     assert prepared.manifest.task_type == "planning" and plan_run_root(task).dir.name != prepared.manifest.run_id
     assert Path(prepared.manifest.run_dir, "prompt.md").is_file()
+
+
+def test_an_agent_of_a_replaced_plan_records_nothing_under_the_new_one(task, tmp_path, capsys) -> None:
+    """Its prompt's record commands name its run: after `--replace` the run belongs to a
+    plan the task has set aside, and the new plan's ledger must not hear from it."""
+    run = prepare(task, PrepareOptions("implementation", stage="1")).manifest.run_id
+    assert _cli(capsys, task, "plan", "import", TASK, str(_new_plan(tmp_path)), "--approve", "--replace")[0] == 0
+    ledger = plan_run_root(task).dir / LEDGER_NAME
+    before = ledger.read_bytes() if ledger.exists() else b""
+    code, _out, err = _cli(capsys, task, "record", TASK, "--stage", "1", "--status", "started", "--run", run)
+    assert code == 2 and run in err and "replaced" in err
+    assert (ledger.read_bytes() if ledger.exists() else b"") == before
+
+
+def test_a_run_of_one_stage_records_nothing_for_another(task, capsys) -> None:
+    run = prepare(task, PrepareOptions("implementation", stage="1")).manifest.run_id
+    code, _out, err = _cli(capsys, task, "record", TASK, "--stage", "2", "--status", "started", "--run", run)
+    assert code == 2 and "a run of stage 1" in err
+    code, _out, err = _cli(capsys, task, "record", TASK, "--stage", "1", "--status", "started", "--run", run)
+    assert code == 0, err

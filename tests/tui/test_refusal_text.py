@@ -111,6 +111,10 @@ EXAMPLES: dict[str, list[dict]] = {
         {"task": T, "stage": 2, "commit": SHA, "branch": "okstra/feature/g/x-s2", "tip": SHA}
     ],
     "record.not_empty": [{"task": T, "stage": 2, "commit": SHA2, "base": SHA}],
+    "record.run_elsewhere": [
+        {"task": T, "stage": 2, "run": "r1", "run_stage": 2, "plan": "p0", "current": "p1"},
+        {"task": T, "stage": 2, "run": "r1", "run_stage": 3, "plan": "p1", "current": "p1"},
+    ],
     "record.reopen_not_done": [
         {"task": T, "stage": 2, "latest": None},
         {"task": T, "stage": 2, "latest": "reserved"},
