@@ -281,7 +281,7 @@ def _verify_stage_worktree_dirty(p: Params) -> tuple[str, str]:
 def _stage_unknown(p: Params) -> tuple[str, str]:
     return (
         f"stage {p['stage']} is not in the Stage Map of {p['task']} (stages: {numbers(p['stages'])})",
-        "pass one of those stage numbers, or --stage auto",
+        f"pass one of those stage numbers (okstra status {p['task']} lists them)",
     )
 
 
