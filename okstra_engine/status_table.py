@@ -8,7 +8,8 @@ from rich.console import Console
 from rich.table import Table
 
 from . import clock
-from .stage_view import StageState
+from .refusals import handoff_commands, numbers
+from .stage_view import StageState, StageView
 from .status import TaskStatus
 
 STATE_STYLE = {
@@ -34,6 +35,19 @@ def age(since: datetime | None, now: datetime | None = None) -> str:
     return f"{seconds // 86400}d"
 
 
+def blocked_note(status: TaskStatus, view: StageView) -> str:
+    """What a blocked stage waits for, and for a handoff the command that helps."""
+    reason = view.reason
+    if reason is None:
+        return ""
+    stages = numbers(reason.stages)
+    if reason.code == "needs-handoff":
+        return f"needs group(s) {numbers(reason.groups)} handed off: {handoff_commands(str(status.task.ref), reason.groups)}"
+    if reason.code == "needs-merge":
+        return f"needs stage(s) {stages} merged by hand: the handoff of group(s) {numbers(reason.groups)} waits for it"
+    return f"waits for {stages}"
+
+
 def print_status(status: TaskStatus) -> None:
     console = Console()
     console.print(f"[bold]{status.task.ref}[/] {status.task.doc.title}")
@@ -49,7 +63,7 @@ def print_status(status: TaskStatus) -> None:
     auto = status.auto_stage
     for view in status.stages:
         style = STATE_STYLE[view.state]
-        note = view.stale_reason or (f"waits for {', '.join(map(str, view.waits_for))}" if view.waits_for else "")
+        note = view.stale_reason or blocked_note(status, view)
         state = f"[{style}]{view.state}[/]" + (f" [dim]({note})[/]" if note else "")
         marker = "→" if view.stage == auto else " "
         table.add_row(
