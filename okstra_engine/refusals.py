@@ -200,13 +200,19 @@ def _phase_nothing_ready(p: Params) -> tuple[str, str]:
         parts.append("in flight: " + ", ".join(f"{f['stage']} (run {f['run'] or '?'})" for f in p["in_flight"]))
     if p["stale"]:
         parts.append("stale: " + ", ".join(f"{s['stage']} (run {s['run'] or '?'}: {s['why']})" for s in p["stale"]))
-    how = f"wait for the stages in flight to finish (okstra status {p['task']})"
-    if p["stale"]:
-        how += f"; release a stale one: okstra record {p['task']} --stage {p['stale'][0]['stage']} --status released"
     groups = handoff_groups(p["blocked"])
+    hows = []
+    if p["in_flight"]:
+        hows.append(f"wait for the stages in flight to finish (okstra status {p['task']})")
+    if p["stale"]:
+        hows.append(
+            f"release a stale one: okstra record {p['task']} --stage {p['stale'][0]['stage']} --status released"
+        )
     if groups:
-        how += f"; hand off group(s) {numbers(groups)}: {handoff_commands(p['task'], groups)}"
-    return f"no stage of {p['task']} is ready: " + "; ".join(parts), how
+        hows.append(f"hand off group(s) {numbers(groups)}: {handoff_commands(p['task'], groups)}")
+    if not hows:
+        hows.append(f"see what each stage waits for: okstra status {p['task']}")
+    return f"no stage of {p['task']} is ready: " + "; ".join(parts), "; ".join(hows)
 
 
 def handoff_groups(blocked: Sequence[Params]) -> list[str]:

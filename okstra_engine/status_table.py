@@ -8,7 +8,8 @@ from rich.console import Console
 from rich.table import Table
 
 from . import clock
-from .refusals import handoff_commands, numbers
+from .gates import blocked_refusal
+from .refusals import handoff_commands, merge_commands, numbers
 from .stage_view import StageState, StageView
 from .status import TaskStatus
 
@@ -35,17 +36,16 @@ def age(since: datetime | None, now: datetime | None = None) -> str:
     return f"{seconds // 86400}d"
 
 
-def blocked_note(status: TaskStatus, view: StageView) -> str:
-    """What a blocked stage waits for, and for a handoff the command that helps."""
+def blocked_note(view: StageView) -> str:
+    """What a blocked stage waits for, short enough for its cell."""
     reason = view.reason
     if reason is None:
         return ""
-    stages = numbers(reason.stages)
     if reason.code == "needs-handoff":
-        return f"needs group(s) {numbers(reason.groups)} handed off: {handoff_commands(str(status.task.ref), reason.groups)}"
+        return f"needs group(s) {numbers(reason.groups)} handed off"
     if reason.code == "needs-merge":
-        return f"needs stage(s) {stages} merged by hand: the handoff of group(s) {numbers(reason.groups)} waits for it"
-    return f"waits for {stages}"
+        return f"needs {numbers(reason.stages)} merged by hand"
+    return f"waits for {numbers(reason.stages)}"
 
 
 def print_status(status: TaskStatus) -> None:
@@ -63,7 +63,7 @@ def print_status(status: TaskStatus) -> None:
     auto = status.auto_stage
     for view in status.stages:
         style = STATE_STYLE[view.state]
-        note = view.stale_reason or blocked_note(status, view)
+        note = view.stale_reason or blocked_note(view)
         state = f"[{style}]{view.state}[/]" + (f" [dim]({note})[/]" if note else "")
         marker = "→" if view.stage == auto else " "
         table.add_row(
@@ -79,3 +79,13 @@ def print_status(status: TaskStatus) -> None:
     console.print(table)
     if auto is not None:
         console.print(f"next: stage {auto} (okstra prepare {status.task.ref} --type implementation)", style="dim")
+    # what helps a stage that waits for a merge, in full: a cell cannot hold the command
+    for view in status.stages:
+        if view.state is StageState.BLOCKED and view.reason is not None and view.reason.code != "deps-not-done":
+            p = blocked_refusal(status, view).params
+            helps = (
+                handoff_commands(p["task"], p["groups"])
+                if view.reason.code == "needs-handoff"
+                else merge_commands(str(p["worktree"]), p["branches"])
+            )
+            console.print(f"stage {view.stage} {blocked_note(view)}: {helps}", style="dim", soft_wrap=True)

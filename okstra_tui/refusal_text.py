@@ -112,13 +112,20 @@ def _nothing_ready(p: Params) -> Fields:
             t("refusal.part.stale_run", stage=s["stage"], run=_run(s["run"]), why=s["why"]) for s in p["stale"]
         )
         parts.append(t("refusal.part.stale", runs=runs))
-    release = t("refusal.part.release_stale", task=p["task"], stage=p["stale"][0]["stage"]) if p["stale"] else ""
     groups = handoff_groups(p["blocked"])
-    commands = handoff_commands(p["task"], groups)
-    handoff = t("refusal.part.handoff_groups", groups=numbers(groups), commands=commands) if groups else ""
+    hows = []
+    if p["in_flight"]:
+        hows.append(t("refusal.part.wait_in_flight", task=p["task"]))
+    if p["stale"]:
+        hows.append(t("refusal.part.release_stale", task=p["task"], stage=p["stale"][0]["stage"]))
+    if groups:
+        commands = handoff_commands(p["task"], groups)
+        hows.append(t("refusal.part.handoff_groups", groups=numbers(groups), commands=commands))
+    if not hows:
+        hows.append(t("refusal.part.see_status", task=p["task"]))
     # the brief names what the stages wait on: those in flight, else those blocked
     waiting = sorted(s["stage"] for s in p["in_flight"] + p["stale"]) or [b["stage"] for b in p["blocked"]]
-    return {"states": "; ".join(parts), "release": release, "handoff": handoff, "stages": numbers(waiting)}
+    return {"states": "; ".join(parts), "how": "; ".join(hows), "stages": numbers(waiting)}
 
 
 def _waits(blocked: Params) -> str:

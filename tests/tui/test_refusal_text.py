@@ -43,6 +43,14 @@ EXAMPLES: dict[str, list[dict]] = {
             "in_flight": [],
             "stale": [],
         },
+        {
+            "task": T,
+            "blocked": [
+                {"stage": 3, "waits_for": [], "reason": {"code": "needs-merge", "stages": [1, 2], "groups": ["A"]}}
+            ],
+            "in_flight": [],
+            "stale": [],
+        },
         {"task": T, "blocked": [], "in_flight": [], "stale": [{"stage": 1, "run": None, "why": "silent"}]},
     ],
     "phase.stages_not_done": [{"task": T, "stages": [3, 4, 5, 6]}],
