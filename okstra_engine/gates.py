@@ -12,7 +12,8 @@ worktree, a dirty worktree, a done commit that is gone) is refused by `prepare`,
 - Planning again while the current plan's ledger has rows would set that progress
   aside (a new plan starts every stage again): refused unless asked (`--replace`), and
   `plan import --approve` / `plan approve` refuse the same way.
-- Implementation needs a ready stage (`--stage auto` takes the lowest).
+- Implementation needs a ready stage (`--stage auto` takes the lowest); a blocked one is
+  refused by its reason (`stage.blocked`, `stage.needs_handoff`, `stage.needs_merge`).
 - Final verification of the whole task needs every stage done (a done row, even when the
   stage was reserved again since) and merged into the task worktree.
 - Release handoff needs only the approved plan.
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .refusals import Params, Refusal, RefusedError, iso
 from .runs import PHASES
-from .stage_view import StageState
+from .stage_view import StageState, StageView
 
 if TYPE_CHECKING:
     from .ledger_state import LedgerState
@@ -143,7 +144,9 @@ def _nothing_ready(status: TaskStatus) -> Refusal:
     if all(v.is_done for v in views):
         return Refusal("phase.all_done", {"task": task})
     blocked: list[dict[str, Any]] = [
-        {"stage": v.stage, "waits_for": list(v.waits_for)} for v in views if v.state is StageState.BLOCKED
+        {"stage": v.stage, "waits_for": list(v.waits_for), "reason": v.reason.to_json() if v.reason else None}
+        for v in views
+        if v.state is StageState.BLOCKED
     ]
     flying: list[dict[str, Any]] = [
         {"stage": v.stage, "run": v.run_id} for v in views if v.state is StageState.IN_FLIGHT
@@ -187,7 +190,22 @@ def stage_refusal(status: TaskStatus, stage: int, phase: str = "implementation")
         return Refusal("stage.in_flight", {**params, "run": view.run_id, "since": iso(view.since)})
     if view.state is StageState.STALE:
         return Refusal("stage.stale", {**params, "run": view.run_id, "why": view.stale_reason})
-    return Refusal("stage.blocked", {**params, "waits_for": list(view.waits_for)})
+    return blocked_refusal(status, view)
+
+
+def blocked_refusal(status: TaskStatus, view: StageView) -> Refusal:
+    """Why the blocked stage `view` cannot be taken, by its reason."""
+    params: Params = {"task": str(status.task.ref), "stage": view.stage}
+    reason = view.reason
+    if reason is None or reason.code == "deps-not-done":
+        return Refusal("stage.blocked", {**params, "waits_for": list(view.waits_for)})
+    unmerged: Params = {"stages": list(reason.stages), "groups": list(reason.groups)}
+    if reason.code == "needs-handoff":
+        return Refusal("stage.needs_handoff", {**params, **unmerged})
+    from .tasks import stage_branch
+
+    branches = [stage_branch(status.task, d) for d in reason.stages]
+    return Refusal("stage.needs_merge", {**params, **unmerged, "worktree": status.task_worktree, "branches": branches})
 
 
 def pick_stage(status: TaskStatus, requested: int | None) -> int:
@@ -228,7 +246,8 @@ def handoff_refusal(status: TaskStatus, stage: int) -> Refusal | None:
     if view.state is StageState.STALE:
         return Refusal("handoff.stale", {**params, "run": view.run_id, "why": view.stale_reason})
     if view.state is StageState.BLOCKED:
-        return Refusal("handoff.blocked", {**params, "waits_for": list(view.waits_for)})
+        waits = view.reason.stages if view.reason else view.waits_for
+        return Refusal("handoff.blocked", {**params, "waits_for": list(waits)})
     if view.state is StageState.READY:
         return Refusal("handoff.not_started", params)
     row = status.ledger.done_rows().get(stage)

@@ -249,6 +249,14 @@ def ancestry(repo: Path, ancestor: str, descendant: str) -> bool | None:
     return {0: True, 1: False}.get(proc.returncode)
 
 
+def on_first_parent_line(repo: Path, commit: str, tip: str) -> bool:
+    """Whether `commit` is on `tip`'s first-parent line: made on that branch itself (a
+    squash, a cherry-pick, a merge commit), not brought in by a merge. One walk, from
+    `tip` down to `commit`'s parents."""
+    proc = run(["rev-list", "--first-parent", tip, "--not", f"{commit}^@", "--"], repo, check=False)
+    return proc.returncode == 0 and commit in proc.stdout.split()
+
+
 def merge_base(repo: Path, a: str, b: str) -> str | None:
     proc = run(["merge-base", a, b], repo, check=False)
     if proc.returncode != 0:

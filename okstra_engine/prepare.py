@@ -65,7 +65,7 @@ from .runs import Phase, RunManifest, new_run_id
 from .slugs import check_slug
 from .stage_map import Stage, StageMap
 from .stage_view import StageState
-from .status import TaskStatus, compute_states
+from .status import TaskStatus, compute_states, stage_views
 from .tasks import Task
 from .worktrees import SKIPPED_NESTED, SKIPPED_NON_GIT, Provision
 
@@ -236,7 +236,13 @@ def _prepare_locked(
         target = None
         if stage_map is not None and plan is not None:
             ledger = _ledger_state(task, plan, dry, say, reconcile=layout != "non-git")
-            status = TaskStatus(task, str(plan.dir), None, compute_states(stage_map, ledger), [], stage_map, ledger)
+            if options.task_type == "implementation":
+                # the stages as status sees them: what it calls ready is what this run takes
+                views, task_worktree = stage_views(task, stage_map, ledger, [])
+            else:
+                # whether they are merged is final_verification's to say (it names the HEAD)
+                views, task_worktree = compute_states(stage_map, ledger), None
+            status = TaskStatus(task, str(plan.dir), task_worktree, views, [], stage_map, ledger)
         if stage_map is not None and plan is not None and options.task_type == "final-verification":
             if requested is None:
                 refuse(gates.stages_refusal(status, "final-verification"))

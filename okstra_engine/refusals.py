@@ -12,8 +12,9 @@ Codes and their params (`task` is always the task ref, `GROUP/ID`):
 - `phase.no_qa` {task, project, root}: implementation needs a QA command
 - `phase.no_plan` {task} / `phase.plan_draft` {task}: no approved plan (none at all / not approved)
 - `phase.all_done` {task}: implementation: every stage is done
-- `phase.nothing_ready` {task, blocked: [{stage, waits_for}], in_flight: [{stage, run}],
-  stale: [{stage, run, why}]}: implementation: no stage is ready
+- `phase.nothing_ready` {task, blocked: [{stage, waits_for, reason}], in_flight: [{stage, run}],
+  stale: [{stage, run, why}]}: implementation: no stage is ready; `reason` is the blocked
+  stage's `BlockedReason` as JSON ({code, stages[, groups]})
 - `phase.stages_not_done` {task, stages}: final verification of the whole task
 - `phase.stages_not_merged` {task, stages: [{stage, commit}], head, fix}: final
   verification of the whole task; `head` (task worktree HEAD) and `fix` (a command line)
@@ -31,6 +32,10 @@ Codes and their params (`task` is always the task ref, `GROUP/ID`):
 - `stage.in_flight` {task, stage, run, since}: `since` an ISO-8601 UTC time, or null
 - `stage.stale` {task, stage, run, why}
 - `stage.blocked` {task, stage, waits_for}
+- `stage.needs_handoff` {task, stage, stages, groups}: its dependencies `stages` are done
+  but not merged into the task worktree, where it starts; the handoff of `groups` merges them
+- `stage.needs_merge` {task, stage, stages, groups, worktree, branches}: the same, but the
+  handoff of `groups` waits for this stage: merged by hand (`branches`, the stages' branches)
 - `stage.dep_no_commit` {task, stage, dep}
 - `stage.dep_commit_missing` {task, stage, dep, commit}
 - `stage.deps_not_merged` {task, stage, deps, unmerged: [{stage, commit}], worktree,
@@ -212,15 +217,40 @@ def _phase_all_done(p: Params) -> tuple[str, str]:
 def _phase_nothing_ready(p: Params) -> tuple[str, str]:
     parts = []
     if p["blocked"]:
-        parts.append("; ".join(f"stage {b['stage']} waits for {numbers(b['waits_for'])}" for b in p["blocked"]))
+        parts.append("; ".join(_waits(b) for b in p["blocked"]))
     if p["in_flight"]:
         parts.append("in flight: " + ", ".join(f"{f['stage']} (run {f['run'] or '?'})" for f in p["in_flight"]))
     if p["stale"]:
         parts.append("stale: " + ", ".join(f"{s['stage']} (run {s['run'] or '?'}: {s['why']})" for s in p["stale"]))
-    how = f"wait for the stages in flight to finish (okstra status {p['task']})"
+    groups = handoff_groups(p["blocked"])
+    hows = []
+    if p["in_flight"]:
+        hows.append(f"wait for the stages in flight to finish (okstra status {p['task']})")
     if p["stale"]:
-        how += f"; release a stale one: okstra record {p['task']} --stage {p['stale'][0]['stage']} --status released"
-    return f"no stage of {p['task']} is ready: " + "; ".join(parts), how
+        hows.append(
+            f"release a stale one: okstra record {p['task']} --stage {p['stale'][0]['stage']} --status released"
+        )
+    if groups:
+        hows.append(f"hand off group(s) {numbers(groups)}: {handoff_commands(p['task'], groups)}")
+    if not hows:
+        hows.append(f"see what each stage waits for: okstra status {p['task']}")
+    return f"no stage of {p['task']} is ready: " + "; ".join(parts), "; ".join(hows)
+
+
+def handoff_groups(blocked: Sequence[Params]) -> list[str]:
+    """The groups whose handoff the blocked stages of `phase.nothing_ready` wait for."""
+    reasons = [b.get("reason") or {} for b in blocked]
+    return sorted({g for r in reasons if r.get("code") == "needs-handoff" for g in r["groups"]})
+
+
+def _waits(blocked: Params) -> str:
+    """What one blocked stage of `phase.nothing_ready` waits for, by its reason."""
+    reason = blocked.get("reason") or {}
+    if reason.get("code") == "needs-handoff":
+        return f"stage {blocked['stage']} waits for the handoff of group(s) {numbers(reason['groups'])}"
+    if reason.get("code") == "needs-merge":
+        return f"stage {blocked['stage']} waits for stage(s) {numbers(reason['stages'])} to be merged by hand"
+    return f"stage {blocked['stage']} waits for {numbers(blocked['waits_for'])}"
 
 
 @_words("phase.stages_not_done")
@@ -315,6 +345,38 @@ def _stage_blocked(p: Params) -> tuple[str, str]:
     return (
         f"stage {p['stage']} is blocked by stage(s) {numbers(p['waits_for'])}, not done yet",
         f"finish those first, or take a ready stage with --stage auto (see okstra status {p['task']})",
+    )
+
+
+def handoff_commands(task: str, groups: Sequence[str]) -> str:
+    """The command lines that hand off `groups`, in order."""
+    return "; ".join(f"okstra handoff {task} --group {shlex.quote(g)} --merge" for g in groups)
+
+
+def merge_commands(worktree: str, branches: Sequence[str]) -> str:
+    """The git command lines that merge `branches` into `worktree`, in order."""
+    where = shlex.quote(worktree)
+    return " && ".join(f"git -C {where} merge --no-ff {shlex.quote(b)}" for b in branches)
+
+
+def _lacks(p: Params) -> str:
+    return f"stage {p['stage']} starts from the task worktree, which lacks stage(s) {numbers(p['stages'])}: done, not merged yet"
+
+
+@_words("stage.needs_handoff")
+def _stage_needs_handoff(p: Params) -> tuple[str, str]:
+    return (
+        _lacks(p),
+        f"hand off group(s) {numbers(p['groups'])} first, then rerun: {handoff_commands(p['task'], p['groups'])}",
+    )
+
+
+@_words("stage.needs_merge")
+def _stage_needs_merge(p: Params) -> tuple[str, str]:
+    return (
+        f"{_lacks(p)}; the handoff of group(s) {numbers(p['groups'])} waits for stage {p['stage']} itself",
+        f"merge them by hand, then rerun: {merge_commands(str(p['worktree']), p['branches'])} "
+        f"(or re-plan with stage {p['stage']} in a later group)",
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 
 class StageState(StrEnum):
@@ -30,6 +30,34 @@ class StageState(StrEnum):
         return self in (StageState.IN_FLIGHT, StageState.STALE)
 
 
+BlockedCode = Literal["deps-not-done", "needs-handoff", "needs-merge"]
+BLOCKED_CODES: tuple[BlockedCode, ...] = ("deps-not-done", "needs-handoff", "needs-merge")
+
+
+@dataclass(frozen=True)
+class BlockedReason:
+    """Why a blocked stage cannot be prepared yet; `code` is one of a closed set:
+
+    - `deps-not-done`: `stages` are its dependencies with no done row yet.
+    - `needs-handoff`: its dependencies are done, but it starts from the task worktree
+      (it has several) and `stages` of them are not merged there; the handoff of `groups`
+      (theirs) merges them.
+    - `needs-merge`: the same, but no handoff can come first: one of those groups holds
+      this stage or a stage that waits for it, and a group is handed off only whole. They
+      are merged by hand (or the plan puts this stage in a later group).
+    """
+
+    code: BlockedCode
+    stages: tuple[int, ...]
+    groups: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"code": self.code, "stages": list(self.stages)}
+        if self.code != "deps-not-done":
+            doc["groups"] = list(self.groups)
+        return doc
+
+
 @dataclass
 class StageView:
     stage: int
@@ -47,6 +75,8 @@ class StageView:
     """Dependencies not yet done (blocked stages)."""
     empty: bool = False
     """Recorded done with `--empty`: the stage changes nothing (done at its base)."""
+    reason: BlockedReason | None = None
+    """Why it is blocked (None unless it is)."""
 
     @property
     def is_done(self) -> bool:
@@ -69,6 +99,7 @@ class StageView:
             "stale_reason": self.stale_reason,
             "waits_for": self.waits_for,
             "empty": self.empty,
+            "reason": self.reason.to_json() if self.reason else None,
         }
 
 

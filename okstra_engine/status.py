@@ -2,6 +2,13 @@
 
 Read-only: done rows that only carry sidecars know about are counted (and named in the
 warnings) without being written; `prepare` is what backfills them into the ledger.
+
+A stage is `ready` exactly when `prepare` takes it: its dependencies are done, and when
+it has several (it then starts from the task worktree's HEAD), they are merged there. A
+`blocked` stage says why (`StageView.reason`). Status does not reconcile (agents call it
+in loops): a dependency whose work reached the task worktree under another commit (a
+squash, a rebase) counts as not merged until reconcile records that commit, which
+`prepare` and the handoff do first.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from .ledger import LEDGER_NAME
 from .ledger_state import LedgerState, read_state
 from .plans import ReplacedPlan, plan_run_root, plan_runs
 from .stage_map import StageMap
-from .stage_view import StageState, StageView, first_ready
+from .stage_view import BlockedCode, BlockedReason, StageState, StageView, first_ready
 from .tasks import Task
 
 
@@ -75,12 +82,22 @@ def task_status(
         warnings.append(
             f"stage(s) {listed} done per carry sidecar but not in the ledger yet (the next prepare records them)"
         )
-    stages = compute_states(stage_map, ledger, now=now)
-    # worktrees from the registry, and `not-merged` (one registry query, one git process)
+    stages, task_worktree = stage_views(task, stage_map, ledger, warnings, now=now)
+    return TaskStatus(task, str(plan.dir), task_worktree, stages, warnings, stage_map, ledger, plan.replaced)
+
+
+def stage_views(
+    task: Task, stage_map: StageMap, ledger: LedgerState, warnings: list[str], *, now: datetime | None = None
+) -> tuple[list[StageView], str | None]:
+    """Every stage's view, as `status` and `prepare` see it, and the task worktree's path:
+    the states the ledger gives, each stage's worktree and `not-merged` (one registry
+    query, one git process), then the stages whose dependencies must be merged first."""
+    views = compute_states(stage_map, ledger, now=now)
     from .worktrees import annotate_status
 
-    task_worktree = annotate_status(task, stages, warnings)
-    return TaskStatus(task, str(plan.dir), task_worktree, stages, warnings, stage_map, ledger, plan.replaced)
+    task_worktree = annotate_status(task, views, warnings)
+    block_unmerged(views)
+    return views, task_worktree
 
 
 def compute_states(stage_map: StageMap, ledger: LedgerState, *, now: datetime | None = None) -> list[StageView]:
@@ -104,5 +121,34 @@ def compute_states(stage_map: StageMap, ledger: LedgerState, *, now: datetime | 
         else:
             view.waits_for = [d for d in spec.depends_on if d not in done]
             view.state = StageState.BLOCKED if view.waits_for else StageState.READY
+            if view.waits_for:
+                view.reason = BlockedReason("deps-not-done", tuple(view.waits_for))
         views.append(view)
     return views
+
+
+def block_unmerged(views: list[StageView]) -> None:
+    """Block the ready stages that start from the task worktree (several dependencies; a
+    stage with one starts from that one's done commit) while a dependency is `not-merged`
+    there: `needs-handoff` when the handoff of its group can come first, `needs-merge`
+    when that group holds the stage or one that waits for it (a group is handed off
+    whole, once every stage of it is done)."""
+    by_number = {v.stage: v for v in views}
+    for view in views:
+        if view.state is not StageState.READY or len(view.depends_on) < 2:
+            continue
+        unmerged = tuple(d for d in view.depends_on if by_number[d].state is StageState.NOT_MERGED)
+        if not unmerged:
+            continue
+        groups = tuple(sorted({by_number[d].group for d in unmerged}))
+        waiting = {by_number[n].group for n in _itself_and_dependents(views, view.stage)}
+        code: BlockedCode = "needs-merge" if waiting.intersection(groups) else "needs-handoff"
+        view.state = StageState.BLOCKED
+        view.reason = BlockedReason(code, unmerged, groups)
+
+
+def _itself_and_dependents(views: list[StageView], stage: int) -> set[int]:
+    found = {stage}
+    while more := {v.stage for v in views if v.stage not in found and found.intersection(v.depends_on)}:
+        found |= more
+    return found

@@ -8,7 +8,9 @@ from rich.console import Console
 from rich.table import Table
 
 from . import clock
-from .stage_view import StageState
+from .gates import blocked_refusal
+from .refusals import handoff_commands, merge_commands, numbers
+from .stage_view import StageState, StageView
 from .status import TaskStatus
 
 STATE_STYLE = {
@@ -34,6 +36,18 @@ def age(since: datetime | None, now: datetime | None = None) -> str:
     return f"{seconds // 86400}d"
 
 
+def blocked_note(view: StageView) -> str:
+    """What a blocked stage waits for, short enough for its cell."""
+    reason = view.reason
+    if reason is None:
+        return ""
+    if reason.code == "needs-handoff":
+        return f"needs group(s) {numbers(reason.groups)} handed off"
+    if reason.code == "needs-merge":
+        return f"needs {numbers(reason.stages)} merged by hand"
+    return f"waits for {numbers(reason.stages)}"
+
+
 def print_status(status: TaskStatus) -> None:
     console = Console()
     console.print(f"[bold]{status.task.ref}[/] {status.task.doc.title}")
@@ -53,7 +67,7 @@ def print_status(status: TaskStatus) -> None:
     auto = status.auto_stage
     for view in status.stages:
         style = STATE_STYLE[view.state]
-        note = view.stale_reason or (f"waits for {', '.join(map(str, view.waits_for))}" if view.waits_for else "")
+        note = view.stale_reason or blocked_note(view)
         state = f"[{style}]{view.state}[/]" + (f" [dim]({note})[/]" if note else "")
         marker = "→" if view.stage == auto else " "
         table.add_row(
@@ -69,3 +83,13 @@ def print_status(status: TaskStatus) -> None:
     console.print(table)
     if auto is not None:
         console.print(f"next: stage {auto} (okstra prepare {status.task.ref} --type implementation)", style="dim")
+    # what helps a stage that waits for a merge, in full: a cell cannot hold the command
+    for view in status.stages:
+        if view.state is StageState.BLOCKED and view.reason is not None and view.reason.code != "deps-not-done":
+            p = blocked_refusal(status, view).params
+            helps = (
+                handoff_commands(p["task"], p["groups"])
+                if view.reason.code == "needs-handoff"
+                else merge_commands(str(p["worktree"]), p["branches"])
+            )
+            console.print(f"stage {view.stage} {blocked_note(view)}: {helps}", style="dim", soft_wrap=True)

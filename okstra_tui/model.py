@@ -49,6 +49,27 @@ def stages_text(numbers: list[int] | tuple[int, ...]) -> str:
     return t("common.stage_many", stages=stage_list(numbers))
 
 
+BLOCKED_TEXTS = {
+    "detail": {
+        "deps-not-done": "board.detail.blocked",
+        "needs-handoff": "board.detail.needs-handoff",
+        "needs-merge": "board.detail.needs-merge",
+    },
+    "card": {"deps-not-done": "card.waits", "needs-handoff": "card.needs-handoff", "needs-merge": "card.needs-merge"},
+}
+"""The words of a blocked stage's reason, by where they show: the stage's detail, or its
+card in the lanes (short). Each says what helps: the handoff key `h`, or a merge by hand."""
+
+
+def blocked_text(view: StageView, where: Literal["detail", "card"]) -> str:
+    """Why the blocked stage `view` waits, in the person's language."""
+    reason = view.reason
+    code = reason.code if reason else "deps-not-done"
+    stages = stage_list(reason.stages if reason else view.waits_for)
+    groups = ", ".join(reason.groups) if reason else ""
+    return t(BLOCKED_TEXTS[where][code], waits=stages, stages=stages, groups=groups)
+
+
 def short(sha: str | None) -> str:
     return sha[:8] if sha else ""
 

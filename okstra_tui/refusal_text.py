@@ -16,7 +16,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from okstra_engine.errors import OkstraError
-from okstra_engine.refusals import Params, Refusal, RefusedError, listed, numbers, when
+from okstra_engine.refusals import (
+    Params,
+    Refusal,
+    RefusedError,
+    handoff_commands,
+    handoff_groups,
+    listed,
+    merge_commands,
+    numbers,
+    when,
+)
 
 from .i18n import t, texts
 from .model import short
@@ -95,11 +105,7 @@ def _unmerged(stages: Sequence[dict[str, Any]]) -> str:
 def _nothing_ready(p: Params) -> Fields:
     parts = []
     if p["blocked"]:
-        parts.append(
-            "; ".join(
-                t("refusal.part.waits", stage=b["stage"], waits_for=numbers(b["waits_for"])) for b in p["blocked"]
-            )
-        )
+        parts.append("; ".join(_waits(b) for b in p["blocked"]))
     if p["in_flight"]:
         runs = ", ".join(t("refusal.part.run", stage=f["stage"], run=_run(f["run"])) for f in p["in_flight"])
         parts.append(t("refusal.part.in_flight", runs=runs))
@@ -108,10 +114,39 @@ def _nothing_ready(p: Params) -> Fields:
             t("refusal.part.stale_run", stage=s["stage"], run=_run(s["run"]), why=s["why"]) for s in p["stale"]
         )
         parts.append(t("refusal.part.stale", runs=runs))
-    release = t("refusal.part.release_stale", task=p["task"], stage=p["stale"][0]["stage"]) if p["stale"] else ""
+    groups = handoff_groups(p["blocked"])
+    hows = []
+    if p["in_flight"]:
+        hows.append(t("refusal.part.wait_in_flight", task=p["task"]))
+    if p["stale"]:
+        hows.append(t("refusal.part.release_stale", task=p["task"], stage=p["stale"][0]["stage"]))
+    if groups:
+        commands = handoff_commands(p["task"], groups)
+        hows.append(t("refusal.part.handoff_groups", groups=numbers(groups), commands=commands))
+    if not hows:
+        hows.append(t("refusal.part.see_status", task=p["task"]))
     # the brief names what the stages wait on: those in flight, else those blocked
     waiting = sorted(s["stage"] for s in p["in_flight"] + p["stale"]) or [b["stage"] for b in p["blocked"]]
-    return {"states": "; ".join(parts), "release": release, "stages": numbers(waiting)}
+    return {"states": "; ".join(parts), "how": "; ".join(hows), "stages": numbers(waiting)}
+
+
+def _waits(blocked: Params) -> str:
+    """What one blocked stage waits for, by its reason."""
+    reason = blocked.get("reason") or {}
+    code = reason.get("code")
+    if code == "needs-handoff":
+        return t("refusal.part.waits_handoff", stage=blocked["stage"], groups=numbers(reason["groups"]))
+    if code == "needs-merge":
+        return t("refusal.part.waits_merge", stage=blocked["stage"], stages=numbers(reason["stages"]))
+    return t("refusal.part.waits", stage=blocked["stage"], waits_for=numbers(blocked["waits_for"]))
+
+
+def _needs_handoff(p: Params) -> Fields:
+    return {"commands": handoff_commands(p["task"], p["groups"])}
+
+
+def _needs_merge(p: Params) -> Fields:
+    return {"merges": merge_commands(str(p["worktree"]), p["branches"])}
 
 
 def _stages_not_merged(p: Params) -> Fields:
@@ -176,6 +211,8 @@ _EXTRA: dict[str, Callable[[Params], Fields]] = {
     "phase.nothing_ready": _nothing_ready,
     "phase.stages_not_merged": _stages_not_merged,
     "stage.deps_not_merged": _deps_not_merged,
+    "stage.needs_handoff": _needs_handoff,
+    "stage.needs_merge": _needs_merge,
     "stage.done": _stage_done,
     "verify.stage_worktree_missing": _worktree_missing,
     "release.no_reservation": _no_reservation,

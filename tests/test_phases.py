@@ -190,7 +190,9 @@ def test_a_whole_task_run_by_the_simulated_lead(task, capsys) -> None:
     leads = [_sim(second["run_dir"]), _sim(third["run_dir"])]
     assert [lead.wait() for lead in leads] == [0, 0], [lead.stderr.read() for lead in leads]
     status = json.loads(call(capsys, "--project", str(repo), "status", TASK, "--json")[1])
-    assert [s["state"] for s in status["stages"]] == ["not-merged", "not-merged", "not-merged", "ready"]
+    # 4 starts from the task worktree, where 2 and 3 are not merged yet: it waits for them
+    assert [s["state"] for s in status["stages"]] == ["not-merged", "not-merged", "not-merged", "blocked"]
+    assert status["stages"][3]["reason"] == {"code": "needs-handoff", "stages": [2, 3], "groups": ["B"]}
     task_wt = task_target(task).path
     git(
         task_wt,

@@ -151,24 +151,30 @@ def test_one_dependency_whose_commit_vanished_is_refused(task, capsys) -> None:
 
 
 def test_two_dependencies_need_both_merged_into_the_task_worktree(task, capsys) -> None:
+    """Stage 4 (after 2 and 3) starts from the task worktree's HEAD: with 2 and 3 done but
+    not merged there it is blocked, and the fix is their group's handoff."""
     repo = task.project.root
     _prep(capsys, repo)
     _finish(task, 1)
     _prep(capsys, repo)
     _prep(capsys, repo)
-    s2, s3 = _finish(task, 2), _finish(task, 3)
+    _finish(task, 2), _finish(task, 3)
     task_wt = task_target(task).path
     runs_before = sorted(task.runs_dir.iterdir())
     code, _, err = _prep(capsys, repo)
     assert code == 2
-    assert f"stage 2 ({s2[:8]}), stage 3 ({s3[:8]}) are not merged into the task worktree {task_wt}" in err
-    assert f"git -C {task_wt} merge --no-ff okstra/feature/auth/login-s2" in err
-    assert f"git -C {task_wt} merge --no-ff okstra/feature/auth/login-s3" in err
+    assert "no stage of auth/login is ready: stage 4 waits for the handoff of group(s) B" in err
+    assert "okstra handoff auth/login --group B --merge" in err
+    code, _, err = _prep(capsys, repo, "--stage", "4")
+    assert code == 2
+    assert "stage 4 starts from the task worktree, which lacks stage(s) 2, 3: done, not merged yet" in err
+    assert "hand off group(s) B first, then rerun: okstra handoff auth/login --group B --merge" in err
+    assert "git -C" not in err
     assert sorted(task.runs_dir.iterdir()) == runs_before and not stage_target(task, 4).path.exists()
 
-    git(task_wt, "merge", "-q", "--no-edit", "okstra/feature/auth/login-s2")
-    code, _, err = _prep(capsys, repo)
-    assert code == 2 and f"stage 3 ({s3[:8]}) is not merged" in err and "login-s2" not in err
+    git(task_wt, "merge", "-q", "--no-edit", "okstra/feature/auth/login-s2")  # by hand: counts too
+    code, _, err = _prep(capsys, repo, "--stage", "4")
+    assert code == 2 and "which lacks stage(s) 3:" in err
     git(task_wt, "merge", "-q", "--no-edit", "okstra/feature/auth/login-s3")
     doc = _prep_json(capsys, repo)
     head = git(task_wt, "rev-parse", "HEAD")

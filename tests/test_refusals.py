@@ -98,7 +98,10 @@ def test_phase_refusals_match_what_prepare_refuses(task) -> None:
     prepare(task, PrepareOptions("implementation"))  # stage 1 in flight, nothing else ready
     refusal = gates.phase_refusal(task_status(task), "implementation")
     assert refusal is not None and refusal.code == "phase.nothing_ready"
-    assert refusal.params["blocked"] == [{"stage": n, "waits_for": w} for n, w in ((2, [1]), (3, [1]), (4, [2, 3]))]
+    assert refusal.params["blocked"] == [
+        {"stage": n, "waits_for": w, "reason": {"code": "deps-not-done", "stages": w}}
+        for n, w in ((2, [1]), (3, [1]), (4, [2, 3]))
+    ]
     assert [f["stage"] for f in refusal.params["in_flight"]] == [1] and refusal.params["stale"] == []
     assert refused_by_prepare(task) == refusal
 
@@ -249,6 +252,8 @@ def test_every_code_has_words_and_refuses_as_an_okstra_error() -> None:
         "group": "B",
         "conflicts": [{"stage": 3, "title": "Exporter", "files": ["a.py"]}],
         "merges": [{"stage": 2, "commit": "d" * 40}, {"stage": 3, "commit": "e" * 40}],
+        "groups": ["B"],
+        "branches": ["okstra/feature/auth/login-s1"],
     }
     samples_for = {
         "phase.stages_not_merged": {"stages": [{"stage": 1, "commit": "e" * 40}]},

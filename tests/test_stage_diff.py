@@ -120,3 +120,111 @@ def test_a_root_commit_diffs_against_the_empty_tree_of_its_hash(tmp_path: Path, 
     assert found is not None
     assert (found.change.base, found.change.head, found.change.base_from) == (EMPTY_TREE[object_format], root, "empty")
     assert "one.txt" in found.text and "README.md" not in found.text
+
+
+# ---------------------------------------------------------------------------- as the task goes
+
+
+def _finish(task, stage: int, files: dict[str, str]) -> str:
+    """Prepare the stage, commit `files` in its worktree and record it done there."""
+    from okstra_engine.prepare import PrepareOptions, prepare
+    from okstra_engine.record import record
+    from okstra_engine.worktrees import stage_target
+
+    prepare(task, PrepareOptions("implementation", stage=str(stage)))
+    sha = commit(stage_target(task, stage).path, files, f"stage {stage}")
+    record(task, stage, "done", commit=sha)
+    return sha
+
+
+def _board_diff(task, stage: int):
+    from okstra_tui.model import load_board
+    from okstra_tui.model import stage_diff as board_diff
+
+    return board_diff(load_board(task.project.root, task.ref, datetime.now(UTC)), stage)
+
+
+@pytest.mark.parametrize("how", ["manual", "auto"])
+def test_a_stage_corrected_to_its_squash_on_the_task_branch_diffs_that_commit(task, how: str) -> None:
+    """Stage 2 is squash-merged into the task branch after stage 3 was merged there, and
+    its done row corrected to the squash (by `okstra reconcile --commit`, or by
+    auto-reconcile): its change is that commit. The base the stage started from belongs to
+    the replaced commit; from there the task branch holds stage 3's work too."""
+    from okstra_engine import reconcile
+    from okstra_engine.handoff import run_handoff
+    from okstra_engine.worktrees import task_target
+
+    _finish(task, 1, {"one.txt": "1\n"})
+    run_handoff(task, "A")
+    _finish(task, 2, {"two.txt": "2\n"})
+    _finish(task, 3, {"three.txt": "3\n"})
+    wt = task_target(task).path
+    git(wt, "merge", "-q", "--no-ff", "--no-edit", stage_branch(task, 3))
+    git(wt, "merge", "-q", "--squash", stage_branch(task, 2))
+    git(wt, "commit", "-q", "-m", "stage 2, squashed")
+    squash = git(wt, "rev-parse", "HEAD")
+    if how == "manual":
+        reconcile.correct(task, 2, squash)
+    else:
+        assert [(s.stage, s.suggested) for s in reconcile.auto_reconcile(task)] == [(2, squash)]
+    assert ledger(task).done_rows()[2].head_commit == squash
+
+    found = stage_diff(task, ledger(task), 2)
+    assert found is not None
+    assert (found.change.base, found.change.head) == (git(wt, "rev-parse", "HEAD^"), squash)
+    assert "two.txt" in found.text and "three.txt" not in found.text and "one.txt" not in found.text
+    shown = _board_diff(task, 2)
+    assert shown is not None and (shown.base, shown.head, shown.text) == (found.change.base, squash, found.text)
+
+
+def test_a_stage_done_at_its_base_shows_no_change(task) -> None:
+    """A stage recorded done at the commit it started from (it had nothing to change,
+    recorded with --force) diffs from that recorded base to itself: nothing, not the
+    change of the commit before it."""
+    from okstra_engine.prepare import PrepareOptions, prepare
+    from okstra_engine.record import record
+
+    prepare(task, PrepareOptions("implementation", stage="1"))
+    base = ledger(task).base_ref(1)
+    assert base is not None
+    record(task, 1, "done", commit=base, force=True)
+    change = stage_change(task, ledger(task), 1)
+    assert change is not None and (change.base, change.head, change.base_from) == (base, base, "recorded")
+    found = stage_diff(task, ledger(task), 1)
+    assert found is not None and found.text.strip() == "" and "README.md" not in found.text
+    shown = _board_diff(task, 1)
+    assert shown is not None and (shown.base, shown.head, shown.text.strip()) == (base, base, "")
+
+
+def test_a_stage_in_flight_again_shows_its_branch_not_its_old_done_commit(task) -> None:
+    """A stage done once and taken by a run again (its latest row a reservation) is
+    reviewed where its work is now: the tip of its branch, from its recorded base."""
+    from okstra_engine.worktrees import stage_target
+
+    done = _finish(task, 1, {"one.txt": "1\n"})
+    base = ledger(task).base_ref(1)
+    append(task, 1, "reserved", base_ref=base)
+    tip = commit(stage_target(task, 1).path, {"one.txt": "1\nmore\n"}, "stage 1, again")
+    change = stage_change(task, ledger(task), 1)
+    assert change is not None and change.head != done
+    assert (change.base, change.head, change.base_from, change.head_from) == (base, tip, "recorded", "branch")
+    shown = _board_diff(task, 1)
+    assert shown is not None and (shown.head, shown.head_from) == (tip, "diff.head.branch")
+
+
+def test_a_stage_corrected_to_its_amended_commit_keeps_the_base_it_started_from(task) -> None:
+    """Stage 2 started from stage 1's done commit (not handed off yet); its commit is
+    amended on its branch and the done row corrected to it: the change is still from
+    stage 1's commit, not from where the task branch meets it (which would show stage 1's
+    work as stage 2's)."""
+    from okstra_engine import reconcile
+    from okstra_engine.worktrees import stage_target
+
+    s1 = _finish(task, 1, {"one.txt": "1\n"})
+    _finish(task, 2, {"two.txt": "2\n"})
+    worktree = stage_target(task, 2).path
+    git(worktree, "commit", "-q", "--amend", "-m", "stage 2, amended")
+    amended = git(worktree, "rev-parse", "HEAD")
+    reconcile.correct(task, 2, amended)
+    change = stage_change(task, ledger(task), 2)
+    assert change is not None and (change.base, change.head, change.base_from) == (s1, amended, "recorded")

@@ -25,7 +25,7 @@ from textual.widgets import Static
 from okstra_engine.stage_view import StageState
 
 from ..i18n import t
-from ..model import BoardData, short
+from ..model import BoardData, blocked_text, short
 from ..states import BOLD, LOOKS, Looks, age, glyph
 
 CARD_WIDTH = 23
@@ -149,7 +149,7 @@ class LanesView(Looks, ScrollableContainer):
         if view.is_flying:
             return " · ".join(p for p in (t("state." + view.state), age(view.since, now)) if p)
         if view.state is StageState.BLOCKED:
-            return t("card.waits", stages=", ".join(map(str, view.waits_for)))
+            return blocked_text(view, "card")
         return t("state.ready")
 
     def _card(self, view, card: Card, now: datetime) -> Panel:

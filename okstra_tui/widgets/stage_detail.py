@@ -16,7 +16,7 @@ from textual.widgets import Static
 from okstra_engine.stage_view import StageState
 
 from ..i18n import t
-from ..model import BoardData, home_relative
+from ..model import BoardData, blocked_text, home_relative
 from ..states import LOOKS, Looks, age, badge
 
 
@@ -43,7 +43,7 @@ class StageDetail(Looks, VerticalScroll):
             StageState.IN_FLIGHT: lambda: t("board.detail.in-flight", host=host, age=age(view.since, now)),
             StageState.STALE: lambda: t("board.detail.stale", why=view.stale_reason or ""),
             StageState.READY: lambda: t("board.detail.ready"),
-            StageState.BLOCKED: lambda: t("board.detail.blocked", waits=", ".join(map(str, view.waits_for))),
+            StageState.BLOCKED: lambda: blocked_text(view, "detail"),
         }[view.state]()
 
         def stages(numbers: list[int]) -> Text:

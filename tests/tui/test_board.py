@@ -83,7 +83,10 @@ async def test_live_update_without_a_key(make_app, demo) -> None:
             capture_output=True,
         )
         await settle(pilot, lambda: board.data is not shown and _states(board)[3] in ("done", "not-merged"))
-        assert _states(board)[5] == "ready"  # 2 and 3 are done now
+        # 2 and 3 are done now, but stage 5 starts from the task worktree, where they are
+        # not merged: it waits for group B's handoff (prepare would refuse it)
+        assert _states(board)[5] == "blocked"
+        assert board.data.views[5].reason.to_json() == {"code": "needs-handoff", "stages": [2, 3], "groups": ["B"]}
         assert f"stage 3 done at {demo.commits['s3_wip'][:8]}" in notes.texts
         assert board.query_one("LanesView").cards[3].state in ("done", "not-merged")
 

@@ -28,7 +28,7 @@ def test_phase_choices_are_the_engines_gates(demo) -> None:
     (release handoff needs only the approved plan, so the demo may start one)."""
     from okstra_engine.gates import phase_refusals
     from okstra_engine.refusals import Refusal
-    from okstra_engine.stage_view import StageState
+    from okstra_engine.stage_view import BlockedReason, StageState
     from okstra_engine.status import StageView, TaskStatus, task_status
     from okstra_tui.model import phase_choices
 
@@ -49,7 +49,9 @@ def test_phase_choices_are_the_engines_gates(demo) -> None:
         None,
         [
             StageView(1, "a", [], "A", StageState("in-flight"), run_id="r1"),
-            StageView(2, "b", [1], "B", StageState("blocked"), waits_for=[1]),
+            StageView(
+                2, "b", [1], "B", StageState("blocked"), waits_for=[1], reason=BlockedReason("deps-not-done", (1,))
+            ),
         ],
         [],
     )
@@ -58,7 +60,7 @@ def test_phase_choices_are_the_engines_gates(demo) -> None:
         "phase.nothing_ready",
         {
             "task": "demo/checkout",
-            "blocked": [{"stage": 2, "waits_for": [1]}],
+            "blocked": [{"stage": 2, "waits_for": [1], "reason": {"code": "deps-not-done", "stages": [1]}}],
             "in_flight": [{"stage": 1, "run": "r1"}],
             "stale": [],
         },

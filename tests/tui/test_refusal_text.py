@@ -29,6 +29,28 @@ EXAMPLES: dict[str, list[dict]] = {
             "stale": [{"stage": 2, "run": "r2", "why": "agent pid 4242 is gone"}],
         },
         {"task": T, "blocked": [{"stage": 2, "waits_for": [1]}], "in_flight": [{"stage": 1, "run": RUN}], "stale": []},
+        {
+            "task": T,
+            "blocked": [
+                {"stage": 4, "waits_for": [], "reason": {"code": "needs-handoff", "stages": [2, 3], "groups": ["B"]}},
+                {
+                    "stage": 5,
+                    "waits_for": [],
+                    "reason": {"code": "needs-merge", "stages": [1, 4], "groups": ["A", "C"]},
+                },
+                {"stage": 6, "waits_for": [5], "reason": {"code": "deps-not-done", "stages": [5]}},
+            ],
+            "in_flight": [],
+            "stale": [],
+        },
+        {
+            "task": T,
+            "blocked": [
+                {"stage": 3, "waits_for": [], "reason": {"code": "needs-merge", "stages": [1, 2], "groups": ["A"]}}
+            ],
+            "in_flight": [],
+            "stale": [],
+        },
         {"task": T, "blocked": [], "in_flight": [], "stale": [{"stage": 1, "run": None, "why": "silent"}]},
     ],
     "phase.stages_not_done": [{"task": T, "stages": [3, 4, 5, 6]}],
@@ -57,6 +79,20 @@ EXAMPLES: dict[str, list[dict]] = {
     ],
     "stage.stale": [{"task": T, "stage": 3, "run": RUN, "why": "agent pid 4242 is gone"}],
     "stage.blocked": [{"task": T, "stage": 5, "waits_for": [3]}, {"task": T, "stage": 6, "waits_for": [4, 5]}],
+    "stage.needs_handoff": [
+        {"task": T, "stage": 4, "stages": [2, 3], "groups": ["B"]},
+        {"task": T, "stage": 6, "stages": [2, 5], "groups": ["B", "my group"]},
+    ],
+    "stage.needs_merge": [
+        {
+            "task": T,
+            "stage": 3,
+            "stages": [1, 2],
+            "groups": ["A"],
+            "worktree": "/wt",
+            "branches": ["okstra/feature/demo/checkout-s1", "okstra/feature/demo/checkout-s2"],
+        }
+    ],
     "stage.dep_no_commit": [{"task": T, "stage": 3, "dep": 1}],
     "stage.dep_commit_missing": [{"task": T, "stage": 3, "dep": 1, "commit": SHA}],
     "stage.deps_not_merged": [

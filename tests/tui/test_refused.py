@@ -139,3 +139,41 @@ async def test_in_korean_the_error_dialog_shows_a_refusal_in_korean(make_app, de
     what, how = refusal_texts(refusal)
     assert (dialog.what, dialog.how) == (what, how) != (refusal.what, refusal.how)
     assert what.startswith("스테이지 4는 실행 ") and "진행 중" in what
+
+
+@pytest.mark.parametrize(
+    ("lang", "detail", "card"),
+    [
+        (
+            "en",
+            "needs stage(s) 3 merged into the task branch · h on a stage of group B hands them off",
+            "h: hand off B",
+        ),
+        ("ko", "스테이지 3가 작업 브랜치에 병합되어야 함 · 그룹 B의 스테이지에서 h로 핸드오프", "h: B 핸드오프"),
+    ],
+)
+async def test_a_stage_that_waits_for_a_handoff_says_which_key_helps(
+    make_app, demo, capsys, lang: str, detail: str, card: str
+) -> None:
+    """Stage 5 (after 2 and 3) starts from the task worktree: with 3 done on its branch only,
+    it is blocked, and the board says to hand off group B with `h` (not to merge by hand);
+    `enter` on it says what prepare says."""
+    from okstra_engine.record import record
+    from okstra_tui.base import Refused
+    from okstra_tui.widgets.lanes import StageCard
+
+    record(_task(demo), 3, "done", commit=demo.commits["s3_wip"])
+    # prepare first: its auto-reconcile records where stage 2's rebased work is
+    cli = _cli_refusal(capsys, demo, "--type", "implementation", "--stage", "5")
+    assert cli.code == "stage.needs_handoff" and cli.params["stages"] == [3] and cli.params["groups"] == ["B"]
+    assert "okstra handoff demo/checkout --group B --merge" in cli.how and "git -C" not in cli.how
+    app, refused = make_app(lang=lang), Seen(Refused)
+    async with app.run_test(size=SIZE, message_hook=refused) as pilot:
+        board = await board_ready(pilot)
+        assert board.data.views[5].reason.to_json() == {"code": "needs-handoff", "stages": [3], "groups": ["B"]}
+        board.query_one("#stages").select_stage(5)
+        await settle(pilot, lambda: detail in text_of(board.query_one("#stage-detail-body")))
+        assert card in text_of(next(c for c in board.query(StageCard) if c.stage == 5))
+        await pilot.press("enter")
+        await settle(pilot, lambda: len(refused) > 0)
+    assert refused.messages[-1].refusal == cli
