@@ -6,10 +6,12 @@ from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import clock
 from .gates import blocked_refusal
 from .refusals import handoff_commands, merge_commands, numbers
+from .shown import shown
 from .stage_view import StageState, StageView
 from .status import TaskStatus
 
@@ -49,16 +51,20 @@ def blocked_note(view: StageView) -> str:
 
 
 def print_status(status: TaskStatus) -> None:
+    # every value here may come from a person or an agent (titles, groups, paths, hosts):
+    # it reaches the terminal as Text, never parsed as markup
     console = Console()
-    console.print(f"[bold]{status.task.ref}[/] {status.task.doc.title}")
+
+    def say(text: str, style: str = "") -> None:
+        console.print(Text(shown(text), style=style), soft_wrap=True)
+
+    console.print(Text.assemble((str(status.task.ref), "bold"), " ", shown(status.task.doc.title)), soft_wrap=True)
     if status.plan_run:
-        console.print(f"plan: {status.plan_run}", style="dim")
+        say(f"plan: {status.plan_run}", "dim")
     for old in status.replaced:
-        console.print(
-            f"replaced plan: {old.run} ({old.progress()}; replaced {old.replaced_at}; kept as it was)", style="dim"
-        )
+        say(f"replaced plan: {old.run} ({old.progress()}; replaced {old.replaced_at}; kept as it was)", "dim")
     for warning in status.warnings:
-        console.print(f"warning: {warning}", style="yellow")
+        say(f"warning: {warning}", "yellow")
     if not status.stages:
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -66,23 +72,24 @@ def print_status(status: TaskStatus) -> None:
         table.add_column(column)
     auto = status.auto_stage
     for view in status.stages:
-        style = STATE_STYLE[view.state]
         note = view.stale_reason or blocked_note(view)
-        state = f"[{style}]{view.state}[/]" + (f" [dim]({note})[/]" if note else "")
+        state = Text(str(view.state), style=STATE_STYLE[view.state])
+        if note:
+            state.append(f" ({shown(note)})", style="dim")
         marker = "→" if view.stage == auto else " "
         table.add_row(
             f"{marker}{view.stage}",
-            view.title,
+            Text(shown(view.title)),
             ", ".join(map(str, view.depends_on)) or "-",
-            view.group,
+            Text(shown(view.group)),
             state,
             (view.done_commit or "")[:8],
-            view.run_id or "",
+            Text(shown(view.run_id or "")),
             age(view.since),
         )
     console.print(table)
     if auto is not None:
-        console.print(f"next: stage {auto} (okstra prepare {status.task.ref} --type implementation)", style="dim")
+        say(f"next: stage {auto} (okstra prepare {status.task.ref} --type implementation)", "dim")
     # what helps a stage that waits for a merge, in full: a cell cannot hold the command
     for view in status.stages:
         if view.state is StageState.BLOCKED and view.reason is not None and view.reason.code != "deps-not-done":
@@ -92,4 +99,4 @@ def print_status(status: TaskStatus) -> None:
                 if view.reason.code == "needs-handoff"
                 else merge_commands(str(p["worktree"]), p["branches"])
             )
-            console.print(f"stage {view.stage} {blocked_note(view)}: {helps}", style="dim", soft_wrap=True)
+            say(f"stage {view.stage} {blocked_note(view)}: {helps}", "dim")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from okstra_engine.errors import OkstraError
+from okstra_engine.shown import shown
 from okstra_engine.slugs import TaskRef
 from okstra_engine.stage_view import StageState, StageView
 
@@ -144,7 +145,7 @@ def summarize(task: Task, status: TaskStatus) -> TaskSummary:
     states = [s.state for s in status.stages]
     return TaskSummary(
         ref=task.ref,
-        title=task.doc.title,
+        title=shown(task.doc.title),
         plan=plan_state(task, status),
         total=len(states),
         done=sum(s.is_done for s in states),
@@ -252,8 +253,10 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
     task = load_task(project, ref)
     status = task_status(task, now=now, ledger_reader=_read_ledger)
     lanes = list(status.stage_map.groups().items()) if status.stage_map else []
+    for view in status.stages:  # this status is the board's own: its titles, shown safely once
+        view.title = shown(view.title)  # (groups stay as they are: keys the handoff is asked for)
     latest = status.ledger.latest_rows()
-    hosts = {n: row.host for n, row in latest.items()}
+    hosts = {n: shown(row.host) if row.host else row.host for n, row in latest.items()}
     last: dict[int, str] = {n: row.status for n, row in latest.items()}
     worktrees = {v.stage: v.worktree for v in status.stages if v.worktree}
     plan = "approved" if status.plan_run else plan_state(task, status)
@@ -261,10 +264,10 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
     if status.plan_run:
         from okstra_engine.carry import read_carry
 
-        summaries = {n: c.summary for n, c in read_carry(Path(status.plan_run)).sidecars.items() if c.summary}
+        summaries = {n: shown(c.summary) for n, c in read_carry(Path(status.plan_run)).sidecars.items() if c.summary}
     return BoardData(
-        title=task.doc.title,
-        project_name=project.config.name,
+        title=shown(task.doc.title),
+        project_name=shown(project.config.name),
         plan=plan,
         status=status,
         lanes=lanes,

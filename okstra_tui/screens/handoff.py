@@ -29,6 +29,7 @@ from textual.reactive import reactive
 from textual.widgets import Button, Footer, Static
 
 from okstra_engine.errors import OkstraError
+from okstra_engine.shown import shown
 
 from ..base import OkstraScreen
 from ..i18n import t, texts
@@ -80,9 +81,9 @@ def plan_table(plan: HandoffPlan, look: Look, *, conflicts: dict[int, list[str]]
         action = action_text(sp.action, look)
         if conflicts and sp.stage in conflicts:
             action = Text(t("handoff.action.conflict"), style=look("okstra--stale") + BOLD)
-            action.append("\n" + ", ".join(conflicts[sp.stage]), style="bold")
+            action.append("\n" + ", ".join(map(shown, conflicts[sp.stage])), style="bold")
         table.add_row(
-            Text(str(sp.stage), style="bold"), Text(sp.title), Text(sp.branch, style=muted), commit, kind, action
+            Text(str(sp.stage), style="bold"), Text(shown(sp.title)), Text(sp.branch, style=muted), commit, kind, action
         )
     return table
 
@@ -361,7 +362,9 @@ class HandoffScreen(OkstraScreen):
                 grid.add_column(style="bold")
                 for n, files in sorted(error.conflicts.items()):
                     title_of = next((s.title for s in error.plan.stages if s.stage == n), "")
-                    grid.add_row(t("run.stage", stage=n), Text(title_of, style=muted), "\n".join(files))
+                    grid.add_row(
+                        t("run.stage", stage=n), Text(shown(title_of), style=muted), Text("\n".join(map(shown, files)))
+                    )
                 parts += [Text(t("handoff.conflicts")), grid]
             if error.plan.refused and not error.conflicts:
                 # refused when it ran: the stages' refusals, in the person's language
@@ -412,7 +415,7 @@ class HandoffScreen(OkstraScreen):
                 )
             else:
                 how = Text("—", style=muted)
-            grid.add_row(t("run.stage", stage=n), Text(sp.title), how)
+            grid.add_row(t("run.stage", stage=n), Text(shown(sp.title)), how)
         parts: list[Any] = [Text(""), head, grid]
         for line in result.notices:
             parts.append(Text(line, style=muted))

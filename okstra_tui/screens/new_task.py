@@ -14,6 +14,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Static
 
+from okstra_engine.shown import shown
+
 from ..base import OkstraModal
 from ..i18n import t
 from ..model import create_task
@@ -33,7 +35,9 @@ class NewTaskForm(OkstraModal):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog -form"):
-            yield Static(t("new_task.title", project=self.project.config.name), classes="dialog-title", markup=False)
+            yield Static(
+                t("new_task.title", project=shown(self.project.config.name)), classes="dialog-title", markup=False
+            )
             yield Label(t("new_task.ref"))
             yield Input(placeholder=t("new_task.ref_placeholder"), id="ref")
             yield Label(t("new_task.task_title"))

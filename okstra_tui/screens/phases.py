@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from okstra_engine.shown import shown
 from okstra_engine.slugs import TaskRef
 
 from ..base import OkstraScreen
@@ -81,7 +82,7 @@ class PhaseScreen(OkstraScreen):
     def _show(self, message: Loaded) -> None:
         self.current_task, self.choices = message.task, message.choices
         self.query_one("#crumbs", Breadcrumb).show("okstra", message.task.project.config.name, str(self.ref))
-        line = Text.assemble((message.task.doc.title, "bold"), "   ", progress_text(message.summary, self.look))
+        line = Text.assemble((shown(message.task.doc.title), "bold"), "   ", progress_text(message.summary, self.look))
         self.query_one("#task-line", Static).update(line)
         options = self.query_one(OptionList)
         options.loading = False

@@ -11,6 +11,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Static
 
+from okstra_engine.shown import shown
+
 from ..base import OkstraScreen
 from ..i18n import t
 from ..model import ProjectEntry, home_relative, project_entries, register_here
@@ -61,11 +63,12 @@ class ProjectsScreen(OkstraScreen):
         rows = []
         for entry in self.entries:
             path = Text(
-                home_relative(entry.path), style=self.look("okstra--blocked" if entry.exists else "okstra--stale")
+                shown(home_relative(entry.path)),
+                style=self.look("okstra--blocked" if entry.exists else "okstra--stale"),
             )
             if not entry.exists:
                 path.append("  " + t("projects.missing_tag"))
-            rows.append((entry.id, [Text(entry.name, style="bold"), Text(entry.id), path]))
+            rows.append((entry.id, [Text(shown(entry.name), style="bold"), Text(entry.id), path]))
         target = self._want or message.select or current
         if self.fill_list(rows, target) and target == self._want:
             self._want = None
@@ -115,5 +118,7 @@ class ProjectsScreen(OkstraScreen):
     def _register_cwd(self) -> None:
         project = register_here()
         self._want = project.id
-        self.app.call_from_thread(self.say, t("projects.registered", name=project.config.name, path=str(project.root)))
+        self.app.call_from_thread(
+            self.say, t("projects.registered", name=shown(project.config.name), path=shown(str(project.root)))
+        )
         self.post_message(self.Loaded(project_entries(), project.id))

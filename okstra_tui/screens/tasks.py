@@ -19,6 +19,7 @@ from okstra_engine.stage_view import StageState
 from ..base import OkstraScreen
 from ..i18n import t
 from ..model import TaskSummary, task_summaries
+from ..plain import plain
 from ..states import BOLD, Look
 from ..widgets.breadcrumb import Breadcrumb
 
@@ -102,7 +103,7 @@ class TasksScreen(OkstraScreen):
     def _show(self, message: Loaded) -> None:
         self.project = message.project
         self.query_one("#crumbs", Breadcrumb).show("okstra", message.project.config.name)
-        self.query_one("#heading", Static).update(t("tasks.heading_in", project=message.project.config.name))
+        self.query_one("#heading", Static).update(plain(t("tasks.heading_in", project=message.project.config.name)))
         current = self.selected.ref if self.selected else None
         self.summaries = message.summaries
         rows = [

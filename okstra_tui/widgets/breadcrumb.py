@@ -5,6 +5,8 @@ from __future__ import annotations
 from textual.content import Content
 from textual.widgets import Static
 
+from okstra_engine.shown import shown
+
 
 class Breadcrumb(Static):
     """`okstra › shop › demo/checkout › implementation`; the last step stands out."""
@@ -23,5 +25,7 @@ class Breadcrumb(Static):
             if i:
                 pieces.append(Content.styled("  ›  ", "$text-muted"))
             last = i == len(self.parts) - 1
-            pieces.append(Content.styled(part, "bold $text" if last else ("bold $accent" if i == 0 else "$text-muted")))
+            pieces.append(
+                Content.styled(shown(part), "bold $text" if last else ("bold $accent" if i == 0 else "$text-muted"))
+            )
         self.update(Content.assemble(*pieces))

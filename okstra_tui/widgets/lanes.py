@@ -22,6 +22,7 @@ from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.message import Message
 from textual.widgets import Static
 
+from okstra_engine.shown import shown
 from okstra_engine.stage_view import StageState
 
 from ..i18n import t
@@ -183,5 +184,5 @@ class LanesView(Looks, ScrollableContainer):
 
 def _label(group: str, style: Style) -> Text:
     """A lane's label, on the line of its cards' titles."""
-    rows = ["" if row != CARD_HEIGHT // 2 - 1 else group[:LABEL_WIDTH] for row in range(CARD_HEIGHT)]
+    rows = ["" if row != CARD_HEIGHT // 2 - 1 else shown(group)[:LABEL_WIDTH] for row in range(CARD_HEIGHT)]
     return Text("\n".join(row.ljust(LABEL_WIDTH) for row in rows), style=style)

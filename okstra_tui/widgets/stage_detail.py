@@ -17,6 +17,7 @@ from okstra_engine.stage_view import StageState
 
 from ..i18n import t
 from ..model import BoardData, blocked_text, home_relative
+from ..plain import plain
 from ..states import LOOKS, Looks, age, badge
 
 
@@ -35,7 +36,7 @@ class StageDetail(Looks, VerticalScroll):
             body.update("")
             return
         muted = self.look("okstra--blocked")
-        self.border_title = f"{t('board.detail.stage', stage=view.stage)} · {view.title}"
+        self.border_title = plain(f"{t('board.detail.stage', stage=view.stage)} · {view.title}")
         host = data.hosts.get(view.stage) or "-"
         sentence = {
             StageState.DONE: lambda: t("board.detail.done"),

@@ -9,6 +9,8 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
+from okstra_engine.shown import shown
+
 from ..i18n import t
 from ..model import BoardData, short
 from ..states import LOOKS, Looks, age, badge
@@ -62,7 +64,7 @@ class StageTable(Looks, DataTable[Text]):
                 marker + Text(str(n), style="bold"),
                 Text(title),
                 Text(", ".join(map(str, view.depends_on)) or "—", style=muted if not view.depends_on else ""),
-                Text(view.group),
+                Text(shown(view.group)),
                 badge(view.state, self.look),
                 Text(short(view.done_commit) or "—", style="" if view.done_commit else muted),
                 where,

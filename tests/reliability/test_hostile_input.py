@@ -1145,3 +1145,88 @@ def test_a_project_path_with_odd_characters_is_still_a_git_project(tmp_path, pla
     assert prepared.manifest.worktree.branch and worktree != repo  # a real worktree, not "non-git"
     record(task, 1, "done", commit=commit(worktree, {"s.py": "s = 1\n"}, "stage 1"))
     assert task_status(task).stages[0].state in ("done", "not-merged")
+
+
+# ---------------------------------------------------------------------------- text is text
+#
+# Titles, groups, folder names and commit messages are text a person or an agent wrote:
+# markup, control characters, right-to-left and wide characters reach the screen as
+# literal text, never as markup or terminal control, and never as a traceback.
+
+ODD_TEXT = st.one_of(
+    st.sampled_from(
+        [
+            "fix [/] bug",
+            "[/]oops",
+            "[bold red]loud[/]",
+            "[link=file:///etc/passwd]click[/link]",
+            "[wip] proj",
+            "x[/]y",
+            "\x1b[31mred\x1b[0m",
+            "carriage\rreturn",
+            "new\nline",
+            "rtl \u202egnp.exe",
+            "שלום עולם",
+            "مرحبا",
+            "日本語のタイトル",
+            "😀 wide 🎉",
+            "{prompt} %s \\",
+            "e\u0301 combining",
+        ]
+    ),
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=16),
+)
+
+
+def _odd_world(root: Path, title: str, stage_title: str, group: str):
+    from okstra_engine.plans import import_plan
+    from okstra_engine.projects import init_project
+    from okstra_engine.slugs import TaskRef
+    from okstra_engine.tasks import new_task
+    from tests.support import make_repo
+
+    project, _ = init_project(make_repo(root), qa_commands=["true"])
+    task = new_task(project, TaskRef("odd", "text"), title=title)
+    stage_map = root.parent / "stage-map.json"
+    stage_map.write_text(
+        json.dumps(
+            {
+                "stages": [
+                    {"stage": 1, "title": stage_title, "depends_on": [], "group": group},
+                    {"stage": 2, "title": title, "depends_on": [1], "group": "B"},
+                ]
+            }
+        )
+    )
+    import_plan(task, stage_map, approve=True)
+    return task
+
+
+@settings(max_examples=max(8, EXAMPLES // 2), deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(title=ODD_TEXT, stage_title=ODD_TEXT, group=ODD_TEXT)
+def test_odd_text_reaches_the_status_table_and_json_as_it_is(tmp_path_factory, title, stage_title, group) -> None:
+    from okstra_engine.shown import shown
+
+    if not title.strip() or not stage_title.strip() or not group.strip():
+        return  # refused as empty, elsewhere
+    from okstra_engine.errors import OkstraError
+
+    base = tmp_path_factory.mktemp("odd")
+    try:
+        task = _odd_world(base / "[wip] proj", title, stage_title, group)
+    except OkstraError:
+        return  # a name the plan refuses, with a clear message (a group on two lines, say)
+    table = _okstra("--project", str(task.project.root), "status", "odd/text", COLUMNS="400")
+    assert table.returncode == 0, table.stderr
+    assert "Traceback" not in table.stderr
+    flat = table.stdout.replace("\n", "")
+    for text in (title, stage_title, group):
+        assert shown(text).strip() in flat, (text, table.stdout)
+    assert "\x1b" not in table.stdout  # no colour to a pipe, and no escape from a title
+    doc = _okstra("--project", str(task.project.root), "status", "odd/text", "--json")
+    assert doc.returncode == 0, doc.stderr
+    parsed = json.loads(doc.stdout)
+    assert parsed["title"] == title.strip()
+    assert [s["title"] for s in parsed["stages"]] == [stage_title.strip(), title.strip()] or [
+        s["title"] for s in parsed["stages"]
+    ] == [stage_title, title]
