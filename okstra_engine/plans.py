@@ -310,6 +310,19 @@ def _replacing(task: Task, old: PlanRun | None, *, replace: bool, fix: str) -> R
     return refusal
 
 
+def _set_aside(task: Task, old: PlanRun | None, refusal: Refusal | None) -> None:
+    """A replaced plan's stages keep their work under other branch names; the new plan's
+    stages start fresh (`worktrees.set_aside_stages`)."""
+    if old is None or refusal is None:
+        return
+    from .stage_view import StageState
+    from .status import task_status
+    from .worktrees import set_aside_stages
+
+    flying = [v.stage for v in task_status(task).stages if v.state is StageState.IN_FLIGHT]
+    set_aside_stages(task, refusal.params["started"], old.run_id, flying=flying)
+
+
 # ---------------------------------------------------------------------------- import, approve
 
 
@@ -347,6 +360,7 @@ def import_plan(task: Task, source: Path, *, approve: bool = False, replace: boo
         old = adopt_current_plan(task)
         fix = f"okstra plan import {task.ref} {shlex.quote(str(source))} --approve --replace"
         refusal = _replacing(task, old, replace=replace, fix=fix) if approve else None
+        _set_aside(task, old, refusal)
         stamp = clock.iso()
         files[PLAN_NAME] = with_approval(plan_text, stamp) if approve else plan_text
         run_id = new_run_id("planning")
@@ -383,6 +397,7 @@ def approve_plan(task: Task, *, run: str | None = None, replace: bool = False) -
             return old, False
         picked = f" --run {run}" if run else ""
         refusal = _replacing(task, old, replace=replace, fix=f"okstra plan approve {task.ref}{picked} --replace")
+        _set_aside(task, old, refusal)
         stamp = clock.iso()
         if not target.approved:
             atomic_write_text(target.plan_md, with_approval(target.plan_md.read_text(encoding="utf-8"), stamp))

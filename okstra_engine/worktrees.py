@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -367,3 +368,47 @@ def annotate_status(task: Task, views: list[StageView], warnings: list[str]) -> 
                 if view.done_commit in unmerged:
                     view.state = StageState.NOT_MERGED
     return task_row.path
+
+
+def set_aside_stages(task: Task, stages: Iterable[int], label: str, *, flying: Iterable[int] = ()) -> list[str]:
+    """Before a new plan replaces one whose stages have run: each stage's worktree goes
+    and its branch is kept under `<branch>-replaced-<label>`, so the new plan's stage N
+    starts fresh from the task's anchor instead of inheriting the old stage N's commits
+    (nothing is lost: the renamed branch holds them, and the done commits are pinned).
+    Refused, changing nothing, while one of them is in flight (`flying`: its agent works
+    there) or holds uncommitted changes. Returns the branches' new names. The caller
+    holds the task mutex."""
+    repo = task.project.repo
+    slot = task_slot(task)
+    rows = registry.task_worktrees(slot)
+    wanted = sorted(set(stages) | {n for n in rows if n is not None})
+    busy = sorted(set(flying) & set(wanted))
+    if busy:
+        raise OkstraError(
+            f"stage(s) {', '.join(map(str, busy))} of {task.ref} are in flight: their agents work in the worktrees "
+            "a new plan would set aside",
+            f"wait for them, or release them (okstra record {task.ref} --stage N --status released), then replace",
+        )
+    dirty = []
+    for n in wanted:
+        row = rows.get(n)
+        if row is not None and Path(row.path).is_dir() and git.dirty_paths(Path(row.path)):
+            dirty.append(f"stage {n} ({row.path})")
+    if dirty:
+        raise OkstraError(
+            f"uncommitted changes in {', '.join(dirty)}: a new plan would set those worktrees aside",
+            "commit them on the stage's branch (they are kept under a new name) or discard them, then replace",
+        )
+    renamed = []
+    for n in wanted:
+        row = rows.get(n)
+        if row is not None and Path(row.path).is_dir() and not git.worktree_remove(repo, Path(row.path)):
+            raise OkstraError(f"git would not remove the worktree {row.path}", "remove it by hand, then replace")
+        registry.forget_worktree(slot, n)
+        branch = stage_branch(task, n)
+        if git.resolve_commit(repo, f"refs/heads/{branch}") is not None:
+            kept = f"{branch}-replaced-{label}"
+            git.run(["branch", "-m", branch, kept], repo)
+            renamed.append(kept)
+    git.run(["worktree", "prune"], repo, check=False)
+    return renamed

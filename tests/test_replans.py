@@ -57,10 +57,15 @@ def _planning_runs(task) -> list[str]:
 
 
 def _in_progress(task) -> None:
-    """Stage 1 done, stage 2 in flight."""
+    """Stage 1 done, stage 2 in flight — its agent gone (stale): a plan cannot be replaced
+    under a live agent's feet, its worktree is set aside."""
+    import subprocess
+
     prepare(task, PrepareOptions("implementation"))
     _finish(task, 1)
-    prepare(task, PrepareOptions("implementation", stage="2"))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    prepare(task, PrepareOptions("implementation", stage="2", pid=gone.pid))
 
 
 # ---------------------------------------------------------------------------- which plan is current
@@ -281,7 +286,10 @@ def test_the_phase_gate_says_planning_is_not_ready_mid_implementation(task, caps
 def test_an_agent_of_a_replaced_plan_records_nothing_under_the_new_one(task, tmp_path, capsys) -> None:
     """Its prompt's record commands name its run: after `--replace` the run belongs to a
     plan the task has set aside, and the new plan's ledger must not hear from it."""
+    from okstra_engine.record import record
+
     run = prepare(task, PrepareOptions("implementation", stage="1")).manifest.run_id
+    record(task, 1, "released")  # the person gave up on it; its agent runs on
     assert _cli(capsys, task, "plan", "import", TASK, str(_new_plan(tmp_path)), "--approve", "--replace")[0] == 0
     ledger = plan_run_root(task).dir / LEDGER_NAME
     before = ledger.read_bytes() if ledger.exists() else b""
@@ -296,3 +304,53 @@ def test_a_run_of_one_stage_records_nothing_for_another(task, capsys) -> None:
     assert code == 2 and "a run of stage 1" in err
     code, _out, err = _cli(capsys, task, "record", TASK, "--stage", "1", "--status", "started", "--run", run)
     assert code == 0, err
+
+
+def test_a_replaced_plans_stage_branches_are_kept_aside_and_the_new_stages_start_fresh(task, tmp_path, capsys) -> None:
+    """Without this, the new plan's stage 1 would reuse the old stage 1's branch, and its
+    worktree would hold the old plan's work."""
+    from okstra_engine.git import resolve_commit
+    from okstra_engine.record import record
+    from okstra_engine.tasks import stage_branch
+    from okstra_engine.worktrees import stage_target
+    from tests.support import commit
+
+    old_plan = plan_run_root(task).run_id
+    wt = Path(prepare(task, PrepareOptions("implementation", stage="1")).manifest.worktree.path)
+    old_work = commit(wt, {"old.py": "old = 1\n"}, "the old plan's stage 1")
+    record(task, 1, "done", commit=old_work)
+
+    code, _out, err = _cli(capsys, task, "plan", "import", TASK, str(_new_plan(tmp_path)), "--approve", "--replace")
+    assert code == 0, err
+    kept = f"{stage_branch(task, 1)}-replaced-{old_plan}"
+    repo = task.project.root
+    assert resolve_commit(repo, f"refs/heads/{kept}") == old_work
+    assert not wt.exists()
+
+    fresh = Path(prepare(task, PrepareOptions("implementation", stage="1")).manifest.worktree.path)
+    assert fresh == stage_target(task, 1).path and not (fresh / "old.py").exists()
+    assert subprocess_rc(fresh, "merge-base", "--is-ancestor", old_work, "HEAD") == 1
+
+
+def subprocess_rc(cwd: Path, *args: str) -> int:
+    import subprocess
+
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True).returncode
+
+
+@pytest.mark.parametrize("how", ["in flight", "dirty"])
+def test_replacing_a_plan_whose_stage_is_busy_changes_nothing(task, tmp_path, capsys, how) -> None:
+    from okstra_engine.tasks import stage_branch
+    from tests.support import git
+
+    wt = Path(prepare(task, PrepareOptions("implementation", stage="1")).manifest.worktree.path)
+    if how == "dirty":
+        from okstra_engine.record import record
+
+        record(task, 1, "released")
+        (wt / "wip.py").write_text("half done\n")
+    pointer = (task.dir / POINTER_NAME).read_bytes()
+    code, _out, err = _cli(capsys, task, "plan", "import", TASK, str(_new_plan(tmp_path)), "--approve", "--replace")
+    assert code == 2 and ("in flight" in err if how == "in flight" else "uncommitted" in err), err
+    assert (task.dir / POINTER_NAME).read_bytes() == pointer and wt.is_dir()
+    assert git(task.project.root, "branch", "--list", stage_branch(task, 1)) != ""
