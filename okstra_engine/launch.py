@@ -222,11 +222,11 @@ def launch(run_dir: Path) -> None:
 
     plan = plan_launch(run_dir)
     manifest = LaunchManifest.model_validate(plan.manifest)
-    ledger = require_plan_run_root(plan.task).dir / LEDGER_NAME
-    held = None
+    held = ledger = None
     with task_mutex(plan.task):
         held = _check_reserved(plan.task, manifest)
-        if held is not None:
+        if held is not None:  # an implementation run: a plan and its ledger are there
+            ledger = require_plan_run_root(plan.task).dir / LEDGER_NAME
             # the reservation prepare wrote (base and branch from the ledger, not the
             # manifest), re-stated with our pid: exec hands it to the agent
             append_row(ledger, new_row(held.stage, "reserved", **_restated(held.streak.start), pid=os.getpid()))
@@ -234,7 +234,7 @@ def launch(run_dir: Path) -> None:
     try:
         os.execvp(plan.argv[0], plan.argv)
     except OSError as exc:
-        if held is not None:  # our pid names the reservation, and we are about to exit
+        if held is not None and ledger is not None:  # our pid names the reservation, and we are about to exit
             with task_mutex(plan.task):
                 append_row(
                     ledger,

@@ -171,3 +171,17 @@ def test_an_exec_that_fails_gives_the_stage_back(task, tmp_path: Path) -> None:
     rows = read_ledger(_ledger(task)).rows
     assert (rows[-1].stage, rows[-1].status) == (1, "released") and "could not start" in (rows[-1].reason or "")
     assert task_status(task).stages[0].state == "ready"
+
+
+def test_a_planning_run_of_a_task_without_a_plan_launches(task, tmp_path: Path) -> None:
+    """The first planning run of a task: there is no plan yet, so no ledger to write, and
+    nothing to hold: the agent starts."""
+    from okstra_engine.slugs import TaskRef
+    from okstra_engine.tasks import new_task
+
+    signup = new_task(task.project, TaskRef("auth", "signup"), title="Sign-up")
+    run = Path(prepare(signup, PrepareOptions("planning")).manifest.run_dir)
+    out_file = _echo_agent(tmp_path)
+    proc = _launch(run)
+    assert proc.returncode == 0, proc.stderr
+    assert out_file.read_text().split("|")[1] == str(run / "prompt.md")
