@@ -275,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("launch", cmd_launch, "exec the configured agent command on a prepared run")
     p.add_argument("run_dir", metavar="RUN_DIR")
+
+    command(
+        "agent-event",
+        cmd_agent_event,
+        "record one hook of the agent's (its JSON on stdin) in the run of $OKSTRA_RUN_DIR; for the hooks launch sets",
+    )
     return parser
 
 
@@ -617,6 +623,12 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
     launch(user_path(args.run_dir, "run dir"))
     return 0  # not reached: launch execs the agent
+
+
+def cmd_agent_event(args: argparse.Namespace) -> int:
+    from .agent_events import main as agent_event
+
+    return agent_event()
 
 
 def cmd_quarantine_list(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .carry import missing_done_rows, read_carry
 from .config import settings
@@ -20,6 +20,9 @@ from .plans import ReplacedPlan, plan_run_root, plan_runs
 from .stage_map import StageMap
 from .stage_view import StageState, StageView, first_ready
 from .tasks import Task
+
+if TYPE_CHECKING:
+    from .agent_state import AgentView
 
 
 @dataclass
@@ -34,6 +37,8 @@ class TaskStatus:
     """The ledger's state, with the done rows only carry sidecars know folded in."""
     replaced: tuple[ReplacedPlan, ...] = ()
     """The plans the current one replaced, oldest first (their runs keep their ledgers)."""
+    agents: dict[int, AgentView] = field(default_factory=dict)
+    """The agent of each stage in flight, from its hooks or its process (`agent_state`)."""
 
     @property
     def auto_stage(self) -> int | None:
@@ -48,7 +53,10 @@ class TaskStatus:
             "task_worktree": self.task_worktree,
             "auto_stage": self.auto_stage,
             "warnings": self.warnings,
-            "stages": [s.to_json() for s in self.stages],
+            "stages": [
+                {**s.to_json(), "agent": self.agents[s.stage].to_json()} if s.stage in self.agents else s.to_json()
+                for s in self.stages
+            ],
             "replaced_plans": [
                 {**r.model_dump(mode="json"), "run_dir": str(self.task.runs_dir / r.run)} for r in self.replaced
             ],
@@ -77,10 +85,12 @@ def task_status(
         )
     stages = compute_states(stage_map, ledger, now=now)
     # worktrees from the registry, and `not-merged` (one registry query, one git process)
+    from .agent_state import stage_agents
     from .worktrees import annotate_status
 
     task_worktree = annotate_status(task, stages, warnings)
-    return TaskStatus(task, str(plan.dir), task_worktree, stages, warnings, stage_map, ledger, plan.replaced)
+    agents = stage_agents(task, ledger, stages)
+    return TaskStatus(task, str(plan.dir), task_worktree, stages, warnings, stage_map, ledger, plan.replaced, agents)
 
 
 def compute_states(stage_map: StageMap, ledger: LedgerState, *, now: datetime | None = None) -> list[StageView]:
