@@ -37,14 +37,17 @@ FIELDS = ("session_id", "transcript_path", "notification_type", "source", "reaso
 """The hook input's fields a row keeps, when they are strings (a prompt, a tool's input
 or output never reach the row)."""
 
-_MAX_INPUT = 1 << 20
 _MAX_FIELD = 4096
 
 
 def main() -> int:
     """The command: always exit 0 (a hook that fails would show in the agent's session)."""
+    note: str | None
     try:
-        note = record_hook(sys.stdin.buffer.read(_MAX_INPUT), os.environ.get(RUN_DIR_VARIABLE))
+        if sys.stdin is None or sys.stdin.isatty():  # run by hand: no hook's input is coming
+            note = "reads a hook's JSON on stdin (Claude Code's hooks give it); nothing recorded"
+        else:
+            note = record_hook(sys.stdin.buffer.read(), os.environ.get(RUN_DIR_VARIABLE))
     except Exception as exc:  # noqa: BLE001 - the boundary: no traceback ever reaches the agent
         note = f"not recorded ({type(exc).__name__}: {exc})"
     if note:

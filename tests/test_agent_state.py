@@ -350,3 +350,25 @@ def test_an_agent_without_hooks_is_working_while_its_process_lives(task, tmp_pat
         agent.kill()
         agent.wait(timeout=10)
     assert task_status(task).agents[1].state is AgentState.EXITED
+
+
+def test_run_by_hand_in_a_terminal_it_says_what_it_is_for_and_waits_for_nothing(task) -> None:
+    import pty
+
+    run = _run_dir(task)
+    main_fd, child_fd = pty.openpty()
+    env = {**os.environ, RUN_DIR_VARIABLE: str(run)}
+    try:
+        proc = subprocess.run([OKSTRA, "agent-event"], stdin=child_fd, capture_output=True, env=env, timeout=30)
+    finally:
+        os.close(main_fd)
+        os.close(child_fd)
+    assert proc.returncode == 0 and b"on stdin" in proc.stderr and _rows(run) == []
+
+
+def test_a_hook_input_of_megabytes_is_read_whole(task) -> None:
+    """PostToolUse carries the tool's whole output (a large file read, say)."""
+    run = _run_dir(task)
+    hook = {"hook_event_name": "PostToolUse", "session_id": "s", "tool_response": {"stdout": "x" * 3_000_000}}
+    assert _hook(run, hook).stderr == b""
+    assert [r["event"] for r in _rows(run)] == ["PostToolUse"]
