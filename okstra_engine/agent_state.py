@@ -9,7 +9,7 @@ The one place that says what each hook event means:
 | SessionStart (clear: the person cleared the session; compact: mid-turn) | idle; working |
 | UserPromptSubmit | working |
 | PermissionRequest; Notification `permission_prompt` or `elicitation_dialog` | needs-input |
-| PostToolUse (after a tool ran: a permission was granted) | working, only from needs-input |
+| PostToolUse (a tool ran: a permission was granted, say) | working, from starting or needs-input only |
 | Notification `idle_prompt`; Stop | idle |
 | StopFailure (the turn ended on an API error) | failed |
 | SessionEnd | exited |
@@ -26,10 +26,11 @@ known-dead process is `exited`.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .agent_events import EVENTS_NAME, SETTINGS_NAME
 
@@ -59,6 +60,10 @@ class AgentView:
         return {"state": str(self.state), "since": self.since, "session_id": self.session_id}
 
 
+_TAIL = 256 * 1024
+"""How much of the end of a long session's rows the state reads (~1,000 rows): agents
+call `status` in loops, and a session fires a row per tool call."""
+
 _NEEDS_INPUT_NOTICES = frozenset({"permission_prompt", "elicitation_dialog"})
 
 
@@ -80,8 +85,9 @@ def event_state(row: dict[str, str], now: AgentState | None) -> AgentState | Non
             return AgentState.NEEDS_INPUT
         return AgentState.IDLE if kind == "idle_prompt" else None
     if event == "PostToolUse":
-        # asynchronous, so it may land after the turn's Stop: it only ends a wait
-        return AgentState.WORKING if now is AgentState.NEEDS_INPUT else None
+        # asynchronous, so it may land after the turn's Stop (or its session's end),
+        # which it must not undo
+        return AgentState.WORKING if now in (None, AgentState.STARTING, AgentState.NEEDS_INPUT) else None
     if event == "Stop":
         return AgentState.IDLE
     if event == "StopFailure":
@@ -89,11 +95,13 @@ def event_state(row: dict[str, str], now: AgentState | None) -> AgentState | Non
     return AgentState.EXITED if event == "SessionEnd" else None
 
 
-def read_events(run_dir: Path) -> list[dict[str, str]]:
+def read_events(run_dir: Path, *, tail: int | None = None) -> list[dict[str, str]]:
     """The rows of a run's `agent-events.jsonl`; a torn or foreign line is skipped (the
-    file is a hint about a live process, not a record anybody settles on)."""
+    file is a hint about a live process, not a record anybody settles on). `tail`: only
+    the first row (it names the lead's session) and the rows in the last `tail` bytes."""
     try:
-        data = (run_dir / EVENTS_NAME).read_bytes()
+        with (run_dir / EVENTS_NAME).open("rb") as handle:
+            data = handle.read() if tail is None else _first_and_last(handle, tail)
     except OSError:
         return []
     rows = []
@@ -105,6 +113,16 @@ def read_events(run_dir: Path) -> list[dict[str, str]]:
         if isinstance(row, dict) and isinstance(row.get("event"), str) and isinstance(row.get("ts"), str):
             rows.append({k: v for k, v in row.items() if isinstance(v, str)})
     return rows
+
+
+def _first_and_last(handle: BinaryIO, tail: int) -> bytes:
+    first = handle.readline()
+    size = os.fstat(handle.fileno()).st_size
+    if size - len(first) <= tail:
+        return first + handle.read()
+    handle.seek(size - tail)
+    last = handle.read()
+    return first + last[last.find(b"\n") + 1 :]  # from the first whole line on
 
 
 def fold_events(rows: list[dict[str, str]]) -> AgentView | None:
@@ -130,7 +148,7 @@ def agent_view(
 ) -> AgentView:
     """The agent of the run in `run_dir`. `alive`: whether its process lives (None: not
     known here: no pid recorded, or another host's); `since`: when its stage was taken."""
-    rows = read_events(run_dir) if run_dir is not None else []
+    rows = read_events(run_dir, tail=_TAIL) if run_dir is not None else []
     view = fold_events(rows)
     if view is None:
         if alive is False:

@@ -216,6 +216,7 @@ def test_the_mapping_of_events_to_states() -> None:
     assert state(start, _row("SessionEnd", "t5", reason="other")) == "exited"
     assert state(start, _row("SessionStart", "t6", source="compact")) == "working"
     assert state(start, _row("SomethingNew", "t6")) == "starting"
+    assert state(_row("PostToolUse", "t6")) == "working"  # a session whose start was not read
     # a granted permission: the tool ran, the agent works on; after the turn's Stop an
     # (asynchronous) PostToolUse that lands late changes nothing
     asked = [start, _row("UserPromptSubmit", "t2"), _row("PermissionRequest", "t3")]
@@ -372,3 +373,25 @@ def test_a_hook_input_of_megabytes_is_read_whole(task) -> None:
     hook = {"hook_event_name": "PostToolUse", "session_id": "s", "tool_response": {"stdout": "x" * 3_000_000}}
     assert _hook(run, hook).stderr == b""
     assert [r["event"] for r in _rows(run)] == ["PostToolUse"]
+
+
+def test_a_long_session_is_read_from_its_first_row_and_its_end(task) -> None:
+    """A row per tool call: `status` reads the first row (the lead's session) and the
+    last 256 KiB, whatever the file's length."""
+    from okstra_engine.agent_state import agent_view
+
+    run = _run_dir(task)
+    busy = [_row("SessionStart", "t0", "lead", source="startup"), _row("UserPromptSubmit", "t1", "lead")]
+    busy += [_row("PostToolUse", f"t2-{n}", "lead", transcript_path="/x/projects/p/lead.jsonl") for n in range(20_000)]
+    (run / EVENTS_NAME).write_text("".join(json.dumps(r) + "\n" for r in busy))
+    assert (run / EVENTS_NAME).stat().st_size > 2_000_000
+    view = agent_view(run, alive=True, since=None)
+    assert (view.state, view.session_id) == (AgentState.WORKING, "lead")
+    with (run / EVENTS_NAME).open("a") as handle:
+        handle.write(json.dumps(_row("SessionStart", "t3", "mate", source="startup")) + "\n")
+        handle.write(json.dumps(_row("Notification", "t4", "mate", notification_type="permission_prompt")) + "\n")
+    assert agent_view(run, alive=True, since=None) == AgentView(AgentState.NEEDS_INPUT, "t4", "mate")
+    start = time.perf_counter()
+    for _ in range(10):
+        agent_view(run, alive=True, since=None)
+    assert (time.perf_counter() - start) / 10 < 0.05  # ~5 ms here
