@@ -18,22 +18,10 @@ import pytest
 from okstra_engine.agent_events import EVENTS_NAME, HOOK_EVENTS, RUN_DIR_VARIABLE, SETTINGS_NAME
 from okstra_engine.agent_state import AgentState, AgentView, fold_events
 from okstra_engine.launch import plan_launch
-from okstra_engine.prepare import PrepareOptions, prepare
 from okstra_engine.status import task_status
-from tests.support import run_cli
+from tests.support import prepared_run, run_cli, set_agent_command
 
 OKSTRA = str(Path(sys.executable).with_name("okstra"))
-
-
-def _run_dir(task, stage: str = "1") -> Path:
-    return Path(prepare(task, PrepareOptions("implementation", stage=stage)).manifest.run_dir)
-
-
-def _config(command: list[str]) -> None:
-    Path(os.environ["OKSTRA_CONFIG"]).write_text(f"agent_command = {json.dumps(command)}\n")
-    from okstra_engine.config import settings
-
-    settings.cache_clear()
 
 
 def _hook(
@@ -61,7 +49,7 @@ def _agent(task, stage: int = 1) -> dict[str, object] | None:
 
 
 def test_a_hook_appends_one_row_with_what_the_state_needs_and_nothing_else(task) -> None:
-    run = _run_dir(task)
+    run = prepared_run(task)
     hook = {
         "hook_event_name": "Notification",
         "session_id": "s-1",
@@ -96,7 +84,7 @@ def test_a_hook_appends_one_row_with_what_the_state_needs_and_nothing_else(task)
     ],
 )
 def test_bad_input_is_a_note_on_stderr_and_exit_0_never_a_traceback(task, where, data: bytes, said: str) -> None:
-    run = _run_dir(task)
+    run = prepared_run(task)
     proc = _hook(run if where == "RUN" else where, None, raw=data)
     assert proc.returncode == 0 and proc.stdout == b""
     assert said in proc.stderr.decode() and b"Traceback" not in proc.stderr
@@ -104,7 +92,7 @@ def test_bad_input_is_a_note_on_stderr_and_exit_0_never_a_traceback(task, where,
 
 
 def test_a_run_folder_reached_through_a_link_is_refused(task, tmp_path: Path) -> None:
-    run = _run_dir(task)
+    run = prepared_run(task)
     link = tmp_path / "link"
     link.symlink_to(run.parent.parent.parent.parent.parent.parent)  # the project
     through = link / run.relative_to(run.parent.parent.parent.parent.parent.parent)
@@ -114,7 +102,7 @@ def test_a_run_folder_reached_through_a_link_is_refused(task, tmp_path: Path) ->
 
 
 def test_a_disk_that_refuses_the_write_is_a_note_too(task) -> None:
-    run = _run_dir(task)
+    run = prepared_run(task)
     (run / EVENTS_NAME).mkdir()  # the file's place holds a folder: the open fails
     proc = _hook(run, {"hook_event_name": "Stop"})
     assert proc.returncode == 0 and b"not recorded" in proc.stderr and b"Traceback" not in proc.stderr
@@ -123,7 +111,7 @@ def test_a_disk_that_refuses_the_write_is_a_note_too(task) -> None:
 def test_agent_event_is_quick_and_loads_no_pydantic(task, tmp_path: Path) -> None:
     """It runs on every hook of the agent's: the console script's fast path loads the
     standard library and a few engine modules, nothing else."""
-    run = _run_dir(task)
+    run = prepared_run(task)
     listing = tmp_path / "modules.json"
     probe = (
         "import json, sys\nfrom okstra_tui.entry import main\ncode = main(['agent-event'])\n"
@@ -148,7 +136,7 @@ def test_agent_event_is_quick_and_loads_no_pydantic(task, tmp_path: Path) -> Non
 
 
 def test_launch_gives_claude_the_run_s_hooks_and_leaves_other_agents_alone(task, tmp_path: Path) -> None:
-    run = _run_dir(task)
+    run = prepared_run(task)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name in ("claude", "codex"):
@@ -156,7 +144,7 @@ def test_launch_gives_claude_the_run_s_hooks_and_leaves_other_agents_alone(task,
         (bin_dir / name).chmod(0o755)
     os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
 
-    _config(["claude", "-p", "{prompt}"])
+    set_agent_command(["claude", "-p", "{prompt}"])
     plan = plan_launch(run)
     assert plan.argv[:3] == ["claude", "--settings", str(run / SETTINGS_NAME)] and plan.argv[3] == "-p"
     assert plan.env == {RUN_DIR_VARIABLE: str(run)}
@@ -168,11 +156,11 @@ def test_launch_gives_claude_the_run_s_hooks_and_leaves_other_agents_alone(task,
         assert shlex.split(hook["command"]) == [OKSTRA, "agent-event"] and hook["type"] == "command"
     assert not (run / SETTINGS_NAME).exists()  # planning writes nothing; launch does
 
-    _config(["codex", "{prompt}"])
+    set_agent_command(["codex", "{prompt}"])
     plan = plan_launch(run)
     assert plan.settings is None and "--settings" not in plan.argv and plan.env == {RUN_DIR_VARIABLE: str(run)}
 
-    _config(["claude", "--settings", "/mine.json", "{prompt}"])  # the person's own: ours would fight it
+    set_agent_command(["claude", "--settings", "/mine.json", "{prompt}"])  # the person's own: ours would fight it
     plan = plan_launch(run)
     assert plan.settings is None and plan.argv.count("--settings") == 1
 
@@ -260,7 +248,7 @@ def test_a_cleared_session_hands_the_lead_to_the_new_one() -> None:
 
 
 def test_status_shows_the_agent_of_each_stage_in_flight_from_its_rows(task) -> None:
-    run = _run_dir(task)
+    run = prepared_run(task)
     assert _agent(task) == {"state": "starting", "since": _agent(task)["since"], "session_id": None}
     assert _agent(task, 2) is None  # not in flight: no agent
     for hook in (
@@ -306,9 +294,9 @@ time.sleep(120)
 
 
 def test_a_permission_prompt_shows_as_needs_input_within_a_second(task, tmp_path: Path) -> None:
-    run = _run_dir(task)
+    run = prepared_run(task)
     bin_dir = _fake_claude(tmp_path)
-    _config(["claude", "{prompt}"])
+    set_agent_command(["claude", "{prompt}"])
     fired = tmp_path / "fired"
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_FIRED": str(fired)}
     agent = subprocess.Popen([OKSTRA, "launch", str(run)], env=env, stderr=subprocess.PIPE)
@@ -335,8 +323,8 @@ def test_a_permission_prompt_shows_as_needs_input_within_a_second(task, tmp_path
 
 
 def test_an_agent_without_hooks_is_working_while_its_process_lives(task, tmp_path: Path) -> None:
-    run = _run_dir(task)
-    _config([sys.executable, "-c", "import time; time.sleep(120)", "{prompt_file}"])
+    run = prepared_run(task)
+    set_agent_command([sys.executable, "-c", "import time; time.sleep(120)", "{prompt_file}"])
     agent = subprocess.Popen([OKSTRA, "launch", str(run)])
     try:
         deadline = time.monotonic() + 30
@@ -356,7 +344,7 @@ def test_an_agent_without_hooks_is_working_while_its_process_lives(task, tmp_pat
 def test_run_by_hand_in_a_terminal_it_says_what_it_is_for_and_waits_for_nothing(task) -> None:
     import pty
 
-    run = _run_dir(task)
+    run = prepared_run(task)
     main_fd, child_fd = pty.openpty()
     env = {**os.environ, RUN_DIR_VARIABLE: str(run)}
     try:
@@ -369,7 +357,7 @@ def test_run_by_hand_in_a_terminal_it_says_what_it_is_for_and_waits_for_nothing(
 
 def test_a_hook_input_of_megabytes_is_read_whole(task) -> None:
     """PostToolUse carries the tool's whole output (a large file read, say)."""
-    run = _run_dir(task)
+    run = prepared_run(task)
     hook = {"hook_event_name": "PostToolUse", "session_id": "s", "tool_response": {"stdout": "x" * 3_000_000}}
     assert _hook(run, hook).stderr == b""
     assert [r["event"] for r in _rows(run)] == ["PostToolUse"]
@@ -380,7 +368,7 @@ def test_a_long_session_is_read_from_its_first_row_and_its_end(task) -> None:
     last 256 KiB, whatever the file's length."""
     from okstra_engine.agent_state import agent_view
 
-    run = _run_dir(task)
+    run = prepared_run(task)
     busy = [_row("SessionStart", "t0", "lead", source="startup"), _row("UserPromptSubmit", "t1", "lead")]
     busy += [_row("PostToolUse", f"t2-{n}", "lead", transcript_path="/x/projects/p/lead.jsonl") for n in range(20_000)]
     (run / EVENTS_NAME).write_text("".join(json.dumps(r) + "\n" for r in busy))

@@ -25,7 +25,7 @@ from okstra_engine.status import task_status
 from okstra_engine.worktrees import stage_target
 from tests import claude_code
 from tests.model_server import ScriptedModel, scripted_model
-from tests.support import git, run_cli
+from tests.support import git, run_cli, set_agent_command
 
 OKSTRA = str(Path(sys.executable).with_name("okstra"))
 # The prompt says `okstra record …` by name today: the agent's PATH must hold this okstra.
@@ -47,10 +47,7 @@ def claude_program() -> Path:
 @pytest.fixture
 def claude(claude_program: Path) -> Path:
     """The real CLI as okstra's agent command, headless."""
-    Path(os.environ["OKSTRA_CONFIG"]).write_text(f"agent_command = {json.dumps([str(claude_program), *HEADLESS])}\n")
-    from okstra_engine.config import settings
-
-    settings.cache_clear()
+    set_agent_command([str(claude_program), *HEADLESS])
     return claude_program
 
 

@@ -7,15 +7,10 @@ import os
 from pathlib import Path
 
 from okstra_engine.agent_events import EVENTS_NAME
-from okstra_engine.prepare import PrepareOptions, prepare
 from okstra_engine.record import record
 from okstra_engine.usage import Usage, task_usage
 from okstra_engine.worktrees import stage_target
-from tests.support import call, commit, run_cli
-
-
-def _run_dir(task, stage: str = "1") -> Path:
-    return Path(prepare(task, PrepareOptions("implementation", stage=stage)).manifest.run_dir)
+from tests.support import call, commit, prepared_run, run_cli
 
 
 def _assistant(message_id: str, usage: dict[str, int], text: str = "x") -> str:
@@ -56,7 +51,7 @@ def _hooked(run: Path, session: str, transcript: Path | str) -> None:
 
 
 def test_a_hand_written_transcript_counts_each_message_once(task) -> None:
-    run = _run_dir(task)
+    run = prepared_run(task)
     transcript = _transcript(
         "sess-1",
         [
@@ -97,9 +92,9 @@ def test_a_hand_written_transcript_counts_each_message_once(task) -> None:
 
 
 def test_runs_stages_subagents_and_a_resumed_session(task, capsys) -> None:
-    one = _run_dir(task, "1")
+    one = prepared_run(task, "1")
     record(task, 1, "done", commit=commit(stage_target(task, 1).path, {"schema.py": "x = 1\n"}, "stage 1"))
-    two = _run_dir(task, "2")
+    two = prepared_run(task, "2")
     first = _transcript("s-a", [_assistant("m1", _u(1, 2, 3, 4))])
     sub = first.parent / "s-a" / "subagents" / "agent-x1.jsonl"
     sub.parent.mkdir(parents=True)
@@ -129,6 +124,6 @@ def test_runs_stages_subagents_and_a_resumed_session(task, capsys) -> None:
 
 
 def test_a_task_without_reports_says_so(task, capsys) -> None:
-    _run_dir(task)
+    prepared_run(task)
     code, out, _ = call(capsys, "usage", "auth/login", "--project", str(task.project.root))
     assert code == 0 and "no run of auth/login has reported a transcript" in out
