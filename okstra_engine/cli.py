@@ -273,8 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stamp", metavar="STAMP")
     p.add_argument("--json", action="store_true", help="print the trash entry as JSON")
 
+    p = command("usage", cmd_usage, "the tokens a task's agents used, per run and per stage (from their transcripts)")
+    p.add_argument("task_ref", metavar="GROUP/ID")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
     p = command("launch", cmd_launch, "exec the configured agent command on a prepared run")
     p.add_argument("run_dir", metavar="RUN_DIR")
+
+    command(
+        "agent-event",
+        cmd_agent_event,
+        "record one hook of the agent's (its JSON on stdin) in the run of $OKSTRA_RUN_DIR; for the hooks launch sets",
+    )
     return parser
 
 
@@ -617,6 +627,40 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
     launch(user_path(args.run_dir, "run dir"))
     return 0  # not reached: launch execs the agent
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    from .usage import Usage, task_usage
+
+    usage = task_usage(_task(args))
+    if args.json:
+        _print_json(usage.to_json())
+        return 0
+    for warning in usage.warnings:
+        _say_on_stderr(f"okstra: warning: {warning}")
+    if not usage.runs:
+        print(f"okstra: no run of {usage.task.ref} has reported a transcript (agents okstra launch starts do)")
+        return 0
+
+    def line(label: str, used: Usage) -> str:
+        numbers = (used.input, used.output, used.cache_read, used.cache_write)
+        return f"{label:<58}" + "".join(f"{n:>14,}" for n in numbers)
+
+    print(f"{'tokens of ' + str(usage.task.ref):<58}{'input':>14}{'output':>14}{'cache read':>14}{'cache write':>14}")
+    for run in usage.runs:
+        print(line(f"  run {run.run_id}", run.usage))
+        for path in run.missing:
+            print(f"    (transcript {path} is gone: not counted)")
+    for stage, used in usage.stages().items():
+        print(line(f"  stage {stage}", used))
+    print(line("  total", usage.total))
+    return 0
+
+
+def cmd_agent_event(args: argparse.Namespace) -> int:
+    from .agent_events import main as agent_event
+
+    return agent_event()
 
 
 def cmd_quarantine_list(args: argparse.Namespace) -> int:

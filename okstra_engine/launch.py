@@ -2,6 +2,11 @@
 
 exec, not spawn: the reservation records this pid, and after exec it is the agent's, so
 a crashed agent makes its reservation stale on this host at once.
+
+The agent's environment names the run (`OKSTRA_RUN_DIR`). Claude Code is also given
+`--settings <run dir>/agent-settings.json`, whose hooks report each of its events to
+`okstra agent-event` (the person's own settings stay as they are: Claude Code merges the
+file over them); `agent_state` reads what they wrote.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +24,8 @@ from .errors import OkstraError
 from .ledger import LedgerRow
 from .ledger_state import StageLedger
 from .locations import config_file
-from .projects import OKSTRA_DIR, load_project
+from .projects import load_project
+from .run_folder import OKSTRA_DIR, run_place
 from .runs import RunManifest
 from .slugs import TaskRef
 from .tasks import Task, load_task
@@ -50,6 +56,10 @@ class LaunchPlan:
     run_dir: Path
     manifest: dict[str, Any]
     task: Task
+    env: dict[str, str] = field(default_factory=dict)
+    """Set in the agent's environment."""
+    settings: dict[str, Any] | None = None
+    """The hooks document `argv` passes with `--settings` (written by `launch`)."""
 
 
 def run_context(run_dir: Path) -> tuple[Task, LaunchManifest]:
@@ -66,14 +76,13 @@ def run_context(run_dir: Path) -> tuple[Task, LaunchManifest]:
         raise OkstraError(
             f"{run_dir} is not a prepared run (no manifest.json)", "prepare one: okstra prepare GROUP/ID --type TYPE"
         )
-    runs, task_dir = run_dir.parent, run_dir.parent.parent
-    tasks, okstra = task_dir.parent.parent, task_dir.parent.parent.parent
-    if (runs.name, tasks.name, okstra.name) != ("runs", "tasks", OKSTRA_DIR):
+    place = run_place(run_dir)
+    if place is None:
         raise OkstraError(
             f"{run_dir} is not a run folder of an okstra task",
             f"pass the folder prepare printed: PROJECT/{OKSTRA_DIR}/tasks/GROUP/ID/runs/RUN_ID",
         )
-    task = load_task(load_project(okstra.parent), TaskRef.parse(f"{task_dir.parent.name}/{task_dir.name}"))
+    task = load_task(load_project(place.project_root), TaskRef.parse(f"{place.group}/{place.task_id}"))
     manifest = load_doc(manifest_path, LaunchManifest, how="prepare the run again")
     if manifest.run_id != run_dir.name or manifest.task != str(task.ref):
         raise OkstraError(
@@ -116,7 +125,15 @@ def plan_launch(run_dir: Path) -> LaunchPlan:
             f'install it, or set agent_command in {config_file()} (e.g. agent_command = ["claude", "{{prompt}}"])',
         )
     _check_startable(argv[0], Path(program))
-    return LaunchPlan(argv, cwd, run_dir, manifest, task)
+    settings_doc = None
+    if Path(program).name == "claude" and "--settings" not in argv:
+        from .agent_events import SETTINGS_NAME, hook_settings
+
+        settings_doc = hook_settings()
+        argv[1:1] = ["--settings", str(run_dir / SETTINGS_NAME)]
+    from .agent_events import RUN_DIR_VARIABLE
+
+    return LaunchPlan(argv, cwd, run_dir, manifest, task, {RUN_DIR_VARIABLE: str(run_dir)}, settings_doc)
 
 
 def _fill(part: str, values: dict[str, str]) -> str:
@@ -222,19 +239,27 @@ def launch(run_dir: Path) -> None:
 
     plan = plan_launch(run_dir)
     manifest = LaunchManifest.model_validate(plan.manifest)
-    ledger = require_plan_run_root(plan.task).dir / LEDGER_NAME
-    held = None
+    held = ledger = None
     with task_mutex(plan.task):
         held = _check_reserved(plan.task, manifest)
-        if held is not None:
+        if held is not None:  # an implementation run: a plan and its ledger are there
+            ledger = require_plan_run_root(plan.task).dir / LEDGER_NAME
             # the reservation prepare wrote (base and branch from the ledger, not the
             # manifest), re-stated with our pid: exec hands it to the agent
             append_row(ledger, new_row(held.stage, "reserved", **_restated(held.streak.start), pid=os.getpid()))
+    if plan.settings is not None:
+        import json
+
+        from .agent_events import SETTINGS_NAME
+        from .fsio import atomic_write_text
+
+        atomic_write_text(plan.run_dir / SETTINGS_NAME, json.dumps(plan.settings, indent=2) + "\n", durable=False)
+    os.environ.update(plan.env)
     os.chdir(plan.cwd)
     try:
         os.execvp(plan.argv[0], plan.argv)
     except OSError as exc:
-        if held is not None:  # our pid names the reservation, and we are about to exit
+        if held is not None and ledger is not None:  # our pid names the reservation, and we are about to exit
             with task_mutex(plan.task):
                 append_row(
                     ledger,

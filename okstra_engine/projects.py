@@ -16,9 +16,8 @@ from .errors import OkstraError
 from .fsio import atomic_write_text
 from .locations import okstra_home, projects_file
 from .locks import file_lock
+from .run_folder import OKSTRA_DIR
 from .slugs import check_slug, slugify
-
-OKSTRA_DIR = ".okstra"
 
 
 class ProjectConfig(Doc):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .carry import missing_done_rows, read_carry
 from .config import settings
@@ -27,6 +27,9 @@ from .plans import ReplacedPlan, plan_run_root, plan_runs
 from .stage_map import StageMap
 from .stage_view import BlockedCode, BlockedReason, StageState, StageView, first_ready
 from .tasks import Task
+
+if TYPE_CHECKING:
+    from .agent_state import AgentView
 
 
 @dataclass
@@ -41,6 +44,8 @@ class TaskStatus:
     """The ledger's state, with the done rows only carry sidecars know folded in."""
     replaced: tuple[ReplacedPlan, ...] = ()
     """The plans the current one replaced, oldest first (their runs keep their ledgers)."""
+    agents: dict[int, AgentView] = field(default_factory=dict)
+    """The agent of each stage in flight, from its hooks or its process (`agent_state`)."""
 
     @property
     def auto_stage(self) -> int | None:
@@ -55,7 +60,10 @@ class TaskStatus:
             "task_worktree": self.task_worktree,
             "auto_stage": self.auto_stage,
             "warnings": self.warnings,
-            "stages": [s.to_json() for s in self.stages],
+            "stages": [
+                {**s.to_json(), "agent": self.agents[s.stage].to_json()} if s.stage in self.agents else s.to_json()
+                for s in self.stages
+            ],
             "replaced_plans": [
                 {**r.model_dump(mode="json"), "run_dir": str(self.task.runs_dir / r.run)} for r in self.replaced
             ],
@@ -83,7 +91,10 @@ def task_status(
             f"stage(s) {listed} done per carry sidecar but not in the ledger yet (the next prepare records them)"
         )
     stages, task_worktree = stage_views(task, stage_map, ledger, warnings, now=now)
-    return TaskStatus(task, str(plan.dir), task_worktree, stages, warnings, stage_map, ledger, plan.replaced)
+    from .agent_state import stage_agents
+
+    agents = stage_agents(task, ledger, stages)
+    return TaskStatus(task, str(plan.dir), task_worktree, stages, warnings, stage_map, ledger, plan.replaced, agents)
 
 
 def stage_views(

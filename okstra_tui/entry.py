@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from okstra_engine.slugs import TaskRef
+if TYPE_CHECKING:
+    from okstra_engine.slugs import TaskRef
 
 
 def open_ui(
@@ -25,6 +27,7 @@ def open_ui(
     """`okstra [--project PATH] [--task G/ID] [--lang en|ko]`. `reopen`: the command that
     opens this UI again, printed when the app leaves for an agent (the demo's own)."""
     from okstra_engine.locations import default_root
+    from okstra_engine.slugs import TaskRef
 
     root: Path | None = None
     ref: TaskRef | None = None
@@ -38,6 +41,11 @@ def open_ui(
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv) == ["agent-event"]:
+        # every hook of an agent okstra launched runs it: no parser, settings or pydantic
+        from okstra_engine.agent_events import main as agent_event
+
+        return agent_event()
     from okstra_engine.cli import main as engine_main
 
     return engine_main(argv, open_ui=open_ui)

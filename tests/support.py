@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -95,3 +96,18 @@ def mutex_held_elsewhere(task) -> Iterator[subprocess.Popen[str]]:
     finally:
         holder.kill()
         holder.wait(timeout=10)
+
+
+def set_agent_command(command: list[str]) -> None:
+    """The test's settings file names `command` as the agent command."""
+    Path(os.environ["OKSTRA_CONFIG"]).write_text(f"agent_command = {json.dumps(command)}\n")
+    from okstra_engine.config import settings
+
+    settings.cache_clear()
+
+
+def prepared_run(task, stage: str = "1") -> Path:
+    """A real implementation run of `stage`, prepared in-process (no agent pid); its folder."""
+    from okstra_engine.prepare import PrepareOptions, prepare
+
+    return Path(prepare(task, PrepareOptions("implementation", stage=stage)).manifest.run_dir)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,20 +16,7 @@ from okstra_engine.prepare import PrepareOptions, prepare
 from okstra_engine.record import record
 from okstra_engine.status import task_status
 from okstra_engine.worktrees import stage_target
-from tests.support import commit, run_cli
-
-
-def _run_dir(task, stage: str = "1") -> Path:
-    """A real implementation run of `stage`, prepared by the CLI (no agent pid)."""
-    prepared = prepare(task, PrepareOptions("implementation", stage=stage))
-    return Path(prepared.manifest.run_dir)
-
-
-def _config(command: list[str]) -> None:
-    Path(os.environ["OKSTRA_CONFIG"]).write_text(f"agent_command = {json.dumps(command)}\n")
-    from okstra_engine.config import settings
-
-    settings.cache_clear()
+from tests.support import commit, prepared_run, run_cli, set_agent_command
 
 
 def _ledger(task) -> Path:
@@ -44,17 +30,17 @@ def _launch(run: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_missing_agent_command_is_exit_2_with_how_to_configure(task) -> None:
-    run = _run_dir(task)
-    _config(["no-such-agent-xyz", "{prompt}"])
+    run = prepared_run(task)
+    set_agent_command(["no-such-agent-xyz", "{prompt}"])
     code, _out, err = run_cli("launch", str(run))
     assert code == 2
     assert "'no-such-agent-xyz' is not installed" in err and "agent_command" in err and "Traceback" not in err
 
 
 def test_unknown_placeholder(task) -> None:
-    _config(["echo", "{nope}"])
+    set_agent_command(["echo", "{nope}"])
     with pytest.raises(OkstraError, match="unknown placeholder"):
-        plan_launch(_run_dir(task))
+        plan_launch(prepared_run(task))
 
 
 def test_not_a_run_dir(tmp_path: Path) -> None:
@@ -65,12 +51,12 @@ def test_not_a_run_dir(tmp_path: Path) -> None:
 def _echo_agent(tmp_path: Path) -> Path:
     out_file = tmp_path / "seen.txt"
     script = f"import os,sys; open({str(out_file)!r},'w').write(os.getcwd()+'|'+sys.argv[1]+'|'+str(os.getpid()))"
-    _config([sys.executable, "-c", script, "{prompt_file}"])
+    set_agent_command([sys.executable, "-c", script, "{prompt_file}"])
     return out_file
 
 
 def test_launch_execs_in_the_worktree_with_the_prompt(task, tmp_path: Path) -> None:
-    run = _run_dir(task)
+    run = prepared_run(task)
     out_file = _echo_agent(tmp_path)
     proc = subprocess.Popen([str(Path(sys.executable).with_name("okstra")), "launch", str(run)])
     assert proc.wait() == 0
@@ -87,7 +73,7 @@ def test_launch_execs_in_the_worktree_with_the_prompt(task, tmp_path: Path) -> N
 def test_launch_takes_no_path_from_the_manifest(task, tmp_path: Path) -> None:
     """The manifest is the project's file: an agent can rewrite it. Its ledger and
     worktree paths are not where launch writes or works."""
-    run = _run_dir(task)
+    run = prepared_run(task)
     out_file = _echo_agent(tmp_path)
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
@@ -108,7 +94,7 @@ def test_launch_takes_no_path_from_the_manifest(task, tmp_path: Path) -> None:
 
 
 def test_a_manifest_of_another_run_is_refused(task) -> None:
-    run = _run_dir(task)
+    run = prepared_run(task)
     manifest = json.loads((run / "manifest.json").read_text())
     (run / "manifest.json").write_text(json.dumps({**manifest, "task": "other/task"}))
     before = _ledger(task).read_bytes()
@@ -119,7 +105,7 @@ def test_a_manifest_of_another_run_is_refused(task) -> None:
 
 @pytest.mark.parametrize("then", ["done", "released", "taken"])
 def test_an_old_run_does_not_take_its_stage_back(task, tmp_path: Path, then: str) -> None:
-    run = _run_dir(task)
+    run = prepared_run(task)
     _echo_agent(tmp_path)
     if then == "done":
         sha = commit(stage_target(task, 1).path, {"schema.py": "x = 1\n"}, "stage 1")
@@ -127,7 +113,7 @@ def test_an_old_run_does_not_take_its_stage_back(task, tmp_path: Path, then: str
     else:
         record(task, 1, "released")
         if then == "taken":
-            _run_dir(task)
+            prepared_run(task)
     before = _ledger(task).read_bytes()
     proc = _launch(run)
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -136,7 +122,7 @@ def test_an_old_run_does_not_take_its_stage_back(task, tmp_path: Path, then: str
 
 
 def test_a_run_folder_outside_a_task_is_refused(task, tmp_path: Path) -> None:
-    run = _run_dir(task)
+    run = prepared_run(task)
     copy = tmp_path / "copied-run"
     shutil.copytree(run, copy)
     proc = _launch(copy)
@@ -147,11 +133,11 @@ def test_a_run_folder_outside_a_task_is_refused(task, tmp_path: Path) -> None:
 
 
 def test_a_script_naming_a_missing_interpreter_is_refused_before_anything_is_written(task, tmp_path: Path) -> None:
-    run = _run_dir(task)
+    run = prepared_run(task)
     agent = tmp_path / "agent"
     agent.write_text("#!/no/such/interpreter\necho hi\n")
     agent.chmod(0o755)
-    _config([str(agent), "{prompt_file}"])
+    set_agent_command([str(agent), "{prompt_file}"])
     before = _ledger(task).read_bytes()
     proc = _launch(run)
     assert proc.returncode == 2 and "/no/such/interpreter" in proc.stderr and "#!" in proc.stderr
@@ -161,13 +147,27 @@ def test_a_script_naming_a_missing_interpreter_is_refused_before_anything_is_wri
 def test_an_exec_that_fails_gives_the_stage_back(task, tmp_path: Path) -> None:
     """Exec fails after the reservation named our pid (a file that is no program): the
     stage must not stay reserved by a pid that is about to be gone."""
-    run = _run_dir(task)
+    run = prepared_run(task)
     agent = tmp_path / "agent"
     agent.write_bytes(b"\x00\x01 not a program\n")
     agent.chmod(0o755)
-    _config([str(agent), "{prompt_file}"])
+    set_agent_command([str(agent), "{prompt_file}"])
     proc = _launch(run)
     assert proc.returncode == 2 and "cannot run the agent command" in proc.stderr, proc.stderr
     rows = read_ledger(_ledger(task)).rows
     assert (rows[-1].stage, rows[-1].status) == (1, "released") and "could not start" in (rows[-1].reason or "")
     assert task_status(task).stages[0].state == "ready"
+
+
+def test_a_planning_run_of_a_task_without_a_plan_launches(task, tmp_path: Path) -> None:
+    """The first planning run of a task: there is no plan yet, so no ledger to write, and
+    nothing to hold: the agent starts."""
+    from okstra_engine.slugs import TaskRef
+    from okstra_engine.tasks import new_task
+
+    signup = new_task(task.project, TaskRef("auth", "signup"), title="Sign-up")
+    run = Path(prepare(signup, PrepareOptions("planning")).manifest.run_dir)
+    out_file = _echo_agent(tmp_path)
+    proc = _launch(run)
+    assert proc.returncode == 0, proc.stderr
+    assert out_file.read_text().split("|")[1] == str(run / "prompt.md")

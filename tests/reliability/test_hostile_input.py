@@ -718,7 +718,7 @@ WORDS = st.sampled_from(
 @given(
     args=st.lists(WORDS | st.text(max_size=8).filter(lambda t: "\x00" not in t), min_size=1, max_size=7),
     command=st.sampled_from(
-        ["status", "prepare", "record", "reconcile", "handoff", "init", "task", "plan", "quarantine", "launch"]
+        ["status", "prepare", "record", "reconcile", "handoff", "init", "task", "plan", "quarantine", "launch", "usage"]
     ),
 )
 @pytest.mark.slow
