@@ -267,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_quarantine_move)
     p.add_argument("team", metavar="TEAM")
     p.add_argument("--yes", action="store_true", help="move without asking (needed without a terminal)")
+    p.add_argument("--run", dest="run_id", metavar="RUN_ID", help="the run asking: it may move the team only it holds")
     p.add_argument("--json", action="store_true", help="print the trash entry as JSON")
     p = quarantine_sub.add_parser("restore", help="move a quarantined team back where it came from", parents=[common])
     p.set_defaults(handler=cmd_quarantine_restore)
@@ -653,7 +654,7 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
 def cmd_quarantine_move(args: argparse.Namespace) -> int:
     from .quarantine import move_team, plan_move
 
-    plan = plan_move(args.team)
+    plan = plan_move(args.team, by_run=args.run_id)
     if not args.yes:
         if not _stdin_is_tty():
             raise OkstraError(
@@ -671,7 +672,7 @@ def cmd_quarantine_move(args: argparse.Namespace) -> int:
             return 0
     if plan.resuming:
         print(f"okstra: finishing the interrupted quarantine {plan.stamp} of {args.team}", file=sys.stderr)
-    entry = move_team(args.team)
+    entry = move_team(args.team, by_run=args.run_id)
     if args.json:
         _print_json(entry.to_json())
         return 0
