@@ -276,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("launch", cmd_launch, "exec the configured agent command on a prepared run")
     p.add_argument("run_dir", metavar="RUN_DIR")
+
+    p = command("validate-run", cmd_validate_run, "check a finished run against what its prompt asked")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     return parser
 
 
@@ -618,6 +622,25 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
     launch(user_path(args.run_dir, "run dir"))
     return 0  # not reached: launch execs the agent
+
+
+def cmd_validate_run(args: argparse.Namespace) -> int:
+    from .locations import user_path
+    from .validate_run import validate_run
+
+    check = validate_run(user_path(args.run_dir, "run dir"))
+    if args.json:
+        _print_json(check.to_json())
+        return 0 if check.ok else 2
+    what = f"run {check.run_id} ({check.task_type}{f', stage {check.stage}' if check.stage is not None else ''})"
+    if check.ok:
+        print(f"okstra: {what} did what its prompt asked")
+        return 0
+    many = len(check.violations)
+    print(f"okstra: {what} breaks its prompt's contract in {many} place{'s' if many > 1 else ''}:")
+    for v in check.violations:
+        print(f"  {v.code}: {v.what}\n    in: {v.where}\n    fix: {v.how}")
+    return 2
 
 
 def cmd_quarantine_list(args: argparse.Namespace) -> int:

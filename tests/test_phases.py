@@ -226,3 +226,7 @@ def test_a_whole_task_run_by_the_simulated_lead(task, capsys) -> None:
     assert all(done[n].patch_ids and done[n].base_ref for n in (1, 2, 3, 4))  # fingerprinted at done time
     code, _, err = _fv(capsys, repo)
     assert code == 0, err
+    # every run did what its prompt asked
+    for run in (first, second, third, fourth):
+        code, out, err = call(capsys, "validate-run", run["run_dir"])
+        assert code == 0, out + err
