@@ -102,7 +102,7 @@ def team_plan(
     stage: int | None,
     workers: Sequence[str],
     concurrent: Sequence[int],
-    teams: TeamsKind = "explicit",
+    teams: TeamsKind,
 ) -> TeamPlan:
     if task_type in SINGLE_LEAD_PHASES or not workers:
         return TeamPlan("single-lead", None)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from okstra_engine.errors import OkstraError
-from okstra_engine.prompts import PromptInputs, lead_prompt, parse_workers, render_text, team_plan
+from okstra_engine.prompts import PromptInputs, TeamPlan, lead_prompt, parse_workers, render_text, team_plan
 from okstra_engine.slugs import TaskRef
 from okstra_engine.teams import team_name
 
@@ -103,14 +103,23 @@ def test_golden_prompt(name: str) -> None:
 
 
 def test_team_modes_and_names() -> None:
-    assert team_plan("release-handoff", "p", "a/b", None, ["claude"], []).mode == "single-lead"
-    assert team_plan("planning", "p", "a/b", None, [], []).mode == "single-lead"
-    assert team_plan("implementation", "p", "a/b", 3, ["claude"], [2]).mode == "no-team"
-    plan = team_plan("implementation", "p", "a/b", 3, ["claude"], [])
+    def mode(phase, stage, workers, concurrent, teams="explicit"):
+        return team_plan(phase, "p", "a/b", stage, workers, concurrent, teams)
+
+    for teams in ("explicit", "implicit", "none"):
+        assert mode("release-handoff", None, ["claude"], [], teams).mode == "single-lead"
+        assert mode("planning", None, [], [], teams).mode == "single-lead"
+        assert mode("implementation", 3, [], [2], teams).mode == "single-lead"
+    assert mode("implementation", 3, ["claude"], [2]).mode == "no-team"
+    plan = mode("implementation", 3, ["claude"], [])
     task_team = team_name("p", TaskRef("a", "b"))
     assert (plan.mode, plan.name) == ("gate", f"{task_team}-s3")
-    assert team_plan("planning", "p", "a/b", None, ["claude"], []).name == task_team
-    assert team_plan("final-verification", "p", "a/b", 3, ["codex"], [2]).name == task_team
+    assert mode("planning", None, ["claude"], []).name == task_team
+    assert mode("final-verification", 3, ["codex"], [2]).name == task_team
+    # the session's own team, or none: nothing for okstra to name, beside stages in flight or not
+    for concurrent in ([], [2]):
+        assert mode("implementation", 3, ["claude"], concurrent, "implicit") == TeamPlan("implicit", None)
+        assert mode("implementation", 3, ["claude"], concurrent, "none") == TeamPlan("background", None)
 
 
 def test_no_team_block_names_stages_and_reason() -> None:
