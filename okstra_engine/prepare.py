@@ -184,24 +184,20 @@ def prepare(task: Task, options: PrepareOptions, *, notice: Callable[[str], None
     if stage_map is not None and requested is not None:
         refuse(gates.unknown_stage(task, stage_map, requested))  # before waiting for the lock
 
-    agent = _lead_agent(options, say)
+    from .agents import lead_agent
+
+    # asked before the lock (it may start the agent's binary to read its version); what
+    # it has to say is said once the run is made, not before a refusal
+    detected = lead_agent(cache=not options.render_only)
     lock = nullcontext() if options.render_only else task_mutex(task, timeout=options.lock_timeout, on_wait=say)
     with lock:
         if not options.render_only:
             faults.point("prepare.locked")
             adopt_current_plan(task)
-        return _prepare_locked(task, options, plan, stage_map, requested, say, notices, agent)
-
-
-def _lead_agent(options: PrepareOptions, say: Callable[[str], None]) -> AgentInfo:
-    """The agent the run's prompt is written for (asked before the lock: it may start
-    the agent's binary to read its version)."""
-    from .agents import lead_agent
-
-    detected = lead_agent(cache=not options.render_only)
+        prepared = _prepare_locked(task, options, plan, stage_map, requested, say, notices, detected.agent)
     for text in detected.notices:
         say(text)
-    return detected.agent
+    return prepared
 
 
 def _requested_stage(options: PrepareOptions, staged: bool) -> int | None:
