@@ -267,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_quarantine_move)
     p.add_argument("team", metavar="TEAM")
     p.add_argument("--yes", action="store_true", help="move without asking (needed without a terminal)")
+    p.add_argument("--run", dest="run_id", metavar="RUN_ID", help="the run asking: it may move the team only it holds")
     p.add_argument("--json", action="store_true", help="print the trash entry as JSON")
     p = quarantine_sub.add_parser("restore", help="move a quarantined team back where it came from", parents=[common])
     p.set_defaults(handler=cmd_quarantine_restore)
@@ -285,6 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_agent_event,
         "record one hook of the agent's (its JSON on stdin) in the run of $OKSTRA_RUN_DIR; for the hooks launch sets",
     )
+
+    p = command("validate-run", cmd_validate_run, "check a finished run against what its prompt asked")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     return parser
 
 
@@ -663,6 +668,25 @@ def cmd_agent_event(args: argparse.Namespace) -> int:
     return agent_event()
 
 
+def cmd_validate_run(args: argparse.Namespace) -> int:
+    from .locations import user_path
+    from .validate_run import validate_run
+
+    check = validate_run(user_path(args.run_dir, "run dir"))
+    if args.json:
+        _print_json(check.to_json())
+        return 0 if check.ok else 2
+    what = f"run {check.run_id} ({check.task_type}{f', stage {check.stage}' if check.stage is not None else ''})"
+    if check.ok:
+        print(f"okstra: {what} did what its prompt asked")
+        return 0
+    many = len(check.violations)
+    print(f"okstra: {what} breaks its prompt's contract in {many} place{'s' if many > 1 else ''}:")
+    for v in check.violations:
+        print(f"  {v.code}: {v.what}\n    in: {v.where}\n    fix: {v.how}")
+    return 2
+
+
 def cmd_quarantine_list(args: argparse.Namespace) -> int:
     from .quarantine import list_teams, list_trash
 
@@ -697,7 +721,7 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
 def cmd_quarantine_move(args: argparse.Namespace) -> int:
     from .quarantine import move_team, plan_move
 
-    plan = plan_move(args.team)
+    plan = plan_move(args.team, by_run=args.run_id)
     if not args.yes:
         if not _stdin_is_tty():
             raise OkstraError(
@@ -715,7 +739,7 @@ def cmd_quarantine_move(args: argparse.Namespace) -> int:
             return 0
     if plan.resuming:
         print(f"okstra: finishing the interrupted quarantine {plan.stamp} of {args.team}", file=sys.stderr)
-    entry = move_team(args.team)
+    entry = move_team(args.team, by_run=args.run_id)
     if args.json:
         _print_json(entry.to_json())
         return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import ConfigDict, Field, ValidationError
 
@@ -17,6 +18,8 @@ class Settings(Doc):
 
     stale_ttl_hours: float = Field(default=24.0, gt=0)
     agent_command: list[str] = Field(default_factory=lambda: ["claude", "{prompt}"])
+    agent_teams: Literal["auto", "implicit", "explicit", "none"] = "auto"
+    """The prompt's team contract (`agents.TeamsKind`); `auto`: from the agent and its version."""
 
 
 @lru_cache(maxsize=1)

@@ -17,7 +17,8 @@
   rows carry what `okstra record` stores (base ref, patch-ids, a pin ref);
 - `agent-home/`: the coding agent's config dir, with the team of the run in flight and a
   team an earlier attempt at stage 4 left behind (so the quarantine dialog has work);
-- `okstra-config.toml`: settings whose agent command is the simulated lead;
+- `okstra-config.toml`: settings whose agent command is the simulated lead (playing an
+  agent with explicit teams, so the team gate and its quarantine dialog show);
 - `okstra-demo.json`: what was built (`DemoInfo`), so `okstra demo --dir DIR` reopens it.
 
 The okstra home is `$OKSTRA_HOME` when the caller set one, else `DIR/okstra-home`; the
@@ -247,7 +248,9 @@ def _write_config(path: Path) -> None:
     # JSON string escapes are valid TOML basic-string escapes
     path.write_text(
         "# written by `okstra demo`: the simulated lead plays the coding agent\n"
-        f"agent_command = [{', '.join(json.dumps(part) for part in command)}]\n",
+        f"agent_command = [{', '.join(json.dumps(part) for part in command)}]\n"
+        "# it plays one with explicit agent teams: the demo shows their gate and quarantine\n"
+        'agent_teams = "explicit"\n',
         encoding="utf-8",
     )
 

@@ -12,7 +12,8 @@ holder dies):
 6. resolve the stage's base commit;
 7. provision the stage worktree from it;
 8. drop a stale QA waiver on this stage, unless this run's `--qa-waiver` re-waives it;
-9. append the `reserved` row, write `manifest.json` and `prompt.md`.
+9. append the `reserved` row, write `manifest.json`, `prompt.md` and the team state's
+   JSON Schema (`run_contract`).
 
 A final-verification run checks its gates (`gates`, then `final_verification` for what
 needs git) where an implementation run selects its stage. Every refusal is a
@@ -32,6 +33,8 @@ caller (the CLI, the TUI) does.
 - Render-only does not auto-reconcile (it would write correction rows); its gates see
   the ledger as it is.
 - Notices (carry backfill, ignored options, waiting for the task mutex) go to `notice`.
+- The prompt follows the lead agent (`agents.lead_agent`: which one, its teams kind),
+  asked before the lock; a render-only run caches nothing it learns.
 - A run works in the project's folder of its worktree (`worktrees.project_dir`: the
   same subfolder when the project is a subfolder of its repository, made if no commit
   holds it yet); the manifest's worktree paths and the prompt name that folder.
@@ -50,6 +53,7 @@ from typing import Any, cast
 from pydantic import ConfigDict, Field
 
 from . import clock, faults, final_verification, gates, git, registry, worktrees
+from .agents import AgentInfo
 from .carry import missing_done_rows, read_carry
 from .conformance import check_manifest, clear_stale_waivers, parse_waiver_arg, set_waiver
 from .documents import Doc
@@ -114,6 +118,8 @@ class PreparedRun(RunManifest):
     task_worktree: WorktreeInfo
     concurrent_run: ConcurrentRun = Field(default_factory=ConcurrentRun, alias="concurrentRun")
     team: TeamInfo
+    agent: AgentInfo | None = None
+    """The lead agent the prompt is written for (absent in runs prepared before okstra knew it)."""
     workers: list[str] = []
     render_only: bool = False
 
@@ -178,12 +184,20 @@ def prepare(task: Task, options: PrepareOptions, *, notice: Callable[[str], None
     if stage_map is not None and requested is not None:
         refuse(gates.unknown_stage(task, stage_map, requested))  # before waiting for the lock
 
+    from .agents import lead_agent
+
+    # asked before the lock (it may start the agent's binary to read its version); what
+    # it has to say is said once the run is made, not before a refusal
+    detected = lead_agent(cache=not options.render_only)
     lock = nullcontext() if options.render_only else task_mutex(task, timeout=options.lock_timeout, on_wait=say)
     with lock:
         if not options.render_only:
             faults.point("prepare.locked")
             adopt_current_plan(task)
-        return _prepare_locked(task, options, plan, stage_map, requested, say, notices)
+        prepared = _prepare_locked(task, options, plan, stage_map, requested, say, notices, detected.agent)
+    for text in detected.notices:
+        say(text)
+    return prepared
 
 
 def _requested_stage(options: PrepareOptions, staged: bool) -> int | None:
@@ -209,6 +223,7 @@ def _prepare_locked(
     requested: int | None,
     say: Callable[[str], None],
     notices: list[str],
+    agent: AgentInfo,
 ) -> Prepared:
     project = task.project
     layout = repo_layout(project.repo)
@@ -263,7 +278,7 @@ def _prepare_locked(
                 made.append((worktrees.stage_target(task, stage), stage_wt))
         if not dry:
             _qa_waivers(task, options.qa_waiver, stage if options.task_type == "implementation" else None, say)
-        return _write_run(task, options, plan, stage, spec, task_wt, stage_wt, concurrent, notices, target)
+        return _write_run(task, options, plan, stage, spec, task_wt, stage_wt, concurrent, notices, agent, target)
     except BaseException:
         for made_target, provision in reversed(made):
             worktrees.undo(made_target, provision)
@@ -518,9 +533,14 @@ def _write_run(
     stage_wt: Provision,
     concurrent: list[int],
     notices: list[str],
+    agent: AgentInfo,
     target: str | None = None,
 ) -> Prepared:
+    from .agent_events import okstra_argv
+    from .conformance import manifest_path
     from .prompts import PromptInputs, lead_prompt
+    from .run_contract import TEAM_STATE_SCHEMA_NAME, schema_text
+    from .tasks import stage_branch, stage_worktree_path
 
     project = task.project
     run_id = new_run_id(options.task_type, stage)
@@ -553,7 +573,15 @@ def _write_run(
             stage=stage,
             stage_title=spec.title if spec is not None else None,
             concurrent_stages=concurrent,
+            # okstra's own worktrees of the stages in flight (none where it makes none)
+            concurrent_places={
+                n: (str(stage_worktree_path(task, n) / project.prefix), stage_branch(task, n))
+                for n in (concurrent if stage_wt.status not in (SKIPPED_NON_GIT, SKIPPED_NESTED) else [])
+            },
             target=target,
+            teams=agent.teams,
+            okstra=okstra_argv(),
+            qa_manifest=manifest_path(task.dir),
         )
     )
     manifest = PreparedRun(
@@ -575,6 +603,7 @@ def _write_run(
         task_worktree=_info(task, task_wt),
         concurrentRun=ConcurrentRun(detected=bool(concurrent), activeStages=concurrent),
         team=TeamInfo(mode=team.mode, name=team.name),
+        agent=agent,
         workers=list(options.workers),
         render_only=options.render_only,
     )
@@ -587,6 +616,7 @@ def _write_run(
         {
             "prompt.md": text,
             "manifest.json": json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n",
+            TEAM_STATE_SCHEMA_NAME: schema_text(),
         },
         fault_prefix="prepare",
     )

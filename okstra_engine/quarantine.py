@@ -430,10 +430,11 @@ def _check_trash_destination(path: Path) -> Path:
     return path
 
 
-def _refuse_if_owned(team: str) -> None:
+def _refuse_if_owned(team: str, by_run: str | None = None) -> None:
     owned, _ = team_owners()
     owner = owned.get(team)
-    if owner is not None:
+    # the run in flight that owns the name may clear a leftover in its own way
+    if owner is not None and (by_run is None or owner.run_id != by_run):
         raise OkstraError(
             f"team {team} belongs to run {owner.run_id or '?'} (task {owner.task}, stage {owner.stage}, project {owner.project_id}), which is in flight",
             f"let that run finish, or release it first: okstra --project {owner.project_root} record {owner.task} --stage {owner.stage} --status released",
@@ -465,10 +466,11 @@ def _resume_steps(entry: TrashEntry) -> list[MoveStep]:
     return steps
 
 
-def plan_move(team: str) -> MovePlan:
-    """What `move_team(team)` moves where. Refuses (OkstraError) what it would refuse."""
+def plan_move(team: str, *, by_run: str | None = None) -> MovePlan:
+    """What `move_team(team)` moves where. Refuses (OkstraError) what it would refuse;
+    `by_run`: the run asking, which may move a team only it owns."""
     check_team_name(team)
-    _refuse_if_owned(team)
+    _refuse_if_owned(team, by_run)
     pending = _pending_moves().get(team)
     sources = _team_sources(team)
     if pending is not None:
@@ -497,16 +499,17 @@ def _fresh_step(trash_dir: Path, team: str, kind: Kind, source: Path) -> MoveSte
 # --------------------------------------------------------------------------- moving
 
 
-def move_team(team: str) -> TrashEntry:
+def move_team(team: str, *, by_run: str | None = None) -> TrashEntry:
     """Quarantine `team`: its `teams/` and `tasks/` folders go to a new trash entry.
 
     Finishes an earlier interrupted move of the same team first; when the team's folders
     still exist after that (recreated since), they go to a new entry. Returns the entry
-    that holds what was moved last.
+    that holds what was moved last. `by_run`: the run asking (a lead whose own team's
+    name is taken by a leftover), which may move a team only it owns.
     """
-    plan_move(team)  # refusals come before the lock, so a refused move leaves no trace at all
+    plan_move(team, by_run=by_run)  # refusals come before the lock, so a refused move leaves no trace at all
     with file_lock(okstra_home() / "locks" / "quarantine.lock"):
-        plan = plan_move(team)
+        plan = plan_move(team, by_run=by_run)
         last = None if plan.pending is None else _run_move(plan.pending, plan.finishing)
         if plan.fresh:
             entry = _claim_entry(team, [(step.kind, step.source) for step in plan.fresh])

@@ -98,12 +98,32 @@ def mutex_held_elsewhere(task) -> Iterator[subprocess.Popen[str]]:
         holder.wait(timeout=10)
 
 
-def set_agent_command(command: list[str]) -> None:
-    """The test's settings file names `command` as the agent command."""
-    Path(os.environ["OKSTRA_CONFIG"]).write_text(f"agent_command = {json.dumps(command)}\n")
+def write_settings(**values: object) -> None:
+    """The person's okstra settings file holds `values` (TOML: JSON's strings and lists
+    are TOML's); the next command reads it again."""
     from okstra_engine.config import settings
 
+    lines = [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+    Path(os.environ["OKSTRA_CONFIG"]).write_text("".join(line + "\n" for line in lines))
     settings.cache_clear()
+
+
+def fake_program(directory: Path, name: str, *, prints: str, exit_code: int = 0) -> Path:
+    """An executable `name` in `directory` that prints `prints` and exits `exit_code`,
+    counting its runs in `name.runs` beside it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    program = directory / name
+    program.write_text(
+        f"#!/bin/sh\necho run >> {json.dumps(str(program) + '.runs')}\nprintf '%s\\n' {json.dumps(prints)}\n"
+        f"exit {exit_code}\n"
+    )
+    program.chmod(0o755)
+    return program
+
+
+def set_agent_command(command: list[str]) -> None:
+    """The test's settings file names `command` as the agent command."""
+    write_settings(agent_command=command)
 
 
 def prepared_run(task, stage: str = "1") -> Path:

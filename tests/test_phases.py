@@ -14,7 +14,7 @@ from okstra_engine.ledger_state import LedgerState
 from okstra_engine.plans import plan_run_root
 from okstra_engine.teams import team_name
 from okstra_engine.worktrees import stage_target, task_target
-from tests.support import call, commit, git
+from tests.support import call, commit, git, write_settings
 from tests.test_prepare import _finish, _prep, _prep_json, _rows
 
 TASK = "auth/login"
@@ -156,9 +156,21 @@ def test_planning_and_single_lead_phases(task, capsys) -> None:
     )
     assert code == 0, err
     manifest = json.loads(out)
-    assert manifest["team"] == {"mode": "gate", "name": team_name(task.project.id, task.ref)}
+    # no `claude` here: the prompt is written for a current Claude Code, and says so
+    assert manifest["team"] == {"mode": "implicit", "name": None}
+    assert manifest["agent"] == {"name": "claude", "version": None, "teams": "implicit"}
+    assert "'claude' is not installed or not on PATH" in err and "agent_teams" in err
     prompt = Path(manifest["prompt"]).read_text()
     assert f"{manifest['run_dir']}/plan.md" in prompt and "## Stage Map" in prompt
+    assert "TeamCreate` and `TeamDelete` tools no longer exist" in prompt
+    write_settings(agent_teams="explicit")
+    code, out, err = call(
+        capsys, "--project", str(repo), "prepare", TASK, "--type", "planning", "--workers", "claude", "--json"
+    )
+    manifest = json.loads(out)
+    assert manifest["team"] == {"mode": "gate", "name": team_name(task.project.id, task.ref)}
+    assert manifest["agent"] == {"name": "claude", "version": None, "teams": "explicit"}
+    assert "agent_teams" not in err  # the person said which: nothing to assume
     code, out, _ = call(
         capsys, "--project", str(repo), "prepare", TASK, "--type", "release-handoff", "--workers", "claude", "--json"
     )
@@ -216,3 +228,7 @@ def test_a_whole_task_run_by_the_simulated_lead(task, capsys) -> None:
     assert all(done[n].patch_ids and done[n].base_ref for n in (1, 2, 3, 4))  # fingerprinted at done time
     code, _, err = _fv(capsys, repo)
     assert code == 0, err
+    # every run did what its prompt asked
+    for run in (first, second, third, fourth):
+        code, out, err = call(capsys, "validate-run", run["run_dir"])
+        assert code == 0, out + err

@@ -22,7 +22,7 @@ from okstra_engine.slugs import TaskRef
 from okstra_engine.tasks import new_task
 from okstra_engine.teams import team_name
 from okstra_engine.worktrees import stage_target, task_target
-from tests.support import call, commit, git, make_repo, run_cli
+from tests.support import call, commit, git, make_repo, run_cli, write_settings
 
 TASK = "auth/login"
 
@@ -253,6 +253,9 @@ def test_released_stage_is_ready_again_and_its_worktree_reused(task, capsys) -> 
 
 
 def test_concurrent_stages_and_team_modes(task, capsys) -> None:
+    """Explicit agent teams (an older Claude Code): the gate, and no team beside stages in
+    flight."""
+    write_settings(agent_teams="explicit")
     repo = task.project.root
     _prep(capsys, repo)
     _finish(task, 1)

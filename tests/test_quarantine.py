@@ -439,6 +439,21 @@ def test_a_team_owned_by_an_in_flight_run_is_not_offered_nor_moved(task, capsys)
     assert q.move_team(s2).state == "moved"
 
 
+def test_the_run_that_holds_a_team_name_may_clear_its_leftover(task, capsys) -> None:
+    """A lead of an explicit-teams run finds a leftover in the way of its own team: the
+    prompt has it move the team as that run (`--run`); another run may not."""
+    run = "20260610T120000Z-implementation-s2-abcd"
+    _reserve(task, 2, run)
+    s2 = team_name(task.project.id, task.ref, 2)
+    make_team(s2)
+    before = everything()
+    code, _, err = call(capsys, "quarantine", "move", s2, "--run", "another-run", "--yes")
+    assert code == 2 and f"belongs to run {run}" in err and everything() == before
+    code, out, err = call(capsys, "quarantine", "move", s2, "--run", run, "--yes")
+    assert code == 0, err
+    assert f"quarantined {s2}" in out and not (agent_home() / "teams" / s2).exists()
+
+
 # --------------------------------------------------------------------------- CLI
 
 

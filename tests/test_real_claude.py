@@ -30,7 +30,7 @@ from tests.support import git, run_cli, set_agent_command
 OKSTRA = str(Path(sys.executable).with_name("okstra"))
 # The prompt says `okstra record …` by name today: the agent's PATH must hold this okstra.
 # Once the prompt names okstra by its absolute path, this can be /usr/bin:/bin alone.
-AGENT_PATH = f"{Path(sys.executable).parent}{os.pathsep}/usr/bin{os.pathsep}/bin"
+AGENT_PATH = f"/usr/bin{os.pathsep}/bin"  # the prompt runs okstra by its absolute path
 HEADLESS = ["-p", "{prompt}", "--output-format", "json", "--permission-mode", "bypassPermissions"]
 
 

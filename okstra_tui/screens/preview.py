@@ -3,7 +3,9 @@
 On mount a worker renders the run (`prepare(..., render_only=True)`: nothing written) and
 looks for a leftover agent team in its way; the screen shows the worktree, branch, team
 mode, the concurrent-run notice and the lead prompt as Markdown. When a leftover team
-is offered, the quarantine dialog opens over the preview first.
+is offered, the quarantine dialog opens over the preview first: only a run that creates
+its team (the `gate` of explicit agent teams) can meet one; a session's implicit team
+and workers without a team have nothing to create, and say so on the team line.
 
 `enter` (or the button) prepares the run for real in a worker, the progress on screen;
 then the app exits and `run_app` execs the agent (a `LaunchRequest`), or — when the agent
@@ -85,6 +87,11 @@ def team_text(manifest: PreparedRun, check: TeamCheck | None, decision: Decision
         stages = stages_text(manifest.concurrent_run.active_stages)
         return Text.assemble(
             (t("preview.team.no_team"), "bold"), ("  " + t("preview.team.no_team_note", stages=stages), muted)
+        )
+    if team.mode in ("implicit", "background"):
+        # nothing to create, so nothing left over to quarantine
+        return Text.assemble(
+            (t(f"preview.team.{team.mode}"), "bold"), ("  " + t(f"preview.team.{team.mode}_note"), muted)
         )
     text = Text.assemble((team.name or "", "bold"), ("  " + t("preview.team.gate_note"), muted))
     if check is None:
@@ -376,4 +383,6 @@ class PreviewScreen(OkstraScreen):
             (Text(t("preview.team.gate_label"), style="bold"), t("legend.team.gate")),
             (Text(t("preview.team.no_team"), style="bold"), t("legend.team.no_team")),
             (Text(t("preview.team.single_lead"), style="bold"), t("legend.team.single_lead")),
+            (Text(t("preview.team.implicit"), style="bold"), t("legend.team.implicit")),
+            (Text(t("preview.team.background"), style="bold"), t("legend.team.background")),
         ]

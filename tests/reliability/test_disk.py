@@ -181,7 +181,9 @@ def small_disk(tmp_path: Path, monkeypatch):
 
 def _fill(point: Path) -> Path:
     filler = point / "filler"
-    with filler.open("wb") as handle:
+    # unbuffered: a buffered file keeps the part of its last chunk the disk refused, and
+    # raises ENOSPC again when it closes (whether it does depends on the free space)
+    with filler.open("wb", buffering=0) as handle:
         chunk = b"\0" * 65536
         try:
             while True:
