@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from okstra_engine.agents import cache_file, claude_teams, lead_agent, okstra_argv
+from okstra_engine.agent_events import okstra_argv
+from okstra_engine.agents import cache_file, claude_teams, lead_agent
 from tests.support import call, fake_program, write_settings
 
 TASK = "auth/login"
