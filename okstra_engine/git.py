@@ -25,39 +25,37 @@ class GitError(OkstraError):
     """git said no; `what` carries its message."""
 
 
+# The config every git okstra runs has, whatever the person's: colours and advice must not
+# change what okstra parses. okstra's git work is mechanical (worktrees, pins, merges of
+# finished stages), so no program the config names runs around it: no hooks (a failing
+# post-checkout, reference-transaction…), no fsmonitor daemon hook (run by every status
+# and merge), no signing, whose prompt cannot run in a git without a terminal (agents
+# call okstra): okstra's merge commits are unsigned, and the person signs what they merge
+# out of the task. Filters and merge drivers keep running: they make the files' content
+# (LFS), and only the person's own config can name their programs.
+_FIXED_CONFIG = (
+    ("color.ui", "never"),
+    ("advice.detachedHead", "false"),
+    ("core.hooksPath", os.devnull),
+    ("core.fsmonitor", "false"),
+    ("commit.gpgSign", "false"),
+    ("tag.gpgSign", "false"),
+)
+
+
 def git_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env.update(
         LC_ALL="C",
         GIT_TERMINAL_PROMPT="0",
-        # user config must not change what we parse: pagers, colour, advice
         GIT_PAGER="cat",
         # no lock a read does not need (`git status` would take index.lock to refresh
         # the index): a read killed midway leaves nothing that blocks the next git
         GIT_OPTIONAL_LOCKS="0",
-        GIT_CONFIG_COUNT="6",
-        GIT_CONFIG_KEY_0="color.ui",
-        GIT_CONFIG_VALUE_0="never",
-        GIT_CONFIG_KEY_1="advice.detachedHead",
-        GIT_CONFIG_VALUE_1="false",
-        # okstra's git work is mechanical (worktrees, pins, merges of finished stages):
-        # a person's hooks (a failing post-checkout, reference-transaction…) must not
-        # break or change it, so none run
-        GIT_CONFIG_KEY_2="core.hooksPath",
-        GIT_CONFIG_VALUE_2=os.devnull,
-        # nor any other program the config names around okstra's own work: an
-        # fsmonitor daemon hook (run by every status and merge), and signing, whose
-        # prompt cannot run in a git that has no terminal (agents call okstra): okstra's
-        # merge commits are unsigned; the person signs what they merge out of the task.
-        # Filters and merge drivers keep running: they are how the files' content is
-        # made (LFS), and only the person's own config can name their programs.
-        GIT_CONFIG_KEY_3="core.fsmonitor",
-        GIT_CONFIG_VALUE_3="false",
-        GIT_CONFIG_KEY_4="commit.gpgSign",
-        GIT_CONFIG_VALUE_4="false",
-        GIT_CONFIG_KEY_5="tag.gpgSign",
-        GIT_CONFIG_VALUE_5="false",
+        GIT_CONFIG_COUNT=str(len(_FIXED_CONFIG)),
     )
+    for n, (key, value) in enumerate(_FIXED_CONFIG):
+        env[f"GIT_CONFIG_KEY_{n}"], env[f"GIT_CONFIG_VALUE_{n}"] = key, value
     return env
 
 
