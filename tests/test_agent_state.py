@@ -135,14 +135,14 @@ def test_agent_event_is_quick_and_loads_no_pydantic(task, tmp_path: Path) -> Non
 # ---------------------------------------------------------------------------- the hooks launch sets
 
 
-def test_launch_gives_claude_the_run_s_hooks_and_leaves_other_agents_alone(task, tmp_path: Path) -> None:
+def test_launch_gives_claude_the_run_s_hooks_and_leaves_other_agents_alone(task, tmp_path: Path, monkeypatch) -> None:
     run = prepared_run(task)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name in ("claude", "codex"):
         (bin_dir / name).write_text("#!/bin/sh\nexit 0\n")
         (bin_dir / name).chmod(0o755)
-    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
 
     set_agent_command(["claude", "-p", "{prompt}"])
     plan = plan_launch(run)
