@@ -55,9 +55,13 @@ class AgentView:
     since: str | None
     """When it entered this state (the ISO time of the row that moved it)."""
     session_id: str | None = None
+    seen: bool = True
+    """False when nothing here tells: no hook has spoken and the agent's process is not
+    one this machine can look at (another host's, or no pid) — the state is then what
+    the ledger suggests, not what the agent does."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"state": str(self.state), "since": self.since, "session_id": self.session_id}
+        return {"state": str(self.state), "since": self.since, "session_id": self.session_id, "seen": self.seen}
 
 
 _TAIL = 256 * 1024
@@ -155,7 +159,7 @@ def agent_view(
             return AgentView(AgentState.EXITED, since)
         hooked = run_dir is not None and (run_dir / SETTINGS_NAME).is_file()
         waiting = hooked if alive else not recorded_started
-        return AgentView(AgentState.STARTING if waiting else AgentState.WORKING, since)
+        return AgentView(AgentState.STARTING if waiting else AgentState.WORKING, since, seen=alive is not None)
     if alive is False and view.state not in (AgentState.EXITED, AgentState.FAILED):
         return AgentView(AgentState.EXITED, rows[-1]["ts"], view.session_id)
     return view

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -275,7 +276,7 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
         last_status=last,
         worktrees=worktrees,
         branches={v.stage: stage_branch(task, v.stage) for v in status.stages},
-        watch=watch_paths(task, status.plan_run),
+        watch=watch_paths(task, status.plan_run, [v.run_id for v in status.stages if v.is_flying and v.run_id]),
         summaries=summaries,
     )
 
@@ -295,16 +296,22 @@ def _read_ledger(path: Path) -> LedgerState:
     return follower.read()
 
 
-def watch_paths(task: Task, plan_run: str | None) -> list[Path]:
+def watch_paths(task: Task, plan_run: str | None, flying_runs: Iterable[str] = ()) -> list[Path]:
     """The files whose change can change the board: ledger, carry sidecars, the runs
-    folder and the task's plan pointer (a new or approved plan), the registry's changes
+    folder and the task's plan pointer (a new or approved plan), the agent events of the
+    runs in flight (`flying_runs`: what their agents are doing), the registry's changes
     file (not the database: a mere reader changes its files), and the task's branches."""
+    from okstra_engine.agent_events import EVENTS_NAME
     from okstra_engine.git import branch_files
     from okstra_engine.ledger import LEDGER_NAME
     from okstra_engine.plans import pointer_path
     from okstra_engine.tasks import task_branch
 
     paths = [task.runs_dir, pointer_path(task)]
+    # run ids come from the ledger, which agents can write: plain folder names only
+    paths += [
+        task.runs_dir / run / EVENTS_NAME for run in flying_runs if Path(run).name == run and run not in (".", "..")
+    ]
     if plan_run:
         plan = Path(plan_run)
         paths += [plan / LEDGER_NAME, plan / "plan.md", plan / "carry"]
@@ -316,17 +323,23 @@ def watch_paths(task: Task, plan_run: str | None) -> list[Path]:
     return paths + branch_files(task.project.repo, task_branch(task))
 
 
-def fingerprint(paths: list[Path]) -> tuple:
+def fingerprint(paths: list[Path]) -> dict[Path, tuple[int, int] | None]:
     """mtime and size of each path (None when missing): cheap enough for every tick."""
-    marks = []
+    marks: dict[Path, tuple[int, int] | None] = {}
     for path in paths:
         try:
             st = os.stat(path)
         except OSError:
-            marks.append(None)
+            marks[path] = None
             continue
-        marks.append((st.st_mtime_ns, st.st_size))
-    return tuple(marks)
+        marks[path] = (st.st_mtime_ns, st.st_size)
+    return marks
+
+
+def moved(before: dict[Path, tuple[int, int] | None], now: dict[Path, tuple[int, int] | None]) -> bool:
+    """Whether a file watched in both moved. A path the last load added to the list (a
+    run that went in flight) was read by that load; one it dropped no longer matters."""
+    return any(path in before and before[path] != mark for path, mark in now.items())
 
 
 def board_events(old: BoardData, new: BoardData) -> list[tuple[int, Reason]]:

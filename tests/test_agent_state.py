@@ -249,7 +249,8 @@ def test_a_cleared_session_hands_the_lead_to_the_new_one() -> None:
 
 def test_status_shows_the_agent_of_each_stage_in_flight_from_its_rows(task) -> None:
     run = prepared_run(task)
-    assert _agent(task) == {"state": "starting", "since": _agent(task)["since"], "session_id": None}
+    # no hook yet, no pid to look at: the ledger's guess, and it says it is one
+    assert _agent(task) == {"state": "starting", "since": _agent(task)["since"], "session_id": None, "seen": False}
     assert _agent(task, 2) is None  # not in flight: no agent
     for hook in (
         {"hook_event_name": "SessionStart", "session_id": "s-9", "source": "startup"},
@@ -257,7 +258,7 @@ def test_status_shows_the_agent_of_each_stage_in_flight_from_its_rows(task) -> N
     ):
         assert _hook(run, hook).returncode == 0
     agent = _agent(task)
-    assert agent["state"] == "working" and agent["session_id"] == "s-9"
+    assert agent["state"] == "working" and agent["session_id"] == "s-9" and agent["seen"] is True
     code, out, _ = run_cli("status", "auth/login", "--json", "--project", str(task.project.root))
     assert code == 0 and json.loads(out)["stages"][0]["agent"] == agent
     with (run / EVENTS_NAME).open("a") as handle:  # a torn line, then a foreign one: skipped

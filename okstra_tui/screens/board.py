@@ -49,6 +49,7 @@ from ..model import (
     fingerprint,
     load_board,
     load_suggestions,
+    moved,
     release,
     short,
 )
@@ -86,7 +87,11 @@ class BoardScreen(OkstraScreen):
         still queued. `mark`: the fingerprint of its files, taken after the first read."""
 
         def __init__(
-            self, data: BoardData | None, started: float, error: OkstraError | None = None, mark: tuple | None = None
+            self,
+            data: BoardData | None,
+            started: float,
+            error: OkstraError | None = None,
+            mark: dict[Path, tuple[int, int] | None] | None = None,
         ) -> None:
             super().__init__()
             self.data = data
@@ -119,7 +124,7 @@ class BoardScreen(OkstraScreen):
         self.ref = ref
         self.data: BoardData | None = None
         self.error: OkstraError | None = None
-        self._mark: tuple | None = None
+        self._mark: dict[Path, tuple[int, int] | None] | None = None
         self._loader = None
         self._last_load = 0.0
         self._own: dict[int, float] = {}
@@ -179,8 +184,9 @@ class BoardScreen(OkstraScreen):
         due = time.monotonic() - self._last_load > FULL_REFRESH_S
         if self.data is not None:
             mark = fingerprint(self.data.watch)
-            if mark != self._mark or due:
-                self._mark = mark
+            changed = self._mark is None or moved(self._mark, mark)
+            self._mark = mark
+            if changed or due:
                 self._start_load()
                 return
         elif due:

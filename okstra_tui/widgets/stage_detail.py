@@ -13,12 +13,14 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from okstra_engine.agent_state import AgentView
+from okstra_engine.shown import shown
 from okstra_engine.stage_view import StageState
 
 from ..i18n import t
 from ..model import BoardData, blocked_text, home_relative
 from ..plain import plain
-from ..states import LOOKS, Looks, age, badge
+from ..states import BOLD, LOOKS, Looks, age, badge
 
 
 class StageDetail(Looks, VerticalScroll):
@@ -68,6 +70,9 @@ class StageDetail(Looks, VerticalScroll):
             grid.add_row(t("detail.commit"), commit)
         if view.run_id:
             grid.add_row(t("detail.run"), Text(" · ".join(p for p in (view.run_id, data.hosts.get(view.stage)) if p)))
+        agent = data.status.agents.get(view.stage)
+        if agent is not None and agent.seen:  # a guess from the ledger is no news of the agent
+            grid.add_row(t("detail.agent"), self._agent(agent, now))
         grid.add_row(t("detail.branch"), Text(data.branches[view.stage]))
         if view.stage in data.worktrees:
             grid.add_row(t("detail.worktree"), Text(home_relative(Path(data.worktrees[view.stage]))))
@@ -76,3 +81,17 @@ class StageDetail(Looks, VerticalScroll):
             grid.add_row(t("detail.summary"), Text(summary))
         head = Text.assemble(badge(view.state, self.look), "  ", sentence)
         body.update(Group(head, grid))
+
+    def _agent(self, agent: AgentView, now: datetime) -> Text:
+        """What the stage's agent is doing, from its own hooks: needs-input stands out."""
+        styles = {"needs-input": self.look("okstra--stale") + BOLD, "failed": self.look("okstra--stale")}
+        text = Text(t(f"agent.state.{agent.state}"), style=styles.get(str(agent.state), ""))
+        if agent.since:
+            from okstra_engine.ledger import parse_ts
+
+            text.append(" · " + age(parse_ts(agent.since), now), style=self.look("okstra--blocked"))
+        if agent.session_id:
+            text.append(
+                " · " + t("detail.session", session=shown(agent.session_id)[:8]), style=self.look("okstra--blocked")
+            )
+        return text
