@@ -130,6 +130,11 @@ def plan_launch(run_dir: Path) -> LaunchPlan:
         from .agent_events import SETTINGS_NAME, hook_settings
 
         settings_doc = hook_settings()
+        from .agents import lead_agent
+
+        if lead_agent().agent.teams != "none":
+            # the prompt's team block counts on teams, which this Claude Code keeps behind a flag
+            settings_doc["env"] = {"CLAUDE_CODE_EXPERIMENTAL_AGENT_TEAMS": "1"}
         argv[1:1] = ["--settings", str(run_dir / SETTINGS_NAME)]
     from .agent_events import RUN_DIR_VARIABLE
 

@@ -384,3 +384,21 @@ def test_a_long_session_is_read_from_its_first_row_and_its_end(task) -> None:
     for _ in range(10):
         agent_view(run, alive=True, since=None)
     assert (time.perf_counter() - start) / 10 < 0.05  # ~5 ms here
+
+
+@pytest.mark.parametrize("teams, flag", [("implicit", True), ("explicit", True), ("none", False)])
+def test_launch_turns_on_agent_teams_when_the_prompt_counts_on_them(
+    task, tmp_path: Path, monkeypatch, teams, flag
+) -> None:
+    from tests.support import write_settings
+
+    run = prepared_run(task)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "claude").write_text("#!/bin/sh\necho '2.1.328 (Claude Code)'\n")
+    (bin_dir / "claude").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    write_settings(agent_command=["claude", "-p", "{prompt}"], agent_teams=teams)
+    plan = plan_launch(run)
+    env = plan.settings.get("env", {})
+    assert (env.get("CLAUDE_CODE_EXPERIMENTAL_AGENT_TEAMS") == "1") is flag
