@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .agent_events import EVENTS_NAME, SETTINGS_NAME
+from .run_folder import run_folder_of
 
 if TYPE_CHECKING:
     from .ledger_state import LedgerState
@@ -178,9 +179,7 @@ def stage_agents(task: Task, ledger: LedgerState, views: list[StageView]) -> dic
             continue
         pid = held.streak.pid
         alive = pid_alive(pid) if pid is not None and held.latest.host == here else None
-        run = view.run_id
-        # the run id comes from the ledger, which the project's agents can write
-        run_dir = task.runs_dir / run if run and Path(run).name == run and run not in (".", "..") else None
+        run_dir = run_folder_of(task.runs_dir, view.run_id)
         since = clock.iso(view.since) if view.since else None
         agents[view.stage] = agent_view(
             run_dir, alive=alive, since=since, recorded_started=held.latest.status == "started"

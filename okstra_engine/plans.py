@@ -34,6 +34,7 @@ from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
 from .fsio import atomic_write_text, write_dir
 from .locks import task_mutex
+from .run_folder import run_folder_of
 from .runs import RunManifest, new_run_id, run_dirs
 from .stage_map import StageMap, load_stage_map, parse_stage_map_json, parse_stage_map_markdown, render_stage_map_table
 from .tasks import Task
@@ -218,9 +219,9 @@ def read_pointer(task: Task) -> CurrentPlan | None:
 def _pointed_run(task: Task, doc: CurrentPlan) -> PlanRun:
     """The planning run `doc` names, refused (never followed) when it is anything else."""
     path, name, fix = pointer_path(task), doc.run, _pointer_fix(task)
-    if name in (".", "..") or "\x00" in name or Path(name).name != name:
+    run = run_folder_of(task.runs_dir, name)
+    if run is None:
         raise OkstraError(f"{path} names run {name!r}, which is not a folder of the task's runs ({task.runs_dir})", fix)
-    run = task.runs_dir / name
     if run.is_symlink():
         raise OkstraError(
             f"{path} names run {name}, a symbolic link in {task.runs_dir}; okstra does not follow it", fix
@@ -293,34 +294,29 @@ def _make_current(task: Task, plan: PlanRun, old: PlanRun | None, refusal: Refus
 
 def _replacing(task: Task, old: PlanRun | None, *, replace: bool, fix: str) -> Refusal | None:
     """What a new plan would set aside of `old` (None: no progress); raised unless
-    `replace`."""
+    `replace`. Replacing sets the old plan's stages aside: their worktrees go, their
+    branches keep their work under other names, so the new plan's stages start fresh
+    (`worktrees.set_aside_stages`; refused while a stage's agent works there)."""
     if old is None:
         return None
     from .gates import replan_refusal
+    from .stage_view import StageState
     from .status import task_status
+    from .worktrees import set_aside_stages
 
     try:
-        refusal = replan_refusal(task_status(task), fix=fix)
+        status = task_status(task)
+        refusal = replan_refusal(status, fix=fix)
     except OkstraError as exc:
         if replace:  # a plan that cannot be read can still be replaced
             return None
         raise OkstraError(f"the current plan {old.run_id} cannot be read: {exc.what}", f"fix it, or: {fix}") from exc
     if refusal is not None and not replace:
         raise refusal.error()
+    if refusal is not None:
+        flying = [v.stage for v in status.stages if v.state is StageState.IN_FLIGHT]
+        set_aside_stages(task, refusal.params["started"], old.run_id, flying=flying)
     return refusal
-
-
-def _set_aside(task: Task, old: PlanRun | None, refusal: Refusal | None) -> None:
-    """A replaced plan's stages keep their work under other branch names; the new plan's
-    stages start fresh (`worktrees.set_aside_stages`)."""
-    if old is None or refusal is None:
-        return
-    from .stage_view import StageState
-    from .status import task_status
-    from .worktrees import set_aside_stages
-
-    flying = [v.stage for v in task_status(task).stages if v.state is StageState.IN_FLIGHT]
-    set_aside_stages(task, refusal.params["started"], old.run_id, flying=flying)
 
 
 # ---------------------------------------------------------------------------- import, approve
@@ -360,7 +356,6 @@ def import_plan(task: Task, source: Path, *, approve: bool = False, replace: boo
         old = adopt_current_plan(task)
         fix = f"okstra plan import {task.ref} {shlex.quote(str(source))} --approve --replace"
         refusal = _replacing(task, old, replace=replace, fix=fix) if approve else None
-        _set_aside(task, old, refusal)
         stamp = clock.iso()
         files[PLAN_NAME] = with_approval(plan_text, stamp) if approve else plan_text
         run_id = new_run_id("planning")
@@ -397,7 +392,6 @@ def approve_plan(task: Task, *, run: str | None = None, replace: bool = False) -
             return old, False
         picked = f" --run {run}" if run else ""
         refusal = _replacing(task, old, replace=replace, fix=f"okstra plan approve {task.ref}{picked} --replace")
-        _set_aside(task, old, refusal)
         stamp = clock.iso()
         if not target.approved:
             atomic_write_text(target.plan_md, with_approval(target.plan_md.read_text(encoding="utf-8"), stamp))

@@ -17,6 +17,7 @@ from .ledger_state import LedgerState, read_state
 from .locks import Notice, task_mutex
 from .plans import require_plan_run_root
 from .refusals import Params, Refusal, refuse
+from .run_folder import run_folder_of
 from .runs import RunManifest
 from .tasks import Task, stage_branch, task_branch
 from .worktrees import resolve_in_stage
@@ -99,10 +100,11 @@ def run_refusal(task: Task, plan_dir: Path, stage: int, run_id: str | None) -> R
     """A run prepared under a plan the task has since replaced (or for another stage)
     records nothing in the current plan's ledger: its agent may finish after a re-plan.
     Only a run folder okstra can read tells; a run it does not know is taken at its word."""
-    if not run_id or "/" in run_id or run_id in (".", ".."):
+    run_dir = run_folder_of(task.runs_dir, run_id)
+    if run_dir is None:
         return None
     try:
-        manifest = load_doc(task.runs_dir / run_id / "manifest.json", RunManifest, follow_symlinks=False)
+        manifest = load_doc(run_dir / "manifest.json", RunManifest, follow_symlinks=False)
     except (OSError, OkstraError):
         return None
     plan_run = (manifest.model_extra or {}).get("plan_run")

@@ -31,6 +31,15 @@ def run_place(run_dir: Path) -> RunPlace | None:
     return RunPlace(okstra.parent, task_dir.parent.name, task_dir.name, run_dir.name)
 
 
+def run_folder_of(runs_dir: Path, run_id: str | None) -> Path | None:
+    """The folder of run `run_id` in a task's `runs_dir`, when the id can name one: run
+    ids come from the ledger, which the project's agents can write, so only a plain
+    folder name does (no `/`, no `.` or `..`, no NUL)."""
+    if not run_id or run_id in (".", "..") or "\0" in run_id or Path(run_id).name != run_id:
+        return None
+    return runs_dir / run_id
+
+
 def has_manifest(run_dir: Path) -> bool:
     """A plain `manifest.json` file (not a link) is in the folder."""
     import stat

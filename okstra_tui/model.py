@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -305,13 +305,11 @@ def watch_paths(task: Task, plan_run: str | None, flying_runs: Iterable[str] = (
     from okstra_engine.git import branch_files
     from okstra_engine.ledger import LEDGER_NAME
     from okstra_engine.plans import pointer_path
+    from okstra_engine.run_folder import run_folder_of
     from okstra_engine.tasks import task_branch
 
     paths = [task.runs_dir, pointer_path(task)]
-    # run ids come from the ledger, which agents can write: plain folder names only
-    paths += [
-        task.runs_dir / run / EVENTS_NAME for run in flying_runs if Path(run).name == run and run not in (".", "..")
-    ]
+    paths += [folder / EVENTS_NAME for folder in map(partial(run_folder_of, task.runs_dir), flying_runs) if folder]
     if plan_run:
         plan = Path(plan_run)
         paths += [plan / LEDGER_NAME, plan / "plan.md", plan / "carry"]
