@@ -238,7 +238,7 @@ def _usage(usage: TaskUsage) -> list[str]:
         return [*lines, "No run has reported a transcript (agents `okstra launch` starts do).", ""]
     rows: dict[str, Usage] = {}
     for run in usage.runs:
-        label = f"stage {run.stage}" if run.stage is not None else (run.phase or "unknown phase")
+        label = f"stage {run.implements}" if run.implements is not None else (run.phase or "unknown phase")
         rows[label] = rows.get(label, Usage()) + run.usage
     lines += [
         "| | Input | Output | Cache read | Cache write |",
