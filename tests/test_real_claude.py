@@ -83,6 +83,12 @@ def _team_state(run_dir: str) -> dict[str, object]:
     return {"bash": {"prompt": r'^\{"v": 1, "runId"', "use": f"printf '%s\\n' '{{}}' > {run_dir}/team-state.json"}}
 
 
+def _write_to(path_pattern: str, text: str) -> dict[str, object]:
+    """The step that writes `text` to the path the prompt names (its first code span that
+    `path_pattern` finds)."""
+    return {"bash": {"prompt": path_pattern, "use": f"cat > {{}} <<'EOF'\n{text}EOF"}}
+
+
 VALIDATE = {"bash": {"prompt": r" validate-run /"}, "say": "Checking the run against the prompt."}
 """The step that runs the check the prompt ends with."""
 
@@ -151,12 +157,7 @@ def test_an_implementation_run_with_the_real_claude(task, claude: Path) -> None:
             }
         },
         {"bash": {"prompt": r"record .*--status done"}},  # as the prompt writes it, $(git -C … rev-parse HEAD) included
-        {
-            "bash": {
-                "prompt": r"/report\.md$",
-                "use": "printf 'Stage 1: schema.py, one commit. QA: true passed.\\n' > {}",
-            }
-        },
+        _write_to(r"/report\.md$", "Stage 1: schema.py, one commit. QA: true passed.\n"),
         VALIDATE,
         {"text": "Stage 1 is done."},
     ]
@@ -243,7 +244,7 @@ def test_a_planning_run_with_the_real_claude(task, claude: Path) -> None:
     run_dir = str(prepared["run_dir"])
     steps = [
         _team_state(run_dir),
-        {"bash": {"prompt": r"/plan\.md$", "use": f"cat > {{}} <<'EOF'\n{PLAN}EOF"}, "say": "Writing the plan."},
+        {**_write_to(r"/plan\.md$", PLAN), "say": "Writing the plan."},
         VALIDATE,
         {"text": "The plan is written."},
     ]
@@ -277,12 +278,7 @@ def test_a_final_verification_with_the_real_claude(task, claude: Path) -> None:
     steps = [
         _team_state(run_dir),
         {"bash": "test -f schema.py && git status --porcelain", "say": "Checking the stage."},
-        {
-            "bash": {
-                "prompt": r"/verification\.md$",
-                "use": "printf 'PASS\\n\\nschema.py is there; QA: true passed.\\n' > {}",
-            }
-        },
+        _write_to(r"/verification\.md$", "PASS\n\nschema.py is there; QA: true passed.\n"),
         VALIDATE,
         {"text": "PASS."},
     ]
