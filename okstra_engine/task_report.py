@@ -81,6 +81,7 @@ def task_report(task: Task) -> str:
 
 
 def _head(task: Task, status: TaskStatus) -> list[str]:
+    from .stage_view import StageState
     from .tasks import task_branch
 
     lines = [f"- task branch: {md_code(task_branch(task))}"]
@@ -90,7 +91,7 @@ def _head(task: Task, status: TaskStatus) -> list[str]:
     title = _plan_title(plan_dir / "plan.md")
     lines.append(f"- plan: run {md_code(plan_dir.name)}" + (f" — {md_text(title)}" if title else ""))
     done = [v for v in status.stages if v.is_done]
-    merged = sum(str(v.state) == "done" for v in done)
+    merged = sum(v.state is StageState.DONE for v in done)  # not-merged is done too
     lines.append(f"- stages: {len(done)} of {len(status.stages)} done, {merged} of them merged into the task branch")
     for replaced in status.replaced:
         lines.append(f"- replaced plan: run {md_code(replaced.run)} ({md_text(replaced.progress())})")
