@@ -278,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task_ref", metavar="GROUP/ID")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
+    p = command(
+        "report", cmd_report, "the task in Markdown, for a pull request: plan, stages, handoffs, verdict, tokens"
+    )
+    p.add_argument("task_ref", metavar="GROUP/ID")
+    p.add_argument("--out", metavar="FILE", help="write it to FILE (atomically) instead of printing it")
+
     p = command("launch", cmd_launch, "exec the configured agent command on a prepared run")
     p.add_argument("run_dir", metavar="RUN_DIR")
 
@@ -659,6 +665,17 @@ def cmd_usage(args: argparse.Namespace) -> int:
     for stage, used in usage.stages().items():
         print(line(f"  stage {stage}", used))
     print(line("  total", usage.total))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .locations import user_path
+    from .task_report import task_report, write_task_report
+
+    if args.out is None:
+        print(task_report(_task(args)), end="")
+        return 0
+    print(f"okstra: wrote {write_task_report(_task(args), user_path(args.out, '--out'))}")
     return 0
 
 

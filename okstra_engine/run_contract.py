@@ -50,6 +50,16 @@ PHASE_OUTPUTS: dict[str, tuple[str, str]] = {
 
 VERDICTS = ("PASS", "FAIL")
 """The first line of a final verification's verdict."""
+_VERDICT = re.compile(rf"[#*_>\s]*({'|'.join(VERDICTS)})\b")
+
+
+def verdict_of(text: str) -> tuple[str | None, str]:
+    """A final verification's verdict (PASS or FAIL, None when its first line starts with
+    neither; Markdown marks before the word are allowed) and that first non-empty line."""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    found = _VERDICT.match(first)
+    return (found.group(1) if found else None), first
+
 
 SESSION_TEAM = re.compile(r"session-[0-9A-Za-z]{8}")
 

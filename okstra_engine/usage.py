@@ -52,6 +52,12 @@ class RunUsage:
     missing: list[str] = field(default_factory=list)
     """Transcripts the hooks named that are not there (any more)."""
 
+    @property
+    def implements(self) -> int | None:
+        """The stage this run implemented (a final verification of one stage has a stage
+        too, but its tokens are not the stage's)."""
+        return self.stage if self.phase == "implementation" else None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -77,8 +83,8 @@ class TaskUsage:
         """Each stage's implementation runs, summed, by stage."""
         found: dict[int, Usage] = {}
         for run in self.runs:
-            if run.stage is not None:
-                found[run.stage] = found.get(run.stage, Usage()) + run.usage
+            if run.implements is not None:
+                found[run.implements] = found.get(run.implements, Usage()) + run.usage
         return dict(sorted(found.items()))
 
     def to_json(self) -> dict[str, Any]:
@@ -86,7 +92,7 @@ class TaskUsage:
             "task": str(self.task.ref),
             "total": self.total.to_json(),
             "stages": [
-                {"stage": n, **usage.to_json(), "runs": [r.run_id for r in self.runs if r.stage == n]}
+                {"stage": n, **usage.to_json(), "runs": [r.run_id for r in self.runs if r.implements == n]}
                 for n, usage in self.stages().items()
             ],
             "runs": [run.to_json() for run in self.runs],

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from okstra_engine.refusals import Refusal
     from okstra_engine.status import TaskStatus
     from okstra_engine.tasks import Task
+    from okstra_engine.usage import Usage
 
 # The engine modules that load pydantic are imported inside the functions, which run in
 # worker threads: the UI paints its first frame while they load.
@@ -219,6 +220,8 @@ class BoardData:
     watch: list[Path]
     summaries: dict[int, str] = field(default_factory=dict)
     """The lead's summary of each finished stage (its carry sidecar)."""
+    usage: dict[int, Usage] = field(default_factory=dict)
+    """The tokens each stage's runs used, from their transcripts (stages with any only)."""
 
     @property
     def task(self) -> Task:
@@ -266,6 +269,9 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
         from okstra_engine.carry import read_carry
 
         summaries = {n: shown(c.summary) for n, c in read_carry(Path(status.plan_run)).sidecars.items() if c.summary}
+    from okstra_engine.usage import Usage, task_usage
+
+    usage = {n: used for n, used in task_usage(task).stages().items() if used != Usage()}
     return BoardData(
         title=shown(task.doc.title),
         project_name=shown(project.config.name),
@@ -278,6 +284,7 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
         branches={v.stage: stage_branch(task, v.stage) for v in status.stages},
         watch=watch_paths(task, status.plan_run, [v.run_id for v in status.stages if v.is_flying and v.run_id]),
         summaries=summaries,
+        usage=usage,
     )
 
 

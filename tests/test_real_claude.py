@@ -78,6 +78,31 @@ def _transcript_of(cwd: Path, session: str) -> Path:
     )
 
 
+def _team_state(run_dir: str) -> dict[str, object]:
+    """The step that writes the team state the prompt shows, where the run folder is."""
+    return {"bash": {"prompt": r'^\{"v": 1, "runId"', "use": f"printf '%s\\n' '{{}}' > {run_dir}/team-state.json"}}
+
+
+def _write_to(path_pattern: str, text: str) -> dict[str, object]:
+    """The step that writes `text` to the path the prompt names (its first code span that
+    `path_pattern` finds)."""
+    return {"bash": {"prompt": path_pattern, "use": f"cat > {{}} <<'EOF'\n{text}EOF"}}
+
+
+VALIDATE = {"bash": {"prompt": r" validate-run /"}, "say": "Checking the run against the prompt."}
+"""The step that runs the check the prompt ends with."""
+
+
+def _validated(model: ScriptedModel, run_dir: str) -> None:
+    """The agent's own validate-run passed, okstra's passes too, and no request of the run
+    offered the team tools Claude Code removed."""
+    (check,) = [r for r in model.results if " validate-run " in r.command]
+    assert not check.is_error and "did what its prompt asked" in check.output, check.output
+    code, out, err = run_cli("validate-run", run_dir)
+    assert code == 0, out + err
+    assert model.tool_names and not any({"TeamCreate", "TeamDelete"} & set(names) for names in model.tool_names)
+
+
 def _events(run_dir: str) -> list[dict[str, str]]:
     return [json.loads(line) for line in (Path(run_dir) / EVENTS_NAME).read_text().splitlines()]
 
@@ -115,11 +140,25 @@ def test_an_implementation_run_with_the_real_claude(task, claude: Path) -> None:
     the ledger, the hooks' rows, the agent's state and the usage all say so."""
     prepared = _prepare(task, "--type", "implementation", "--stage", "1")
     run_dir, worktree = str(prepared["run_dir"]), stage_target(task, 1).path
+    carry = str(plan_run_root(task).dir / "carry" / "stage-1.json")
     steps = [
+        _team_state(run_dir),
         {"bash": {"prompt": r"record .*--status started"}, "say": "Recording the start."},
         {"bash": "printf 'SCHEMA = 1\\n' > schema.py && git add schema.py && git commit -q -m 'stage 1: schema'"},
         {"bash": f"{OKSTRA} status {task.ref} --json"},
+        {  # the sidecar as the prompt shows it, its SHA from the command the prompt gives
+            "bash": {
+                "prompt": r'^\{"stage": 1, "head_commit"',
+                "use": f"mkdir -p {Path(carry).parent} && cat > {carry} <<EOF\n{{}}\nEOF",
+                "fill": {
+                    "<full SHA of your last commit>": f"$(git -C {worktree} rev-parse HEAD)",
+                    "<two sentences: what changed, what the next stage should know>": "Adds schema.py.",
+                },
+            }
+        },
         {"bash": {"prompt": r"record .*--status done"}},  # as the prompt writes it, $(git -C … rev-parse HEAD) included
+        _write_to(r"/report\.md$", "Stage 1: schema.py, one commit. QA: true passed.\n"),
+        VALIDATE,
         {"text": "Stage 1 is done."},
     ]
     with scripted_model(steps) as model:
@@ -141,8 +180,10 @@ def test_an_implementation_run_with_the_real_claude(task, claude: Path) -> None:
     assert transcript == _transcript_of(worktree, session)
     assert json.loads((Path(run_dir) / SETTINGS_NAME).read_text())["hooks"]["Stop"]
 
+    _validated(model, run_dir)
     # what the agent saw, mid-run: its stage in flight, itself working
-    seen = json.loads(model.results[2].output)["stages"][0]
+    (asked,) = [r for r in model.results if r.command.endswith(" --json") and " status " in r.command]
+    seen = json.loads(asked.output)["stages"][0]
     assert seen["state"] == "in-flight"
     assert seen["agent"]["state"] == "working" and seen["agent"]["session_id"] == session
 
@@ -202,12 +243,15 @@ def test_a_planning_run_with_the_real_claude(task, claude: Path) -> None:
     prepared = _prepare(signup, "--type", "planning")
     run_dir = str(prepared["run_dir"])
     steps = [
-        {"bash": {"prompt": r"/plan\.md$", "use": f"cat > {{}} <<'EOF'\n{PLAN}EOF"}, "say": "Writing the plan."},
+        _team_state(run_dir),
+        {**_write_to(r"/plan\.md$", PLAN), "say": "Writing the plan."},
+        VALIDATE,
         {"text": "The plan is written."},
     ]
     with scripted_model(steps) as model:
         result = _launch(run_dir, model)
     assert (Path(run_dir) / "plan.md").read_text() == PLAN
+    _validated(model, run_dir)
     code, _, err = run_cli("plan", "approve", "auth/signup", "--project", str(task.project.root))
     assert code == 0, err
     assert [(s.stage, s.title) for s in task_status(signup).stages] == [(1, "Model"), (2, "Form")]
@@ -217,3 +261,37 @@ def test_a_planning_run_with_the_real_claude(task, claude: Path) -> None:
     (run,) = json.loads(out)["runs"]
     assert (run["phase"], run["stage"]) == ("planning", None)
     assert run["input_tokens"] == result["usage"]["input_tokens"] > 0
+
+
+@pytest.mark.slow
+def test_a_final_verification_with_the_real_claude(task, claude: Path) -> None:
+    """Stage 1 done (in-process: the implementation test runs the real claude on it); the
+    real claude verifies it where its prompt says, writes the verdict and passes
+    validate-run; the task's report carries the verdict and the run's tokens."""
+    from okstra_engine.record import record
+    from tests.support import commit
+
+    _prepare(task, "--type", "implementation", "--stage", "1")
+    record(task, 1, "done", commit=commit(stage_target(task, 1).path, {"schema.py": "SCHEMA = 1\n"}, "stage 1"))
+    prepared = _prepare(task, "--type", "final-verification", "--stage", "1")
+    run_dir = str(prepared["run_dir"])
+    steps = [
+        _team_state(run_dir),
+        {"bash": "test -f schema.py && git status --porcelain", "say": "Checking the stage."},
+        _write_to(r"/verification\.md$", "PASS\n\nschema.py is there; QA: true passed.\n"),
+        VALIDATE,
+        {"text": "PASS."},
+    ]
+    with scripted_model(steps) as model:
+        result = _launch(run_dir, model)
+    checked = model.results[1]  # in the stage's worktree, at its done commit, clean
+    assert checked.command.startswith("test -f schema.py") and not checked.is_error
+    assert checked.output == "(Bash completed with no output)"
+    assert (Path(run_dir) / "verification.md").read_text().startswith("PASS\n")
+    _validated(model, run_dir)
+
+    code, out, err = run_cli("report", str(task.ref), "--project", str(task.project.root))
+    assert code == 0, err
+    assert f"- run `{Path(run_dir).name}` (stage 1): **PASS** — PASS" in out.splitlines()
+    tokens = f"| final-verification | {result['usage']['input_tokens']:,} |"
+    assert any(line.startswith(tokens) for line in out.splitlines()), out

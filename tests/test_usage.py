@@ -127,3 +127,42 @@ def test_a_task_without_reports_says_so(task, capsys) -> None:
     prepared_run(task)
     code, out, _ = call(capsys, "usage", "auth/login", "--project", str(task.project.root))
     assert code == 0 and "no run of auth/login has reported a transcript" in out
+
+
+def test_the_handoff_report_shows_the_tokens_its_stages_used(task) -> None:
+    from okstra_engine import handoff as ho
+    from okstra_engine.plans import plan_run_root
+
+    one = prepared_run(task, "1")
+    record(task, 1, "done", commit=commit(stage_target(task, 1).path, {"schema.py": "x = 1\n"}, "stage 1"))
+    _hooked(one, "s-1", _transcript("s-1", [_assistant("m1", _u(1200, 34, 5000, 70))]))
+    result = ho.run_handoff(task, group="A", merge=True)
+    text = (plan_run_root(task).dir / "handoff-A.md").read_text()
+    assert result.report is not None and text == result.report.read_text()
+    tokens = text.split("## Tokens\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert tokens[0] == "| Stage | Input | Output | Cache read | Cache write |"
+    assert tokens[2:] == ["| 1 | 1,200 | 34 | 5,000 | 70 |"]
+
+
+def test_a_handoff_report_without_usage_has_no_tokens_section(task) -> None:
+    from okstra_engine import handoff as ho
+
+    prepared_run(task, "1")
+    record(task, 1, "done", commit=commit(stage_target(task, 1).path, {"schema.py": "x = 1\n"}, "stage 1"))
+    result = ho.run_handoff(task, group="A", merge=True)
+    assert result.report is not None and "Tokens" not in result.report.read_text()
+
+
+def test_a_final_verification_of_a_stage_is_not_that_stages_usage(task) -> None:
+    from okstra_engine.prepare import PrepareOptions, prepare
+
+    one = prepared_run(task, "1")
+    record(task, 1, "done", commit=commit(stage_target(task, 1).path, {"schema.py": "x = 1\n"}, "stage 1"))
+    verify = Path(prepare(task, PrepareOptions("final-verification", stage="1")).manifest.run_dir)
+    _hooked(one, "s-1", _transcript("s-1", [_assistant("m1", _u(10, 1, 0, 0))]))
+    _hooked(verify, "s-2", _transcript("s-2", [_assistant("m2", _u(500, 5, 0, 0))]))
+
+    usage = task_usage(task)
+    assert usage.stages() == {1: Usage(10, 1, 0, 0)}
+    assert usage.total == Usage(510, 6, 0, 0)
+    assert usage.to_json()["stages"][0]["runs"] == [one.name]

@@ -1,11 +1,12 @@
-"""`handoff-G.md` beside the plan: what a handoff landed, what is ready next, and the
-next command; written atomically. A group name that is not a safe file name is slugged
+"""`handoff-G.md` beside the plan: what a handoff landed, the tokens its stages used, what
+is ready next, and the next command; written atomically. A group name that is not a safe file name is slugged
 and suffixed with a short hash of the name."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from ..slugs import slugify
 from ..stage_view import StageState
 from ..status import TaskStatus
 from ..tasks import task_branch
+from ..usage import Usage, task_usage
 from .plan import HandoffPlan
 
 if TYPE_CHECKING:
@@ -32,11 +34,15 @@ def report_name(group: str) -> str:
 def write_report(plan: HandoffPlan, result: HandoffResult, after: TaskStatus) -> Path:
     """`handoff-G.md` beside the plan, written atomically."""
     path = plan.plan_dir / report_name(plan.group)
-    atomic_write_text(path, render_report(plan, result, after))
+    atomic_write_text(path, render_report(plan, result, after, task_usage(plan.task).stages()))
     return path
 
 
-def render_report(plan: HandoffPlan, result: HandoffResult, after: TaskStatus) -> str:
+def render_report(
+    plan: HandoffPlan, result: HandoffResult, after: TaskStatus, usage: Mapping[int, Usage] | None = None
+) -> str:
+    """`usage`: the tokens each stage's runs used; the stages of the group that used any
+    get a Tokens section."""
     task = plan.task
     when = result.record.ts if result.record else clock.iso()
     lines = [
@@ -83,6 +89,17 @@ def render_report(plan: HandoffPlan, result: HandoffResult, after: TaskStatus) -
         lines += ["", "Notes:", "", *notes]
     titles = {v.stage: v for v in after.stages}
     ready = [v for v in after.stages if v.state is StageState.READY]
+    used = {n: usage[n] for n in plan.stage_numbers if usage and n in usage and usage[n] != Usage()}
+    if used:
+        lines += [
+            "",
+            "## Tokens",
+            "",
+            "| Stage | Input | Output | Cache read | Cache write |",
+            "|------:|------:|-------:|-----------:|------------:|",
+        ]
+        for n, u in used.items():
+            lines.append(f"| {n} | {u.input:,} | {u.output:,} | {u.cache_read:,} | {u.cache_write:,} |")
     lines += ["", "## Ready next", ""]
     if ready:
         for v in ready:

@@ -1,10 +1,11 @@
 """The selected stage in full: what its state means now, what it waits for and what
-waits for it, its commit, run, branch, worktree and the lead's summary."""
+waits for it, its commit, run, the tokens its runs used, branch, worktree and the lead's summary."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Group
 from rich.table import Table
@@ -21,6 +22,15 @@ from ..i18n import t
 from ..model import BoardData, blocked_text, home_relative
 from ..plain import plain
 from ..states import BOLD, LOOKS, Looks, age, badge
+
+if TYPE_CHECKING:
+    from okstra_engine.usage import Usage
+
+
+def tokens_text(used: Usage) -> str:
+    """`1,200 in · 34 out · 5,000 cache read · 70 cache write`, in the person's language."""
+    numbers = {"input": used.input, "output": used.output, "read": used.cache_read, "write": used.cache_write}
+    return t("detail.tokens.value", **{key: f"{n:,}" for key, n in numbers.items()})
 
 
 class StageDetail(Looks, VerticalScroll):
@@ -73,6 +83,9 @@ class StageDetail(Looks, VerticalScroll):
         agent = data.status.agents.get(view.stage)
         if agent is not None and agent.seen:  # a guess from the ledger is no news of the agent
             grid.add_row(t("detail.agent"), self._agent(agent, now))
+        used = data.usage.get(view.stage)
+        if used is not None:
+            grid.add_row(t("detail.tokens"), Text(tokens_text(used), style=muted))
         grid.add_row(t("detail.branch"), Text(data.branches[view.stage]))
         if view.stage in data.worktrees:
             grid.add_row(t("detail.worktree"), Text(home_relative(Path(data.worktrees[view.stage]))))
