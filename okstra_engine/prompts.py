@@ -303,7 +303,7 @@ def _write_places(inp: PromptInputs, tokens: Mapping[str, str | None]) -> str:
     if inp.workers and inp.task_type not in SINGLE_LEAD_PHASES:
         places.append(f"- `{tokens['WORKERS_DIR']}/`: what the workers write")
     places.append(f"- `{inp.run_dir}/`: any other notes you write for people")
-    if tokens["CARRY_PATH"]:
+    if tokens["CARRY_PATH"] and inp.task_type == "implementation":
         places.append(f"- `{tokens['CARRY_PATH']}`: the carry sidecar, once the stage is finished")
     rest = ["Nowhere else: not other okstra worktrees, and no okstra file but these."]
     if inp.task_type == "planning":

@@ -153,3 +153,12 @@ def test_strict_render_errors() -> None:
     with pytest.raises(OkstraError, match="line 2: a stray '{{'"):
         render_text("ok {{A}}\n{{ broken", {"A": "x"}, "t.md")
     assert render_text("{{A}} and {{ A }}", {"A": "{{B}}"}, "t.md") == "{{B}} and {{B}}"
+
+
+def test_only_implementation_may_write_the_carry_sidecar() -> None:
+    """A final verification of one stage names the stage but records nothing: offering it
+    the carry sidecar invited a verifier to write a done row's twin."""
+    verify, _ = lead_prompt(_inputs("final-verification", stage=3))
+    implement, _ = lead_prompt(_inputs("implementation", stage=3))
+    assert "carry/stage-3.json" not in verify
+    assert "carry/stage-3.json" in implement
