@@ -595,6 +595,8 @@ def cmd_handoff(args: argparse.Namespace) -> int:
 
 
 def _handoff_lines(result: HandoffResult) -> list[str]:
+    from .refusals import some
+
     plan = result.plan
     head = f"okstra handoff {plan.task.ref} group {plan.group}: stage(s) {', '.join(map(str, plan.stage_numbers))}"
     if result.would_merge:
@@ -607,6 +609,8 @@ def _handoff_lines(result: HandoffResult) -> list[str]:
             line = f"{label} merged {done} from {sp.branch} as {result.merge_commits[sp.stage][:8]}"
         elif sp.stage in result.would_merge:
             line = f"{label} would merge {done} from {sp.branch} ({sp.kind})"
+            if sp.stage in plan.predicted_conflicts:
+                line += f"; would conflict in {some(plan.predicted_conflicts[sp.stage])}"
         else:
             at = f" at {sp.match_commit[:8]}" if sp.match_commit and sp.match_commit != sp.done_commit else ""
             line = f"{label} already merged ({sp.kind}{at})"
