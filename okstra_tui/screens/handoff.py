@@ -8,7 +8,8 @@ merge=True)` in a worker, the progress on screen, then shows the merged commits,
 what stopped it: the conflicting files per stage (the handoff is all or nothing, so the
 task worktree is back where it was), the refusals, or the engine's what/how.
 
-`g` moves to the next group of the plan, in handoff order.
+`g` moves to the next group of the plan, in handoff order. Leaving after a handoff that
+merged says how to clean up the merged stages' worktrees (`okstra gc`).
 """
 
 from __future__ import annotations
@@ -286,6 +287,11 @@ class HandoffScreen(OkstraScreen):
         self.query_one(StatusBar).show(text, working=working)
 
     # ------------------------------------------------------------ actions
+
+    def action_back(self) -> None:
+        if self.result is not None and self.result.merged:  # merged stages' worktrees can go now
+            self.say(t("handoff.gc_hint", task=str(self.run_task.ref)))
+        super().action_back()
 
     def action_next_group(self) -> None:
         if self.plan is None:
