@@ -317,9 +317,10 @@ def _remove(repo: Path, item: GcItem, slot: TaskSlot) -> None:
             item.kept = "git would not remove it"
             return
     registry.forget_worktree(slot, item.stage)
-    if item.branch is not None:
-        tip = git.resolve_commit(repo, f"refs/heads/{item.branch}")
-        if tip is not None and not git.delete_branch(repo, item.branch, tip):
-            item.kept = f"git would not delete branch {item.branch}"
-            return
+    if item.branch is not None and git.resolve_commit(repo, f"refs/heads/{item.branch}") is not None:
+        # `branch -D`, not a bare ref deletion: git refuses a branch checked out anywhere
+        proc = git.run(["branch", "-D", item.branch], repo, check=False)
+        if proc.returncode != 0:  # the worktree is gone all the same
+            item.why += f"; its branch {item.branch} stays: {git.failure_message(proc)}"
+            item.branch = None
     item.removed = True

@@ -147,3 +147,38 @@ def test_a_conflicting_sync_is_aborted_and_changes_nothing(task) -> None:
         assert refusal.code == "sync.conflict" and refusal.params["paths"] == ["shared.txt"]
         assert head(wt2) == before and git(wt2, "status", "--porcelain") == ""
         assert (wt2 / "shared.txt").read_text() == "x = 2\n"
+
+
+def test_after_the_tasks_release_its_worktree_and_branch_go_too(task) -> None:
+    group_a_handed_off(task)
+    wt = task_wt(task)
+    assert collect(task.project, task.ref).removable[0].stage == 1  # not released yet: the task worktree stays
+    assert all(i.stage is not None for i in collect(task.project, task.ref).items)
+    git(task.project.root, "merge", "-q", "--squash", task_branch(task))  # the person releases it, squashed
+    git(task.project.root, "commit", "-q", "-m", "release auth/login")
+    report = collect(task.project, task.ref, apply=True)
+    assert [(i.stage, i.why, i.removed) for i in report.items] == [
+        (1, "merged (ancestor)", True),
+        (None, "task released", True),
+    ]
+    assert (
+        not wt.exists()
+        and not branch_exists(task, task_branch(task))
+        and not branch_exists(task, stage_branch(task, 1))
+    )
+    assert pins(task)  # the pins stay
+
+
+def test_sync_rebases_a_stage_that_is_not_done(task) -> None:
+    from okstra_engine.record import record
+
+    group_a_handed_off(task)
+    assert prep(task) == 2
+    wt2 = stage_target(task, 2).path
+    commit(wt2, {"importer.py": "I = 2\n"}, "stage 2 work")
+    tip = commit(task_wt(task), {"neighbour.py": "N = 1\n"}, "a neighbour's work")
+    record(task, 2, "released")
+    result = sync_stage(task, 2, rebase=True)
+    assert result.operation == "rebase" and result.changed
+    assert git(wt2, "rev-parse", "HEAD~1") == tip  # its own commit replayed on the task branch
+    assert (wt2 / "importer.py").exists() and (wt2 / "neighbour.py").exists()
