@@ -182,3 +182,13 @@ def test_sync_rebases_a_stage_that_is_not_done(task) -> None:
     assert result.operation == "rebase" and result.changed
     assert git(wt2, "rev-parse", "HEAD~1") == tip  # its own commit replayed on the task branch
     assert (wt2 / "importer.py").exists() and (wt2 / "neighbour.py").exists()
+
+
+def test_gc_in_words_and_on_a_task_that_is_not_there(task, capsys) -> None:
+    group_a_handed_off(task)
+    code, out, err = call(capsys, "--project", str(task.project.root), "gc", TASK)
+    assert code == 0, err
+    assert f"can go {TASK} stage 1: " in out and "(merged (ancestor); " in out
+    assert "okstra gc: 1 item(s) can go" in out and f"remove them: okstra gc {TASK} --apply" in out
+    code, out, err = call(capsys, "--project", str(task.project.root), "gc", "auth/nope")
+    assert code == 2 and "task auth/nope does not exist" in err
