@@ -252,6 +252,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
+    p = command("gc", cmd_gc, "list (and with --apply remove) the worktrees and branches okstra made that can go")
+    p.add_argument(
+        "task_ref", metavar="GROUP/ID", nargs="?", help="only this task (default: every task of the project)"
+    )
+    p.add_argument("--apply", action="store_true", help="remove them (without it: a dry run, with sizes)")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    p = command("sync", cmd_sync, "merge the task branch into a stage's worktree (clean, not in flight)")
+    p.add_argument("task_ref", metavar="GROUP/ID")
+    p.add_argument("--stage", type=int, required=True, metavar="N")
+    p.add_argument("--rebase", action="store_true", help="rebase the stage's branch onto the task branch instead")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
     quarantine = command(
         "quarantine", _needs_subcommand, "move leftover agent team state into the okstra trash, and back"
     )
@@ -601,6 +614,8 @@ def cmd_handoff(args: argparse.Namespace) -> int:
 
 
 def _handoff_lines(result: HandoffResult) -> list[str]:
+    from .refusals import some
+
     plan = result.plan
     head = f"okstra handoff {plan.task.ref} group {plan.group}: stage(s) {', '.join(map(str, plan.stage_numbers))}"
     if result.would_merge:
@@ -613,6 +628,8 @@ def _handoff_lines(result: HandoffResult) -> list[str]:
             line = f"{label} merged {done} from {sp.branch} as {result.merge_commits[sp.stage][:8]}"
         elif sp.stage in result.would_merge:
             line = f"{label} would merge {done} from {sp.branch} ({sp.kind})"
+            if sp.stage in plan.predicted_conflicts:
+                line += f"; would conflict in {some(plan.predicted_conflicts[sp.stage])}"
         else:
             at = f" at {sp.match_commit[:8]}" if sp.match_commit and sp.match_commit != sp.done_commit else ""
             line = f"{label} already merged ({sp.kind}{at})"
@@ -630,6 +647,61 @@ def _handoff_lines(result: HandoffResult) -> list[str]:
         lines.append(f"okstra report: {result.report}")
     lines.append(f"okstra next: {result.next_command}")
     return lines
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from .gc import collect
+    from .slugs import TaskRef
+
+    report = collect(_project(args), TaskRef.parse(args.task_ref) if args.task_ref else None, apply=args.apply)
+    if args.json:
+        _print_json(report.to_json())
+        return 0
+    for item in report.items:
+        what = f"{item.task} " + ("task worktree" if item.stage is None else f"stage {item.stage}")
+        parts = [p for p in (item.path, item.branch and f"branch {item.branch}") if p]
+        if item.kept:
+            print(f"  keep   {what}: {', '.join(parts)} — {item.kept}")
+        else:
+            verb = "removed" if item.removed else "can go"
+            print(f"  {verb} {what}: {', '.join(parts)} ({item.why}; {_size(item.size)})")
+    for warning in report.warnings:
+        print(f"okstra: warning: {warning}", file=sys.stderr)
+    count = len(report.removable)
+    if not count:
+        print("okstra gc: nothing to remove")
+    elif args.apply:
+        print(f"okstra gc: removed {count} item(s), {_size(report.total)} freed")
+    else:
+        again = " ".join(["okstra gc", *([args.task_ref] if args.task_ref else []), "--apply"])
+        print(f"okstra gc: {count} item(s) can go, {_size(report.total)}; remove them: {again}")
+    return 0
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .sync import sync_stage
+
+    result = sync_stage(_task(args), args.stage, rebase=args.rebase, on_wait=_say_on_stderr)
+    if args.json:
+        _print_json(result.to_json())
+    elif result.changed:
+        print(
+            f"okstra sync: stage {result.stage}'s worktree {result.path} now has the task branch ({result.operation}, {result.before[:8]} -> {result.after[:8]})"
+        )
+    else:
+        print(
+            f"okstra sync: stage {result.stage}'s worktree {result.path} already has the task branch at {result.task_tip[:8]}"
+        )
+    return 0
 
 
 def cmd_launch(args: argparse.Namespace) -> int:

@@ -417,6 +417,38 @@ def added_paths(repo: Path, base: str, head: str) -> list[str]:
     return sorted({p for p in text.split("\0") if p})
 
 
+def changed_paths(worktree: Path, base: str) -> list[str]:
+    """The tracked paths the work tree of `worktree` changes from `base`, committed or not
+    (repository-relative, sorted): `git diff --name-only BASE`, one process."""
+    text = _raw(
+        ["diff", "--name-only", "--no-renames", "--no-ext-diff", "--no-relative", "-z", "--end-of-options", base, "--"],
+        worktree,
+    )
+    return sorted({p for p in text.split("\0") if p})
+
+
+def merge_tree(repo: Path, ours: str, theirs: str) -> tuple[str | None, list[str]]:
+    """What merging `theirs` into `ours` would give, without touching any work tree or
+    ref (`git merge-tree --write-tree`, git 2.38+): the merged tree, and the paths that
+    conflict (empty on a clean merge). The tree is None when git could not merge at all."""
+    proc = subprocess.run(
+        ["git", "merge-tree", "--write-tree", "--name-only", "-z", "--no-messages", ours, theirs],
+        check=False,
+        cwd=repo,
+        env=git_env(),
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+    )
+    if proc.returncode not in (0, 1):
+        raise GitError(
+            f"git merge-tree failed in {repo}: {proc.stderr.decode('utf-8', 'replace').strip() or proc.returncode}",
+            "check that git is 2.38 or newer and that both commits exist",
+        )
+    fields = proc.stdout.decode("utf-8", "surrogateescape").split("\0")
+    files = [f for f in fields[1:] if f] if proc.returncode == 1 else []
+    return fields[0] or None, list(dict.fromkeys(files))
+
+
 def zero_context_diff(repo: Path, a: str, b: str, paths: list[str]) -> str:
     """`git diff -U0 a b -- PATHS` with the fixed options: hunk headers to locate changes."""
     opts = [o for o in PATCH_DIFF_OPTS if o not in ("-U3", "--binary")]

@@ -68,6 +68,14 @@ Codes and their params (`task` is always the task ref, `GROUP/ID`):
 - `record.run_elsewhere` {task, stage, run, run_stage, plan, current}: a record naming a
   run prepared under another plan (one the task replaced; `plan` its folder, `current`
   the current one's) or for another stage (`run_stage`)
+- `sync.in_flight` {task, stage, run, since}: `okstra sync` into a stage whose agent works there
+- `sync.no_worktree` {task, stage}: the stage has no worktree to sync
+- `sync.busy` {task, stage, path, operation}: a git operation ("a merge", …) is unfinished there
+- `sync.dirty` {task, stage, path, paths}: uncommitted or untracked changes there
+- `sync.rebase_done` {task, stage, commit}: a rebase would take a done stage's done
+  commit off its branch
+- `sync.conflict` {task, stage, path, paths, operation, branch}: the task branch's `merge` or
+  `rebase` conflicted in `paths` and was aborted (the worktree is as it was)
 - `reconcile.commit_not_on_branches` {task, stage, commit, branch, tip, task_branch,
   task_tip}: a correction to a commit neither the stage's branch nor the task branch
   contains
@@ -581,4 +589,56 @@ def _verify_stage_head_moved(p: Params) -> tuple[str, str]:
         f"{_short(p['commit'])}: final verification checks the commit that was recorded done",
         f"record the worktree's work as the stage's done commit: {p['record']} — or put it back at the done commit: "
         f"{p['reset']}",
+    )
+
+
+@_words("sync.in_flight")
+def _sync_in_flight(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} is in flight (run {p['run'] or '?'}, since {when(p['since'])}): its agent works in the "
+        "worktree a sync would change",
+        f"let that run finish, then sync; if it was abandoned: {_release(p)}",
+    )
+
+
+@_words("sync.no_worktree")
+def _sync_no_worktree(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} of {p['task']} has no worktree to sync",
+        f"a stage gets one when it is prepared: okstra prepare {p['task']} --type implementation --stage {p['stage']}",
+    )
+
+
+@_words("sync.busy")
+def _sync_busy(p: Params) -> tuple[str, str]:
+    return (
+        f"{p['operation']} is in progress in stage {p['stage']}'s worktree {p['path']}",
+        f"finish or abort it first (git -C {shlex.quote(str(p['path']))} status), then rerun",
+    )
+
+
+@_words("sync.dirty")
+def _sync_dirty(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']}'s worktree {p['path']} has uncommitted changes: {some(p['paths'])}",
+        "commit or stash them there, then rerun the sync",
+    )
+
+
+@_words("sync.rebase_done")
+def _sync_rebase_done(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} is done at {_short(p['commit'])}: a rebase would take that commit off its branch, "
+        "and the handoff would refuse the stage",
+        f"merge the task branch instead: okstra sync {p['task']} --stage {p['stage']}",
+    )
+
+
+@_words("sync.conflict")
+def _sync_conflict(p: Params) -> tuple[str, str]:
+    return (
+        f"the task branch does not {p['operation']} cleanly into stage {p['stage']}'s worktree {p['path']}: "
+        f"conflicts in {some(p['paths'])}; the {p['operation']} was aborted and nothing changed there",
+        f"{p['operation']} it by hand and resolve the conflicts: git -C {shlex.quote(str(p['path']))} {p['operation']} "
+        f"{p['branch']} — or leave the stage as it is: the handoff brings the stages together",
     )

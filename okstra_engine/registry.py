@@ -286,6 +286,20 @@ def task_worktrees(slot: TaskSlot) -> dict[int | None, WorktreeRow]:
     return {row.stage: row for row in map(_row, found)}
 
 
+def project_worktrees(project_id: str) -> list[WorktreeRow]:
+    """Every registered worktree of a project's tasks (an empty list without a registry)."""
+    with _reader() as conn:
+        if conn is None:
+            return []
+        try:
+            found = conn.execute(f"SELECT {_COLUMNS} FROM worktrees WHERE project_id = ?", (project_id,)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+    return [_row(values) for values in found]
+
+
 def worktree_at(path: Path) -> WorktreeRow | None:
     """The registered worktree whose root is `path`, or None (no registry: nothing is
     created)."""

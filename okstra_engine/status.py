@@ -30,6 +30,7 @@ from .tasks import Task
 
 if TYPE_CHECKING:
     from .agent_state import AgentView
+    from .worktrees import Overlap
 
 
 @dataclass
@@ -46,6 +47,8 @@ class TaskStatus:
     """The plans the current one replaced, oldest first (their runs keep their ledgers)."""
     agents: dict[int, AgentView] = field(default_factory=dict)
     """The agent of each stage in flight, from its hooks or its process (`agent_state`)."""
+    overlaps: list[Overlap] = field(default_factory=list)
+    """Stages in flight or not merged whose worktrees change the same files."""
 
     @property
     def auto_stage(self) -> int | None:
@@ -64,6 +67,7 @@ class TaskStatus:
                 {**s.to_json(), "agent": self.agents[s.stage].to_json()} if s.stage in self.agents else s.to_json()
                 for s in self.stages
             ],
+            "overlaps": [o.to_json() for o in self.overlaps],
             "replaced_plans": [
                 {**r.model_dump(mode="json"), "run_dir": str(self.task.runs_dir / r.run)} for r in self.replaced
             ],
@@ -92,9 +96,13 @@ def task_status(
         )
     stages, task_worktree = stage_views(task, stage_map, ledger, warnings, now=now)
     from .agent_state import stage_agents
+    from .worktrees import stage_overlaps
 
     agents = stage_agents(task, ledger, stages)
-    return TaskStatus(task, str(plan.dir), task_worktree, stages, warnings, stage_map, ledger, plan.replaced, agents)
+    overlaps = stage_overlaps(task, stages, warnings)
+    return TaskStatus(
+        task, str(plan.dir), task_worktree, stages, warnings, stage_map, ledger, plan.replaced, agents, overlaps
+    )
 
 
 def stage_views(

@@ -370,6 +370,55 @@ def annotate_status(task: Task, views: list[StageView], warnings: list[str]) -> 
     return task_row.path
 
 
+@dataclass(frozen=True)
+class Overlap:
+    """Two stages whose worktrees change the same files: a merge of both may conflict."""
+
+    stages: tuple[int, int]
+    files: list[str]
+
+    def to_json(self) -> dict[str, object]:
+        return {"stages": list(self.stages), "files": self.files}
+
+
+def stage_overlaps(task: Task, views: list[StageView], warnings: list[str]) -> list[Overlap]:
+    """The pairs of stages in flight or done but not merged whose worktrees change the
+    same tracked files: each worktree's work tree against its base (`git diff --name-only
+    BASE`: committed and uncommitted changes). Nothing is asked unless two such stages
+    have worktrees; then one registry query and one git process per stage, run side by
+    side. Files not yet added to git are not seen (a second process per stage, on every
+    status call)."""
+    wanted = [v for v in views if v.worktree and (v.is_flying or v.state is StageState.NOT_MERGED)]
+    if len(wanted) < 2:
+        return []
+    rows = registry.task_worktrees(task_slot(task))
+    places = [
+        (v.stage, Path(row.path), row.base_ref)
+        for v in wanted
+        if (row := rows.get(v.stage)) is not None and Path(row.path).is_dir()
+    ]
+    if len(places) < 2:
+        return []
+
+    def changed(path: Path, base: str) -> list[str] | None:
+        try:
+            return git.changed_paths(path, base)
+        except OkstraError as exc:
+            warnings.append(f"cannot tell what the worktree {path} changes: {exc.what}")
+            return None
+
+    found = git.concurrently(*(lambda p=path, b=base: changed(p, b) for _, path, base in places))
+    changes = {n: set(files) for (n, _, _), files in zip(places, found) if files}
+    numbers = sorted(changes)
+    overlaps = []
+    for i, a in enumerate(numbers):
+        for b in numbers[i + 1 :]:
+            both = changes[a] & changes[b]
+            if both:
+                overlaps.append(Overlap((a, b), sorted(both)))
+    return overlaps
+
+
 def set_aside_stages(task: Task, stages: Iterable[int], label: str, *, flying: Iterable[int] = ()) -> list[str]:
     """Before a new plan replaces one whose stages have run: each stage's worktree goes
     and its branch is kept under `<branch>-replaced-<label>`, so the new plan's stage N

@@ -220,6 +220,8 @@ _EXTRA: dict[str, Callable[[Params], Fields]] = {
     "handoff.conflict": _conflict,
     "plan.replaces_progress": _replaces_progress,
     "record.run_elsewhere": _run_elsewhere,
+    "sync.busy": lambda p: {"path_arg": shlex.quote(p["path"])},
+    "sync.conflict": lambda p: {"path_arg": shlex.quote(p["path"])},
 }
 """The codes whose words hold more than their params one by one: lists of records, and
 parts said only when a param is there."""

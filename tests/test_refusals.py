@@ -254,6 +254,7 @@ def test_every_code_has_words_and_refuses_as_an_okstra_error() -> None:
         "merges": [{"stage": 2, "commit": "d" * 40}, {"stage": 3, "commit": "e" * 40}],
         "groups": ["B"],
         "branches": ["okstra/feature/auth/login-s1"],
+        "operation": "merge",
     }
     samples_for = {
         "phase.stages_not_merged": {"stages": [{"stage": 1, "commit": "e" * 40}]},

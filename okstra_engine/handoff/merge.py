@@ -58,7 +58,7 @@ from ..refusals import Refusal
 from ..stage_view import StageState
 from ..status import TaskStatus, task_status
 from ..tasks import Task
-from .plan import HandoffError, HandoffPlan, StagePlan, build_plan, refused_error
+from .plan import HandoffError, HandoffPlan, StagePlan, build_plan, foresee, refused_error
 from .records import HandoffRow, LandedStage, append_handoff, handoffs_path
 from .recovery import begin_journal, journal_path, recover_interrupted
 from .report import write_report
@@ -149,6 +149,7 @@ def run_handoff(
         )
         if plan.to_merge and not merge:
             result.would_merge = plan.to_merge
+            foresee(plan)
         elif plan.to_merge:
             blockers = plan.merge_blockers()
             if blockers:

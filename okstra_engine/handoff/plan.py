@@ -121,6 +121,9 @@ class HandoffPlan:
     """A git operation left unfinished in the task worktree ("a merge", "a rebase", …)."""
     warnings: list[str] = field(default_factory=list)
     history: list[HandoffRow] = field(default_factory=list, repr=False)
+    predicted_conflicts: dict[int, list[str]] = field(default_factory=dict)
+    """Per stage to merge, the files its merge would conflict in (`predict`), foreseen
+    before merging; empty when not asked (a handoff that merges finds out by merging)."""
 
     @property
     def stage_numbers(self) -> list[int]:
@@ -153,7 +156,12 @@ class HandoffPlan:
             "task_worktree": str(self.task_worktree),
             "plan": [s.to_json() for s in self.stages],
             "left_behind": self.left_behind(),
+            "predicted_conflicts": self.predicted(),
         }
+
+    def predicted(self) -> dict[str, list[str]]:
+        """`predicted_conflicts` as JSON: by stage number as a string."""
+        return {str(n): files for n, files in sorted(self.predicted_conflicts.items())}
 
     def left_behind(self) -> dict[str, list[str]]:
         """Per stage (its number as a string) that has any: the commits of its branch after
@@ -197,14 +205,29 @@ class HandoffPlan:
             "warnings": self.warnings,
             "plan": [s.to_json() for s in self.stages],
             "left_behind": self.left_behind(),
+            "predicted_conflicts": self.predicted(),
         }
 
 
 def handoff_plan(task: Task, group: str | None = None) -> HandoffPlan:
     """The merge plan of `group` (default: the first group not yet handed off). Read-only:
     no lock, no ledger or git change. Raises OkstraError when there is no plan to make
-    (no approved plan, unknown group, not a git project, no task worktree)."""
-    return build_plan(task, group, classify=True)
+    (no approved plan, unknown group, not a git project, no task worktree). The stages
+    to merge carry the conflicts their merges would meet (`predicted_conflicts`)."""
+    plan = build_plan(task, group, classify=True)
+    foresee(plan)
+    return plan
+
+
+def foresee(plan: HandoffPlan) -> None:
+    """Fill `predicted_conflicts` when the plan has something to merge and nothing refused."""
+    if plan.to_merge and not plan.refused:
+        from .predict import predict_conflicts
+
+        try:
+            plan.predicted_conflicts = predict_conflicts(plan)
+        except OkstraError as exc:
+            plan.warnings.append(f"cannot foresee the merges' conflicts: {exc.what}")
 
 
 def pick_group(groups: dict[str, list[int]], handed_off: list[str], wanted: str | None, task: Task) -> str:

@@ -2,13 +2,14 @@
 
 A worker reads the merge plan (`handoff.handoff_plan`, read-only): each stage of the
 group with its branch, done commit, how that commit stands against the task worktree
-HEAD (`content_merged`) and what the handoff does with it — merge, already merged, or
-refused with the reason. `y` (or the button) runs `handoff.run_handoff(task, group,
+HEAD (`content_merged`) and what the handoff does with it — merge (with the files its
+merge is foreseen to conflict in), already merged, or refused with the reason. `y` (or the button) runs `handoff.run_handoff(task, group,
 merge=True)` in a worker, the progress on screen, then shows the merged commits, or
 what stopped it: the conflicting files per stage (the handoff is all or nothing, so the
 task worktree is back where it was), the refusals, or the engine's what/how.
 
-`g` moves to the next group of the plan, in handoff order.
+`g` moves to the next group of the plan, in handoff order. Leaving after a handoff that
+merged says how to clean up the merged stages' worktrees (`okstra gc`).
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ def plan_table(plan: HandoffPlan, look: Look, *, conflicts: dict[int, list[str]]
         else:
             kind = badge(sp.state, look)
         action = action_text(sp.action, look)
+        if sp.stage in plan.predicted_conflicts and not conflicts:
+            action.append("\n" + t("handoff.action.predicted"), style=look("okstra--not-merged") + BOLD)
+            action.append("\n" + ", ".join(map(shown, plan.predicted_conflicts[sp.stage])), style="bold")
         if conflicts and sp.stage in conflicts:
             action = Text(t("handoff.action.conflict"), style=look("okstra--stale") + BOLD)
             action.append("\n" + ", ".join(map(shown, conflicts[sp.stage])), style="bold")
@@ -283,6 +287,11 @@ class HandoffScreen(OkstraScreen):
         self.query_one(StatusBar).show(text, working=working)
 
     # ------------------------------------------------------------ actions
+
+    def action_back(self) -> None:
+        if self.result is not None and self.result.merged:  # merged stages' worktrees can go now
+            self.say(t("handoff.gc_hint", task=str(self.run_task.ref)))
+        super().action_back()
 
     def action_next_group(self) -> None:
         if self.plan is None:

@@ -1,5 +1,6 @@
 """The selected stage in full: what its state means now, what it waits for and what
-waits for it, its commit, run, the tokens its runs used, branch, worktree and the lead's summary."""
+waits for it, its commit, run, the tokens its runs used, branch, worktree, the stages
+whose worktrees change the same files, and the lead's summary."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from okstra_engine.agent_state import AgentView
+from okstra_engine.refusals import some
 from okstra_engine.shown import shown
 from okstra_engine.stage_view import StageState
 
@@ -89,6 +91,22 @@ class StageDetail(Looks, VerticalScroll):
         grid.add_row(t("detail.branch"), Text(data.branches[view.stage]))
         if view.stage in data.worktrees:
             grid.add_row(t("detail.worktree"), Text(home_relative(Path(data.worktrees[view.stage]))))
+        overlaps = [o for o in data.status.overlaps if view.stage in o.stages]
+        if overlaps:
+            grid.add_row(
+                t("detail.overlaps"),
+                Text(
+                    "\n".join(
+                        t(
+                            "detail.overlap",
+                            stage=next(n for n in o.stages if n != view.stage),
+                            files=some([shown(f) for f in o.files]),
+                        )
+                        for o in overlaps
+                    ),
+                    style=self.look("okstra--not-merged"),
+                ),
+            )
         summary = data.summaries.get(view.stage)
         if summary:
             grid.add_row(t("detail.summary"), Text(summary))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.tui.conftest import SIZE
-from tests.tui.driving import board_ready, finish_stages, settle, text_of
+from tests.tui.driving import Notes, board_ready, finish_stages, settle, text_of
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -110,10 +110,12 @@ async def test_confirm_merges_the_group(make_app, demo) -> None:
     wt = _task_worktree(demo)
     before = _git(wt, "rev-parse", "HEAD")
     app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
+    said = Notes()
+    async with app.run_test(size=SIZE, message_hook=said) as pilot:
         screen = await _open(pilot, 3)
         plan = screen.plan
         assert plan.to_merge == [3, 4] and plan.already_merged == [2] and not plan.refusals
+        assert plan.predicted_conflicts == {} and "foreseen" not in text_of(screen.query_one("#handoff-plan"))
         assert {s.stage: s.done_commit for s in plan.stages if s.stage in done} == done
         notes = text_of(screen.query_one("#handoff-notes"))
         assert "y merges stages 3, 4 into the task worktree" in notes and "All or nothing" in notes
@@ -126,6 +128,8 @@ async def test_confirm_merges_the_group(make_app, demo) -> None:
         for n in (3, 4):
             assert f"merged: {result.merge_commits[n][:8]}" in shown
         assert "ready now: stage 5" in shown
+        await pilot.press("escape")
+        await settle(pilot, lambda: any("okstra gc demo/checkout" in text for text in said.texts))
     after = _git(wt, "rev-parse", "HEAD")
     assert after == result.task_head != before
     for sha in done.values():
@@ -144,6 +148,9 @@ async def test_a_conflict_names_the_files_and_keeps_nothing(make_app, demo) -> N
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         screen = await _open(pilot, 4)
+        assert screen.plan.predicted_conflicts == {3: ["sim/stage-3.md"]}  # seen before merging
+        planned = text_of(screen.query_one("#handoff-plan"))
+        assert "conflict foreseen in" in planned and "sim/stage-3.md" in planned
         await pilot.press("y")
         await _finished(pilot, screen)
         from okstra_engine.handoff import HandoffError

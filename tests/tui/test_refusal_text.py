@@ -213,6 +213,21 @@ EXAMPLES: dict[str, list[dict]] = {
         {"task": T, "stage": 4, "latest": None},
         {"task": T, "stage": 4, "latest": "released"},
     ],
+    "sync.in_flight": [{"task": T, "stage": 2, "run": RUN, "since": "2026-06-10T12:00:00Z"}],
+    "sync.no_worktree": [{"task": T, "stage": 2}],
+    "sync.busy": [{"task": T, "stage": 2, "path": "/wt/my stage", "operation": "a merge"}],
+    "sync.dirty": [{"task": T, "stage": 2, "path": "/wt/s2", "paths": ["a.py", "b.py"]}],
+    "sync.rebase_done": [{"task": T, "stage": 2, "commit": SHA}],
+    "sync.conflict": [
+        {
+            "task": T,
+            "stage": 2,
+            "path": "/wt/s2",
+            "paths": ["shared.txt"],
+            "operation": "rebase",
+            "branch": "okstra/feature/demo/checkout",
+        }
+    ],
 }
 
 
