@@ -72,10 +72,10 @@ def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def _own_env() -> dict[str, str]:
     """okstra's environment for its tmux calls: without $TMUX, so that a call from inside
-    a tmux session talks to the server `-L` names, not to the one it runs in."""
+    a tmux session talks to the default server (or the one `-L` names), wherever okstra
+    runs: its sessions are always on the same server."""
     env = dict(os.environ)
-    if socket_name() is not None:
-        env.pop("TMUX", None)
+    env.pop("TMUX", None)
     return env
 
 
@@ -122,10 +122,6 @@ def send_keys(name: str, *keys: str) -> bool:
 
 def kill_session(name: str) -> bool:
     return _run("kill-session", "-t", f"={name}", check=False).returncode == 0
-
-
-def kill_server() -> None:
-    _run("kill-server", check=False)
 
 
 def socket_path() -> Path:

@@ -59,9 +59,7 @@ def ledger_rows(task):
     return read_ledger(plan_run_root(task).dir / LEDGER_NAME).rows
 
 
-def test_two_stages_start_at_once_run_and_record_done(task, capsys) -> None:
-    from tests.support import call
-
+def test_two_stages_start_at_once_run_and_record_done(task) -> None:
     sim_lead("--delay", "0.3")
     first = managed.start_stage(task, 1)
     wait_for(lambda: done_stages(task) == {1})
@@ -74,8 +72,9 @@ def test_two_stages_start_at_once_run_and_record_done(task, capsys) -> None:
     assert {two.session, three.session} <= set(live)
     # the reservation names the pane's process: launch restates it before it execs the agent
     wait_for(lambda: {(r.stage, r.pid) for r in ledger_rows(task) if r.pid} >= {(2, two.pid), (3, three.pid)})
-    code, out, _ = call(capsys, "--project", str(task.project.root), "agents", "auth/login", "--json")
-    assert code == 0
+    # another okstra process (a board opened again) finds them, from the registry and tmux
+    code, out, err = run_cli("--project", str(task.project.root), "agents", "auth/login", "--json")
+    assert code == 0, err
     listed = {row["stage"]: row for row in json.loads(out)}
     assert set(listed) == {1, 2, 3}
     assert listed[2]["session"] == two.session and listed[2]["run_id"] == two.run_id
@@ -163,7 +162,7 @@ def test_autopilot_runs_a_six_stage_dag_to_done_with_at_most_n_agents(repo: Path
     plan = tmp_path / "plan6.md"
     plan.write_text(PLAN_6)
     import_plan(task, plan, approve=True)
-    sim_lead("--delay", "0.2")
+    sim_lead("--delay", "0.5")
     most = 0
 
     def watch(_: float) -> None:
@@ -240,3 +239,35 @@ def test_attach_argv_switches_inside_the_same_server_and_nests_with_care(monkeyp
 
 def test_session_names_are_tmux_safe() -> None:
     assert managed.session_name("my.app", "g:1/id.x", 3) == "okstra-my-app-g-1-id-x-s3"
+
+
+def test_autopilot_without_handoff_stops_where_a_stage_waits_for_one(task) -> None:
+    """Stage 4 depends on 2 and 3 and starts from the task worktree: they must be handed
+    off first, which autopilot does only when asked."""
+    from okstra_engine.autopilot import follow
+
+    sim_lead()
+    result = follow(task, 2, sleep=lambda _: time.sleep(0.1))
+    assert not result.done and result.waiting == {4: "blocked"}
+    assert done_stages(task) == {1, 2, 3}
+    assert task_status(task).stages[3].reason.code == "needs-handoff"
+
+
+def test_ctrl_c_stops_the_autopilot_and_leaves_the_agents_running(task) -> None:
+    import signal
+
+    sleeper()
+    exe = Path(sys.executable).with_name("okstra")
+    proc = subprocess.Popen(
+        [str(exe), "--project", str(task.project.root), "start", "auth/login", "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: any(s.alive for s in managed.sessions(task.project, task.ref)))
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "the agents keep running" in out
+    (running,) = managed.sessions(task.project, task.ref)
+    assert running.stage == 1 and running.alive and tmux.has_session(running.session)
