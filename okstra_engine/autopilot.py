@@ -31,7 +31,12 @@ def _quiet(text: str) -> None:
 
 
 def autopilot_step(
-    task: Task, max_parallel: int = DEFAULT_MAX_PARALLEL, *, handoff: bool = False, notice: Notice = _quiet
+    task: Task,
+    max_parallel: int = DEFAULT_MAX_PARALLEL,
+    *,
+    handoff: bool = False,
+    workers: tuple[str, ...] = (),
+    notice: Notice = _quiet,
 ) -> list[ManagedSession]:
     """Start the ready stages (lowest first) while fewer than `max_parallel` of the task's
     managed agents live; with `handoff`, first hand off what can be. The sessions started."""
@@ -54,7 +59,7 @@ def autopilot_step(
         if view.state is not StageState.READY:
             continue
         try:
-            session = start_stage(task, view.stage, notice=notice)
+            session = start_stage(task, view.stage, workers=workers, notice=notice)
         except RefusedError as exc:  # another okstra took it since status looked
             notice(f"okstra: stage {view.stage} not started: {exc.what}")
             continue
@@ -99,6 +104,7 @@ def follow(
     max_parallel: int = DEFAULT_MAX_PARALLEL,
     *,
     handoff: bool = False,
+    workers: tuple[str, ...] = (),
     notice: Notice = _quiet,
     poll: float = POLL_S,
     sleep: Callable[[float], object] = time.sleep,
@@ -109,7 +115,7 @@ def follow(
 
     result = FollowResult(done=False)
     while True:
-        started = autopilot_step(task, max_parallel, handoff=handoff, notice=notice)
+        started = autopilot_step(task, max_parallel, handoff=handoff, workers=workers, notice=notice)
         result.started += started
         views = task_status(task).stages
         if all(v.is_done for v in views):

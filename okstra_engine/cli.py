@@ -291,9 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="autopilot: start every stage as it becomes ready, until all are done or nothing more can start",
     )
-    p.add_argument(
-        "--max-parallel", type=int, default=2, metavar="N", help="with --follow: at most N agents at once (default 2)"
-    )
+    p.add_argument("--max-parallel", type=int, metavar="N", help="with --follow: at most N agents at once (default 2)")
     p.add_argument(
         "--handoff", action="store_true", help="with --follow: hand off each group whose merge plan refuses nothing"
     )
@@ -677,7 +675,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     workers = tuple(parse_workers(args.workers))
     info = _say_on_stderr if args.json else print
     if not args.follow:
-        if args.handoff or args.max_parallel != 2:
+        if args.handoff or args.max_parallel is not None:
             raise OkstraError("--max-parallel and --handoff go with --follow", "add --follow, or drop them")
         session = start_stage(task, args.stage, workers=workers, notice=_say_on_stderr)
         if args.json:
@@ -686,15 +684,14 @@ def cmd_start(args: argparse.Namespace) -> int:
         print(f"okstra: stage {session.stage} of {task.ref} started in tmux session {session.session}")
         print(f"okstra: see it: okstra attach {task.ref} {session.stage}; all agents: okstra agents {task.ref}")
         return 0
-    from .autopilot import follow
+    from .autopilot import DEFAULT_MAX_PARALLEL, follow
 
-    if args.workers:
-        raise OkstraError("--workers does not go with --follow", "drop --workers")
+    limit = DEFAULT_MAX_PARALLEL if args.max_parallel is None else args.max_parallel
     if args.stage != "auto":
-        first = start_stage(task, args.stage, notice=_say_on_stderr)
+        first = start_stage(task, args.stage, workers=workers, notice=_say_on_stderr)
         info(f"okstra: stage {first.stage} started in tmux session {first.session}")
     try:
-        result = follow(task, args.max_parallel, handoff=args.handoff, notice=info)
+        result = follow(task, limit, handoff=args.handoff, workers=workers, notice=info)
     except KeyboardInterrupt:
         info(f"okstra: autopilot stopped; the agents keep running (okstra agents {task.ref})")
         return 130
@@ -707,13 +704,16 @@ def cmd_start(args: argparse.Namespace) -> int:
                 "waiting": {str(n): state for n, state in result.waiting.items()},
             }
         )
-    elif result.done:
-        print(f"okstra: every stage of {task.ref} is done")
-    else:
+        return 0 if result.done else 2
+    if not result.done:
         waiting = ", ".join(f"{n} ({state})" for n, state in result.waiting.items())
-        print(f"okstra: nothing more can start and no agent runs; not done: {waiting}")
-        print(f"okstra: see why: okstra status {task.ref}")
-    return 0 if result.done else 1
+        raise OkstraError(
+            f"nothing more of {task.ref} can start and no agent of it runs; not done: stage(s) {waiting}",
+            f"see why: okstra status {task.ref}"
+            + ("" if args.handoff else f"; a stage waiting for a handoff: okstra start {task.ref} --follow --handoff"),
+        )
+    print(f"okstra: every stage of {task.ref} is done")
+    return 0
 
 
 def cmd_agents(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """`okstra launch RUN_DIR`: replace this process with the configured agent on a prepared run.
 
 exec, not spawn: the reservation records this pid, and after exec it is the agent's, so
-a crashed agent makes its reservation stale on this host at once.
+a crashed agent makes its reservation stale on this host at once. In a managed terminal
+(`managed`) this process is the tmux pane's own, so the pane's pid is the agent's too.
 
 The agent's environment names the run (`OKSTRA_RUN_DIR`). Claude Code is also given
 `--settings <run dir>/agent-settings.json`, whose hooks report each of its events to
