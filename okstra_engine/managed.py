@@ -95,7 +95,7 @@ def start_run(run_dir: Path) -> ManagedSession:
     says why to the caller instead of in a session that closes at once."""
     from . import registry
     from .agent_events import okstra_argv
-    from .launch import plan_launch, run_context
+    from .launch import plan_launch, record_agent_pid, run_context
 
     require_tmux()
     run_dir = run_dir.resolve()
@@ -113,6 +113,8 @@ def start_run(run_dir: Path) -> ManagedSession:
             f"see it: okstra attach {task.ref} {manifest.stage}; or stop it: okstra stop {task.ref} {manifest.stage}",
         )
     started = tmux.new_session(name, [*okstra_argv(), "launch", str(run_dir)], plan.cwd)
+    # the pane's launch records it too, unless it dies first: then the stage is stale at once
+    record_agent_pid(task, manifest, started.pid, unless_known=True)
     row = registry.register_session(
         registry.SessionRow(
             project_id=task.project.id,

@@ -88,7 +88,10 @@ def test_two_stages_start_at_once_run_and_record_done(task) -> None:
 def test_a_killed_session_is_an_exited_agent_and_its_stage_stale(task) -> None:
     sleeper()
     started = managed.start_stage(task, 1)
-    wait_for(lambda: any(r.pid == started.pid for r in ledger_rows(task)))
+    # named at once by the starter (the pane's launch names it again): a pane that dies
+    # before its launch speaks still leaves a stage that is stale at once
+    last = ledger_rows(task)[-1]
+    assert (last.status, last.pid) == ("reserved", started.pid)
     assert managed.session_of(task, 1).alive
     tmux.kill_session(started.session)
     wait_for(lambda: not managed.session_of(task, 1).alive)
