@@ -739,8 +739,9 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from .managed import attach_argv, session_of
+    from .managed import attach_argv, require_tmux, session_of
 
+    require_tmux()
     argv = attach_argv(session_of(_task(args), args.stage))
     sys.stdout.flush()
     os.execvp(argv[0], argv)

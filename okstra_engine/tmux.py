@@ -80,7 +80,10 @@ def _own_env() -> dict[str, str]:
 
 
 def list_sessions() -> dict[str, Session]:
-    """Every session of the server, by name; none when no server runs."""
+    """Every session of the server, by name; none when no server runs (or no tmux is
+    installed: then no session of okstra's still runs)."""
+    if not available():
+        return {}
     proc = _run("list-sessions", "-F", "#{session_name}\t#{pane_pid}\t#{session_created}", check=False)
     if proc.returncode != 0:
         # no server yet (`no server running on …`, `error connecting to …`): no sessions

@@ -298,3 +298,16 @@ def test_a_registry_from_before_sessions_reads_none_and_takes_one() -> None:
     (stored,) = registry.session_rows(slot=registry.TaskSlot("app", "g", "t"))
     assert (stored.session, stored.pid, stored.run_id) == ("okstra-app-g-t-s1", 42, "r1") and stored.created
     assert registry.session_rows("other") == []
+
+
+def test_without_tmux_agents_are_gone_and_attach_says_how_to_install_it(task, monkeypatch, tmp_path) -> None:
+    sleeper()
+    managed.start_stage(task, 1)
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "git").symlink_to(shutil.which("git") or "git")
+    monkeypatch.setenv("PATH", str(bare))
+    (gone,) = managed.sessions(task.project, task.ref)
+    assert not gone.alive and gone.state == "exited"
+    code, _, err = run_cli("--project", str(task.project.root), "attach", "auth/login", "1")
+    assert code == 2 and "tmux is not installed" in err
