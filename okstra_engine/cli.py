@@ -718,10 +718,10 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def cmd_agents(args: argparse.Namespace) -> int:
     from .managed import sessions
-    from .slugs import TaskRef
 
     if args.task_ref:
-        found = sessions(_project(args), TaskRef.parse(args.task_ref))
+        task = _task(args)
+        found = sessions(task.project, task.ref)
     elif getattr(args, "project", None):
         found = sessions(_project(args))
     else:

@@ -159,15 +159,12 @@ def sessions(project: Project | None = None, ref: TaskRef | None = None) -> list
     """Every managed session okstra started (the last one of each stage) on the tmux
     server it talks to, of `project` (and its task `ref`), checked against tmux."""
     from . import registry
-    from .worktrees import task_slot
 
     socket = tmux.socket_name() or ""
     if ref is not None:
         if project is None:
             raise ValueError("a task ref needs its project")
-        from .tasks import load_task
-
-        rows = registry.session_rows(slot=task_slot(load_task(project, ref)))
+        rows = registry.session_rows(slot=registry.TaskSlot(project.id, ref.group, ref.id))
     else:
         rows = registry.session_rows(project.id if project is not None else None)
     rows = [row for row in rows if row.socket == socket]
