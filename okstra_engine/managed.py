@@ -251,15 +251,16 @@ STOP_TIMEOUT_S = 15.0
 
 
 def stop(task: Task, stage: int, *, timeout: float = STOP_TIMEOUT_S) -> ManagedSession:
-    """Ask the stage's agent to stop: C-c in its pane (again every few seconds: an agent
-    may take the first one as "stop this turn"), then, once its session has exited,
-    release the stage if the run still holds it. Refused when the agent does not exit
-    within `timeout` seconds (the stage stays held)."""
+    """Ask the stage's agent to stop: C-c in its pane, twice half a second apart (an
+    interactive agent takes the first as "stop this turn" and exits on a second one soon
+    after), again every few seconds; then, once its session has exited, release the stage
+    if the run still holds it. Refused when the agent does not exit within `timeout`
+    seconds (the stage stays held)."""
     from .record import record
 
     found = session_of(task, stage)
     deadline = time.monotonic() + timeout
-    next_key = 0.0
+    next_key, sent = 0.0, 0
     while found.alive:
         now = time.monotonic()
         if now >= deadline:
@@ -269,7 +270,8 @@ def stop(task: Task, stage: int, *, timeout: float = STOP_TIMEOUT_S) -> ManagedS
             )
         if now >= next_key:
             tmux.send_keys(found.session, "C-c")
-            next_key = now + 3.0
+            sent += 1
+            next_key = now + (0.5 if sent % 2 else 3.0)
         time.sleep(0.1)
         found = session_of(task, stage)
     if found.holds:

@@ -336,3 +336,44 @@ def test_autopilot_waits_for_an_agent_launched_in_place(task) -> None:
         in_place.wait(timeout=10)
     assert looks and not result.done and result.waiting[1] == "stale"
     assert managed.sessions(task.project, task.ref) == []
+
+
+_TWICE = """
+import signal, sys, time
+first = [0.0]
+def on_int(signum, frame):
+    if time.monotonic() - first[0] < 1.0:
+        sys.exit(0)
+    first[0] = time.monotonic()
+signal.signal(signal.SIGINT, on_int)
+open(sys.argv[1] + ".ready", "w").close()
+while True:
+    time.sleep(1)
+"""
+
+_DEAF = """
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+open(sys.argv[1] + ".ready", "w").close()
+time.sleep(120)
+"""
+
+
+def _ready(task, session: managed.ManagedSession) -> Callable[[], bool]:
+    return (task.runs_dir / session.run_id / "prompt.md.ready").exists
+
+
+def test_stop_exits_an_agent_that_wants_c_c_twice_and_refuses_one_that_never_stops(task) -> None:
+    from okstra_engine.errors import OkstraError
+
+    set_agent_command([sys.executable, "-c", _TWICE, "{prompt_file}"])
+    twice = managed.start_stage(task, 1)
+    wait_for(_ready(task, twice))  # its SIGINT handler is in place
+    assert not managed.stop(task, 1).alive
+    assert ledger_rows(task)[-1].status == "released"
+    set_agent_command([sys.executable, "-c", _DEAF, "{prompt_file}"])
+    deaf = managed.start_stage(task, 1)
+    wait_for(_ready(task, deaf))
+    with pytest.raises(OkstraError, match="did not stop within 1.5 s; the stage stays held"):
+        managed.stop(task, 1, timeout=1.5)
+    assert managed.session_of(task, 1).alive and ledger_rows(task)[-1].status == "reserved"
