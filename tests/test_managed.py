@@ -377,3 +377,14 @@ def test_stop_exits_an_agent_that_wants_c_c_twice_and_refuses_one_that_never_sto
     with pytest.raises(OkstraError, match="did not stop within 1.5 s; the stage stays held"):
         managed.stop(task, 1, timeout=1.5)
     assert managed.session_of(task, 1).alive and ledger_rows(task)[-1].status == "reserved"
+
+
+def test_an_agent_gets_okstras_environment_from_a_server_started_without_it(task) -> None:
+    """A person's tmux server was started long ago, in another environment: the agent's
+    session still runs with this okstra's (its home, its settings)."""
+    server_env = {"PATH": os.environ["PATH"], "HOME": "/nonexistent"}
+    subprocess.run(tmux.tmux_argv("new-session", "-d", "-s", "older", "sleep", "60"), env=server_env, check=True)
+    sim_lead()
+    started = managed.start_stage(task, 1)
+    wait_for(lambda: done_stages(task) == {1})
+    assert started.session in managed.session_of(task, 1).session
