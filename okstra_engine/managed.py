@@ -6,7 +6,7 @@ them again after it quits.
 - The pane runs `okstra launch` without a shell, so the pid launch records in the
   reservation before it execs the agent is the pane's, and a killed session makes the
   stage stale at once (its pid is gone).
-- The registry keeps the session okstra last started for each stage (`registry.sessions`);
+- The registry keeps the session okstra last started for each stage (its `sessions` table);
   `sessions` checks it against tmux: a session tmux no longer has is an agent that
   exited, and its stage follows the ledger (stale if it never recorded done).
 - `stop` asks the agent to stop (C-c in its pane) and releases the stage only once it
@@ -100,9 +100,9 @@ def start_run(run_dir: Path) -> ManagedSession:
     require_tmux()
     run_dir = run_dir.resolve()
     task, manifest = run_context(run_dir)
-    if manifest.stage is None:
+    if manifest.task_type != "implementation" or manifest.stage is None:
         raise OkstraError(
-            f"run {manifest.run_id} is a {manifest.task_type} run: managed sessions run stages",
+            f"run {manifest.run_id} is a {manifest.task_type} run: managed sessions run implementation stages",
             f"run it in place: okstra launch {run_dir}",
         )
     plan = plan_launch(run_dir)

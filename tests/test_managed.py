@@ -388,3 +388,14 @@ def test_an_agent_gets_okstras_environment_from_a_server_started_without_it(task
     started = managed.start_stage(task, 1)
     wait_for(lambda: done_stages(task) == {1})
     assert started.session in managed.session_of(task, 1).session
+
+
+def test_only_implementation_stages_run_in_managed_sessions(task) -> None:
+    from okstra_engine.errors import OkstraError
+    from okstra_engine.prepare import PrepareOptions, prepare
+
+    sim_lead()
+    run = prepare(task, PrepareOptions("planning", replace=True)).manifest.run_dir
+    with pytest.raises(OkstraError, match="managed sessions run implementation stages"):
+        managed.start_run(Path(run))
+    assert tmux.list_sessions() == {}
