@@ -140,18 +140,23 @@ def start_stage(
 ) -> ManagedSession:
     """Prepare an implementation run of `stage` exactly as `okstra prepare` does, then
     start its agent in a managed session. Without tmux nothing is prepared; when the
-    session cannot start, the run's reservation is released."""
+    session does not start, the run's reservation is released (once a pid names it, its
+    agent started, and the ledger's rules for a gone pid take over)."""
+    from .ledger import LEDGER_NAME
+    from .ledger_state import read_state
+    from .plans import require_plan_run_root
     from .prepare import PrepareOptions, prepare
     from .record import record
 
     require_tmux()
-    prepared = prepare(task, PrepareOptions("implementation", stage=str(stage), workers=workers), notice=notice)
-    manifest = prepared.manifest
+    options = PrepareOptions("implementation", stage=str(stage), workers=workers)
+    manifest = prepare(task, options, notice=notice).manifest
     try:
         return start_run(Path(manifest.run_dir))
     except BaseException:
-        if manifest.stage is not None:
-            record(task, manifest.stage, "released", run_id=manifest.run_id)
+        held = read_state(require_plan_run_root(task).dir / LEDGER_NAME).stages.get(manifest.stage or 0)
+        if held is not None and held.in_flight and held.streak.run_id == manifest.run_id and held.streak.pid is None:
+            record(task, held.stage, "released", run_id=manifest.run_id)
         raise
 
 

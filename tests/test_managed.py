@@ -399,3 +399,11 @@ def test_only_implementation_stages_run_in_managed_sessions(task) -> None:
     with pytest.raises(OkstraError, match="managed sessions run implementation stages"):
         managed.start_run(Path(run))
     assert tmux.list_sessions() == {}
+
+
+def test_a_start_whose_agent_cannot_run_releases_its_stage(task) -> None:
+    set_agent_command(["no-such-agent-xyz", "{prompt}"])
+    code, _, err = run_cli("--project", str(task.project.root), "start", "auth/login")
+    assert code == 2 and "'no-such-agent-xyz' is not installed" in err
+    assert [r.status for r in ledger_rows(task)] == ["reserved", "released"]
+    assert str(task_status(task).stages[0].state) == "ready" and tmux.list_sessions() == {}
