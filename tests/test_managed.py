@@ -181,7 +181,7 @@ def test_autopilot_runs_a_six_stage_dag_to_done_with_at_most_n_agents(repo: Path
     out, err = proc.communicate()
     assert proc.returncode == 0, err
     assert "every stage of dag/six is done" in out
-    assert done_stages(task) == {1, 2, 3, 4, 5, 6}
+    assert {str(v.state) for v in task_status(task).stages} == {"done"}  # every group handed off: all merged
     assert 1 <= most <= limit
     # from the ledger, whatever the timing: never more than `limit` stages held at once
     held: set[int] = set()
