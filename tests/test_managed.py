@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,16 +21,6 @@ from okstra_engine.status import task_status
 from tests.support import run_cli, set_agent_command
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-
-
-@pytest.fixture(autouse=True)
-def private_tmux(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    name = f"okstra-test-{secrets.token_hex(4)}"
-    program = shutil.which("tmux") or "tmux"  # a test may take tmux off PATH
-    monkeypatch.setenv(tmux.SOCKET_VARIABLE, name)
-    monkeypatch.delenv("TMUX", raising=False)
-    yield name
-    subprocess.run([program, "-L", name, "kill-server"], capture_output=True, check=False)
 
 
 def sim_lead(*extra: str) -> None:
