@@ -673,10 +673,11 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from .managed import require_tmux, start_stage
+    from . import tmux
+    from .managed import start_stage
     from .prompts import parse_workers
 
-    require_tmux()
+    tmux.require()
     workers = tuple(parse_workers(args.workers))
     task = _task_to_prepare(args)
     info = _say_on_stderr if args.json else print
@@ -745,9 +746,10 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from .managed import attach_argv, require_tmux, session_of
+    from . import tmux
+    from .managed import attach_argv, session_of
 
-    require_tmux()
+    tmux.require()
     argv = attach_argv(session_of(_task(args), args.stage))
     sys.stdout.flush()
     os.execvp(argv[0], argv)

@@ -81,14 +81,6 @@ def session_name(project_id: str, ref: TaskRef | str, stage: int) -> str:
     return tmux.safe_name(f"okstra-{project_id}-{group}-{task_id}-s{stage}")
 
 
-def require_tmux() -> None:
-    """Refuse when tmux is not installed (`managed.no_tmux`)."""
-    if not tmux.available():
-        from .refusals import Refusal
-
-        raise Refusal("managed.no_tmux", {}).error()
-
-
 def start_run(run_dir: Path) -> ManagedSession:
     """Start the agent of a prepared stage run in a new detached tmux session, in the
     stage's worktree. Launch's own checks run first, here, so a run that cannot start
@@ -97,7 +89,7 @@ def start_run(run_dir: Path) -> ManagedSession:
     from .agent_events import okstra_argv
     from .launch import plan_launch, record_agent_pid, run_context
 
-    require_tmux()
+    tmux.require()
     run_dir = run_dir.resolve()
     task, manifest = run_context(run_dir)
     if manifest.task_type != "implementation" or manifest.stage is None:
@@ -148,7 +140,7 @@ def start_stage(
     from .prepare import PrepareOptions, prepare
     from .record import record
 
-    require_tmux()
+    tmux.require()
     options = PrepareOptions("implementation", stage=str(stage), workers=workers)
     manifest = prepare(task, options, notice=notice).manifest
     try:
