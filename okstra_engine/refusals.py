@@ -79,6 +79,7 @@ Codes and their params (`task` is always the task ref, `GROUP/ID`):
 - `reconcile.commit_not_on_branches` {task, stage, commit, branch, tip, task_branch,
   task_tip}: a correction to a commit neither the stage's branch nor the task branch
   contains
+- `managed.no_tmux` {}: an agent in a managed terminal needs tmux, which is not installed
 """
 
 from __future__ import annotations
@@ -641,4 +642,13 @@ def _sync_conflict(p: Params) -> tuple[str, str]:
         f"conflicts in {some(p['paths'])}; the {p['operation']} was aborted and nothing changed there",
         f"{p['operation']} it by hand and resolve the conflicts: git -C {shlex.quote(str(p['path']))} {p['operation']} "
         f"{p['branch']} — or leave the stage as it is: the handoff brings the stages together",
+    )
+
+
+@_words("managed.no_tmux")
+def _managed_no_tmux(p: Params) -> tuple[str, str]:
+    return (
+        "tmux is not installed: okstra runs each agent in a tmux session of its own",
+        "install tmux (apt install tmux, brew install tmux or dnf install tmux), then rerun; or run the agent "
+        "in this terminal: okstra prepare GROUP/ID --type implementation, then okstra launch RUN_DIR",
     )

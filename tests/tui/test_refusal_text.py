@@ -228,6 +228,7 @@ EXAMPLES: dict[str, list[dict]] = {
             "branch": "okstra/feature/demo/checkout",
         }
     ],
+    "managed.no_tmux": [{}],
 }
 
 
