@@ -109,12 +109,43 @@ def project_entries() -> list[ProjectEntry]:
     return entries
 
 
-def register_here() -> Project:
-    """Register the cwd's project (the one holding it, else its git toplevel), like `okstra init`."""
+def project_here() -> Path:
+    """The folder `okstra init` would register from the cwd: the project holding it, else
+    its git toplevel, else the cwd itself."""
     from okstra_engine.locations import default_root
-    from okstra_engine.projects import init_project
 
-    project, _ = init_project(default_root(None))
+    return default_root(None)
+
+
+def unregistered_repo() -> Path | None:
+    """The project folder of the cwd's git work tree when it is not registered yet (what
+    `okstra` offers to register when it opens there); None outside git or when it is."""
+    from okstra_engine import git
+    from okstra_engine.projects import config_path
+
+    if git.place(Path.cwd()) is None:
+        return None
+    root = project_here()
+    return None if config_path(root).is_file() else root
+
+
+def takes_setup_commands() -> bool:
+    """Whether this engine keeps setup commands for a project's new worktrees."""
+    from okstra_engine import projects
+
+    return hasattr(projects, "Setup")
+
+
+def register_project(
+    root: Path, *, project_id: str | None, qa_commands: list[str], setup_commands: list[str]
+) -> Project:
+    """Register `root` with its QA and setup commands, as `okstra init` does."""
+    from okstra_engine import projects
+
+    extra: dict[str, Any] = {}
+    if setup_commands and takes_setup_commands():
+        extra["setup"] = projects.Setup(tuple(setup_commands))  # type: ignore[attr-defined]
+    project, _ = projects.init_project(root, project_id=project_id or None, qa_commands=qa_commands, **extra)
     return project
 
 
