@@ -305,3 +305,18 @@ async def test_korean(make_app) -> None:
         assert "작업 중" in text_of(board.query_one("#in-flight-body")) and "15분" in text_of(
             board.query_one("#in-flight-body")
         )
+
+
+def test_okstra_opens_on_the_register_form_only_in_an_unregistered_repo(tmp_path: Path, monkeypatch) -> None:
+    from okstra_engine.projects import init_project
+    from okstra_tui import app as app_module
+
+    opened: list[Path | None] = []
+    monkeypatch.setattr(app_module.OkstraApp, "run", lambda self: opened.append(self.register_root))
+    repo = make_repo(tmp_path / "repo")
+    monkeypatch.chdir(repo)
+    assert app_module.run_app(project=None, task=None, lang="en") == 0
+    app_module.run_app(project=repo, task=None, lang="en")  # a project named: opened as asked
+    init_project(repo)
+    app_module.run_app(project=None, task=None, lang="en")
+    assert opened == [repo.resolve(), None, None]
