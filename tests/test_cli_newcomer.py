@@ -249,3 +249,27 @@ def test_long_commands_spin_on_a_terminal_only(task) -> None:
     code, out, shown = _on_a_terminal("prepare", "auth/login", "--type", "implementation", "--project", root)
     assert code == 0, shown
     assert "preparing auth/login for implementation" in shown and "okstra launch" in out
+
+
+def test_the_spinner_leaves_a_piped_stdout_alone(monkeypatch) -> None:
+    """What a command prints while it spins stays on its stdout when that is a pipe
+    (rich would send it to the spinner's terminal)."""
+    import io
+
+    from okstra_engine.progress import working
+
+    leader, follower = pty.openpty()
+    terminal = os.fdopen(follower, "w")
+    piped = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(sys, "stdout", piped)
+    try:
+        with working("merging"):
+            print("merged stage 1")
+        terminal.flush()
+        shown = os.read(leader, 65536).decode(errors="replace")
+    finally:
+        terminal.close()
+        os.close(leader)
+    assert piped.getvalue() == "merged stage 1\n"
+    assert "merging" in shown and "merged stage 1" not in shown
