@@ -156,3 +156,16 @@ def test_okstra_demo_registers_nothing_in_the_persons_okstra_home(tmp_path: Path
     monkeypatch.setenv("OKSTRA_HOME", str(mine))
     assert [p.project_id for p in list_projects()] == ["mine"]
     assert sorted(p.relative_to(mine) for p in mine.rglob("*")) == before
+
+
+def test_a_demo_marker_naming_the_persons_okstra_home_is_refused(demo, tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    marker = Path(demo.dir) / MARKER
+    doc = json.loads(marker.read_text())
+    mine = tmp_path / "my-okstra-home"
+    doc["env"]["OKSTRA_HOME"] = str(mine)
+    marker.write_text(json.dumps(doc))
+    monkeypatch.setenv("OKSTRA_HOME", str(mine))  # even the one this process uses
+    with pytest.raises(OkstraError, match="is outside the demo's folder"):
+        load_demo(Path(demo.dir))
