@@ -518,11 +518,20 @@ def _only_task(args: argparse.Namespace) -> Task | None:
 
 def _next_without_plan(task: Task) -> str:
     """What a task without an approved plan waits for, as a command."""
-    from .plans import plan_runs
+    import shlex
+
+    from .plans import plan_runs, run_phase
+    from .runs import run_dirs
 
     drafts = plan_runs(task)
     if drafts:
         return f"next: read the plan ({drafts[-1].dir / 'plan.md'}), then approve it: okstra plan approve {task.ref}"
+    planning = [run for run in run_dirs(task.runs_dir) if run_phase(run) == "planning"]
+    if planning:
+        return (
+            f"next: planning run {planning[-1].name} has written no plan.md yet; start its agent: "
+            f"okstra launch {shlex.quote(str(planning[-1]))} (or plan again: okstra prepare {task.ref} --type planning)"
+        )
     return (
         f"next: plan it with an agent: okstra prepare {task.ref} --type planning (it prints the okstra launch line); "
         f"or import a plan you wrote: okstra plan import {task.ref} plan.md --approve"

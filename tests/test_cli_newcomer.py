@@ -88,6 +88,11 @@ def test_status_without_a_plan_says_the_next_step(project: Path, plan_file: Path
     assert code == 0
     assert "next: plan it with an agent: okstra prepare auth/login --type planning" in out
     assert "okstra plan import auth/login plan.md --approve" in out
+    code, out, err = call(capsys, "prepare", "auth/login", "--type", "planning", "--project", str(project))
+    assert code == 0, err
+    run_dir = out.splitlines()[0].removeprefix("okstra run dir: ")
+    code, out, _ = call(capsys, "status", "auth/login", "--project", str(project))
+    assert f"has written no plan.md yet; start its agent: okstra launch {run_dir}" in out
     code, _, err = call(capsys, "plan", "import", "auth/login", str(plan_file), "--project", str(project))
     assert code == 0, err
     code, out, _ = call(capsys, "status", "auth/login", "--project", str(project))
