@@ -105,7 +105,14 @@ class ProjectsScreen(OkstraScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="projects-register")
     def _register_here(self) -> None:
-        self.app.call_from_thread(self.offer_registration, project_here())
+        root = project_here()
+        known = next((e for e in project_entries() if e.path == root and e.exists), None)
+        if known is None:
+            self.app.call_from_thread(self.offer_registration, root)
+            return
+        self._want = known.id
+        self.app.call_from_thread(self.say, t("projects.already", name=shown(known.name), path=shown(str(root))))
+        self.post_message(self.Loaded(project_entries(), known.id))
 
     def offer_registration(self, root: Path, *, then_open: bool = False) -> None:
         """The register form for `root`; once registered, its row is selected (and with

@@ -94,8 +94,8 @@ async def test_register_the_current_directory(make_app, tmp_path: Path, monkeypa
 
     repo = make_repo(tmp_path / "elsewhere")
     monkeypatch.chdir(repo)
-    app = make_app(board=False, project=False)
-    async with app.run_test(size=SIZE) as pilot:
+    app, notes = make_app(board=False, project=False), Notes()
+    async with app.run_test(size=SIZE, message_hook=notes) as pilot:
         await settle(pilot, lambda: isinstance(app.screen, ProjectsScreen) and app.screen.entries)
         await pilot.press("n")
         await settle(pilot, lambda: isinstance(app.screen, RegisterForm))
@@ -108,6 +108,11 @@ async def test_register_the_current_directory(make_app, tmp_path: Path, monkeypa
         await pilot.press(*"make check", "ctrl+s")
         await settle(pilot, lambda: isinstance(app.screen, ProjectsScreen) and len(app.screen.entries) == 2)
         assert app.screen.selected.id == "elsewhere"
+        await pilot.press("up")
+        await pilot.press("n")  # registered already: said, and its row selected, no form
+        await settle(pilot, lambda: app.screen.selected.id == "elsewhere")
+        assert isinstance(app.screen, ProjectsScreen)
+        assert f"elsewhere at {repo.resolve()} is registered already" in " ".join(notes.texts)
     assert load_project(repo).config.qa_commands == ["make check"]
 
 
