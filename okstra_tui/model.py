@@ -130,22 +130,23 @@ def unregistered_repo() -> Path | None:
 
 
 def takes_setup_commands() -> bool:
-    """Whether this engine keeps setup commands for a project's new worktrees."""
-    from okstra_engine import projects
+    """Whether this engine keeps setup commands for a project's new worktrees
+    (`okstra init --setup-command`)."""
+    import inspect
 
-    return hasattr(projects, "Setup")
+    from okstra_engine.projects import init_project
+
+    return "setup_commands" in inspect.signature(init_project).parameters
 
 
 def register_project(
     root: Path, *, project_id: str | None, qa_commands: list[str], setup_commands: list[str]
 ) -> Project:
     """Register `root` with its QA and setup commands, as `okstra init` does."""
-    from okstra_engine import projects
+    from okstra_engine.projects import init_project
 
-    extra: dict[str, Any] = {}
-    if setup_commands and takes_setup_commands():
-        extra["setup"] = projects.Setup(tuple(setup_commands))  # type: ignore[attr-defined]
-    project, _ = projects.init_project(root, project_id=project_id or None, qa_commands=qa_commands, **extra)
+    extra: dict[str, Any] = {"setup_commands": setup_commands} if setup_commands and takes_setup_commands() else {}
+    project, _ = init_project(root, project_id=project_id or None, qa_commands=qa_commands, **extra)
     return project
 
 
