@@ -119,14 +119,18 @@ def project_here() -> Path:
 
 def unregistered_repo() -> Path | None:
     """The project folder of the cwd's git work tree when it is not registered yet (what
-    `okstra` offers to register when it opens there); None outside git or when it is."""
+    `okstra` offers to register when it opens there); None outside git, when it is, and
+    in a repository whose projects are in subfolders (a monorepo's: the picker lists them)."""
     from okstra_engine import git
-    from okstra_engine.projects import config_path
+    from okstra_engine.projects import config_path, projects_inside
 
-    if git.place(Path.cwd()) is None:
+    place = git.place(Path.cwd())
+    if place is None:
         return None
     root = project_here()
-    return None if config_path(root).is_file() else root
+    if config_path(root).is_file() or projects_inside(place[0]):
+        return None
+    return root
 
 
 def takes_setup_commands() -> bool:

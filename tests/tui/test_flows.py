@@ -119,7 +119,7 @@ async def test_register_the_current_directory(make_app, tmp_path: Path, monkeypa
 async def test_okstra_in_an_unregistered_repo_offers_to_register_it(make_app, tmp_path: Path, monkeypatch) -> None:
     """The first thing `okstra` shows in a repository it does not know: one form for its
     QA and setup commands and its id; registered, it opens the project's tasks."""
-    from okstra_engine.projects import load_project
+    from okstra_engine.projects import init_project, load_project
     from okstra_tui.model import takes_setup_commands, unregistered_repo
     from okstra_tui.screens.projects import ProjectsScreen
     from okstra_tui.screens.register import RegisterForm
@@ -167,6 +167,13 @@ async def test_okstra_in_an_unregistered_repo_offers_to_register_it(make_app, tm
     assert unregistered_repo() is None  # registered now
     monkeypatch.chdir(tmp_path)
     assert unregistered_repo() is None  # not in git: nothing to offer
+    mono = make_repo(tmp_path / "mono")
+    (mono / "services" / "api").mkdir(parents=True)
+    init_project(mono / "services" / "api")
+    monkeypatch.chdir(mono)
+    assert unregistered_repo() is None  # its projects are in subfolders: the picker lists them
+    monkeypatch.chdir(mono / "services")
+    assert unregistered_repo() is None
 
 
 async def test_register_form_a_taken_id_refocuses_it(make_app, tmp_path: Path, demo) -> None:
