@@ -41,6 +41,8 @@ def candidates(parser: argparse.ArgumentParser, done: list[str], prefix: str) ->
     project: str | None = None
     for word in done:
         if expecting is not None:
+            if word == "=":  # bash splits `--project=P` into three words
+                continue
             if expecting.dest == "project":
                 project = word
             expecting = None
@@ -59,7 +61,7 @@ def candidates(parser: argparse.ArgumentParser, done: list[str], prefix: str) ->
             continue
         seen += 1
     if expecting is not None:
-        return _values(expecting, prefix, project)
+        return _values(expecting, "" if prefix == "=" else prefix, project)
     if prefix.startswith("-"):
         return [
             f"{option}\t{_help(action)}"

@@ -158,6 +158,8 @@ def test_completion_candidates(task, capsys, monkeypatch, tmp_path: Path) -> Non
     assert candidates(parser, ["status", "--project", root], "") == ["auth/login\tLogin flow"]
     assert candidates(parser, ["--project", root, "prepare"], "auth/") == ["auth/login\tLogin flow"]
     assert first(["--project", root, "status"], "x") == []
+    assert first(["status", "--project", "=", root], "") == ["auth/login"]  # bash's words for --project=P
+    assert first(["--lang"], "=") == ["en", "ko"]
     monkeypatch.chdir(task.project.root)
     assert first(["status"], "") == ["auth/login"]
     assert first(["record", "auth/login", "--stage", "1"], "") == []  # all positionals given
@@ -176,12 +178,16 @@ def test_bash_completion_script(task) -> None:
         + f'COMP_WORDS=({exe} status au); COMP_CWORD=2; _okstra; printf "%s\\n" "${{COMPREPLY[@]}}"\n'
         + f'COMP_WORDS=({exe} ta); COMP_CWORD=1; _okstra; printf "%s\\n" "${{COMPREPLY[@]}}"\n'
         + f'COMP_WORDS=({exe} launch ""); COMP_CWORD=2; _okstra; printf "%s\\n" "${{COMPREPLY[@]}}"\n'
+        + "echo ---\n"
+        + f'COMP_WORDS=({exe} --lang =); COMP_CWORD=2; _okstra; printf "%s\\n" "${{COMPREPLY[@]}}"\n'
     )
     out = subprocess.run(["bash", "-c", probe], cwd=root, capture_output=True, text=True, env=os.environ.copy())
     assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
+    before, after_equals = out.stdout.split("---\n")
+    lines = before.splitlines()
     assert lines[:2] == ["auth/login", "task"]
     assert ".git" in lines[2:]  # a path, from bash's own completion
+    assert after_equals.splitlines() == ["en", "ko"]  # `--lang=` TAB: readline completes after the `=`
 
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
