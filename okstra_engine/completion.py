@@ -62,6 +62,12 @@ def candidates(parser: argparse.ArgumentParser, done: list[str], prefix: str) ->
         seen += 1
     if expecting is not None:
         return _values(expecting, "" if prefix == "=" else prefix, project)
+    if prefix.startswith("--") and "=" in prefix:  # zsh and fish keep `--lang=e` one word
+        name, _, value = prefix.partition("=")
+        action = current._option_string_actions.get(name)
+        if action is None or action.nargs == 0:
+            return []
+        return [f"{name}={line}" for line in _values(action, value, project) if line != FILES]
     if prefix.startswith("-"):
         return [
             f"{option}\t{_help(action)}"

@@ -160,6 +160,8 @@ def test_completion_candidates(task, capsys, monkeypatch, tmp_path: Path) -> Non
     assert first(["--project", root, "status"], "x") == []
     assert first(["status", "--project", "=", root], "") == ["auth/login"]  # bash's words for --project=P
     assert first(["--lang"], "=") == ["en", "ko"]
+    assert first([], "--lang=k") == ["--lang=ko"]  # zsh's and fish's word for it
+    assert first([f"--project={root}", "status"], "") == ["auth/login"]
     monkeypatch.chdir(task.project.root)
     assert first(["status"], "") == ["auth/login"]
     assert first(["record", "auth/login", "--stage", "1"], "") == []  # all positionals given
