@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None, *, open_ui: Callable[..., int] | None = 
     if words[:1] == [COMPLETE]:
         from .completion import complete
 
+        _never_fail_to_print()
         return complete(build_parser(), words[1:])
     args = build_parser().parse_args(argv)
     args.open_ui = open_ui
