@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None, *, open_ui: Callable[..., int] | None = 
     # okstra uses no pydantic plugins; looking them up scans every installed package's
     # metadata on the first model (~10 ms on each agent call)
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    words = sys.argv[1:] if argv is None else argv
+    if words[:1] == [COMPLETE]:
+        from .completion import complete
+
+        _never_fail_to_print()
+        return complete(build_parser(), words[1:])
     args = build_parser().parse_args(argv)
     args.open_ui = open_ui
     debug = args.debug or os.environ.get("OKSTRA_DEBUG") == "1"
@@ -122,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     parser.add_argument("--task", metavar="G/ID", help="open this task's stage board")
     parser.add_argument("--lang", choices=("en", "ko"), default=None, help="language of the TUI")
+    parser.add_argument("--version", action=_Version, help="print okstra's version and exit")
     parser.set_defaults(handler=cmd_tui)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -157,6 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task_ref", metavar="GROUP/ID")
     p.add_argument("--title", required=True)
     p.add_argument("--category", help="branch prefix (default: the project's workCategory)")
+    p = task_sub.add_parser("list", help="the project's tasks, with their plan and progress", parents=[common])
+    p.set_defaults(handler=cmd_task_list)
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    project = command("project", _needs_subcommand, "the projects okstra knows on this machine")
+    project_sub = project.add_subparsers(title="project commands", metavar="COMMAND")
+    p = project_sub.add_parser(
+        "forget", help="drop a project whose folder is gone from okstra's list of projects", parents=[common]
+    )
+    p.set_defaults(handler=cmd_project_forget)
+    p.add_argument("name", metavar="ID", help="the project's id (or the folder it was registered at)")
 
     plan = command("plan", _needs_subcommand, "import and approve plans")
     plan_sub = plan.add_subparsers(title="plan commands", metavar="COMMAND")
@@ -175,7 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true", help=REPLACE_HELP)
 
     p = command("status", cmd_status, "the state of every stage of a task")
-    p.add_argument("task_ref", metavar="GROUP/ID")
+    p.add_argument(
+        "task_ref",
+        metavar="GROUP/ID",
+        nargs="?",
+        help="the task (default: the project's only task; else they are listed)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
     p = command("record", cmd_record, "record a stage's progress in the ledger")
@@ -341,7 +364,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("validate-run", cmd_validate_run, "check a finished run against what its prompt asked")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    p = command("completion", cmd_completion, "print the shell completion script (commands, options, task refs)")
+    p.add_argument("shell", choices=("bash", "zsh", "fish"))
     return parser
+
+
+COMPLETE = "__complete"
+"""The hidden command the completion scripts run at each TAB (see `completion.py`)."""
+
+
+class _Version(argparse.Action):
+    """`--version`: the installed distribution's version, looked up only when asked (the
+    metadata machinery is not loaded on every command)."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("okstra")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            from . import __version__ as found
+        print(f"okstra {found}")
+        parser.exit()
 
 
 def _needs_subcommand(args: argparse.Namespace) -> int:
@@ -484,13 +532,145 @@ def _say_replaced(plan: PlanRun) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     from .status import task_status
 
-    status = task_status(_task(args))
+    task = _task(args) if args.task_ref else _only_task(args)
+    if task is None:
+        return 0
+    status = task_status(task)
     if args.json:
         _print_json(status.to_json())
         return 0
     from .status_table import print_status
 
     print_status(status)
+    if status.plan_run is None:
+        print(_next_without_plan(task))
+    return 0
+
+
+def _only_task(args: argparse.Namespace) -> Task | None:
+    """`okstra status` without a task: the project's only task; else the tasks are
+    listed (None), or, for `--json`, named in the refusal."""
+    from .tasks import list_tasks, load_task
+
+    project = _project(args)
+    refs = list_tasks(project)
+    if len(refs) == 1:
+        return load_task(project, refs[0])
+    if not refs:
+        raise OkstraError(f"project {project.id} has no task yet", 'create one: okstra task new GROUP/ID --title "…"')
+    if args.json:
+        raise OkstraError(
+            f"project {project.id} has {len(refs)} tasks: {', '.join(map(str, refs))}",
+            f"name one: okstra status {refs[0]} --json",
+        )
+    _print_task_list(project, _task_overviews(project))
+    print(f"okstra: name one: okstra status {refs[0]}")
+    return None
+
+
+def _next_without_plan(task: Task) -> str:
+    """What a task without an approved plan waits for, as a command."""
+    import shlex
+
+    from .plans import plan_runs, run_phase
+    from .runs import run_dirs
+
+    drafts = plan_runs(task)
+    if drafts:
+        return f"next: read the plan ({drafts[-1].dir / 'plan.md'}), then approve it: okstra plan approve {task.ref}"
+    planning = [run for run in run_dirs(task.runs_dir) if run_phase(run) == "planning"]
+    if planning:
+        return (
+            f"next: planning run {planning[-1].name} has written no plan.md yet; start its agent: "
+            f"okstra launch {shlex.quote(str(planning[-1]))} (or plan again: okstra prepare {task.ref} --type planning)"
+        )
+    return (
+        f"next: plan it with an agent: okstra prepare {task.ref} --type planning (it prints the okstra launch line); "
+        f"or import a plan you wrote: okstra plan import {task.ref} plan.md --approve"
+    )
+
+
+def cmd_task_list(args: argparse.Namespace) -> int:
+    project = _project(args)
+    overviews = _task_overviews(project)
+    if args.json:
+        _print_json({"project": project.id, "root": str(project.root), "tasks": overviews})
+        return 0
+    if not overviews:
+        print(f'okstra: project {project.id} has no task yet: okstra task new GROUP/ID --title "…"')
+        return 0
+    _print_task_list(project, overviews)
+    return 0
+
+
+def _task_overviews(project: Project) -> list[dict[str, Any]]:
+    """Each task of `project` with its plan (`approved`, `draft`: imported, not approved;
+    `none`) and its stages' progress; a task whose files do not load, with its error."""
+    from .plans import plan_runs
+    from .stage_view import StageState
+    from .status import task_status
+    from .tasks import list_tasks, load_task
+
+    found: list[dict[str, Any]] = []
+    for ref in list_tasks(project):
+        try:
+            task = load_task(project, ref)
+            status = task_status(task)
+        except OkstraError as exc:
+            found.append({"task": str(ref), "error": exc.what})
+            continue
+        states = [view.state for view in status.stages]
+        plan = "approved" if status.plan_run else "draft" if plan_runs(task) else "none"
+        found.append(
+            {
+                "task": str(ref),
+                "title": task.doc.title,
+                "category": task.doc.category,
+                "created": task.doc.created,
+                "plan": plan,
+                "stages": len(states),
+                "done": sum(state.is_done for state in states),
+                "in_flight": sum(state.is_flying for state in states),
+                "stale": states.count(StageState.STALE),
+                "next_stage": status.auto_stage,
+            }
+        )
+    return found
+
+
+def _print_task_list(project: Project, overviews: list[dict[str, Any]]) -> None:
+    from .shown import shown
+
+    print(f"okstra: tasks of project {project.id} ({project.root}):")
+    width = max(len(o["task"]) for o in overviews)
+    for o in overviews:
+        if "error" in o:
+            print(f"  {o['task']:<{width}}  cannot be read: {shown(o['error'])}")
+            continue
+        if o["plan"] != "approved":
+            progress = "plan waiting for approval" if o["plan"] == "draft" else "no plan yet"
+        else:
+            progress = f"{o['done']}/{o['stages']} done"
+            if o["in_flight"]:
+                progress += f", {o['in_flight']} in flight"
+            if o["next_stage"] is not None:
+                progress += f", next: stage {o['next_stage']}"
+        print(f"  {o['task']:<{width}}  {shown(o['title'])}  ({progress})")
+
+
+def cmd_project_forget(args: argparse.Namespace) -> int:
+    from .projects import forget_project
+
+    gone = forget_project(args.name)
+    for entry in gone:
+        print(f"okstra: forgot project {entry.project_id} (was at {entry.path})")
+    return 0
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from .completion import script
+
+    print(script(args.shell), end="")
     return 0
 
 
@@ -525,6 +705,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from . import reconcile
+    from .progress import working
 
     if args.commit and args.stage is None:
         raise OkstraError(
@@ -536,15 +717,16 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     task = _task(args)
     found: list[Suggestion] = []
     applied: list[Suggestion] = []
-    if args.commit:
-        one = reconcile.correct(task, args.stage, args.commit, force=args.force, on_wait=_say_on_stderr)
-        applied = [one] if one else []
-    elif args.apply:
-        found, applied = reconcile.suggest_and_apply(
-            task, stages=None if args.stage is None else [args.stage], on_wait=_say_on_stderr
-        )
-    else:
-        found = reconcile.suggestions(task, stages=None if args.stage is None else [args.stage])
+    with working(f"looking for where the done commits of {task.ref} went", quiet=args.json):
+        if args.commit:
+            one = reconcile.correct(task, args.stage, args.commit, force=args.force, on_wait=_say_on_stderr)
+            applied = [one] if one else []
+        elif args.apply:
+            found, applied = reconcile.suggest_and_apply(
+                task, stages=None if args.stage is None else [args.stage], on_wait=_say_on_stderr
+            )
+        else:
+            found = reconcile.suggestions(task, stages=None if args.stage is None else [args.stage])
     if args.json:
         _print_json(
             {
@@ -597,6 +779,7 @@ def _task_to_prepare(args: argparse.Namespace, *, render_only: bool = False) -> 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .prepare import PrepareOptions, prepare
+    from .progress import working
     from .prompts import parse_workers
 
     options = PrepareOptions(
@@ -609,7 +792,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         replace=args.replace,
     )
     task = _task_to_prepare(args, render_only=options.render_only)
-    prepared = prepare(task, options, notice=_say_on_stderr)
+    with working(f"preparing {task.ref} for {options.task_type}", quiet=args.json):
+        prepared = prepare(task, options, notice=_say_on_stderr)
     manifest = prepared.manifest
     if args.json:
         doc = manifest.to_json()
@@ -628,17 +812,24 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         print("okstra render-only: nothing was written")
         print()
         print(prepared.prompt_text, end="" if prepared.prompt_text.endswith("\n") else "\n")
+    else:
+        import shlex
+
+        print(f"okstra next: start its agent: okstra launch {shlex.quote(str(manifest.run_dir))}")
     return 0
 
 
 def cmd_handoff(args: argparse.Namespace) -> int:
     from .handoff import HandoffError, run_handoff
+    from .progress import working
 
     task = _task(args)
     # with --json, progress goes to stderr so stdout stays one document
     info = _say_on_stderr if args.json else print
+    doing = "handing off" if args.merge else "planning the handoff of"
     try:
-        result = run_handoff(task, args.group, merge=args.merge, notice=info, warn=_say_on_stderr)
+        with working(f"{doing} {task.ref}", quiet=args.json):
+            result = run_handoff(task, args.group, merge=args.merge, notice=info, warn=_say_on_stderr)
     except HandoffError as exc:
         if args.json:
             _print_json(exc.to_json())
@@ -687,11 +878,17 @@ def _handoff_lines(result: HandoffResult) -> list[str]:
     return lines
 
 
+def _items(count: int) -> str:
+    return f"{count} item" if count == 1 else f"{count} items"
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     from .gc import collect
+    from .progress import working
     from .slugs import TaskRef
 
-    report = collect(_project(args), TaskRef.parse(args.task_ref) if args.task_ref else None, apply=args.apply)
+    with working("removing what can go" if args.apply else "looking for what can go", quiet=args.json):
+        report = collect(_project(args), TaskRef.parse(args.task_ref) if args.task_ref else None, apply=args.apply)
     if args.json:
         _print_json(report.to_json())
         return 0
@@ -709,10 +906,12 @@ def cmd_gc(args: argparse.Namespace) -> int:
     if not count:
         print("okstra gc: nothing to remove")
     elif args.apply:
-        print(f"okstra gc: removed {count} item(s), {_size(report.total)} freed")
+        print(f"okstra gc: removed {_items(count)}, {_size(report.total)} freed")
     else:
         again = " ".join(["okstra gc", *([args.task_ref] if args.task_ref else []), "--apply"])
-        print(f"okstra gc: {count} item(s) can go, {_size(report.total)}; remove them: {again}")
+        print(
+            f"okstra gc: {_items(count)} can go, {_size(report.total)}; remove {'it' if count == 1 else 'them'}: {again}"
+        )
     return 0
 
 

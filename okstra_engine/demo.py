@@ -21,9 +21,9 @@
   agent with explicit teams, so the team gate and its quarantine dialog show);
 - `okstra-demo.json`: what was built (`DemoInfo`), so `okstra demo --dir DIR` reopens it.
 
-The okstra home is `$OKSTRA_HOME` when the caller set one, else `DIR/okstra-home`; the
-agent home and the config file are always the demo's own, so the demo never touches the
-person's real `~/.claude` or settings.
+The okstra home (`DIR/okstra-home`), the agent home and the config file are the demo's
+own: the demo registers nothing in the person's okstra home (not even one `OKSTRA_HOME`
+names) and never touches their `~/.claude` or settings.
 
 Pass `now` for a byte-identical demo (snapshot tests): every commit, ledger row and run
 id is derived from it, and git runs with fixed identities and no user or system config.
@@ -179,20 +179,18 @@ def _demo_place(directory: Path, key: str, value: str | None, how: str) -> str:
     marker = directory / MARKER
     if not value or not os.path.isabs(value):
         raise OkstraError(f"{marker}: {key} must be an absolute path, not {value!r}", how)
-    if key == "OKSTRA_HOME" and value == os.environ.get("OKSTRA_HOME"):
-        return value
     if not Path(value).resolve().is_relative_to(directory.resolve()):
         raise OkstraError(
             f"{marker}: {key} {value!r} is outside the demo's folder {directory}",
-            "reopen only demos okstra built there"
-            + (f", or set OKSTRA_HOME={shlex.quote(value)} if you built it so" if key == "OKSTRA_HOME" else "")
-            + f"; or {how}",
+            f"reopen only demos okstra built there; or {how}",
         )
     return value
 
 
-def build_demo(directory: Path, *, now: datetime | None = None) -> DemoInfo:
-    """Build the demo in `directory` (missing or empty). See the module docstring."""
+def build_demo(directory: Path, *, now: datetime | None = None, okstra_home: Path | None = None) -> DemoInfo:
+    """Build the demo in `directory` (missing or empty). See the module docstring.
+    `okstra_home` puts its okstra home elsewhere (tests that show its paths on screen);
+    `okstra demo` never passes one."""
     directory = directory.expanduser().resolve()
     if directory.exists() and any(directory.iterdir()):
         raise OkstraError(
@@ -202,7 +200,7 @@ def build_demo(directory: Path, *, now: datetime | None = None) -> DemoInfo:
     now = (now or clock.now()).astimezone(UTC).replace(microsecond=0)
     root = directory / DEMO_PROJECT
     env = {
-        "OKSTRA_HOME": os.environ.get("OKSTRA_HOME") or str(directory / "okstra-home"),
+        "OKSTRA_HOME": str(okstra_home or directory / "okstra-home"),
         "OKSTRA_CONFIG": str(directory / "okstra-config.toml"),
         "CLAUDE_CONFIG_DIR": str(directory / "agent-home"),
     }
@@ -280,7 +278,7 @@ def _build(root: Path, info: DemoInfo, now: datetime) -> None:
         repo.commit(files, message, at(offset))
     anchor = repo.rev("HEAD")
 
-    # a shared okstra home may hold an earlier demo: init picks the next free id (shop-2…)
+    # an okstra home given by a test may hold an earlier demo: init picks the next free id (shop-2…)
     project, _ = init_project(root, qa_commands=[f"{_quote(sys.executable)} -m unittest discover -s tests -q"])
     task = new_task(project, TaskRef.parse(DEMO_TASK), title="Checkout flow")
     plan_source = root.parent / "checkout-plan.md"
@@ -442,6 +440,4 @@ def _ts(moment: datetime) -> str:
 
 
 def _quote(path: str) -> str:
-    import shlex
-
     return shlex.quote(path)

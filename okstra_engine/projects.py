@@ -287,3 +287,32 @@ def list_projects() -> list[KnownProject]:
 def projects_inside(folder: Path) -> list[KnownProject]:
     """The registered projects still in `folder` or a subfolder of it (a monorepo's)."""
     return [p for p in list_projects() if Path(p.path).is_relative_to(folder) and config_path(Path(p.path)).is_file()]
+
+
+def forget_project(name: str) -> list[KnownProject]:
+    """Drop the rows of the project list that name `name` (a project id, or the folder a
+    project was registered at) and whose folder is gone or says another id now; return
+    them. A live project is refused: any okstra command in its folder registers it again.
+    Its worktrees and registry rows are left as they are (a worktree may hold work)."""
+    with file_lock(okstra_home() / "locks" / "projects.lock"):
+        known = list_projects()
+        named = [entry for entry in known if name in (entry.project_id, entry.path)]
+        if not named:
+            path = Path(name).expanduser()
+            named = [entry for entry in known if path.is_absolute() and Path(entry.path) == path.resolve()]
+        if not named:
+            ids = ", ".join(sorted({entry.project_id for entry in known})) or "none"
+            raise OkstraError(
+                f"okstra knows no project {name!r} (known: {ids})", "name one by its id: okstra project forget ID"
+            )
+        live = [entry for entry in named if any(_holders([entry], entry.project_id))]
+        if live:
+            entry = live[0]
+            raise OkstraError(
+                f"project {entry.project_id} is still at {entry.path}: okstra forgets only a project whose folder "
+                "is gone (or no longer says that id)",
+                f"to stop using it, move {Path(entry.path) / OKSTRA_DIR} aside (its tasks and runs are in it), "
+                f"then: okstra project forget {entry.project_id}",
+            )
+        save_doc(projects_file(), ProjectList(projects=[entry for entry in known if entry not in named]))
+    return named

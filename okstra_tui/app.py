@@ -80,11 +80,15 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         clock: Clock | None = None,
         poll_interval: float = 0.25,
         command_env: dict[str, str] | None = None,
+        register: Path | None = None,
     ) -> None:
         self.texts = set_language(lang)
         super().__init__()
         self.project_root = project
         self.task_ref = task
+        self.register_root = register
+        """A project folder to offer to register first (`okstra` in a repository okstra
+        does not know): the register form over the project picker."""
         self.clock: Clock = clock or okstra_clock.now
         self.poll_interval = poll_interval
         self.command_env = command_env or {}
@@ -101,7 +105,10 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         if self.project_root is None:
             from .screens.projects import ProjectsScreen
 
-            self.push_screen(ProjectsScreen())
+            picker = ProjectsScreen()
+            self.push_screen(picker)
+            if self.register_root is not None:
+                picker.offer_registration(self.register_root, then_open=True)
         elif self.task_ref is None:
             self.open_project(self.project_root)
         else:
@@ -251,6 +258,11 @@ def run_app(
     reopen: str | None = None,
 ) -> int:
     """Run the app, then what it exited for (`after_exit`); `okstra_tui.entry.open_ui`
-    resolves the arguments."""
-    result = OkstraApp(project=project, task=task, lang=lang, command_env=command_env).run()
+    resolves the arguments. Opened with neither, in a git repository whose project is not
+    registered, it offers to register it first."""
+    from .model import unregistered_repo
+
+    register = unregistered_repo() if project is None and task is None else None
+    app = OkstraApp(project=project, task=task, lang=lang, command_env=command_env, register=register)
+    result = app.run()
     return after_exit(result, reopen=reopen)

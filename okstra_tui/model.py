@@ -110,12 +110,48 @@ def project_entries() -> list[ProjectEntry]:
     return entries
 
 
-def register_here() -> Project:
-    """Register the cwd's project (the one holding it, else its git toplevel), like `okstra init`."""
+def project_here() -> Path:
+    """The folder `okstra init` would register from the cwd: the project holding it, else
+    its git toplevel, else the cwd itself."""
     from okstra_engine.locations import default_root
+
+    return default_root(None)
+
+
+def unregistered_repo() -> Path | None:
+    """The project folder of the cwd's git work tree when it is not registered yet (what
+    `okstra` offers to register when it opens there); None outside git, when it is, and
+    in a repository whose projects are in subfolders (a monorepo's: the picker lists them)."""
+    from okstra_engine import git
+    from okstra_engine.projects import config_path, projects_inside
+
+    place = git.place(Path.cwd())
+    if place is None:
+        return None
+    root = project_here()
+    if config_path(root).is_file() or projects_inside(place[0]):
+        return None
+    return root
+
+
+def takes_setup_commands() -> bool:
+    """Whether this engine keeps setup commands for a project's new worktrees
+    (`okstra init --setup-command`)."""
+    import inspect
+
     from okstra_engine.projects import init_project
 
-    project, _ = init_project(default_root(None))
+    return "setup_commands" in inspect.signature(init_project).parameters
+
+
+def register_project(
+    root: Path, *, project_id: str | None, qa_commands: list[str], setup_commands: list[str]
+) -> Project:
+    """Register `root` with its QA and setup commands, as `okstra init` does."""
+    from okstra_engine.projects import init_project
+
+    extra: dict[str, Any] = {"setup_commands": setup_commands} if setup_commands and takes_setup_commands() else {}
+    project, _ = init_project(root, project_id=project_id or None, qa_commands=qa_commands, **extra)
     return project
 
 

@@ -14,7 +14,7 @@ from okstra_engine.demo import DEMO_TASK, MARKER, build_demo, demo_environment, 
 from okstra_engine.errors import OkstraError
 from okstra_engine.slugs import TaskRef
 from okstra_engine.teams import team_name
-from tests.support import call, git
+from tests.support import call, git, make_repo
 
 NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 
@@ -89,8 +89,9 @@ def test_demo_is_reproducible(tmp_path: Path) -> None:
 
 
 def test_demo_homes_config_and_teams(demo, tmp_path: Path) -> None:
-    # the caller's okstra home is kept (conftest sets one); agent home and config are the demo's own
-    assert demo.okstra_home == os.environ["OKSTRA_HOME"]
+    # every home is the demo's own, even where the caller names an okstra home (conftest does)
+    assert Path(demo.okstra_home) == tmp_path / "demo" / "okstra-home" != Path(os.environ["OKSTRA_HOME"])
+    assert not Path(os.environ["OKSTRA_HOME"]).exists()
     assert Path(demo.agent_home) == tmp_path / "demo" / "agent-home"
     config = tomllib.loads(Path(demo.config_file).read_text())
     assert config["agent_command"][1:] == ["-m", "okstra_engine.sim_lead", "{run_dir}"]
@@ -137,3 +138,34 @@ def test_okstra_demo_no_tui(tmp_path: Path, capsys, monkeypatch) -> None:
     assert code == 0 and "reopening the demo" in out
     code, out, _ = call(capsys, "--project", str(target / "shop"), "status", DEMO_TASK, "--json")
     assert code == 0 and '"not-merged"' in out
+
+
+def test_okstra_demo_registers_nothing_in_the_persons_okstra_home(tmp_path: Path, capsys, monkeypatch) -> None:
+    from okstra_engine.projects import list_projects
+
+    mine = tmp_path / "my-okstra-home"
+    monkeypatch.setenv("OKSTRA_HOME", str(mine))
+    code, _, err = call(capsys, "init", "--project", str(make_repo(tmp_path / "mine")))
+    assert code == 0, err
+    before = sorted(p.relative_to(mine) for p in mine.rglob("*"))
+    target = tmp_path / "cli-demo"
+    code, out, err = call(capsys, "demo", "--dir", str(target), "--no-tui")
+    assert code == 0, err
+    assert f"export OKSTRA_HOME={target / 'okstra-home'}" in out
+    assert [p.project_id for p in list_projects()] == ["shop"]  # the demo's home is this process's now
+    monkeypatch.setenv("OKSTRA_HOME", str(mine))
+    assert [p.project_id for p in list_projects()] == ["mine"]
+    assert sorted(p.relative_to(mine) for p in mine.rglob("*")) == before
+
+
+def test_a_demo_marker_naming_the_persons_okstra_home_is_refused(demo, tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    marker = Path(demo.dir) / MARKER
+    doc = json.loads(marker.read_text())
+    mine = tmp_path / "my-okstra-home"
+    doc["env"]["OKSTRA_HOME"] = str(mine)
+    marker.write_text(json.dumps(doc))
+    monkeypatch.setenv("OKSTRA_HOME", str(mine))  # even the one this process uses
+    with pytest.raises(OkstraError, match="is outside the demo's folder"):
+        load_demo(Path(demo.dir))

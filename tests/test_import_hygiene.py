@@ -88,3 +88,19 @@ def test_status_and_record_commands_load_no_textual_rich_or_gitpython(task, repo
     loaded = _modules_after(tmp_path, "status", "auth/login", *project)
     assert "rich" in loaded
     assert not _ui_modules(loaded)
+
+
+def test_long_commands_off_a_terminal_and_completion_load_no_rich(task, repo: Path, tmp_path: Path) -> None:
+    """The spinner of prepare and reconcile (and handoff: the same `progress.working`)
+    imports rich only on a terminal (these runs have none: stdin, stdout and stderr are
+    files or pipes); a TAB's `__complete` loads neither rich nor the UI."""
+    project = ["--project", str(repo)]
+    commands = [
+        ["reconcile", "auth/login", *project],
+        ["prepare", "auth/login", "--type", "implementation", *project],
+        ["__complete", "--", "status", "--project", str(repo), ""],
+    ]
+    for args in commands:
+        loaded = _modules_after(tmp_path, *args)
+        assert not _ui_modules(loaded), args
+        assert "rich" not in loaded, args

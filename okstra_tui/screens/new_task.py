@@ -1,7 +1,10 @@
 """`n` on the task list: a form for a new task (GROUP/ID, title, optional category).
 
-The task is created in a worker; an engine refusal (bad slug, existing task) opens the
-error dialog over the form, so nothing typed is lost. Dismisses with the new task's ref.
+The form says which characters a task name and a category take. A field the engine's
+own rules refuse (`TaskRef.parse`, `check_slug`, an empty title) is said under it and
+keeps the focus. The task is created in a worker; an engine refusal there (an existing
+task, a branch git refuses) opens the error dialog over the form, so nothing typed is
+lost, and the task field has the focus again after it. Dismisses with the new task's ref.
 """
 
 from __future__ import annotations
@@ -11,45 +14,57 @@ from typing import TYPE_CHECKING
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
+from textual.worker import Worker
 
+from okstra_engine.errors import OkstraError
 from okstra_engine.shown import shown
+from okstra_engine.slugs import TaskRef, check_slug
 
 from ..base import OkstraModal
 from ..i18n import t
 from ..model import create_task
+from .form import FieldErrors
 
 if TYPE_CHECKING:
     from okstra_engine.projects import Project
 
 
-class NewTaskForm(OkstraModal):
+class NewTaskForm(FieldErrors, OkstraModal):
     BINDINGS = [
         Binding("escape", "cancel", "bind.cancel", id="new_task.cancel", tooltip="tip.cancel"),
     ]
+
+    FIELDS = ("ref", "title", "category")
 
     def __init__(self, project: Project) -> None:
         super().__init__()
         self.project = project
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog -form"):
+        with VerticalScroll(classes="dialog -form"):
             yield Static(
                 t("new_task.title", project=shown(self.project.config.name)), classes="dialog-title", markup=False
             )
             yield Label(t("new_task.ref"))
             yield Input(placeholder=t("new_task.ref_placeholder"), id="ref")
+            yield Static(t("new_task.ref_hint"), classes="form-hint", markup=False)
+            yield Static("", id="ref-error", classes="form-error", markup=False)
             yield Label(t("new_task.task_title"))
             yield Input(placeholder=t("new_task.title_placeholder"), id="title")
+            yield Static("", id="title-error", classes="form-error", markup=False)
             yield Label(t("new_task.category"))
             yield Input(placeholder=self.project.config.work_category, id="category")
+            yield Static(t("new_task.category_hint"), classes="form-hint", markup=False)
+            yield Static("", id="category-error", classes="form-error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(t("new_task.create"), id="create", action="screen.create", variant="primary")
                 yield Button(t("new_task.cancel"), id="cancel", action="screen.cancel")
             yield Static(t("new_task.keys"), classes="dialog-keys")
 
     def on_mount(self) -> None:
+        self.hide_field_errors()
         self.query_one("#ref", Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -66,10 +81,33 @@ class NewTaskForm(OkstraModal):
         self.dismiss(None)
 
     def action_create(self) -> None:
-        values = {name: self.query_one(f"#{name}", Input).value for name in ("ref", "title", "category")}
+        values = {name: self.query_one(f"#{name}", Input).value for name in self.FIELDS}
+        wrong = field_error(values["ref"].strip(), values["title"], values["category"].strip())
+        if wrong is not None:
+            self.show_field_error(*wrong)
+            return
         self._create_task(values["ref"], values["title"], values["category"].strip())
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="new-task")
     def _create_task(self, ref: str, title: str, category: str) -> None:
         task = create_task(self.project, ref, title, category or None)
         self.app.call_from_thread(self.dismiss, task.ref)
+
+    def worker_failed(self, worker: Worker[object], error: BaseException) -> None:
+        self.refocus_after("ref")  # the engine refused the task (it exists, its branch): back to its name
+
+
+def field_error(ref: str, title: str, category: str) -> tuple[str, str] | None:
+    """The first field the engine's rules refuse, and what to say under it."""
+    try:
+        TaskRef.parse(ref)
+    except OkstraError:
+        return "ref", t("new_task.ref_error", ref=ref)
+    if not title.strip():
+        return "title", t("new_task.title_error")
+    if category:
+        try:
+            check_slug(category, "category")
+        except OkstraError:
+            return "category", t("new_task.category_error", category=category)
+    return None

@@ -1,8 +1,10 @@
-"""The project picker: every registered project; `n` registers the current directory."""
+"""The project picker: every registered project; `n` offers to register the current
+directory's project (the register form)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -15,8 +17,11 @@ from okstra_engine.shown import shown
 
 from ..base import OkstraScreen
 from ..i18n import t
-from ..model import ProjectEntry, home_relative, project_entries, register_here
+from ..model import ProjectEntry, home_relative, project_entries, project_here
 from ..widgets.breadcrumb import Breadcrumb
+
+if TYPE_CHECKING:
+    from okstra_engine.projects import Project
 
 
 class ProjectsScreen(OkstraScreen):
@@ -96,29 +101,31 @@ class ProjectsScreen(OkstraScreen):
         self.okstra.open_project(entry.path)
 
     def action_register(self) -> None:
-        here = Path.cwd()
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._register_cwd()
-
-        from .confirm import ConfirmModal
-
-        self.app.push_screen(
-            ConfirmModal(
-                t("projects.register_title"),
-                [t("projects.register_body", path=str(here))],
-                confirm=t("projects.register_confirm"),
-                cancel=t("common.cancel"),
-            ),
-            answered,
-        )
+        self._register_here()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="projects-register")
-    def _register_cwd(self) -> None:
-        project = register_here()
-        self._want = project.id
-        self.app.call_from_thread(
-            self.say, t("projects.registered", name=shown(project.config.name), path=shown(str(project.root)))
-        )
-        self.post_message(self.Loaded(project_entries(), project.id))
+    def _register_here(self) -> None:
+        root = project_here()
+        known = next((e for e in project_entries() if e.path == root and e.exists), None)
+        if known is None:
+            self.app.call_from_thread(self.offer_registration, root)
+            return
+        self._want = known.id
+        self.app.call_from_thread(self.say, t("projects.already", name=shown(known.name), path=shown(str(root))))
+        self.post_message(self.Loaded(project_entries(), known.id))
+
+    def offer_registration(self, root: Path, *, then_open: bool = False) -> None:
+        """The register form for `root`; once registered, its row is selected (and with
+        `then_open`, its tasks opened)."""
+        from .register import RegisterForm
+
+        def registered(project: Project | None) -> None:
+            if project is None:
+                return
+            self.say(t("projects.registered", name=shown(project.config.name), path=shown(str(project.root))))
+            self._want = project.id
+            self._load(project.id)
+            if then_open:
+                self.okstra.open_project(project.root)
+
+        self.app.push_screen(RegisterForm(root), registered)

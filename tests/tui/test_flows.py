@@ -88,25 +88,111 @@ async def test_opened_on_a_task_escape_climbs_the_flow(make_app) -> None:
 
 
 async def test_register_the_current_directory(make_app, tmp_path: Path, monkeypatch) -> None:
-    from okstra_tui.screens.confirm import ConfirmModal
+    from okstra_engine.projects import load_project
     from okstra_tui.screens.projects import ProjectsScreen
+    from okstra_tui.screens.register import RegisterForm
 
     repo = make_repo(tmp_path / "elsewhere")
     monkeypatch.chdir(repo)
-    app = make_app(board=False, project=False)
-    async with app.run_test(size=SIZE) as pilot:
+    app, notes = make_app(board=False, project=False), Notes()
+    async with app.run_test(size=SIZE, message_hook=notes) as pilot:
         await settle(pilot, lambda: isinstance(app.screen, ProjectsScreen) and app.screen.entries)
         await pilot.press("n")
-        await settle(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await settle(pilot, lambda: isinstance(app.screen, RegisterForm))
+        assert app.screen.root == repo.resolve()
         await pilot.press("escape")  # changed its mind
         await settle(pilot, lambda: isinstance(app.screen, ProjectsScreen))
         assert len(app.screen.entries) == 1
         await pilot.press("n")
-        await settle(pilot, lambda: isinstance(app.screen, ConfirmModal))
-        await pilot.press("y")
+        await settle(pilot, lambda: isinstance(app.screen, RegisterForm))
+        await pilot.press(*"make check", "ctrl+s")
         await settle(pilot, lambda: isinstance(app.screen, ProjectsScreen) and len(app.screen.entries) == 2)
         assert app.screen.selected.id == "elsewhere"
-    assert (repo / ".okstra" / "project.json").is_file()
+        await pilot.press("up")
+        await pilot.press("n")  # registered already: said, and its row selected, no form
+        await settle(pilot, lambda: app.screen.selected.id == "elsewhere")
+        assert isinstance(app.screen, ProjectsScreen)
+        assert f"elsewhere at {repo.resolve()} is registered already" in " ".join(notes.texts)
+    assert load_project(repo).config.qa_commands == ["make check"]
+
+
+async def test_okstra_in_an_unregistered_repo_offers_to_register_it(make_app, tmp_path: Path, monkeypatch) -> None:
+    """The first thing `okstra` shows in a repository it does not know: one form for its
+    QA and setup commands and its id; registered, it opens the project's tasks."""
+    from okstra_engine.projects import init_project, load_project
+    from okstra_tui.model import takes_setup_commands, unregistered_repo
+    from okstra_tui.screens.projects import ProjectsScreen
+    from okstra_tui.screens.register import RegisterForm
+    from okstra_tui.screens.tasks import TasksScreen
+
+    repo = make_repo(tmp_path / "fresh")
+    (repo / "src").mkdir()
+    monkeypatch.chdir(repo / "src")  # anywhere in the repository
+    assert unregistered_repo() == repo.resolve()
+    app = make_app(board=False, project=False, register=unregistered_repo())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: isinstance(app.screen, RegisterForm))
+        form = app.screen
+        assert isinstance(app.screen_stack[-2], ProjectsScreen)
+        assert "fresh" in text_of(form.query_one(".dialog-title"))
+        assert form.focused is form.query_one("#qa")
+        await pilot.press(*"pytest -q", "enter", "enter", *"make lint")
+        if takes_setup_commands():
+            await pilot.press("tab")
+            assert form.focused is form.query_one("#setup")
+            await pilot.press(*"uv sync")
+        await pilot.press("tab")
+        assert form.focused is form.query_one("#id")
+        await pilot.press(*"Fresh App", "enter")  # a bad id: said under it, the focus stays there
+        await settle(pilot)
+        assert app.screen is form and form.focused is form.query_one("#id")
+        assert form.query_one("#id-error").display
+        assert "'Fresh App' cannot be a project id" in text_of(form.query_one("#id-error"))
+        assert not (repo / ".okstra").exists()
+        form.query_one("#id").value = "fresh-app"
+        await settle(pilot, lambda: not form.query_one("#id-error").display)  # editing clears it
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: isinstance(app.screen, TasksScreen) and app.screen.project is not None)
+        assert app.screen.root == repo.resolve()
+        await pilot.press("escape")  # up to the picker, the new project selected
+        await settle(pilot, lambda: isinstance(app.screen, ProjectsScreen) and len(app.screen.entries) == 2)
+        assert app.screen.selected.id == "fresh-app"
+    project = load_project(repo.resolve())
+    assert (project.id, project.config.qa_commands) == ("fresh-app", ["pytest -q", "make lint"])
+    if takes_setup_commands():
+        from okstra_engine.projects import setup_of  # type: ignore[attr-defined]
+
+        assert list(setup_of(project).commands) == ["uv sync"]
+    monkeypatch.chdir(repo)
+    assert unregistered_repo() is None  # registered now
+    monkeypatch.chdir(tmp_path)
+    assert unregistered_repo() is None  # not in git: nothing to offer
+    mono = make_repo(tmp_path / "mono")
+    (mono / "services" / "api").mkdir(parents=True)
+    init_project(mono / "services" / "api")
+    monkeypatch.chdir(mono)
+    assert unregistered_repo() is None  # its projects are in subfolders: the picker lists them
+    monkeypatch.chdir(mono / "services")
+    assert unregistered_repo() is None
+
+
+async def test_register_form_a_taken_id_refocuses_it(make_app, tmp_path: Path, demo) -> None:
+    from okstra_tui.screens.error import ErrorDialog
+    from okstra_tui.screens.register import RegisterForm
+
+    repo = make_repo(tmp_path / "other")
+    app = make_app(board=False, project=False, register=repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: isinstance(app.screen, RegisterForm))
+        form = app.screen
+        form.query_one("#id").value = "shop"  # the demo's
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        assert "project id 'shop' is taken" in app.screen.what
+        await pilot.press("escape")
+        await settle(pilot, lambda: app.screen is form)
+        assert form.focused is form.query_one("#id") and not form.query_one("#register").disabled
+    assert not (repo / ".okstra").exists()
 
 
 async def test_new_task_form(make_app, demo) -> None:
@@ -120,14 +206,33 @@ async def test_new_task_form(make_app, demo) -> None:
         tasks = app.screen
         await pilot.press("n")
         await settle(pilot, lambda: isinstance(app.screen, NewTaskForm))
-        await pilot.press(*"Bad Ref", "enter")  # moves on to the title
-        await pilot.press(*"Returns", "enter")  # submits: the engine refuses the ref
-        await settle(pilot, lambda: isinstance(app.screen, ErrorDialog))
-        assert "invalid task" in app.screen.what and "GROUP/ID" in app.screen.what
-        await pilot.press("escape")
-        await settle(pilot, lambda: isinstance(app.screen, NewTaskForm))
         form = app.screen
+        assert "lower-case letters, digits, '.', '_' or '-'" in text_of(form.query_one(".form-hint"))
+        await pilot.press(*"Bad Ref", "enter")  # moves on to the title
+        await pilot.press(*"Returns", "enter")  # submits: the task name is said wrong, and has the focus
+        await settle(pilot)
+        assert app.screen is form and form.focused is form.query_one("#ref")
+        assert "'Bad Ref' is not a task name: write GROUP/ID" in text_of(form.query_one("#ref-error"))
+        await pilot.press(*["backspace"] * 7, *"demo/checkout")
+        await settle(pilot, lambda: not form.query_one("#ref-error").display)
+        await pilot.press("enter")  # the task exists: the engine says so, then its name has the focus
+        await settle(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        assert "task demo/checkout already exists" in app.screen.what
+        await pilot.press("escape")
+        await settle(pilot, lambda: app.screen is form)
+        assert form.focused is form.query_one("#ref")
         form.query_one("#ref").value = "demo/returns"
+        form.query_one("#category").value = "Fix"
+        form.query_one("#title").value = " "
+        await pilot.press("enter")
+        await settle(pilot)
+        assert form.focused is form.query_one("#title") and form.query_one("#title-error").display
+        form.query_one("#title").value = "Returns"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert form.focused is form.query_one("#category")
+        assert "'Fix' cannot be a category" in text_of(form.query_one("#category-error"))
+        form.query_one("#category").value = ""
         form.query_one("#title").focus()
         await pilot.press("enter")
         await settle(pilot, lambda: app.screen is tasks and len(tasks.summaries) == 2)
@@ -212,3 +317,18 @@ async def test_korean(make_app) -> None:
         assert "작업 중" in text_of(board.query_one("#in-flight-body")) and "15분" in text_of(
             board.query_one("#in-flight-body")
         )
+
+
+def test_okstra_opens_on_the_register_form_only_in_an_unregistered_repo(tmp_path: Path, monkeypatch) -> None:
+    from okstra_engine.projects import init_project
+    from okstra_tui import app as app_module
+
+    opened: list[Path | None] = []
+    monkeypatch.setattr(app_module.OkstraApp, "run", lambda self: opened.append(self.register_root))
+    repo = make_repo(tmp_path / "repo")
+    monkeypatch.chdir(repo)
+    assert app_module.run_app(project=None, task=None, lang="en") == 0
+    app_module.run_app(project=repo, task=None, lang="en")  # a project named: opened as asked
+    init_project(repo)
+    app_module.run_app(project=None, task=None, lang="en")
+    assert opened == [repo.resolve(), None, None]

@@ -68,7 +68,7 @@ def demo(okstra_home: Path, monkeypatch: pytest.MonkeyPatch):
 
     place = okstra_home.with_name(okstra_home.name + ".demo")
     with clock.pinned(stamps=NOW, token="5a0b1c"):
-        yield use_demo(build_demo(place, now=NOW), place, monkeypatch)
+        yield use_demo(build_demo(place, now=NOW, okstra_home=okstra_home), place, monkeypatch)
 
 
 @pytest.fixture
