@@ -144,7 +144,7 @@ def test_completion_candidates(task, capsys, monkeypatch, tmp_path: Path) -> Non
         return [line.split("\t")[0] for line in candidates(parser, done, prefix)]
 
     assert {"status", "prepare", "task", "completion", "project"} <= set(first([], ""))
-    assert first([], "sta") == ["start", "status"]
+    assert first([], "sta") == ["status", "start"]
     assert first(["task"], "") == ["new", "list"]
     assert first(["project"], "") == ["forget"]
     assert first(["status"], "--j") == ["--json"]
