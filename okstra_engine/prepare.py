@@ -76,7 +76,7 @@ from .stage_map import Stage, StageMap
 from .stage_view import StageState
 from .status import TaskStatus, compute_states, stage_views
 from .tasks import Task
-from .worktree_setup import LOG_NAME, Readied, make_ready
+from .worktree_setup import LOG_NAME, Readied, is_ready, make_ready, mark_ready
 from .worktrees import SKIPPED_NESTED, SKIPPED_NON_GIT, Provision
 
 # ---------------------------------------------------------------------------- manifest
@@ -311,8 +311,7 @@ def _prepare_locked(
             if stage_wt.made_worktree:
                 made.append((worktrees.stage_target(task, stage), stage_wt))
         run_id = new_run_id(options.task_type, stage)
-        new = made if not dry else [(t, p) for t, p in planned if p.render_only]
-        ready = _make_ready(task, new, chosen, setup, run_id, dry, say)
+        ready = _make_ready(task, _unready(planned, dry), chosen, setup, run_id, dry, say)
         if not dry:
             _qa_waivers(task, options.qa_waiver, stage if options.task_type == "implementation" else None, say)
         # a stage's own ports: chosen, then written in its reserved row, under one lock
@@ -341,6 +340,18 @@ def _prepare_locked(
         raise
 
 
+def _unready(planned: list[tuple[worktrees.Target, Provision]], dry: bool) -> list[tuple[worktrees.Target, Provision]]:
+    """The worktrees to make ready: those this run makes (would make, in a render-only
+    run), and any a killed prepare made but did not make ready."""
+    if dry:
+        return [(t, p) for t, p in planned if p.render_only]
+    return [
+        (t, p)
+        for t, p in planned
+        if p.made_worktree or (p.status == worktrees.REUSED and p.path is not None and not is_ready(p.path))
+    ]
+
+
 @dataclass
 class Ready:
     """What making this run's new worktrees ready did: per worktree (None: the task's,
@@ -359,9 +370,10 @@ def _make_ready(
     dry: bool,
     say: Callable[[str], None],
 ) -> Ready:
-    """Copy, link and set up each worktree this run made (`worktree_setup`); a render-only
-    run says what a new worktree would get. A failed setup keeps its log in the run's
-    folder (where the refusal points) and refuses: the caller takes the worktrees back."""
+    """Copy, link and set up each worktree in `made` (`worktree_setup`); a render-only
+    run says what a new worktree would get. A failed setup refuses, naming its log, kept
+    beside the run folders as `RUN_ID.setup.log` (no run folder is made for a run that
+    was not prepared); the caller takes the worktrees back."""
     ready = Ready()
     if dry:
         for target, _ in made:
@@ -382,11 +394,12 @@ def _make_ready(
             )
             for note in readied.notes:
                 say(f"okstra: {what}: {note}")
+            assert provision.path is not None
+            mark_ready(provision.path)
     except RefusedError as exc:
         if exc.refusal.code != "setup.failed" or not log.is_file():
             raise
-        kept = task.runs_dir / run_id / LOG_NAME
-        kept.parent.mkdir(exist_ok=True)
+        kept = task.runs_dir / f"{run_id}.{LOG_NAME}"
         log.replace(kept)
         raise Refusal("setup.failed", {**exc.refusal.params, "log": str(kept)}).error() from None
     except BaseException:

@@ -147,7 +147,7 @@ def copy(root: Path, chosen: Copied, into: Path) -> Copied:
     there = set(ignored(into, chosen.files))
     for rel in chosen.files:
         if os.path.lexists(into / rel):
-            done.notes.append(f"{rel}: the worktree has it already (tracked there): kept as it is")
+            done.notes.append(f"{rel}: the worktree has it already (tracked, or copied before): kept as it is")
         elif rel not in there:
             done.notes.append(
                 f"{rel}: git does not ignore it in the worktree, so it was not copied (it would be committed)"

@@ -8,6 +8,11 @@ from a file in the project, which its agents can write. Their output goes to the
 `setup.log`; a command that fails refuses the prepare (`setup.failed`), which then takes
 the new worktree back.
 
+A worktree is ready once all of it ran: a mark in its own git folder says so
+(`okstra-ready`), so a worktree a killed prepare left unready is made ready by the next
+prepare that reuses it (a copy never overwrites, so doing it again adds only what is
+missing).
+
 A linked folder points at the checkout's own (`node_modules`): every worktree shares it,
 and the prompt tells the agent to read it and never change it. It is made only where the
 worktree has nothing, never through a link, and only when git ignores the link there.
@@ -22,13 +27,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from . import worktree_include
+from . import git, worktree_include
 from .errors import OkstraError
 from .projects import Project, Setup
 from .refusals import Refusal
 
 LOG_NAME = "setup.log"
 TAIL_LINES = 20
+READY_MARK = "okstra-ready"
+"""In the worktree's own git folder (`.git/worktrees/NAME/`): it went through `make_ready`."""
 
 
 @dataclass
@@ -56,6 +63,14 @@ def check_dir(text: str) -> str:
             "--symlink-dir . would link the whole project", "name a folder in it: --symlink-dir node_modules"
         )
     return str(path)
+
+
+def is_ready(worktree: Path) -> bool:
+    return git.git_path(worktree, READY_MARK).is_file()
+
+
+def mark_ready(worktree: Path) -> None:
+    git.git_path(worktree, READY_MARK).write_text("", encoding="utf-8")
 
 
 def make_ready(
@@ -101,7 +116,7 @@ def _link(root: Path, folder: str, into: Path) -> str | None:
         return f"{why}: not linked"
     dest = into / folder
     if os.path.lexists(dest):
-        return "the worktree has it already (tracked there): not linked"
+        return "the worktree has it already (tracked, or linked before): not linked"
     if not worktree_include.ignored(into, [folder]):
         return "git does not ignore it in the worktree, so the link would be committed: not linked"
     os.symlink(source, dest, target_is_directory=True)

@@ -79,6 +79,30 @@ def test_racing_prepares_each_get_a_different_stage(wide) -> None:
     assert {r.stage: ports.port_of(r) for r in rows} == {d["stage"]: d["port"] for d in docs}
 
 
+def test_prepares_racing_on_different_tasks_get_different_ports(wide, tmp_path) -> None:
+    """The task mutex keeps one task's prepares apart; the ports lock, those of several."""
+    project = wide.project
+    source = tmp_path / "one.json"
+    source.write_text(json.dumps({"stages": [{"stage": 1, "title": "One", "depends_on": []}]}))
+    refs = [f"race/t{n}" for n in range(4)]
+    for ref in refs:
+        import_plan(new_task(project, TaskRef.parse(ref), title=ref), source, approve=True)
+    procs = [
+        subprocess.Popen(
+            [*_okstra(), "--project", str(project.root), "prepare", ref, "--type", "implementation", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        for ref in refs
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * len(refs), [err for _, err in results]
+    blocks = sorted(json.loads(out)["port"] for out, _ in results)
+    assert all(b - a >= ports.BLOCK for a, b in itertools.pairwise(blocks)), blocks
+
+
 def test_a_killed_mutex_holder_does_not_block_the_next_prepare(wide) -> None:
     project = wide.project
     with mutex_held_elsewhere(wide) as holder:

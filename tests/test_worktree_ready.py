@@ -97,6 +97,21 @@ def test_a_reused_worktree_gets_nothing_copied_again(local, pair) -> None:
     assert (stage_target(task, 2).path / ".env").read_text() == "SECRET=2\n"
 
 
+def test_a_worktree_a_killed_prepare_left_unready_is_made_ready_by_the_next(local, pair) -> None:
+    task = pair
+    _prepare(task)
+    task_wt = task_target(task).path
+    # killed after git made it, before it was ready: no copy, no mark
+    (task_wt / ".env").unlink()
+    Path(git(task_wt, "rev-parse", "--path-format=absolute", "--git-path", "okstra-ready")).unlink()
+    doc = _prepare(task, stage=2).manifest.to_json()
+    assert doc["task_worktree"]["status"] == "reused" and doc["task_worktree"]["copied"] == [".env"]
+    assert doc["task_worktree"]["left_out"] == [
+        "config/app.local: the worktree has it already (tracked, or copied before): kept as it is"
+    ]
+    assert (task_wt / ".env").read_text() == "SECRET=1\n"
+
+
 def test_a_file_the_worktree_tracks_is_never_overwritten(local, task) -> None:
     (local / "keep.local").write_text("tracked\n")
     git(local, "add", "-f", "keep.local")
@@ -107,7 +122,9 @@ def test_a_file_the_worktree_tracks_is_never_overwritten(local, task) -> None:
     doc = _prepare(task).manifest.to_json()
     assert (stage_target(task, 1).path / "keep.local").read_text() == "tracked\n"
     assert "keep.local" not in doc["worktree"]["copied"]
-    assert doc["worktree"]["left_out"] == ["keep.local: the worktree has it already (tracked there): kept as it is"]
+    assert doc["worktree"]["left_out"] == [
+        "keep.local: the worktree has it already (tracked, or copied before): kept as it is"
+    ]
 
 
 def test_without_a_worktreeinclude_the_manifest_and_prompt_say_nothing_of_it(task) -> None:
@@ -244,9 +261,10 @@ def test_a_failing_setup_fails_the_prepare_and_leaves_nothing(local, task, capsy
     assert "(exit 3)" in err and "broken dependency" in err
     assert "okstra init" in err and "--setup-command" in err
     _nothing_left(task)
-    logs = list((task.runs_dir).glob("*/setup.log"))
-    assert len(logs) == 1 and "broken dependency" in logs[0].read_text() and str(logs[0]) in err
-    assert not list(task.runs_dir.glob(".*"))  # no temporary log left
+    before = {plan_run_root(task).dir}  # the plan's run: no run folder, no temporary log, the log alone
+    logs = [p for p in task.runs_dir.iterdir() if p not in before]
+    assert len(logs) == 1 and logs[0].name.endswith(".setup.log") and str(logs[0]) in err
+    assert "broken dependency" in logs[0].read_text()
     assert (local / "node_modules" / "kept.js").read_text() == "1\n"  # the shared folder: only its link went
     # fixed, the next prepare makes everything again
     init_project(local, setup_commands=["true"])
