@@ -256,8 +256,8 @@ def _prepare_locked(
     project = task.project
     layout = repo_layout(project.repo)
     dry = options.render_only
-    # what a new worktree gets, asked before one is made: a bad pattern refuses first
-    chosen = worktree_include.select(project.root, project.prefix) if layout == "git" else worktree_include.Copied()
+    if layout == "git":
+        worktree_include.read_patterns(project.root)  # a bad pattern refuses before a worktree is made
     setup = setup_of(project) if layout == "git" else Setup()
 
     # 2. the task worktree; what this run makes is taken back if it is refused later
@@ -311,7 +311,7 @@ def _prepare_locked(
             if stage_wt.made_worktree:
                 made.append((worktrees.stage_target(task, stage), stage_wt))
         run_id = new_run_id(options.task_type, stage)
-        ready = _make_ready(task, _unready(planned, dry), chosen, setup, run_id, dry, say)
+        ready = _make_ready(task, _unready(planned, dry), setup, run_id, dry, say)
         if not dry:
             _qa_waivers(task, options.qa_waiver, stage if options.task_type == "implementation" else None, say)
         # a stage's own ports: chosen, then written in its reserved row, under one lock
@@ -364,7 +364,6 @@ class Ready:
 def _make_ready(
     task: Task,
     made: list[tuple[worktrees.Target, Provision]],
-    chosen: worktree_include.Copied,
     setup: Setup,
     run_id: str,
     dry: bool,
@@ -375,11 +374,12 @@ def _make_ready(
     beside the run folders as `RUN_ID.setup.log` (no run folder is made for a run that
     was not prepared); the caller takes the worktrees back."""
     ready = Ready()
+    if not made:
+        return ready
+    chosen = worktree_include.select(task.project.root, task.project.prefix)
     if dry:
         for target, _ in made:
             ready.worktrees[target.stage] = Readied(list(chosen.files), list(setup.symlink_dirs), list(setup.commands))
-        return ready
-    if not made:
         return ready
     task.runs_dir.mkdir(parents=True, exist_ok=True)
     log = task.runs_dir / f".{run_id}.{LOG_NAME}"
