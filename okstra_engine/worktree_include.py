@@ -29,7 +29,7 @@ from . import git
 from .refusals import Refusal
 
 INCLUDE_FILE = ".worktreeinclude"
-_NEVER = (".git", ".okstra")
+NEVER = (".git", ".okstra")
 """Top folders never copied whatever a pattern says: git's own, and okstra's."""
 _GLOB = "*?[\\"
 
@@ -112,7 +112,7 @@ def select(root: Path, prefix: str) -> Copied:
         )
     finally:
         os.unlink(handle.name)
-    listed = [p for p in listed if p.split("/", 1)[0] not in _NEVER]
+    listed = [p for p in listed if p.split("/", 1)[0] not in NEVER]
     chosen = Copied()
     real_root = Path(os.path.realpath(root))
     for rel in ignored(root, listed):

@@ -62,6 +62,8 @@ def check_dir(text: str) -> str:
         raise OkstraError(
             "--symlink-dir . would link the whole project", "name a folder in it: --symlink-dir node_modules"
         )
+    if path.parts[0] in worktree_include.NEVER:
+        raise OkstraError(f"--symlink-dir {text!r} is git's or okstra's own folder", "name a folder of the project's")
     return str(path)
 
 

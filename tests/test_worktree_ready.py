@@ -272,7 +272,7 @@ def test_a_failing_setup_fails_the_prepare_and_leaves_nothing(local, task, capsy
 
 
 def test_symlink_dirs_must_stay_in_the_project(local, capsys) -> None:
-    for bad in ("../shared", "/opt/node_modules", "."):
+    for bad in ("../shared", "/opt/node_modules", ".", ".git/hooks", ".okstra"):
         code, _out, err = call(capsys, "init", str(local), "--symlink-dir", bad)
         assert code == 2 and "--symlink-dir" in err, bad
 
