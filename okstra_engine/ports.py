@@ -1,8 +1,8 @@
 """A block of ports per stage in flight: `OKSTRA_PORT` and the nine after it are the
 stage's own for its dev servers, so stages side by side never fight over a port.
 
-A block is given out by `prepare` with the stage's reservation and kept in its `reserved`
-ledger row (`port`), where it is found again (`launch` puts it in the agent's
+A block is given out by `prepare` with the stage's reservation (a render-only prepare
+reserves nothing and names none) and kept in its `reserved` ledger row (`port`), where it is found again (`launch` puts it in the agent's
 environment); it is held while the stage is in flight, stale included (its servers may
 still run). A block is given only when every port in it can be bound on 127.0.0.1 at
 that moment and no stage in flight of any task of the project holds it; the choice and

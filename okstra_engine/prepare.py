@@ -314,9 +314,10 @@ def _prepare_locked(
         ready = _make_ready(task, _unready(planned, dry), setup, run_id, dry, say)
         if not dry:
             _qa_waivers(task, options.qa_waiver, stage if options.task_type == "implementation" else None, say)
-        # a stage's own ports: chosen, then written in its reserved row, under one lock
-        reserving = stage is not None and options.task_type == "implementation"
-        with ports.ports_lock() if reserving and not dry else nullcontext():
+        # a stage's own ports: chosen, then written in its reserved row, under one lock (a
+        # render-only run reserves nothing, so it names no ports)
+        reserving = stage is not None and options.task_type == "implementation" and not dry
+        with ports.ports_lock() if reserving else nullcontext():
             port = ports.pick(project, ports.held(project)) if reserving else None
             return _write_run(
                 task,
