@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -32,6 +33,7 @@ INCLUDE_FILE = ".worktreeinclude"
 NEVER = (".git", ".okstra")
 """Top folders never copied whatever a pattern says: git's own, and okstra's."""
 _GLOB = "*?[\\"
+_HOME = re.compile(r"~[\w.-]*(/|$)")
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def _leaves(root: Path, line: str) -> bool:
     body = _body(line)
     if not body:
         return False
-    if ".." in body.split("/") or body.startswith("~"):
+    # `~/x` and `~me/x` are a home folder to a shell; `~$*.docx` is a file name
+    if ".." in body.split("/") or _HOME.match(body):
         return True
     # `/name` is anchored at the project's root in gitignore; a path of the machine
     # (`/etc/hosts`, `/home/me/.env`) is what the person meant when its first folder

@@ -133,7 +133,9 @@ def test_without_a_worktreeinclude_the_manifest_and_prompt_say_nothing_of_it(tas
     assert "copied from the project checkout" not in prepared.prompt_text
 
 
-@pytest.mark.parametrize("pattern", ["../secrets.env", "config/../../x", "/etc/hosts", "~/.aws/credentials"])
+@pytest.mark.parametrize(
+    "pattern", ["../secrets.env", "config/../../x", "/etc/hosts", "~/.aws/credentials", "~root/.ssh/id_rsa", "~"]
+)
 def test_a_pattern_leaving_the_project_is_refused_before_anything_is_made(local, task, pattern) -> None:
     (local / ".worktreeinclude").write_text(f".env\n{pattern}\n")
     with pytest.raises(RefusedError) as info:
@@ -141,6 +143,12 @@ def test_a_pattern_leaving_the_project_is_refused_before_anything_is_made(local,
     assert info.value.refusal.code == "include.outside"
     assert info.value.refusal.params == {"file": str(local / ".worktreeinclude"), "line": 2, "pattern": pattern}
     _nothing_left(task)
+
+
+def test_a_pattern_that_only_looks_like_a_path_of_the_machine_is_a_pattern(local, task) -> None:
+    (local / "~$report.local").write_text("office lock\n")
+    (local / ".worktreeinclude").write_text("~$*.local\n/.env\n")
+    assert _prepare(task).manifest.to_json()["worktree"]["copied"] == [".env", "~$report.local"]
 
 
 def test_a_matched_link_pointing_out_of_the_project_is_refused(local, task, tmp_path, capsys) -> None:
