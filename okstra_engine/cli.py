@@ -156,6 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CMD",
         help="a shell command that verifies the code (repeatable)",
     )
+    p.add_argument(
+        "--setup-command",
+        action="append",
+        metavar="CMD",
+        help="a shell command run in each new worktree, e.g. 'npm ci' (repeatable; replaces the project's)",
+    )
+    p.add_argument(
+        "--symlink-dir",
+        action="append",
+        metavar="DIR",
+        help="a folder of the checkout each new worktree links to, shared, e.g. node_modules (repeatable; replaces)",
+    )
+    p.add_argument("--no-setup", action="store_true", help="drop the project's setup commands and linked folders")
 
     task = command("task", _needs_subcommand, "work with tasks")
     task_sub = task.add_subparsers(title="task commands", metavar="COMMAND")
@@ -474,16 +487,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from .locations import default_root
-    from .projects import init_project
+    from .projects import init_project, setup_of
 
     root = default_root(args.path or args.project)
-    project, created = init_project(root, project_id=args.project_id, qa_commands=args.qa_command)
+    cleared: list[str] | None = [] if args.no_setup else None
+    project, created = init_project(
+        root,
+        project_id=args.project_id,
+        qa_commands=args.qa_command,
+        setup_commands=args.setup_command or cleared,
+        symlink_dirs=args.symlink_dir or cleared,
+    )
     verb = "registered" if created else "already registered"
     print(f"okstra: {verb} project {project.id} at {project.root}")
     if project.config.qa_commands:
         print(f"okstra: QA commands: {'; '.join(project.config.qa_commands)}")
     else:
         print("okstra: no QA commands yet (implementation runs need one): okstra init --qa-command 'pytest -q'")
+    setup = setup_of(project)
+    if setup.commands:
+        print(f"okstra: setup commands (each new worktree): {'; '.join(setup.commands)}")
+    if setup.symlink_dirs:
+        print(f"okstra: shared folders (linked in each new worktree): {', '.join(setup.symlink_dirs)}")
     return 0
 
 

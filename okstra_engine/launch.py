@@ -4,7 +4,8 @@ exec, not spawn: the reservation records this pid, and after exec it is the agen
 a crashed agent makes its reservation stale on this host at once. In a managed terminal
 (`managed`) this process is the tmux pane's own, so the pane's pid is the agent's too.
 
-The agent's environment names the run (`OKSTRA_RUN_DIR`). Claude Code is also given
+The agent's environment names the run (`OKSTRA_RUN_DIR`) and, for a stage, its block of
+ports (`OKSTRA_PORT`, from its reservation in the ledger, never the manifest). Claude Code is also given
 `--settings <run dir>/agent-settings.json`, whose hooks report each of its events to
 `okstra agent-event` (the person's own settings stay as they are: Claude Code merges the
 file over them); `agent_state` reads what they wrote.
@@ -97,7 +98,7 @@ def run_context(run_dir: Path) -> tuple[Task, LaunchManifest]:
 def plan_launch(run_dir: Path) -> LaunchPlan:
     task, doc = run_context(run_dir)
     run_dir = run_dir.resolve()
-    _check_reserved(task, doc)
+    held = _check_reserved(task, doc)
     manifest = doc.model_dump(by_alias=True)
     prompt_file = run_dir / "prompt.md"
     if not prompt_file.is_file() or prompt_file.is_symlink():
@@ -139,7 +140,23 @@ def plan_launch(run_dir: Path) -> LaunchPlan:
         argv[1:1] = ["--settings", str(run_dir / SETTINGS_NAME)]
     from .agent_events import RUN_DIR_VARIABLE
 
-    return LaunchPlan(argv, cwd, run_dir, manifest, task, {RUN_DIR_VARIABLE: str(run_dir)}, settings_doc)
+    env = {RUN_DIR_VARIABLE: str(run_dir)}
+    port = _port(held)
+    if port is not None:
+        from .ports import VARIABLE
+
+        env[VARIABLE] = str(port)
+    return LaunchPlan(argv, cwd, run_dir, manifest, task, env, settings_doc)
+
+
+def _port(held: StageLedger | None) -> int | None:
+    """The block of ports the stage's reservation holds (prepare wrote it in the
+    `reserved` row its current streak starts with)."""
+    if held is None:
+        return None
+    from .ports import port_of
+
+    return port_of(held.streak.start) or port_of(held.latest)
 
 
 def _fill(part: str, values: dict[str, str]) -> str:
@@ -300,10 +317,14 @@ def record_agent_pid(
 
 
 def _restated(row: LedgerRow) -> dict[str, Any]:
+    from .ports import FIELD, port_of
+
     branch = (row.model_extra or {}).get("branch")
+    port = port_of(row)
     return {
         "run_id": row.run_id,
         "impl_task_key": row.impl_task_key,
         "base_ref": row.base_ref,
         "branch": branch if isinstance(branch, str) else None,
+        **({FIELD: port} if port is not None else {}),
     }

@@ -3,7 +3,8 @@
 In order, all under the task mutex (`locks.task_mutex`, a flock the OS frees when its
 holder dies):
 
-1. check the phase, the project and the plan (`gates.setup_refusal`);
+1. check the phase, the project and the plan (`gates.setup_refusal`), and read what a
+   new worktree gets (`.worktreeinclude`: a pattern leaving the project refuses here);
 2. provision the task worktree from `--base-ref` (default: the project's HEAD);
 3. backfill done rows from carry sidecars, then auto-reconcile (best effort: a failure
    prints `git-reconcile skipped: …` and the normal gates decide);
@@ -11,8 +12,11 @@ holder dies):
 5. note the other stages in flight (`concurrentRun`);
 6. resolve the stage's base commit;
 7. provision the stage worktree from it;
-8. drop a stale QA waiver on this stage, unless this run's `--qa-waiver` re-waives it;
-9. append the `reserved` row, write `manifest.json`, `prompt.md` and the team state's
+8. make each worktree this run made ready (`worktree_setup`: the include copy, the
+   shared folders, the setup commands; a failing one refuses, and the worktrees go);
+9. drop a stale QA waiver on this stage, unless this run's `--qa-waiver` re-waives it;
+10. give an implementation stage its block of ports (`ports`), append the `reserved`
+   row naming it, write `manifest.json`, `prompt.md`, `setup.log` and the team state's
    JSON Schema (`run_contract`).
 
 A final-verification run checks its gates (`gates`, then `final_verification` for what
@@ -52,7 +56,7 @@ from typing import Any, cast
 
 from pydantic import ConfigDict, Field
 
-from . import clock, faults, final_verification, gates, git, registry, worktrees
+from . import clock, faults, final_verification, gates, git, ports, registry, worktree_include, worktrees
 from .agents import AgentInfo
 from .carry import missing_done_rows, read_carry
 from .conformance import check_manifest, clear_stale_waivers, parse_waiver_arg, set_waiver
@@ -64,13 +68,15 @@ from .ledger import LEDGER_NAME, LedgerRow, append_row, new_row
 from .ledger_state import LedgerState, read_state
 from .locks import LOCK_TIMEOUT_S, task_mutex
 from .plans import PlanRun, adopt_current_plan, plan_run_root
-from .refusals import Params, Refusal, refuse
+from .projects import Setup, setup_of
+from .refusals import Params, Refusal, RefusedError, refuse
 from .runs import Phase, RunManifest, new_run_id
 from .slugs import check_slug
 from .stage_map import Stage, StageMap
 from .stage_view import StageState
 from .status import TaskStatus, compute_states, stage_views
 from .tasks import Task
+from .worktree_setup import LOG_NAME, Readied, is_ready, make_ready, mark_ready
 from .worktrees import SKIPPED_NESTED, SKIPPED_NON_GIT, Provision
 
 # ---------------------------------------------------------------------------- manifest
@@ -87,6 +93,15 @@ class WorktreeInfo(Doc):
     findings: str | None = Field(default=None, exclude=True)
     """What provisioning found or repaired: the note without a dry run's remark that
     nothing was made (for a UI that says so its own way; not in the manifest)."""
+    copied: list[str] | None = None
+    """Files `.worktreeinclude` brought from the checkout into this new worktree
+    (project-relative; in a render-only run, what would be copied)."""
+    linked: list[str] | None = None
+    """Folders of the checkout this new worktree links to (`okstra init --symlink-dir`)."""
+    setup: list[str] | None = None
+    """The setup commands run in this new worktree, in order."""
+    left_out: list[str] | None = None
+    """What `.worktreeinclude` or a linked folder named but was not copied or linked, and why."""
 
 
 class ConcurrentRun(Doc):
@@ -122,12 +137,25 @@ class PreparedRun(RunManifest):
     """The lead agent the prompt is written for (absent in runs prepared before okstra knew it)."""
     workers: list[str] = []
     render_only: bool = False
+    port: int | None = None
+    """The first of the stage's block of ports (`OKSTRA_PORT`; `ports`)."""
+    setup_log: str | None = None
+    """The setup commands' output (`setup.log` in the run folder)."""
 
     def to_json(self) -> dict[str, Any]:
         doc = self.model_dump(mode="json", by_alias=True)
-        if doc.get("source") is None:
-            doc.pop("source", None)
+        # what a run without them never had stays out of its manifest
+        for key in ("source", "port", "setup_log"):
+            if doc.get(key) is None:
+                doc.pop(key, None)
+        for worktree in (doc["worktree"], doc["task_worktree"]):
+            for key in _READY_KEYS:
+                if worktree.get(key) is None:
+                    worktree.pop(key, None)
         return doc
+
+
+_READY_KEYS = ("copied", "linked", "setup", "left_out")
 
 
 @dataclass(frozen=True)
@@ -228,13 +256,18 @@ def _prepare_locked(
     project = task.project
     layout = repo_layout(project.repo)
     dry = options.render_only
+    if layout == "git":
+        worktree_include.read_patterns(project.root)  # a bad pattern refuses before a worktree is made
+    setup = setup_of(project) if layout == "git" else Setup()
 
     # 2. the task worktree; what this run makes is taken back if it is refused later
     made: list[tuple[worktrees.Target, Provision]] = []
+    planned: list[tuple[worktrees.Target, Provision]] = []
     if layout == "git":
         base = _task_base(project.repo, options.base_ref)
         task_target = worktrees.task_target(task)
         task_wt = worktrees.provision(task_target, base, dry_run=dry)
+        planned.append((task_target, task_wt))
         if task_wt.made_worktree:
             made.append((task_target, task_wt))
         _say_repair("the task worktree", task_wt, say)
@@ -274,15 +307,109 @@ def _prepare_locked(
             concurrent = sorted(v.stage for v in status.stages if v.state is StageState.IN_FLIGHT)
             stage_wt = _stage_worktree(task, plan, layout, task_wt, stage, spec.depends_on, ledger, dry, say)
             _say_repair(f"the stage {stage} worktree", stage_wt, say)
+            planned.append((worktrees.stage_target(task, stage), stage_wt))
             if stage_wt.made_worktree:
                 made.append((worktrees.stage_target(task, stage), stage_wt))
+        run_id = new_run_id(options.task_type, stage)
+        ready = _make_ready(task, _unready(planned, dry), setup, run_id, dry, say)
         if not dry:
             _qa_waivers(task, options.qa_waiver, stage if options.task_type == "implementation" else None, say)
-        return _write_run(task, options, plan, stage, spec, task_wt, stage_wt, concurrent, notices, agent, target)
+        # a stage's own ports: chosen, then written in its reserved row, under one lock (a
+        # render-only run reserves nothing, so it names no ports)
+        reserving = stage is not None and options.task_type == "implementation" and not dry
+        with ports.ports_lock() if reserving else nullcontext():
+            port = ports.pick(project, ports.held(project)) if reserving else None
+            return _write_run(
+                task,
+                options,
+                plan,
+                stage,
+                spec,
+                task_wt,
+                stage_wt,
+                concurrent,
+                notices,
+                agent,
+                run_id,
+                ready,
+                target,
+                port,
+            )
     except BaseException:
         for made_target, provision in reversed(made):
             worktrees.undo(made_target, provision)
         raise
+
+
+def _unready(planned: list[tuple[worktrees.Target, Provision]], dry: bool) -> list[tuple[worktrees.Target, Provision]]:
+    """The worktrees to make ready: those this run makes (would make, in a render-only
+    run), and any a killed prepare made but did not make ready."""
+    if dry:
+        return [(t, p) for t, p in planned if p.render_only]
+    return [
+        (t, p)
+        for t, p in planned
+        if p.made_worktree or (p.status == worktrees.REUSED and p.path is not None and not is_ready(p.path))
+    ]
+
+
+@dataclass
+class Ready:
+    """What making this run's new worktrees ready did: per worktree (None: the task's,
+    N: stage N's), and the setup commands' output."""
+
+    worktrees: dict[int | None, Readied] = field(default_factory=dict)
+    log: str | None = None
+
+
+def _make_ready(
+    task: Task,
+    made: list[tuple[worktrees.Target, Provision]],
+    setup: Setup,
+    run_id: str,
+    dry: bool,
+    say: Callable[[str], None],
+) -> Ready:
+    """Copy, link and set up each worktree in `made` (`worktree_setup`); a render-only
+    run says what a new worktree would get. A failed setup refuses, naming its log, kept
+    beside the run folders as `RUN_ID.setup.log` (no run folder is made for a run that
+    was not prepared); the caller takes the worktrees back."""
+    ready = Ready()
+    if not made:
+        return ready
+    chosen = worktree_include.select(task.project.root, task.project.prefix)
+    if dry:
+        for target, _ in made:
+            ready.worktrees[target.stage] = Readied(list(chosen.files), list(setup.symlink_dirs), list(setup.commands))
+        return ready
+    task.runs_dir.mkdir(parents=True, exist_ok=True)
+    log = task.runs_dir / f".{run_id}.{LOG_NAME}"
+    try:
+        for target, provision in made:
+            into = worktrees.project_dir(task, provision)
+            assert into is not None  # a worktree okstra made has a place
+            into.mkdir(parents=True, exist_ok=True)  # no commit may hold the project's folder yet
+            what = target.what
+            ready.worktrees[target.stage] = readied = make_ready(
+                task.project, chosen, setup, into, log, what=what, say=say
+            )
+            for note in readied.notes:
+                say(f"okstra: {what}: {note}")
+            assert provision.path is not None
+            mark_ready(provision.path)
+    except RefusedError as exc:
+        if exc.refusal.code != "setup.failed" or not log.is_file():
+            raise
+        kept = task.runs_dir / f"{run_id}.{LOG_NAME}"
+        log.replace(kept)
+        raise Refusal("setup.failed", {**exc.refusal.params, "log": str(kept)}).error() from None
+    except BaseException:
+        log.unlink(missing_ok=True)
+        raise
+    if log.is_file():
+        ready.log = log.read_text(encoding="utf-8", errors="replace")
+        log.unlink()
+    return ready
 
 
 def _say_repair(what: str, provision: Provision, say: Callable[[str], None]) -> None:
@@ -511,7 +638,7 @@ def check_predecessors_merged(
 # ---------------------------------------------------------------------------- the run dir
 
 
-def _info(task: Task, provision: Provision) -> WorktreeInfo:
+def _info(task: Task, provision: Provision, readied: Readied | None) -> WorktreeInfo:
     path = worktrees.project_dir(task, provision)
     return WorktreeInfo(
         path=str(path) if path else None,
@@ -520,6 +647,10 @@ def _info(task: Task, provision: Provision) -> WorktreeInfo:
         status=provision.status,
         note=provision.said or None,
         findings=provision.note or None,
+        copied=readied.copied or None if readied else None,
+        linked=readied.linked or None if readied else None,
+        setup=readied.ran or None if readied else None,
+        left_out=readied.notes or None if readied else None,
     )
 
 
@@ -534,7 +665,10 @@ def _write_run(
     concurrent: list[int],
     notices: list[str],
     agent: AgentInfo,
+    run_id: str,
+    ready: Ready,
     target: str | None = None,
+    port: int | None = None,
 ) -> Prepared:
     from .agent_events import okstra_argv
     from .conformance import manifest_path
@@ -543,9 +677,9 @@ def _write_run(
     from .tasks import stage_branch, stage_worktree_path
 
     project = task.project
-    run_id = new_run_id(options.task_type, stage)
     run_dir = task.runs_dir / run_id
     ledger = plan.dir / LEDGER_NAME if plan is not None and options.task_type == "implementation" else None
+    here = ready.worktrees.get(stage if stage_wt is not task_wt else None)
     no_git = "(none: not a git repository)"
     workdir = worktrees.project_dir(task, stage_wt)
     if workdir is not None and not options.render_only and stage_wt.path is not None and stage_wt.path.is_dir():
@@ -582,6 +716,11 @@ def _write_run(
             teams=agent.teams,
             okstra=okstra_argv(),
             qa_manifest=manifest_path(task.dir),
+            copied=here.copied if here else (),
+            linked=here.linked if here else (),
+            setup_commands=here.ran if here else (),
+            setup_log=run_dir / LOG_NAME if ready.log is not None else None,
+            port=port,
         )
     )
     manifest = PreparedRun(
@@ -599,30 +738,31 @@ def _write_run(
         ledger_path=str(ledger) if ledger else None,
         stage_title=spec.title if spec is not None else None,
         depends_on=list(spec.depends_on) if spec is not None else [],
-        worktree=_info(task, stage_wt),
-        task_worktree=_info(task, task_wt),
+        worktree=_info(task, stage_wt, here),
+        task_worktree=_info(task, task_wt, ready.worktrees.get(None)),
         concurrentRun=ConcurrentRun(detected=bool(concurrent), activeStages=concurrent),
         team=TeamInfo(mode=team.mode, name=team.name),
         agent=agent,
         workers=list(options.workers),
         render_only=options.render_only,
+        port=port,
+        setup_log=str(run_dir / LOG_NAME) if ready.log is not None else None,
     )
     prepared = Prepared(manifest, text, notices)
     if options.render_only:
         return prepared
 
-    write_dir(
-        run_dir,
-        {
-            "prompt.md": text,
-            "manifest.json": json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n",
-            TEAM_STATE_SCHEMA_NAME: schema_text(),
-        },
-        fault_prefix="prepare",
-    )
+    files = {
+        "prompt.md": text,
+        "manifest.json": json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n",
+        TEAM_STATE_SCHEMA_NAME: schema_text(),
+    }
+    if ready.log is not None:
+        files[LOG_NAME] = ready.log
+    write_dir(run_dir, files, fault_prefix="prepare")
     if stage is not None and ledger is not None:
         try:
-            append_row(ledger, reserved_row(task, stage, run_id, stage_wt, pid=options.pid))
+            append_row(ledger, reserved_row(task, stage, run_id, stage_wt, pid=options.pid, port=port))
         except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
@@ -643,11 +783,20 @@ def _qa_waivers(task: Task, waiver: str | None, stage: int | None, say: Callable
 
 
 def reserved_row(
-    task: Task, stage: int, run_id: str, worktree: Provision | WorktreeInfo, *, pid: int | None = None
+    task: Task,
+    stage: int,
+    run_id: str,
+    worktree: Provision | WorktreeInfo,
+    *,
+    pid: int | None = None,
+    port: int | None = None,
 ) -> LedgerRow:
     """The `reserved` row of a run: with the stage's base commit and branch (reconcile
-    reads the stage's base from the latest one), and the agent's pid only when okstra
-    itself runs the agent in place."""
+    reads the stage's base from the latest one), its block of ports (`ports`), and the
+    agent's pid only when okstra itself runs the agent in place."""
+    from .ports import FIELD
+
+    extra = {FIELD: port} if port is not None else {}
     return new_row(
         stage,
         "reserved",
@@ -656,4 +805,5 @@ def reserved_row(
         base_ref=worktree.base_ref,
         branch=worktree.branch,
         pid=pid,
+        **extra,
     )

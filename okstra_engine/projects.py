@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -38,6 +39,19 @@ class KnownProject(Doc):
     name: str
     path: str
     registered: str
+    setup_commands: list[str] | None = Field(None, alias="setupCommands")
+    """Run through the shell in each new worktree: kept here, in the okstra home, and not
+    in the project's `project.json`, which the agents that work beside it can write."""
+    symlink_dirs: list[str] | None = Field(None, alias="symlinkDirs")
+    """Folders of the checkout each new worktree links to instead of having its own."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How a new worktree of a project is made ready after the `.worktreeinclude` copy."""
+
+    commands: tuple[str, ...] = ()
+    symlink_dirs: tuple[str, ...] = ()
 
 
 class ProjectList(Doc):
@@ -142,8 +156,19 @@ def load_project(root: Path) -> Project:
     return Project(root, config)
 
 
-def init_project(root: Path, *, project_id: str | None = None, qa_commands: Sequence[str] = ()) -> tuple[Project, bool]:
+def init_project(
+    root: Path,
+    *,
+    project_id: str | None = None,
+    qa_commands: Sequence[str] = (),
+    setup_commands: Sequence[str] | None = None,
+    symlink_dirs: Sequence[str] | None = None,
+) -> tuple[Project, bool]:
     """Register `root` (idempotent); return the project and whether it was new.
+
+    `setup_commands` and `symlink_dirs`, when given, replace the project's (kept in the
+    okstra home's project list); each linked folder is added to the repository's
+    `info/exclude`, so the link a worktree holds is never committed.
 
     A new project gets `project_id`, else the first free id made from its folder's name
     (`app`, `app-2`…): the id names its worktrees, registry rows and locks, so no two
@@ -155,6 +180,10 @@ def init_project(root: Path, *, project_id: str | None = None, qa_commands: Sequ
         raise OkstraError(f"{root} is not a directory", "create it first, or pass an existing path")
     if project_id is not None:
         check_slug(project_id, "project id")
+    if symlink_dirs is not None:
+        from .worktree_setup import check_dir
+
+        symlink_dirs = list(dict.fromkeys(check_dir(d) for d in symlink_dirs))
     _check_okstra_dir(root)
     path = config_path(root)
     with file_lock(okstra_home() / "locks" / "projects.lock"):
@@ -188,8 +217,17 @@ def init_project(root: Path, *, project_id: str | None = None, qa_commands: Sequ
             save_doc(path, config)
         project = Project(root, config)
         if project.is_git:
-            _exclude_okstra_dir(project)
-        _remember(known, root, config)
+            exclude_in_repo(project, OKSTRA_DIR, folder=True)
+            for folder in symlink_dirs or ():
+                exclude_in_repo(project, folder, folder=False)
+        setup = None
+        if setup_commands is not None or symlink_dirs is not None:
+            was = setup_of(project, known)
+            setup = Setup(
+                tuple(setup_commands) if setup_commands is not None else was.commands,
+                tuple(symlink_dirs) if symlink_dirs is not None else was.symlink_dirs,
+            )
+        _remember(known, root, config, setup)
     return project, created
 
 
@@ -239,42 +277,64 @@ def _id_taken(project_id: str, owner: Path, root: Path, known: Sequence[KnownPro
     return OkstraError(what, f"give this project its own id: okstra init --id {free} {root}")
 
 
-def _exclude_okstra_dir(project: Project) -> None:
-    """Keep the project's `.okstra/` out of git: a line in the repository's `info/exclude`
-    (shared by all its worktrees) naming it from the work tree's root."""
+def exclude_in_repo(project: Project, name: str, *, folder: bool) -> None:
+    """Keep the project's `name` (`.okstra`, a linked folder) out of git: a line in the
+    repository's `info/exclude` (shared by all its worktrees) naming it from the work
+    tree's root; `folder`: only as a folder (a link of that name is not one)."""
     exclude = git.git_path(project.root, "info/exclude")
     try:
         lines = exclude.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         lines = []
-    path = f"{project.prefix}{OKSTRA_DIR}"
-    if any(line.strip() in (path, f"{path}/", f"/{path}", f"/{path}/") for line in lines):
+    path = f"{project.prefix}{name}"
+    same = (path, f"/{path}", *((f"{path}/", f"/{path}/") if folder else ()))
+    if any(line.strip() in same for line in lines):
         return
     # the person's own file: a link to a shared exclude list is written through
-    atomic_write_text(exclude, "\n".join([*lines, f"/{path}/"]) + "\n", through_symlink=True)
+    line = f"/{path}/" if folder else f"/{path}"
+    atomic_write_text(exclude, "\n".join([*lines, line]) + "\n", through_symlink=True)
 
 
-def _remember(known: list[KnownProject], root: Path, config: ProjectConfig) -> None:
+def _remember(known: list[KnownProject], root: Path, config: ProjectConfig, setup: Setup | None = None) -> None:
     """One row per folder and per id; rows that name this folder or this id under an
-    older state (a folder gone, a copy re-registered) give way to this one. The caller
-    holds the projects lock."""
+    older state (a folder gone, a copy re-registered) give way to this one, keeping the
+    folder's setup unless `setup` replaces it. The caller holds the projects lock."""
     keep = []
+    before = None
     for entry in known:
         path = Path(entry.path)
         if path == root:
-            if entry.project_id == config.project_id:
+            if entry.project_id == config.project_id and setup is None:
                 return  # already known as it is
+            before = entry
             continue
         if entry.project_id == config.project_id and _id_owner([entry], config.project_id, root) is None:
             continue
         keep.append(entry)
+    if setup is None and before is not None:
+        setup = project_setup(before)
     entry = KnownProject(
         project_id=config.project_id,
         name=config.name,
         path=str(root),
-        registered=clock.local_iso(),
+        registered=before.registered if before and before.project_id == config.project_id else clock.local_iso(),
+        setup_commands=list(setup.commands) if setup and setup.commands else None,
+        symlink_dirs=list(setup.symlink_dirs) if setup and setup.symlink_dirs else None,
     )
     save_doc(projects_file(), ProjectList(projects=[*keep, entry]))
+
+
+def project_setup(known: KnownProject) -> Setup:
+    return Setup(tuple(known.setup_commands or ()), tuple(known.symlink_dirs or ()))
+
+
+def setup_of(project: Project, known_projects: Sequence[KnownProject] | None = None) -> Setup:
+    """The project's setup, from the okstra home's project list (none when unlisted)."""
+    root = project.root.resolve()
+    for known in list_projects() if known_projects is None else known_projects:
+        if known.project_id == project.id and Path(known.path) == root:
+            return project_setup(known)
+    return Setup()
 
 
 def list_projects() -> list[KnownProject]:

@@ -161,6 +161,15 @@ class PromptInputs:
     concurrent_stages: Sequence[int] = ()
     concurrent_places: Mapping[int, tuple[str, str]] = field(default_factory=dict)
     """Where the stages in flight work: stage → (worktree, branch)."""
+    copied: Sequence[str] = ()
+    """Files `.worktreeinclude` copied into the new worktree (relative to its project folder)."""
+    linked: Sequence[str] = ()
+    """Folders of the project checkout the new worktree links to, shared by every worktree."""
+    setup_commands: Sequence[str] = ()
+    """The setup commands run in the new worktree."""
+    setup_log: Path | None = None
+    port: int | None = None
+    """The first port of the stage's block (`OKSTRA_PORT`)."""
 
 
 def lead_prompt(inp: PromptInputs) -> tuple[str, TeamPlan]:
@@ -196,6 +205,7 @@ def lead_prompt(inp: PromptInputs) -> tuple[str, TeamPlan]:
         "WORKTREE_BASE": inp.worktree_base,
         "WORKTREE_STATUS": inp.worktree_status,
         "WORKTREE_NOTE": f"> {inp.worktree_note}" if inp.worktree_note else "",
+        "WORKTREE_READY": _ready(inp),
         "WORKERS": ", ".join(inp.workers) if inp.workers else "none (single lead)",
         "WORKERS_DIR": str(inp.run_dir / WORKERS_DIR),
         "TEAM_NAME": team.name,
@@ -284,6 +294,37 @@ def lead_prompt(inp: PromptInputs) -> tuple[str, TeamPlan]:
 def _optional(name: str, tokens: Mapping[str, str | None], wanted: bool) -> str:
     """The partial `name` rendered, ending in one newline; nothing when not `wanted`."""
     return render_template(name, tokens).strip("\n") + "\n" if wanted else ""
+
+
+def _ready(inp: PromptInputs) -> str:
+    """What okstra put in the worktree and gave the run beyond git's files; nothing when
+    it gave nothing."""
+    lines = []
+    if inp.port is not None:
+        from .ports import BLOCK, VARIABLE
+
+        lines.append(
+            f"- **ports:** `{VARIABLE}={inp.port}` is in your environment: ports {inp.port}–{inp.port + BLOCK - 1} "
+            "are this stage's own; start any server (and tell any worker to start its servers) on them, never on "
+            "a fixed port another stage may use"
+        )
+    if inp.copied:
+        files = ", ".join(f"`{f}`" for f in inp.copied)
+        lines.append(
+            f"- **copied from the project checkout** (`.worktreeinclude`): {files}; git ignores them: never commit "
+            "them, and never print their secrets"
+        )
+    if inp.linked:
+        folders = ", ".join(f"`{f}`" for f in inp.linked)
+        lines.append(
+            f"- **shared folders** (links to the project checkout's, shared by every worktree): {folders}; "
+            "read them, never change them"
+        )
+    if inp.setup_commands:
+        commands = ", ".join(f"`{c}`" for c in inp.setup_commands)
+        log = f" (output: `{inp.setup_log}`)" if inp.setup_log else ""
+        lines.append(f"- **set up** by okstra when the worktree was made: {commands}{log}")
+    return "\n".join(lines)
 
 
 def _json(doc: object) -> str:

@@ -80,6 +80,15 @@ Codes and their params (`task` is always the task ref, `GROUP/ID`):
   task_tip}: a correction to a commit neither the stage's branch nor the task branch
   contains
 - `managed.no_tmux` {}: an agent in a managed terminal needs tmux, which is not installed
+- `include.outside` {file, line, pattern}: a `.worktreeinclude` pattern names a place
+  outside the project (a `..` folder, a path of the machine)
+- `include.link_out` {path, target}: `.worktreeinclude`, or a file it matches, is a link
+  (to `target`, as the link says) pointing outside the project
+- `setup.failed` {command, worktree, code, log, tail, root}: a setup command failed in a new
+  worktree (`code` its exit status; `tail` the end of `log`);
+  the worktree was taken back
+- `port.none_free` {first, last, block}: no block of `block` ports between `first` and
+  `last` is free on the machine and unheld by the project's stages in flight
 """
 
 from __future__ import annotations
@@ -651,4 +660,37 @@ def _managed_no_tmux(p: Params) -> tuple[str, str]:
         "tmux is not installed: okstra runs each agent in a tmux session of its own",
         "install tmux (apt install tmux, brew install tmux or dnf install tmux), then rerun; or run the agent "
         "in this terminal: okstra prepare GROUP/ID --type implementation, then okstra launch RUN_DIR",
+    )
+
+
+@_words("include.outside")
+def _include_outside(p: Params) -> tuple[str, str]:
+    return (
+        f"{p['file']} line {p['line']}: the pattern {p['pattern']} names a place outside the project",
+        "write it relative to the project's folder (/.env, config/local.toml) or remove it, then rerun",
+    )
+
+
+@_words("include.link_out")
+def _include_link_out(p: Params) -> tuple[str, str]:
+    return (
+        f"{p['path']} is a link to {p['target']}, outside the project: okstra copies nothing from outside it",
+        f"put a plain file at {p['path']} instead of the link, or drop it from .worktreeinclude; then rerun",
+    )
+
+
+@_words("setup.failed")
+def _setup_failed(p: Params) -> tuple[str, str]:
+    return (
+        f"the setup command {p['command']} failed in {p['worktree']} (exit {p['code']}); the end of {p['log']}:\n{p['tail']}",
+        "fix what it reports and rerun: the new worktree, its branch and its registry row were taken back "
+        f"(set the setup commands again with: okstra init {p['root']} --setup-command CMD)",
+    )
+
+
+@_words("port.none_free")
+def _port_none_free(p: Params) -> tuple[str, str]:
+    return (
+        f"no block of {p['block']} ports between {p['first']} and {p['last']} is free for the stage's OKSTRA_PORT",
+        "stop the servers earlier runs left running, or release the stale stages (okstra status), then rerun",
     )

@@ -147,7 +147,9 @@ def test_launch_gives_claude_the_run_s_hooks_and_leaves_other_agents_alone(task,
     set_agent_command(["claude", "-p", "{prompt}"])
     plan = plan_launch(run)
     assert plan.argv[:3] == ["claude", "--settings", str(run / SETTINGS_NAME)] and plan.argv[3] == "-p"
-    assert plan.env == {RUN_DIR_VARIABLE: str(run)}
+    # the run, and the stage's block of ports its reservation holds
+    port = json.loads((run / "manifest.json").read_text())["port"]
+    assert plan.env == {RUN_DIR_VARIABLE: str(run), "OKSTRA_PORT": str(port)}
     hooks = plan.settings["hooks"]
     assert list(hooks) == list(HOOK_EVENTS)
     for event in HOOK_EVENTS:
@@ -158,7 +160,8 @@ def test_launch_gives_claude_the_run_s_hooks_and_leaves_other_agents_alone(task,
 
     set_agent_command(["codex", "{prompt}"])
     plan = plan_launch(run)
-    assert plan.settings is None and "--settings" not in plan.argv and plan.env == {RUN_DIR_VARIABLE: str(run)}
+    assert plan.settings is None and "--settings" not in plan.argv
+    assert plan.env == {RUN_DIR_VARIABLE: str(run), "OKSTRA_PORT": str(port)}
 
     set_agent_command(["claude", "--settings", "/mine.json", "{prompt}"])  # the person's own: ours would fight it
     plan = plan_launch(run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from okstra_engine import registry
+from okstra_engine import ports, registry
 from okstra_engine.errors import OkstraError
 from okstra_engine.ledger import read_ledger
 from okstra_engine.plans import import_plan, plan_run_root
@@ -72,6 +73,34 @@ def test_racing_prepares_each_get_a_different_stage(wide) -> None:
     assert set(registry.task_worktrees(task_slot(wide))) == {None, *range(1, N + 1)}
     # each run after the first saw the earlier ones in flight
     assert sorted(len(d["concurrentRun"]["activeStages"]) for d in docs) == list(range(N))
+    # and each got a block of ports of its own, the one its reserved row holds
+    blocks = sorted(d["port"] for d in docs)
+    assert all(b - a >= ports.BLOCK for a, b in itertools.pairwise(blocks)), blocks
+    assert {r.stage: ports.port_of(r) for r in rows} == {d["stage"]: d["port"] for d in docs}
+
+
+def test_prepares_racing_on_different_tasks_get_different_ports(wide, tmp_path) -> None:
+    """The task mutex keeps one task's prepares apart; the ports lock, those of several."""
+    project = wide.project
+    source = tmp_path / "one.json"
+    source.write_text(json.dumps({"stages": [{"stage": 1, "title": "One", "depends_on": []}]}))
+    refs = [f"race/t{n}" for n in range(4)]
+    for ref in refs:
+        import_plan(new_task(project, TaskRef.parse(ref), title=ref), source, approve=True)
+    procs = [
+        subprocess.Popen(
+            [*_okstra(), "--project", str(project.root), "prepare", ref, "--type", "implementation", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        for ref in refs
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * len(refs), [err for _, err in results]
+    blocks = sorted(json.loads(out)["port"] for out, _ in results)
+    assert all(b - a >= ports.BLOCK for a, b in itertools.pairwise(blocks)), blocks
 
 
 def test_a_killed_mutex_holder_does_not_block_the_next_prepare(wide) -> None:

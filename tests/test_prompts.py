@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,15 @@ CASES = {
     "improvement-discovery-background": _inputs("improvement-discovery", workers=["codex"], teams="none"),
     "release-handoff-single-lead": _inputs("release-handoff", workers=["claude"]),
     "release-handoff-single-lead-none": _inputs("release-handoff", workers=["codex"], teams="none"),
+    # a new worktree okstra made ready: files copied, a shared folder, setup run, ports given
+    "implementation-single-lead-ready": replace(
+        _inputs("implementation", stage=2),
+        copied=[".env", "config/app.local"],
+        linked=["node_modules"],
+        setup_commands=["npm ci --offline", "make dev-db"],
+        setup_log=Path("/work/project/.okstra/tasks/auth/login/runs/20260101T000000Z-run/setup.log"),
+        port=20340,
+    ),
 }
 _UNFILLED = re.compile(r"\{\{\s*[A-Za-z0-9_]+\s*\}\}")
 
@@ -93,7 +103,8 @@ _UNFILLED = re.compile(r"\{\{\s*[A-Za-z0-9_]+\s*\}\}")
 def test_golden_prompt(name: str) -> None:
     text, team = lead_prompt(CASES[name])
     phase = CASES[name].task_type
-    assert name.removeprefix(phase + "-").removesuffix("-none").removesuffix("-concurrent") == team.mode
+    mode = name.removeprefix(phase + "-").removesuffix("-ready").removesuffix("-none").removesuffix("-concurrent")
+    assert mode == team.mode
     golden = GOLDEN / f"{name}.md"
     if os.environ.get("OKSTRA_UPDATE_GOLDEN") == "1":
         golden.write_text(text)

@@ -255,6 +255,17 @@ def test_every_code_has_words_and_refuses_as_an_okstra_error() -> None:
         "groups": ["B"],
         "branches": ["okstra/feature/auth/login-s1"],
         "operation": "merge",
+        "file": "/r/.worktreeinclude",
+        "line": 3,
+        "pattern": "../secrets.env",
+        "target": "/etc/secrets.env",
+        "command": "npm ci",
+        "code": 1,
+        "log": "/r/.okstra/tasks/auth/login/runs/r/setup.log",
+        "tail": "npm ERR! missing package.json",
+        "first": 20000,
+        "last": 29999,
+        "block": 10,
     }
     samples_for = {
         "phase.stages_not_merged": {"stages": [{"stage": 1, "commit": "e" * 40}]},

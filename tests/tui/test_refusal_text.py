@@ -209,6 +209,19 @@ EXAMPLES: dict[str, list[dict]] = {
             "reset": f"git -C /wt-s2 reset --keep {SHA}",
         }
     ],
+    "include.outside": [{"file": "/home/me/shop/.worktreeinclude", "line": 2, "pattern": "../secrets/.env"}],
+    "include.link_out": [{"path": "/home/me/shop/.env", "target": "/etc/shop.env"}],
+    "setup.failed": [
+        {
+            "command": "npm ci",
+            "worktree": "/wt-s2",
+            "code": 1,
+            "log": "/home/me/shop/.okstra/tasks/demo/checkout/runs/r1/setup.log",
+            "tail": "npm ERR! code ENOENT\nnpm ERR! missing package.json",
+            "root": "/home/me/shop",
+        }
+    ],
+    "port.none_free": [{"first": 20000, "last": 29999, "block": 10}],
     "release.no_reservation": [
         {"task": T, "stage": 4, "latest": None},
         {"task": T, "stage": 4, "latest": "released"},
