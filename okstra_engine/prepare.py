@@ -65,7 +65,7 @@ from .ledger_state import LedgerState, read_state
 from .locks import LOCK_TIMEOUT_S, task_mutex
 from .plans import PlanRun, adopt_current_plan, plan_run_root
 from .refusals import Params, Refusal, refuse
-from .runs import Phase, RunManifest, new_run_id
+from .runs import Phase, RunManifest, fits_run_id, new_run_id
 from .slugs import check_slug
 from .stage_map import Stage, StageMap
 from .stage_view import StageState
@@ -146,6 +146,9 @@ class PrepareOptions:
     """`STAGEKEY=REASON`: waive that stage's conformance check."""
     replace: bool = False
     """Planning: plan again although the current plan has progress (`gates.replan_refusal`)."""
+    run_id: str | None = None
+    """The run id a render-only prepare showed (the TUI's preview): the run gets it when it
+    is one of this phase and stage and no run has it yet, else a new one."""
 
 
 @dataclass
@@ -543,7 +546,9 @@ def _write_run(
     from .tasks import stage_branch, stage_worktree_path
 
     project = task.project
-    run_id = new_run_id(options.task_type, stage)
+    run_id = options.run_id
+    if run_id is None or not fits_run_id(run_id, options.task_type, stage) or (task.runs_dir / run_id).exists():
+        run_id = new_run_id(options.task_type, stage)
     run_dir = task.runs_dir / run_id
     ledger = plan.dir / LEDGER_NAME if plan is not None and options.task_type == "implementation" else None
     no_git = "(none: not a git repository)"
