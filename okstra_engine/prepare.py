@@ -572,7 +572,7 @@ def _write_run(
             worktree_path=str(workdir),
             worktree_branch=stage_wt.branch or no_git,
             worktree_base=stage_wt.base_ref or no_git,
-            worktree_status=stage_wt.status,
+            worktree_status=worktrees.status_words(stage_wt.status, render_only=options.render_only),
             worktree_note=stage_wt.said,
             workers=list(options.workers),
             stage=stage,
