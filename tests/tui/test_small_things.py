@@ -198,3 +198,15 @@ def test_korean_says_each_concept_one_way() -> None:
         words = re.sub(r"`[^`]*`|\{[^}]*\}|git worktree|okstra reconcile", "", text)
         assert "작업 브랜치" not in words and "작업 worktree" not in words, key
         assert not re.search(r"(?<![A-Za-z_./-])(worktree|[Rr]econcile)(?![A-Za-z_./-])", words), key
+
+
+def test_a_lane_label_keeps_its_group_name() -> None:
+    """A group's name is written whole on its lane, wrapping past 12 cells, not cut to 3."""
+    from rich.style import Style
+
+    from okstra_tui.widgets.lanes import _label
+
+    assert _label("payments", Style(), 8).plain.split("\n") == ["        ", "payments", "        ", "        "]
+    lines = _label("payments-backend-and-more", Style(), 12).plain.split("\n")
+    assert lines[1:] == ["payments-bac", "kend-and-mor", "e           "]
+    assert _label("a-very-long-group-name-indeed-yes-it-is-long", Style(), 12).plain.split("\n")[3].endswith("…")
