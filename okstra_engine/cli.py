@@ -830,7 +830,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     print(f"okstra prompt: {manifest.prompt}")
     if manifest.stage is not None:
         print(f"okstra stage: {manifest.stage}")
-    print(f"okstra worktree: {manifest.worktree.path} ({manifest.worktree.status})")
+    from .worktrees import status_words
+
+    status = status_words(manifest.worktree.status, render_only=options.render_only)
+    print(f"okstra worktree: {manifest.worktree.path} ({status})")
     if manifest.concurrent_run.detected:
         print(f"okstra concurrent-run stages: {','.join(map(str, manifest.concurrent_run.active_stages))}")
     if options.render_only:

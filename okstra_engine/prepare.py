@@ -70,7 +70,7 @@ from .locks import LOCK_TIMEOUT_S, task_mutex
 from .plans import PlanRun, adopt_current_plan, plan_run_root
 from .projects import Setup, setup_of
 from .refusals import Params, Refusal, RefusedError, refuse
-from .runs import Phase, RunManifest, new_run_id
+from .runs import Phase, RunManifest, fits_run_id, new_run_id
 from .slugs import check_slug
 from .stage_map import Stage, StageMap
 from .stage_view import StageState
@@ -174,6 +174,9 @@ class PrepareOptions:
     """`STAGEKEY=REASON`: waive that stage's conformance check."""
     replace: bool = False
     """Planning: plan again although the current plan has progress (`gates.replan_refusal`)."""
+    run_id: str | None = None
+    """The run id a render-only prepare showed (the TUI's preview): the run gets it when it
+    is one of this phase and stage and no run has it yet, else a new one."""
 
 
 @dataclass
@@ -310,7 +313,9 @@ def _prepare_locked(
             planned.append((worktrees.stage_target(task, stage), stage_wt))
             if stage_wt.made_worktree:
                 made.append((worktrees.stage_target(task, stage), stage_wt))
-        run_id = new_run_id(options.task_type, stage)
+        run_id = options.run_id
+        if run_id is None or not fits_run_id(run_id, options.task_type, stage) or (task.runs_dir / run_id).exists():
+            run_id = new_run_id(options.task_type, stage)
         ready = _make_ready(task, _unready(planned, dry), setup, run_id, dry, say)
         if not dry:
             _qa_waivers(task, options.qa_waiver, stage if options.task_type == "implementation" else None, say)
@@ -701,7 +706,7 @@ def _write_run(
             worktree_path=str(workdir),
             worktree_branch=stage_wt.branch or no_git,
             worktree_base=stage_wt.base_ref or no_git,
-            worktree_status=stage_wt.status,
+            worktree_status=worktrees.status_words(stage_wt.status, render_only=options.render_only),
             worktree_note=stage_wt.said,
             workers=list(options.workers),
             stage=stage,

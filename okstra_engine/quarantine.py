@@ -345,7 +345,7 @@ class MoveStep:
 class MovePlan:
     """What `move_team` does: shown by the approval dialog and the CLI prompt, then run.
 
-    For a new move, `stamp` is provisional (the time of planning); the move picks its own.
+    For a new move, `stamp` is the time of planning: `move_team(..., stamp=)` uses it.
     """
 
     team: str
@@ -499,34 +499,35 @@ def _fresh_step(trash_dir: Path, team: str, kind: Kind, source: Path) -> MoveSte
 # --------------------------------------------------------------------------- moving
 
 
-def move_team(team: str, *, by_run: str | None = None) -> TrashEntry:
+def move_team(team: str, *, by_run: str | None = None, stamp: str | None = None) -> TrashEntry:
     """Quarantine `team`: its `teams/` and `tasks/` folders go to a new trash entry.
 
     Finishes an earlier interrupted move of the same team first; when the team's folders
     still exist after that (recreated since), they go to a new entry. Returns the entry
     that holds what was moved last. `by_run`: the run asking (a lead whose own team's
-    name is taken by a leftover), which may move a team only it owns.
+    name is taken by a leftover), which may move a team only it owns. `stamp`: the new
+    entry's, as a `MovePlan` shown to the person said (a later one when it is taken).
     """
     plan_move(team, by_run=by_run)  # refusals come before the lock, so a refused move leaves no trace at all
     with file_lock(okstra_home() / "locks" / "quarantine.lock"):
         plan = plan_move(team, by_run=by_run)
         last = None if plan.pending is None else _run_move(plan.pending, plan.finishing)
         if plan.fresh:
-            entry = _claim_entry(team, [(step.kind, step.source) for step in plan.fresh])
+            entry = _claim_entry(team, [(step.kind, step.source) for step in plan.fresh], stamp)
             fresh = [replace(step, destination=entry.dir / step.kind / team) for step in plan.fresh]
             last = _run_move(entry, fresh)
         assert last is not None  # plan_move refuses a move with nothing to do
         return last
 
 
-def _claim_entry(team: str, sources: list[tuple[Kind, Path]]) -> TrashEntry:
+def _claim_entry(team: str, sources: list[tuple[Kind, Path]], stamp: str | None = None) -> TrashEntry:
     root = trash_root()
     if root.is_symlink():
         raise OkstraError(
             f"the trash {root} is a symlink; okstra does not write through it", "replace the link with a folder"
         )
     root.mkdir(parents=True, exist_ok=True)
-    base = clock.stamp()
+    base = check_stamp(stamp) if stamp is not None else clock.stamp()
     for n in range(1, 10000):
         stamp = base if n == 1 else f"{base}-{n}"
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,12 @@ def new_run_id(phase: str, stage: int | None = None) -> str:
     """UTC stamp first, so run ids sort by time, then phase, stage and a random tail."""
     stage_part = f"-s{stage}" if stage is not None else ""
     return f"{clock.stamp()}-{phase}{stage_part}-{clock.token()}"
+
+
+def fits_run_id(run_id: str, phase: str, stage: int | None = None) -> bool:
+    """Whether `run_id` is one `new_run_id(phase, stage)` could have made."""
+    stage_part = f"-s{stage}" if stage is not None else ""
+    return re.fullmatch(rf"\d{{8}}T\d{{6}}Z-{re.escape(phase)}{stage_part}-[0-9a-z]+", run_id) is not None
 
 
 class RunManifest(Doc):

@@ -91,6 +91,12 @@ class Provision:
         return "; ".join(part for part in (self.note, NOT_CREATED if self.render_only else "") if part)
 
 
+def status_words(status: str, *, render_only: bool) -> str:
+    """A worktree's status as okstra prints it: a dry run made nothing, so what git would
+    make is said as such (`would be created`), never as done."""
+    return f"would be {status}" if render_only and status in (CREATED, RECREATED) else status
+
+
 def task_slot(task: Task) -> TaskSlot:
     return TaskSlot(task.project.id, task.ref.group, task.ref.id)
 

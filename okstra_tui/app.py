@@ -32,7 +32,7 @@ from okstra_engine.errors import OkstraError
 from okstra_engine.slugs import TaskRef
 
 from .base import OkstraScreen, WorkerFailures
-from .i18n import set_language, t
+from .i18n import HELP_BINDING, set_language, t
 from .states import COLOURS
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
     ]
     TITLE = "okstra"
     BINDINGS = [
-        Binding("question_mark", "help", "bind.help", id="app.help", tooltip="tip.help"),
+        Binding("question_mark", "help", "bind.help", id=HELP_BINDING, tooltip="tip.help"),
         Binding(
             "ctrl+p",
             "command_palette",

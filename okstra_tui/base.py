@@ -8,6 +8,7 @@ are refused alike (a busy screen's `back`, say)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from rich.text import Text
@@ -85,6 +86,27 @@ class OkstraScreen(WorkerFailures, LocalizedKeys, Looks, Screen[None]):
         if action == "back":
             return len(self.app.screen_stack) > 2 or self.HAS_PARENT
         return True
+
+    def after_keys(self, callback: Callable[[], object]) -> None:
+        """Run `callback` once the keys sent before have been acted on. A priority binding
+        (`enter` on the lists and the board) runs as its key arrives, while a `down` typed
+        just before it is still on its way: a key goes to the focused widget, then bubbles
+        up to the app, which runs its binding. `Down Enter` in one write would open the
+        row the cursor was leaving. So the callback takes the same way up, one queue
+        after the other, behind the keys."""
+        hops = []
+        node = self.focused or self
+        while node is not None:
+            hops.append(node)
+            node = node._parent
+
+        def step(at: int) -> None:
+            if at == len(hops):
+                callback()
+            else:
+                hops[at].call_later(step, at + 1)
+
+        step(0)
 
     def say(self, text: str, *, severity: str = "information", title: str = "", timeout: float | None = None) -> None:
         """A notification; its text is shown as is (task titles may hold `[`)."""

@@ -81,14 +81,25 @@ def t(key: str, /, **params: object) -> str:
     return texts()(key, **params)
 
 
+def plural(key: str, count: int) -> str:
+    """The key of the text for `count` of a thing: `KEY.one` for one, `KEY.many` else."""
+    return f"{key}.one" if count == 1 else f"{key}.many"
+
+
+HELP_BINDING = "app.help"
+"""The id of the app's `?` binding."""
+
+
 def localize_bindings(active: Mapping[str, ActiveBinding]) -> dict[str, ActiveBinding]:
     """`Screen.active_bindings` with the text keys in descriptions and tooltips replaced
     by their texts in the current language; descriptions that are not text keys (Textual's
-    own) are left alone."""
+    own) are left alone. `?` comes first: the footer cuts what does not fit on the right,
+    and on a narrow terminal `?` is how the rest is found."""
     lang = texts().lang
+    first = [key for key, entry in active.items() if entry.binding.id == HELP_BINDING]
     return {
         key: entry._replace(binding=_localized(lang, entry.binding), tooltip=_text_of(lang, entry.tooltip))
-        for key, entry in active.items()
+        for key, entry in sorted(active.items(), key=lambda item: item[0] not in first)
     }
 
 

@@ -42,11 +42,13 @@ PlanState = Literal["none", "draft", "approved"]
 
 
 def stage_list(numbers: list[int] | tuple[int, ...]) -> str:
-    return ", ".join(str(n) for n in numbers)
+    """`3`, `4 and 5`, `2, 3 and 4`, in the person's language."""
+    *most, last = [str(n) for n in numbers] or [""]
+    return ", ".join(most) + t("common.and") + last if most else last
 
 
 def stages_text(numbers: list[int] | tuple[int, ...]) -> str:
-    """`stage 3` or `stages 2, 3, 4`, in the person's language."""
+    """`stage 3` or `stages 2, 3 and 4`, in the person's language."""
     if len(numbers) == 1:
         return t("common.stage_one", stage=numbers[0])
     return t("common.stage_many", stages=stage_list(numbers))
@@ -68,9 +70,11 @@ def blocked_text(view: StageView, where: Literal["detail", "card"]) -> str:
     """Why the blocked stage `view` waits, in the person's language."""
     reason = view.reason
     code = reason.code if reason else "deps-not-done"
-    stages = stage_list(reason.stages if reason else view.waits_for)
+    numbers = reason.stages if reason else view.waits_for
+    # a card has room for the numbers alone
+    stages = stage_list(numbers) if where == "card" else stages_text(numbers)
     groups = ", ".join(reason.groups) if reason else ""
-    return t(BLOCKED_TEXTS[where][code], waits=stages, stages=stages, groups=groups)
+    return t(BLOCKED_TEXTS[where][code], stages=stages, groups=groups)
 
 
 def short(sha: str | None) -> str:
@@ -165,6 +169,10 @@ class TaskSummary:
     plan: PlanState
     total: int = 0
     done: int = 0
+    """Stages done and merged into the task worktree."""
+    not_merged: int = 0
+    """Stages done on their own branch only (a lead's carry sidecar alone says so of its
+    stage, until its work is merged)."""
     in_flight: int = 0
     stale: int = 0
     auto_stage: int | None = None
@@ -186,7 +194,8 @@ def summarize(task: Task, status: TaskStatus) -> TaskSummary:
         title=shown(task.doc.title),
         plan=plan_state(task, status),
         total=len(states),
-        done=sum(s.is_done for s in states),
+        done=states.count(StageState.DONE),
+        not_merged=states.count(StageState.NOT_MERGED),
         in_flight=states.count(StageState.IN_FLIGHT),
         stale=states.count(StageState.STALE),
         auto_stage=status.auto_stage,
@@ -258,6 +267,9 @@ class BoardData:
     """The lead's summary of each finished stage (its carry sidecar)."""
     usage: dict[int, Usage] = field(default_factory=dict)
     """The tokens each stage's runs used, from their transcripts (stages with any only)."""
+    pids: dict[int, int] = field(default_factory=dict)
+    """The agent pid of each stage in flight on this host: a pid that dies changes no
+    file, so the board looks at these (`gone`)."""
 
     @property
     def task(self) -> Task:
@@ -321,7 +333,30 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
         watch=watch_paths(task, status.plan_run, [v.run_id for v in status.stages if v.is_flying and v.run_id]),
         summaries=summaries,
         usage=usage,
+        pids=_live_pids(status),
     )
+
+
+def _live_pids(status: TaskStatus) -> dict[int, int]:
+    from okstra_engine.ledger import hostname
+
+    here = hostname()
+    held = status.ledger.stages
+    return {
+        view.stage: pid
+        for view in status.stages
+        if view.state is StageState.IN_FLIGHT
+        and held[view.stage].latest.host == here
+        and (pid := held[view.stage].streak.pid) is not None
+    }
+
+
+def gone(pids: dict[int, int]) -> bool:
+    """Whether an agent the board shows in flight on this host has died (a `kill -9`
+    leaves no row): then the board reads again, and the ledger calls its stage stale."""
+    from okstra_engine.ledger import pid_alive
+
+    return not all(map(pid_alive, pids.values()))
 
 
 _followers: dict[Path, Any] = {}
@@ -358,9 +393,10 @@ def watch_paths(task: Task, plan_run: str | None, flying_runs: Iterable[str] = (
         paths += [plan / LEDGER_NAME, plan / "plan.md", plan / "carry"]
         with contextlib.suppress(OSError):
             paths += sorted((plan / "carry").glob("stage-*.json"))
+    from okstra_engine.locations import config_file
     from okstra_engine.registry import changes_path
 
-    paths.append(changes_path())
+    paths += [changes_path(), config_file()]  # the settings: the TTL decides what is stale
     return paths + branch_files(task.project.repo, task_branch(task))
 
 

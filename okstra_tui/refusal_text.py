@@ -29,7 +29,7 @@ from okstra_engine.refusals import (
 )
 
 from .i18n import t, texts
-from .model import short
+from .model import short, stages_text
 
 Fields = dict[str, str]
 SHA_PARAMS = frozenset({"commit", "head", "base", "tip", "task_tip"})
@@ -127,7 +127,12 @@ def _nothing_ready(p: Params) -> Fields:
         hows.append(t("refusal.part.see_status", task=p["task"]))
     # the brief names what the stages wait on: those in flight, else those blocked
     waiting = sorted(s["stage"] for s in p["in_flight"] + p["stale"]) or [b["stage"] for b in p["blocked"]]
-    return {"states": "; ".join(parts), "how": "; ".join(hows), "stages": numbers(waiting)}
+    return {
+        "states": "; ".join(parts),
+        "how": "; ".join(hows),
+        "stages": numbers(waiting),
+        "named": stages_text(waiting),
+    }
 
 
 def _waits(blocked: Params) -> str:
@@ -152,6 +157,7 @@ def _needs_merge(p: Params) -> Fields:
 def _stages_not_merged(p: Params) -> Fields:
     return {
         "stages": numbers([s["stage"] for s in p["stages"]]),
+        "named": stages_text([s["stage"] for s in p["stages"]]),
         "unmerged": _unmerged(p["stages"]),
         "task_head": t("refusal.part.task_head", head=_short(p["head"])) if p["head"] else "",
         "or_fix": t("refusal.part.or_fix", fix=p["fix"]) if p["fix"] else "",
@@ -207,8 +213,13 @@ def _run_elsewhere(p: Params) -> Fields:
     return {"why": t("refusal.part.run_of_other_stage", run_stage=p["run_stage"])}
 
 
+def _stages_not_done(p: Params) -> Fields:
+    return {"named": stages_text(p["stages"])}
+
+
 _EXTRA: dict[str, Callable[[Params], Fields]] = {
     "phase.nothing_ready": _nothing_ready,
+    "phase.stages_not_done": _stages_not_done,
     "phase.stages_not_merged": _stages_not_merged,
     "stage.deps_not_merged": _deps_not_merged,
     "stage.needs_handoff": _needs_handoff,

@@ -57,7 +57,7 @@ class RunChoice:
         reason = self.waiver_reason.strip()
         return f"{self.waiver_key.strip()}={reason}" if reason else None
 
-    def options(self, *, render_only: bool, pid: int | None = None) -> PrepareOptions:
+    def options(self, *, render_only: bool, pid: int | None = None, run_id: str | None = None) -> PrepareOptions:
         from okstra_engine.prepare import PrepareOptions
 
         return PrepareOptions(
@@ -68,6 +68,7 @@ class RunChoice:
             base_ref=self.base_ref.strip() or None,
             render_only=render_only,
             pid=pid,
+            run_id=run_id,
         )
 
     def command(self) -> list[str]:
@@ -163,6 +164,8 @@ class TeamCheck:
     """`quarantine.plan_move(team).describe()`: what would move where."""
     moves: list[tuple[str, str]] = field(default_factory=list)
     """The plan's moves as (from, to), to lay them out one path per line."""
+    stamp: str | None = None
+    """The trash entry the plan moves to: `quarantine_team` moves there."""
 
 
 @dataclass
@@ -200,13 +203,15 @@ def leftover_team(team: str) -> TeamCheck | None:
     except OkstraError as exc:  # refused between the listing and now
         return TeamCheck(team, False, None, exc.what)
     moves = [(str(step.source), str(step.destination)) for step in plan.steps if step.action == "move"]
-    return TeamCheck(team, True, plan=plan.describe(), moves=moves)
+    stamp = plan.stamp if plan.pending is None else None  # an interrupted move finishes in its own
+    return TeamCheck(team, True, plan=plan.describe(), moves=moves, stamp=stamp)
 
 
-def quarantine_team(team: str) -> TrashEntry:
+def quarantine_team(check: TeamCheck) -> TrashEntry:
+    """Move the team where the dialog said it would go."""
     from okstra_engine.quarantine import move_team
 
-    return move_team(team)
+    return move_team(check.team, stamp=check.stamp)
 
 
 # ---------------------------------------------------------------- prepare and launch
@@ -224,12 +229,13 @@ def agent_ready() -> bool:
     return "{" in program or shutil.which(program) is not None
 
 
-def prepare_run(choice: RunChoice, *, notice: Notice | None = None) -> Prepared:
-    """The real prepare. The pid is ours when the agent will be exec'd in place."""
+def prepare_run(choice: RunChoice, *, notice: Notice | None = None, run_id: str | None = None) -> Prepared:
+    """The real prepare, as the run `run_id` the preview showed. The pid is ours when the
+    agent will be exec'd in place."""
     from okstra_engine.prepare import prepare
 
     pid = os.getpid() if agent_ready() else None
-    return prepare(choice.task, choice.options(render_only=False, pid=pid), notice=notice)
+    return prepare(choice.task, choice.options(render_only=False, pid=pid, run_id=run_id), notice=notice)
 
 
 def plan_agent(run_dir: Path) -> LaunchPlan:

@@ -303,6 +303,9 @@ def test_render_only_changes_nothing_on_disk(task, capsys, after_a_run: bool) ->
     code, out, err = _prep(capsys, repo, "--render-only")
     assert code == 0, err
     assert "okstra render-only: nothing was written" in out and "# okstra run" in out
+    # nothing was made: what git would make is never said as made
+    assert "(created)" not in out and "(recreated)" not in out
+    assert out.count("(would be created)") == 2  # the summary line and the prompt
     assert f"okstra stage: {2 if after_a_run else 1}" in out
     code, out, _ = _prep(capsys, repo, "--render-only", "--json")
     doc = json.loads(out)

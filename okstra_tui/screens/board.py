@@ -47,13 +47,14 @@ from ..model import (
     apply_suggestion,
     board_events,
     fingerprint,
+    gone,
     load_board,
     load_suggestions,
     moved,
     release,
     short,
 )
-from ..states import BOLD, ORDER, badge
+from ..states import BOLD, ORDER, age, badge
 from ..widgets.breadcrumb import Breadcrumb
 from ..widgets.in_flight import InFlightPanel
 from ..widgets.lanes import LanesView
@@ -65,6 +66,10 @@ if TYPE_CHECKING:
     from okstra_engine.reconcile import Suggestion
 
 FULL_REFRESH_S = 15.0
+SIDE_WIDTH = 40
+SIDE_MIN_WIDTH = 24
+"""The side column's widest, and the narrowest it is shown at: on a narrow terminal it
+yields its room to the stage table, whose columns up to the state stay whole."""
 _NEEDS_DATA = frozenset({"choose", "auto", "release", "diff", "apply", "handoff"})
 
 
@@ -134,7 +139,8 @@ class BoardScreen(OkstraScreen):
         self._quiet_since: float | None = None
         """When a screen above stopped changing the task: reads that began before then
         announce nothing."""
-        self._last_age_minute: int | None = None
+        self._ages: tuple[str, ...] = ()
+        """The ages shown of the stages in flight, as last painted."""
 
     def parent_screen(self) -> Screen[Any] | None:
         from .phases import PhaseScreen
@@ -171,6 +177,17 @@ class BoardScreen(OkstraScreen):
         self.set_interval(self.okstra.poll_interval, self._tick)
         self.watch(self.okstra, "changing_task", self._task_changing, init=False)
 
+    def on_resize(self) -> None:
+        self._fit_side()
+
+    def _fit_side(self) -> None:
+        if self.data is None:
+            return
+        room = self.size.width - self.query_one("#stages", StageTable).width_through("state")
+        side = self.query_one("#side")
+        side.display = room >= SIDE_MIN_WIDTH
+        side.styles.width = max(min(room, SIDE_WIDTH), SIDE_MIN_WIDTH)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in _NEEDS_DATA and not self.loaded:
             return None  # shown, disabled: the board is still loading
@@ -184,7 +201,8 @@ class BoardScreen(OkstraScreen):
         due = time.monotonic() - self._last_load > FULL_REFRESH_S
         if self.data is not None:
             mark = fingerprint(self.data.watch)
-            changed = self._mark is None or moved(self._mark, mark)
+            # an agent killed outright changes no file: its pid is looked at too
+            changed = self._mark is None or moved(self._mark, mark) or gone(self.data.pids)
             self._mark = mark
             if changed or due:
                 self._start_load()
@@ -268,21 +286,26 @@ class BoardScreen(OkstraScreen):
             "okstra", data.project_name, str(self.ref), t("phase.name.implementation")
         )
         table.show(data, now, keep=keep)
+        self._fit_side()
         self.query_one(LanesView).show(data, now, selected=table.selected_stage)
         self.query_one(InFlightPanel).show(data, now)
         self._render_summary()
         self._render_detail()
-        self._last_age_minute = int(now.timestamp() // 60)
+        self._ages = self._ages_at(now)
+
+    def _ages_at(self, now) -> tuple[str, ...]:
+        assert self.data is not None
+        return tuple(age(view.since, now) for view in self.data.stages if view.is_flying)
 
     def _refresh_ages(self) -> None:
-        """Ages read in minutes: repaint them when the clock's minute moves on."""
+        """Repaint the ages when one of them reads otherwise (each second below 90 s)."""
         if self.data is None:
             return
         now = self.okstra.clock()
-        minute = int(now.timestamp() // 60)
-        if minute == self._last_age_minute:
+        ages = self._ages_at(now)
+        if ages == self._ages:
             return
-        self._last_age_minute = minute
+        self._ages = ages
         table = self.query_one("#stages", StageTable)
         table.show(self.data, now, keep=table.selected_stage)
         self.query_one(InFlightPanel).show(self.data, now)
@@ -358,6 +381,9 @@ class BoardScreen(OkstraScreen):
     # ------------------------------------------------------------ actions
 
     def action_choose(self) -> None:
+        self.after_keys(self._choose)
+
+    def _choose(self) -> None:
         """An implementation run of the highlighted stage, or why `prepare` would refuse it."""
         from okstra_engine.gates import prepare_refusal
 

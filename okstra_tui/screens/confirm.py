@@ -17,8 +17,11 @@ class YesNoModal(OkstraModal[bool]):
     The safe choice has the focus: an `enter` typed right after the key that opened the
     dialog answers no."""
 
+    FIRST_FOCUS = "#no"
+    """What has the focus when the dialog opens."""
+
     def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
+        self.query_one(self.FIRST_FOCUS).focus()
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)

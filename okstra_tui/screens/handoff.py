@@ -18,7 +18,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
@@ -33,7 +34,7 @@ from okstra_engine.errors import OkstraError
 from okstra_engine.shown import shown
 
 from ..base import OkstraScreen
-from ..i18n import t, texts
+from ..i18n import plural, t, texts
 from ..model import home_relative, short, stages_text
 from ..refusal_text import error_texts, refusal_texts
 from ..states import BOLD, Look, badge
@@ -54,42 +55,66 @@ def kind_text(kind: str | None) -> str:
     return t(key) if key in texts() else kind
 
 
-def plan_table(plan: HandoffPlan, look: Look, *, conflicts: dict[int, list[str]] | None = None) -> Table:
-    """The merge plan, one row per stage of the group."""
-    muted = look("okstra--blocked")
-    table = Table(box=None, padding=(0, 1), expand=True, header_style="bold", show_edge=False)
-    branch = min(max((len(s.branch) for s in plan.stages), default=10), 40)
-    table.add_column(t("handoff.col.stage"), justify="right", no_wrap=True)
-    table.add_column(t("handoff.col.title"), ratio=1, min_width=14)
-    table.add_column(t("handoff.col.branch"), min_width=branch, overflow="fold")
-    table.add_column(t("handoff.col.commit"), no_wrap=True)
-    table.add_column(t("handoff.col.kind"), min_width=len(t("handoff.col.kind")), max_width=30)
-    table.add_column(t("handoff.col.action"), ratio=1, min_width=16)
-    for sp in plan.stages:
-        commit = Text(short(sp.done_commit) or "—", style="" if sp.done_commit else muted)
-        if sp.branch_head and sp.done_commit and sp.branch_head != sp.done_commit:
-            commit.append("\n" + t("handoff.branch_tip", commit=short(sp.branch_head)), style=muted)
-            if sp.left_behind:
-                commit.append("\n" + t("handoff.left_behind", count=len(sp.left_behind)), style=muted)
-        if sp.kind is not None:
-            kind = Text(kind_text(sp.kind))
-            if sp.match_commit and sp.kind != "ancestor":
-                kind.append(f" · {short(sp.match_commit)}", style=muted)
-            if sp.ambiguous:
-                kind.append("\n" + t("board.reconcile.ambiguous"), style=look("okstra--not-merged"))
-        else:
-            kind = badge(sp.state, look)
-        action = action_text(sp.action, look)
-        if sp.stage in plan.predicted_conflicts and not conflicts:
-            action.append("\n" + t("handoff.action.predicted"), style=look("okstra--not-merged") + BOLD)
-            action.append("\n" + ", ".join(map(shown, plan.predicted_conflicts[sp.stage])), style="bold")
-        if conflicts and sp.stage in conflicts:
-            action = Text(t("handoff.action.conflict"), style=look("okstra--stale") + BOLD)
-            action.append("\n" + ", ".join(map(shown, conflicts[sp.stage])), style="bold")
-        table.add_row(
-            Text(str(sp.stage), style="bold"), Text(shown(sp.title)), Text(sp.branch, style=muted), commit, kind, action
-        )
-    return table
+class PlanTable:
+    """The merge plan, one row per stage of the group, laid out for the width it gets:
+    branch names whole where every cell fits on its line, folded where not (the last
+    column says what the handoff does, and stays)."""
+
+    def __init__(self, plan: HandoffPlan, look: Look, *, conflicts: dict[int, list[str]] | None = None) -> None:
+        self.plan, self.look, self.conflicts = plan, look, conflicts
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        whole = min(max((len(s.branch) for s in self.plan.stages), default=10), 40)
+        table = self.table(whole)
+        if Measurement.get(console, options.update_width(10_000), table).maximum > options.max_width:
+            table = self.table(12)  # every line would not fit unwrapped: branches fold too
+        yield table
+
+    def table(self, branch: int) -> Table:
+        plan, look, conflicts = self.plan, self.look, self.conflicts
+        muted = look("okstra--blocked")
+        table = Table(box=None, padding=(0, 1), expand=True, header_style="bold", show_edge=False)
+        table.add_column(t("handoff.col.stage"), justify="right", no_wrap=True)
+        # no column has a ratio, nor a minimum beyond its longest word: rich crops the
+        # last column where the minimums leave it too little
+        table.add_column(t("handoff.col.title"))
+        table.add_column(t("handoff.col.branch"), min_width=branch, overflow="fold")
+        table.add_column(t("handoff.col.commit"), no_wrap=True)
+        table.add_column(t("handoff.col.kind"), max_width=30)
+        table.add_column(t("handoff.col.action"))
+        for sp in plan.stages:
+            commit = Text(short(sp.done_commit) or "—", style="" if sp.done_commit else muted)
+            if sp.branch_head and sp.done_commit and sp.branch_head != sp.done_commit:
+                commit.append("\n" + t("handoff.branch_tip", commit=short(sp.branch_head)), style=muted)
+                if sp.left_behind:
+                    commit.append(
+                        "\n" + t(plural("handoff.left_behind", len(sp.left_behind)), count=len(sp.left_behind)),
+                        style=muted,
+                    )
+            if sp.kind is not None:
+                kind = Text(kind_text(sp.kind))
+                if sp.match_commit and sp.kind != "ancestor":
+                    kind.append(f" · {short(sp.match_commit)}", style=muted)
+                if sp.ambiguous:
+                    kind.append("\n" + t("board.reconcile.ambiguous"), style=look("okstra--not-merged"))
+            else:
+                kind = badge(sp.state, look)
+            action = action_text(sp.action, look)
+            if sp.stage in plan.predicted_conflicts and not conflicts:
+                action.append("\n" + t("handoff.action.predicted"), style=look("okstra--not-merged") + BOLD)
+                action.append("\n" + ", ".join(map(shown, plan.predicted_conflicts[sp.stage])), style="bold")
+            if conflicts and sp.stage in conflicts:
+                action = Text(t("handoff.action.conflict"), style=look("okstra--stale") + BOLD)
+                action.append("\n" + ", ".join(map(shown, conflicts[sp.stage])), style="bold")
+            table.add_row(
+                Text(str(sp.stage), style="bold"),
+                Text(shown(sp.title)),
+                Text(sp.branch, style=muted),
+                commit,
+                kind,
+                action,
+            )
+        return table
 
 
 def action_text(action: str | None, look: Look) -> Text:
@@ -218,7 +243,7 @@ class HandoffScreen(OkstraScreen):
             return
         self.plan = plan = message.plan
         self.query_one("#handoff-head", Static).update(self._head(plan))
-        panel.update(plan_table(plan, self.look))
+        panel.update(PlanTable(plan, self.look))
         self.query_one("#handoff-notes", Static).update(self._notes(plan))
         confirm = self.query_one("#confirm", Button)
         confirm.disabled = bool(plan.refused)
@@ -336,7 +361,7 @@ class HandoffScreen(OkstraScreen):
             self.result = message.result
             self.plan = message.result.plan
             self.query_one("#handoff-head", Static).update(self._head(self.plan))
-            self.query_one("#handoff-plan", Static).update(plan_table(self.plan, self.look))
+            self.query_one("#handoff-plan", Static).update(PlanTable(self.plan, self.look))
             self.query_one("#handoff-plan").border_title = t("handoff.plan_title_done")
             self.query_one("#handoff-notes", Static).update("")
             self.query_one("#handoff-result", Static).update(self._result(message.result))
@@ -357,7 +382,7 @@ class HandoffScreen(OkstraScreen):
         parts: list[Any] = [Text("")]
         if isinstance(error, HandoffError):
             self.plan = error.plan
-            self.query_one("#handoff-plan", Static).update(plan_table(error.plan, self.look, conflicts=error.conflicts))
+            self.query_one("#handoff-plan", Static).update(PlanTable(error.plan, self.look, conflicts=error.conflicts))
             title = (
                 t("handoff.conflicted", group=error.plan.group, head=short(error.plan.task_head))
                 if error.conflicts

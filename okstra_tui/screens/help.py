@@ -13,6 +13,10 @@ from textual.widgets import Static
 from ..base import OkstraModal
 from ..i18n import t
 
+CHROME = 10
+"""The help dialog's lines around its keys: border, padding, title, closing line, and a
+line of the screen above and below."""
+
 
 class HelpScreen(OkstraModal[None]):
     BINDINGS = [
@@ -45,6 +49,9 @@ class HelpScreen(OkstraModal[None]):
                     parts += [Text("\n" + t("help.legend") + "\n", style="bold"), legend]
                 yield Static(Group(*parts), markup=False)
             yield Static(t("help.close"), classes="dialog-keys")
+
+    def on_resize(self) -> None:
+        self.query_one(".help-body").styles.max_height = max(self.size.height - CHROME, 3)
 
     def action_close(self) -> None:
         self.dismiss(None)

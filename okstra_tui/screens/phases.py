@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -26,6 +27,10 @@ from .tasks import progress_text
 
 if TYPE_CHECKING:
     from okstra_engine.tasks import Task
+
+
+NAME_WIDTH = 24
+"""The phase names' column in the list."""
 
 
 class PhaseScreen(OkstraScreen):
@@ -91,11 +96,15 @@ class PhaseScreen(OkstraScreen):
         ok = self.look("okstra--done")
         no = self.look("okstra--blocked")
         for choice in self.choices:
-            label = Text.assemble((f"{t('phase.name.' + choice.phase):<24}", "bold"))
+            # two columns: a reason too long for its line wraps under itself, not the names
+            label = Table.grid(expand=True)
+            label.add_column(width=NAME_WIDTH, no_wrap=True)
+            label.add_column(ratio=1, justify="left")
             if choice.available:
-                label.append("✔ " + t("phase.available"), style=ok)
+                reason = Text("✔ " + t("phase.available"), style=ok)
             else:
-                label.append("○ " + self.reason_text(choice), style=no)
+                reason = Text("○ " + self.reason_text(choice), style=no)
+            label.add_row(Text(t("phase.name." + choice.phase), style="bold"), reason)
             options.add_option(Option(label, id=choice.phase))
         if keep is None:
             keep = next((i for i, c in enumerate(self.choices) if c.phase == "implementation" and c.available), None)
@@ -134,6 +143,9 @@ class PhaseScreen(OkstraScreen):
         self.action_choose()
 
     def action_choose(self) -> None:
+        self.after_keys(self._choose)
+
+    def _choose(self) -> None:
         index = self.query_one(OptionList).highlighted
         if self.current_task is None or index is None:
             return

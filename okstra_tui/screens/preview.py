@@ -302,7 +302,7 @@ class PreviewScreen(OkstraScreen):
                 self.busy = Busy.MOVING
                 self._status(t("quarantine.moving", team=check.team), working=True)
                 self.query_one("#confirm", Button).disabled = True
-                self._quarantine(check.team)
+                self._quarantine(check)
             else:
                 self.busy = None
                 self.decision = Decision.KEPT
@@ -311,8 +311,8 @@ class PreviewScreen(OkstraScreen):
         self.app.push_screen(QuarantineDialog(check, self.choice.task), answered)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="run-quarantine")
-    def _quarantine(self, team: str) -> None:
-        self.post_message(self.Quarantined(quarantine_team(team)))
+    def _quarantine(self, check: TeamCheck) -> None:
+        self.post_message(self.Quarantined(quarantine_team(check)))
 
     @on(Quarantined)
     def _quarantined(self, message: Quarantined) -> None:
@@ -338,7 +338,8 @@ class PreviewScreen(OkstraScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="run-prepare")
     def _prepare(self, say: Callable[[str], None]) -> None:
-        prepared = prepare_run(self.choice, notice=say)
+        shown = self.preview.prepared.manifest.run_id if self.preview is not None else None
+        prepared = prepare_run(self.choice, notice=say, run_id=shown)
         plan = error = None
         try:
             plan = plan_agent(Path(prepared.manifest.run_dir))

@@ -91,6 +91,9 @@ class ProjectsScreen(OkstraScreen):
         self.action_choose()
 
     def action_choose(self) -> None:
+        self.after_keys(self._choose)
+
+    def _choose(self) -> None:
         entry = self.selected
         if entry is None:
             self.say(t("projects.none_selected"), severity="warning")

@@ -4,7 +4,10 @@ where (`quarantine.plan_move(team).describe()`) and returns True only for the ex
 "Quarantine" (`y` or its button); "Skip", `n` and `escape` return False. Nothing moves
 here: the caller moves the team in a worker when the answer is True.
 
-The safe choice has the focus, so an `enter` typed ahead does not move anything.
+The dialog opens over a preview whose `enter` is "Prepare and start": an `enter` typed
+for that must neither move the team nor skip the question, so no button has the focus
+(the plan has it) and `enter` only says which keys answer. A button is answered by a
+click, or by `enter` once `tab` has put the focus on it.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ class QuarantineDialog(YesNoModal):
         Binding(
             "escape", "answer(False)", "bind.skip", id="quarantine.escape", tooltip="tip.quarantine.no", show=False
         ),
+        Binding("enter", "which_keys", show=False),
     ]
+    FIRST_FOCUS = "#quarantine-scroll"
 
     def __init__(self, check: TeamCheck, task: Task | None = None) -> None:
         super().__init__()
@@ -45,14 +50,18 @@ class QuarantineDialog(YesNoModal):
             yield Static(t("quarantine.title"), classes="dialog-title", markup=False)
             yield Static(t("quarantine.found", team=self.check.team), classes="dialog-line", markup=False)
             yield Static(t("quarantine.plan"), classes="dialog-what -spaced", markup=False)
-            with VerticalScroll(classes="quarantine-plan"):
+            with VerticalScroll(classes="quarantine-plan", id="quarantine-scroll"):
                 yield Static(self._plan_text(), id="quarantine-plan", markup=False)
             yield Static(t("quarantine.effect"), classes="dialog-line", markup=False)
-            yield Static(t("quarantine.skip_effect"), classes="dialog-line -muted", markup=False)
+            yield Static(t("quarantine.skip_effect", team=self.check.team), classes="dialog-line -muted", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(t("quarantine.yes"), id="yes", action="screen.answer(True)", variant="primary")
                 yield Button(t("quarantine.no"), id="no", action="screen.answer(False)")
             yield Static(t("quarantine.keys"), classes="dialog-keys")
+
+    def action_which_keys(self) -> None:
+        self.app.bell()
+        self.notify(t("quarantine.which_keys"), severity="warning", markup=False)
 
     def _plan_text(self) -> Text:
         """The plan's first line, then each move as its source and, under it, `→` where

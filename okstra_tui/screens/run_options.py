@@ -27,6 +27,7 @@ from ..i18n import t
 from ..model import home_relative
 from ..runs import OptionsContext, RunChoice, command_line, options_context
 from ..widgets.breadcrumb import Breadcrumb
+from ..widgets.tick_box import TickBox
 
 if TYPE_CHECKING:
     from okstra_engine.tasks import Task
@@ -78,7 +79,7 @@ class RunOptionsScreen(OkstraScreen):
                 with Horizontal(id="workers"):
                     chosen = set(getattr(self.app, "last_workers", ("claude",)))
                     for kind in WORKER_KINDS:
-                        yield Checkbox(
+                        yield TickBox(
                             kind,
                             value=kind in chosen and not self.single_lead,
                             id=f"worker-{kind}",

@@ -35,6 +35,7 @@ def progress_text(summary: TaskSummary, look: Look) -> Text:
         return Text(t(f"tasks.plan.{summary.plan}"), style=look("okstra--blocked"))
     text = Text(t("tasks.done", done=summary.done, total=summary.total), style=look("okstra--done"))
     for count, key, state in (
+        (summary.not_merged, "tasks.not_merged", StageState.NOT_MERGED),
         (summary.in_flight, "tasks.in_flight", StageState.IN_FLIGHT),
         (summary.stale, "tasks.stale", StageState.STALE),
     ):
@@ -127,6 +128,9 @@ class TasksScreen(OkstraScreen):
         self.action_choose()
 
     def action_choose(self) -> None:
+        self.after_keys(self._choose)
+
+    def _choose(self) -> None:
         summary = self.selected
         if summary is None:
             self.say(t("tasks.none_selected"), severity="warning")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rich import box
+from rich.cells import cell_len, chop_cells, set_cell_size
 from rich.panel import Panel
 from rich.style import Style
 from rich.text import Text
@@ -31,7 +32,9 @@ from ..states import BOLD, LOOKS, Looks, age, glyph
 
 CARD_WIDTH = 23
 CARD_HEIGHT = 4
-LABEL_WIDTH = 3
+LABEL_WIDTH = 12
+"""The widest a lane's label gets: a longer group name wraps on the lane's lines."""
+LABEL_MIN_WIDTH = 3
 CARD_TITLE_WIDTH = CARD_WIDTH - 4
 
 
@@ -71,7 +74,7 @@ class LanesView(Looks, ScrollableContainer):
         height: {CARD_HEIGHT};
     }}
     LanesView .lane-label {{
-        width: {LABEL_WIDTH};
+        width: auto;
         height: {CARD_HEIGHT};
     }}
     LanesView StageCard {{
@@ -122,11 +125,13 @@ class LanesView(Looks, ScrollableContainer):
         self.lanes = lanes
         self._widgets = {n: StageCard(n) for _, stages in lanes for n in stages}
         label_style = self.look("okstra--blocked") + BOLD
+        width = min(max((cell_len(shown(group)) for group, _ in lanes), default=0), LABEL_WIDTH)
+        width = max(width, LABEL_MIN_WIDTH)
         body = self.query_one("#lanes-body", Vertical)
         body.remove_children()
         body.mount_all(
             Horizontal(
-                Static(_label(group, label_style), classes="lane-label"),
+                Static(_label(group, label_style, width), classes="lane-label"),
                 *(self._widgets[n] for n in stages),
                 classes="lane",
             )
@@ -182,7 +187,12 @@ class LanesView(Looks, ScrollableContainer):
         )
 
 
-def _label(group: str, style: Style) -> Text:
-    """A lane's label, on the line of its cards' titles."""
-    rows = ["" if row != CARD_HEIGHT // 2 - 1 else shown(group)[:LABEL_WIDTH] for row in range(CARD_HEIGHT)]
-    return Text("\n".join(row.ljust(LABEL_WIDTH) for row in rows), style=style)
+def _label(group: str, style: Style, width: int) -> Text:
+    """A lane's label, `width` cells wide, from the line of its cards' titles on: a name
+    too long for its lines ends with `…`."""
+    room = CARD_HEIGHT - 1
+    lines = chop_cells(shown(group), width)
+    if len(lines) > room:
+        lines = [*lines[: room - 1], set_cell_size(lines[room - 1], width - 1) + "…"]
+    rows = ["", *lines] + [""] * (room - len(lines))
+    return Text("\n".join(set_cell_size(row, width) for row in rows), style=style)

@@ -26,10 +26,23 @@ class StageTable(Looks, DataTable[Text]):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, cursor_foreground_priority="renderable")
+        self._shown: list[tuple[Text, ...]] = []
 
     def on_mount(self) -> None:
         for key in COLUMNS:
             self.add_column(Text(t(f"board.col.{key}"), style="bold"), key=key)
+
+    def width_through(self, key: str) -> int:
+        """The width the table needs to show its columns up to `key`'s whole: its border,
+        those columns, and room for a vertical scrollbar."""
+        # measured here: the table sizes its columns only when it is next idle
+        columns = 0
+        for index, column in enumerate(self.ordered_columns):
+            cells = [row[index].cell_len for row in self._shown]
+            columns += max([column.label.cell_len, *cells]) + 2 * self.cell_padding
+            if column.key.value == key:
+                break
+        return self.styles.gutter.width + columns + self.styles.scrollbar_size_vertical
 
     @property
     def selected_stage(self) -> int | None:
@@ -49,6 +62,7 @@ class StageTable(Looks, DataTable[Text]):
         auto = data.auto_stage
         muted = self.look("okstra--blocked")
         self.clear()
+        self._shown = []
         for view in data.stages:
             n = view.stage
             marker = Text("▶ ", style=self.look("state--ready")) if n == auto else Text("  ")
@@ -60,7 +74,7 @@ class StageTable(Looks, DataTable[Text]):
                 where = Text(Path(data.worktrees[n]).name, style=muted)
             else:
                 where = Text("—", style=muted)
-            self.add_row(
+            cells = (
                 marker + Text(str(n), style="bold"),
                 Text(title),
                 Text(", ".join(map(str, view.depends_on)) or "—", style=muted if not view.depends_on else ""),
@@ -68,8 +82,9 @@ class StageTable(Looks, DataTable[Text]):
                 badge(view.state, self.look),
                 Text(short(view.done_commit) or "—", style="" if view.done_commit else muted),
                 where,
-                key=str(n),
             )
+            self._shown.append(cells)
+            self.add_row(*cells, key=str(n))
         target = keep if keep in data.views else auto
         if target is not None:
             self.select_stage(target)

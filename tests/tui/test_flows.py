@@ -26,14 +26,15 @@ async def test_walk_the_flow_and_back(make_app, demo) -> None:
         await pilot.press("enter")
         await settle(pilot, lambda: isinstance(app.screen, TasksScreen) and app.screen.summaries)
         summary = app.screen.summaries[0]
-        assert (str(summary.ref), summary.plan, summary.done, summary.total, summary.in_flight, summary.auto_stage) == (
-            "demo/checkout",
-            "approved",
-            2,
-            6,
-            1,
-            4,
-        )
+        assert (
+            str(summary.ref),
+            summary.plan,
+            summary.done,
+            summary.not_merged,
+            summary.total,
+            summary.in_flight,
+            summary.auto_stage,
+        ) == ("demo/checkout", "approved", 1, 1, 6, 1, 4)  # stage 2 is done, not merged
         await pilot.press("enter")
         await settle(pilot, lambda: isinstance(app.screen, PhaseScreen) and app.screen.choices)
         phases = app.screen
@@ -48,7 +49,7 @@ async def test_walk_the_flow_and_back(make_app, demo) -> None:
         final = next(c for c in phases.choices if c.phase == "final-verification")
         assert final.refusal is not None and final.refusal.code == "phase.stages_not_done"
         assert final.refusal.params == {"task": "demo/checkout", "stages": [3, 4, 5, 6]}
-        assert phases.reason_text(final) == "stages 3, 4, 5, 6 not done"  # its brief; the detail says it in full
+        assert phases.reason_text(final) == "stages 3, 4, 5 and 6 not done"  # its brief; the detail says it in full
         planning = next(c for c in phases.choices if c.phase == "planning")
         assert planning.refusal is not None and planning.refusal.code == "plan.replaces_progress"
         assert phases.reason_text(planning) == (

@@ -118,7 +118,7 @@ async def test_confirm_merges_the_group(make_app, demo) -> None:
         assert plan.predicted_conflicts == {} and "foreseen" not in text_of(screen.query_one("#handoff-plan"))
         assert {s.stage: s.done_commit for s in plan.stages if s.stage in done} == done
         notes = text_of(screen.query_one("#handoff-notes"))
-        assert "y merges stages 3, 4 into the task worktree" in notes and "All or nothing" in notes
+        assert "y merges stages 3 and 4 into the task worktree" in notes and "All or nothing" in notes
         await pilot.press("y")
         await _finished(pilot, screen)
         result = screen.result

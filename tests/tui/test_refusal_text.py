@@ -305,6 +305,7 @@ def test_briefs_render_for_their_codes(lang: str) -> None:
             brief = refusal_brief(Refusal(code, params))
             assert brief and "{" not in brief and brief != refusal_texts(Refusal(code, params))[0]
     waiting = Refusal("phase.nothing_ready", EXAMPLES["phase.nothing_ready"][0])
-    assert "2, 3, 4" in refusal_brief(waiting)  # what the stages wait on: those in flight or stale
+    # what the stages wait on: those in flight or stale, as a list is said in the language
+    assert {"en": "stages 2, 3 and 4", "ko": "스테이지 2, 3, 4"}[lang] in refusal_brief(waiting)
     no_brief = Refusal("stage.blocked", EXAMPLES["stage.blocked"][0])
     assert refusal_brief(no_brief) == refusal_texts(no_brief)[0]

@@ -146,10 +146,10 @@ async def test_in_korean_the_error_dialog_shows_a_refusal_in_korean(make_app, de
     [
         (
             "en",
-            "needs stage(s) 3 merged into the task branch · h on a stage of group B hands them off",
+            "needs stage 3 merged into the task branch · h on a stage of group B hands them off",
             "h: hand off B",
         ),
-        ("ko", "스테이지 3가 작업 브랜치에 병합되어야 함 · 그룹 B의 스테이지에서 h로 핸드오프", "h: B 핸드오프"),
+        ("ko", "스테이지 3이(가) 태스크 브랜치에 병합되어야 함 · 그룹 B의 스테이지에서 h로 핸드오프", "h: B 핸드오프"),
     ],
 )
 async def test_a_stage_that_waits_for_a_handoff_says_which_key_helps(

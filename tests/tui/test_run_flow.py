@@ -106,7 +106,7 @@ async def test_options_then_preview_writes_nothing(make_app, demo) -> None:
         assert f"teams/{TEAM} ->" in plan and "/trash/" in plan
         shown = text_of(dialog.query_one("#quarantine-plan"))
         assert f"agent-home/teams/{TEAM}\n    → " in shown and "/trash/" in shown
-        assert dialog.focused.id == "no"  # the safe choice has the focus
+        assert dialog.focused.id == "quarantine-scroll"  # no button: enter chooses nothing
         await pilot.press("escape")  # skip
         preview = await _preview(pilot)
         assert isinstance(preview, PreviewScreen) and preview.decision == "kept"
@@ -142,6 +142,11 @@ async def test_concurrent_stage_means_no_team_and_no_dialog(make_app, demo) -> N
 
 
 async def test_quarantine_then_confirm_exits_to_launch_the_agent(make_app, demo, capsys) -> None:
+    """The trash folder the dialog shows and the run id the preview's prompt names are the
+    ones used, however long the person looked at them (the clock is moved on)."""
+    from datetime import timedelta
+
+    from okstra_engine import clock
     from okstra_tui.app import after_exit
     from okstra_tui.runs import LaunchRequest
     from okstra_tui.screens.quarantine import QuarantineDialog
@@ -152,17 +157,25 @@ async def test_quarantine_then_confirm_exits_to_launch_the_agent(make_app, demo,
         options.query_one("#waiver-reason").focus()
         await pilot.press("enter")  # enter in a field previews too
         await settle(pilot, lambda: isinstance(app.screen, QuarantineDialog))
-        await pilot.press("y")
-        preview = await _preview(pilot)
+        shown_stamp = app.screen.check.stamp
+        assert shown_stamp and f"/trash/{shown_stamp}/" in text_of(app.screen.query_one("#quarantine-plan"))
+        with clock.pinned(stamps=clock.now() + timedelta(minutes=5)):
+            await pilot.press("y")
+            preview = await _preview(pilot)
         assert preview.decision == "moved"
         assert not _team_dirs(demo)  # moved, not deleted:
         trash = Path(demo.okstra_home) / "trash"
         moved = list(trash.glob(f"*/teams/{TEAM}"))
         assert len(moved) == 1 and (moved[0] / "config.json").is_file()
+        assert moved[0].parent.parent.name == shown_stamp
         assert "moved to okstra's trash" in text_of(preview.query_one("#run-facts"))
-        await pilot.press("enter")
-        await settle(pilot, lambda: app.return_value is not None)
+        shown_run = preview.preview.prepared.manifest.run_id
+        assert shown_run in preview.query_one("#prompt").source
+        with clock.pinned(stamps=clock.now() + timedelta(minutes=10), token="0d0d0d"):
+            await pilot.press("enter")
+            await settle(pilot, lambda: app.return_value is not None)
     request = app.return_value
+    assert request.run_dir.name == shown_run
     assert isinstance(request, LaunchRequest) and request.stage == 4
     assert request.run_dir.is_dir() and (request.run_dir / "prompt.md").is_file()
     assert request.argv[1:3] == ["-m", "okstra_engine.sim_lead"] and request.cwd.name == "checkout-s4"
@@ -224,6 +237,27 @@ async def test_agent_not_installed_shows_the_command(make_app, demo) -> None:
     assert reserved.get("pid") is None  # `okstra launch` records the agent's pid when it runs
     assert waivers(_task(demo).dir)["checkout-stage-4"].reason == "payment sandbox is down"
     assert len(_team_dirs(demo)) == 2
+
+
+async def test_an_enter_typed_ahead_does_not_answer_the_quarantine(make_app, demo) -> None:
+    """`enter` is "Prepare and start" on the preview: typed while the dialog opens over it,
+    it neither moves the team nor skips the question, and the run is not prepared."""
+    from okstra_tui.screens.quarantine import QuarantineDialog
+
+    runs = _runs(demo)
+    app, notes = make_app(), Notes()
+    async with app.run_test(size=SIZE, message_hook=notes) as pilot:
+        await _options(pilot)
+        await pilot.press("ctrl+n", "enter", "enter")
+        await settle(pilot, lambda: isinstance(app.screen, QuarantineDialog))
+        await pilot.press("enter", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, QuarantineDialog)
+        assert any("Answer with y" in text for text in notes.texts)
+        await pilot.press("n")
+        preview = await _preview(pilot)
+        assert preview.decision == "kept"
+    assert len(_team_dirs(demo)) == 2 and _runs(demo) == runs
 
 
 async def test_skip_and_no_leave_the_team(make_app, demo) -> None:

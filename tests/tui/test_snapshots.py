@@ -217,21 +217,21 @@ def test_quarantine_dialog(snap_compare, make_app) -> None:
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=ready)
 
 
-def test_preview(snap_compare, make_app) -> None:
-    """After the quarantine: the team line says where the leftover went."""
+async def _quarantined(pilot) -> None:
+    """The preview after the leftover team was quarantined."""
     from okstra_tui.screens.preview import PreviewScreen
     from okstra_tui.screens.quarantine import QuarantineDialog
 
-    async def ready(pilot) -> None:
-        await _options(pilot)
-        await pilot.press("ctrl+n")
-        await settle(pilot, lambda: isinstance(pilot.app.screen, QuarantineDialog))
-        await pilot.press("y")
-        await settle(
-            pilot, lambda: isinstance(pilot.app.screen, PreviewScreen) and pilot.app.screen.decision == "moved"
-        )
+    await _options(pilot)
+    await pilot.press("ctrl+n")
+    await settle(pilot, lambda: isinstance(pilot.app.screen, QuarantineDialog))
+    await pilot.press("y")
+    await settle(pilot, lambda: isinstance(pilot.app.screen, PreviewScreen) and pilot.app.screen.decision == "moved")
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=ready)
+
+def test_preview(snap_compare, make_app) -> None:
+    """After the quarantine: the team line says where the leftover went."""
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=_quarantined)
 
 
 # ------------------------------------------------------------------ the handoff
@@ -272,3 +272,43 @@ def test_handoff_result(snap_compare, make_app, demo) -> None:
         await settle(pilot, lambda: pilot.app.screen.result is not None)
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=ready)
+
+
+# ------------------------------------------------------------------ small and large terminals
+
+SIZES = {"small": (80, 24), "large": (200, 60)}
+"""A terminal's least (the board's table keeps its state column, help its last line, the
+handoff plan its Handoff column) and a wide one (the panels spread, nothing stretches)."""
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_board_sized(snap_compare, make_app, size: str) -> None:
+    assert snap_compare(make_app(), terminal_size=SIZES[size], run_before=board_ready)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help_sized(snap_compare, make_app, size: str) -> None:
+    """Small: the keys scroll, scrolled to the end the legend's last line shows, and the
+    closing line stays."""
+    from okstra_tui.screens.help import HelpScreen
+
+    async def ready(pilot) -> None:
+        await board_ready(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
+        await pilot.press("end")
+        await settle(pilot)
+
+    assert snap_compare(make_app(), terminal_size=SIZES[size], run_before=ready)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.usefixtures("fixed_git_dates")
+def test_handoff_plan_sized(snap_compare, make_app, demo, size: str) -> None:
+    _finish_group_b(demo)
+    assert snap_compare(make_app(), terminal_size=SIZES[size], run_before=_handoff_plan)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_preview_sized(snap_compare, make_app, size: str) -> None:
+    assert snap_compare(make_app(), terminal_size=SIZES[size], run_before=_quarantined)
