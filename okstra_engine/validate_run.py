@@ -16,7 +16,6 @@ Every violation is listed with what is wrong, where, and how to fix it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,6 @@ from .run_contract import (
     SESSION_TEAM,
     TEAM_STATE_NAME,
     TEAM_STATE_SCHEMA_NAME,
-    VERDICTS,
     WORKERS_DIR,
     RunTerms,
     TeamState,
@@ -238,8 +236,10 @@ def _check_output(check: RunCheck, manifest: RunTerms) -> None:
         except OkstraError as exc:
             bad("plan", f"the plan's Stage Map cannot be read: {exc.what}", exc.how or "fix the table")
     elif manifest.task_type == "final-verification":
-        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-        if not re.match(rf"[#*_>\s]*({'|'.join(VERDICTS)})\b", first):
+        from .run_history import verdict
+
+        if verdict(text) is None:
+            first = next((line.strip() for line in text.splitlines() if line.strip()), "")
             bad(
                 "verdict", f"the verdict's first line is {first[:80]!r}, not PASS or FAIL", "start it with PASS or FAIL"
             )
