@@ -26,6 +26,22 @@ title: four stages
 | 4     | CLI       | 2, 3       | C     |
 """
 
+PLAN_BROKEN = """---
+approved: false
+---
+# Plan
+
+## Stage Map
+| Stage | Title  | Depends on | Group |
+|-------|--------|------------|-------|
+| 1     | Schema | 3          | A     |
+| 2     | Import | 1          | A     |
+| 3     | Export | 2          | B     |
+| 4     | CLI    | 9          | B     |
+"""
+"""A plan as an agent may write it: stage 4 depends on an unknown stage, and once that is
+fixed (`| 9 ` → `| - `) stages 1, 2 and 3 (lines 9, 10, 11) form a cycle."""
+
 
 def git(repo: Path, *args: str, check: bool = True) -> str:
     proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)

@@ -17,21 +17,8 @@ from okstra_engine.stage_map import read_draft
 from okstra_engine.status import task_status
 from okstra_engine.tasks import new_task
 from okstra_tui.model import plan_state
+from tests.support import PLAN_BROKEN as CYCLE
 from tests.support import a_run
-
-CYCLE = """---
-approved: false
----
-# Plan
-
-## Stage Map
-| Stage | Title  | Depends on | Group |
-|-------|--------|------------|-------|
-| 1     | Schema | 3          | A     |
-| 2     | Import | 1          | A     |
-| 3     | Export | 2          | B     |
-| 4     | CLI    | 9          | B     |
-"""
 
 
 def test_a_broken_plan_waits_for_no_approval_and_shows_its_problems_row_by_row(task) -> None:
