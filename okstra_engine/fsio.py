@@ -59,6 +59,29 @@ def atomic_write_text(path: Path, text: str, *, durable: bool = True, through_sy
         fsync_dir(path.parent)
 
 
+def read_bytes_nofollow(path: Path, *, limit: int | None = None) -> bytes | None:
+    """A regular file's bytes (its first `limit`), never through a link; None when it is
+    missing, a link, not a regular file, or unreadable. For files an agent may have
+    replaced: what okstra did not make is not followed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            return handle.read() if limit is None else handle.read(limit)
+        except OSError:
+            return None
+
+
+def read_text_nofollow(path: Path, *, limit: int | None = None) -> str | None:
+    """`read_bytes_nofollow` as UTF-8 text (bad bytes replaced), or None."""
+    data = read_bytes_nofollow(path, limit=limit)
+    return None if data is None else data.decode("utf-8", errors="replace")
+
+
 def refuse_links(base: Path, path: Path) -> None:
     """Refuse when `path`, or a folder between `base` and it, is a symbolic link: under
     `.okstra/` okstra makes no links, so one there was put by someone else, and writing

@@ -16,7 +16,8 @@ worktree, a dirty worktree, a done commit that is gone) is refused by `prepare`,
   refused by its reason (`stage.blocked`, `stage.needs_handoff`, `stage.needs_merge`).
 - Final verification of the whole task needs every stage done (a done row, even when the
   stage was reserved again since) and merged into the task worktree.
-- Release handoff needs only the approved plan.
+- Release handoff needs the approved plan and a passed final verification: the newest
+  final verification of the whole task under that plan gave the verdict PASS.
 - Releasing a stage needs a reservation: its latest ledger row is `reserved` or `started`.
 """
 
@@ -86,10 +87,16 @@ def setup_refusal(task: Task, phase: str, *, plan_approved: bool) -> Refusal | N
 
 
 def plan_refusal(task: Task) -> Refusal:
-    """No approved plan: `phase.plan_draft` when there is a plan to approve, else `phase.no_plan`."""
-    from .plans import plan_runs
+    """No approved plan: `phase.plan_draft` when there is a plan to approve,
+    `phase.plan_broken` when the newest plan's Stage Map does not hold, else `phase.no_plan`."""
+    from .plans import waiting_plan
 
-    return Refusal("phase.plan_draft" if plan_runs(task) else "phase.no_plan", {"task": str(task.ref)})
+    plan, problem = waiting_plan(task)
+    if plan is None:
+        return Refusal("phase.no_plan", {"task": str(task.ref)})
+    if problem is not None:
+        return Refusal("phase.plan_broken", {"task": str(task.ref), "run": plan.run_id, "what": problem.what})
+    return Refusal("phase.plan_draft", {"task": str(task.ref)})
 
 
 def stages_refusal(status: TaskStatus, phase: str) -> Refusal | None:
@@ -106,7 +113,23 @@ def stages_refusal(status: TaskStatus, phase: str) -> Refusal | None:
         unmerged = [(v.stage, v.done_commit) for v in status.stages if v.state is StageState.NOT_MERGED]
         if unmerged:
             return not_merged(status.task, unmerged)
+    if phase == "release-handoff":
+        return verified_refusal(status)
     return None
+
+
+def verified_refusal(status: TaskStatus) -> Refusal | None:
+    """None when the newest final verification of the whole task under the current plan
+    passed; else `phase.not_verified` (none gave a verdict) or `phase.verification_failed`."""
+    from .run_history import last_verification, task_runs
+
+    checked = last_verification(task_runs(status.task, status), status.plan_run)
+    if checked is not None and checked.outcome == "PASS":
+        return None
+    task = str(status.task.ref)
+    if checked is None:
+        return Refusal("phase.not_verified", {"task": task})
+    return Refusal("phase.verification_failed", {"task": task, "run": checked.run_id, "verdict": checked.outcome})
 
 
 def replan_refusal(status: TaskStatus, *, fix: str | None = None) -> Refusal | None:

@@ -19,7 +19,6 @@ what would be set aside.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from pydantic import Field
 from . import clock
 from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
-from .fsio import atomic_write_text, write_dir
+from .fsio import atomic_write_text, read_bytes_nofollow, write_dir
 from .locks import task_mutex
 from .run_folder import run_folder_of
 from .runs import RunManifest, new_run_id, run_dirs
@@ -60,6 +59,12 @@ def front_matter(text: str) -> dict[str, str]:
         if sep and key.strip() and not key.startswith((" ", "\t", "#")):
             fields[key.strip().lower()] = value.strip().strip("'\"")
     return fields
+
+
+def plan_body(text: str) -> str:
+    """`text` without its front matter block (what a person reads of a plan)."""
+    match = _FRONT.match(text)
+    return text[match.end() :] if match else text
 
 
 def is_approved(text: str) -> bool:
@@ -137,11 +142,10 @@ class PlanRun:
 def run_phase(run: Path) -> str | None:
     """The phase a run's `manifest.json` names (`planning`, …), or None when it has no
     readable one. Read without following a link."""
+    data = read_bytes_nofollow(run / "manifest.json")
     try:
-        fd = os.open(run / "manifest.json", os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as handle:
-            doc = json.loads(handle.read())
-    except (OSError, ValueError):
+        doc = json.loads(data) if data is not None else None
+    except ValueError:
         return None
     phase = doc.get("task_type") if isinstance(doc, dict) else None
     return phase if isinstance(phase, str) else None
@@ -166,6 +170,20 @@ def plan_runs(task: Task) -> list[PlanRun]:
             continue
         found.append(PlanRun(run, is_approved(text), front_matter(text).get("approved_at") or None))
     return found
+
+
+def waiting_plan(task: Task) -> tuple[PlanRun | None, OkstraError | None]:
+    """The newest plan (what `plan approve` approves) and why its Stage Map does not
+    hold (None: it holds, and the plan waits for approval once it is not current).
+    A broken plan does not wait for approval: approving it is refused."""
+    runs = plan_runs(task)
+    if not runs:
+        return None, None
+    try:
+        runs[-1].stage_map()
+    except OkstraError as exc:
+        return runs[-1], exc
+    return runs[-1], None
 
 
 def _made_in(plan: PlanRun) -> str:

@@ -3,8 +3,9 @@
 In order, all under the task mutex (`locks.task_mutex`, a flock the OS frees when its
 holder dies):
 
-1. check the phase, the project and the plan (`gates.setup_refusal`), and read what a
-   new worktree gets (`.worktreeinclude`: a pattern leaving the project refuses here);
+1. check the phase, the project and the plan (`gates.setup_refusal`), and for release
+   handoff a passed final verification (`gates.verified_refusal`); read what a new
+   worktree gets (`.worktreeinclude`: a pattern leaving the project refuses here);
 2. provision the task worktree from `--base-ref` (default: the project's HEAD);
 3. backfill done rows from carry sidecars, then auto-reconcile (best effort: a failure
    prints `git-reconcile skipped: …` and the normal gates decide);
@@ -211,6 +212,10 @@ def prepare(task: Task, options: PrepareOptions, *, notice: Callable[[str], None
         from .status import task_status
 
         refuse(gates.replan_refusal(task_status(task)))
+    if options.task_type == "release-handoff":
+        from .status import task_status
+
+        refuse(gates.verified_refusal(task_status(task)))
     stage_map = plan.stage_map() if staged and plan is not None else None
     if stage_map is not None and requested is not None:
         refuse(gates.unknown_stage(task, stage_map, requested))  # before waiting for the lock

@@ -11,6 +11,8 @@ Codes and their params (`task` is always the task ref, `GROUP/ID`):
 - `phase.unknown` {phase, phases}
 - `phase.no_qa` {task, project, root}: implementation needs a QA command
 - `phase.no_plan` {task} / `phase.plan_draft` {task}: no approved plan (none at all / not approved)
+- `phase.plan_broken` {task, run, what}: no approved plan, and the newest one (planning run
+  `run`) cannot be approved: its Stage Map does not hold (`what`, naming the file and line)
 - `phase.all_done` {task}: implementation: every stage is done
 - `phase.nothing_ready` {task, blocked: [{stage, waits_for, reason}], in_flight: [{stage, run}],
   stale: [{stage, run, why}]}: implementation: no stage is ready; `reason` is the blocked
@@ -19,6 +21,9 @@ Codes and their params (`task` is always the task ref, `GROUP/ID`):
 - `phase.stages_not_merged` {task, stages: [{stage, commit}], head, fix}: final
   verification of the whole task; `head` (task worktree HEAD) and `fix` (a command line)
   are null when the refusal comes from status alone
+- `phase.not_verified` {task} / `phase.verification_failed` {task, run, verdict}: release
+  handoff needs a passed final verification of the whole task: none gave a verdict yet /
+  the newest one, `run`, says `verdict` (`FAIL`)
 - `plan.replaces_progress` {task, plan, total, started, done, in_flight, fix}: a new plan
   (planning again, `plan import --approve`, `plan approve`) would set aside the progress
   of the current plan `plan` (a run id): `started`, `done` and `in_flight` list stage
@@ -221,6 +226,30 @@ def _phase_no_plan(p: Params) -> tuple[str, str]:
 @_words("phase.plan_draft")
 def _phase_plan_draft(p: Params) -> tuple[str, str]:
     return f"task {p['task']} has no approved plan", f"approve the newest plan: okstra plan approve {p['task']}"
+
+
+@_words("phase.plan_broken")
+def _phase_plan_broken(p: Params) -> tuple[str, str]:
+    return (
+        f"the newest plan of {p['task']} ({p['run']}) cannot be approved: {p['what']}",
+        f"fix its Stage Map and import it again: okstra plan import {p['task']} plan.md",
+    )
+
+
+@_words("phase.not_verified")
+def _phase_not_verified(p: Params) -> tuple[str, str]:
+    return (
+        f"{p['task']} has no passed final verification; release handoff comes after it",
+        f"verify the whole task: okstra prepare {p['task']} --type final-verification",
+    )
+
+
+@_words("phase.verification_failed")
+def _phase_verification_failed(p: Params) -> tuple[str, str]:
+    return (
+        f"the final verification of {p['task']} did not pass (run {p['run']} says {p['verdict']})",
+        f"fix what it found (its verification.md), then verify again: okstra prepare {p['task']} --type final-verification",
+    )
 
 
 @_words("phase.all_done")

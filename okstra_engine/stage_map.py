@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -134,6 +135,8 @@ class StageMap(Doc):
     @model_validator(mode="after")
     def _graph_holds(self, info: ValidationInfo) -> StageMap:
         context = info.context if isinstance(info.context, Mapping) else {}
+        if context.get("graph") is False:  # a draft: its stages as written, checked by the caller
+            return self
         source = str(context.get("source", "Stage Map"))
         lines = context.get("lines")
         validate_graph(self.stages, source, lines if isinstance(lines, Mapping) else None)
@@ -188,40 +191,75 @@ class StageMap(Doc):
 # ---------------------------------------------------------------------------- graph
 
 
-def validate_graph(stages: Sequence[Stage], source: str, lines: Mapping[int, int] | None = None) -> None:
-    """Raise `OkstraError` unless `stages` form a DAG with unique numbers.
+@dataclass(frozen=True)
+class GraphProblem:
+    """What keeps a Stage Map from being a DAG, on one row: `index` is the row's
+    position in the stages as written."""
 
-    `lines` maps a position in `stages` to its Markdown line, so errors can point at it.
-    """
+    index: int
+    stage: int
+    what: str
+    how: str
+
+
+def validate_graph(stages: Sequence[Stage], source: str, lines: Mapping[int, int] | None = None) -> None:
+    """Raise `OkstraError` unless `stages` form a DAG with unique numbers (the first of
+    `graph_problems`)."""
+    problems = graph_problems(stages, source, lines)
+    if problems:
+        raise OkstraError(problems[0].what, problems[0].how)
+
+
+def graph_problems(stages: Sequence[Stage], source: str, lines: Mapping[int, int] | None = None) -> list[GraphProblem]:
+    """Every row that keeps `stages` from being a DAG with unique numbers: a number seen
+    twice, a stage that depends on itself or on an unknown stage, and each row of the
+    first cycle. `lines` maps a position in `stages` to its Markdown line, so errors can
+    point at it."""
 
     def where(index: int) -> str:
         if lines is not None and index in lines:
             return f"{source}: line {lines[index]}"
         return source
 
+    problems: list[GraphProblem] = []
     first_at: dict[int, int] = {}
     for index, s in enumerate(stages):
         if s.stage in first_at:
             earlier = first_at[s.stage]
             also = f" (also line {lines[earlier]})" if lines is not None and earlier in lines else ""
-            raise OkstraError(
-                f"{where(index)}: stage {s.stage} appears twice{also}",
-                "give every stage its own number",
+            problems.append(
+                GraphProblem(
+                    index,
+                    s.stage,
+                    f"{where(index)}: stage {s.stage} appears twice{also}",
+                    "give every stage its own number",
+                )
             )
+            continue
         first_at[s.stage] = index
 
     for index, s in enumerate(stages):
         for dep in s.depends_on:
             if dep == s.stage:
-                raise OkstraError(
-                    f"{where(index)}: stage {s.stage} depends on itself",
-                    f"remove {s.stage} from the dependencies of stage {s.stage}",
+                problems.append(
+                    GraphProblem(
+                        index,
+                        s.stage,
+                        f"{where(index)}: stage {s.stage} depends on itself",
+                        f"remove {s.stage} from the dependencies of stage {s.stage}",
+                    )
                 )
-            if dep not in first_at:
-                raise OkstraError(
-                    f"{where(index)}: stage {s.stage} depends on unknown stage {dep}",
-                    f"add stage {dep} to the Stage Map or remove it from the dependencies of stage {s.stage}",
+            elif dep not in first_at:
+                problems.append(
+                    GraphProblem(
+                        index,
+                        s.stage,
+                        f"{where(index)}: stage {s.stage} depends on unknown stage {dep}",
+                        f"add stage {dep} to the Stage Map or remove it from the dependencies of stage {s.stage}",
+                    )
                 )
+    if problems:
+        return problems
 
     _, cycle = _depths_or_cycle({s.stage: s.depends_on for s in stages})
     if cycle is not None:
@@ -229,10 +267,10 @@ def validate_graph(stages: Sequence[Stage], source: str, lines: Mapping[int, int
         if lines is not None:
             rows = sorted({lines[first_at[n]] for n in cycle if first_at[n] in lines})
             at = f" (lines {', '.join(map(str, rows))})" if rows else ""
-        raise OkstraError(
-            f"{source}: stage cycle: {_arrow(cycle)}{at}",
-            "each arrow reads 'depends on'; remove one of these dependencies so the stages form a DAG",
-        )
+        what = f"{source}: stage cycle: {_arrow(cycle)}{at}"
+        how = "each arrow reads 'depends on'; remove one of these dependencies so the stages form a DAG"
+        problems += [GraphProblem(first_at[n], n, what, how) for n in dict.fromkeys(cycle)]
+    return problems
 
 
 def _depths_or_cycle(deps: Mapping[int, Sequence[int]]) -> tuple[dict[int, int], list[int] | None]:
@@ -287,7 +325,7 @@ def _arrow(cycle: Sequence[int]) -> str:
 # ---------------------------------------------------------------------------- JSON
 
 
-def parse_stage_map_json(text: str, source: str) -> StageMap:
+def parse_stage_map_json(text: str, source: str, *, graph: bool = True) -> StageMap:
     try:
         data = json.loads(text.lstrip("\ufeff"))
     except json.JSONDecodeError as exc:
@@ -298,12 +336,12 @@ def parse_stage_map_json(text: str, source: str) -> StageMap:
     except (ValueError, RecursionError) as exc:
         # Integers too long to convert, or nesting too deep for the decoder.
         raise OkstraError(f"{source}: not valid JSON ({type(exc).__name__}: {exc})", "fix the JSON") from None
-    return _validate_document(data, source)
+    return _validate_document(data, source, graph)
 
 
-def _validate_document(data: Any, source: str) -> StageMap:
+def _validate_document(data: Any, source: str, graph: bool = True) -> StageMap:
     try:
-        return StageMap.model_validate(data, context={"source": source})
+        return StageMap.model_validate(data, context={"source": source, "graph": graph})
     except ValidationError as exc:
         raise OkstraError(
             describe_validation_error(exc, source),
@@ -317,6 +355,12 @@ def _validate_document(data: Any, source: str) -> StageMap:
 
 
 def parse_stage_map_markdown(text: str, source: str) -> StageMap:
+    return _parse_markdown(text, source)[0]
+
+
+def _parse_markdown(text: str, source: str, graph: bool = True) -> tuple[StageMap, dict[int, int]]:
+    """The Stage Map of a plan's text and the Markdown line of each row (by position);
+    without `graph`, its rows as written, the graph unchecked."""
     # Same line breaks (and so line numbers) as a file read in text mode.
     lines = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
     heading = _find_heading(lines, source)
@@ -352,7 +396,8 @@ def parse_stage_map_markdown(text: str, source: str) -> StageMap:
     # One validation call for all rows is several times faster than one per row; the
     # failing row's line is recovered from the error's location.
     try:
-        return StageMap.model_validate({"stages": stages}, context={"source": source, "lines": row_lines})
+        context = {"source": source, "lines": row_lines, "graph": graph}
+        return StageMap.model_validate({"stages": stages}, context=context), row_lines
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = first.get("loc", ())
@@ -563,6 +608,48 @@ def load_stage_map(plan_dir: Path) -> StageMap:
         f"{plan_dir} has neither stage-map.json nor plan.md",
         "write a plan.md with a '## Stage Map' table (or a stage-map.json) in the plan run folder",
     )
+
+
+@dataclass(frozen=True)
+class StageMapDraft:
+    """A plan's Stage Map as written, for a person to review before it is approved: its
+    rows in file order (`stages`), each row's Markdown line (by position; none for
+    JSON), what keeps its graph from holding, row by row (`problems`), or why its rows
+    cannot be read at all (`error`: then `stages` is empty)."""
+
+    source: str
+    stages: list[Stage] = field(default_factory=list)
+    lines: dict[int, int] = field(default_factory=dict)
+    problems: list[GraphProblem] = field(default_factory=list)
+    error: OkstraError | None = None
+
+    @property
+    def stage_map(self) -> StageMap | None:
+        """The validated Stage Map, None when it does not hold."""
+        if self.error is not None or self.problems:
+            return None
+        return StageMap(stages=sorted(self.stages, key=lambda s: s.stage))
+
+
+def read_draft(plan_dir: Path) -> StageMapDraft:
+    """The Stage Map of the plan in `plan_dir` (as `load_stage_map` finds it), its graph
+    checked row by row rather than refused at the first problem."""
+    json_path, plan_path = plan_dir / "stage-map.json", plan_dir / "plan.md"
+    lines: dict[int, int] = {}
+    try:
+        text = _read(json_path)
+        if text is not None:
+            source = str(json_path)
+            found = parse_stage_map_json(text, source, graph=False)
+        else:
+            source = str(plan_path)
+            text = _read(plan_path)
+            if text is None:
+                load_stage_map(plan_dir)  # raises its error: there is no plan
+            found, lines = _parse_markdown(text or "", source, graph=False)
+    except OkstraError as exc:
+        return StageMapDraft(str(plan_dir), error=exc)
+    return StageMapDraft(source, found.stages, lines, graph_problems(found.stages, source, lines))
 
 
 def _read(path: Path) -> str | None:

@@ -48,7 +48,10 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
     # subclasses may live anywhere
     CSS_PATH = [
         _HERE / "app.tcss",
-        *(_HERE / "screens" / f"{name}.tcss" for name in ("lists", "board", "dialogs", "diff", "run", "handoff")),
+        *(
+            _HERE / "screens" / f"{name}.tcss"
+            for name in ("lists", "board", "dialogs", "diff", "run", "handoff", "plan")
+        ),
     ]
     TITLE = "okstra"
     BINDINGS = [
@@ -125,6 +128,16 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         from .screens.phases import PhaseScreen
 
         self.push_screen(PhaseScreen(root, ref))
+
+    def open_plan(self, root: Path, ref: TaskRef) -> None:
+        from .screens.plan import PlanScreen
+
+        self.push_screen(PlanScreen(root, ref))
+
+    def open_runs(self, root: Path, ref: TaskRef, phase: str | None) -> None:
+        from .screens.runs import RunsScreen
+
+        self.push_screen(RunsScreen(root, ref, phase))
 
     def open_board(self, root: Path, ref: TaskRef) -> None:
         from .screens.board import BoardScreen

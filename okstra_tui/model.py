@@ -9,7 +9,6 @@ raised here take their words from the text files.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
 # worker threads: the UI paints its first frame while they load.
 
 Reason = tuple[str, dict[str, Any]]
-PlanState = Literal["none", "draft", "approved"]
+PlanState = Literal["none", "draft", "broken", "approved"]
 
 
 def stage_list(numbers: list[int] | tuple[int, ...]) -> str:
@@ -98,6 +97,14 @@ class ProjectEntry:
     name: str
     path: Path
     exists: bool
+
+
+def project_watch(entries: list[ProjectEntry]) -> list[Path]:
+    """The files whose change can change the project list: the list itself and each
+    project's own file (its name)."""
+    from okstra_engine.locations import projects_file
+
+    return [projects_file(), *(entry.path / ".okstra" / "project.json" for entry in entries)]
 
 
 def project_entries() -> list[ProjectEntry]:
@@ -177,18 +184,26 @@ class TaskSummary:
     stale: int = 0
     auto_stage: int | None = None
     error: str | None = None
+    watch: tuple[Path, ...] = ()
+    """The files whose change can change this summary (the board's, `watch_paths`)."""
 
 
 def plan_state(task: Task, status: TaskStatus) -> PlanState:
-    from okstra_engine.plans import plan_runs
+    """Approved, waiting for approval (`draft`), none; a newest plan whose Stage Map does
+    not hold waits for nothing (`broken`)."""
+    from okstra_engine.plans import waiting_plan
 
     if status.plan_run is not None:
         return "approved"
-    return "draft" if plan_runs(task) else "none"
+    plan, problem = waiting_plan(task)
+    if plan is None:
+        return "none"
+    return "broken" if problem is not None else "draft"
 
 
 def summarize(task: Task, status: TaskStatus) -> TaskSummary:
     states = [s.state for s in status.stages]
+    flying = [v.run_id for v in status.stages if v.is_flying and v.run_id]
     return TaskSummary(
         ref=task.ref,
         title=shown(task.doc.title),
@@ -199,7 +214,17 @@ def summarize(task: Task, status: TaskStatus) -> TaskSummary:
         in_flight=states.count(StageState.IN_FLIGHT),
         stale=states.count(StageState.STALE),
         auto_stage=status.auto_stage,
+        watch=tuple(watch_paths(task, status.plan_run, flying)),
     )
+
+
+def task_list_watch(project: Project) -> list[Path]:
+    """The folders whose change adds or removes a task: the tasks folder, its groups and
+    their tasks (a task folder changes when its `task.json` lands in it)."""
+    root = project.tasks_dir()
+    with contextlib.suppress(OSError):
+        return [root, *sorted(p for p in root.glob("*") if p.is_dir()), *sorted(root.glob("*/*/"))]
+    return [root]
 
 
 def task_summaries(project: Project, now: datetime) -> list[TaskSummary]:
@@ -232,13 +257,125 @@ class PhaseChoice:
     available: bool
     refusal: Refusal | None = None
     """Why a run of it cannot be prepared now (for implementation: why no stage can start)."""
+    mark: str | None = None
+    """What its runs came to (`run_history.phase_marks`: verified, handed off…)."""
 
 
 def phase_choices(status: TaskStatus) -> list[PhaseChoice]:
-    """Each phase and whether a run of it can be prepared now, as the engine's gates say."""
+    """Each phase and whether a run of it can be prepared now, as the engine's gates say,
+    with what its runs came to."""
     from okstra_engine.gates import phase_refusals
+    from okstra_engine.run_history import phase_marks, task_runs
 
-    return [PhaseChoice(phase, refusal is None, refusal) for phase, refusal in phase_refusals(status).items()]
+    marks = phase_marks(task_runs(status.task, status), status.plan_run)
+    return [
+        PhaseChoice(phase, refusal is None, refusal, marks.get(phase))
+        for phase, refusal in phase_refusals(status).items()
+    ]
+
+
+def phase_watch(task: Task, summary: TaskSummary) -> list[Path]:
+    """The files whose change can change the phase picker: the board's, and each run's
+    folder (an output written in it: a verdict, handoff notes)."""
+    from okstra_engine.runs import run_dirs
+
+    return [*summary.watch, *run_dirs(task.runs_dir)]
+
+
+# ---------------------------------------------------------------- the plan
+
+
+@dataclass
+class PlanReview:
+    """The plan a person reviews: the newest plan of the task (the one `plan approve`
+    approves), its text, its Stage Map as written with its problems row by row, and its
+    shape as the board's lanes draw it (`lanes`, `views`, `auto_stage`) when it holds."""
+
+    task: Task
+    project_name: str
+    run_id: str | None
+    state: PlanState
+    text: str
+    draft: Any
+    """`stage_map.StageMapDraft`, None without a plan."""
+    lanes: list[tuple[str, list[int]]] = field(default_factory=list)
+    stages: list[StageView] = field(default_factory=list)
+    watch: list[Path] = field(default_factory=list)
+    auto_stage: int | None = None
+
+    @cached_property
+    def views(self) -> dict[int, StageView]:
+        return {v.stage: v for v in self.stages}
+
+
+def load_plan_review(root: Path, ref: TaskRef, now: datetime) -> PlanReview:
+    from okstra_engine.fsio import read_text_nofollow
+    from okstra_engine.ledger_state import LedgerState
+    from okstra_engine.plans import plan_body, plan_run_root, pointer_path, waiting_plan
+    from okstra_engine.projects import load_project
+    from okstra_engine.stage_map import read_draft
+    from okstra_engine.status import compute_states, task_status
+    from okstra_engine.tasks import load_task
+
+    project = load_project(root)
+    task = load_task(project, ref)
+    plan, problem = waiting_plan(task)
+    watch = [task.runs_dir, pointer_path(task)]
+    name = shown(project.config.name)
+    if plan is None:
+        return PlanReview(task, name, None, "none", "", None, watch=watch)
+    current = plan_run_root(task)
+    watch += [plan.dir, plan.plan_md]
+    text = plan_body(read_text_nofollow(plan.plan_md) or "")
+    draft = read_draft(plan.dir)
+    state: PlanState = "broken" if problem is not None else "draft"
+    if current is not None and current.dir == plan.dir:
+        state = "approved"
+    stage_map = draft.stage_map
+    if stage_map is None:
+        return PlanReview(task, name, plan.run_id, state, text, draft, watch=watch)
+    if state == "approved":
+        views = task_status(task, now=now).stages
+    else:
+        views = compute_states(stage_map, LedgerState(), now=now)
+    for view in views:
+        view.title = shown(view.title)
+    from okstra_engine.stage_view import first_ready
+
+    lanes = list(stage_map.groups().items())
+    auto = first_ready(views) if state == "approved" else None  # a draft runs nothing yet
+    return PlanReview(task, name, plan.run_id, state, text, draft, lanes, views, watch, auto)
+
+
+def approve(task: Task, run_id: str) -> None:
+    from okstra_engine.plans import approve_plan
+
+    approve_plan(task, run=run_id)
+
+
+def import_plan_file(task: Task, path_text: str) -> str:
+    """Import a plan file (a path as typed: `~` and relative to the cwd); its run id."""
+    from okstra_engine.plans import import_plan
+
+    return import_plan(task, Path(path_text.strip()).expanduser()).run_id
+
+
+# ---------------------------------------------------------------- run history
+
+
+def run_history(root: Path, ref: TaskRef, now: datetime) -> tuple[Task, list[Any]]:
+    """The task and its runs, newest first (`run_history.RunRecord`)."""
+    from okstra_engine.projects import load_project
+    from okstra_engine.run_history import task_runs
+    from okstra_engine.status import task_status
+    from okstra_engine.tasks import load_task
+
+    task = load_task(load_project(root), ref)
+    try:
+        status = task_status(task, now=now)
+    except OkstraError:  # a broken current plan: the runs are still listed
+        status = None
+    return task, task_runs(task, status)
 
 
 # ---------------------------------------------------------------- the board
@@ -398,25 +535,6 @@ def watch_paths(task: Task, plan_run: str | None, flying_runs: Iterable[str] = (
 
     paths += [changes_path(), config_file()]  # the settings: the TTL decides what is stale
     return paths + branch_files(task.project.repo, task_branch(task))
-
-
-def fingerprint(paths: list[Path]) -> dict[Path, tuple[int, int] | None]:
-    """mtime and size of each path (None when missing): cheap enough for every tick."""
-    marks: dict[Path, tuple[int, int] | None] = {}
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            marks[path] = None
-            continue
-        marks[path] = (st.st_mtime_ns, st.st_size)
-    return marks
-
-
-def moved(before: dict[Path, tuple[int, int] | None], now: dict[Path, tuple[int, int] | None]) -> bool:
-    """Whether a file watched in both moved. A path the last load added to the list (a
-    run that went in flight) was read by that load; one it dropped no longer matters."""
-    return any(path in before and before[path] != mark for path, mark in now.items())
 
 
 def board_events(old: BoardData, new: BoardData) -> list[tuple[int, Reason]]:

@@ -85,17 +85,20 @@ def portable_svg(svg: str) -> str:
 
 
 async def main(out: Path) -> None:
+    from okstra_engine.slugs import TaskRef
     from okstra_tui.screens.confirm import ConfirmModal
     from okstra_tui.screens.diff import DiffScreen
     from okstra_tui.screens.handoff import HandoffScreen
     from okstra_tui.screens.help import HelpScreen
     from okstra_tui.screens.phases import PhaseScreen
+    from okstra_tui.screens.plan import PlanScreen
     from okstra_tui.screens.prepared import PreparedScreen
     from okstra_tui.screens.preview import PreviewScreen
     from okstra_tui.screens.quarantine import QuarantineDialog
     from okstra_tui.screens.run_options import RunOptionsScreen
+    from okstra_tui.screens.runs import RunsScreen
     from okstra_tui.screens.tasks import TasksScreen
-    from tests.tui.driving import board_ready, settle
+    from tests.tui.driving import a_plan_to_review, board_ready, demo_runs, settle
 
     async def task_list(pilot) -> None:
         await settle(pilot, lambda: isinstance(pilot.app.screen, TasksScreen) and pilot.app.screen.summaries)
@@ -172,8 +175,26 @@ async def main(out: Path) -> None:
         await pilot.press("enter")
         await settle(pilot, lambda: isinstance(pilot.app.screen, PreparedScreen), timeout=30)
 
+    async def plan_review(pilot) -> None:
+        await task_list(pilot)
+        pilot.app.open_task(DEMO_DIR / "shop", TaskRef.parse("demo/refunds"))
+        await settle(pilot, lambda: isinstance(pilot.app.screen, PlanScreen) and pilot.app.screen.review is not None)
+
+    async def run_history(pilot) -> None:
+        await board_ready(pilot)
+        pilot.app.open_runs(DEMO_DIR / "shop", TaskRef.parse("demo/checkout"), None)
+        await settle(pilot, lambda: isinstance(pilot.app.screen, RunsScreen) and pilot.app.screen.runs)
+        screen = pilot.app.screen
+        screen.query_one("#runs").move_cursor(row=next(i for i, r in enumerate(screen.runs) if r.stage == 2))
+        await pilot.press("enter")
+        await settle(pilot, lambda: screen.shown_file is not None)
+
     await shoot(out, "task-list", task_list, board=False)
     await shoot(out, "phase-picker", phase_picker, board=False)
+    a_plan_to_review(str(DEMO_DIR / "shop"))
+    demo_runs(str(DEMO_DIR / "shop"), "demo/checkout", demo_run_ids())
+    await shoot(out, "plan-review", plan_review, board=False)
+    await shoot(out, "run-history", run_history)
     await shoot(out, "board-concurrent-stages", board_ready)
     await shoot(out, "board-reconcile-suggestion", reconcile)
     await shoot(out, "release-stale-reservation", release, minutes=3 * 24 * 60)
@@ -214,6 +235,14 @@ def settings_file(extra: str) -> Iterator[None]:
     finally:
         path.write_text(saved, encoding="utf-8")
         settings.cache_clear()
+
+
+def demo_run_ids() -> dict[str, str]:
+    from okstra_engine.demo import load_demo
+
+    info = load_demo(DEMO_DIR)
+    assert info is not None
+    return info.run_ids
 
 
 def finish_group_b() -> None:

@@ -26,6 +26,22 @@ title: four stages
 | 4     | CLI       | 2, 3       | C     |
 """
 
+PLAN_BROKEN = """---
+approved: false
+---
+# Plan
+
+## Stage Map
+| Stage | Title  | Depends on | Group |
+|-------|--------|------------|-------|
+| 1     | Schema | 3          | A     |
+| 2     | Import | 1          | A     |
+| 3     | Export | 2          | B     |
+| 4     | CLI    | 9          | B     |
+"""
+"""A plan as an agent may write it: stage 4 depends on an unknown stage, and once that is
+fixed (`| 9 ` → `| - `) stages 1, 2 and 3 (lines 9, 10, 11) form a cycle."""
+
 
 def git(repo: Path, *args: str, check: bool = True) -> str:
     proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
@@ -131,3 +147,26 @@ def prepared_run(task, stage: str = "1") -> Path:
     from okstra_engine.prepare import PrepareOptions, prepare
 
     return Path(prepare(task, PrepareOptions("implementation", stage=stage)).manifest.run_dir)
+
+
+def a_run(task, run_id: str, phase: str, files: dict[str, str], **manifest) -> Path:
+    """A run folder as an agent leaves it (its manifest as `prepare` writes it)."""
+    import json
+
+    run = task.runs_dir / run_id
+    run.mkdir(parents=True)
+    doc = {"v": 1, "run_id": run_id, "run_dir": str(run), "task": str(task.ref), "task_key": task.key}
+    doc |= {"task_type": phase, "created": "2026-06-10T12:00:00Z", **manifest}
+    (run / "manifest.json").write_text(json.dumps(doc))
+    for name, text in files.items():
+        (run / name).write_text(text)
+    return run
+
+
+def a_verification(task, verdict: str = "PASS", run_id: str = "20260610T120000Z-final-verification-aaaaaa") -> Path:
+    """A finished final verification of the whole task under its current plan."""
+    from okstra_engine.plans import plan_run_root
+
+    plan = plan_run_root(task)
+    assert plan is not None
+    return a_run(task, run_id, "final-verification", {"verification.md": f"{verdict}\n"}, plan_run=str(plan.dir))

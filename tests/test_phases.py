@@ -14,7 +14,7 @@ from okstra_engine.ledger_state import LedgerState
 from okstra_engine.plans import plan_run_root
 from okstra_engine.teams import team_name
 from okstra_engine.worktrees import stage_target, task_target
-from tests.support import call, commit, git, write_settings
+from tests.support import a_verification, call, commit, git, write_settings
 from tests.test_prepare import _finish, _prep, _prep_json, _rows
 
 TASK = "auth/login"
@@ -171,6 +171,7 @@ def test_planning_and_single_lead_phases(task, capsys) -> None:
     assert manifest["team"] == {"mode": "gate", "name": team_name(task.project.id, task.ref)}
     assert manifest["agent"] == {"name": "claude", "version": None, "teams": "explicit"}
     assert "agent_teams" not in err  # the person said which: nothing to assume
+    a_verification(task)  # release handoff comes after a passed final verification
     code, out, _ = call(
         capsys, "--project", str(repo), "prepare", TASK, "--type", "release-handoff", "--workers", "claude", "--json"
     )

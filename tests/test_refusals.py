@@ -91,7 +91,10 @@ def test_phase_refusals_match_what_prepare_refuses(task) -> None:
         "release-handoff",
     ]
     assert found["planning"] is None and found["implementation"] is None
-    assert found["improvement-discovery"] is None and found["release-handoff"] is None
+    assert found["improvement-discovery"] is None
+    # release handoff comes after a passed final verification (`test_run_history` passes one)
+    assert found["release-handoff"] == Refusal("phase.not_verified", {"task": TASK})
+    assert refused_by_prepare(task, "release-handoff") == found["release-handoff"]
     assert found["final-verification"] == Refusal("phase.stages_not_done", {"task": TASK, "stages": [1, 2, 3, 4]})
     assert refused_by_prepare(task, "final-verification") == found["final-verification"]
 
@@ -266,6 +269,8 @@ def test_every_code_has_words_and_refuses_as_an_okstra_error() -> None:
         "first": 20000,
         "last": 29999,
         "block": 10,
+        "what": "plan.md: line 9: stage 2 depends on unknown stage 7",
+        "verdict": "FAIL",
     }
     samples_for = {
         "phase.stages_not_merged": {"stages": [{"stage": 1, "commit": "e" * 40}]},

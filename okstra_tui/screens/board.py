@@ -4,13 +4,12 @@ The screen shows at once, its body in Textual's loading state, and a thread work
 the board (`model.load_board`) and posts it back (`Loaded`); until the first read
 arrives, the keys that act on a stage are disabled.
 
-Live updates: every `poll_interval` (0.25 s) the screen stats the files that can change
-the board (ledger, carry sidecars, runs folder, the worktree registry's changes file,
-task branch refs — `model.watch_paths`). When their mtimes/sizes moved, and no load is running, a thread
-worker reads and recomputes the status and posts it back; a burst of appends while a
-load runs is picked up by the next tick as one more load (coalesced). The fingerprint is
-taken before the read, so a change racing the read is seen on the next tick, never lost.
-Every `FULL_REFRESH_S` the board reloads anyway (staleness by TTL is a function of the
+Live updates (`live.FileWatch`): every `poll_interval` (0.25 s) the screen stats the
+files that can change the board (ledger, carry sidecars, runs folder, the worktree
+registry's changes file, task branch refs — `model.watch_paths`). When they moved, and
+no load is running, a thread worker reads and recomputes the status and posts it back;
+a burst of appends while a load runs is picked up by the next tick as one more load
+(coalesced). Every `FULL_REFRESH_S` the board reloads anyway (staleness by TTL is a function of the
 clock), and every tick the ages move on with the app's clock.
 
 Changes made elsewhere become notifications (`model.board_events`); changes this screen
@@ -42,15 +41,14 @@ from okstra_engine.stage_view import StageState
 
 from ..base import OkstraScreen
 from ..i18n import t
+from ..live import FileWatch, Marks, fingerprint
 from ..model import (
     BoardData,
     apply_suggestion,
     board_events,
-    fingerprint,
     gone,
     load_board,
     load_suggestions,
-    moved,
     release,
     short,
 )
@@ -96,7 +94,7 @@ class BoardScreen(OkstraScreen):
             data: BoardData | None,
             started: float,
             error: OkstraError | None = None,
-            mark: dict[Path, tuple[int, int] | None] | None = None,
+            mark: Marks | None = None,
         ) -> None:
             super().__init__()
             self.data = data
@@ -129,7 +127,7 @@ class BoardScreen(OkstraScreen):
         self.ref = ref
         self.data: BoardData | None = None
         self.error: OkstraError | None = None
-        self._mark: dict[Path, tuple[int, int] | None] | None = None
+        self._files = FileWatch()
         self._loader = None
         self._last_load = 0.0
         self._own: dict[int, float] = {}
@@ -200,11 +198,8 @@ class BoardScreen(OkstraScreen):
             return
         due = time.monotonic() - self._last_load > FULL_REFRESH_S
         if self.data is not None:
-            mark = fingerprint(self.data.watch)
             # an agent killed outright changes no file: its pid is looked at too
-            changed = self._mark is None or moved(self._mark, mark) or gone(self.data.pids)
-            self._mark = mark
-            if changed or due:
+            if self._files.moved(self.data.watch) or gone(self.data.pids) or due:
                 self._start_load()
                 return
         elif due:
@@ -214,7 +209,7 @@ class BoardScreen(OkstraScreen):
 
     def _start_load(self) -> None:
         self._last_load = time.monotonic()
-        self._loader = self._load(first=self._mark is None)
+        self._loader = self._load(first=self._files.mark is None)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="board-load")
     def _load(self, *, first: bool) -> None:
@@ -241,8 +236,8 @@ class BoardScreen(OkstraScreen):
             await body.mount_all(self._body())
             self.query_one("#stages", StageTable).focus()
         body.loading = False
-        if self._mark is None:
-            self._mark = message.mark
+        if self._files.mark is None:
+            self._files.mark = message.mark
         self._show(message.data, message.started)
 
     def _show(self, data: BoardData, started: float) -> None:
@@ -463,7 +458,7 @@ class BoardScreen(OkstraScreen):
         """Say it, and read the board now rather than at the next tick."""
         self._own[message.stage] = time.monotonic()
         self.say(message.text)
-        self._mark = None if self.data is None else fingerprint(self.data.watch)
+        self._files.mark = None if self.data is None else fingerprint(self.data.watch)
         if self._loader is None or self._loader.is_finished:
             self._start_load()
 

@@ -1,4 +1,6 @@
-"""The phase picker: each phase of a task, whether a run of it can start, and why not."""
+"""The phase picker: each phase of a task, whether a run of it can start and why not,
+and what its runs came to (verified, handed off); live. `p` opens the plan, `r` the
+highlighted phase's runs. A task whose plan waits for approval opens on its plan."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from okstra_engine.slugs import TaskRef
 
 from ..base import OkstraScreen
 from ..i18n import t
-from ..model import PhaseChoice, TaskSummary, phase_choices, summarize
+from ..live import Following, Marks, fingerprint
+from ..model import PhaseChoice, TaskSummary, phase_choices, phase_watch, summarize
 from ..refusal_text import refusal_brief, refusal_texts
 from ..widgets.breadcrumb import Breadcrumb
 from .tasks import progress_text
@@ -33,23 +36,31 @@ NAME_WIDTH = 24
 """The phase names' column in the list."""
 
 
-class PhaseScreen(OkstraScreen):
+class PhaseScreen(Following, OkstraScreen):
     HAS_PARENT = True
     BINDINGS = [
         Binding("enter", "choose", "bind.choose", id="phases.choose", tooltip="tip.phases.choose", priority=True),
+        Binding("p", "plan", "bind.plan", id="phases.plan", tooltip="tip.phases.plan"),
+        Binding("r", "runs", "bind.runs", id="phases.runs", tooltip="tip.phases.runs"),
     ]
 
     class Loaded(Message):
-        def __init__(self, task: Task, summary: TaskSummary, choices: list[PhaseChoice]) -> None:
+        def __init__(
+            self, task: Task, summary: TaskSummary, choices: list[PhaseChoice], watch: list[Path], mark: Marks
+        ) -> None:
             super().__init__()
             self.task = task
             self.summary = summary
             self.choices = choices
+            self.watch = watch
+            self.mark = mark
 
-    def __init__(self, root: Path, ref: TaskRef) -> None:
+    def __init__(self, root: Path, ref: TaskRef, *, plan_first: bool = True) -> None:
         super().__init__()
         self.root = root
         self.ref = ref
+        self.plan_first = plan_first
+        """Open the plan screen over this one when the plan waits (not when going back from it)."""
         self.current_task: Task | None = None
         self.choices: list[PhaseChoice] = []
 
@@ -67,11 +78,15 @@ class PhaseScreen(OkstraScreen):
 
     def on_mount(self) -> None:
         self.query_one(OptionList).loading = True
-        self._load()
+        self.follow_files()
+        self._reader = self._load()
 
     def on_screen_resume(self) -> None:
         if self.current_task is not None:
-            self._load()
+            self._reader = self._load()
+
+    def reread(self):
+        return self._load()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="phases")
     def _load(self) -> None:
@@ -79,13 +94,17 @@ class PhaseScreen(OkstraScreen):
         from okstra_engine.status import task_status
         from okstra_engine.tasks import load_task
 
+        mark = fingerprint(self.files.paths)
         task = load_task(load_project(self.root), self.ref)
         status = task_status(task, now=self.okstra.clock())
-        self.post_message(self.Loaded(task, summarize(task, status), phase_choices(status)))
+        summary = summarize(task, status)
+        self.post_message(self.Loaded(task, summary, phase_choices(status), phase_watch(task, summary), mark))
 
     @on(Loaded)
     def _show(self, message: Loaded) -> None:
+        first = self.current_task is None
         self.current_task, self.choices = message.task, message.choices
+        self.files.follow(message.watch, None if first else message.mark)
         self.query_one("#crumbs", Breadcrumb).show("okstra", message.task.project.config.name, str(self.ref))
         line = Text.assemble((shown(message.task.doc.title), "bold"), "   ", progress_text(message.summary, self.look))
         self.query_one("#task-line", Static).update(line)
@@ -104,18 +123,24 @@ class PhaseScreen(OkstraScreen):
                 reason = Text("✔ " + t("phase.available"), style=ok)
             else:
                 reason = Text("○ " + self.reason_text(choice), style=no)
+            if choice.mark:
+                reason = Text.assemble(("● " + t("phase.mark." + choice.mark) + "  ", ok), reason)
             label.add_row(Text(t("phase.name." + choice.phase), style="bold"), reason)
             options.add_option(Option(label, id=choice.phase))
         if keep is None:
-            keep = next((i for i, c in enumerate(self.choices) if c.phase == "implementation" and c.available), None)
-            keep = (
-                keep
-                if keep is not None
-                else next((i for i, c in enumerate(self.choices) if c.phase == "implementation"), 0)
-            )
+            keep = self._landing(message.summary)
         options.highlighted = keep
         options.focus()
         self._describe(keep)
+        if first and self.plan_first and message.summary.plan in ("draft", "broken"):
+            self.okstra.open_plan(self.root, self.ref)  # the plan is what waits
+
+    def _landing(self, summary: TaskSummary) -> int:
+        """Where the cursor starts: implementation once there is an approved plan (the
+        board shows why no stage can start), else planning."""
+        phases = [c.phase for c in self.choices]
+        wanted = "implementation" if summary.plan == "approved" else "planning"
+        return phases.index(wanted) if wanted in phases else 0
 
     def reason_text(self, choice: PhaseChoice) -> str:
         """Why the phase cannot start now, in short ("" when it can); the detail below
@@ -150,7 +175,9 @@ class PhaseScreen(OkstraScreen):
         if self.current_task is None or index is None:
             return
         choice = self.choices[index]
-        if choice.phase == "implementation" and (
+        if choice.refusal is not None and choice.refusal.code in ("phase.plan_draft", "phase.plan_broken"):
+            self.okstra.open_plan(self.root, self.ref)  # the plan to approve, or to fix
+        elif choice.phase == "implementation" and (
             choice.refusal is None or choice.refusal.code in ("phase.nothing_ready", "phase.all_done")
         ):
             # the board is where stages are picked, and where it shows why none can start
@@ -159,3 +186,11 @@ class PhaseScreen(OkstraScreen):
             self.refuse(choice.refusal)
         else:
             self.okstra.open_run(self.current_task, choice.phase, None)
+
+    def action_plan(self) -> None:
+        self.okstra.open_plan(self.root, self.ref)
+
+    def action_runs(self) -> None:
+        index = self.query_one(OptionList).highlighted
+        phase = self.choices[index].phase if index is not None and index < len(self.choices) else None
+        self.okstra.open_runs(self.root, self.ref, phase)

@@ -1,4 +1,4 @@
-"""The project picker: every registered project; `n` offers to register the current
+"""The project picker: every registered project, live; `n` offers to register the current
 directory's project (the register form)."""
 
 from __future__ import annotations
@@ -17,24 +17,27 @@ from okstra_engine.shown import shown
 
 from ..base import OkstraScreen
 from ..i18n import t
-from ..model import ProjectEntry, home_relative, project_entries, project_here
+from ..live import Following, Marks, fingerprint
+from ..model import ProjectEntry, home_relative, project_entries, project_here, project_watch
 from ..widgets.breadcrumb import Breadcrumb
 
 if TYPE_CHECKING:
     from okstra_engine.projects import Project
 
 
-class ProjectsScreen(OkstraScreen):
+class ProjectsScreen(Following, OkstraScreen):
     BINDINGS = [
         Binding("enter", "choose", "bind.open", id="projects.open", tooltip="tip.projects.open", priority=True),
         Binding("n", "register", "bind.register", id="projects.register", tooltip="tip.projects.register"),
     ]
 
     class Loaded(Message):
-        def __init__(self, entries: list[ProjectEntry], select: str | None) -> None:
+        def __init__(self, entries: list[ProjectEntry], select: str | None, mark: Marks) -> None:
             super().__init__()
             self.entries = entries
             self.select = select
+            self.mark = mark
+            """The list's files as they were before the read."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -51,20 +54,29 @@ class ProjectsScreen(OkstraScreen):
 
     def on_mount(self) -> None:
         self.start_list("projects", ("name", "id", "path"))
-        self._load()
+        self.follow_files()
+        self._reader = self._load()
 
     def on_screen_resume(self) -> None:
         if self.entries:
-            self._load()
+            self._reader = self._load()
+
+    def reread(self):
+        return self._load()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="projects")
     def _load(self, select: str | None = None) -> None:
-        self.post_message(self.Loaded(project_entries(), select))
+        self.post_message(self._read(select))
+
+    def _read(self, select: str | None) -> ProjectsScreen.Loaded:
+        mark = fingerprint(project_watch(self.entries))
+        return self.Loaded(project_entries(), select, mark)
 
     @on(Loaded)
     def _show(self, message: Loaded) -> None:
         current = self.selected.id if self.selected else None
         self.entries = message.entries
+        self.files.follow(project_watch(self.entries), message.mark)
         rows = []
         for entry in self.entries:
             path = Text(
@@ -115,7 +127,7 @@ class ProjectsScreen(OkstraScreen):
             return
         self._want = known.id
         self.app.call_from_thread(self.say, t("projects.already", name=shown(known.name), path=shown(str(root))))
-        self.post_message(self.Loaded(project_entries(), known.id))
+        self.post_message(self._read(known.id))
 
     def offer_registration(self, root: Path, *, then_open: bool = False) -> None:
         """The register form for `root`; once registered, its row is selected (and with

@@ -95,6 +95,12 @@ class RunOptionsScreen(OkstraScreen):
                         yield Label(t("options.waiver.reason"), classes="options-label")
                         yield Input(placeholder=t("options.waiver.reason_placeholder"), id="waiver-reason")
                     yield Static(id="waiver-note", classes="options-note")
+            if self.phase == "final-verification" and self.stage is None:
+                with Vertical(id="stage-box", classes="options-box"):
+                    with Horizontal(classes="options-row"):
+                        yield Label(t("options.stage.label"), classes="options-label")
+                        yield Input(placeholder=t("options.stage.placeholder"), id="verify-stage", type="integer")
+                    yield Static(t("options.stage.note"), id="stage-note", classes="options-note", markup=False)
             with Vertical(id="base-box", classes="options-box"):
                 with Horizontal(classes="options-row"):
                     yield Label(t("options.base.label"), classes="options-label")
@@ -111,6 +117,8 @@ class RunOptionsScreen(OkstraScreen):
         if self.query("#waiver-box"):
             self.query_one("#waiver-box").border_title = t("options.waiver.title", stage=self.stage)
         self.query_one("#base-box").border_title = t("options.base.title")
+        if self.query("#stage-box"):
+            self.query_one("#stage-box").border_title = t("options.stage.title")
         self.query_one("#options-head", Static).update(
             Text(t("options.heading", run=run_name(self.phase, self.stage)), style="bold")
         )
@@ -170,12 +178,20 @@ class RunOptionsScreen(OkstraScreen):
         return RunChoice(
             self.run_task,
             self.phase,
-            self.stage,
+            self.chosen_stage(),
             workers=() if self.single_lead else workers,
             waiver_key=key,
             waiver_reason=reason,
             base_ref="" if base.disabled else base.value.strip(),
         )
+
+    def chosen_stage(self) -> int | None:
+        """The stage of the run: the one it was chosen for, or the one typed for a final
+        verification of one stage (none: the whole task)."""
+        if not self.query("#verify-stage"):
+            return self.stage
+        text = self.query_one("#verify-stage", Input).value.strip()
+        return int(text) if text.isdigit() and int(text) > 0 else None
 
     def _describe_workers(self) -> None:
         muted = self.look("okstra--blocked")
@@ -211,6 +227,14 @@ class RunOptionsScreen(OkstraScreen):
 
     def action_preview(self) -> None:
         choice = self.choice()
+        if (
+            self.query("#verify-stage")
+            and self.query_one("#verify-stage", Input).value.strip()
+            and choice.stage is None
+        ):
+            self.say(t("options.stage.bad"), severity="warning")
+            self.query_one("#verify-stage", Input).focus()
+            return
         if choice.waiver_reason and not choice.waiver_key:
             self.say(t("options.waiver.no_key"), severity="warning")
             self.query_one("#waiver-key", Input).focus()

@@ -1,4 +1,4 @@
-"""The task list of one project: each task with its plan and progress; `n` adds one."""
+"""The task list of one project: each task with its plan and progress, live; `n` adds one."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from okstra_engine.stage_view import StageState
 
 from ..base import OkstraScreen
 from ..i18n import t
-from ..model import TaskSummary, task_summaries
+from ..live import Following, Marks, fingerprint
+from ..model import TaskSummary, task_list_watch, task_summaries
 from ..plain import plain
 from ..states import BOLD, Look
 from ..widgets.breadcrumb import Breadcrumb
@@ -51,7 +52,7 @@ def progress_text(summary: TaskSummary, look: Look) -> Text:
     return text
 
 
-class TasksScreen(OkstraScreen):
+class TasksScreen(Following, OkstraScreen):
     HAS_PARENT = True
     BINDINGS = [
         Binding("enter", "choose", "bind.open", id="tasks.open", tooltip="tip.tasks.open", priority=True),
@@ -59,11 +60,16 @@ class TasksScreen(OkstraScreen):
     ]
 
     class Loaded(Message):
-        def __init__(self, project: Project, summaries: list[TaskSummary], select: TaskRef | None) -> None:
+        def __init__(
+            self, project: Project, summaries: list[TaskSummary], select: TaskRef | None, watch: list[Path], mark: Marks
+        ) -> None:
             super().__init__()
             self.project = project
             self.summaries = summaries
             self.select = select
+            self.watch = watch
+            self.mark = mark
+            """The list's folders as they were before the read."""
 
     def __init__(self, root: Path) -> None:
         super().__init__()
@@ -87,18 +93,26 @@ class TasksScreen(OkstraScreen):
 
     def on_mount(self) -> None:
         self.start_list("tasks", ("task", "title", "progress"))
-        self._load()
+        self.follow_files()
+        self._reader = self._load()
 
     def on_screen_resume(self) -> None:
         if self.project is not None:
-            self._load()
+            self._reader = self._load()
+
+    def reread(self):
+        return self._load()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="tasks")
     def _load(self, select: TaskRef | None = None) -> None:
         from okstra_engine.projects import load_project
 
         project = load_project(self.root)
-        self.post_message(self.Loaded(project, task_summaries(project, self.okstra.clock()), select))
+        folders = task_list_watch(project)
+        mark = fingerprint(folders + [p for s in self.summaries for p in s.watch])
+        summaries = task_summaries(project, self.okstra.clock())
+        watch = folders + [p for s in summaries for p in s.watch]
+        self.post_message(self.Loaded(project, summaries, select, watch, mark))
 
     @on(Loaded)
     def _show(self, message: Loaded) -> None:
@@ -107,6 +121,7 @@ class TasksScreen(OkstraScreen):
         self.query_one("#heading", Static).update(plain(t("tasks.heading_in", project=message.project.config.name)))
         current = self.selected.ref if self.selected else None
         self.summaries = message.summaries
+        self.files.follow(message.watch, message.mark)
         rows = [
             (str(s.ref), [Text(str(s.ref), style="bold"), Text(s.title), progress_text(s, self.look)])
             for s in self.summaries

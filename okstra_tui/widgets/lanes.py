@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from rich import box
 from rich.cells import cell_len, chop_cells, set_cell_size
@@ -24,10 +25,10 @@ from textual.message import Message
 from textual.widgets import Static
 
 from okstra_engine.shown import shown
-from okstra_engine.stage_view import StageState
+from okstra_engine.stage_view import StageState, StageView
 
 from ..i18n import t
-from ..model import BoardData, blocked_text, short
+from ..model import blocked_text, short
 from ..states import BOLD, LOOKS, Looks, age, glyph
 
 CARD_WIDTH = 23
@@ -36,6 +37,17 @@ LABEL_WIDTH = 12
 """The widest a lane's label gets: a longer group name wraps on the lane's lines."""
 LABEL_MIN_WIDTH = 3
 CARD_TITLE_WIDTH = CARD_WIDTH - 4
+
+
+class Shape(Protocol):
+    """What the lanes draw: the board's data (`BoardData`), or a plan under review."""
+
+    @property
+    def lanes(self) -> list[tuple[str, list[int]]]: ...
+    @property
+    def views(self) -> dict[int, StageView]: ...
+    @property
+    def auto_stage(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -92,13 +104,13 @@ class LanesView(Looks, ScrollableContainer):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.lanes: list[tuple[str, list[int]]] = []
-        self._last: tuple[BoardData, datetime] | None = None
+        self._last: tuple[Shape, datetime] | None = None
         self._widgets: dict[int, StageCard] = {}
 
     def compose(self) -> ComposeResult:
         yield Vertical(id="lanes-body")
 
-    def show(self, data: BoardData, now: datetime, *, selected: int | None) -> None:
+    def show(self, data: Shape, now: datetime, *, selected: int | None) -> None:
         self._last = (data, now)
         lanes = [(g, list(s)) for g, s in data.lanes]
         if lanes != self.lanes:

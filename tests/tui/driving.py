@@ -114,3 +114,68 @@ def finish_stages(task: Any, stages: list[int], *, release: tuple[int, ...] = ()
         prepared = prepare(task, PrepareOptions(task_type="implementation", stage=str(n)))
         done[n] = sim_lead.run(Path(prepared.manifest.run_dir), say=lambda text: None)
     return done
+
+
+REFUNDS_PLAN = """---
+approved: false
+---
+# Plan: refunds
+
+Customers ask for their money back from the order page; support staff approve or refuse.
+
+## Approach
+
+- A `Refund` model beside `Order`, with its own states (*requested*, *approved*, *paid*).
+- The payment provider's refund call behind the existing gateway interface.
+- Emails reuse the order templates.
+
+## Stage Map
+| Stage | Title                | Depends on | Group |
+|-------|----------------------|------------|-------|
+| 1     | Refund model         | -          | A     |
+| 2     | Gateway refund call  | -          | A     |
+| 3     | Request from order   | 1          | B     |
+| 4     | Staff approval queue | 1, 2       | B     |
+| 5     | Refund emails        | 3, 4       | C     |
+
+## Risks
+
+A refund paid twice: the gateway call is idempotent by refund id.
+"""
+
+
+def a_plan_to_review(project_root: str, plan: str = REFUNDS_PLAN) -> Any:
+    """Task `demo/refunds` of the demo, whose plan (a planning run with a fixed id, as
+    its lead left it) waits for approval. Returns the task."""
+    from okstra_engine.projects import load_project
+    from okstra_engine.slugs import TaskRef
+    from okstra_engine.tasks import new_task
+    from tests.support import a_run
+
+    task = new_task(load_project(Path(project_root)), TaskRef.parse("demo/refunds"), title="Refunds")
+    a_run(task, "20250314T091000Z-planning-7e1f0a", "planning", {"plan.md": plan})
+    return task
+
+
+def demo_runs(project_root: str, task_ref: str, run_ids: dict[str, str]) -> None:
+    """Run folders for the demo's stage runs (`run_ids`: `s1` → run id), as their leads
+    left them: a prompt each, a report from stages 1 and 2. The demo has their ledger
+    rows only."""
+    from okstra_engine.plans import plan_run_root
+    from okstra_engine.projects import load_project
+    from okstra_engine.slugs import TaskRef
+    from okstra_engine.tasks import load_task
+    from tests.support import a_run
+
+    task = load_task(load_project(Path(project_root)), TaskRef.parse(task_ref))
+    plan = plan_run_root(task)
+    assert plan is not None
+    agent = {"name": "claude", "version": "2.1.180", "teams": "implicit"}
+    for key, run_id in sorted(run_ids.items()):
+        stage = int(key[1:])
+        files = {"prompt.md": f"# Implementation of stage {stage}\n\nYou are the lead of run `{run_id}`.\n"}
+        if stage in (1, 2):
+            files["report.md"] = (
+                f"# Stage {stage} report\n\n**Done**, QA green.\n\n- tests added\n- [notes](file:///etc/passwd)\n"
+            )
+        a_run(task, run_id, "implementation", files, stage=stage, plan_run=str(plan.dir), agent=agent)

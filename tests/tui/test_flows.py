@@ -44,7 +44,7 @@ async def test_walk_the_flow_and_back(make_app, demo) -> None:
             "implementation": True,
             "final-verification": False,
             "improvement-discovery": True,
-            "release-handoff": True,  # the engine's gate: it needs only the approved plan
+            "release-handoff": False,  # the engine's gate: after a passed final verification
         }
         final = next(c for c in phases.choices if c.phase == "final-verification")
         assert final.refusal is not None and final.refusal.code == "phase.stages_not_done"

@@ -39,7 +39,8 @@ def test_phase_choices_are_the_engines_gates(demo) -> None:
         (phase, refusal is None, refusal) for phase, refusal in phase_refusals(status).items()
     ]
     found = {c.phase: c for c in choices}
-    assert found["implementation"].available and found["release-handoff"].available
+    assert found["implementation"].available and not found["release-handoff"].available
+    assert found["release-handoff"].refusal == Refusal("phase.not_verified", {"task": "demo/checkout"})
     assert found["final-verification"].refusal == Refusal(
         "phase.stages_not_done", {"task": "demo/checkout", "stages": [3, 4, 5, 6]}
     )
@@ -74,7 +75,8 @@ def test_board_data_and_events(demo) -> None:
     from okstra_engine.projects import load_project
     from okstra_engine.record import record
     from okstra_engine.tasks import load_task
-    from okstra_tui.model import board_events, fingerprint
+    from okstra_tui.live import fingerprint
+    from okstra_tui.model import board_events
 
     before = _board(demo)
     assert before.lanes == [("A", [1]), ("B", [2, 3, 4]), ("C", [5, 6])]

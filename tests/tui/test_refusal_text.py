@@ -20,6 +20,9 @@ EXAMPLES: dict[str, list[dict]] = {
     "phase.no_qa": [{"task": T, "project": "shop", "root": "/home/me/shop"}],
     "phase.no_plan": [{"task": T}],
     "phase.plan_draft": [{"task": T}],
+    "phase.plan_broken": [{"task": T, "run": RUN, "what": "plan.md: line 9: stage 2 depends on unknown stage 7"}],
+    "phase.not_verified": [{"task": T}],
+    "phase.verification_failed": [{"task": T, "run": RUN, "verdict": "FAIL"}],
     "phase.all_done": [{"task": T}],
     "phase.nothing_ready": [
         {

@@ -21,6 +21,19 @@ SHOWN = Path("/tmp/okstra-snapshots")
 """Where the screenshots say the test's files are."""
 
 
+async def focused(pilot) -> None:
+    """Wait until the screen has its focus, then have the footer show the keys in the
+    order that focus gives them: a headless app without the terminal's focus does not
+    recompose its footer when the focus moves, so its order would be that of whichever
+    came first, the focus or the footer's first look."""
+    from textual.widgets import Footer
+
+    await settle(pilot, lambda: pilot.app.screen.focused is not None)
+    footer = pilot.app.screen.query_one(Footer)
+    footer.call_next(footer.recompose)
+    await settle(pilot)
+
+
 @pytest.fixture
 def where():
     """A fresh folder for the test's files whose path is as long as `SHOWN`'s (`/tmp/`,
@@ -98,6 +111,7 @@ def test_task_list(snap_compare, make_app) -> None:
 
     async def ready(pilot) -> None:
         await settle(pilot, lambda: isinstance(pilot.app.screen, TasksScreen) and pilot.app.screen.summaries)
+        await focused(pilot)
 
     assert snap_compare(make_app(board=False), terminal_size=SIZE, run_before=ready)
 
@@ -110,6 +124,7 @@ def test_phase_picker(snap_compare, make_app) -> None:
         await settle(pilot, lambda: isinstance(pilot.app.screen, TasksScreen) and pilot.app.screen.summaries)
         await pilot.press("enter")
         await settle(pilot, lambda: isinstance(pilot.app.screen, PhaseScreen) and pilot.app.screen.choices)
+        await focused(pilot)
 
     assert snap_compare(make_app(board=False), terminal_size=SIZE, run_before=ready)
 
@@ -312,3 +327,42 @@ def test_handoff_plan_sized(snap_compare, make_app, demo, size: str) -> None:
 @pytest.mark.parametrize("size", SIZES)
 def test_preview_sized(snap_compare, make_app, size: str) -> None:
     assert snap_compare(make_app(), terminal_size=SIZES[size], run_before=_quarantined)
+
+
+def test_plan_screen(snap_compare, make_app, demo) -> None:
+    """A plan waiting for approval: its text, its Stage Map, its shape as lanes."""
+    from okstra_engine.slugs import TaskRef
+    from okstra_tui.screens.plan import PlanScreen
+    from tests.tui.driving import a_plan_to_review
+
+    a_plan_to_review(demo.project_root)
+
+    async def ready(pilot) -> None:
+        await settle(pilot, lambda: getattr(pilot.app.screen, "summaries", None))
+        pilot.app.open_task(Path(demo.project_root), TaskRef.parse("demo/refunds"))
+        await settle(pilot, lambda: isinstance(pilot.app.screen, PlanScreen) and pilot.app.screen.review is not None)
+        await focused(pilot)
+
+    assert snap_compare(make_app(board=False), terminal_size=SIZE, run_before=ready)
+
+
+def test_run_history(snap_compare, make_app, demo) -> None:
+    """Every run of the demo task, one of its reports open."""
+    from okstra_engine.slugs import TaskRef
+    from okstra_tui.screens.runs import RunsScreen
+    from tests.tui.driving import demo_runs
+
+    demo_runs(demo.project_root, demo.task, demo.run_ids)
+
+    async def ready(pilot) -> None:
+        await board_ready(pilot)
+        pilot.app.open_runs(Path(demo.project_root), TaskRef.parse(demo.task), None)
+        await settle(pilot, lambda: isinstance(pilot.app.screen, RunsScreen) and pilot.app.screen.runs)
+        screen = pilot.app.screen
+        row = next(i for i, r in enumerate(screen.runs) if r.stage == 2)
+        screen.query_one("#runs").move_cursor(row=row)
+        await pilot.press("enter")
+        await settle(pilot, lambda: screen.shown_file is not None)
+        await focused(pilot)
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=ready)
