@@ -73,6 +73,7 @@ def test_first_run_makes_worktrees_reserves_and_writes_the_run(task, capsys) -> 
         f"okstra prompt: {run_dir / 'prompt.md'}",
         "okstra stage: 1",
         f"okstra worktree: {s1} (created)",
+        f"okstra next: start its agent: okstra launch {run_dir}",
     ]
     assert run_dir.parent == task.runs_dir and "-implementation-s1-" in run_dir.name
     assert not [p for p in task.runs_dir.iterdir() if p.name.startswith(".")]  # no staging left
@@ -263,7 +264,7 @@ def test_concurrent_stages_and_team_modes(task, capsys) -> None:
     assert two["team"] == {"mode": "gate", "name": team_name(task.project.id, task.ref, 2)}
     assert two["concurrentRun"] == {"detected": False, "activeStages": []}
     code, out, _ = _prep(capsys, repo, "--workers", "claude")
-    assert code == 0 and out.splitlines()[-1] == "okstra concurrent-run stages: 2"
+    assert code == 0 and out.splitlines()[-2] == "okstra concurrent-run stages: 2"
     three = json.loads(Path(out.splitlines()[0].removeprefix("okstra run dir: "), "manifest.json").read_text())
     assert three["stage"] == 3 and three["concurrentRun"] == {"detected": True, "activeStages": [2]}
     assert three["team"] == {"mode": "no-team", "name": None}
