@@ -255,12 +255,19 @@ def test_ctrl_c_stops_the_autopilot_and_leaves_the_agents_running(task) -> None:
 
     sleeper()
     exe = Path(sys.executable).with_name("okstra")
-    proc = subprocess.Popen(
-        [str(exe), "--project", str(task.project.root), "start", "auth/login", "--follow"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # a suite started in the background by a shell (`pytest &`) ignores SIGINT, and a child
+    # would inherit that; a handler of Python's own is reset to the default by exec, which
+    # gives the child what a terminal's foreground job has
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [str(exe), "--project", str(task.project.root), "start", "auth/login", "--follow"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, before)
     wait_for(lambda: any(s.alive for s in managed.sessions(task.project, task.ref)))
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
