@@ -36,6 +36,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
+from okstra_engine.agent_state import AgentState
 from okstra_engine.errors import OkstraError
 from okstra_engine.slugs import TaskRef
 from okstra_engine.stage_view import StageState
@@ -43,6 +44,7 @@ from okstra_engine.stage_view import StageState
 from ..base import OkstraScreen
 from ..i18n import t
 from ..model import (
+    ALERTS,
     BoardData,
     apply_suggestion,
     board_events,
@@ -53,7 +55,7 @@ from ..model import (
     release,
     short,
 )
-from ..states import BOLD, ORDER, badge
+from ..states import BOLD, ORDER, badge, stage_badge
 from ..widgets.breadcrumb import Breadcrumb
 from ..widgets.in_flight import InFlightPanel
 from ..widgets.lanes import LanesView
@@ -77,6 +79,7 @@ class BoardScreen(OkstraScreen):
         Binding("d", "diff", "bind.diff", id="board.diff", tooltip="tip.board.diff"),
         Binding("r", "apply", "bind.apply", id="board.apply", tooltip="tip.board.apply"),
         Binding("h", "handoff", "bind.handoff", id="board.handoff", tooltip="tip.board.handoff"),
+        Binding("n", "toggle_alerts", "bind.notify", id="board.notify", tooltip="tip.board.notify", show=False),
     ]
 
     loaded: reactive[bool] = reactive(False, bindings=True)
@@ -230,10 +233,16 @@ class BoardScreen(OkstraScreen):
     def _show(self, data: BoardData, started: float) -> None:
         old, self.data = self.data, data
         quiet = self._muted or self._quiet_since is not None
-        if old is not None and not quiet:
+        if old is not None:
             for stage, (key, params) in board_events(old, self.data):
-                if stage not in self._own:
-                    self.say(t(key, **params), title=t("event.title"))
+                alert = key in ALERTS
+                if not alert and (quiet or stage in self._own):
+                    continue
+                text = t(key, **params)
+                agent = key not in ("event.done", "event.stale") and alert
+                self.say(text, title=t("detail.agent" if agent else "event.title"))
+                if alert:
+                    self.okstra.alert(text)
         # a change of ours is the board's news no more once a read that began after it
         # was recorded has shown it (a read begun earlier may still be arriving)
         self._own = {stage: at for stage, at in self._own.items() if at >= started}
@@ -316,6 +325,9 @@ class BoardScreen(OkstraScreen):
             if count:
                 text.append(" · ")
                 text.append(t(key, n=count), style=look(f"okstra--{state}"))
+        if data.needing_input:
+            text.append(" · ")
+            text.append(t("tasks.needs_input", n=len(data.needing_input)), style=look("agent--needs-input"))
         text.append(" · ")
         if data.auto_stage is not None:
             text.append(t("board.next", stage=data.auto_stage), style=look("okstra--ready") + BOLD)
@@ -323,6 +335,8 @@ class BoardScreen(OkstraScreen):
             text.append(t("tasks.all_done"), style=look("okstra--done") + BOLD)
         else:
             text.append(t("board.nothing_ready"), style=look("okstra--blocked"))
+        if self.okstra.alerts_on is False:
+            text.append(" · " + t("board.alerts_off"), style=look("okstra--blocked"))
         if self.error is not None:
             text.append("   ⚠ " + self.error.what, style=look("okstra--stale"))
         elif data.warnings:
@@ -507,6 +521,14 @@ class BoardScreen(OkstraScreen):
         if not changing:
             self._quiet_since = time.monotonic()
 
+    def action_toggle_alerts(self) -> None:
+        """Turn calling the person back (bell, desktop notification) off or on."""
+        app = self.okstra
+        app.alerts_on = not app.alert_channels
+        channels = app.alert_channels
+        self.say(t("board.alerts_on", channels=", ".join(channels)) if channels else t("board.alerts_off"))
+        self._render_summary()
+
     def action_handoff(self) -> None:
         """The handoff of the highlighted stage's group: its merge plan, then confirm."""
         view = self._selected_view()
@@ -515,4 +537,6 @@ class BoardScreen(OkstraScreen):
         self.okstra.open_handoff(self.data.task, view.group)
 
     def help_legend(self) -> list[tuple[Any, Any]]:
-        return [(badge(state, self.look), t("legend." + state)) for state in ORDER]
+        return [(badge(state, self.look), t("legend." + state)) for state in ORDER] + [
+            (stage_badge(StageState.IN_FLIGHT, AgentState.NEEDS_INPUT, self.look), t("legend.agent"))
+        ]
