@@ -278,6 +278,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task_ref", metavar="GROUP/ID")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
+    p = command("start", cmd_start, "prepare a stage and start its agent in a tmux session of its own")
+    p.add_argument("task_ref", metavar="GROUP/ID")
+    p.add_argument(
+        "--stage", default="auto", metavar="auto|N", help="the stage to start (default: the lowest ready one)"
+    )
+    p.add_argument(
+        "--workers", metavar="LIST", help="comma-separated workers: claude,codex,gemini (default: none, a single lead)"
+    )
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="autopilot: start every stage as it becomes ready, until all are done or nothing more can start",
+    )
+    p.add_argument("--max-parallel", type=int, metavar="N", help="with --follow: at most N agents at once (default 2)")
+    p.add_argument(
+        "--handoff", action="store_true", help="with --follow: hand off each group whose merge plan refuses nothing"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    p = command("agents", cmd_agents, "the agents okstra started in tmux sessions, and what each is doing")
+    p.add_argument("task_ref", metavar="GROUP/ID", nargs="?", help="only this task's (default: every project's)")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    p = command("attach", cmd_attach, "show a stage's agent session in this terminal (detach: C-b d)")
+    p.add_argument("task_ref", metavar="GROUP/ID")
+    p.add_argument("stage", type=int, metavar="N")
+
+    p = command("stop", cmd_stop, "ask a stage's agent to stop (C-c), then release the stage once it has exited")
+    p.add_argument("task_ref", metavar="GROUP/ID")
+    p.add_argument("stage", type=int, metavar="N")
+    p.add_argument("--json", action="store_true", help="print the session as JSON")
+
     p = command("launch", cmd_launch, "exec the configured agent command on a prepared run")
     p.add_argument("run_dir", metavar="RUN_DIR")
 
@@ -632,6 +664,101 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
     launch(user_path(args.run_dir, "run dir"))
     return 0  # not reached: launch execs the agent
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from .managed import require_tmux, start_stage
+    from .prompts import parse_workers
+
+    require_tmux()
+    task = _task(args)
+    workers = tuple(parse_workers(args.workers))
+    info = _say_on_stderr if args.json else print
+    if not args.follow:
+        if args.handoff or args.max_parallel is not None:
+            raise OkstraError("--max-parallel and --handoff go with --follow", "add --follow, or drop them")
+        session = start_stage(task, args.stage, workers=workers, notice=_say_on_stderr)
+        if args.json:
+            _print_json(session.to_json())
+            return 0
+        print(f"okstra: stage {session.stage} of {task.ref} started in tmux session {session.session}")
+        print(f"okstra: see it: okstra attach {task.ref} {session.stage}; all agents: okstra agents {task.ref}")
+        return 0
+    from .autopilot import DEFAULT_MAX_PARALLEL, follow
+
+    limit = DEFAULT_MAX_PARALLEL if args.max_parallel is None else args.max_parallel
+    if args.stage != "auto":
+        first = start_stage(task, args.stage, workers=workers, notice=_say_on_stderr)
+        info(f"okstra: stage {first.stage} started in tmux session {first.session}")
+    try:
+        result = follow(task, limit, handoff=args.handoff, workers=workers, notice=info)
+    except KeyboardInterrupt:
+        info(f"okstra: autopilot stopped; the agents keep running (okstra agents {task.ref})")
+        return 130
+    if args.json:
+        _print_json(
+            {
+                "task": str(task.ref),
+                "done": result.done,
+                "started": [s.to_json() for s in result.started],
+                "waiting": {str(n): state for n, state in result.waiting.items()},
+            }
+        )
+        return 0 if result.done else 2
+    if not result.done:
+        waiting = ", ".join(f"{n} ({state})" for n, state in result.waiting.items())
+        raise OkstraError(
+            f"nothing more of {task.ref} can start and no agent of it runs; not done: stage(s) {waiting}",
+            f"see why: okstra status {task.ref}"
+            + ("" if args.handoff else f"; a stage waiting for a handoff: okstra start {task.ref} --follow --handoff"),
+        )
+    print(f"okstra: every stage of {task.ref} is done")
+    return 0
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    from .managed import sessions
+    from .slugs import TaskRef
+
+    if args.task_ref:
+        found = sessions(_project(args), TaskRef.parse(args.task_ref))
+    elif getattr(args, "project", None):
+        found = sessions(_project(args))
+    else:
+        found = sessions()
+    if args.json:
+        _print_json([s.to_json() for s in found])
+        return 0
+    if not found:
+        print("okstra: no agent in a managed session (start one: okstra start GROUP/ID)")
+        return 0
+    for s in found:
+        where = s.session if s.alive else f"{s.session} (gone)"
+        print(f"{s.project_id} {s.task} stage {s.stage}  {s.state:<11}  since {s.agent.since or s.since}  {where}")
+    return 0
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from .managed import attach_argv, require_tmux, session_of
+
+    require_tmux()
+    argv = attach_argv(session_of(_task(args), args.stage))
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+    return 0  # not reached
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from .managed import stop
+
+    task = _task(args)
+    session = stop(task, args.stage)
+    if args.json:
+        _print_json(session.to_json())
+        return 0
+    released = "stage released" if not session.holds else "the stage stays held"
+    print(f"okstra: the agent of stage {args.stage} of {task.ref} has exited; {released}")
+    return 0
 
 
 def cmd_usage(args: argparse.Namespace) -> int:

@@ -24,6 +24,9 @@ class Settings(Doc):
     agent_command: list[str] = Field(default_factory=lambda: ["claude", "{prompt}"])
     agent_teams: Literal["auto", "implicit", "explicit", "none"] = "auto"
     """The prompt's team contract (`agents.TeamsKind`); `auto`: from the agent and its version."""
+    tmux_socket: str | None = None
+    """The tmux server managed agents run in (`tmux -L NAME`); none: the person's default
+    server. `OKSTRA_TMUX_SOCKET` overrides it."""
     notify: str = ",".join(NOTIFY_CHANNELS)
     """How the board calls the person back when an agent needs input or finished: any of
     `NOTIFY_CHANNELS`, comma-separated, or `off`."""

@@ -1,7 +1,8 @@
 """`okstra launch RUN_DIR`: replace this process with the configured agent on a prepared run.
 
 exec, not spawn: the reservation records this pid, and after exec it is the agent's, so
-a crashed agent makes its reservation stale on this host at once.
+a crashed agent makes its reservation stale on this host at once. In a managed terminal
+(`managed`) this process is the tmux pane's own, so the pane's pid is the agent's too.
 
 The agent's environment names the run (`OKSTRA_RUN_DIR`). Claude Code is also given
 `--settings <run dir>/agent-settings.json`, whose hooks report each of its events to
@@ -244,14 +245,8 @@ def launch(run_dir: Path) -> None:
 
     plan = plan_launch(run_dir)
     manifest = LaunchManifest.model_validate(plan.manifest)
-    held = ledger = None
-    with task_mutex(plan.task):
-        held = _check_reserved(plan.task, manifest)
-        if held is not None:  # an implementation run: a plan and its ledger are there
-            ledger = require_plan_run_root(plan.task).dir / LEDGER_NAME
-            # the reservation prepare wrote (base and branch from the ledger, not the
-            # manifest), re-stated with our pid: exec hands it to the agent
-            append_row(ledger, new_row(held.stage, "reserved", **_restated(held.streak.start), pid=os.getpid()))
+    held = record_agent_pid(plan.task, manifest, os.getpid())  # exec hands our pid to the agent
+    ledger = require_plan_run_root(plan.task).dir / LEDGER_NAME if held is not None else None
     if plan.settings is not None:
         import json
 
@@ -276,6 +271,32 @@ def launch(run_dir: Path) -> None:
                     ),
                 )
         raise OkstraError(f"cannot run the agent command {plan.argv[0]!r}: {exc.strerror}", _FIX) from None
+
+
+def record_agent_pid(
+    task: Task, manifest: LaunchManifest, pid: int, *, unless_known: bool = False
+) -> StageLedger | None:
+    """Under the task mutex, while the run holds its stage: re-state the reservation
+    prepare wrote (base and branch from the ledger, not the manifest) with the agent's
+    `pid`; the stage's ledger it held, or None for a run of no stage. `unless_known`:
+    only while the latest row is a reservation naming no pid (a managed terminal's
+    pane, whose own launch may have written it, or gone on to record more, already)."""
+    from .ledger import LEDGER_NAME, append_row, new_row
+    from .locks import task_mutex
+    from .plans import require_plan_run_root
+
+    with task_mutex(task):
+        try:
+            held = _check_reserved(task, manifest)
+        except OkstraError:
+            if unless_known:  # the run has moved on (done, say) already: its own launch spoke
+                return None
+            raise
+        if held is None or (unless_known and (held.latest.status != "reserved" or held.latest.pid is not None)):
+            return held
+        ledger = require_plan_run_root(task).dir / LEDGER_NAME
+        append_row(ledger, new_row(held.stage, "reserved", **_restated(held.streak.start), pid=pid))
+    return held
 
 
 def _restated(row: LedgerRow) -> dict[str, Any]:

@@ -71,6 +71,7 @@ Codes and their params (`task` is always the task ref, `GROUP/ID`):
 - `reconcile.commit_not_on_branches` {task, stage, commit, branch, tip, task_branch,
   task_tip}: a correction to a commit neither the stage's branch nor the task branch
   contains
+- `managed.no_tmux` {}: an agent in a managed terminal needs tmux, which is not installed
 """
 
 from __future__ import annotations
@@ -581,4 +582,13 @@ def _verify_stage_head_moved(p: Params) -> tuple[str, str]:
         f"{_short(p['commit'])}: final verification checks the commit that was recorded done",
         f"record the worktree's work as the stage's done commit: {p['record']} — or put it back at the done commit: "
         f"{p['reset']}",
+    )
+
+
+@_words("managed.no_tmux")
+def _managed_no_tmux(p: Params) -> tuple[str, str]:
+    return (
+        "tmux is not installed: okstra runs each agent in a tmux session of its own",
+        "install tmux (apt install tmux, brew install tmux or dnf install tmux), then rerun; or run the agent "
+        "in this terminal: okstra prepare GROUP/ID --type implementation, then okstra launch RUN_DIR",
     )

@@ -20,6 +20,9 @@ and the last connection to close removes it.
 
 A worktree row's `status` is its lifecycle state, `active` while it exists; what a
 `prepare` did with it (`created`, `reused`, `recreated`) is the run manifest's business.
+A session row is the tmux session okstra last started for a stage (one per stage: a new
+one replaces it); whether it still runs is tmux's to say (`managed.sessions`).
+
 The task's **anchor base commit** (what stages without dependencies branch from) is
 stored once and never changed: `fix_anchor` keeps the first value it is given.
 """
@@ -41,7 +44,7 @@ from .locations import okstra_home
 DB_NAME = "registry.sqlite3"
 CHANGES_NAME = DB_NAME + ".changes"
 CHANGES_MAX = 4096
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 15.0
 ACTIVE = "active"
 
@@ -67,6 +70,20 @@ CREATE TABLE IF NOT EXISTS anchors (
     base_commit TEXT NOT NULL,
     created     TEXT NOT NULL,
     PRIMARY KEY (project_id, task_group, task_id)
+);
+-- the tmux session okstra last started for a stage's run (`managed`)
+CREATE TABLE IF NOT EXISTS sessions (
+    project_id   TEXT NOT NULL,
+    project_root TEXT NOT NULL,
+    task_group   TEXT NOT NULL,
+    task_id      TEXT NOT NULL,
+    stage        INTEGER NOT NULL,
+    run_id       TEXT NOT NULL,
+    session      TEXT NOT NULL,
+    socket       TEXT NOT NULL,  -- '' for the default server
+    pid          INTEGER NOT NULL,
+    created      TEXT NOT NULL,
+    PRIMARY KEY (project_id, task_group, task_id, stage)
 );
 """
 
@@ -336,3 +353,61 @@ def fix_anchor(slot: TaskSlot, commit: str) -> str:
             conn.execute("ROLLBACK")
             raise
     return stored
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    project_id: str
+    project_root: str
+    task_group: str
+    task_id: str
+    stage: int
+    run_id: str
+    session: str
+    socket: str
+    """The tmux server's `-L` name, '' for the default server."""
+    pid: int
+    created: str = ""
+
+
+_SESSION_COLUMNS = "project_id, project_root, task_group, task_id, stage, run_id, session, socket, pid, created"
+
+
+def register_session(row: SessionRow) -> SessionRow:
+    """Insert or replace the session row of (task, stage)."""
+    stored = SessionRow(**{**row.__dict__, "created": row.created or _now()})
+    with _writer() as conn:
+        conn.execute(
+            f"INSERT OR REPLACE INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            tuple(stored.__dict__.values()),
+        )
+    return stored
+
+
+def session_rows(project_id: str | None = None, slot: TaskSlot | None = None) -> list[SessionRow]:
+    """The session rows of a task (`slot`), of a project, or all; by project, task and stage."""
+    where, params = "", tuple[str, ...]()
+    if slot is not None:
+        where, params = (
+            " WHERE project_id = ? AND task_group = ? AND task_id = ?",
+            (
+                slot.project_id,
+                slot.task_group,
+                slot.task_id,
+            ),
+        )
+    elif project_id is not None:
+        where, params = " WHERE project_id = ?", (project_id,)
+    with _reader() as conn:
+        if conn is None:
+            return []
+        try:
+            found = conn.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions{where} ORDER BY project_id, task_group, task_id, stage",
+                params,
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # made by an okstra before sessions, or its creator died
+                return []
+            raise
+    return [SessionRow(*values) for values in found]

@@ -213,6 +213,7 @@ EXAMPLES: dict[str, list[dict]] = {
         {"task": T, "stage": 4, "latest": None},
         {"task": T, "stage": 4, "latest": "released"},
     ],
+    "managed.no_tmux": [{}],
 }
 
 
