@@ -109,7 +109,9 @@ def follow(
     poll: float = POLL_S,
     sleep: Callable[[float], object] = time.sleep,
 ) -> FollowResult:
-    """Step until every stage is done, or nothing started and no agent of the task lives."""
+    """Step until every stage is done, or nothing started and no agent of the task runs
+    (a managed one, or one a run launched in place, whose process this machine sees)."""
+    from .agent_state import AgentState
     from .managed import sessions
     from .status import task_status
 
@@ -117,13 +119,16 @@ def follow(
     while True:
         started = autopilot_step(task, max_parallel, handoff=handoff, workers=workers, notice=notice)
         result.started += started
-        views = task_status(task).stages
-        if all(v.is_done for v in views):
+        status = task_status(task)
+        if all(v.is_done for v in status.stages):
             if handoff:
                 hand_off_ready(task, notice)
             result.done = True
             return result
-        if not started and not any(s.alive for s in sessions(task.project, task.ref)):
-            result.waiting = {v.stage: str(v.state) for v in views if not v.is_done}
+        running = any(s.alive for s in sessions(task.project, task.ref)) or any(
+            agent.seen and agent.state is not AgentState.EXITED for agent in status.agents.values()
+        )
+        if not started and not running:
+            result.waiting = {v.stage: str(v.state) for v in status.stages if not v.is_done}
             return result
         sleep(poll)

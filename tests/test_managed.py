@@ -311,3 +311,28 @@ def test_without_tmux_agents_are_gone_and_attach_says_how_to_install_it(task, mo
     assert not gone.alive and gone.state == "exited"
     code, _, err = run_cli("--project", str(task.project.root), "attach", "auth/login", "1")
     assert code == 2 and "tmux is not installed" in err
+
+
+def test_autopilot_waits_for_an_agent_launched_in_place(task) -> None:
+    """Stage 1's agent runs in another terminal (`okstra launch`, no tmux): autopilot
+    waits for it rather than stopping at once, and never takes its stage."""
+    from okstra_engine.autopilot import follow
+    from tests.support import prepared_run
+
+    sleeper()
+    in_place = subprocess.Popen([str(Path(sys.executable).with_name("okstra")), "launch", str(prepared_run(task))])
+    wait_for(lambda: any(r.pid == in_place.pid for r in ledger_rows(task)))
+    looks = []
+
+    def meanwhile(_: float) -> None:
+        looks.append(1)
+        in_place.terminate()  # its agent ends without recording done
+        in_place.wait(timeout=10)
+
+    try:
+        result = follow(task, 2, sleep=meanwhile)
+    finally:
+        in_place.kill()
+        in_place.wait(timeout=10)
+    assert looks and not result.done and result.waiting[1] == "stale"
+    assert managed.sessions(task.project, task.ref) == []
