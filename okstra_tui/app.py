@@ -7,9 +7,11 @@ workers and never on the event loop.
 
 After a stage or phase is chosen, `open_run` walks on: options → preview (the quarantine
 dialog over it when a leftover team is in the way) → confirm, which prepares the run.
-To start the agent the app exits with a `LaunchRequest`; `run_app` then execs the agent
-in this process, once Textual has given the terminal back (`after_exit`), so the pid the
-reservation recorded becomes the agent's.
+A stage's agent then starts in its managed terminal (a tmux session) and the app goes
+back to the board (`show_started`). Without tmux, or for a phase's run, the app exits
+with a `LaunchRequest`; `run_app` then execs the agent in this process, once Textual has
+given the terminal back (`after_exit`), so the pid the reservation recorded becomes the
+agent's.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from .i18n import set_language, t
 from .states import COLOURS
 
 if TYPE_CHECKING:
-    pass
+    from okstra_engine.managed import ManagedSession
 
 Clock = Callable[[], datetime]
 _HERE = Path(__file__).resolve().parent
@@ -159,6 +161,16 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         while len(self.screen_stack) > 2 and isinstance(self.screen, (PreviewScreen, RunOptionsScreen)):
             self.pop_screen()
         self.push_screen(screen)
+
+    def show_started(self, session: ManagedSession) -> None:
+        """A stage's agent started in its managed terminal: the options and preview go,
+        and the board under them shows it."""
+        from .screens.preview import PreviewScreen
+        from .screens.run_options import RunOptionsScreen
+
+        while len(self.screen_stack) > 2 and isinstance(self.screen, (PreviewScreen, RunOptionsScreen)):
+            self.pop_screen()
+        self.notify(t("board.started", stage=session.stage, session=session.session), markup=False, timeout=8)
 
     def go_back(self, screen: OkstraScreen) -> None:
         if len(self.screen_stack) > 2:  # Textual's blank default screen is the bottom

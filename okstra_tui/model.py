@@ -28,6 +28,7 @@ from .i18n import t
 if TYPE_CHECKING:
     from okstra_engine.ledger import LedgerRow
     from okstra_engine.ledger_state import LedgerState
+    from okstra_engine.managed import ManagedSession
     from okstra_engine.projects import Project
     from okstra_engine.reconcile import Suggestion
     from okstra_engine.refusals import Refusal
@@ -220,6 +221,13 @@ class BoardData:
     watch: list[Path]
     summaries: dict[int, str] = field(default_factory=dict)
     """The lead's summary of each finished stage (its carry sidecar)."""
+    sessions: dict[int, ManagedSession] = field(default_factory=dict)
+    """The managed terminal okstra last started for each stage, checked against tmux."""
+
+    def terminal(self, stage: int) -> ManagedSession | None:
+        """The stage's managed terminal while it runs (tmux still has it)."""
+        found = self.sessions.get(stage)
+        return found if found is not None and found.alive else None
 
     @property
     def task(self) -> Task:
@@ -294,7 +302,19 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
         branches={v.stage: stage_branch(task, v.stage) for v in status.stages},
         watch=watch_paths(task, status.plan_run, [v.run_id for v in status.stages if v.is_flying and v.run_id]),
         summaries=summaries,
+        sessions=terminals(project, ref),
     )
+
+
+def terminals(project: Project, ref: TaskRef) -> dict[int, ManagedSession]:
+    """The task's managed terminals by stage; none when tmux cannot say (the board shows
+    the ledger's view without them)."""
+    from okstra_engine import managed
+
+    try:
+        return {found.stage: found for found in managed.sessions(project, ref)}
+    except OkstraError:
+        return {}
 
 
 _followers: dict[Path, Any] = {}

@@ -21,13 +21,15 @@ those a screen above makes (`OkstraApp.changing_task`) not at all.
 from __future__ import annotations
 
 import math
+import shlex
+import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -67,7 +69,7 @@ if TYPE_CHECKING:
     from okstra_engine.reconcile import Suggestion
 
 FULL_REFRESH_S = 15.0
-_NEEDS_DATA = frozenset({"choose", "auto", "release", "diff", "apply", "handoff"})
+_NEEDS_DATA = frozenset({"choose", "auto", "release", "diff", "apply", "handoff", "attach", "autopilot"})
 
 
 class BoardScreen(OkstraScreen):
@@ -79,6 +81,8 @@ class BoardScreen(OkstraScreen):
         Binding("d", "diff", "bind.diff", id="board.diff", tooltip="tip.board.diff"),
         Binding("r", "apply", "bind.apply", id="board.apply", tooltip="tip.board.apply"),
         Binding("h", "handoff", "bind.handoff", id="board.handoff", tooltip="tip.board.handoff"),
+        Binding("t", "attach", "bind.attach", id="board.attach", tooltip="tip.board.attach"),
+        Binding("p", "autopilot", "bind.autopilot", id="board.autopilot", tooltip="tip.board.autopilot", show=False),
         Binding("n", "toggle_alerts", "bind.notify", id="board.notify", tooltip="tip.board.notify", show=False),
     ]
 
@@ -138,6 +142,10 @@ class BoardScreen(OkstraScreen):
         """When a screen above stopped changing the task: reads that began before then
         announce nothing."""
         self._last_age_minute: int | None = None
+        self.autopilot = False
+        """Whether each read of the board starts the stages that became ready
+        (`autopilot.autopilot_step`, at most `DEFAULT_MAX_PARALLEL` agents at once)."""
+        self._pilot = None
 
     def parent_screen(self) -> Screen[Any] | None:
         from .phases import PhaseScreen
@@ -249,6 +257,8 @@ class BoardScreen(OkstraScreen):
         if self._quiet_since is not None and started > self._quiet_since:
             self._quiet_since = None
         self._paint()
+        if self.autopilot:
+            self._step_autopilot()
         if old is None:
             self.loaded = True
             # the git work of reconcile waits until the first board is on screen
@@ -335,6 +345,8 @@ class BoardScreen(OkstraScreen):
             text.append(t("tasks.all_done"), style=look("okstra--done") + BOLD)
         else:
             text.append(t("board.nothing_ready"), style=look("okstra--blocked"))
+        if self.autopilot:
+            text.append(" · " + t("board.autopilot_on"), style=look("okstra--in-flight") + BOLD)
         if self.okstra.alerts_on is False:
             text.append(" · " + t("board.alerts_off"), style=look("okstra--blocked"))
         if self.error is not None:
@@ -520,6 +532,60 @@ class BoardScreen(OkstraScreen):
         self._muted = changing
         if not changing:
             self._quiet_since = time.monotonic()
+
+    def action_attach(self) -> None:
+        """Show the selected stage's agent in this terminal (its managed tmux session):
+        the board suspends, and detaching (tmux's C-b d) comes back to it. From inside a
+        session of the same tmux server, that client switches to the agent's session."""
+        from okstra_engine.managed import attach_argv
+
+        view = self._selected_view()
+        if view is None or self.data is None:
+            return
+        found = self.data.terminal(view.stage)
+        if found is None:
+            self.say(t("board.no_terminal", stage=view.stage, task=str(self.ref)), severity="warning", timeout=8)
+            return
+        argv = attach_argv(found)
+        if "switch-client" in argv:
+            subprocess.run(argv, capture_output=True, check=False)
+            self.say(t("board.switched", session=found.session), timeout=8)
+            return
+        try:
+            with self.app.suspend():
+                subprocess.run(argv, check=False)
+        except SuspendNotSupported:
+            self.say(t("board.attach_here", command=shlex.join(argv)), severity="warning", timeout=10)
+            return
+        self._start_load()  # what the agent did meanwhile
+
+    def action_autopilot(self) -> None:
+        """Keep the task moving: on each read, start the stages that became ready, each in
+        its managed terminal, at most two agents at once (as `okstra start --follow`)."""
+        self.autopilot = not self.autopilot
+        self.say(t("board.autopilot_on" if self.autopilot else "board.autopilot_off"))
+        self._render_summary()
+        if self.autopilot:
+            self._step_autopilot()
+
+    def _step_autopilot(self) -> None:
+        if self.data is None or (self._pilot is not None and not self._pilot.is_finished):
+            return  # the next read steps again
+        self._pilot = self._autopilot_step(self.data.task)
+
+    @work(thread=True, exit_on_error=False, group="board-autopilot")
+    def _autopilot_step(self, task) -> None:
+        from okstra_engine.autopilot import DEFAULT_MAX_PARALLEL, autopilot_step
+
+        for found in autopilot_step(task, DEFAULT_MAX_PARALLEL):
+            self.post_message(
+                self.ActionDone(found.stage, t("board.started", stage=found.stage, session=found.session))
+            )
+
+    def worker_failed(self, worker, error: BaseException) -> None:
+        if worker.group == "board-autopilot":  # said in the error dialog; not again on every read
+            self.autopilot = False
+            self._render_summary()
 
     def action_toggle_alerts(self) -> None:
         """Turn calling the person back (bell, desktop notification) off or on."""

@@ -55,7 +55,8 @@ class StageTable(Looks, DataTable[Text]):
             marker = Text("▶ ", style=self.look("state--ready")) if n == auto else Text("  ")
             title = view.title if len(view.title) <= TITLE_WIDTH else view.title[: TITLE_WIDTH - 1] + "…"
             if view.is_flying:
-                host = data.hosts.get(n)
+                # a managed terminal is on this machine: where to find it says more than the host
+                host = "tmux" if data.terminal(n) else data.hosts.get(n)
                 where = Text(" · ".join(p for p in (host, age(view.since, now)) if p))
             elif view.stage in data.worktrees:
                 where = Text(Path(data.worktrees[n]).name, style=muted)

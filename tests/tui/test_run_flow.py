@@ -141,11 +141,21 @@ async def test_concurrent_stage_means_no_team_and_no_dialog(make_app, demo) -> N
     assert len(_team_dirs(demo)) == 2
 
 
-async def test_quarantine_then_confirm_exits_to_launch_the_agent(make_app, demo, capsys) -> None:
+async def test_without_tmux_quarantine_then_confirm_exits_to_launch_the_agent(
+    make_app, demo, capsys, monkeypatch, tmp_path: Path
+) -> None:
+    """Without tmux the agent cannot start in a terminal of its own: the preview says so,
+    and okstra exits to exec it in place."""
+    import shutil
+
     from okstra_tui.app import after_exit
     from okstra_tui.runs import LaunchRequest
     from okstra_tui.screens.quarantine import QuarantineDialog
 
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "git").symlink_to(shutil.which("git") or "git")
+    monkeypatch.setenv("PATH", str(bare))
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         options = await _options(pilot)
@@ -160,6 +170,7 @@ async def test_quarantine_then_confirm_exits_to_launch_the_agent(make_app, demo,
         moved = list(trash.glob(f"*/teams/{TEAM}"))
         assert len(moved) == 1 and (moved[0] / "config.json").is_file()
         assert "moved to okstra's trash" in text_of(preview.query_one("#run-facts"))
+        assert "tmux is not installed: the agent takes this terminal" in text_of(preview.query_one("#run-facts"))
         await pilot.press("enter")
         await settle(pilot, lambda: app.return_value is not None)
     request = app.return_value
