@@ -27,6 +27,7 @@ from .errors import OkstraError
 if TYPE_CHECKING:
     from .agent_state import AgentView
     from .ledger_state import LedgerState
+    from .prepare import PreparedRun
     from .projects import Project
     from .registry import SessionRow
     from .slugs import TaskRef
@@ -142,11 +143,17 @@ def start_stage(
     start its agent in a managed session. Without tmux nothing is prepared; when the
     session cannot start, the run's reservation is released."""
     from .prepare import PrepareOptions, prepare
-    from .record import record
 
     require_tmux()
     prepared = prepare(task, PrepareOptions("implementation", stage=str(stage), workers=workers), notice=notice)
-    manifest = prepared.manifest
+    return start_prepared(task, prepared.manifest)
+
+
+def start_prepared(task: Task, manifest: PreparedRun) -> ManagedSession:
+    """Start the agent of a stage run just prepared; when the session cannot start, the
+    run's reservation is released."""
+    from .record import record
+
     try:
         return start_run(Path(manifest.run_dir))
     except BaseException:

@@ -9,7 +9,7 @@ Rules of the wizard's engine side:
   the team `prompts.team_name(...)`), when a team of that name is under the agent home
   and no run in flight owns it. A `no-team` or single-lead run creates no team, so a
   leftover does not block it and nothing is offered.
-- A stage's agent starts in a managed terminal (`managed.start_run`: its own tmux
+- A stage's agent starts in a managed terminal (`managed.start_prepared`: its own tmux
   session) when tmux is here (`in_terminal`), and okstra stays; otherwise, and for a
   phase's run, okstra exits and execs it in place.
 - The reservation records this process's pid only when the agent will be exec'd in
@@ -33,7 +33,6 @@ from okstra_engine.errors import OkstraError
 
 if TYPE_CHECKING:
     from okstra_engine.launch import LaunchPlan
-    from okstra_engine.managed import ManagedSession
     from okstra_engine.prepare import Prepared, PrepareOptions
     from okstra_engine.quarantine import TrashEntry
     from okstra_engine.tasks import Task
@@ -245,21 +244,6 @@ def prepare_run(choice: RunChoice, *, notice: Notice | None = None) -> Prepared:
 
     pid = os.getpid() if agent_ready() and not in_terminal(choice) else None
     return prepare(choice.task, choice.options(render_only=False, pid=pid), notice=notice)
-
-
-def start_in_terminal(task: Task, prepared: Prepared) -> ManagedSession:
-    """Start the prepared stage run's agent in its managed terminal; when it cannot
-    start, the run lets its stage go (as `managed.start_stage` does) and says why."""
-    from okstra_engine.managed import start_run
-    from okstra_engine.record import record
-
-    manifest = prepared.manifest
-    try:
-        return start_run(Path(manifest.run_dir))
-    except BaseException:
-        if manifest.stage is not None:
-            record(task, manifest.stage, "released", run_id=manifest.run_id)
-        raise
 
 
 def plan_agent(run_dir: Path) -> LaunchPlan:

@@ -48,7 +48,6 @@ from ..runs import (
     prepare_run,
     preview_run,
     quarantine_team,
-    start_in_terminal,
 )
 from ..states import BOLD, Look
 from ..widgets.breadcrumb import Breadcrumb
@@ -367,7 +366,11 @@ class PreviewScreen(OkstraScreen):
             plan = plan_agent(Path(prepared.manifest.run_dir))
         except OkstraError as exc:
             error = exc
-        session = start_in_terminal(self.choice.task, prepared) if plan and in_terminal(self.choice) else None
+        session = None
+        if plan is not None and in_terminal(self.choice):
+            from okstra_engine.managed import start_prepared
+
+            session = start_prepared(self.choice.task, prepared.manifest)
         self.post_message(self.Done(prepared, plan, error, session))
 
     @on(Done)
