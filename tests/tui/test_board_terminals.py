@@ -47,6 +47,18 @@ async def _start_from_the_board(pilot, stage: int) -> None:
     )
 
 
+async def _until(pilot, check, timeout: float = 120.0) -> None:
+    """Wait for `check()` while the board reloads many times (`settle` waits for every
+    worker, and the reloads keep replacing some)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "the board did not get there in time"
+        await pilot.pause(0.1)
+
+
 def _where(board, stage: int) -> str:
     return board.query_one("#stages").get_row(str(stage))[6].plain
 
@@ -125,7 +137,73 @@ async def test_autopilot_runs_the_task_from_the_board_until_a_handoff_is_needed(
         board = await board_ready(pilot)
         await pilot.press("p")
         assert board.autopilot
-        await settle(pilot, done, timeout=120)
-        await settle(pilot, lambda: "3/4 done" in str(board.query_one("#summary").content))
+        await _until(pilot, done)
+        await _until(pilot, lambda: "3/4 done" in str(board.query_one("#summary").content))
         assert app.return_value is None
     assert most <= 2  # two agents at a time, at most
+
+
+def test_attach_and_detach_come_back_to_the_board_in_a_terminal(task, tmp_path) -> None:
+    """The real app in a pty: `t` hands the terminal to the agent's tmux session, tmux's
+    C-b d gives it back to the board, which is drawn again and still answers keys."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import time
+
+    from okstra_engine.managed import start_stage
+
+    set_agent_command([sys.executable, "-c", "import time; time.sleep(120)", "{prompt_file}"])
+    started = start_stage(task, 1)  # nothing else is ready: the board's cursor is on stage 1
+    okstra = str(__import__("pathlib").Path(sys.executable).with_name("okstra"))
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "36", "OKSTRA_LANG": "en"}
+    main, child = pty.openpty()
+    __import__("fcntl").ioctl(child, __import__("termios").TIOCSWINSZ, b"\x24\x00\x78\x00\x00\x00\x00\x00")
+    proc = subprocess.Popen(
+        [okstra, "--project", str(task.project.root), "--task", str(task.ref)],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(child)
+    seen = b""
+
+    def until(text: bytes, timeout: float = 60.0) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while text not in seen:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise AssertionError(f"never saw {text!r}; the last screen: {seen[-2000:]!r}")
+            ready, _, _ = select.select([main], [], [], 0.2)
+            if ready:
+                try:
+                    seen += os.read(main, 65536)
+                except OSError:
+                    break
+
+    try:
+        until(b"Schema")  # the board, with stage 1
+        until(b"tmux")  # its where cell: the agent's managed terminal
+        seen = b""
+        os.write(main, b"t")
+        until(b"[" + started.session[:8].encode())  # tmux's status line: the agent's session
+        seen = b""
+        time.sleep(1)  # tmux asks the terminal what it is first: keys meanwhile may be taken as its answer
+        os.write(main, b"\x02")  # C-b d
+        time.sleep(0.3)
+        os.write(main, b"d")
+        until(b"detached")
+        until(b"Schema")  # the board again
+        time.sleep(0.5)
+        seen = b""
+        os.write(main, b"?")
+        until(b"What the colours mean")  # and it answers keys
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(main)
+    assert started.session in tmux.list_sessions()  # the agent runs on
