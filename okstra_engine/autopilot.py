@@ -47,13 +47,15 @@ def autopilot_step(
 
     if max_parallel < 1:
         raise OkstraError(f"--max-parallel must be 1 or more, not {max_parallel}", "pass --max-parallel 2")
-    if handoff:
-        hand_off_ready(task, notice)
+    views = task_status(task).stages
+    # a handoff plan runs git on every group: only worth it when a stage waits to be merged
+    if handoff and any(v.state is StageState.NOT_MERGED for v in views) and hand_off_ready(task, notice):
+        views = task_status(task).stages
     room = max_parallel - sum(1 for s in sessions(task.project, task.ref) if s.alive)
     started: list[ManagedSession] = []
     if room <= 0:
         return started
-    for view in task_status(task).stages:
+    for view in views:
         if len(started) >= room:
             break
         if view.state is not StageState.READY:
@@ -113,6 +115,7 @@ def follow(
     (a managed one, or one a run launched in place, whose process this machine sees)."""
     from .agent_state import AgentState
     from .managed import sessions
+    from .stage_view import StageState
     from .status import task_status
 
     result = FollowResult(done=False)
@@ -121,7 +124,7 @@ def follow(
         result.started += started
         status = task_status(task)
         if all(v.is_done for v in status.stages):
-            if handoff:
+            if handoff and any(v.state is StageState.NOT_MERGED for v in status.stages):
                 hand_off_ready(task, notice)
             result.done = True
             return result

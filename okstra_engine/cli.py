@@ -557,15 +557,29 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prepare(args: argparse.Namespace) -> int:
+def _task_to_prepare(args: argparse.Namespace, *, render_only: bool = False) -> Task:
+    """The task of a command that prepares a run; its project registers itself
+    (project.json, the machine's project list), unless nothing is to be written; only
+    where the task is, so a prepare run from inside a worktree (which has no .okstra)
+    does not make the worktree a project of its own."""
     from .locations import default_root
-    from .prepare import PrepareOptions, prepare
     from .projects import config_path, init_project, load_project
-    from .prompts import parse_workers
     from .slugs import TaskRef
     from .tasks import load_task
 
     ref = TaskRef.parse(args.task_ref)
+    root = default_root(getattr(args, "project", None))
+    if not render_only and (
+        config_path(root).exists() or (root / ".okstra" / "tasks" / ref.group / ref.id / "task.json").exists()
+    ):
+        init_project(root)
+    return load_task(load_project(root), ref)
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .prepare import PrepareOptions, prepare
+    from .prompts import parse_workers
+
     options = PrepareOptions(
         task_type=args.task_type,
         stage=args.stage,
@@ -575,15 +589,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         qa_waiver=args.qa_waiver,
         replace=args.replace,
     )
-    root = default_root(getattr(args, "project", None))
-    if not options.render_only and (
-        config_path(root).exists() or (root / ".okstra" / "tasks" / ref.group / ref.id / "task.json").exists()
-    ):
-        # a project `okstra prepare` runs in registers itself (project.json, the machine's
-        # project list); only where the task is, so a prepare run from inside a worktree
-        # (which has no .okstra) does not make the worktree a project of its own
-        init_project(root)
-    task = load_task(load_project(root), ref)
+    task = _task_to_prepare(args, render_only=options.render_only)
     prepared = prepare(task, options, notice=_say_on_stderr)
     manifest = prepared.manifest
     if args.json:
@@ -667,12 +673,13 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from .managed import require_tmux, start_stage
+    from . import tmux
+    from .managed import start_stage
     from .prompts import parse_workers
 
-    require_tmux()
-    task = _task(args)
+    tmux.require()
     workers = tuple(parse_workers(args.workers))
+    task = _task_to_prepare(args)
     info = _say_on_stderr if args.json else print
     if not args.follow:
         if args.handoff or args.max_parallel is not None:
@@ -718,10 +725,10 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def cmd_agents(args: argparse.Namespace) -> int:
     from .managed import sessions
-    from .slugs import TaskRef
 
     if args.task_ref:
-        found = sessions(_project(args), TaskRef.parse(args.task_ref))
+        task = _task(args)
+        found = sessions(task.project, task.ref)
     elif getattr(args, "project", None):
         found = sessions(_project(args))
     else:
@@ -739,9 +746,10 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from .managed import attach_argv, require_tmux, session_of
+    from . import tmux
+    from .managed import attach_argv, session_of
 
-    require_tmux()
+    tmux.require()
     argv = attach_argv(session_of(_task(args), args.stage))
     sys.stdout.flush()
     os.execvp(argv[0], argv)

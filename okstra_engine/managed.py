@@ -6,7 +6,7 @@ them again after it quits.
 - The pane runs `okstra launch` without a shell, so the pid launch records in the
   reservation before it execs the agent is the pane's, and a killed session makes the
   stage stale at once (its pid is gone).
-- The registry keeps the session okstra last started for each stage (`registry.sessions`);
+- The registry keeps the session okstra last started for each stage (its `sessions` table);
   `sessions` checks it against tmux: a session tmux no longer has is an agent that
   exited, and its stage follows the ledger (stale if it never recorded done).
 - `stop` asks the agent to stop (C-c in its pane) and releases the stage only once it
@@ -82,14 +82,6 @@ def session_name(project_id: str, ref: TaskRef | str, stage: int) -> str:
     return tmux.safe_name(f"okstra-{project_id}-{group}-{task_id}-s{stage}")
 
 
-def require_tmux() -> None:
-    """Refuse when tmux is not installed (`managed.no_tmux`)."""
-    if not tmux.available():
-        from .refusals import Refusal
-
-        raise Refusal("managed.no_tmux", {}).error()
-
-
 def start_run(run_dir: Path) -> ManagedSession:
     """Start the agent of a prepared stage run in a new detached tmux session, in the
     stage's worktree. Launch's own checks run first, here, so a run that cannot start
@@ -98,12 +90,12 @@ def start_run(run_dir: Path) -> ManagedSession:
     from .agent_events import okstra_argv
     from .launch import plan_launch, record_agent_pid, run_context
 
-    require_tmux()
+    tmux.require()
     run_dir = run_dir.resolve()
     task, manifest = run_context(run_dir)
-    if manifest.stage is None:
+    if manifest.task_type != "implementation" or manifest.stage is None:
         raise OkstraError(
-            f"run {manifest.run_id} is a {manifest.task_type} run: managed sessions run stages",
+            f"run {manifest.run_id} is a {manifest.task_type} run: managed sessions run implementation stages",
             f"run it in place: okstra launch {run_dir}",
         )
     plan = plan_launch(run_dir)
@@ -141,24 +133,29 @@ def start_stage(
 ) -> ManagedSession:
     """Prepare an implementation run of `stage` exactly as `okstra prepare` does, then
     start its agent in a managed session. Without tmux nothing is prepared; when the
-    session cannot start, the run's reservation is released."""
+    session does not start, the run's reservation is released (once a pid names it, its
+    agent started, and the ledger's rules for a gone pid take over)."""
     from .prepare import PrepareOptions, prepare
 
-    require_tmux()
-    prepared = prepare(task, PrepareOptions("implementation", stage=str(stage), workers=workers), notice=notice)
-    return start_prepared(task, prepared.manifest)
+    tmux.require()
+    options = PrepareOptions("implementation", stage=str(stage), workers=workers)
+    return start_prepared(task, prepare(task, options, notice=notice).manifest)
 
 
 def start_prepared(task: Task, manifest: PreparedRun) -> ManagedSession:
-    """Start the agent of a stage run just prepared; when the session cannot start, the
-    run's reservation is released."""
+    """Start the agent of a stage run just prepared (by `start_stage`, or the board's run
+    wizard); released as `start_stage` says when its session does not start."""
+    from .ledger import LEDGER_NAME
+    from .ledger_state import read_state
+    from .plans import require_plan_run_root
     from .record import record
 
     try:
         return start_run(Path(manifest.run_dir))
     except BaseException:
-        if manifest.stage is not None:
-            record(task, manifest.stage, "released", run_id=manifest.run_id)
+        held = read_state(require_plan_run_root(task).dir / LEDGER_NAME).stages.get(manifest.stage or 0)
+        if held is not None and held.in_flight and held.streak.run_id == manifest.run_id and held.streak.pid is None:
+            record(task, held.stage, "released", run_id=manifest.run_id)
         raise
 
 
@@ -166,15 +163,12 @@ def sessions(project: Project | None = None, ref: TaskRef | None = None) -> list
     """Every managed session okstra started (the last one of each stage) on the tmux
     server it talks to, of `project` (and its task `ref`), checked against tmux."""
     from . import registry
-    from .worktrees import task_slot
 
     socket = tmux.socket_name() or ""
     if ref is not None:
         if project is None:
             raise ValueError("a task ref needs its project")
-        from .tasks import load_task
-
-        rows = registry.session_rows(slot=task_slot(load_task(project, ref)))
+        rows = registry.session_rows(slot=registry.TaskSlot(project.id, ref.group, ref.id))
     else:
         rows = registry.session_rows(project.id if project is not None else None)
     rows = [row for row in rows if row.socket == socket]
@@ -261,15 +255,16 @@ STOP_TIMEOUT_S = 15.0
 
 
 def stop(task: Task, stage: int, *, timeout: float = STOP_TIMEOUT_S) -> ManagedSession:
-    """Ask the stage's agent to stop: C-c in its pane (again every few seconds: an agent
-    may take the first one as "stop this turn"), then, once its session has exited,
-    release the stage if the run still holds it. Refused when the agent does not exit
-    within `timeout` seconds (the stage stays held)."""
+    """Ask the stage's agent to stop: C-c in its pane, twice half a second apart (an
+    interactive agent takes the first as "stop this turn" and exits on a second one soon
+    after), again every few seconds; then, once its session has exited, release the stage
+    if the run still holds it. Refused when the agent does not exit within `timeout`
+    seconds (the stage stays held)."""
     from .record import record
 
     found = session_of(task, stage)
     deadline = time.monotonic() + timeout
-    next_key = 0.0
+    next_key, sent = 0.0, 0
     while found.alive:
         now = time.monotonic()
         if now >= deadline:
@@ -279,7 +274,8 @@ def stop(task: Task, stage: int, *, timeout: float = STOP_TIMEOUT_S) -> ManagedS
             )
         if now >= next_key:
             tmux.send_keys(found.session, "C-c")
-            next_key = now + 3.0
+            sent += 1
+            next_key = now + (0.5 if sent % 2 else 3.0)
         time.sleep(0.1)
         found = session_of(task, stage)
     if found.holds:

@@ -55,11 +55,16 @@ def tmux_argv(*args: str) -> list[str]:
     return ["tmux", *(["-L", socket] if socket else []), *args]
 
 
-def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def require() -> None:
+    """Refuse when tmux is not installed (`managed.no_tmux`)."""
     if not available():
         from .refusals import Refusal
 
         raise Refusal("managed.no_tmux", {}).error()
+
+
+def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    require()
     argv = tmux_argv(*args)
     proc = subprocess.run(argv, capture_output=True, text=True, env=_own_env(), check=False)
     if check and proc.returncode != 0:

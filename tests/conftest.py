@@ -30,9 +30,43 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name, raising=False)
     from okstra_engine.config import settings
 
+    tmux_server = _private_tmux(monkeypatch)
     settings.cache_clear()
     yield home
     settings.cache_clear()
+    tmux_server.close()
+
+
+class _PrivateTmux:
+    """The test's own tmux server (`tmux -L okstra-test-…`): no test ever reaches the
+    person's sessions; killed at the end of the test when one was started."""
+
+    def __init__(self, name: str) -> None:
+        import shutil
+
+        self.name = name
+        self.program = shutil.which("tmux")  # a test may take tmux off PATH
+
+    def close(self) -> None:
+        import subprocess
+
+        from okstra_engine import tmux
+
+        socket = tmux.socket_path()
+        if self.program is not None and socket.exists():
+            subprocess.run([self.program, "-L", self.name, "kill-server"], capture_output=True, check=False)
+            socket.unlink(missing_ok=True)  # tmux leaves it behind
+
+
+def _private_tmux(monkeypatch: pytest.MonkeyPatch) -> _PrivateTmux:
+    import secrets
+
+    from okstra_engine.tmux import SOCKET_VARIABLE
+
+    name = f"okstra-test-{secrets.token_hex(4)}"
+    monkeypatch.setenv(SOCKET_VARIABLE, name)
+    monkeypatch.delenv("TMUX", raising=False)
+    return _PrivateTmux(name)
 
 
 @pytest.fixture

@@ -51,24 +51,3 @@ def make_app(demo):
 
     return make
 
-
-@pytest.fixture(autouse=True)
-def private_tmux(monkeypatch: pytest.MonkeyPatch):
-    """No test of the UI starts an agent on the person's tmux server: each gets a private
-    one (`tmux -L`), killed afterwards. Its name."""
-    import os
-    import secrets
-    import shutil
-    import subprocess
-
-    from okstra_engine import tmux
-
-    name = f"okstra-tui-{secrets.token_hex(4)}"
-    program = shutil.which("tmux")  # a test may take tmux off PATH
-    monkeypatch.setenv(tmux.SOCKET_VARIABLE, name)
-    monkeypatch.delenv("TMUX", raising=False)
-    yield name
-    socket = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / name
-    if program and socket.exists():
-        subprocess.run([program, "-L", name, "kill-server"], capture_output=True, check=False)
-        socket.unlink(missing_ok=True)

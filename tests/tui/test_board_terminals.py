@@ -1,5 +1,5 @@
 """The board starts each stage's agent in a managed terminal and stays: real tmux on a
-private server per test (`conftest.private_tmux`), agents that wait until stopped or the
+private server per test (`tests/conftest.py`), agents that wait until stopped or the
 simulated lead."""
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ async def test_attach_without_a_terminal_to_hand_over_says_the_command(task, mon
         await pilot.press("t")  # Pilot's terminal cannot be handed over: the command to run instead
         await settle(pilot, lambda: any("attach from a shell" in text for text in notes.texts))
         said = next(text for text in notes.texts if "attach from a shell" in text)
-        assert f"attach-session -t ={started.session}" in said and "-L okstra-tui-" in said
+        assert f"attach-session -t ={started.session}" in said and "-L okstra-test-" in said
 
 
 async def test_autopilot_runs_the_task_from_the_board_until_a_handoff_is_needed(task, monkeypatch) -> None:
