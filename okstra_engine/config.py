@@ -9,11 +9,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from .documents import Doc
 from .errors import OkstraError, describe_validation_error
 from .locations import config_file
+
+NOTIFY_CHANNELS = ("bell", "osc9", "notify-send")
+"""The terminal's bell; a desktop notification through the terminal (OSC 9); and
+`notify-send`, where it is on PATH."""
 
 
 class Settings(Doc):
@@ -27,6 +31,28 @@ class Settings(Doc):
     tmux_socket: str | None = None
     """The tmux server managed agents run in (`tmux -L NAME`); none: the person's default
     server. `OKSTRA_TMUX_SOCKET` overrides it."""
+    notify: str = ",".join(NOTIFY_CHANNELS)
+    """How the board calls the person back when an agent needs input or finished: any of
+    `NOTIFY_CHANNELS`, comma-separated, or `off`."""
+
+    @field_validator("notify")
+    @classmethod
+    def _known_channels(cls, value: str) -> str:
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if parts == ["off"]:
+            return "off"
+        unknown = [part for part in parts if part not in NOTIFY_CHANNELS]
+        if unknown or not parts:
+            raise ValueError(
+                f"unknown channel {', '.join(unknown) or repr(value)}: "
+                f"use any of {', '.join(NOTIFY_CHANNELS)}, comma-separated, or off"
+            )
+        return ",".join(dict.fromkeys(parts))
+
+    @property
+    def notify_channels(self) -> tuple[str, ...]:
+        """The channels `notify` names; none when it is `off`."""
+        return () if self.notify == "off" else tuple(self.notify.split(","))
 
 
 class _Settings:

@@ -27,6 +27,7 @@ from .errors import OkstraError
 if TYPE_CHECKING:
     from .agent_state import AgentView
     from .ledger_state import LedgerState
+    from .prepare import PreparedRun
     from .projects import Project
     from .registry import SessionRow
     from .slugs import TaskRef
@@ -134,15 +135,21 @@ def start_stage(
     start its agent in a managed session. Without tmux nothing is prepared; when the
     session does not start, the run's reservation is released (once a pid names it, its
     agent started, and the ledger's rules for a gone pid take over)."""
-    from .ledger import LEDGER_NAME
-    from .ledger_state import read_state
-    from .plans import require_plan_run_root
     from .prepare import PrepareOptions, prepare
-    from .record import record
 
     tmux.require()
     options = PrepareOptions("implementation", stage=str(stage), workers=workers)
-    manifest = prepare(task, options, notice=notice).manifest
+    return start_prepared(task, prepare(task, options, notice=notice).manifest)
+
+
+def start_prepared(task: Task, manifest: PreparedRun) -> ManagedSession:
+    """Start the agent of a stage run just prepared (by `start_stage`, or the board's run
+    wizard); released as `start_stage` says when its session does not start."""
+    from .ledger import LEDGER_NAME
+    from .ledger_state import read_state
+    from .plans import require_plan_run_root
+    from .record import record
+
     try:
         return start_run(Path(manifest.run_dir))
     except BaseException:

@@ -7,9 +7,11 @@ workers and never on the event loop.
 
 After a stage or phase is chosen, `open_run` walks on: options → preview (the quarantine
 dialog over it when a leftover team is in the way) → confirm, which prepares the run.
-To start the agent the app exits with a `LaunchRequest`; `run_app` then execs the agent
-in this process, once Textual has given the terminal back (`after_exit`), so the pid the
-reservation recorded becomes the agent's.
+A stage's agent then starts in its managed terminal (a tmux session) and the app goes
+back to the board (`show_started`). Without tmux, or for a phase's run, the app exits
+with a `LaunchRequest`; `run_app` then execs the agent in this process, once Textual has
+given the terminal back (`after_exit`), so the pid the reservation recorded becomes the
+agent's.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import shlex
 import sys
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import CommandPalette
+from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 
@@ -36,7 +40,7 @@ from .i18n import HELP_BINDING, set_language, t
 from .states import COLOURS
 
 if TYPE_CHECKING:
-    pass
+    from okstra_engine.managed import ManagedSession
 
 Clock = Callable[[], datetime]
 _HERE = Path(__file__).resolve().parent
@@ -69,6 +73,14 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         Binding("ctrl+c", "help_quit", show=False, system=True),
     ]
 
+    class Alerted(Message):
+        """The person was called back (`alert`): `text`, through `channels`."""
+
+        def __init__(self, text: str, channels: tuple[str, ...]) -> None:
+            super().__init__()
+            self.text = text
+            self.channels = channels
+
     changing_task: reactive[bool] = reactive(False, always_update=True)
     """True while a screen changes the task's files (prepares a run, hands off a group),
     False again when it is done. Screens that show the task watch it: what changes
@@ -98,6 +110,9 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         """Variables a command shown to the person needs (the demo's homes)."""
         self.last_workers: tuple[str, ...] = ("claude",)
         """The workers chosen for the last run (the options screen starts from them)."""
+        self.alerts_on: bool | None = None
+        """Whether `alert` calls the person back: None as the settings' `notify` says;
+        the board's key turns it off or on for this session."""
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(COLOURS)
@@ -167,6 +182,16 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
             self.pop_screen()
         self.push_screen(screen)
 
+    def show_started(self, session: ManagedSession) -> None:
+        """A stage's agent started in its managed terminal: the options and preview go,
+        and the board under them shows it."""
+        from .screens.preview import PreviewScreen
+        from .screens.run_options import RunOptionsScreen
+
+        while len(self.screen_stack) > 2 and isinstance(self.screen, (PreviewScreen, RunOptionsScreen)):
+            self.pop_screen()
+        self.notify(t("board.started", stage=session.stage, session=session.session), markup=False, timeout=8)
+
     def go_back(self, screen: OkstraScreen) -> None:
         if len(self.screen_stack) > 2:  # Textual's blank default screen is the bottom
             self.pop_screen()
@@ -174,6 +199,45 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         parent = screen.parent_screen()
         if parent is not None:
             self.switch_screen(parent)
+
+    # ------------------------------------------------------------ calling the person back
+
+    @property
+    def alert_channels(self) -> tuple[str, ...]:
+        """The channels an alert goes out on now: the settings' (the default ones when the
+        settings cannot be read), none once turned off, the default ones when turned on
+        over settings that say `off`."""
+        from okstra_engine.config import NOTIFY_CHANNELS, settings
+
+        try:
+            configured = settings().notify_channels
+        except OkstraError:
+            configured = NOTIFY_CHANNELS
+        if self.alerts_on is None:
+            return configured
+        return (configured or NOTIFY_CHANNELS) if self.alerts_on else ()
+
+    def alert(self, text: str) -> None:
+        """Call the person back with `text` on every channel the settings name and this
+        terminal has (a headless app writes nothing, as Textual's bell)."""
+        from .alerts import notify_send_argv, osc9, run_quietly
+
+        sent: list[str] = []
+        for channel in self.alert_channels:
+            if channel == "bell":
+                self.bell()
+            elif channel == "osc9":
+                if not self.is_headless and self._driver is not None:
+                    self._driver.write(osc9(text))
+            else:
+                argv = notify_send_argv("okstra", text)
+                if argv is None:
+                    continue
+                if not self.is_headless:
+                    self.run_worker(partial(run_quietly, argv), thread=True, group="alerts", exit_on_error=False)
+            sent.append(channel)
+        if sent:
+            self.post_message(self.Alerted(text, tuple(sent)))
 
     # ------------------------------------------------------------ errors
 

@@ -16,6 +16,7 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from okstra_engine.agent_state import AgentState
 from okstra_engine.errors import OkstraError
 from okstra_engine.shown import shown
 from okstra_engine.slugs import TaskRef
@@ -26,6 +27,7 @@ from .i18n import t
 if TYPE_CHECKING:
     from okstra_engine.ledger import LedgerRow
     from okstra_engine.ledger_state import LedgerState
+    from okstra_engine.managed import ManagedSession
     from okstra_engine.projects import Project
     from okstra_engine.reconcile import Suggestion
     from okstra_engine.refusals import Refusal
@@ -307,6 +309,11 @@ class PlanReview:
     def views(self) -> dict[int, StageView]:
         return {v.stage: v for v in self.stages}
 
+    @property
+    def agents(self) -> dict[int, AgentState]:
+        """A plan under review has no stage in flight, so no agent."""
+        return {}
+
 
 def load_plan_review(root: Path, ref: TaskRef, now: datetime) -> PlanReview:
     from okstra_engine.fsio import read_text_nofollow
@@ -407,6 +414,13 @@ class BoardData:
     pids: dict[int, int] = field(default_factory=dict)
     """The agent pid of each stage in flight on this host: a pid that dies changes no
     file, so the board looks at these (`gone`)."""
+    sessions: dict[int, ManagedSession] = field(default_factory=dict)
+    """The managed terminal okstra last started for each stage, checked against tmux."""
+
+    def terminal(self, stage: int) -> ManagedSession | None:
+        """The stage's managed terminal while it runs (tmux still has it)."""
+        found = self.sessions.get(stage)
+        return found if found is not None and found.alive else None
 
     @property
     def task(self) -> Task:
@@ -431,6 +445,21 @@ class BoardData:
     @cached_property
     def views(self) -> dict[int, StageView]:
         return {v.stage: v for v in self.stages}
+
+    @cached_property
+    def agents(self) -> dict[int, AgentState]:
+        """What the agent of each stage in flight is doing, where something here saw it
+        (its hooks, or its process): a guess from the ledger is no news of the agent."""
+        return {
+            n: agent.state
+            for n, agent in self.status.agents.items()
+            if agent.seen and n in self.views and self.views[n].state is StageState.IN_FLIGHT
+        }
+
+    @property
+    def needing_input(self) -> list[int]:
+        """The stages whose agent waits for the person."""
+        return [n for n, state in sorted(self.agents.items()) if state is AgentState.NEEDS_INPUT]
 
 
 def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
@@ -471,6 +500,7 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
         summaries=summaries,
         usage=usage,
         pids=_live_pids(status),
+        sessions=terminals(project, ref),
     )
 
 
@@ -494,6 +524,17 @@ def gone(pids: dict[int, int]) -> bool:
     from okstra_engine.ledger import pid_alive
 
     return not all(map(pid_alive, pids.values()))
+
+
+def terminals(project: Project, ref: TaskRef) -> dict[int, ManagedSession]:
+    """The task's managed terminals by stage; none when tmux cannot say (the board shows
+    the ledger's view without them)."""
+    from okstra_engine import managed
+
+    try:
+        return {found.stage: found for found in managed.sessions(project, ref)}
+    except OkstraError:
+        return {}
 
 
 _followers: dict[Path, Any] = {}
@@ -539,7 +580,9 @@ def watch_paths(task: Task, plan_run: str | None, flying_runs: Iterable[str] = (
 
 def board_events(old: BoardData, new: BoardData) -> list[tuple[int, Reason]]:
     """What changed between two loads of the same plan, stage by stage, as texts to
-    notify: done (or its commit corrected), taken, started, released, gone stale."""
+    notify: done (or its commit corrected), taken, started, released, gone stale; and what
+    its agent did: it needs input, it finished its turn, it exited or failed (`ALERTS`
+    says which of them call the person back)."""
     if old.plan_run != new.plan_run:
         return []
     before = old.views
@@ -574,7 +617,31 @@ def board_events(old: BoardData, new: BoardData) -> list[tuple[int, Reason]]:
             events.append((n, ("event.started", {"stage": n, "run": view.run_id or "-"})))
         elif was.is_flying and not view.is_flying:
             events.append((n, ("event.released", {"stage": n})))
+        agent = _agent_event(old.agents.get(n), new.agents.get(n))
+        if agent is not None:
+            events.append((n, (agent, {"stage": n})))
     return events
+
+
+ALERTS = frozenset(
+    {"event.done", "event.stale", "event.needs_input", "event.agent_idle", "event.agent_exited", "event.agent_failed"}
+)
+"""The events that call the person back (the bell, a desktop notification): a stage done,
+an agent that needs input or stopped working. None of them is the board's own doing, so
+none is muted."""
+
+
+def _agent_event(was: AgentState | None, now: AgentState | None) -> str | None:
+    """The event of an agent moving from `was` to `now` (None: not seen in flight)."""
+    if now is None or now is was:
+        return None
+    if now is AgentState.NEEDS_INPUT:
+        return "event.needs_input"
+    if now is AgentState.IDLE and was in (AgentState.WORKING, AgentState.NEEDS_INPUT):
+        return "event.agent_idle"
+    if now is AgentState.EXITED and was is not None:
+        return "event.agent_exited"
+    return "event.agent_failed" if now is AgentState.FAILED else None
 
 
 # ---------------------------------------------------------------- diff preview

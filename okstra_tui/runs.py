@@ -9,10 +9,14 @@ Rules of the wizard's engine side:
   the team `prompts.team_name(...)`), when a team of that name is under the agent home
   and no run in flight owns it. A `no-team` or single-lead run creates no team, so a
   leftover does not block it and nothing is offered.
-- The reservation records this process's pid only when the agent command can start
-  (the TUI then execs it in place, so the pid becomes the agent's). When it cannot,
-  the person starts it with `okstra launch RUN_DIR`, which re-states the reservation
-  with the agent's pid; the reservation itself records none.
+- A stage's agent starts in a managed terminal (`managed.start_prepared`: its own tmux
+  session) when tmux is here (`in_terminal`), and okstra stays; otherwise, and for a
+  phase's run, okstra exits and execs it in place.
+- The reservation records this process's pid only when the agent will be exec'd in
+  place (the pid becomes the agent's). A managed terminal's pane records its own. When
+  the agent command cannot start, the person starts it with `okstra launch RUN_DIR`,
+  which re-states the reservation with the agent's pid; the reservation itself records
+  none.
 """
 
 from __future__ import annotations
@@ -176,6 +180,8 @@ class Preview:
     agent: list[str] = field(default_factory=list)
     """The configured agent command (its template)."""
     agent_ready: bool = False
+    in_terminal: bool = False
+    """The agent will start in a managed terminal (`in_terminal`), okstra staying."""
 
 
 def preview_run(choice: RunChoice) -> Preview:
@@ -186,7 +192,7 @@ def preview_run(choice: RunChoice) -> Preview:
     prepared = prepare(choice.task, choice.options(render_only=True))
     team = prepared.manifest.team
     check = leftover_team(team.name) if team.mode == "gate" and team.name else None
-    return Preview(choice, prepared, check, list(settings().agent_command), agent_ready())
+    return Preview(choice, prepared, check, list(settings().agent_command), agent_ready(), in_terminal(choice))
 
 
 def leftover_team(team: str) -> TeamCheck | None:
@@ -229,12 +235,20 @@ def agent_ready() -> bool:
     return "{" in program or shutil.which(program) is not None
 
 
+def in_terminal(choice: RunChoice) -> bool:
+    """Whether the run's agent starts in a managed terminal, okstra staying: a stage's
+    run, with tmux here."""
+    from okstra_engine import tmux
+
+    return choice.phase == "implementation" and choice.stage is not None and tmux.available()
+
+
 def prepare_run(choice: RunChoice, *, notice: Notice | None = None, run_id: str | None = None) -> Prepared:
     """The real prepare, as the run `run_id` the preview showed. The pid is ours when the
     agent will be exec'd in place."""
     from okstra_engine.prepare import prepare
 
-    pid = os.getpid() if agent_ready() else None
+    pid = os.getpid() if agent_ready() and not in_terminal(choice) else None
     return prepare(choice.task, choice.options(render_only=False, pid=pid, run_id=run_id), notice=notice)
 
 

@@ -5,7 +5,8 @@ The six state colours are theme variables (`$okstra-done`, ...; `COLOURS` holds 
 defaults, which `OkstraApp.get_theme_variable_defaults` hands to Textual, so a theme may
 override them). `app.tcss` colours two families of component classes with them:
 `state--STATE`, a state's badge (bold for the states that ask for attention), and
-`okstra--STATE`, the state's colour alone. A widget or screen that builds Rich text
+`okstra--STATE`, the state's colour alone. An agent that needs input has a seventh colour
+of its own (`$okstra-needs-input`: `agent--needs-input`, its badge; `okstra--needs-input`). A widget or screen that builds Rich text
 declares `COMPONENT_CLASSES = LOOKS`, mixes in `Looks`, and takes its styles from
 `self.look(name)`: no colour is spelled in Python.
 """
@@ -19,6 +20,7 @@ from typing import Any
 from rich.style import Style
 from rich.text import Text
 
+from okstra_engine.agent_state import AgentState
 from okstra_engine.stage_view import StageState
 
 from .i18n import t
@@ -39,9 +41,15 @@ COLOURS = {
     "okstra-stale": "#F14C4C",
     "okstra-ready": "#FFA62B",
     "okstra-blocked": "#8A8A8A",
+    # an agent waiting for the person: no state shares it
+    "okstra-needs-input": "#FF5FD7",
 }
 ORDER = tuple(StageState)
-LOOKS = frozenset({f"state--{state}" for state in ORDER} | {f"okstra--{state}" for state in ORDER})
+LOOKS = frozenset(
+    {f"state--{state}" for state in ORDER}
+    | {f"okstra--{state}" for state in ORDER}
+    | {"agent--needs-input", "okstra--needs-input"}
+)
 """The component classes `app.tcss` styles; `COMPONENT_CLASSES` of whatever uses them."""
 BOLD = Style(bold=True)
 
@@ -65,6 +73,23 @@ def glyph(state: StageState) -> str:
 
 def badge(state: StageState, look: Look) -> Text:
     return Text(f"{glyph(state)} {t('state.' + state)}", style=look(f"state--{state}"))
+
+
+AGENT_LOOKS = {AgentState.NEEDS_INPUT: "agent--needs-input", AgentState.FAILED: "state--stale"}
+"""The agent states that look unlike their stage's state (in flight)."""
+
+
+def stage_badge(state: StageState, agent: AgentState | None, look: Look) -> Text:
+    """A stage's badge; for a stage whose agent is seen (`agent`), the agent's state in its
+    place, after the stage's glyph (`◐ needs input`): as wide as a state's word."""
+    if agent is None:
+        return badge(state, look)
+    return Text(f"{glyph(state)} {t('agent.short.' + agent)}", style=look(badge_look(state, agent)))
+
+
+def badge_look(state: StageState, agent: AgentState | None) -> str:
+    """The look of a stage's badge: its agent's, where that looks unlike the stage's."""
+    return AGENT_LOOKS.get(agent, f"state--{state}") if agent else f"state--{state}"
 
 
 def age(since: datetime | None, now: datetime) -> str:

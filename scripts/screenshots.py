@@ -25,6 +25,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from okstra_engine.demo import DemoInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -98,7 +102,7 @@ async def main(out: Path) -> None:
     from okstra_tui.screens.run_options import RunOptionsScreen
     from okstra_tui.screens.runs import RunsScreen
     from okstra_tui.screens.tasks import TasksScreen
-    from tests.tui.driving import a_plan_to_review, board_ready, demo_runs, settle
+    from tests.tui.driving import NEEDS_INPUT, a_plan_to_review, board_ready, demo_runs, hooks_say, settle
 
     async def task_list(pilot) -> None:
         await settle(pilot, lambda: isinstance(pilot.app.screen, TasksScreen) and pilot.app.screen.summaries)
@@ -163,6 +167,11 @@ async def main(out: Path) -> None:
         pilot.app.clear_notifications()  # the toast would cover the result
         await pilot.pause()
 
+    async def select_stage_4(pilot) -> None:
+        board = await board_ready(pilot)
+        board.query_one("#stages").select_stage(4)
+        await settle(pilot)
+
     async def prepared(pilot) -> None:
         await board_ready(pilot)
         await pilot.press("enter")  # stage 5, ready once group B is handed off
@@ -216,6 +225,11 @@ async def main(out: Path) -> None:
     missing = "claude" if shutil.which("claude") is None else "okstra-demo-no-such-agent"
     with settings_file(f'agent_command = ["{missing}", "{{prompt}}"]\n'):
         await shoot(out, "run-prepared-no-agent", prepared)
+    # a fresh demo: stage 3's agent and stage 4's at work, then stage 4's asking the person
+    four = two_agents_at_work(build())
+    await shoot(out, "board-two-agents", select_stage_4)
+    hooks_say(four, *NEEDS_INPUT)
+    await shoot(out, "board-agent-needs-input", select_stage_4)
 
 
 @contextmanager
@@ -254,6 +268,18 @@ def finish_group_b() -> None:
     finish_stages(load_task(load_project(DEMO_DIR / "shop"), TaskRef.parse("demo/checkout")), [3, 4], release=(3,))
 
 
+def two_agents_at_work(info: DemoInfo) -> Path:
+    from okstra_engine import clock
+    from okstra_engine.projects import load_project
+    from okstra_engine.slugs import TaskRef
+    from okstra_engine.tasks import load_task
+    from tests.tui.driving import two_agents
+
+    task = load_task(load_project(DEMO_DIR / "shop"), TaskRef.parse("demo/checkout"))
+    with clock.pinned(time=NOW, stamps=NOW, token="5a0b1c"):
+        return two_agents(task, info.run_ids)
+
+
 def pin_the_clock() -> None:
     """Run ids, trash stamps and the dates of new commits: all at NOW (see the docstring)."""
     import okstra_engine.git
@@ -271,7 +297,7 @@ def pin_the_clock() -> None:
     }
 
 
-def build() -> None:
+def build() -> DemoInfo:
     from okstra_engine.config import settings
     from okstra_engine.demo import build_demo
 
@@ -283,6 +309,7 @@ def build() -> None:
     os.environ.update(info.env)
     os.environ["OKSTRA_LANG"] = "en"
     settings.cache_clear()
+    return info
 
 
 if __name__ == "__main__":

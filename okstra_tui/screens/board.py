@@ -20,13 +20,15 @@ those a screen above makes (`OkstraApp.changing_task`) not at all.
 from __future__ import annotations
 
 import math
+import shlex
+import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -35,6 +37,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
+from okstra_engine.agent_state import AgentState
 from okstra_engine.errors import OkstraError
 from okstra_engine.slugs import TaskRef
 from okstra_engine.stage_view import StageState
@@ -43,6 +46,7 @@ from ..base import OkstraScreen
 from ..i18n import t
 from ..live import FileWatch, Marks, fingerprint
 from ..model import (
+    ALERTS,
     BoardData,
     apply_suggestion,
     board_events,
@@ -52,7 +56,7 @@ from ..model import (
     release,
     short,
 )
-from ..states import BOLD, ORDER, age, badge
+from ..states import BOLD, ORDER, age, badge, stage_badge
 from ..widgets.breadcrumb import Breadcrumb
 from ..widgets.in_flight import InFlightPanel
 from ..widgets.lanes import LanesView
@@ -68,7 +72,7 @@ SIDE_WIDTH = 40
 SIDE_MIN_WIDTH = 24
 """The side column's widest, and the narrowest it is shown at: on a narrow terminal it
 yields its room to the stage table, whose columns up to the state stay whole."""
-_NEEDS_DATA = frozenset({"choose", "auto", "release", "diff", "apply", "handoff"})
+_NEEDS_DATA = frozenset({"choose", "auto", "release", "diff", "apply", "handoff", "attach", "autopilot"})
 
 
 class BoardScreen(OkstraScreen):
@@ -80,6 +84,9 @@ class BoardScreen(OkstraScreen):
         Binding("d", "diff", "bind.diff", id="board.diff", tooltip="tip.board.diff"),
         Binding("r", "apply", "bind.apply", id="board.apply", tooltip="tip.board.apply"),
         Binding("h", "handoff", "bind.handoff", id="board.handoff", tooltip="tip.board.handoff"),
+        Binding("t", "attach", "bind.attach", id="board.attach", tooltip="tip.board.attach"),
+        Binding("p", "autopilot", "bind.autopilot", id="board.autopilot", tooltip="tip.board.autopilot", show=False),
+        Binding("n", "toggle_alerts", "bind.notify", id="board.notify", tooltip="tip.board.notify", show=False),
     ]
 
     loaded: reactive[bool] = reactive(False, bindings=True)
@@ -139,6 +146,10 @@ class BoardScreen(OkstraScreen):
         announce nothing."""
         self._ages: tuple[str, ...] = ()
         """The ages shown of the stages in flight, as last painted."""
+        self.autopilot = False
+        """Whether each read of the board starts the stages that became ready
+        (`autopilot.autopilot_step`, at most `DEFAULT_MAX_PARALLEL` agents at once)."""
+        self._pilot = None
 
     def parent_screen(self) -> Screen[Any] | None:
         from .phases import PhaseScreen
@@ -243,16 +254,24 @@ class BoardScreen(OkstraScreen):
     def _show(self, data: BoardData, started: float) -> None:
         old, self.data = self.data, data
         quiet = self._muted or self._quiet_since is not None
-        if old is not None and not quiet:
+        if old is not None:
             for stage, (key, params) in board_events(old, self.data):
-                if stage not in self._own:
-                    self.say(t(key, **params), title=t("event.title"))
+                alert = key in ALERTS
+                if not alert and (quiet or stage in self._own):
+                    continue
+                text = t(key, **params)
+                agent = key not in ("event.done", "event.stale") and alert
+                self.say(text, title=t("detail.agent" if agent else "event.title"))
+                if alert:
+                    self.okstra.alert(text)
         # a change of ours is the board's news no more once a read that began after it
         # was recorded has shown it (a read begun earlier may still be arriving)
         self._own = {stage: at for stage, at in self._own.items() if at >= started}
         if self._quiet_since is not None and started > self._quiet_since:
             self._quiet_since = None
         self._paint()
+        if self.autopilot:
+            self._step_autopilot()
         if old is None:
             self.loaded = True
             # the git work of reconcile waits until the first board is on screen
@@ -334,6 +353,9 @@ class BoardScreen(OkstraScreen):
             if count:
                 text.append(" · ")
                 text.append(t(key, n=count), style=look(f"okstra--{state}"))
+        if data.needing_input:
+            text.append(" · ")
+            text.append(t("tasks.needs_input", n=len(data.needing_input)), style=look("agent--needs-input"))
         text.append(" · ")
         if data.auto_stage is not None:
             text.append(t("board.next", stage=data.auto_stage), style=look("okstra--ready") + BOLD)
@@ -341,6 +363,10 @@ class BoardScreen(OkstraScreen):
             text.append(t("tasks.all_done"), style=look("okstra--done") + BOLD)
         else:
             text.append(t("board.nothing_ready"), style=look("okstra--blocked"))
+        if self.autopilot:
+            text.append(" · " + t("board.autopilot_on"), style=look("okstra--in-flight") + BOLD)
+        if self.okstra.alerts_on is False:
+            text.append(" · " + t("board.alerts_off"), style=look("okstra--blocked"))
         if self.error is not None:
             text.append("   ⚠ " + self.error.what, style=look("okstra--stale"))
         elif data.warnings:
@@ -528,6 +554,68 @@ class BoardScreen(OkstraScreen):
         if not changing:
             self._quiet_since = time.monotonic()
 
+    def action_attach(self) -> None:
+        """Show the selected stage's agent in this terminal (its managed tmux session):
+        the board suspends, and detaching (tmux's C-b d) comes back to it. From inside a
+        session of the same tmux server, that client switches to the agent's session."""
+        from okstra_engine.managed import attach_argv
+
+        view = self._selected_view()
+        if view is None or self.data is None:
+            return
+        found = self.data.terminal(view.stage)
+        if found is None:
+            self.say(t("board.no_terminal", stage=view.stage, task=str(self.ref)), severity="warning", timeout=8)
+            return
+        argv = attach_argv(found)
+        if "switch-client" in argv:
+            subprocess.run(argv, capture_output=True, check=False)
+            self.say(t("board.switched", session=found.session), timeout=8)
+            return
+        try:
+            with self.app.suspend():
+                subprocess.run(argv, check=False)
+        except SuspendNotSupported:
+            self.say(t("board.attach_here", command=shlex.join(argv)), severity="warning", timeout=10)
+            return
+        self._start_load()  # what the agent did meanwhile
+
+    def action_autopilot(self) -> None:
+        """Keep the task moving: on each read, start the stages that became ready, each in
+        its managed terminal, at most two agents at once (as `okstra start --follow`)."""
+        self.autopilot = not self.autopilot
+        self.say(t("board.autopilot_on" if self.autopilot else "board.autopilot_off"))
+        self._render_summary()
+        if self.autopilot:
+            self._step_autopilot()
+
+    def _step_autopilot(self) -> None:
+        if self.data is None or (self._pilot is not None and not self._pilot.is_finished):
+            return  # the next read steps again
+        self._pilot = self._autopilot_step(self.data.task)
+
+    @work(thread=True, exit_on_error=False, group="board-autopilot")
+    def _autopilot_step(self, task) -> None:
+        from okstra_engine.autopilot import DEFAULT_MAX_PARALLEL, autopilot_step
+
+        for found in autopilot_step(task, DEFAULT_MAX_PARALLEL):
+            self.post_message(
+                self.ActionDone(found.stage, t("board.started", stage=found.stage, session=found.session))
+            )
+
+    def worker_failed(self, worker, error: BaseException) -> None:
+        if worker.group == "board-autopilot":  # said in the error dialog; not again on every read
+            self.autopilot = False
+            self._render_summary()
+
+    def action_toggle_alerts(self) -> None:
+        """Turn calling the person back (bell, desktop notification) off or on."""
+        app = self.okstra
+        app.alerts_on = not app.alert_channels
+        channels = app.alert_channels
+        self.say(t("board.alerts_on", channels=", ".join(channels)) if channels else t("board.alerts_off"))
+        self._render_summary()
+
     def action_handoff(self) -> None:
         """The handoff of the highlighted stage's group: its merge plan, then confirm."""
         view = self._selected_view()
@@ -536,4 +624,6 @@ class BoardScreen(OkstraScreen):
         self.okstra.open_handoff(self.data.task, view.group)
 
     def help_legend(self) -> list[tuple[Any, Any]]:
-        return [(badge(state, self.look), t("legend." + state)) for state in ORDER]
+        return [(badge(state, self.look), t("legend." + state)) for state in ORDER] + [
+            (stage_badge(StageState.IN_FLIGHT, AgentState.NEEDS_INPUT, self.look), t("legend.agent"))
+        ]

@@ -8,8 +8,10 @@ its team (the `gate` of explicit agent teams) can meet one; a session's implicit
 and workers without a team have nothing to create, and say so on the team line.
 
 `enter` (or the button) prepares the run for real in a worker, the progress on screen;
-then the app exits and `run_app` execs the agent (a `LaunchRequest`), or — when the agent
-command cannot start here — the prepared screen shows the command to run.
+then a stage's agent starts in its managed terminal and the board shows it
+(`OkstraApp.show_started`); without tmux, or for a phase's run, the app exits and
+`run_app` execs the agent (a `LaunchRequest`); when the agent command cannot start here,
+the prepared screen shows the command to run.
 """
 
 from __future__ import annotations
@@ -36,7 +38,17 @@ from ..base import OkstraScreen
 from ..i18n import t
 from ..model import home_relative, short, stages_text
 from ..refusal_text import error_texts
-from ..runs import LaunchRequest, Preview, RunChoice, TeamCheck, plan_agent, prepare_run, preview_run, quarantine_team
+from ..runs import (
+    LaunchRequest,
+    Preview,
+    RunChoice,
+    TeamCheck,
+    in_terminal,
+    plan_agent,
+    prepare_run,
+    preview_run,
+    quarantine_team,
+)
 from ..states import BOLD, Look
 from ..widgets.breadcrumb import Breadcrumb
 from ..widgets.status_bar import StatusBar
@@ -46,6 +58,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from okstra_engine.launch import LaunchPlan
+    from okstra_engine.managed import ManagedSession
     from okstra_engine.prepare import Prepared, PreparedRun
     from okstra_engine.quarantine import TrashEntry
 
@@ -163,11 +176,18 @@ class PreviewScreen(OkstraScreen):
             self.entry = entry
 
     class Done(Message):
-        def __init__(self, prepared: Prepared, plan: LaunchPlan | None, launch_error: OkstraError | None) -> None:
+        def __init__(
+            self,
+            prepared: Prepared,
+            plan: LaunchPlan | None,
+            launch_error: OkstraError | None,
+            session: ManagedSession | None = None,
+        ) -> None:
             super().__init__()
             self.prepared = prepared
             self.plan = plan
             self.launch_error = launch_error
+            self.session = session
 
     # preview: every assignment is news (always_update), no deep comparison of previews
     busy: reactive[Busy | None] = reactive(Busy.LOADING, bindings=True, repaint=False)
@@ -273,6 +293,8 @@ class PreviewScreen(OkstraScreen):
         agent = Text(" ".join(command))
         if not self.preview.agent_ready:
             agent.append("  " + t("preview.agent_missing"), style=self.look("okstra--not-merged"))
+        elif self.choice.stage is not None and not self.preview.in_terminal:
+            agent.append("  " + t("preview.in_place"), style=self.look("okstra--not-merged"))
         grid = run_facts(manifest, dry=True, look=self.look, team=team, agent=agent)
         if self.choice.qa_waiver:
             grid.add_row(t("preview.waiver"), Text(self.choice.qa_waiver))
@@ -345,7 +367,12 @@ class PreviewScreen(OkstraScreen):
             plan = plan_agent(Path(prepared.manifest.run_dir))
         except OkstraError as exc:
             error = exc
-        self.post_message(self.Done(prepared, plan, error))
+        session = None
+        if plan is not None and in_terminal(self.choice):
+            from okstra_engine.managed import start_prepared
+
+            session = start_prepared(self.choice.task, prepared.manifest)
+        self.post_message(self.Done(prepared, plan, error, session))
 
     @on(Done)
     def _done(self, message: Done) -> None:
@@ -353,6 +380,9 @@ class PreviewScreen(OkstraScreen):
         self.okstra.changing_task = False
         manifest = message.prepared.manifest
         app = self.okstra
+        if message.session is not None:
+            app.show_started(message.session)
+            return
         if message.plan is not None:
             self._status(t("preview.launching"), working=True)
             app.exit(

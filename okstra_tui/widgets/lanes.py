@@ -1,6 +1,8 @@
 """The plan's shape at a glance: one lane per stage group, in hand-off order, each stage a
 card (number and `▶ auto` on its top border, dependencies on the bottom one, title and
-state inside, coloured by state; the selected card has a heavy border).
+state inside, coloured by state; the selected card has a heavy border). A stage in flight
+whose agent is seen shows the agent's state in place of its own; one whose agent needs
+input takes that colour, border and all.
 
 A lane is a row of widgets: its label, then a `StageCard` per stage. `show` repaints only
 the cards whose look changed (moving the selection repaints two), and builds the lanes
@@ -24,12 +26,13 @@ from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.message import Message
 from textual.widgets import Static
 
+from okstra_engine.agent_state import AgentState
 from okstra_engine.shown import shown
 from okstra_engine.stage_view import StageState, StageView
 
 from ..i18n import t
 from ..model import blocked_text, short
-from ..states import BOLD, LOOKS, Looks, age, glyph
+from ..states import BOLD, LOOKS, Looks, age, badge_look, glyph
 
 CARD_WIDTH = 23
 CARD_HEIGHT = 4
@@ -48,6 +51,8 @@ class Shape(Protocol):
     def views(self) -> dict[int, StageView]: ...
     @property
     def auto_stage(self) -> int | None: ...
+    @property
+    def agents(self) -> dict[int, AgentState]: ...
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class Card:
     state: str
     selected: bool
     auto: bool
+    agent: AgentState | None = None
 
 
 class StageCard(Static):
@@ -119,7 +125,7 @@ class LanesView(Looks, ScrollableContainer):
         views = data.views
         for _, stages in self.lanes:
             for n in stages:
-                card = Card(n, views[n].state, n == selected, n == auto)
+                card = Card(n, views[n].state, n == selected, n == auto, data.agents.get(n))
                 widget = self._widgets[n]
                 widget.card = card
                 key = self._card_key(views[n], card, now)
@@ -157,24 +163,33 @@ class LanesView(Looks, ScrollableContainer):
 
     def _card_key(self, view, card: Card, now: datetime) -> tuple:
         """Everything a card's lines depend on."""
-        looks = tuple(self.look(name) for name in ("okstra--blocked", "state--ready", f"state--{view.state}"))
-        return (card, view.title, self._note(view, now), tuple(view.depends_on), looks)
+        names = ("okstra--blocked", "state--ready", *self._looks(view, card))
+        looks = tuple(self.look(name) for name in names)
+        return (card, view.title, self._note(view, card, now), tuple(view.depends_on), looks)
 
     @staticmethod
-    def _note(view, now: datetime) -> str:
+    def _looks(view, card: Card) -> tuple[str, str]:
+        """The looks of the card's state line and of its border."""
+        if card.agent is AgentState.NEEDS_INPUT:
+            return "agent--needs-input", "okstra--needs-input"
+        return badge_look(view.state, card.agent), f"okstra--{view.state}"
+
+    @staticmethod
+    def _note(view, card: Card, now: datetime) -> str:
         if view.is_done:
             return short(view.done_commit) or t("state." + view.state)
         if view.is_flying:
-            return " · ".join(p for p in (t("state." + view.state), age(view.since, now)) if p)
+            word = t("agent.short." + card.agent) if card.agent else t("state." + view.state)
+            return " · ".join(p for p in (word, age(view.since, now)) if p)
         if view.state is StageState.BLOCKED:
             return blocked_text(view, "card")
         return t("state.ready")
 
     def _card(self, view, card: Card, now: datetime) -> Panel:
         title = view.title if len(view.title) <= CARD_TITLE_WIDTH else view.title[: CARD_TITLE_WIDTH - 1] + "…"
-        note = self._note(view, now)
-        style = self.look(f"state--{view.state}")
-        colour = self.look(f"okstra--{view.state}")
+        note = self._note(view, card, now)
+        line, edge = self._looks(view, card)
+        style, colour = self.look(line), self.look(edge)
         border = colour + Style(bold=card.selected, dim=view.state is StageState.BLOCKED and not card.selected)
         # rich pads a panel's title and subtitle with a space on each side
         heading = Text(str(card.stage), style=colour + BOLD)

@@ -23,7 +23,7 @@ from okstra_engine.stage_view import StageState
 from ..i18n import t
 from ..model import BoardData, blocked_text, home_relative
 from ..plain import plain
-from ..states import BOLD, LOOKS, Looks, age, badge
+from ..states import LOOKS, Looks, age, badge
 
 if TYPE_CHECKING:
     from okstra_engine.usage import Usage
@@ -115,7 +115,7 @@ class StageDetail(Looks, VerticalScroll):
 
     def _agent(self, agent: AgentView, now: datetime) -> Text:
         """What the stage's agent is doing, from its own hooks: needs-input stands out."""
-        styles = {"needs-input": self.look("okstra--stale") + BOLD, "failed": self.look("okstra--stale")}
+        styles = {"needs-input": self.look("agent--needs-input"), "failed": self.look("okstra--stale")}
         text = Text(t(f"agent.state.{agent.state}"), style=styles.get(str(agent.state), ""))
         if agent.since:
             from okstra_engine.ledger import parse_ts

@@ -1,4 +1,5 @@
-"""The Stage Map as a table: one row per stage, the cursor is the selected stage."""
+"""The Stage Map as a table: one row per stage, the cursor is the selected stage. A stage
+in flight whose agent is seen says what the agent does in its state cell (`◐ working`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from okstra_engine.shown import shown
 
 from ..i18n import t
 from ..model import BoardData, short
-from ..states import LOOKS, Looks, age, badge
+from ..states import LOOKS, Looks, age, stage_badge
 
 COLUMNS = ("no", "title", "deps", "group", "state", "commit", "where")
 TITLE_WIDTH = 24
@@ -68,7 +69,8 @@ class StageTable(Looks, DataTable[Text]):
             marker = Text("▶ ", style=self.look("state--ready")) if n == auto else Text("  ")
             title = view.title if len(view.title) <= TITLE_WIDTH else view.title[: TITLE_WIDTH - 1] + "…"
             if view.is_flying:
-                host = data.hosts.get(n)
+                # a managed terminal is on this machine: where to find it says more than the host
+                host = "tmux" if data.terminal(n) else data.hosts.get(n)
                 where = Text(" · ".join(p for p in (host, age(view.since, now)) if p))
             elif view.stage in data.worktrees:
                 where = Text(Path(data.worktrees[n]).name, style=muted)
@@ -79,7 +81,7 @@ class StageTable(Looks, DataTable[Text]):
                 Text(title),
                 Text(", ".join(map(str, view.depends_on)) or "—", style=muted if not view.depends_on else ""),
                 Text(shown(view.group)),
-                badge(view.state, self.look),
+                stage_badge(view.state, data.agents.get(n), self.look),
                 Text(short(view.done_commit) or "—", style="" if view.done_commit else muted),
                 where,
             )

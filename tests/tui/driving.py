@@ -179,3 +179,43 @@ def demo_runs(project_root: str, task_ref: str, run_ids: dict[str, str]) -> None
                 f"# Stage {stage} report\n\n**Done**, QA green.\n\n- tests added\n- [notes](file:///etc/passwd)\n"
             )
         a_run(task, run_id, "implementation", files, stage=stage, plan_run=str(plan.dir), agent=agent)
+
+
+def hooks_say(run_dir: Path, *events: str, ts: str = "2025-03-14T09:30:00Z", **fields: str) -> None:
+    """Append the rows an agent's hooks write for `events` (a hook event, or
+    `Notification:TYPE`) to the run's events file, as `okstra agent-event` would."""
+    import hashlib
+    import json
+    import uuid
+
+    from okstra_engine.agent_events import EVENTS_NAME
+
+    session = str(uuid.UUID(hashlib.md5(run_dir.name.encode()).hexdigest()))  # the same on every run
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with (run_dir / EVENTS_NAME).open("a", encoding="utf-8") as handle:
+        for event in events:
+            name, _, kind = event.partition(":")
+            row = {"ts": ts, "event": name, "session_id": session, **fields}
+            if kind:
+                row["notification_type"] = kind
+            handle.write(json.dumps(row) + "\n")
+
+
+def two_agents(task: Any, run_ids: dict[str, str]) -> Path:
+    """The demo with two agents at work: stage 3's (on another machine) and stage 4's,
+    prepared on the demo's `laptop`. Stage 4's run folder."""
+    from unittest import mock
+
+    import okstra_engine.ledger
+    from okstra_engine.prepare import PrepareOptions, prepare
+
+    with mock.patch.object(okstra_engine.ledger, "hostname", lambda: "laptop"):
+        prepared = prepare(task, PrepareOptions("implementation", stage="4"))
+    hooks_say(task.runs_dir / run_ids["s3"], "SessionStart", "UserPromptSubmit", ts="2025-03-14T09:17:00Z")
+    four = Path(prepared.manifest.run_dir)
+    hooks_say(four, "SessionStart", "UserPromptSubmit", ts="2025-03-14T09:29:00Z")
+    return four
+
+
+NEEDS_INPUT = ("Notification:permission_prompt",)
+"""What stage 4's hooks say when its agent asks the person (after `two_agents`)."""

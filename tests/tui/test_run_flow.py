@@ -141,9 +141,14 @@ async def test_concurrent_stage_means_no_team_and_no_dialog(make_app, demo) -> N
     assert len(_team_dirs(demo)) == 2
 
 
-async def test_quarantine_then_confirm_exits_to_launch_the_agent(make_app, demo, capsys) -> None:
-    """The trash folder the dialog shows and the run id the preview's prompt names are the
-    ones used, however long the person looked at them (the clock is moved on)."""
+async def test_without_tmux_quarantine_then_confirm_exits_to_launch_the_agent(
+    make_app, demo, capsys, monkeypatch, tmp_path: Path
+) -> None:
+    """Without tmux the agent cannot start in a terminal of its own: the preview says so,
+    and okstra exits to exec it in place. The trash folder the dialog shows and the run id
+    the preview's prompt names are the ones used, however long the person looked at them
+    (the clock is moved on)."""
+    import shutil
     from datetime import timedelta
 
     from okstra_engine import clock
@@ -151,6 +156,10 @@ async def test_quarantine_then_confirm_exits_to_launch_the_agent(make_app, demo,
     from okstra_tui.runs import LaunchRequest
     from okstra_tui.screens.quarantine import QuarantineDialog
 
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "git").symlink_to(shutil.which("git") or "git")
+    monkeypatch.setenv("PATH", str(bare))
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         options = await _options(pilot)
@@ -169,6 +178,7 @@ async def test_quarantine_then_confirm_exits_to_launch_the_agent(make_app, demo,
         assert len(moved) == 1 and (moved[0] / "config.json").is_file()
         assert moved[0].parent.parent.name == shown_stamp
         assert "moved to okstra's trash" in text_of(preview.query_one("#run-facts"))
+        assert "tmux is not installed: the agent takes this terminal" in text_of(preview.query_one("#run-facts"))
         shown_run = preview.preview.prepared.manifest.run_id
         assert shown_run in preview.query_one("#prompt").source
         with clock.pinned(stamps=clock.now() + timedelta(minutes=10), token="0d0d0d"):

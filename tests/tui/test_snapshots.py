@@ -133,6 +133,30 @@ def test_board_with_concurrent_stages(snap_compare, make_app) -> None:
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=board_ready)
 
 
+@pytest.mark.parametrize("needs_input", [False, True], ids=["working", "needs-input"])
+def test_board_with_two_agents(snap_compare, make_app, demo, needs_input: bool) -> None:
+    """Stage 3's agent and stage 4's at work; stage 4's, selected, may need input."""
+    from okstra_engine import clock
+    from okstra_engine.projects import load_project
+    from okstra_engine.slugs import TaskRef
+    from okstra_engine.tasks import load_task
+    from tests.tui.conftest import NOW
+    from tests.tui.driving import NEEDS_INPUT, hooks_say, two_agents
+
+    task = load_task(load_project(Path(demo.project_root)), TaskRef.parse(demo.task))
+    with clock.pinned(time=NOW, token="5a0b1c"):
+        four = two_agents(task, demo.run_ids)
+    if needs_input:
+        hooks_say(four, *NEEDS_INPUT)
+
+    async def ready(pilot) -> None:
+        board = await board_ready(pilot)
+        board.query_one("#stages").select_stage(4)
+        await settle(pilot)
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=ready)
+
+
 def test_board_reconcile_suggestion(snap_compare, make_app) -> None:
     """Stage 2 selected: recorded at a commit that was rebased; the panel suggests it."""
 
