@@ -41,11 +41,14 @@ class HelpScreen(OkstraModal[None]):
                     keys.add_row(key, description, tooltip if tooltip != description else "")
                 parts: list[object] = [keys]
                 if self.legend:
-                    legend = Table.grid(padding=(0, 2))
-                    legend.add_column(no_wrap=True)
+                    # the gap belongs to the label and the column is held to its width: on
+                    # a narrow screen rich would otherwise take the gap back first
+                    widest = max(Text.assemble(label).cell_len for label, _ in self.legend) + 2
+                    legend = Table.grid()
+                    legend.add_column(no_wrap=True, min_width=widest)
                     legend.add_column(style="dim")
                     for label, text in self.legend:
-                        legend.add_row(label, text)
+                        legend.add_row(Text.assemble(label, "  "), text)
                     parts += [Text("\n" + t("help.legend") + "\n", style="bold"), legend]
                 yield Static(Group(*parts), markup=False)
             yield Static(t("help.close"), classes="dialog-keys")
