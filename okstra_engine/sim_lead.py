@@ -1,8 +1,14 @@
-"""A simulated lead: plays the agent's part of an implementation run, for the demo and
-for end-to-end tests. It does what the prompt asks a real lead to do — write its team
-state, announce the start, commit a change in the stage worktree, write the carry
-sidecar, record done, write its report — through the same engine calls, so what it
-exercises is the real protocol (and `okstra validate-run` passes its runs).
+"""A simulated lead: plays the agent's part of a run, for the demo, for trying okstra
+without an agent, and for end-to-end tests. It does what the prompt asks a real lead to
+do, through the same engine calls, so what it exercises is the real protocol (and
+`okstra validate-run` passes its runs):
+
+- implementation: write its team state, announce the start, commit a change in the stage
+  worktree, write the carry sidecar, record done, write its report;
+- planning: a plan of two stages for the task's title, waiting for approval;
+- final verification: PASS when every done stage in scope is in the task worktree's
+  HEAD, FAIL naming those that are not;
+- improvement discovery and release handoff: their notes.
 
     python -m okstra_engine.sim_lead RUN_DIR [--delay SECONDS]
 """
@@ -19,7 +25,7 @@ from . import git
 from .carry import CarrySidecar, write_carry
 from .errors import OkstraError, print_error
 from .fsio import atomic_write_text
-from .launch import run_context, workplace
+from .launch import LaunchManifest, run_context, workplace
 from .plans import require_plan_run_root
 from .record import record
 from .run_contract import (
@@ -31,6 +37,8 @@ from .run_contract import (
     expected_team_state,
     run_terms,
 )
+from .stage_view import StageState
+from .tasks import Task
 
 SIM_AUTHOR = ("okstra sim lead", "sim-lead@okstra.invalid")
 
@@ -38,10 +46,12 @@ SIM_AUTHOR = ("okstra sim lead", "sim-lead@okstra.invalid")
 def run(run_dir: Path, *, delay: float = 0.0, say: Callable[[str], object] = print) -> str:
     task, manifest = run_context(run_dir)
     stage = manifest.stage
-    if manifest.task_type != "implementation" or stage is None:
+    if manifest.task_type != "implementation":
+        return _other_phase(task, manifest, run_dir.resolve(), say)
+    if stage is None:
         raise OkstraError(
-            f"the simulated lead plays implementation stages; {run_dir.name} is {manifest.task_type}",
-            "prepare an implementation run",
+            f"the simulated lead plays implementation stages one at a time; {run_dir.name} names none",
+            "prepare an implementation run of one stage (--stage auto or N)",
         )
     run_id = manifest.run_id
     run_dir = run_dir.resolve()
@@ -76,6 +86,59 @@ def run(run_dir: Path, *, delay: float = 0.0, say: Callable[[str], object] = pri
     return sha
 
 
+SIM_PLAN = """---
+approved: false
+---
+# Plan: {title}
+
+Written by the simulated lead: two stages, the second on top of the first.
+
+## Stage Map
+| Stage | Title | Depends on | Group |
+|-------|-------|------------|-------|
+| 1 | Groundwork | - | A |
+| 2 | {title} | 1 | B |
+"""
+
+
+def _other_phase(task: Task, manifest: LaunchManifest, run_dir: Path, say: Callable[[str], object]) -> str:
+    """A planning, final verification, improvement discovery or release handoff run: its
+    team state and the phase's one output file."""
+    atomic_write_text(run_dir / TEAM_STATE_NAME, team_state(run_terms(manifest, run_dir), run_dir).to_text() + "\n")
+    name, _ = PHASE_OUTPUTS[manifest.task_type]
+    title = task.doc.title
+    if manifest.task_type == "planning":
+        text = SIM_PLAN.format(title=title.replace("|", "/"))
+    elif manifest.task_type == "final-verification":
+        text = _verdict(task, manifest.stage)
+    elif manifest.task_type == "improvement-discovery":
+        text = f"# Improvements for {title}\n\nThe simulated lead looked at nothing and found nothing.\n"
+    else:
+        text = f"# Release notes: {title}\n\nThe simulated lead's stages, merged in the task branch.\n"
+    atomic_write_text(run_dir / name, text)
+    say(f"sim-lead: {manifest.task_type} wrote {name}")
+    return name
+
+
+def _verdict(task: Task, stage: int | None) -> str:
+    """PASS when the work in scope is there: one stage done (on its branch), or the whole
+    task done and merged in the task branch; FAIL naming the stages that are not."""
+    from .status import task_status
+
+    views = task_status(task).stages
+    if stage is not None:
+        left = [v.stage for v in views if v.stage == stage and not v.is_done]
+    else:
+        left = [v.stage for v in views if v.state is not StageState.DONE]
+    if left:
+        return "FAIL\n\nNot done and merged: stages " + ", ".join(map(str, left)) + ".\n"
+    return (
+        "PASS\n\nEvery stage in scope is done"
+        + ("." if stage is not None else " and merged in the task branch.")
+        + "\n"
+    )
+
+
 def team_state(terms: RunTerms, run_dir: Path) -> TeamState:
     """The team state its prompt asks for, told truly: the simulated lead has no team
     tools, so a gate's team creation fails, and it starts no worker."""
@@ -94,9 +157,7 @@ def team_state(terms: RunTerms, run_dir: Path) -> TeamState:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="okstra-sim-lead", description="Play the lead of a prepared implementation run."
-    )
+    parser = argparse.ArgumentParser(prog="okstra-sim-lead", description="Play the lead of a prepared run.")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to pause between steps (to watch it live)")
     args = parser.parse_args(argv)

@@ -227,9 +227,47 @@ def test_a_whole_task_run_by_the_simulated_lead(task, capsys) -> None:
     assert sorted(p.name for p in carry.iterdir()) == [f"stage-{n}.json" for n in (1, 2, 3, 4)]
     done = LedgerState.of(read_ledger(plan_run_root(task).dir / "consumers.jsonl").rows).done_rows()
     assert all(done[n].patch_ids and done[n].base_ref for n in (1, 2, 3, 4))  # fingerprinted at done time
-    code, _, err = _fv(capsys, repo)
+    code, out, err = _fv(capsys, repo, "--json")
     assert code == 0, err
+    verify = json.loads(out)
+    assert _sim(verify["run_dir"]).wait() == 0
+    assert Path(verify["run_dir"], "verification.md").read_text().startswith("PASS")
+    code, out, err = call(capsys, "--project", str(repo), "prepare", TASK, "--type", "release-handoff", "--json")
+    assert code == 0, err  # after a passed final verification, release handoff may start
+    release = json.loads(out)
+    assert _sim(release["run_dir"]).wait() == 0
     # every run did what its prompt asked
-    for run in (first, second, third, fourth):
+    for run in (first, second, third, fourth, verify, release):
         code, out, err = call(capsys, "validate-run", run["run_dir"])
         assert code == 0, out + err
+
+
+def test_the_simulated_lead_plans_and_verifies_truly(repo: Path, capsys) -> None:
+    """Its plan is one okstra can approve; its verdict passes a done stage and fails a task
+    whose stages are not done and merged."""
+    from okstra_engine.plans import approve_plan
+    from okstra_engine.projects import init_project
+    from okstra_engine.sim_lead import _verdict
+    from okstra_engine.slugs import TaskRef
+    from okstra_engine.tasks import new_task
+
+    project, _ = init_project(repo, qa_commands=["true"])
+    task = new_task(project, TaskRef("auth", "login"), title="Login | flow")
+    code, out, err = call(capsys, "--project", str(repo), "prepare", TASK, "--type", "planning", "--json")
+    assert code == 0, err
+    planning = json.loads(out)
+    assert _sim(planning["run_dir"]).wait() == 0
+    code, out, err = call(capsys, "validate-run", planning["run_dir"])
+    assert code == 0, out + err
+    approve_plan(task)
+    assert [s.title for s in plan_run_root(task).stage_map().stages] == ["Groundwork", "Login / flow"]
+    first = _prep_json(capsys, repo)
+    assert _sim(first["run_dir"]).wait() == 0  # done, not merged into the task branch yet
+    code, out, err = _fv(capsys, repo, "--stage", "1", "--json")
+    assert code == 0, err
+    verify = json.loads(out)
+    assert _sim(verify["run_dir"]).wait() == 0
+    assert Path(verify["run_dir"], "verification.md").read_text().startswith("PASS")
+    code, out, err = call(capsys, "validate-run", verify["run_dir"])
+    assert code == 0, out + err
+    assert _verdict(task, None) == "FAIL\n\nNot done and merged: stages 1, 2.\n"
