@@ -42,6 +42,8 @@ from .states import COLOURS
 if TYPE_CHECKING:
     from okstra_engine.managed import ManagedSession
 
+    from .runs import LaunchRequest
+
 Clock = Callable[[], datetime]
 _HERE = Path(__file__).resolve().parent
 
@@ -333,13 +335,46 @@ def run_app(
     lang: str | None,
     command_env: dict[str, str] | None = None,
     reopen: str | None = None,
+    beside: Callable[[LaunchRequest], int] | None = None,
 ) -> int:
     """Run the app, then what it exited for (`after_exit`); `okstra_tui.entry.open_ui`
     resolves the arguments. Opened with neither, in a git repository whose project is not
-    registered, it offers to register it first."""
+    registered, it offers to register it first.
+
+    A phase's agent (planning, a verification, the notes of the last phases) holds no
+    stage, so no reservation needs its pid: it runs as a child (`beside`, `run_beside` by
+    default) and the app opens again on its task when it is done, so a task goes from plan
+    to release in one terminal. An implementation stage's agent, when no managed terminal
+    can take it, replaces this process (the reservation names its pid)."""
     from .model import unregistered_repo
 
     register = unregistered_repo() if project is None and task is None else None
-    app = OkstraApp(project=project, task=task, lang=lang, command_env=command_env, register=register)
-    result = app.run()
-    return after_exit(result, reopen=reopen)
+    while True:
+        app = OkstraApp(project=project, task=task, lang=lang, command_env=command_env, register=register)
+        result = app.run()
+        from .runs import LaunchRequest  # once the app is done: not on the way to its first frame
+
+        if not isinstance(result, LaunchRequest) or result.phase == "implementation":
+            return after_exit(result, reopen=reopen)
+        (beside or run_beside)(result)
+        project, task, register = result.project_root, TaskRef.parse(result.task), None
+
+
+def run_beside(result: LaunchRequest) -> int:
+    """Run a phase's agent as a child of this okstra (`okstra launch RUN_DIR`, which checks
+    the run as it always does), then say how it ended. Its exit status."""
+    import subprocess
+
+    from okstra_engine.agent_events import okstra_argv
+
+    what = t("phase.name." + result.phase)
+    agent = Path(result.argv[0]).name if result.argv else "?"
+    print(t("launch.starting", what=what, task=result.task, agent=agent, cwd=str(result.cwd)))
+    print(t("launch.beside"))
+    sys.stdout.flush()
+    try:
+        code = subprocess.run([*okstra_argv(), "launch", str(result.run_dir)], check=False).returncode
+    except KeyboardInterrupt:
+        code = 130
+    print(t("launch.back", code=code))
+    return code

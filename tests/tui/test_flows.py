@@ -315,7 +315,7 @@ async def test_korean(make_app) -> None:
         descriptions = {a.binding.description for a in board.active_bindings.values() if a.binding.id}
         assert {"선택", "자동", "해제"} <= descriptions
         assert "다음: 스테이지 4" in text_of(board.query_one("#summary"))
-        assert "작업 중" in text_of(board.query_one("#in-flight-body")) and "15분" in text_of(
+        assert "시작됨" in text_of(board.query_one("#in-flight-body")) and "15분" in text_of(
             board.query_one("#in-flight-body")
         )
 
@@ -333,3 +333,28 @@ def test_okstra_opens_on_the_register_form_only_in_an_unregistered_repo(tmp_path
     init_project(repo)
     app_module.run_app(project=None, task=None, lang="en")
     assert opened == [repo.resolve(), None, None]
+
+
+def test_a_phase_agent_runs_beside_okstra_which_opens_again_on_its_task(tmp_path: Path, monkeypatch) -> None:
+    """Planning holds no stage: its agent runs as a child and the app comes back on the task
+    (a stage's agent without a managed terminal still takes this process)."""
+    from okstra_engine.slugs import TaskRef
+    from okstra_tui import app as app_module
+    from okstra_tui.runs import LaunchRequest
+
+    planning = LaunchRequest(tmp_path / "run", ["claude"], tmp_path, "auth/login", tmp_path, "planning")
+    stage = LaunchRequest(tmp_path / "run2", ["claude"], tmp_path, "auth/login", tmp_path, "implementation", 2)
+    results = iter([planning, stage])
+    opened: list[tuple[Path | None, object]] = []
+
+    def run(self):
+        opened.append((self.project_root, self.task_ref))
+        return next(results)
+
+    monkeypatch.setattr(app_module.OkstraApp, "run", run)
+    execs: list[Path] = []
+    monkeypatch.setattr(app_module, "after_exit", lambda result, reopen=None: execs.append(result.run_dir) or 0)
+    beside: list[Path] = []
+    assert app_module.run_app(project=None, task=None, lang="en", beside=lambda r: beside.append(r.run_dir) or 0) == 0
+    assert beside == [tmp_path / "run"] and execs == [tmp_path / "run2"]
+    assert opened[1] == (tmp_path, TaskRef.parse("auth/login"))
