@@ -98,12 +98,16 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
         poll_interval: float = 0.25,
         command_env: dict[str, str] | None = None,
         register: Path | None = None,
+        phases: bool = False,
     ) -> None:
         self.texts = set_language(lang)
         super().__init__()
         self.project_root = project
         self.task_ref = task
         self.register_root = register
+        self.at_phases = phases
+        """Open a task on its phases (the plan screen when its plan waits), not its board:
+        where a person comes back to after a phase's agent."""
         """A project folder to offer to register first (`okstra` in a repository okstra
         does not know): the register form over the project picker."""
         self.clock: Clock = clock or okstra_clock.now
@@ -131,6 +135,8 @@ class OkstraApp(WorkerFailures, App["LaunchRequest | None"]):
                 picker.offer_registration(self.register_root, then_open=True)
         elif self.task_ref is None:
             self.open_project(self.project_root)
+        elif self.at_phases:
+            self.open_task(self.project_root, self.task_ref)
         else:
             self.open_board(self.project_root, self.task_ref)
 
@@ -349,15 +355,18 @@ def run_app(
     from .model import unregistered_repo
 
     register = unregistered_repo() if project is None and task is None else None
+    phases = False
     while True:
-        app = OkstraApp(project=project, task=task, lang=lang, command_env=command_env, register=register)
+        app = OkstraApp(
+            project=project, task=task, lang=lang, command_env=command_env, register=register, phases=phases
+        )
         result = app.run()
         from .runs import LaunchRequest  # once the app is done: not on the way to its first frame
 
         if not isinstance(result, LaunchRequest) or result.phase == "implementation":
             return after_exit(result, reopen=reopen)
         (beside or run_beside)(result)
-        project, task, register = result.project_root, TaskRef.parse(result.task), None
+        project, task, register, phases = result.project_root, TaskRef.parse(result.task), None, True
 
 
 def run_beside(result: LaunchRequest) -> int:

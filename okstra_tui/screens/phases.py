@@ -63,6 +63,9 @@ class PhaseScreen(Following, OkstraScreen):
         """Open the plan screen over this one when the plan waits (not when going back from it)."""
         self.current_task: Task | None = None
         self.choices: list[PhaseChoice] = []
+        self._plan_state: str | None = None
+        """The plan's state the cursor last landed for: a plan approved (here or elsewhere)
+        moves the cursor on to implementation."""
 
     def parent_screen(self) -> Screen[Any] | None:
         from .tasks import TasksScreen
@@ -127,8 +130,9 @@ class PhaseScreen(Following, OkstraScreen):
                 reason = Text.assemble(("● " + t("phase.mark." + choice.mark) + "  ", ok), reason)
             label.add_row(Text(t("phase.name." + choice.phase), style="bold"), reason)
             options.add_option(Option(label, id=choice.phase))
-        if keep is None:
+        if keep is None or message.summary.plan != self._plan_state:
             keep = self._landing(message.summary)
+        self._plan_state = message.summary.plan
         options.highlighted = keep
         options.focus()
         self._describe(keep)

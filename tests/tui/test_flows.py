@@ -345,10 +345,10 @@ def test_a_phase_agent_runs_beside_okstra_which_opens_again_on_its_task(tmp_path
     planning = LaunchRequest(tmp_path / "run", ["claude"], tmp_path, "auth/login", tmp_path, "planning")
     stage = LaunchRequest(tmp_path / "run2", ["claude"], tmp_path, "auth/login", tmp_path, "implementation", 2)
     results = iter([planning, stage])
-    opened: list[tuple[Path | None, object]] = []
+    opened: list[tuple[Path | None, object, bool]] = []
 
     def run(self):
-        opened.append((self.project_root, self.task_ref))
+        opened.append((self.project_root, self.task_ref, self.at_phases))
         return next(results)
 
     monkeypatch.setattr(app_module.OkstraApp, "run", run)
@@ -357,4 +357,4 @@ def test_a_phase_agent_runs_beside_okstra_which_opens_again_on_its_task(tmp_path
     beside: list[Path] = []
     assert app_module.run_app(project=None, task=None, lang="en", beside=lambda r: beside.append(r.run_dir) or 0) == 0
     assert beside == [tmp_path / "run"] and execs == [tmp_path / "run2"]
-    assert opened[1] == (tmp_path, TaskRef.parse("auth/login"))
+    assert opened == [(None, None, False), (tmp_path, TaskRef.parse("auth/login"), True)]

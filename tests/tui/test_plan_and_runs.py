@@ -177,6 +177,8 @@ async def test_final_verification_can_target_one_stage_from_the_run_options(make
 
 
 async def test_the_phase_picker_follows_a_plan_approved_elsewhere_without_a_key(make_app, demo, tmp_path) -> None:
+    from textual.widgets import OptionList
+
     from okstra_engine.plans import approve_plan, import_plan
     from okstra_tui.screens.phases import PhaseScreen
     from okstra_tui.screens.plan import PlanScreen
@@ -198,6 +200,10 @@ async def test_the_phase_picker_follows_a_plan_approved_elsewhere_without_a_key(
             return next(c for c in phases.choices if c.phase == "implementation")
 
         assert implementation().refusal.code == "phase.plan_draft"
+        options = phases.query_one(OptionList)
+        assert phases.choices[options.highlighted].phase == "planning"
         approve_plan(task)  # as `okstra plan approve` does, in another terminal
         await settle(pilot, lambda: implementation().available)
         assert app.screen is phases
+        # the plan it waited for is approved: the cursor moves on to what comes next
+        assert phases.choices[options.highlighted].phase == "implementation"
