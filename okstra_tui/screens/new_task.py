@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 class NewTaskForm(FieldErrors, OkstraModal):
     BINDINGS = [
         Binding("escape", "cancel", "bind.cancel", id="new_task.cancel", tooltip="tip.cancel"),
+        # a priority key acts as it is read: "auth/login⏎Login flow" typed in one burst
+        # (or pasted) moves on to the title before its letters arrive
+        Binding("enter", "enter", show=False, priority=True),
     ]
 
     FIELDS = ("ref", "title", "category")
@@ -67,13 +70,16 @@ class NewTaskForm(FieldErrors, OkstraModal):
         self.hide_field_errors()
         self.query_one("#ref", Input).focus()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        """enter moves from the task field to an empty title; anywhere else it creates
-        (the category is optional)."""
-        event.stop()
+    def action_enter(self) -> None:
+        """enter moves from the task field to an empty title, presses a focused button, and
+        anywhere else creates (the category is optional)."""
+        focused = self.focused
+        if isinstance(focused, Button):
+            focused.press()
+            return
         title = self.query_one("#title", Input)
-        if event.input.id == "ref" and not title.value:
-            title.focus()
+        if focused is not None and focused.id == "ref" and not title.value:
+            self.set_focus(title)  # at once: focus() waits for the keys already queued
         else:
             self.action_create()
 

@@ -210,3 +210,21 @@ def test_a_lane_label_keeps_its_group_name() -> None:
     lines = _label("payments-backend-and-more", Style(), 12).plain.split("\n")
     assert lines[1:] == ["payments-bac", "kend-and-mor", "e           "]
     assert _label("a-very-long-group-name-indeed-yes-it-is-long", Style(), 12).plain.split("\n")[3].endswith("…")
+
+
+async def test_a_new_task_typed_in_one_write_lands_each_word_in_its_field(make_app) -> None:
+    """`demo/returns⏎Returns` pasted or typed faster than the screen reads: the title's
+    letters go to the title, not after the task name."""
+    from okstra_tui.screens.new_task import NewTaskForm
+    from okstra_tui.screens.tasks import TasksScreen
+
+    app = make_app(board=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: isinstance(app.screen, TasksScreen) and app.screen.summaries)
+        await pilot.press("n")
+        await settle(pilot, lambda: isinstance(app.screen, NewTaskForm))
+        form = app.screen
+        _burst(app, *[(c if c.isalnum() else "slash", c) for c in "demo/returns"], ("enter", "\r"))
+        _burst(app, *[(c.lower() if c.isalpha() else c, c) for c in "Returns"])
+        await settle(pilot)
+        assert (form.query_one("#ref").value, form.query_one("#title").value) == ("demo/returns", "Returns")
