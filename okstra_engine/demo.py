@@ -18,7 +18,9 @@
 - `agent-home/`: the coding agent's config dir, with the team of the run in flight and a
   team an earlier attempt at stage 4 left behind (so the quarantine dialog has work);
 - `okstra-config.toml`: settings whose agent command is the simulated lead (playing an
-  agent with explicit teams, so the team gate and its quarantine dialog show);
+  agent with explicit teams, so the team gate and its quarantine dialog show), and whose
+  agents run on a tmux server of the demo's own (`tmux -L okstra-demo-…`), not among
+  the person's sessions;
 - `okstra-demo.json`: what was built (`DemoInfo`), so `okstra demo --dir DIR` reopens it.
 
 The okstra home (`DIR/okstra-home`), the agent home and the config file are the demo's
@@ -243,12 +245,15 @@ def demo_environment(env: dict[str, str]) -> Iterator[None]:
 
 def _write_config(path: Path) -> None:
     command = [sys.executable, "-m", "okstra_engine.sim_lead", "{run_dir}"]
+    socket = "okstra-demo-" + hashlib.sha256(str(path.parent.resolve()).encode()).hexdigest()[:8]
     # JSON string escapes are valid TOML basic-string escapes
     path.write_text(
         "# written by `okstra demo`: the simulated lead plays the coding agent\n"
         f"agent_command = [{', '.join(json.dumps(part) for part in command)}]\n"
         "# it plays one with explicit agent teams: the demo shows their gate and quarantine\n"
-        'agent_teams = "explicit"\n',
+        'agent_teams = "explicit"\n'
+        "# the demo's agents run on a tmux server of its own, not among your sessions\n"
+        f'tmux_socket = "{socket}"\n',
         encoding="utf-8",
     )
 

@@ -95,6 +95,8 @@ def test_demo_homes_config_and_teams(demo, tmp_path: Path) -> None:
     assert Path(demo.agent_home) == tmp_path / "demo" / "agent-home"
     config = tomllib.loads(Path(demo.config_file).read_text())
     assert config["agent_command"][1:] == ["-m", "okstra_engine.sim_lead", "{run_dir}"]
+    # its agents run on a tmux server of its own, never among the person's sessions
+    assert config["tmux_socket"].startswith("okstra-demo-")
     for kind in ("teams", "tasks"):
         for stage in (3, 4):
             team = team_name("shop", TaskRef("demo", "checkout"), stage)
@@ -106,6 +108,7 @@ def test_demo_homes_config_and_teams(demo, tmp_path: Path) -> None:
         from okstra_engine.config import settings
 
         assert settings().agent_command[-1] == "{run_dir}"
+        assert settings().tmux_socket == config["tmux_socket"]
 
 
 def test_environment_is_restored(demo) -> None:
