@@ -629,9 +629,10 @@ def cmd_task_list(args: argparse.Namespace) -> int:
 
 
 def _task_overviews(project: Project) -> list[dict[str, Any]]:
-    """Each task of `project` with its plan (`approved`, `draft`: imported, not approved;
-    `none`) and its stages' progress; a task whose files do not load, with its error."""
-    from .plans import plan_runs
+    """Each task of `project` with its plan (`plans.plan_state`: approved, draft, broken,
+    none) and its stages' progress (done: merged into the task branch; not merged: done
+    on its own branch); a task whose files do not load, with its error."""
+    from .plans import plan_state
     from .stage_view import StageState
     from .status import task_status
     from .tasks import list_tasks, load_task
@@ -645,16 +646,16 @@ def _task_overviews(project: Project) -> list[dict[str, Any]]:
             found.append({"task": str(ref), "error": exc.what})
             continue
         states = [view.state for view in status.stages]
-        plan = "approved" if status.plan_run else "draft" if plan_runs(task) else "none"
         found.append(
             {
                 "task": str(ref),
                 "title": task.doc.title,
                 "category": task.doc.category,
                 "created": task.doc.created,
-                "plan": plan,
+                "plan": plan_state(task, status.plan_run),
                 "stages": len(states),
-                "done": sum(state.is_done for state in states),
+                "done": states.count(StageState.DONE),
+                "not_merged": states.count(StageState.NOT_MERGED),
                 "in_flight": sum(state.is_flying for state in states),
                 "stale": states.count(StageState.STALE),
                 "next_stage": status.auto_stage,
@@ -673,9 +674,15 @@ def _print_task_list(project: Project, overviews: list[dict[str, Any]]) -> None:
             print(f"  {o['task']:<{width}}  cannot be read: {shown(o['error'])}")
             continue
         if o["plan"] != "approved":
-            progress = "plan waiting for approval" if o["plan"] == "draft" else "no plan yet"
+            progress = {
+                "draft": "plan waiting for approval",
+                "broken": "its plan's Stage Map does not hold",
+                "none": "no plan yet",
+            }[o["plan"]]
         else:
             progress = f"{o['done']}/{o['stages']} done"
+            if o["not_merged"]:
+                progress += f", {o['not_merged']} not merged"
             if o["in_flight"]:
                 progress += f", {o['in_flight']} in flight"
             if o["next_stage"] is not None:

@@ -24,7 +24,7 @@ import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -184,6 +184,21 @@ def waiting_plan(task: Task) -> tuple[PlanRun | None, OkstraError | None]:
     except OkstraError as exc:
         return runs[-1], exc
     return runs[-1], None
+
+
+PlanState = Literal["none", "draft", "broken", "approved"]
+
+
+def plan_state(task: Task, current: str | None) -> PlanState:
+    """The task's plan as a person asks after it: `approved` (there is a current plan,
+    `current` its run folder), `draft` (the newest plan waits for approval), `broken`
+    (its Stage Map does not hold: it waits for nothing) or `none`."""
+    if current is not None:
+        return "approved"
+    plan, problem = waiting_plan(task)
+    if plan is None:
+        return "none"
+    return "broken" if problem is not None else "draft"
 
 
 def _made_in(plan: PlanRun) -> str:

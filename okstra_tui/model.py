@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from okstra_engine.ledger import LedgerRow
     from okstra_engine.ledger_state import LedgerState
     from okstra_engine.managed import ManagedSession
+    from okstra_engine.plans import PlanState
     from okstra_engine.projects import Project
     from okstra_engine.reconcile import Suggestion
     from okstra_engine.refusals import Refusal
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 # worker threads: the UI paints its first frame while they load.
 
 Reason = tuple[str, dict[str, Any]]
-PlanState = Literal["none", "draft", "broken", "approved"]
 
 
 def stage_list(numbers: list[int] | tuple[int, ...]) -> str:
@@ -191,16 +191,10 @@ class TaskSummary:
 
 
 def plan_state(task: Task, status: TaskStatus) -> PlanState:
-    """Approved, waiting for approval (`draft`), none; a newest plan whose Stage Map does
-    not hold waits for nothing (`broken`)."""
-    from okstra_engine.plans import waiting_plan
+    """The engine's word on the task's plan (`plans.plan_state`)."""
+    from okstra_engine.plans import plan_state as engine_plan_state
 
-    if status.plan_run is not None:
-        return "approved"
-    plan, problem = waiting_plan(task)
-    if plan is None:
-        return "none"
-    return "broken" if problem is not None else "draft"
+    return engine_plan_state(task, status.plan_run)
 
 
 def summarize(task: Task, status: TaskStatus) -> TaskSummary:
@@ -477,7 +471,7 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
     hosts = {n: shown(row.host) if row.host else row.host for n, row in latest.items()}
     last: dict[int, str] = {n: row.status for n, row in latest.items()}
     worktrees = {v.stage: v.worktree for v in status.stages if v.worktree}
-    plan = "approved" if status.plan_run else plan_state(task, status)
+    plan = plan_state(task, status)
     summaries = {}
     if status.plan_run:
         from okstra_engine.carry import read_carry

@@ -62,6 +62,30 @@ def test_task_list_and_its_json(project: Path, plan_file: Path, capsys) -> None:
         1,
     )
     assert doc["tasks"][1]["plan"] == "none" and doc["tasks"][1]["title"] == "Logout"
+    assert login["not_merged"] == 0
+
+
+def test_task_list_says_what_the_engine_says_of_each_plan_and_stage(task, capsys) -> None:
+    """A plan whose Stage Map does not hold is broken, not waiting; a stage done on its
+    own branch is not counted as done (the TUI's task list says the same)."""
+    from okstra_engine.slugs import TaskRef
+    from okstra_engine.tasks import new_task as make_task
+    from tests.support import PLAN_BROKEN, a_run
+    from tests.test_prepare import _finish, _prep
+
+    bare = make_task(task.project, TaskRef.parse("auth/bare"), title="Bare")
+    a_run(bare, "20260610T120000Z-planning-aaaaaa", "planning", {"plan.md": PLAN_BROKEN})
+    root = task.project.root
+    _prep(capsys, root)
+    _finish(task, 1)  # done on its branch, not merged into the task branch
+    code, out, _ = call(capsys, "task", "list", "--json", "--project", str(root))
+    assert code == 0
+    tasks = {t["task"]: t for t in json.loads(out)["tasks"]}
+    assert tasks["auth/bare"]["plan"] == "broken"
+    assert (tasks["auth/login"]["done"], tasks["auth/login"]["not_merged"]) == (0, 1)
+    code, out, _ = call(capsys, "task", "list", "--project", str(root))
+    assert code == 0
+    assert "Bare  (its plan's Stage Map does not hold)" in out and "(0/4 done, 1 not merged" in out
 
 
 def test_status_without_a_task(project: Path, capsys, monkeypatch) -> None:
