@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 NAME_WIDTH = 24
 """The phase names' column in the list."""
+NEXT_STEPS = ("implementation", "final-verification", "release-handoff")
+"""The phases a task goes through in turn once its plan is approved."""
 
 
 class PhaseScreen(Following, OkstraScreen):
@@ -140,10 +142,17 @@ class PhaseScreen(Following, OkstraScreen):
             self.okstra.open_plan(self.root, self.ref)  # the plan is what waits
 
     def _landing(self, summary: TaskSummary) -> int:
-        """Where the cursor starts: implementation once there is an approved plan (the
-        board shows why no stage can start), else planning."""
+        """Where the cursor starts: planning until a plan is approved; then the next step,
+        the first of implementation, final verification and release handoff that can start
+        and has not come to its end yet (no mark); implementation when none can (the board
+        shows why no stage can start)."""
         phases = [c.phase for c in self.choices]
-        wanted = "implementation" if summary.plan == "approved" else "planning"
+        wanted = "planning"
+        if summary.plan == "approved":
+            wanted = next(
+                (c.phase for c in self.choices if c.phase in NEXT_STEPS and c.available and not c.mark),
+                "implementation",
+            )
         return phases.index(wanted) if wanted in phases else 0
 
     def reason_text(self, choice: PhaseChoice) -> str:

@@ -207,3 +207,35 @@ async def test_the_phase_picker_follows_a_plan_approved_elsewhere_without_a_key(
         assert app.screen is phases
         # the plan it waited for is approved: the cursor moves on to what comes next
         assert phases.choices[options.highlighted].phase == "implementation"
+
+
+def test_the_phase_picker_lands_on_the_next_step() -> None:
+    """Implementation while a stage can start, then final verification, then release handoff."""
+    from okstra_engine.slugs import TaskRef
+    from okstra_tui.model import PhaseChoice
+    from okstra_tui.screens.phases import PhaseScreen
+
+    picker = PhaseScreen(Path("/p"), TaskRef.parse("a/b"))
+
+    class Summary:
+        plan = "approved"
+
+    def lands(*choices: PhaseChoice) -> str:
+        picker.choices = list(choices)
+        return picker.choices[picker._landing(Summary())].phase  # type: ignore[arg-type]
+
+    def phases(implementation, verification, release, marks=()) -> tuple[PhaseChoice, ...]:
+        return (
+            PhaseChoice("planning", True),
+            PhaseChoice("implementation", implementation),
+            PhaseChoice("final-verification", verification, mark="verified" if "fv" in marks else None),
+            PhaseChoice("improvement-discovery", True),
+            PhaseChoice("release-handoff", release, mark="handed-off" if "rh" in marks else None),
+        )
+
+    assert lands(*phases(True, False, False)) == "implementation"
+    assert lands(*phases(False, True, False)) == "final-verification"
+    assert lands(*phases(False, True, True, marks=("fv",))) == "release-handoff"
+    assert lands(*phases(False, True, True, marks=("fv", "rh"))) == "implementation"
+    Summary.plan = "draft"
+    assert lands(*phases(True, True, True)) == "planning"
