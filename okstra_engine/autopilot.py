@@ -92,6 +92,19 @@ def hand_off_ready(task: Task, notice: Notice = _quiet) -> list[str]:
         done.append(plan.group)
 
 
+def handoff_held(task: Task) -> list[str]:
+    """Why the next group's handoff cannot run now (its refused stages, what keeps the task
+    worktree from a merge); empty when it can, or when every group is handed off."""
+    from .handoff import handoff_plan
+
+    try:
+        plan = handoff_plan(task)
+    except OkstraError:
+        return []
+    refused = [f"stage {n}: {what}" for n, what in plan.refusals.items()]
+    return [f"group {plan.group}: {why}" for why in refused + plan.merge_blockers()]
+
+
 @dataclass
 class FollowResult:
     done: bool
@@ -99,6 +112,8 @@ class FollowResult:
     started: list[ManagedSession] = field(default_factory=list)
     waiting: dict[int, str] = field(default_factory=dict)
     """Stages not done when it stopped, with their state."""
+    held: list[str] = field(default_factory=list)
+    """With `handoff`, why the next group's handoff could not run when it stopped."""
 
 
 def follow(
@@ -133,5 +148,7 @@ def follow(
         )
         if not started and not running:
             result.waiting = {v.stage: str(v.state) for v in status.stages if not v.is_done}
+            if handoff and any(v.state is StageState.NOT_MERGED for v in status.stages):
+                result.held = handoff_held(task)
             return result
         sleep(poll)

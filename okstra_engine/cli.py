@@ -1026,8 +1026,9 @@ def cmd_start(args: argparse.Namespace) -> int:
         return 0 if result.done else 2
     if not result.done:
         waiting = ", ".join(f"{n} ({state})" for n, state in result.waiting.items())
+        held = "".join(f"; the handoff waits: {why}" for why in result.held)
         raise OkstraError(
-            f"nothing more of {task.ref} can start and no agent of it runs; not done: stage(s) {waiting}",
+            f"nothing more of {task.ref} can start and no agent of it runs; not done: stage(s) {waiting}{held}",
             f"see why: okstra status {task.ref}"
             + ("" if args.handoff else f"; a stage waiting for a handoff: okstra start {task.ref} --follow --handoff"),
         )

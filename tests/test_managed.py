@@ -403,3 +403,17 @@ def test_a_start_whose_agent_cannot_run_releases_its_stage(task) -> None:
     assert code == 2 and "'no-such-agent-xyz' is not installed" in err
     assert [r.status for r in ledger_rows(task)] == ["reserved", "released"]
     assert str(task_status(task).stages[0].state) == "ready" and tmux.list_sessions() == {}
+
+
+def test_autopilot_says_why_the_handoff_it_was_asked_for_waits(task) -> None:
+    """A task worktree with uncommitted changes takes no merge: autopilot stops, and says so
+    rather than only that a stage is blocked."""
+    from okstra_engine.autopilot import follow
+    from okstra_engine.worktrees import task_target
+
+    sim_lead()
+    result = follow(task, 2, sleep=lambda _: time.sleep(0.1))  # 1, 2, 3 done; 4 waits for B
+    (task_target(task).path / "stray.txt").write_text("left by a setup command\n")
+    result = follow(task, 2, handoff=True, sleep=lambda _: time.sleep(0.1))
+    assert not result.done and result.waiting == {4: "blocked"}
+    assert len(result.held) == 1 and "has uncommitted changes: stray.txt" in result.held[0]
