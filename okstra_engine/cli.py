@@ -656,7 +656,7 @@ def _task_overviews(project: Project) -> list[dict[str, Any]]:
                 "stages": len(states),
                 "done": states.count(StageState.DONE),
                 "not_merged": states.count(StageState.NOT_MERGED),
-                "in_flight": sum(state.is_flying for state in states),
+                "in_flight": states.count(StageState.IN_FLIGHT),
                 "stale": states.count(StageState.STALE),
                 "next_stage": status.auto_stage,
             }

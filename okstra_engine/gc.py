@@ -39,6 +39,7 @@ from .registry import TaskSlot, WorktreeRow
 from .slugs import TaskRef
 from .stage_view import StageState
 from .tasks import Task, list_tasks, load_task, stage_branch, task_branch
+from .worktrees import task_slot
 
 
 @dataclass
@@ -179,7 +180,7 @@ def _task_items_locked(task: Task, report: GcReport, *, apply: bool) -> None:
     if status.stage_map is None:
         return
     repo = task.project.root
-    slot = TaskSlot(task.project.id, task.ref.group, task.ref.id)
+    slot = task_slot(task)
     rows = registry.task_worktrees(slot)
     listing = git.worktree_list(task.project.repo)
     target = target_commit(task)
@@ -257,7 +258,7 @@ def _task_released(task: Task, target: str) -> bool:
 
     root = task.project.root
     head = git.head(root)
-    anchor = registry.anchor(TaskSlot(task.project.id, task.ref.group, task.ref.id))
+    anchor = registry.anchor(task_slot(task))
     if (
         head is None
         or anchor is None

@@ -154,9 +154,9 @@ def _port(held: StageLedger | None) -> int | None:
     `reserved` row its current streak starts with)."""
     if held is None:
         return None
-    from .ports import port_of
+    from .ports import block_of
 
-    return port_of(held.streak.start) or port_of(held.latest)
+    return block_of(held)
 
 
 def _fill(part: str, values: dict[str, str]) -> str:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 
 from .errors import OkstraError
 from .ledger import LedgerRow
+from .ledger_state import StageLedger
 from .projects import Project
 from .refusals import Refusal
 
@@ -29,6 +30,12 @@ LAST = 29999
 FIELD = "port"
 """The `reserved` ledger row's field holding the block's first port."""
 VARIABLE = "OKSTRA_PORT"
+
+
+def block_of(stage: StageLedger) -> int | None:
+    """The block a stage's reservation holds: the one its current streak's `reserved` row
+    names (what launch gives the agent), else its latest row's."""
+    return port_of(stage.streak.start) or port_of(stage.latest)
 
 
 def port_of(row: LedgerRow) -> int | None:
@@ -57,7 +64,7 @@ def held(project: Project) -> set[int]:
             continue
         for stage in read_state(plan.dir / LEDGER_NAME).stages.values():
             if stage.in_flight:
-                found = port_of(stage.latest) or port_of(stage.streak.start)
+                found = block_of(stage)
                 if found is not None:
                     blocks.add(found)
     return blocks

@@ -147,24 +147,15 @@ def unregistered_repo() -> Path | None:
     return root
 
 
-def takes_setup_commands() -> bool:
-    """Whether this engine keeps setup commands for a project's new worktrees
-    (`okstra init --setup-command`)."""
-    import inspect
-
-    from okstra_engine.projects import init_project
-
-    return "setup_commands" in inspect.signature(init_project).parameters
-
-
 def register_project(
     root: Path, *, project_id: str | None, qa_commands: list[str], setup_commands: list[str]
 ) -> Project:
     """Register `root` with its QA and setup commands, as `okstra init` does."""
     from okstra_engine.projects import init_project
 
-    extra: dict[str, Any] = {"setup_commands": setup_commands} if setup_commands and takes_setup_commands() else {}
-    project, _ = init_project(root, project_id=project_id or None, qa_commands=qa_commands, **extra)
+    project, _ = init_project(
+        root, project_id=project_id or None, qa_commands=qa_commands, setup_commands=setup_commands or None
+    )
     return project
 
 

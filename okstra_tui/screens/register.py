@@ -24,7 +24,7 @@ from okstra_engine.slugs import check_slug, slugify
 
 from ..base import OkstraModal
 from ..i18n import t
-from ..model import register_project, takes_setup_commands
+from ..model import register_project
 from .form import FieldErrors
 
 
@@ -43,7 +43,6 @@ class RegisterForm(FieldErrors, OkstraModal):
     def __init__(self, root: Path) -> None:
         super().__init__()
         self.root = root
-        self.with_setup = takes_setup_commands()
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog -form"):
@@ -52,10 +51,9 @@ class RegisterForm(FieldErrors, OkstraModal):
             yield Label(t("register.qa"))
             yield TextArea(id="qa", placeholder=t("register.qa_placeholder"), classes="-commands")
             yield Static(t("register.qa_hint"), classes="form-hint", markup=False)
-            if self.with_setup:
-                yield Label(t("register.setup"))
-                yield TextArea(id="setup", placeholder=t("register.setup_placeholder"), classes="-commands")
-                yield Static(t("register.setup_hint"), classes="form-hint", markup=False)
+            yield Label(t("register.setup"))
+            yield TextArea(id="setup", placeholder=t("register.setup_placeholder"), classes="-commands")
+            yield Static(t("register.setup_hint"), classes="form-hint", markup=False)
             yield Label(t("register.id"))
             yield Input(placeholder=slugify(self.root.name), id="id")
             yield Static(t("register.id_hint"), classes="form-hint", markup=False)
@@ -85,7 +83,7 @@ class RegisterForm(FieldErrors, OkstraModal):
                 self.show_field_error("id", t("register.id_error", id=project_id))
                 return
         qa = command_lines(self.query_one("#qa", TextArea).text)
-        setup = command_lines(self.query_one("#setup", TextArea).text) if self.with_setup else []
+        setup = command_lines(self.query_one("#setup", TextArea).text)
         self.query_one("#register", Button).disabled = True
         self._register(project_id or None, qa, setup)
 

@@ -121,7 +121,7 @@ async def test_okstra_in_an_unregistered_repo_offers_to_register_it(make_app, tm
     """The first thing `okstra` shows in a repository it does not know: one form for its
     QA and setup commands and its id; registered, it opens the project's tasks."""
     from okstra_engine.projects import init_project, load_project
-    from okstra_tui.model import takes_setup_commands, unregistered_repo
+    from okstra_tui.model import unregistered_repo
     from okstra_tui.screens.projects import ProjectsScreen
     from okstra_tui.screens.register import RegisterForm
     from okstra_tui.screens.tasks import TasksScreen
@@ -138,10 +138,9 @@ async def test_okstra_in_an_unregistered_repo_offers_to_register_it(make_app, tm
         assert "fresh" in text_of(form.query_one(".dialog-title"))
         assert form.focused is form.query_one("#qa")
         await pilot.press(*"pytest -q", "enter", "enter", *"make lint")
-        if takes_setup_commands():
-            await pilot.press("tab")
-            assert form.focused is form.query_one("#setup")
-            await pilot.press(*"uv sync")
+        await pilot.press("tab")
+        assert form.focused is form.query_one("#setup")
+        await pilot.press(*"uv sync")
         await pilot.press("tab")
         assert form.focused is form.query_one("#id")
         await pilot.press(*"Fresh App", "enter")  # a bad id: said under it, the focus stays there
@@ -160,10 +159,9 @@ async def test_okstra_in_an_unregistered_repo_offers_to_register_it(make_app, tm
         assert app.screen.selected.id == "fresh-app"
     project = load_project(repo.resolve())
     assert (project.id, project.config.qa_commands) == ("fresh-app", ["pytest -q", "make lint"])
-    if takes_setup_commands():
-        from okstra_engine.projects import setup_of  # type: ignore[attr-defined]
+    from okstra_engine.projects import setup_of
 
-        assert list(setup_of(project).commands) == ["uv sync"]
+    assert list(setup_of(project).commands) == ["uv sync"]
     monkeypatch.chdir(repo)
     assert unregistered_repo() is None  # registered now
     monkeypatch.chdir(tmp_path)
