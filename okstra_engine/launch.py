@@ -216,7 +216,7 @@ def _check_reserved(task: Task, manifest: LaunchManifest) -> StageLedger | None:
 
     stage, run = manifest.stage, manifest.run_id
     ledger = read_state(require_plan_run_root(task).dir / LEDGER_NAME).stages.get(stage)
-    if ledger is not None and ledger.in_flight and ledger.streak.run_id == run:
+    if ledger is not None and ledger.held_by(run):
         return ledger
     if ledger is None:
         now = "has no ledger row"

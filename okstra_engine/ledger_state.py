@@ -73,6 +73,10 @@ class StageLedger:
     def in_flight(self) -> bool:
         return self.latest.status in IN_FLIGHT
 
+    def held_by(self, run_id: str) -> bool:
+        """Whether the run `run_id` still holds the stage (in flight, in its streak)."""
+        return self.in_flight and self.streak.run_id == run_id
+
 
 @dataclass(frozen=True)
 class Reservation:

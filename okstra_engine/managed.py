@@ -154,7 +154,7 @@ def start_prepared(task: Task, manifest: PreparedRun) -> ManagedSession:
         return start_run(Path(manifest.run_dir))
     except BaseException:
         held = read_state(require_plan_run_root(task).dir / LEDGER_NAME).stages.get(manifest.stage or 0)
-        if held is not None and held.in_flight and held.streak.run_id == manifest.run_id and held.streak.pid is None:
+        if held is not None and held.held_by(manifest.run_id) and held.streak.pid is None:
             record(task, held.stage, "released", run_id=manifest.run_id)
         raise
 
@@ -209,7 +209,7 @@ def _view(row: SessionRow, task: Task, ledger: LedgerState | None, *, alive: boo
     from .run_folder import run_folder_of
 
     held = ledger.stages.get(row.stage) if ledger is not None else None
-    holds = ledger is None or (held is not None and held.in_flight and held.streak.run_id == row.run_id)
+    holds = ledger is None or (held is not None and held.held_by(row.run_id))
     started = held is not None and held.latest.status == "started" and held.latest.run_id == row.run_id
     agent = agent_view(
         run_folder_of(task.runs_dir, row.run_id), alive=alive, since=row.created, recorded_started=started
