@@ -72,7 +72,7 @@ def task_report(task: Task) -> str:
         lines += _stages(task, status, plan_dir, usage)
         lines += _handoffs(plan_dir)
         lines += _corrections(plan_dir)
-    lines += _verification(task)
+    lines += _verification(task, status)
     lines += _usage(usage)
     warnings = [*status.warnings, *usage.warnings]
     if warnings:
@@ -197,8 +197,10 @@ def _when(ts: str) -> str:
     return "?" if moment == datetime.min.replace(tzinfo=UTC) else moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _verification(task: Task) -> list[str]:
-    """Every final-verification run's verdict, oldest first; the last one is the result."""
+def _verification(task: Task, status: TaskStatus) -> list[str]:
+    """Every final-verification run's verdict, oldest first, then the result as the release
+    gate reads it (`run_history.last_verification`: the newest whole-task verdict under the
+    current plan)."""
     from .documents import load_doc
     from .errors import OkstraError
     from .plans import run_phase
@@ -228,6 +230,16 @@ def _verification(task: Task) -> list[str]:
             said = f"**{verdict}**" if verdict else "no PASS or FAIL"
             said += f" — {md_text(first[:200])}"
         lines.append(f"- run {md_code(run.name)} ({scope}): {said}")
+    from .run_history import last_verification, task_runs
+
+    last = last_verification(task_runs(task, status), status.plan_run)
+    if last is None:
+        lines += ["", "Result: no verdict on the whole task under the current plan yet."]
+    else:
+        lines += [
+            "",
+            f"Result: **{last.outcome}** (run {md_code(last.run_id)}, the whole task under the current plan).",
+        ]
     return [*lines, ""]
 
 

@@ -112,3 +112,19 @@ def test_a_task_without_a_plan(task, capsys) -> None:
     assert out.splitlines()[0] == r"# Sign-up \<b\>now\</b\> (`auth/signup`)"
     assert "- plan: no plan yet" in out and "## Stages" not in out
     assert git(task.project.root, "status", "--porcelain") == ""
+
+
+def test_the_reports_result_is_the_verdict_the_release_gate_reads(task) -> None:
+    """One stage's PASS is listed but is not the task's result; a whole-task verdict under
+    the current plan is, as release handoff reads it (`run_history.last_verification`)."""
+    from tests.support import a_verification
+
+    _two_stages_done_and_a_handoff(task)
+    stage = Path(prepare(task, PrepareOptions("final-verification", stage="1")).manifest.run_dir)
+    (stage / "verification.md").write_text("PASS\n")
+    lines = task_report(task).splitlines()
+    assert f"- run `{stage.name}` (stage 1): **PASS** — PASS" in lines
+    assert "Result: no verdict on the whole task under the current plan yet." in lines
+    whole = a_verification(task, "FAIL", run_id="20990101T000000Z-final-verification-bbbbbb")
+    lines = task_report(task).splitlines()
+    assert f"Result: **FAIL** (run `{whole.name}`, the whole task under the current plan)." in lines
