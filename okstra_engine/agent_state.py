@@ -177,8 +177,8 @@ def stage_agents(task: Task, ledger: LedgerState, views: list[StageView]) -> dic
         held = ledger.stages.get(view.stage)
         if not view.is_flying or held is None:
             continue
-        pid = held.streak.pid
-        alive = pid_alive(pid) if pid is not None and held.latest.host == here else None
+        pid = held.local_pid(here)
+        alive = pid_alive(pid) if pid is not None else None
         run_dir = run_folder_of(task.runs_dir, view.run_id)
         since = clock.iso(view.since) if view.since else None
         agents[view.stage] = agent_view(

@@ -77,6 +77,12 @@ class StageLedger:
         """Whether the run `run_id` still holds the stage (in flight, in its streak)."""
         return self.in_flight and self.streak.run_id == run_id
 
+    def local_pid(self, host: str | None = None) -> int | None:
+        """The pid of the agent its streak names, when its latest row was written on this
+        host (`host`, default this one): only such a pid can be looked at here."""
+        pid = self.streak.pid
+        return pid if pid is not None and self.latest.host == (host or hostname()) else None
+
 
 @dataclass(frozen=True)
 class Reservation:
@@ -148,9 +154,9 @@ class LedgerState:
         for n, s in self.stages.items():
             if not s.in_flight:
                 continue
-            row, pid = s.latest, s.streak.pid
+            row, pid = s.latest, s.local_pid(host)
             why = None
-            if pid is not None and row.host == host and not pid_alive(pid):
+            if pid is not None and not pid_alive(pid):
                 why = f"agent pid {pid} on {host} is gone"
             elif (now - row.when).total_seconds() > ttl_hours * 3600:
                 why = f"no ledger row for {_age(now - row.when)} (TTL {ttl_hours:g} h)"

@@ -149,14 +149,34 @@ def _transcripts(rows: list[dict[str, str]]) -> list[Path]:
     return found
 
 
+_PARSED: dict[Path, tuple[tuple[int, int], list[tuple[str, Usage]]]] = {}
+"""Each transcript's messages as last read, by its size and mtime: the board reads the
+task's usage on every reload, and a transcript only grows while its agent works."""
+
+
 def _read_transcript(path: Path, run: RunUsage, seen: dict[str, tuple[RunUsage, Usage]], warnings: list[str]) -> None:
     """Note each assistant message's usage under its id (the last line of a message
     holds its final count); a message seen in an earlier run stays that run's."""
     try:
-        data = path.read_bytes()
+        info = path.stat()
+        stamp = (info.st_size, info.st_mtime_ns)
+        known = _PARSED.get(path)
+        if known is not None and known[0] == stamp:
+            messages = known[1]
+        else:
+            messages = _messages(path, path.read_bytes())
+            _PARSED[path] = (stamp, messages)
     except OSError as exc:
         warnings.append(f"{path}: cannot be read ({exc.strerror})")
         return
+    for key, usage in messages:
+        owner = seen[key][0] if key in seen else run
+        seen[key] = (owner, usage)
+
+
+def _messages(path: Path, data: bytes) -> list[tuple[str, Usage]]:
+    """(message id, usage) of each assistant line with a usage, in file order."""
+    found = []
     for number, line in enumerate(data.splitlines()):
         if b'"usage"' not in line:
             continue
@@ -168,8 +188,8 @@ def _read_transcript(path: Path, run: RunUsage, seen: dict[str, tuple[RunUsage, 
         if not isinstance(message, dict) or not isinstance(usage := message.get("usage"), dict):
             continue
         key = message["id"] if isinstance(message.get("id"), str) else f"{path}:{number}"
-        owner = seen[key][0] if key in seen else run
-        seen[key] = (owner, _usage(usage))
+        found.append((key, _usage(usage)))
+    return found
 
 
 def _usage(usage: dict[str, Any]) -> Usage:

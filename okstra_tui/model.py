@@ -289,6 +289,8 @@ class PlanReview:
     stages: list[StageView] = field(default_factory=list)
     watch: list[Path] = field(default_factory=list)
     auto_stage: int | None = None
+    refusal: Refusal | None = None
+    """Why approving it is refused, for a broken plan (read with it, in the worker)."""
 
     @cached_property
     def views(self) -> dict[int, StageView]:
@@ -323,9 +325,14 @@ def load_plan_review(root: Path, ref: TaskRef, now: datetime) -> PlanReview:
     state: PlanState = "broken" if problem is not None else "draft"
     if current is not None and current.dir == plan.dir:
         state = "approved"
+    refusal = None
+    if state == "broken":
+        from okstra_engine.gates import plan_refusal
+
+        refusal = plan_refusal(task)
     stage_map = draft.stage_map
     if stage_map is None:
-        return PlanReview(task, name, plan.run_id, state, text, draft, watch=watch)
+        return PlanReview(task, name, plan.run_id, state, text, draft, watch=watch, refusal=refusal)
     if state == "approved":
         views = task_status(task, now=now).stages
     else:
@@ -336,7 +343,7 @@ def load_plan_review(root: Path, ref: TaskRef, now: datetime) -> PlanReview:
 
     lanes = list(stage_map.groups().items())
     auto = first_ready(views) if state == "approved" else None  # a draft runs nothing yet
-    return PlanReview(task, name, plan.run_id, state, text, draft, lanes, views, watch, auto)
+    return PlanReview(task, name, plan.run_id, state, text, draft, lanes, views, watch, auto, refusal)
 
 
 def approve(task: Task, run_id: str) -> None:
@@ -492,14 +499,11 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
 def _live_pids(status: TaskStatus) -> dict[int, int]:
     from okstra_engine.ledger import hostname
 
-    here = hostname()
-    held = status.ledger.stages
+    here, held = hostname(), status.ledger.stages
     return {
         view.stage: pid
         for view in status.stages
-        if view.state is StageState.IN_FLIGHT
-        and held[view.stage].latest.host == here
-        and (pid := held[view.stage].streak.pid) is not None
+        if view.state is StageState.IN_FLIGHT and (pid := held[view.stage].local_pid(here)) is not None
     }
 
 

@@ -166,3 +166,22 @@ def test_a_final_verification_of_a_stage_is_not_that_stages_usage(task) -> None:
     assert usage.stages() == {1: Usage(10, 1, 0, 0)}
     assert usage.total == Usage(510, 6, 0, 0)
     assert usage.to_json()["stages"][0]["runs"] == [one.name]
+
+
+def test_a_transcript_read_again_counts_what_it_grew_by(task) -> None:
+    # the board asks on every reload: a transcript its agent is still writing is read
+    # again, one that did not change is not parsed twice
+    run = prepared_run(task)
+    transcript = _transcript("sess-2", [_assistant("msg_1", _u(10, 1, 0, 0))])
+    _hooked(run, "sess-2", transcript)
+    assert task_usage(task).total == Usage(input=10, output=1, cache_read=0, cache_write=0)
+
+    with transcript.open("a") as handle:
+        handle.write(_assistant("msg_2", _u(5, 2, 0, 0)) + "\n")
+    assert task_usage(task).total == Usage(input=15, output=3, cache_read=0, cache_write=0)
+
+    from okstra_engine import usage as usage_module
+
+    before = usage_module._PARSED[transcript]
+    assert task_usage(task).total.output == 3
+    assert usage_module._PARSED[transcript] is before  # unchanged: not parsed again

@@ -172,10 +172,8 @@ class PlanScreen(Following, OkstraScreen):
         if review.state == "approved":
             self.say(t("plan.already", run=review.run_id))
             return
-        if review.state == "broken":
-            from okstra_engine.gates import plan_refusal
-
-            self.refuse(plan_refusal(review.task))
+        if review.refusal is not None:
+            self.refuse(review.refusal)
             return
         from .confirm import ConfirmModal
 
