@@ -159,9 +159,12 @@ def start_prepared(task: Task, manifest: PreparedRun) -> ManagedSession:
         raise
 
 
-def sessions(project: Project | None = None, ref: TaskRef | None = None) -> list[ManagedSession]:
+def sessions(
+    project: Project | None = None, ref: TaskRef | None = None, *, known: tuple[Task, LedgerState] | None = None
+) -> list[ManagedSession]:
     """Every managed session okstra started (the last one of each stage) on the tmux
-    server it talks to, of `project` (and its task `ref`), checked against tmux."""
+    server it talks to, of `project` (and its task `ref`), checked against tmux.
+    `known`: the task `ref` and its ledger, when the caller has just read them."""
     from . import registry
 
     socket = tmux.socket_name() or ""
@@ -177,6 +180,8 @@ def sessions(project: Project | None = None, ref: TaskRef | None = None) -> list
     live = tmux.list_sessions()
     found = []
     tasks: dict[tuple[str, str, str], tuple[Task, LedgerState] | None] = {}
+    if known is not None and project is not None:
+        tasks[(str(project.root), known[0].ref.group, known[0].ref.id)] = known
     for row in rows:
         key = (row.project_root, row.task_group, row.task_id)
         if key not in tasks:

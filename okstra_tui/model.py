@@ -492,7 +492,7 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
         summaries=summaries,
         usage=usage,
         pids=_live_pids(status),
-        sessions=terminals(project, ref),
+        sessions=terminals(project, ref, known=(task, status.ledger)),
     )
 
 
@@ -515,13 +515,15 @@ def gone(pids: dict[int, int]) -> bool:
     return not all(map(pid_alive, pids.values()))
 
 
-def terminals(project: Project, ref: TaskRef) -> dict[int, ManagedSession]:
+def terminals(
+    project: Project, ref: TaskRef, *, known: tuple[Task, LedgerState] | None = None
+) -> dict[int, ManagedSession]:
     """The task's managed terminals by stage; none when tmux cannot say (the board shows
-    the ledger's view without them)."""
+    the ledger's view without them). `known`: the task and its ledger, just read."""
     from okstra_engine import managed
 
     try:
-        return {found.stage: found for found in managed.sessions(project, ref)}
+        return {found.stage: found for found in managed.sessions(project, ref, known=known)}
     except OkstraError:
         return {}
 
