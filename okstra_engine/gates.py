@@ -121,9 +121,9 @@ def stages_refusal(status: TaskStatus, phase: str) -> Refusal | None:
 def verified_refusal(status: TaskStatus) -> Refusal | None:
     """None when the newest final verification of the whole task under the current plan
     passed; else `phase.not_verified` (none gave a verdict) or `phase.verification_failed`."""
-    from .run_history import last_verification, task_runs
+    from .run_history import last_verification
 
-    checked = last_verification(task_runs(status.task, status), status.plan_run)
+    checked = last_verification(status.runs, status.plan_run)
     if checked is not None and checked.outcome == "PASS":
         return None
     task = str(status.task.ref)

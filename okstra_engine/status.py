@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from .tasks import Task
 
 if TYPE_CHECKING:
     from .agent_state import AgentView
+    from .run_history import RunRecord
     from .worktrees import Overlap
 
 
@@ -53,6 +55,14 @@ class TaskStatus:
     @property
     def auto_stage(self) -> int | None:
         return first_ready(self.stages)
+
+    @cached_property
+    def runs(self) -> list[RunRecord]:
+        """Every run of the task, newest first (`run_history.task_runs`): read once for
+        the gates and the screens that ask of one status."""
+        from .run_history import task_runs
+
+        return task_runs(self.task, self)
 
     def to_json(self) -> dict[str, Any]:
         return {

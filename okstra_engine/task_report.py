@@ -230,9 +230,9 @@ def _verification(task: Task, status: TaskStatus) -> list[str]:
             said = f"**{verdict}**" if verdict else "no PASS or FAIL"
             said += f" — {md_text(first[:200])}"
         lines.append(f"- run {md_code(run.name)} ({scope}): {said}")
-    from .run_history import last_verification, task_runs
+    from .run_history import last_verification
 
-    last = last_verification(task_runs(task, status), status.plan_run)
+    last = last_verification(status.runs, status.plan_run)
     if last is None:
         lines += ["", "Result: no verdict on the whole task under the current plan yet."]
     else:

@@ -252,9 +252,9 @@ def phase_choices(status: TaskStatus) -> list[PhaseChoice]:
     """Each phase and whether a run of it can be prepared now, as the engine's gates say,
     with what its runs came to."""
     from okstra_engine.gates import phase_refusals
-    from okstra_engine.run_history import phase_marks, task_runs
+    from okstra_engine.run_history import phase_marks
 
-    marks = phase_marks(task_runs(status.task, status), status.plan_run)
+    marks = phase_marks(status.runs, status.plan_run)
     return [
         PhaseChoice(phase, refusal is None, refusal, marks.get(phase))
         for phase, refusal in phase_refusals(status).items()
