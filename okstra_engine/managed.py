@@ -259,6 +259,13 @@ def attach_argv(session: ManagedSession) -> list[str]:
 STOP_TIMEOUT_S = 15.0
 
 
+def _still_running(found: ManagedSession) -> bool:
+    """Whether tmux still runs the session `found` names, with the same pane pid (one
+    tmux call: what a stop polls, where `sessions` would read the task and its ledger)."""
+    live = tmux.list_sessions().get(found.session)
+    return live is not None and live.pid == found.pid
+
+
 def stop(task: Task, stage: int, *, timeout: float = STOP_TIMEOUT_S) -> ManagedSession:
     """Ask the stage's agent to stop: C-c in its pane, twice half a second apart (an
     interactive agent takes the first as "stop this turn" and exits on a second one soon
@@ -282,7 +289,8 @@ def stop(task: Task, stage: int, *, timeout: float = STOP_TIMEOUT_S) -> ManagedS
             sent += 1
             next_key = now + (0.5 if sent % 2 else 3.0)
         time.sleep(0.1)
-        found = session_of(task, stage)
+        if not _still_running(found):
+            found = session_of(task, stage)
     if found.holds:
         record(task, stage, "released", run_id=found.run_id)
         found = session_of(task, stage)
