@@ -185,6 +185,9 @@ def hook_settings() -> dict[str, object]:
 
 if __name__ == "__main__":  # the hook (`hook_argv`): -S left the package off the path
     sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from okstra_engine.agent_events import main as _main
-
+    try:
+        from okstra_engine.agent_events import main as _main
+    except ImportError as exc:  # okstra moved or half removed since the launch: still never fail the agent
+        print(f"okstra agent-event: not recorded (okstra is not beside {__file__}: {exc})", file=sys.stderr)
+        sys.exit(0)
     sys.exit(_main())

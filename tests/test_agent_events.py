@@ -116,6 +116,16 @@ def test_nothing_in_the_working_folder_or_the_environment_steers_the_hook(task, 
     assert json.loads((run / EVENTS_NAME).read_text())["event"] == "Stop"
 
 
+def test_the_hook_file_without_its_package_is_a_note_and_exit_0(tmp_path: Path) -> None:
+    """okstra removed or moved after the launch wrote the settings: the agent is not failed."""
+    alone = tmp_path / "agent_events.py"
+    alone.write_bytes(Path(agent_events.__file__).read_bytes())
+    python, *flags, _ = hook_argv()
+    proc = subprocess.run([python, *flags, str(alone)], input=b'{"hook_event_name": "Stop"}', capture_output=True)
+    assert proc.returncode == 0 and proc.stdout == b"" and b"not recorded" in proc.stderr
+    assert b"Traceback" not in proc.stderr
+
+
 def test_a_person_typing_agent_event_gets_a_note(tmp_path: Path) -> None:
     proc = subprocess.run([OKSTRA, "agent-event"], stdin=subprocess.DEVNULL, capture_output=True, cwd=tmp_path)
     assert proc.returncode == 0 and proc.stdout == b""
