@@ -50,10 +50,10 @@ def main() -> int:
     except Exception as exc:  # noqa: BLE001 - the boundary: no traceback ever reaches the agent
         note = f"not recorded ({type(exc).__name__}: {exc})"
     if note:
-        import contextlib
-
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 - contextlib would load collections and functools on every refused hook
             print(f"okstra agent-event: {note}", file=sys.stderr)
+        except OSError:
+            pass
     return 0
 
 
