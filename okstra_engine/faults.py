@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 
 ENV = "OKSTRA_FAULT"
 TRACE_ENV = "OKSTRA_FAULT_TRACE"
@@ -63,6 +62,8 @@ def armed(name: str) -> bool:
 
 def kill() -> None:
     """Die now, without cleanup, flush or exit handlers."""
+    import signal  # here, not at the top: the agent's hook imports this module on every event
+
     os.kill(os.getpid(), signal.SIGKILL)
 
 

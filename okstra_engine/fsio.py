@@ -3,16 +3,19 @@ moves that never lose data (even across file systems)."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import shutil
 import stat
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 from . import faults
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+# pathlib, shutil, tempfile and contextlib are imported where used: the agent's hook
+# appends its row with `append_line` in a process that loads none of them
 
 
 def _umask() -> int:
@@ -33,6 +36,10 @@ def atomic_write_text(path: Path, text: str, *, durable: bool = True, through_sy
     the person's own git setup, such as a linked `info/exclude`): then its target is
     rewritten. `durable=False` skips the fsyncs: for caches, which a crash may lose but
     not tear."""
+    import contextlib
+    import tempfile
+    from pathlib import Path
+
     if through_symlink:
         path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +109,7 @@ def refuse_links(base: Path, path: Path) -> None:
         )
 
 
-def append_line(path: Path, line: str) -> None:
+def append_line(path: str | os.PathLike[str], line: str) -> None:
     """Append one line with a single O_APPEND write, then fsync.
 
     When a crash left the file without a final newline, the write starts with one so
@@ -112,7 +119,7 @@ def append_line(path: Path, line: str) -> None:
     """
     if "\n" in line:
         raise ValueError("a ledger line must not contain a newline")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     try:  # never through a link: the ledger's link would append wherever it points
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
@@ -169,6 +176,10 @@ def write_dir(final: Path, files: dict[str, str], *, fault_prefix: str | None = 
         if fault_prefix is not None:
             faults.point(f"{fault_prefix}.{name}")
 
+    import shutil
+    import tempfile
+    from pathlib import Path
+
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
@@ -198,6 +209,8 @@ def remove_tree(path: Path, *, fault_prefix: str | None = None) -> None:
                 found.unlink()
                 break
         faults.kill()
+    import shutil
+
     shutil.rmtree(path)
     fsync_dir(path.parent)
 
@@ -215,6 +228,8 @@ def move_tree(src: Path, dst: Path, *, fault_prefix: str | None = None) -> str:
     def point(name: str) -> None:
         if fault_prefix is not None:
             faults.point(f"{fault_prefix}.{name}")
+
+    import shutil
 
     if os.path.lexists(dst):
         raise FileExistsError(errno.EEXIST, "destination exists", str(dst))
@@ -252,6 +267,8 @@ def move_tree(src: Path, dst: Path, *, fault_prefix: str | None = None) -> str:
 
 def walk(root: Path) -> Iterator[Path]:
     """Every entry under `root` (not `root` itself), not following links."""
+    from pathlib import Path
+
     stack = [root]
     while stack:
         current = stack.pop()

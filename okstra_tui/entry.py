@@ -9,10 +9,11 @@ record` stay as light as the engine's own CLI.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (`agent-event` starts here too)
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from okstra_engine.slugs import TaskRef
 
 
@@ -42,7 +43,7 @@ def open_ui(
 
 def main(argv: list[str] | None = None) -> int:
     if (sys.argv[1:] if argv is None else argv) == ["agent-event"]:
-        # every hook of an agent okstra launched runs it: no parser, settings or pydantic
+        # as the hooks run it (they start `agent_events` directly): no parser, settings or pydantic
         from okstra_engine.agent_events import main as agent_event
 
         return agent_event()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from okstra_engine.agent_events import EVENTS_NAME, HOOK_EVENTS, RUN_DIR_VARIABLE, SETTINGS_NAME
+from okstra_engine.agent_events import EVENTS_NAME, HOOK_EVENTS, RUN_DIR_VARIABLE, SETTINGS_NAME, hook_argv
 from okstra_engine.agent_state import AgentState, AgentView, fold_events
 from okstra_engine.launch import plan_launch
 from okstra_engine.status import task_status
@@ -155,7 +155,7 @@ def test_launch_gives_claude_the_run_s_hooks_and_leaves_other_agents_alone(task,
     for event in HOOK_EVENTS:
         (entry,) = hooks[event]
         (hook,) = entry["hooks"]
-        assert shlex.split(hook["command"]) == [OKSTRA, "agent-event"] and hook["type"] == "command"
+        assert shlex.split(hook["command"]) == hook_argv() and hook["type"] == "command"
     assert not (run / SETTINGS_NAME).exists()  # planning writes nothing; launch does
 
     set_agent_command(["codex", "{prompt}"])
@@ -171,14 +171,14 @@ def test_launch_gives_claude_the_run_s_hooks_and_leaves_other_agents_alone(task,
 def test_the_hook_command_is_quoted_whatever_the_path(task) -> None:
     from okstra_engine import agent_events
 
-    weird = "/tmp/a dir/it's $(rm -rf ~)/bin/okstra"
-    original = agent_events.okstra_argv
-    agent_events.okstra_argv = lambda: [weird]
+    weird = "/tmp/a dir/it's $(rm -rf ~)/bin/python"
+    original = agent_events.hook_argv
+    agent_events.hook_argv = lambda: [weird, "-I", "-S", "/tmp/a dir/agent_events.py"]
     try:
         command = agent_events.hook_settings()["hooks"]["Stop"][0]["hooks"][0]["command"]
     finally:
-        agent_events.okstra_argv = original
-    assert shlex.split(command) == [weird, "agent-event"]
+        agent_events.hook_argv = original
+    assert shlex.split(command) == [weird, "-I", "-S", "/tmp/a dir/agent_events.py"]
 
 
 # ---------------------------------------------------------------------------- events → state

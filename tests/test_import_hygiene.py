@@ -7,6 +7,7 @@ loaded, so only a new process can tell what a module or a command pulls in.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,54 @@ def test_long_commands_off_a_terminal_and_completion_load_no_rich(task, repo: Pa
         loaded = _modules_after(tmp_path, *args)
         assert not _ui_modules(loaded), args
         assert "rich" not in loaded, args
+
+
+# The hook's command run in a fresh interpreter with the hook's flags (the file executed
+# as `__main__`, as `python -I -S FILE` does); then the modules it loaded, one a line.
+_RUN_HOOK = """
+import sys
+path = sys.argv[1]
+code = compile(open(path, "rb").read(), path, "exec")
+try:
+    exec(code, {"__name__": "__main__", "__file__": path})
+except SystemExit:
+    pass
+sys.stdout.write("\\n".join(sorted(sys.modules)))
+"""
+
+_HOOK_ENGINE = {"okstra_engine", "okstra_engine.agent_events", "okstra_engine.run_folder", "okstra_engine.fsio"}
+_HOOK_ENGINE |= {"okstra_engine.faults"}
+
+
+def test_agent_event_loads_neither_pydantic_nor_the_heavy_engine(task, tmp_path: Path) -> None:
+    """Every hook of the agent's runs it: the hook's command loads a handful of standard
+    modules and four small engine ones (not even `re`, `json` or pathlib, which would
+    each cost a large part of a bare interpreter's start); `okstra agent-event` typed
+    through the console script loads no more of the engine."""
+    from okstra_engine.agent_events import EVENTS_NAME, RUN_DIR_VARIABLE, hook_argv
+    from tests.support import prepared_run
+
+    run = prepared_run(task)
+    python, *flags, path = hook_argv()
+    assert flags == ["-I", "-S"]
+    env = {**os.environ, RUN_DIR_VARIABLE: str(run)}
+    proc = subprocess.run(
+        [python, *flags, "-c", _RUN_HOOK, path], input=b'{"hook_event_name": "Stop"}', env=env, capture_output=True
+    )
+    assert (proc.returncode, proc.stderr) == (0, b"")
+    loaded = set(proc.stdout.decode().splitlines())
+    assert json.loads((run / EVENTS_NAME).read_text())["event"] == "Stop"  # it ran the whole way
+    assert {m for m in loaded if m.startswith("okstra")} == _HOOK_ENGINE
+    for heavy in ("pydantic", "argparse", "re", "json", "pathlib", "typing", "datetime", "dataclasses", "shutil"):
+        assert heavy not in loaded, heavy
+
+    typed = subprocess.run(
+        [sys.executable, "-c", _RUN_COMMAND, json.dumps(["agent-event"]), str(tmp_path / "modules.json")],
+        input=b'{"hook_event_name": "Stop"}',
+        env=env,
+        capture_output=True,
+    )
+    assert (typed.returncode, typed.stderr) == (0, b"")
+    loaded = set(json.loads((tmp_path / "modules.json").read_text()))
+    assert {m for m in loaded if m.startswith("okstra_engine")} == _HOOK_ENGINE
+    assert not {m for m in loaded if m.split(".")[0] in ("pydantic", "argparse", "textual", "rich")}
