@@ -50,6 +50,9 @@ class LedgerRow(Doc):
     """A done row of a stage that changes nothing: its commit is the stage's base."""
     host: str | None = None
     pid: int | None = None
+    machine: str | None = None
+    """The okstra home that wrote the row (`share.machine`); rows of other machines come
+    in through a shared task's sync, exactly as they were written."""
 
     def to_line(self) -> str:
         return json.dumps(self.model_dump(exclude_none=True), separators=(",", ":"), ensure_ascii=False)
@@ -77,7 +80,10 @@ def parse_ts(text: str) -> datetime:
 
 
 def new_row(stage: int, status: Status, **fields: Any) -> LedgerRow:
+    from .share.machine import machine_id_if_any
+
     fields.setdefault("host", hostname())
+    fields.setdefault("machine", machine_id_if_any())
     return LedgerRow(ts=format_ts(utc_now()), stage=stage, status=status, **fields)
 
 

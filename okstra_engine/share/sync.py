@@ -1,0 +1,276 @@
+"""A sync of a shared project: fetch okstra's refs of its place, write the tasks other
+clones shared into this one, import the other machines' ledger rows, then publish this
+machine's (tasks, rows, reservations taken offline, done commits) in atomic pushes.
+
+Commands on a shared task sync on their own (`auto_sync`), at most every
+`AUTO_EVERY_S` seconds and given `AUTO_TIMEOUT_S`; `okstra share sync` always does. A
+remote that does not answer changes nothing here: the rows not yet published simply
+wait for the next contact (`journal`), and the commands say the task is not synced."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .. import clock, faults, git
+from ..errors import OkstraError
+from ..ledger import LEDGER_NAME
+from ..ledger_state import read_state
+from ..locks import file_lock, task_mutex
+from ..plans import plan_run_root
+from ..projects import Project
+from ..slugs import TaskRef
+from ..tasks import Task, list_tasks, load_task
+from .journal import Clash, Journal, read_journal, sync_lock_path, write_journal
+from .machine import machine_id
+from .place import REMOTE_ROOT, Share, shared
+
+AUTO_EVERY_S = 5.0
+AUTO_TIMEOUT_S = 5.0
+TIMEOUT_S = 30.0
+
+Update = tuple[str, str | None, str | None]
+
+
+@dataclass(frozen=True)
+class Pushed:
+    ok: bool
+    answered: bool
+    """The remote answered (a refusal of the expected values), as opposed to not being reached."""
+    error: str | None = None
+
+
+def push(share: Share, updates: list[Update], *, timeout: float = TIMEOUT_S) -> Pushed:
+    """One atomic push; on success the fetched refs follow it, so the next lease expects it."""
+    if not updates:
+        return Pushed(True, True)
+    faults.point("share.before-push")
+    proc = git.push_refs(share.repo, share.remote, updates, timeout=timeout)
+    if proc is None:
+        return Pushed(False, False, f"{share.remote} did not answer in {timeout:g} s")
+    if proc.returncode != 0:
+        answered = any(line.startswith("!") for line in proc.stdout.splitlines())
+        return Pushed(False, answered, git.failure_message(proc))
+    faults.point("share.pushed")
+    for ref, new, _ in updates:
+        if ref.startswith(REMOTE_ROOT + "/"):
+            local = share.local_of(ref)
+            if new is None:
+                git.delete_ref(share.repo, local)
+            else:
+                git.update_ref(share.repo, local, new)
+    return Pushed(True, True)
+
+
+def fetch(share: Share, *, timeout: float = TIMEOUT_S, stages_of: TaskRef | None = None) -> str | None:
+    """Fetch okstra's refs of the project's place (and the done commits of `stages_of`'s
+    stages); None, or why the remote did not answer."""
+    refspecs = [share.refspec] + ([share.stages_refspec(stages_of)] if stages_of is not None else [])
+    proc = git.fetch_refs(share.repo, share.remote, refspecs, timeout=timeout)
+    if proc is None:
+        return f"{share.remote} did not answer in {timeout:g} s"
+    if proc.returncode != 0:
+        return git.failure_message(proc)
+    return None
+
+
+@dataclass
+class SyncReport:
+    remote: str
+    reachable: bool
+    error: str | None = None
+    imported: int = 0
+    published: int = 0
+    said: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    clashes: list[Clash] = field(default_factory=list)
+
+
+def sync(
+    project: Project,
+    only: TaskRef | None = None,
+    *,
+    timeout: float = TIMEOUT_S,
+    wait: bool = True,
+    stages: bool = False,
+) -> SyncReport | None:
+    """Fetch and publish now (None: the project is not shared; a busy sync of another
+    process is waited for, or with `wait=False` left to finish alone: None too).
+    `stages`: fetch the done commits of `only`'s stages too (a prepare, a handoff)."""
+    share = shared(project)
+    if share is None:
+        return None
+    try:
+        with file_lock(sync_lock_path(project), timeout=None if wait else 0.0):
+            return _sync_locked(share, only, timeout, stages)
+    except OkstraError as exc:
+        if wait or "another okstra process" not in exc.what:
+            raise
+        return None
+
+
+def _sync_locked(share: Share, only: TaskRef | None, timeout: float, stages: bool) -> SyncReport:
+    project = share.project
+    journal = read_journal(project)
+    journal.remote, journal.tried = share.remote, time.time()
+    report = SyncReport(share.remote, True)
+    error = fetch(share, timeout=timeout, stages_of=only if stages else None)
+    if error is not None:
+        report.reachable, report.error = False, error
+        journal.reachable, journal.error = False, error
+        write_journal(project, journal)
+        return report
+    journal.fetched = clock.iso()
+    from .tasks import materialize, shared_tasks
+
+    there = shared_tasks(share)
+    for ref, commit in sorted(there.items(), key=lambda item: str(item[0])):
+        if only is None or ref == only:
+            try:
+                said = materialize(share, ref, commit)
+            except OkstraError as exc:
+                report.warnings.append(f"task {ref} from {share.remote} left out: {exc.what}")
+                continue
+            if said:
+                report.said.append(said)
+    refs = [only] if only is not None else list_tasks(project)
+    clashes = [c for c in journal.clashes if only is not None and c.task != str(only)]
+    for ref in refs:
+        try:
+            task = load_task(project, ref)
+        except OkstraError:
+            continue
+        try:
+            _sync_task(share, task, there.get(ref), report, journal, timeout)
+        except OkstraError as exc:
+            report.warnings.append(f"task {ref}: {exc.what}")
+    journal.clashes = clashes + report.clashes
+    journal.reachable = report.reachable
+    journal.error = report.error
+    if report.reachable:
+        journal.published = clock.iso()
+    write_journal(project, journal)
+    return report
+
+
+def _sync_task(
+    share: Share, task: Task, there: str | None, report: SyncReport, journal: Journal, timeout: float
+) -> None:
+    from . import rows
+    from .tasks import task_update
+
+    with task_mutex(task):
+        plan = plan_run_root(task)
+        updates: list[Update] = []
+        if (update := task_update(share, task, there)) is not None:
+            updates.append(update)
+        if plan is not None:
+            added, warnings = rows.import_rows(share, task, plan)
+            report.imported += added
+            report.warnings += warnings
+            if (update := rows.own_update(share, task, plan)) is not None:
+                updates.append(update)
+                report.published += 1
+            updates += _reservation_fixes(share, task, report)
+        pushed = push(share, updates, timeout=timeout)
+        if not pushed.ok:
+            report.reachable = pushed.answered
+            report.error = pushed.error
+            if pushed.answered:
+                report.warnings.append(
+                    f"task {task.ref}: {share.remote} refused the update ({pushed.error}); the next sync tries again"
+                )
+            return
+        if plan is not None:
+            _push_done_commits(share, task, journal, timeout)
+
+
+def _reservation_fixes(share: Share, task: Task, report: SyncReport) -> list[Update]:
+    """Under the task mutex: this machine's reservation refs no run here holds any more
+    go (a done or released stage, a prepare killed before its row); a stage in flight
+    here without its ref (taken offline) gets it, or, when another machine took it
+    meanwhile, is named as a clash for a person to settle."""
+    from .reservations import held, take
+
+    plan = plan_run_root(task)
+    assert plan is not None
+    state = read_state(plan.dir / LEDGER_NAME)
+    me = machine_id()
+    deletions: list[Update] = []
+    refs = held(share, task.ref)
+    for stage, this in refs.items():
+        if not this.mine:
+            continue
+        ledger = state.stages.get(stage)
+        holds = ledger is not None and ledger.in_flight and ledger.streak.run_id == this.reservation.run_id
+        if not holds:
+            deletions.append((share.remote_ref(task.ref, "reserved", f"s{stage}"), None, this.sha))
+    for stage, ledger in sorted(state.stages.items()):
+        row = ledger.streak.start
+        if not ledger.in_flight or row.machine != me:
+            continue
+        if stage in refs and refs[stage].mine:
+            continue
+        if stage in refs:
+            theirs = refs[stage].reservation
+        else:
+            taken = take(share, task.ref, stage, run_id=ledger.streak.run_id or "", pid=ledger.streak.pid, offline=True)
+            if taken.won or taken.holder is None:
+                continue
+            theirs = taken.holder.reservation
+        report.clashes.append(
+            Clash(
+                task=str(task.ref),
+                stage=stage,
+                run_id=ledger.streak.run_id,
+                machine=theirs.machine,
+                host=theirs.host,
+                their_run=theirs.run_id,
+            )
+        )
+    return deletions
+
+
+def _push_done_commits(share: Share, task: Task, journal: Journal, timeout: float) -> None:
+    """This machine's done commits the remote lacks, each as `…/s<N>/<commit>` (so a
+    handoff elsewhere can merge them); the journal remembers those pushed."""
+    plan = plan_run_root(task)
+    assert plan is not None
+    me = machine_id()
+    pushed_before = set(journal.stages_pushed)
+    for stage, row in sorted(read_state(plan.dir / LEDGER_NAME).done_rows().items()):
+        commit = row.head_commit
+        if not commit or not git.is_full_sha(commit) or row.machine != me:
+            continue
+        ref = share.remote_stage(task.ref, stage, commit)
+        if ref in pushed_before or git.resolve_commit(share.repo, commit) is None:
+            continue
+        pushed = push(share, [(ref, commit, None)], timeout=timeout)
+        if pushed.ok or pushed.answered:  # answered: it is there already
+            journal.stages_pushed.append(ref)
+
+
+def auto_sync(task: Task) -> SyncReport | None:
+    """A command's own sync of a shared task: at most every `AUTO_EVERY_S` seconds, a
+    short timeout, never waiting for another process's sync, never failing the command."""
+    project = task.project
+    if not project.config.share_remote:
+        return None
+    journal = read_journal(project)
+    if journal.tried is not None and time.time() - journal.tried < AUTO_EVERY_S:
+        return None
+    try:
+        return sync(project, task.ref, timeout=AUTO_TIMEOUT_S, wait=False)
+    except OkstraError:
+        return None
+
+
+def not_synced(project: Project) -> str | None:
+    """What a command says of a shared project whose remote did not answer last time."""
+    if not project.config.share_remote:
+        return None
+    journal: Journal = read_journal(project)
+    if journal.reachable is not False:
+        return None
+    since = f" (last synced {journal.fetched})" if journal.fetched else " (never synced)"
+    return f"not synced: {project.config.share_remote} did not answer{since}: {journal.error}"

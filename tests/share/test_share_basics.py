@@ -1,0 +1,78 @@
+"""Opting in, the task and its plan travelling, `share status` and `share sync`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.share.machines import TASK, bare_remote, machines, shared_task, stage_map
+from tests.support import git
+
+
+@pytest.fixture
+def pair(tmp_path: Path):
+    remote = bare_remote(tmp_path)
+    fleet = machines(tmp_path, remote, 2)
+    shared_task(tmp_path, fleet, stage_map(tmp_path, 3, {3: [1]}))
+    return remote, fleet
+
+
+def test_the_task_and_its_plan_travel_to_another_clone(pair) -> None:
+    remote, (a, b) = pair
+    refs = git(remote, "for-each-ref", "--format=%(refname)")
+    assert "refs/okstra/share/root/team/wide/task" in refs.splitlines()
+    status_a, status_b = a.json("status", TASK), b.json("status", TASK)
+    assert Path(status_b["plan_run"]).name == Path(status_a["plan_run"]).name
+    assert [s["state"] for s in status_b["stages"]] == ["ready", "ready", "blocked"]
+    doc = json.loads((b.clone / ".okstra/tasks/team/wide/task.json").read_text())
+    assert doc["title"] == "Shared work"
+    manifest = json.loads((Path(status_b["plan_run"]) / "manifest.json").read_text())
+    assert manifest["run_dir"] == status_b["plan_run"]  # this clone's place, not the other's
+    # the person's branches are not fetched, nor okstra's local refs of the other clone
+    assert not git(b.clone, "for-each-ref", "--format=%(refname)", "refs/heads/okstra")
+
+
+def test_init_share_refuses_what_is_not_a_remote_of_the_repository(tmp_path: Path) -> None:
+    remote = bare_remote(tmp_path)
+    (a,) = machines(tmp_path, remote, 1)
+    for name in ("nope", "--upload-pack=touch /tmp/x", str(remote), "https://example.com/x.git"):
+        proc = a.run("init", "--share", name)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert (
+        not (a.clone / ".okstra" / "project.json").exists()
+        or "shareRemote" not in (a.clone / ".okstra" / "project.json").read_text()
+    )
+
+
+def test_a_share_remote_an_agent_wrote_into_project_json_is_checked(pair) -> None:
+    _, (a, _) = pair
+    path = a.clone / ".okstra" / "project.json"
+    doc = json.loads(path.read_text())
+    doc["shareRemote"] = "/tmp/elsewhere.git"
+    path.write_text(json.dumps(doc))
+    proc = a.run("share", "sync")
+    assert proc.returncode == 2
+    assert "shareRemote" in proc.stderr and "no remote named" in proc.stderr
+
+
+def test_share_status_says_what_is_shared_and_when_it_synced(pair) -> None:
+    _, (a, b) = pair
+    doc = a.json("share", "status")
+    assert doc["remote"] == "origin" and doc["reachable"] is True
+    assert doc["tasks"] == [{"task": TASK, "here": True, "there": True, "queued": 0}]
+    assert doc["fetched"] and doc["published"]
+    assert len(doc["machine"]) == 16 and doc["machine"] != b.json("share", "status")["machine"]
+    text = a.ok("share", "status")
+    assert "shares its tasks through origin: it answered" in text
+
+
+def test_a_project_not_shared_says_so(tmp_path: Path) -> None:
+    remote = bare_remote(tmp_path)
+    (a,) = machines(tmp_path, remote, 1)
+    a.ok("init")
+    assert a.json("share", "status")["remote"] is None
+    proc = a.run("share", "sync")
+    assert proc.returncode == 2 and "is not shared" in proc.stderr
