@@ -54,24 +54,27 @@ def reserve(
     cleared: set[int] = set()
     while True:
         run_id = run_id_for(stage)
-        taken = reservations.take(share, task.ref, stage, run_id=run_id, pid=pid)
+        taken = reservations.take(share, task.ref, stage, run_id=run_id, pid=pid, learn=requested is not None)
         if taken.won:
             return stage, run_id, False
-        if taken.holder is None:
+        if not taken.held:
             if offline:
                 return stage, run_id, True
             raise Refusal(
                 "share.unreachable", {"task": str(task.ref), "remote": share.remote, "error": taken.error or ""}
             ).error()
-        if taken.holder.mine and stage not in cleared:
-            # a prepare of this machine killed after its push: no row here holds it
+        known = taken.holder or reservations.held(share, task.ref).get(stage)
+        if known is not None and known.mine and stage not in cleared:
+            # a prepare of this machine killed after its push: no row here holds it (the
+            # stage was ready), so it goes
             cleared.add(stage)
             reservations.drop(share, task.ref, stage)
             continue
-        holder = taken.holder.reservation
         view = next(v for v in status.stages if v.stage == stage)
-        view.state, view.run_id = StageState.IN_FLIGHT, holder.run_id
-        if requested is not None:
+        view.state = StageState.IN_FLIGHT
+        if taken.holder is not None:
+            holder = taken.holder.reservation
+            view.run_id = holder.run_id
             raise Refusal(
                 "share.stage_taken",
                 {

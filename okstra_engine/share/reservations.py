@@ -67,15 +67,28 @@ def held(share: Share, task: TaskRef) -> dict[int, Held]:
 
 @dataclass(frozen=True)
 class Taken:
-    """What an attempt to take a stage came to: `won`; else `holder` (another machine
-    holds it), or neither: the remote did not answer (`error`)."""
+    """What an attempt to take a stage came to: `won`; else `held` (the ref exists:
+    `holder` says whose, when asked to learn it), or neither: the remote did not answer
+    (`error`)."""
 
     won: bool
+    held: bool = False
     holder: Held | None = None
     error: str | None = None
 
 
-def take(share: Share, task: TaskRef, stage: int, *, run_id: str, pid: int | None, offline: bool = False) -> Taken:
+def take(
+    share: Share,
+    task: TaskRef,
+    stage: int,
+    *,
+    run_id: str,
+    pid: int | None,
+    offline: bool = False,
+    learn: bool = True,
+) -> Taken:
+    """Create stage N's reservation ref on the remote. `learn`: when another holds it,
+    fetch to say who (a `--stage auto` prepare does not need to know: it moves on)."""
     reservation = Reservation(
         machine=machine_id(), host=hostname(), pid=pid, run_id=run_id, stage=stage, ts=clock.iso(), offline=offline
     )
@@ -89,10 +102,12 @@ def take(share: Share, task: TaskRef, stage: int, *, run_id: str, pid: int | Non
         return Taken(True)
     if not pushed.answered:
         return Taken(False, error=pushed.error)
+    if not learn:
+        return Taken(False, held=True)
     from .sync import fetch
 
     fetch(share)
-    return Taken(False, held(share, task).get(stage) or Held("", Reservation(machine="?", stage=stage, ts="")))
+    return Taken(False, True, held(share, task).get(stage) or Held("", Reservation(machine="?", stage=stage, ts="")))
 
 
 def drop(share: Share, task: TaskRef, stage: int, *, only_mine: bool = True, run_id: str | None = None) -> bool:
