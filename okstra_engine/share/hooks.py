@@ -51,7 +51,6 @@ def reserve(
         return stage, run_id_for(stage), False
     from . import reservations
 
-    cleared: set[int] = set()
     while True:
         run_id = run_id_for(stage)
         taken = reservations.take(share, task.ref, stage, run_id=run_id, pid=pid, learn=requested is not None)
@@ -63,13 +62,6 @@ def reserve(
             raise Refusal(
                 "share.unreachable", {"task": str(task.ref), "remote": share.remote, "error": taken.error or ""}
             ).error()
-        known = taken.holder or reservations.held(share, task.ref).get(stage)
-        if known is not None and known.mine and stage not in cleared:
-            # a prepare of this machine killed after its push: no row here holds it (the
-            # stage was ready), so it goes
-            cleared.add(stage)
-            reservations.drop(share, task.ref, stage)
-            continue
         view = next(v for v in status.stages if v.stage == stage)
         view.state = StageState.IN_FLIGHT
         if taken.holder is not None:
@@ -112,9 +104,11 @@ def after_prepare(task: Task) -> None:
 
 
 def hold_foreign(task: Task, views: list[StageView]) -> None:
-    """A stage another machine's reservation ref holds is in flight there (stale past
-    the TTL), whatever rows of it this ledger has seen yet: status, prepare and the
-    board all see it so."""
+    """A stage a reservation ref holds is in flight (stale past the TTL), whatever rows
+    of it this ledger has seen yet: status, prepare and the board all see it so. This
+    machine's own ref counts too: while it stands (a run of another machine released
+    after a clash, a killed prepare's ref a sync has not cleared yet) no one else may
+    take the stage."""
     if not task.project.config.share_remote:
         return
     from .place import shared
@@ -132,7 +126,7 @@ def hold_foreign(task: Task, views: list[StageView]) -> None:
         if view.state is not StageState.READY:
             continue
         this = holds.get(view.stage)
-        if this is None or this.mine:
+        if this is None:
             continue
         since = parse_ts(this.reservation.ts)
         view.state = StageState.STALE if (utc_now() - since).total_seconds() > ttl else StageState.IN_FLIGHT

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .. import clock, faults, git
 from ..errors import OkstraError
-from ..ledger import LEDGER_NAME
+from ..ledger import LEDGER_NAME, LedgerRow, read_ledger
 from ..ledger_state import read_state
 from ..locks import file_lock, task_mutex
 from ..plans import plan_run_root
@@ -186,49 +187,60 @@ def _sync_task(
 
 
 def _reservation_fixes(share: Share, task: Task, report: SyncReport) -> list[Update]:
-    """Under the task mutex: this machine's reservation refs no run here holds any more
-    go (a done or released stage, a prepare killed before its row); a stage in flight
-    here without its ref (taken offline) gets it, or, when another machine took it
-    meanwhile, is named as a clash for a person to settle."""
+    """Under the task mutex: this machine's reservation refs whose run ended here (done,
+    released) or never wrote a row (a prepare killed between its push and its row) go;
+    a run of this machine still open without its ref (taken offline) gets it, or, when
+    another machine took the stage meanwhile, is named as a clash for a person to settle."""
     from .reservations import held, take
 
     plan = plan_run_root(task)
     assert plan is not None
-    state = read_state(plan.dir / LEDGER_NAME)
     me = machine_id()
-    deletions: list[Update] = []
     refs = held(share, task.ref)
-    for stage, this in refs.items():
-        if not this.mine:
+    runs = _runs(plan.dir / LEDGER_NAME)
+    deletions: list[Update] = [
+        (share.remote_ref(task.ref, "reserved", f"s{stage}"), None, this.sha)
+        for stage, this in refs.items()
+        if this.mine and runs.get((stage, this.reservation.run_id), (None, True))[1]
+    ]
+    for (stage, run_id), (row, ended) in sorted(runs.items(), key=lambda item: (item[0][0], str(item[0][1]))):
+        if ended or row is None or row.machine != me:
             continue
-        ledger = state.stages.get(stage)
-        holds = ledger is not None and ledger.in_flight and ledger.streak.run_id == this.reservation.run_id
-        if not holds:
-            deletions.append((share.remote_ref(task.ref, "reserved", f"s{stage}"), None, this.sha))
-    for stage, ledger in sorted(state.stages.items()):
-        row = ledger.streak.start
-        if not ledger.in_flight or row.machine != me:
-            continue
-        if stage in refs and refs[stage].mine:
-            continue
-        if stage in refs:
-            theirs = refs[stage].reservation
-        else:
-            taken = take(share, task.ref, stage, run_id=ledger.streak.run_id or "", pid=ledger.streak.pid, offline=True)
+        this = refs.get(stage)
+        if this is not None and this.mine:
+            continue  # its own ref, or a leftover the deletions above take away
+        if this is None:
+            taken = take(share, task.ref, stage, run_id=run_id or "", pid=row.pid, offline=True)
             if taken.won or taken.holder is None:
                 continue
-            theirs = taken.holder.reservation
+            this = taken.holder
+        theirs = this.reservation
         report.clashes.append(
             Clash(
                 task=str(task.ref),
                 stage=stage,
-                run_id=ledger.streak.run_id,
+                run_id=run_id,
                 machine=theirs.machine,
                 host=theirs.host,
                 their_run=theirs.run_id,
             )
         )
     return deletions
+
+
+def _runs(ledger: Path) -> dict[tuple[int, str | None], tuple[LedgerRow | None, bool]]:
+    """Per (stage, run) the ledger names: the row that reserved it (None when none did)
+    and whether its last row ended it (done or released). A reservation ref of a run
+    with no row at all was left by a prepare killed before its row (the caller holds the
+    task mutex, so no prepare is between the two now)."""
+    found: dict[tuple[int, str | None], tuple[LedgerRow | None, bool]] = {}
+    for row in read_ledger(ledger).rows:
+        if row.run_id is None:
+            continue
+        key = (row.stage, row.run_id)
+        reserved = row if row.status == "reserved" else found.get(key, (None, False))[0]
+        found[key] = (reserved, row.status in ("done", "released"))
+    return found
 
 
 def _push_done_commits(share: Share, task: Task, journal: Journal, timeout: float) -> None:
