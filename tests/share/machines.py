@@ -54,6 +54,8 @@ class Machine:
     def ledger_lines(self, task: str = TASK) -> list[str]:
         doc = self.json("status", task)
         path = Path(doc["plan_run"]) / "consumers.jsonl"
+        if not path.exists():
+            return []
         return [line for line in path.read_text().splitlines() if line.strip()]
 
 
