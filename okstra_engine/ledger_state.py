@@ -144,13 +144,18 @@ class LedgerState:
         """
         now = now or utc_now()
         host = host or hostname()
+        from .share.machine import machine_id_if_any
+
+        here = machine_id_if_any()
         result: dict[int, Reservation] = {}
         for n, s in self.stages.items():
             if not s.in_flight:
                 continue
             row, pid = s.latest, s.streak.pid
             why = None
-            if pid is not None and row.host == host and not pid_alive(pid):
+            # a pid is looked at only on the machine that wrote it (a shared task's rows
+            # come from other machines, whose host names may be this one's)
+            if pid is not None and row.host == host and row.machine in (None, here) and not pid_alive(pid):
                 why = f"agent pid {pid} on {host} is gone"
             elif (now - row.when).total_seconds() > ttl_hours * 3600:
                 why = f"no ledger row for {_age(now - row.when)} (TTL {ttl_hours:g} h)"
