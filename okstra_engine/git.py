@@ -909,12 +909,7 @@ def delete_ref(repo: Path, ref: str) -> None:
 
 
 def read_blob(repo: Path, sha: str) -> bytes | None:
-    proc = subprocess.run(
-        ["git", "cat-file", "blob", "--end-of-options", sha],
-        check=False,
-        cwd=repo,
-        env=git_env(),
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-    )
-    return proc.stdout if proc.returncode == 0 else None
+    try:
+        return _raw(["cat-file", "blob", "--end-of-options", sha], repo).encode("utf-8", "surrogateescape")
+    except GitError:
+        return None

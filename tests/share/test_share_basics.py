@@ -5,18 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
-from tests.share.machines import TASK, bare_remote, machines, shared_task, stage_map
+from tests.share.machines import TASK, bare_remote, machines
 from tests.support import git
-
-
-@pytest.fixture
-def pair(tmp_path: Path):
-    remote = bare_remote(tmp_path)
-    fleet = machines(tmp_path, remote, 2)
-    shared_task(tmp_path, fleet, stage_map(tmp_path, 3, {3: [1]}))
-    return remote, fleet
 
 
 def test_the_task_and_its_plan_travel_to_another_clone(pair) -> None:

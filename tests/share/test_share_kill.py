@@ -11,16 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.share.machines import TASK, bare_remote, machines, shared_task, stage_map
+from tests.share.machines import TASK
 from tests.support import git
-
-
-@pytest.fixture
-def pair(tmp_path: Path):
-    remote = bare_remote(tmp_path)
-    fleet = machines(tmp_path, remote, 2)
-    shared_task(tmp_path, fleet, stage_map(tmp_path, 3))
-    return remote, fleet
 
 
 def killed(machine, fault: str, *args: str) -> None:
@@ -62,5 +54,5 @@ def test_a_prepare_killed_around_its_reservation_push_holds_nothing_after_the_ne
     assert json.loads(a.ok("prepare", TASK, "--type", "implementation", "--json"))["stage"] == 1
     assert reserved(remote) == ["s1"]
     b.ok("share", "sync")
-    assert [s["state"] for s in b.json("status", TASK)["stages"]] == ["in-flight", "ready", "ready"]
+    assert [s["state"] for s in b.json("status", TASK)["stages"]] == ["in-flight", "ready", "blocked"]
     assert len(b.ledger_lines()) == 1

@@ -8,18 +8,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
-from tests.share.machines import TASK, bare_remote, machines, shared_task, stage_map
+from tests.share.machines import TASK
 from tests.support import git
-
-
-@pytest.fixture
-def pair(tmp_path: Path):
-    remote = bare_remote(tmp_path)
-    fleet = machines(tmp_path, remote, 2)
-    shared_task(tmp_path, fleet, stage_map(tmp_path, 3))
-    return remote, fleet
 
 
 def cut(machine, remote: Path) -> None:
