@@ -25,9 +25,10 @@ def before_prepare(task: Task, *, render_only: bool) -> None:
     """A prepare on a shared task works on what the remote says now."""
     if render_only or not task.project.config.share_remote:
         return
-    from .sync import sync
+    from .sync import PREPARE_TIMEOUT_S, sync
 
-    sync(task.project, task.ref, stages=True)  # a stage starts from its dependency's done commit
+    # a stage starts from its dependency's done commit: fetched with the rest
+    sync(task.project, task.ref, stages=True, timeout=PREPARE_TIMEOUT_S)
 
 
 def reserve(
@@ -174,12 +175,12 @@ def publish(task: Task, extra: list[Update] | None = None) -> bool:
     from ..plans import plan_run_root
     from .place import shared
     from .rows import own_update
-    from .sync import AUTO_TIMEOUT_S, push
+    from .sync import AUTO_TIMEOUT_S, push, quiet
 
     share = shared(task.project)
     plan = plan_run_root(task)
-    if share is None or plan is None:
-        return True
+    if share is None or plan is None or quiet(share):
+        return share is None or plan is None
     updates = list(extra or [])
     if (update := own_update(share, task, plan)) is not None:
         updates.insert(0, update)

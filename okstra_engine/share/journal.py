@@ -38,6 +38,8 @@ class Journal(Doc):
     reachable: bool | None = None
     error: str | None = None
     clashes: list[Clash] = []
+    marks: dict[str, str] = {}
+    """Per task, what its last sync saw (`sync._fingerprint`): the same again, nothing to do."""
     stages_pushed: list[str] = []
     """The done commits this machine pushed (`refs/okstra/stages/…`), not pushed again."""
 

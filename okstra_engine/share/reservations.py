@@ -19,8 +19,6 @@ from .machine import machine_id
 from .objects import commit_files
 from .place import Share
 
-PUSH_TIMEOUT_S = 10.0
-
 
 class Reservation(Doc):
     machine: str
@@ -95,9 +93,9 @@ def take(
     text = json.dumps(reservation.model_dump(exclude_none=True), separators=(",", ":"))
     sha = commit_files(share.repo, {"reservation.json": text + "\n"}, text + "\n")
     remote_ref = share.remote_ref(task, "reserved", f"s{stage}")
-    from .sync import push
+    from .sync import PREPARE_TIMEOUT_S, push
 
-    pushed = push(share, [(remote_ref, sha, None)])
+    pushed = push(share, [(remote_ref, sha, None)], timeout=PREPARE_TIMEOUT_S)
     if pushed.ok:
         return Taken(True)
     if not pushed.answered:

@@ -9,6 +9,7 @@ wait for the next contact (`journal`), and the commands say the task is not sync
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from ..ledger_state import read_state
 from ..locks import file_lock, task_mutex
 from ..plans import plan_run_root
 from ..projects import Project
-from ..slugs import TaskRef
+from ..slugs import TaskRef, check_slug
 from ..tasks import Task, list_tasks, load_task
 from .journal import Clash, Journal, read_journal, sync_lock_path, write_journal
 from .machine import machine_id
@@ -28,7 +29,11 @@ from .place import REMOTE_ROOT, Share, shared
 
 AUTO_EVERY_S = 5.0
 AUTO_TIMEOUT_S = 5.0
+"""A command's own sync and publish: how long the remote is given."""
+PREPARE_TIMEOUT_S = 10.0
+"""A prepare's sync and the push that takes its stage."""
 TIMEOUT_S = 30.0
+"""`okstra share sync`, asked for."""
 
 Update = tuple[str, str | None, str | None]
 
@@ -48,11 +53,16 @@ def push(share: Share, updates: list[Update], *, timeout: float = TIMEOUT_S) -> 
     faults.point("share.before-push")
     proc = git.push_refs(share.repo, share.remote, updates, timeout=timeout)
     if proc is None:
-        return Pushed(False, False, f"{share.remote} did not answer in {timeout:g} s")
+        return _unanswered(share, f"{share.remote} did not answer in {timeout:g} s")
     if proc.returncode != 0:
-        answered = any(line.startswith("!") for line in proc.stdout.splitlines())
-        return Pushed(False, answered, git.failure_message(proc))
+        if not any(line.startswith("!") for line in proc.stdout.splitlines()):
+            return _unanswered(share, git.failure_message(proc))
+        return Pushed(False, True, git.failure_message(proc))
     faults.point("share.pushed")
+    journal = read_journal(share.project)
+    if journal.reachable is False:  # it answers again
+        journal.reachable, journal.error = True, None
+        write_journal(share.project, journal)
     for ref, new, _ in updates:
         if ref.startswith(REMOTE_ROOT + "/"):
             local = share.local_of(ref)
@@ -61,6 +71,21 @@ def push(share: Share, updates: list[Update], *, timeout: float = TIMEOUT_S) -> 
             else:
                 git.update_ref(share.repo, local, new)
     return Pushed(True, True)
+
+
+def _unanswered(share: Share, error: str) -> Pushed:
+    """A push the remote did not answer: noted, so the commands that publish on their own
+    leave the remote alone for a while (`quiet`) instead of each waiting on it."""
+    journal = read_journal(share.project)
+    journal.tried, journal.reachable, journal.error = time.time(), False, error
+    write_journal(share.project, journal)
+    return Pushed(False, False, error)
+
+
+def quiet(share: Share) -> bool:
+    """Whether the remote did not answer a moment ago (within `AUTO_EVERY_S`)."""
+    journal = read_journal(share.project)
+    return journal.reachable is False and journal.tried is not None and time.time() - journal.tried < AUTO_EVERY_S
 
 
 def fetch(share: Share, *, timeout: float = TIMEOUT_S, stages_of: TaskRef | None = None) -> str | None:
@@ -122,30 +147,38 @@ def _sync_locked(share: Share, only: TaskRef | None, timeout: float, stages: boo
         write_journal(project, journal)
         return report
     journal.fetched = clock.iso()
-    from .tasks import materialize, shared_tasks
+    from .tasks import materialize
 
-    there = shared_tasks(share)
-    for ref, commit in sorted(there.items(), key=lambda item: str(item[0])):
-        if only is None or ref == only:
+    snapshot = _refs_by_task(share)
+    there = {
+        ref: refs[ref_name] for ref, refs in snapshot.items() if (ref_name := share.local_ref(ref, "task")) in refs
+    }
+    local = list_tasks(project)
+    wanted = [only] if only is not None else sorted(set(local) | set(there), key=str)
+    synced: set[str] = set()
+    for ref in wanted:
+        key = str(ref)
+        if journal.marks.get(key) == _fingerprint(share, ref, snapshot.get(ref, {})):
+            continue  # nothing moved here or there since this task's last sync
+        synced.add(key)
+        if ref in there:
             try:
-                said = materialize(share, ref, commit)
+                said = materialize(share, ref, there[ref])
             except OkstraError as exc:
                 report.warnings.append(f"task {ref} from {share.remote} left out: {exc.what}")
                 continue
             if said:
                 report.said.append(said)
-    refs = [only] if only is not None else list_tasks(project)
-    clashes = [c for c in journal.clashes if only is not None and c.task != str(only)]
-    for ref in refs:
         try:
             task = load_task(project, ref)
         except OkstraError:
             continue
         try:
-            _sync_task(share, task, there.get(ref), report, journal, timeout)
+            if _sync_task(share, task, there.get(ref), report, journal, timeout):
+                journal.marks[key] = _fingerprint(share, ref, _refs_by_task(share, ref).get(ref, {}))
         except OkstraError as exc:
             report.warnings.append(f"task {ref}: {exc.what}")
-    journal.clashes = clashes + report.clashes
+    journal.clashes = [c for c in journal.clashes if c.task not in synced] + report.clashes
     journal.reachable = report.reachable
     journal.error = report.error
     if report.reachable:
@@ -154,12 +187,56 @@ def _sync_locked(share: Share, only: TaskRef | None, timeout: float, stages: boo
     return report
 
 
+def _refs_by_task(share: Share, only: TaskRef | None = None) -> dict[TaskRef, dict[str, str]]:
+    """okstra's fetched refs of the place (or of one task), by task: ref → commit; one git process."""
+    prefix = share.local_ref(only) + "/" if only is not None else share.local_prefix
+    found: dict[TaskRef, dict[str, str]] = {}
+    for ref, sha, _ in git.refs_with_messages(share.repo, prefix):
+        parts = ref[len(share.local_prefix) :].split("/")
+        if len(parts) >= 3:
+            try:
+                task = TaskRef(check_slug(parts[0], "group"), check_slug(parts[1], "id"))
+            except OkstraError:
+                continue
+            found.setdefault(task, {})[ref] = sha
+    return found
+
+
+def _fingerprint(share: Share, ref: TaskRef, refs: dict[str, str]) -> str:
+    """What a task's sync depends on: its fetched refs, and the size and time of its
+    files here (task, plan pointer, ledger). Equal to the last sync's: nothing to do."""
+    from ..plans import pointer_path
+    from ..tasks import task_dir
+
+    folder = task_dir(share.project, ref)
+    parts = [f"{name} {sha}" for name, sha in sorted(refs.items())]
+    files = [folder / "task.json"]
+    try:
+        task = load_task(share.project, ref)
+        files.append(pointer_path(task))
+        plan = plan_run_root(task)
+        if plan is not None:
+            files.append(plan.dir / LEDGER_NAME)
+    except OkstraError:
+        pass
+    for path in files:
+        try:
+            info = path.stat()
+            parts.append(f"{path.name} {info.st_size} {info.st_mtime_ns} {info.st_ino}")
+        except OSError:
+            parts.append(f"{path.name} -")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
 def _sync_task(
     share: Share, task: Task, there: str | None, report: SyncReport, journal: Journal, timeout: float
-) -> None:
+) -> bool:
+    """Import, publish and settle the task's reservations; False when the remote did not
+    take the push (the next sync does it again)."""
     from . import rows
     from .tasks import task_update
 
+    clashes = len(report.clashes)
     with task_mutex(task):
         plan = plan_run_root(task)
         updates: list[Update] = []
@@ -181,9 +258,9 @@ def _sync_task(
                 report.warnings.append(
                     f"task {task.ref}: {share.remote} refused the update ({pushed.error}); the next sync tries again"
                 )
-            return
-        if plan is not None:
-            _push_done_commits(share, task, journal, timeout)
+            return False
+        all_pushed = plan is None or _push_done_commits(share, task, journal, timeout)
+        return all_pushed and len(report.clashes) == clashes
 
 
 def _reservation_fixes(share: Share, task: Task, report: SyncReport) -> list[Update]:
@@ -243,13 +320,14 @@ def _runs(ledger: Path) -> dict[tuple[int, str | None], tuple[LedgerRow | None, 
     return found
 
 
-def _push_done_commits(share: Share, task: Task, journal: Journal, timeout: float) -> None:
+def _push_done_commits(share: Share, task: Task, journal: Journal, timeout: float) -> bool:
     """This machine's done commits the remote lacks, each as `…/s<N>/<commit>` (so a
     handoff elsewhere can merge them); the journal remembers those pushed."""
     plan = plan_run_root(task)
     assert plan is not None
     me = machine_id()
     pushed_before = set(journal.stages_pushed)
+    everything = True
     for stage, row in sorted(read_state(plan.dir / LEDGER_NAME).done_rows().items()):
         commit = row.head_commit
         if not commit or not git.is_full_sha(commit) or row.machine != me:
@@ -260,6 +338,9 @@ def _push_done_commits(share: Share, task: Task, journal: Journal, timeout: floa
         pushed = push(share, [(ref, commit, None)], timeout=timeout)
         if pushed.ok or pushed.answered:  # answered: it is there already
             journal.stages_pushed.append(ref)
+        else:
+            everything = False
+    return everything
 
 
 def auto_sync(task: Task) -> SyncReport | None:
