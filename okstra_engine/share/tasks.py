@@ -12,9 +12,9 @@ import json
 from .. import git
 from ..documents import load_doc
 from ..errors import OkstraError
-from ..fsio import atomic_write_text, refuse_links, write_dir
+from ..fsio import atomic_write_text, refuse_links, remove_tree, write_dir
 from ..locks import task_mutex
-from ..plans import PLAN_NAME, STAGE_MAP_JSON, CurrentPlan, pointer_path, read_pointer
+from ..plans import PLAN_NAME, STAGE_MAP_JSON, CurrentPlan, PlanRun, pointer_path, read_pointer
 from ..runs import RunManifest, fits_run_id
 from ..slugs import TaskRef, check_slug
 from ..tasks import Task, TaskDoc, task_dir
@@ -119,14 +119,20 @@ def materialize(share: Share, ref: TaskRef, commit: str) -> str | None:
                     files[name] = text
             if PLAN_NAME not in files or "manifest.json" not in files:
                 return said
-            manifest = RunManifest.model_validate_json(files["manifest.json"])
+            try:
+                manifest = RunManifest.model_validate_json(files["manifest.json"])
+            except ValueError:
+                return said
             if manifest.run_id != theirs.run or manifest.task_type != "planning":
                 return said
             manifest.run_dir, manifest.task, manifest.task_key = str(run), str(ref), ref.key
             files["manifest.json"] = manifest.model_dump_json(indent=2, by_alias=True, exclude_none=True) + "\n"
             write_dir(run, files)
-            from ..plans import PlanRun
-
-            PlanRun(run, True).stage_map()  # a plan whose Stage Map does not hold is refused like any
+            try:
+                PlanRun(run, True).stage_map()  # a plan whose Stage Map does not hold is refused like any
+            except OkstraError:
+                remove_tree(run)
+                raise
+        PlanRun(run, True).stage_map()
         atomic_write_text(pointer_path(task), json.dumps(theirs.model_dump(mode="json"), indent=2) + "\n")
     return (said + "; " if said else "") + f"task {ref}: plan {theirs.run} came from {share.remote}"

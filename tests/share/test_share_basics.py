@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from tests.share.machines import TASK, bare_remote, machines
@@ -66,3 +67,69 @@ def test_a_project_not_shared_says_so(tmp_path: Path) -> None:
     assert a.json("share", "status")["remote"] is None
     proc = a.run("share", "sync")
     assert proc.returncode == 2 and "is not shared" in proc.stderr
+
+
+def _push_task(clone: Path, ref: str, entries: list[str]) -> None:
+    """Publish a hand-made task commit (`mode type sha\\tname` tree lines) as another
+    machine could."""
+    tree = subprocess.run(
+        ["git", "mktree"],
+        cwd=clone,
+        input="".join(e + "\n" for e in entries),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    commit = git(clone, "commit-tree", tree, "-m", "hand-made")
+    git(clone, "push", "-q", "origin", f"{commit}:refs/okstra/share/root/{ref}/task")
+
+
+def _blob(clone: Path, text: str) -> str:
+    return subprocess.run(
+        ["git", "hash-object", "-w", "--stdin"], cwd=clone, input=text, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_what_another_machine_published_is_read_as_data_only(pair, tmp_path: Path) -> None:
+    _, (a, b) = pair
+    task_json = _blob(a.clone, json.dumps({"title": "Evil", "category": "feature", "created": "2026-01-01"}))
+    escape = _blob(a.clone, json.dumps({"run": "../../../../outside", "approved_at": "2026-01-01T00:00:00Z"}))
+    _push_task(
+        a.clone, "evil/escape", [f"100644 blob {task_json}\ttask.json", f"100644 blob {escape}\tcurrent-plan.json"]
+    )
+    run = "20260101T000000Z-planning-abc123"
+    pointer = _blob(a.clone, json.dumps({"run": run, "approved_at": "2026-01-01T00:00:00Z"}))
+    link = _blob(a.clone, "/etc/passwd")
+    plan_tree = subprocess.run(
+        ["git", "mktree"],
+        cwd=a.clone,
+        input=f"120000 blob {link}\tplan.md\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    runs_tree = subprocess.run(
+        ["git", "mktree"],
+        cwd=a.clone,
+        input=f"040000 tree {plan_tree}\t{run}\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    _push_task(
+        a.clone,
+        "evil/link",
+        [
+            f"100644 blob {task_json}\ttask.json",
+            f"100644 blob {pointer}\tcurrent-plan.json",
+            f"040000 tree {runs_tree}\truns",
+        ],
+    )
+    out = b.ok("share", "sync")
+    assert "task evil/escape (Evil) came from origin" in out
+    tasks = b.clone / ".okstra" / "tasks" / "evil"
+    assert not (tasks / "escape" / "current-plan.json").exists()
+    assert not (tasks / "link" / "current-plan.json").exists()
+    assert not list((tasks / "link").glob("runs/*/plan.md"))
+    assert not (tmp_path / "outside").exists()
+    assert b.json("status", "evil/link")["plan_run"] is None
