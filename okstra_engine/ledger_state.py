@@ -144,9 +144,9 @@ class LedgerState:
         """
         now = now or utc_now()
         host = host or hostname()
-        from .share.machine import machine_id_if_any
+        from .share.machine import existing_machine_id
 
-        here = machine_id_if_any()
+        here = existing_machine_id()
         result: dict[int, Reservation] = {}
         for n, s in self.stages.items():
             if not s.in_flight:

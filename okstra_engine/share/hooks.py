@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..config import settings
+from ..errors import OkstraError
 from ..ledger import LedgerRow, parse_ts, utc_now
 from ..refusals import Refusal
 from ..stage_view import StageState, StageView
@@ -99,9 +100,11 @@ def give_back(task: Task, stage: int, run_id: str | None) -> None:
 
 
 def after_prepare(task: Task) -> None:
-    """Publish the reserved row at once, so other machines see who took the stage."""
+    """Publish the reserved row at once, so other machines see who took the stage (best
+    effort: the run is made; what did not go goes with the next sync)."""
     if task.project.config.share_remote:
-        publish(task)
+        with contextlib.suppress(OkstraError, OSError):
+            publish(task)
 
 
 def hold_foreign(task: Task, views: list[StageView]) -> None:
@@ -117,7 +120,7 @@ def hold_foreign(task: Task, views: list[StageView]) -> None:
 
     try:
         share = shared(task.project)
-    except Exception:  # noqa: BLE001 - a broken share setting is said by the commands that sync
+    except OkstraError:  # a broken share setting is said by the commands that sync
         return
     if share is None:
         return
@@ -139,9 +142,15 @@ def hold_foreign(task: Task, views: list[StageView]) -> None:
 def after_record(task: Task, row: LedgerRow) -> None:
     """Under the task mutex, after `record` appended `row`: publish it, and give a done
     or released stage's reservation back in the same atomic push (no machine may see
-    the stage free before it sees why)."""
+    the stage free before it sees why). Best effort: the row is written; what did not
+    go goes with the next sync."""
     if not task.project.config.share_remote:
         return
+    with contextlib.suppress(OkstraError, OSError):
+        _publish_record(task, row)
+
+
+def _publish_record(task: Task, row: LedgerRow) -> None:
     extra: list[Update] = []
     if row.status in ("done", "released"):
         from .place import shared

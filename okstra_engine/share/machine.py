@@ -33,6 +33,22 @@ def machine_id_if_any() -> str | None:
         return None
 
 
+def existing_machine_id() -> str | None:
+    """The machine id if this okstra home has one yet, never making it (for readers: a
+    home without one wrote no row that names a machine)."""
+    home = okstra_home()
+    found = _known.get(home)
+    if found is None:
+        try:
+            text = (home / MACHINE_FILE).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        if not is_machine_id(text):
+            return None
+        found = _known[home] = text
+    return found
+
+
 def _read_or_make(path: Path) -> str:
     for _ in range(50):
         try:

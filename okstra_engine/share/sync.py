@@ -28,6 +28,9 @@ from .machine import machine_id
 from .place import REMOTE_ROOT, Share, shared
 
 AUTO_EVERY_S = 5.0
+AUTO_RETRY_S = 60.0
+"""After the remote did not answer, a command's own sync tries again only this much later
+(a remote that hangs would otherwise cost each command its timeout)."""
 AUTO_TIMEOUT_S = 5.0
 """A command's own sync and publish: how long the remote is given."""
 PREPARE_TIMEOUT_S = 10.0
@@ -344,17 +347,19 @@ def _push_done_commits(share: Share, task: Task, journal: Journal, timeout: floa
 
 
 def auto_sync(task: Task) -> SyncReport | None:
-    """A command's own sync of a shared task: at most every `AUTO_EVERY_S` seconds, a
-    short timeout, never waiting for another process's sync, never failing the command."""
+    """A command's own sync of a shared task: at most every `AUTO_EVERY_S` seconds (every
+    `AUTO_RETRY_S` while the remote does not answer), a short timeout, never waiting for
+    another process's sync, never failing the command."""
     project = task.project
     if not project.config.share_remote:
         return None
     journal = read_journal(project)
-    if journal.tried is not None and time.time() - journal.tried < AUTO_EVERY_S:
+    every = AUTO_RETRY_S if journal.reachable is False else AUTO_EVERY_S
+    if journal.tried is not None and time.time() - journal.tried < every:
         return None
     try:
         return sync(project, task.ref, timeout=AUTO_TIMEOUT_S, wait=False)
-    except OkstraError:
+    except (OkstraError, OSError):  # the command says what it can without the remote
         return None
 
 
