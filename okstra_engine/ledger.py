@@ -80,10 +80,7 @@ def parse_ts(text: str) -> datetime:
 
 
 def new_row(stage: int, status: Status, **fields: Any) -> LedgerRow:
-    from .share.machine import machine_id_if_any
-
     fields.setdefault("host", hostname())
-    fields.setdefault("machine", machine_id_if_any())
     return LedgerRow(ts=format_ts(utc_now()), stage=stage, status=status, **fields)
 
 
@@ -107,6 +104,12 @@ def parse_ledger(data: bytes, source: str = LEDGER_NAME, *, first_line: int = 1)
 
 
 def append_row(path: Path, row: LedgerRow) -> None:
+    """Append `row`, naming this okstra home's machine when it names none (stamped here,
+    not when a row is made: status makes rows it never writes, and makes no machine id)."""
+    if row.machine is None:
+        from .share.machine import machine_id_if_any
+
+        row.machine = machine_id_if_any()
     append_line(path, row.to_line())
 
 

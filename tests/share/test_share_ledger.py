@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from okstra_engine import git as okgit
+from okstra_engine.fsio import append_line
 from okstra_engine.ledger import LEDGER_NAME, append_row, new_row
 from okstra_engine.plans import import_plan, plan_run_root
 from okstra_engine.projects import init_project, load_project
@@ -77,9 +78,10 @@ class Fleet:
             count = len(self.__dict__.get("appended", []))
             # a row of its own: two rows equal byte for byte are one row (the line is its identity)
             row = new_row(1 + count % 3, "started", run_id=f"r{n}", n=count, nonce=os.urandom(4).hex())
-            if shared_before:  # a row written before the task was shared: no machine
-                row.machine = None
-            append_row(plan.dir / LEDGER_NAME, row)
+            if shared_before:  # a row written by an okstra before machines: none named
+                append_line(plan.dir / LEDGER_NAME, row.to_line())
+            else:
+                append_row(plan.dir / LEDGER_NAME, row)
             line = row.to_line()
             if hasattr(self, "appended"):
                 self.appended.append(line)
