@@ -605,19 +605,26 @@ def _say_replaced(plan: PlanRun) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .share.sync import auto_sync, not_synced
     from .status import task_status
 
     task = _task(args) if args.task_ref else _only_task(args)
     if task is None:
         return 0
-    auto_sync(task)
+    remote = task.project.config.share_remote
+    if remote:  # a shared task: what other machines did first (`share`)
+        from .share.sync import auto_sync
+
+        auto_sync(task)
     status = task_status(task)
-    unsynced = not_synced(task.project)
+    unsynced = None
+    if remote:
+        from .share.sync import not_synced
+
+        unsynced = not_synced(task.project)
     if args.json:
         doc = status.to_json()
-        if task.project.config.share_remote:
-            doc["share"] = {"remote": task.project.config.share_remote, "synced": unsynced is None}
+        if remote:
+            doc["share"] = {"remote": remote, "synced": unsynced is None}
         _print_json(doc)
         return 0
     if unsynced:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from ..config import settings
 from ..errors import OkstraError
 from ..ledger import LedgerRow, parse_ts, utc_now
-from ..refusals import Refusal
 from ..stage_view import StageState, StageView
 from ..tasks import Task
 
@@ -51,6 +50,7 @@ def reserve(
     share = shared(task.project)
     if share is None:
         return stage, run_id_for(stage), False
+    from ..refusals import Refusal
     from . import reservations
 
     while True:

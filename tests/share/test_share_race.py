@@ -72,3 +72,5 @@ def test_machines_racing_for_stages_each_take_a_different_one(fleet) -> None:
         machine.ok("share", "sync", last)
         doc = machine.json("status", last)
         assert [s["state"] for s in doc["stages"]] == ["in-flight"] * STAGES
+        rows = [json.loads(line) for line in machine.ledger_lines(last)]
+        assert sorted(row["stage"] for row in rows) == list(range(1, STAGES + 1))  # each once
