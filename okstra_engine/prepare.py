@@ -9,7 +9,9 @@ holder dies):
 2. provision the task worktree from `--base-ref` (default: the project's HEAD);
 3. backfill done rows from carry sidecars, then auto-reconcile (best effort: a failure
    prints `git-reconcile skipped: …` and the normal gates decide);
-4. select the stage (`gates.pick_stage`; `--stage auto`: the lowest ready one);
+4. select the stage (`gates.pick_stage`; `--stage auto`: the lowest ready one); on a
+   task shared through a git remote (synced before the lock), take it there too
+   (`share.hooks.reserve`: another machine holding it, `auto` takes the next one);
 5. note the other stages in flight (`concurrentRun`);
 6. resolve the stage's base commit;
 7. provision the stage worktree from it;

@@ -69,25 +69,25 @@ def test_a_project_not_shared_says_so(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "is not shared" in proc.stderr
 
 
-def _push_task(clone: Path, ref: str, entries: list[str]) -> None:
-    """Publish a hand-made task commit (`mode type sha\\tname` tree lines) as another
-    machine could."""
-    tree = subprocess.run(
-        ["git", "mktree"],
-        cwd=clone,
-        input="".join(e + "\n" for e in entries),
-        capture_output=True,
-        text=True,
-        check=True,
+def _git_in(clone: Path, text: str, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=clone, input=text, capture_output=True, text=True, check=True
     ).stdout.strip()
-    commit = git(clone, "commit-tree", tree, "-m", "hand-made")
-    git(clone, "push", "-q", "origin", f"{commit}:refs/okstra/share/root/{ref}/task")
+
+
+def _tree(clone: Path, entries: list[str]) -> str:
+    """A tree of `mode type sha\tname` lines, as another machine could make it."""
+    return _git_in(clone, "".join(e + "\n" for e in entries), "mktree")
 
 
 def _blob(clone: Path, text: str) -> str:
-    return subprocess.run(
-        ["git", "hash-object", "-w", "--stdin"], cwd=clone, input=text, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    return _git_in(clone, text, "hash-object", "-w", "--stdin")
+
+
+def _push_task(clone: Path, ref: str, entries: list[str]) -> None:
+    """Publish a hand-made task commit as another machine could."""
+    commit = git(clone, "commit-tree", _tree(clone, entries), "-m", "hand-made")
+    git(clone, "push", "-q", "origin", f"{commit}:refs/okstra/share/root/{ref}/task")
 
 
 def test_what_another_machine_published_is_read_as_data_only(pair, tmp_path: Path) -> None:
@@ -100,22 +100,8 @@ def test_what_another_machine_published_is_read_as_data_only(pair, tmp_path: Pat
     run = "20260101T000000Z-planning-abc123"
     pointer = _blob(a.clone, json.dumps({"run": run, "approved_at": "2026-01-01T00:00:00Z"}))
     link = _blob(a.clone, "/etc/passwd")
-    plan_tree = subprocess.run(
-        ["git", "mktree"],
-        cwd=a.clone,
-        input=f"120000 blob {link}\tplan.md\n",
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    runs_tree = subprocess.run(
-        ["git", "mktree"],
-        cwd=a.clone,
-        input=f"040000 tree {plan_tree}\t{run}\n",
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    plan_tree = _tree(a.clone, [f"120000 blob {link}\tplan.md"])
+    runs_tree = _tree(a.clone, [f"040000 tree {plan_tree}\t{run}"])
     _push_task(
         a.clone,
         "evil/link",
