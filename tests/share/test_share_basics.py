@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.share.machines import TASK, bare_remote, machines
+from tests.share.machines import TASK, bare_remote, machines, shared_task, stage_map
 from tests.support import git
 
 
@@ -119,3 +119,33 @@ def test_what_another_machine_published_is_read_as_data_only(pair, tmp_path: Pat
     assert not list((tasks / "link").glob("runs/*/plan.md"))
     assert not (tmp_path / "outside").exists()
     assert b.json("status", "evil/link")["plan_run"] is None
+
+
+def test_a_project_is_known_by_its_place_in_the_repository(tmp_path: Path) -> None:
+    from okstra_engine.share.place import place_key
+
+    root, api, web = place_key(""), place_key("services/api/"), place_key("services/web/")
+    assert root == "root" and api.startswith("sub-") and len({root, api, web}) == 3
+    assert place_key("services/api") == api  # with or without its slash
+    for key in (root, api, place_key("odd name: with ~ and ^/")):
+        git(tmp_path, "check-ref-format", f"refs/okstra/share/{key}/team/wide/task")
+
+
+def test_a_project_in_a_subfolder_shares_its_tasks_with_the_same_folder_elsewhere(tmp_path: Path) -> None:
+    from okstra_engine.share.place import place_key
+    from tests.share.machines import Machine
+    from tests.support import commit
+
+    remote = bare_remote(tmp_path)
+    seed = tmp_path / "seed"
+    git(tmp_path, "clone", "-q", str(remote), str(seed))
+    commit(seed, {"services/api/app.py": "print('api')\n"}, "the api")
+    git(seed, "push", "-q", "origin", "HEAD:main")
+    a, b = machines(tmp_path, remote, 2)
+    api_a = Machine("a", a.clone / "services" / "api", a.home)
+    api_b = Machine("b", b.clone / "services" / "api", b.home)
+    shared_task(tmp_path, [api_a, api_b], stage_map(tmp_path, 2))
+    key = place_key("services/api/")
+    assert f"refs/okstra/share/{key}/team/wide/task" in git(remote, "for-each-ref", "--format=%(refname)").split()
+    assert [s["state"] for s in api_b.json("status", TASK)["stages"]] == ["ready", "ready"]
+    assert not (b.clone / ".okstra").exists()  # the repository's root is no project of its own
