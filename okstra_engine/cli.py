@@ -169,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a folder of the checkout each new worktree links to, shared, e.g. node_modules (repeatable; replaces)",
     )
     p.add_argument("--no-setup", action="store_true", help="drop the project's setup commands and linked folders")
+    p.add_argument(
+        "--share",
+        metavar="REMOTE",
+        help="share the project's tasks through this git remote (a name `git remote` lists): their plans, "
+        "ledgers and stage reservations travel as refs under refs/okstra/",
+    )
 
     task = command("task", _needs_subcommand, "work with tasks")
     task_sub = task.add_subparsers(title="task commands", metavar="COMMAND")
@@ -204,6 +210,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task_ref", metavar="GROUP/ID")
     p.add_argument("--run", dest="run_id", metavar="RUN_ID", help="the planning run to approve (default: the newest)")
     p.add_argument("--replace", action="store_true", help=REPLACE_HELP)
+
+    share = command("share", _needs_subcommand, "a project's tasks shared through a git remote (okstra init --share)")
+    share_sub = share.add_subparsers(title="share commands", metavar="COMMAND")
+    p = share_sub.add_parser(
+        "status", help="the remote, the shared tasks, when this machine last synced, what waits", parents=[common]
+    )
+    p.set_defaults(handler=cmd_share_status)
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p = share_sub.add_parser(
+        "sync", help="fetch the shared tasks and publish this machine's rows now", parents=[common]
+    )
+    p.set_defaults(handler=cmd_share_sync)
+    p.add_argument("task_ref", metavar="GROUP/ID", nargs="?", help="only this task (default: every task)")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
     p = command("status", cmd_status, "the state of every stage of a task")
     p.add_argument(
@@ -273,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--qa-waiver", metavar="KEY=REASON", help="waive a stage's conformance check, e.g. login-stage-3='flaky API'"
     )
     p.add_argument("--render-only", action="store_true", help="print the prompt; change nothing on disk")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="a shared task whose remote does not answer: take the stage anyway, marked taken offline",
+    )
     p.add_argument(
         "--replace",
         action="store_true",
@@ -497,9 +522,17 @@ def cmd_init(args: argparse.Namespace) -> int:
         qa_commands=args.qa_command,
         setup_commands=args.setup_command or cleared,
         symlink_dirs=args.symlink_dir or cleared,
+        share_remote=args.share,
     )
     verb = "registered" if created else "already registered"
     print(f"okstra: {verb} project {project.id} at {project.root}")
+    if args.share:
+        from .share.sync import sync
+
+        report = sync(project)
+        print(f"okstra: its tasks are shared through {args.share}")
+        if report is not None:
+            _print_sync(report)
     if project.config.qa_commands:
         print(f"okstra: QA commands: {'; '.join(project.config.qa_commands)}")
     else:
@@ -518,7 +551,20 @@ def cmd_task_new(args: argparse.Namespace) -> int:
 
     task = new_task(_project(args), TaskRef.parse(args.task_ref), title=args.title, category=args.category)
     print(f"okstra: created task {task.ref} ({task.doc.title}) in {task.dir}")
+    _share_now(task)
     return 0
+
+
+def _share_now(task: Task) -> None:
+    """A task made or a plan approved on a shared project is published at once."""
+    if task.project.config.share_remote:
+        from .share.sync import AUTO_TIMEOUT_S, sync
+
+        report = sync(task.project, task.ref, timeout=AUTO_TIMEOUT_S)
+        if report is not None and not report.reachable:
+            _say_on_stderr(
+                f"okstra: {task.ref} not shared yet: {report.remote} did not answer (the next sync shares it)"
+            )
 
 
 def cmd_plan_import(args: argparse.Namespace) -> int:
@@ -532,16 +578,20 @@ def cmd_plan_import(args: argparse.Namespace) -> int:
     state = "approved" if plan.approved else f"not approved yet (okstra plan approve {task.ref})"
     print(f"okstra: imported plan into {plan.dir} ({len(plan.stage_map().stages)} stages), {state}")
     _say_replaced(plan)
+    if plan.approved:
+        _share_now(task)
     return 0
 
 
 def cmd_plan_approve(args: argparse.Namespace) -> int:
     from .plans import approve_plan
 
-    plan, changed = approve_plan(_task(args), run=args.run_id, replace=args.replace)
+    task = _task(args)
+    plan, changed = approve_plan(task, run=args.run_id, replace=args.replace)
     print(f"okstra: plan {plan.dir.name} {'approved' if changed else 'was already approved'}")
     if changed:
         _say_replaced(plan)
+        _share_now(task)
     return 0
 
 
@@ -560,10 +610,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     task = _task(args) if args.task_ref else _only_task(args)
     if task is None:
         return 0
+    remote = task.project.config.share_remote
+    if remote:  # a shared task: what other machines did first (`share`)
+        from .share.sync import auto_sync
+
+        auto_sync(task)
     status = task_status(task)
+    unsynced = None
+    if remote:
+        from .share.sync import not_synced
+
+        unsynced = not_synced(task.project)
     if args.json:
-        _print_json(status.to_json())
+        doc = status.to_json()
+        if remote:
+            doc["share"] = {"remote": remote, "synced": unsynced is None}
+        _print_json(doc)
         return 0
+    if unsynced:
+        _say_on_stderr(f"okstra: {task.ref} {unsynced}")
     from .status_table import print_status
 
     print_status(status)
@@ -822,6 +887,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         workers=tuple(parse_workers(args.workers)),
         qa_waiver=args.qa_waiver,
         replace=args.replace,
+        offline=args.offline,
     )
     task = _task_to_prepare(args, render_only=options.render_only)
     with working(f"preparing {task.ref} for {options.task_type}", quiet=args.json):
@@ -852,6 +918,80 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
         print(f"okstra next: start its agent: okstra launch {shlex.quote(str(manifest.run_dir))}")
     return 0
+
+
+def cmd_share_status(args: argparse.Namespace) -> int:
+    from .share.status import share_status
+
+    doc = share_status(_project(args))
+    if args.json:
+        _print_json(doc)
+        return 0
+    if doc["remote"] is None:
+        print(f"okstra: project {doc['project']} is not shared (share it: okstra init --share REMOTE)")
+        return 0
+    reach = {True: "answered", False: f"did not answer ({doc['error']})", None: "not tried yet"}[doc["reachable"]]
+    print(f"okstra: project {doc['project']} shares its tasks through {doc['remote']}: it {reach}")
+    print(f"okstra: this machine: {doc['machine']} ({doc['host']})")
+    print(f"okstra: last fetch {doc['fetched'] or 'never'}, last publish {doc['published'] or 'never'}")
+    for task in doc["tasks"]:
+        where = (
+            "here and on the remote"
+            if task["here"] and task["there"]
+            else "here only"
+            if task["here"]
+            else "on the remote only"
+        )
+        queued = f", {task['queued']} rows not published yet" if task["queued"] else ""
+        print(f"  {task['task']}: {where}{queued}")
+    for clash in doc["clashes"]:
+        print(
+            f"okstra: stage {clash['stage']} of {clash['task']} was taken offline here (run {clash['run_id']}) and by "
+            f"{clash['host']} (machine {clash['machine']}, run {clash['their_run']}): release one of them "
+            f"(okstra record {clash['task']} --stage {clash['stage']} --status released)"
+        )
+    return 0
+
+
+def cmd_share_sync(args: argparse.Namespace) -> int:
+    from .share.sync import sync
+    from .slugs import TaskRef
+
+    project = _project(args)
+    if not project.config.share_remote:
+        raise OkstraError(f"project {project.id} is not shared", "share it first: okstra init --share REMOTE")
+    report = sync(project, TaskRef.parse(args.task_ref) if args.task_ref else None)
+    assert report is not None
+    if args.json:
+        from dataclasses import asdict
+
+        doc = asdict(report)
+        doc["clashes"] = [c.model_dump() for c in report.clashes]
+        _print_json(doc)
+        return 0
+    if not report.reachable:
+        raise OkstraError(
+            f"{report.remote} did not answer ({report.error}): nothing was synced",
+            "okstra works on here; the rows wait and go with the next sync that reaches it",
+        )
+    _print_sync(report)
+    return 0
+
+
+def _print_sync(report: Any) -> None:
+    if not report.reachable:
+        print(f"okstra: {report.remote} did not answer ({report.error}): nothing synced; okstra works on here")
+        return
+    for line in report.said:
+        print(f"okstra: {line}")
+    print(f"okstra: synced with {report.remote}: {report.imported} rows came in, {report.published} ledgers published")
+    for line in report.warnings:
+        _say_on_stderr(f"okstra: {line}")
+    for clash in report.clashes:
+        _say_on_stderr(
+            f"okstra: stage {clash.stage} of {clash.task} was taken offline here and by {clash.host} "
+            f"(machine {clash.machine}) meanwhile: release one of them"
+        )
 
 
 def cmd_handoff(args: argparse.Namespace) -> int:

@@ -812,3 +812,104 @@ def failure_message(proc: subprocess.CompletedProcess[str], *, most: int = 3) ->
     """The first lines of what a failed git command said (stderr, else stdout), on one line."""
     lines = [l.strip() for l in (proc.stderr.strip() or proc.stdout.strip()).splitlines() if l.strip()]
     return "; ".join(lines[:most]) or f"exit {proc.returncode}"
+
+
+# ---- a remote okstra shares tasks through (the decisions live in okstra_engine.share) ----
+
+
+def remote_names(repo: Path) -> list[str]:
+    """The remotes the repository's config names (`git remote`)."""
+    return run(["remote"], repo).stdout.split()
+
+
+def remote_call(args: list[str], repo: Path, *, timeout: float) -> subprocess.CompletedProcess[str] | None:
+    """A `git fetch`/`git push` to a remote, given at most `timeout` seconds (a remote that
+    does not answer must not hold a command up); None when it ran out of time. Never a
+    prompt: no terminal, no password asked (`GIT_TERMINAL_PROMPT=0`, ssh in batch mode)."""
+    env = {**git_env(), "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh") + " -o BatchMode=yes"}
+    try:
+        return subprocess.run(
+            ["git", *args],
+            check=False,
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def fetch_refs(
+    repo: Path, remote: str, refspecs: Sequence[str], *, timeout: float
+) -> subprocess.CompletedProcess[str] | None:
+    """Fetch `refspecs` from `remote` (pruning the refs they map that the remote dropped),
+    no tags, no FETCH_HEAD, no maintenance afterwards."""
+    args = ["fetch", "--quiet", "--no-tags", "--prune", "--no-write-fetch-head", "--no-auto-maintenance"]
+    return remote_call([*args, "--end-of-options", remote, *refspecs], repo, timeout=timeout)
+
+
+def push_refs(
+    repo: Path, remote: str, updates: Sequence[tuple[str, str | None, str | None]], *, timeout: float
+) -> subprocess.CompletedProcess[str] | None:
+    """One atomic push of `updates`, each (remote ref, new commit or None to delete it,
+    the value the remote must hold now or None for 'must not exist'): all or nothing."""
+    args = ["push", "--atomic", "--porcelain", "--no-verify"]
+    specs = []
+    for ref, new, expect in updates:
+        args.append(f"--force-with-lease={ref}:{expect or ''}")
+        specs.append(f"{new or ''}:{ref}")
+    return remote_call([*args, "--end-of-options", remote, *specs], repo, timeout=timeout)
+
+
+def write_blob(repo: Path, data: str) -> str:
+    return run(["hash-object", "-w", "--stdin"], repo, input=data).stdout.strip()
+
+
+def write_tree(repo: Path, entries: Sequence[tuple[str, str]]) -> str:
+    """A tree of plain files (`name`, blob) or folders (`name/`, tree), in any order."""
+    lines = [
+        f"040000 tree {sha}\t{name[:-1]}" if name.endswith("/") else f"100644 blob {sha}\t{name}"
+        for name, sha in entries
+    ]
+    return run(["mktree"], repo, input="".join(line + "\n" for line in lines)).stdout.strip()
+
+
+def write_commit(repo: Path, tree: str, message: str, parent: str | None = None) -> str:
+    args = [*identity_args(repo), "commit-tree", tree, *(["-p", parent] if parent else [])]
+    return run(args, repo, input=message).stdout.strip()
+
+
+def list_tree(repo: Path, treeish: str) -> list[tuple[str, str, str, str]]:
+    """(mode, type, sha, name) of each entry of a tree, one level."""
+    entries = []
+    for line in _raw(["ls-tree", "-z", "--end-of-options", treeish], repo).split("\0"):
+        meta, tab, name = line.partition("\t")
+        if tab:
+            mode, kind, sha = meta.split()
+            entries.append((mode, kind, sha, name))
+    return entries
+
+
+def refs_with_messages(repo: Path, prefix: str) -> list[tuple[str, str, str]]:
+    """(ref, commit, its message) of every ref under `prefix`, in one process."""
+    text = _raw(["for-each-ref", "--format=%(refname)%00%(objectname)%00%(contents)%00%00", prefix], repo)
+    found = []
+    for record in text.split("\0\0\n"):
+        parts = record.split("\0")
+        if len(parts) >= 3:
+            found.append((parts[0].lstrip("\n"), parts[1], parts[2]))
+    return found
+
+
+def delete_ref(repo: Path, ref: str) -> None:
+    run(["update-ref", "-d", ref], repo, check=False)
+
+
+def read_blob(repo: Path, sha: str) -> bytes | None:
+    try:
+        return _raw(["cat-file", "blob", "--end-of-options", sha], repo).encode("utf-8", "surrogateescape")
+    except GitError:
+        return None

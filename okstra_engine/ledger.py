@@ -50,6 +50,9 @@ class LedgerRow(Doc):
     """A done row of a stage that changes nothing: its commit is the stage's base."""
     host: str | None = None
     pid: int | None = None
+    machine: str | None = None
+    """The okstra home that wrote the row (`share.machine`); rows of other machines come
+    in through a shared task's sync, exactly as they were written."""
 
     def to_line(self) -> str:
         return json.dumps(self.model_dump(exclude_none=True), separators=(",", ":"), ensure_ascii=False)
@@ -101,6 +104,12 @@ def parse_ledger(data: bytes, source: str = LEDGER_NAME, *, first_line: int = 1)
 
 
 def append_row(path: Path, row: LedgerRow) -> None:
+    """Append `row`, naming this okstra home's machine when it names none (stamped here,
+    not when a row is made: status makes rows it never writes, and makes no machine id)."""
+    if row.machine is None:
+        from .share.machine import machine_id_if_any
+
+        row.machine = machine_id_if_any()
     append_line(path, row.to_line())
 
 

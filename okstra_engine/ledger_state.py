@@ -78,10 +78,17 @@ class StageLedger:
         return self.in_flight and self.streak.run_id == run_id
 
     def local_pid(self, host: str | None = None) -> int | None:
-        """The pid of the agent its streak names, when its latest row was written on this
-        host (`host`, default this one): only such a pid can be looked at here."""
+        """The pid of the agent its streak names, when its latest row was written here (on
+        this host, `host` by default, and by this okstra home's machine): only such a pid
+        can be looked at."""
         pid = self.streak.pid
-        return pid if pid is not None and self.latest.host == (host or hostname()) else None
+        if pid is None or self.latest.host != (host or hostname()):
+            return None
+        # and on the machine that wrote it: a shared task's rows come from other machines,
+        # whose host names may be this one's (two okstra homes on one computer)
+        from .share.machine import existing_machine_id
+
+        return pid if self.latest.machine in (None, existing_machine_id()) else None
 
 
 @dataclass(frozen=True)

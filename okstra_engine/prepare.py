@@ -9,7 +9,9 @@ holder dies):
 2. provision the task worktree from `--base-ref` (default: the project's HEAD);
 3. backfill done rows from carry sidecars, then auto-reconcile (best effort: a failure
    prints `git-reconcile skipped: …` and the normal gates decide);
-4. select the stage (`gates.pick_stage`; `--stage auto`: the lowest ready one);
+4. select the stage (`gates.pick_stage`; `--stage auto`: the lowest ready one); on a
+   task shared through a git remote (synced before the lock), take it there too
+   (`share.hooks.reserve`: another machine holding it, `auto` takes the next one);
 5. note the other stages in flight (`concurrentRun`);
 6. resolve the stage's base commit;
 7. provision the stage worktree from it;
@@ -175,6 +177,9 @@ class PrepareOptions:
     """`STAGEKEY=REASON`: waive that stage's conformance check."""
     replace: bool = False
     """Planning: plan again although the current plan has progress (`gates.replan_refusal`)."""
+    offline: bool = False
+    """On a shared task whose remote does not answer: take the stage anyway, marked
+    taken offline (`share`); without it such a prepare is refused."""
     run_id: str | None = None
     """The run id a render-only prepare showed (the TUI's preview): the run gets it when it
     is one of this phase and stage and no run has it yet, else a new one."""
@@ -225,12 +230,17 @@ def prepare(task: Task, options: PrepareOptions, *, notice: Callable[[str], None
     # asked before the lock (it may start the agent's binary to read its version); what
     # it has to say is said once the run is made, not before a refusal
     detected = lead_agent(cache=not options.render_only)
+    from .share.hooks import after_prepare, before_prepare
+
+    before_prepare(task, render_only=options.render_only)
     lock = nullcontext() if options.render_only else task_mutex(task, timeout=options.lock_timeout, on_wait=say)
     with lock:
         if not options.render_only:
             faults.point("prepare.locked")
             adopt_current_plan(task)
         prepared = _prepare_locked(task, options, plan, stage_map, requested, say, notices, detected.agent)
+    if not options.render_only and prepared.manifest.stage is not None and options.task_type == "implementation":
+        after_prepare(task)
     for text in detected.notices:
         say(text)
     return prepared
@@ -284,6 +294,9 @@ def _prepare_locked(
     else:
         task_wt = _skipped(project.root, layout)
 
+    run_id: str | None = None
+    offline = False
+    reserved_here: int | None = None
     try:
         stage = None
         spec = None
@@ -310,6 +323,19 @@ def _prepare_locked(
                 target = f"stage {requested}"
         elif stage_map is not None and plan is not None:
             stage = gates.pick_stage(status, requested)
+            if not dry:  # on a shared task, the remote's word too (`share`)
+                from .share.hooks import reserve
+
+                stage, run_id, offline = reserve(
+                    task,
+                    status,
+                    requested,
+                    stage,
+                    lambda n: _run_id(task, options, n),
+                    pid=options.pid,
+                    offline=options.offline,
+                )
+                reserved_here = None if offline else stage
             spec = stage_map.by_number()[stage]
             # the selected stage is ready, so never among those in flight
             concurrent = sorted(v.stage for v in status.stages if v.state is StageState.IN_FLIGHT)
@@ -318,9 +344,8 @@ def _prepare_locked(
             planned.append((worktrees.stage_target(task, stage), stage_wt))
             if stage_wt.made_worktree:
                 made.append((worktrees.stage_target(task, stage), stage_wt))
-        run_id = options.run_id
-        if run_id is None or not fits_run_id(run_id, options.task_type, stage) or (task.runs_dir / run_id).exists():
-            run_id = new_run_id(options.task_type, stage)
+        if run_id is None:
+            run_id = _run_id(task, options, stage)
         ready = _make_ready(task, _unready(planned, dry), setup, run_id, dry, say)
         if not dry:
             _qa_waivers(task, options.qa_waiver, stage if options.task_type == "implementation" else None, say)
@@ -344,11 +369,24 @@ def _prepare_locked(
                 ready,
                 target,
                 port,
+                offline,
             )
     except BaseException:
         for made_target, provision in reversed(made):
             worktrees.undo(made_target, provision)
+        if reserved_here is not None:
+            from .share.hooks import give_back
+
+            give_back(task, reserved_here, run_id)
         raise
+
+
+def _run_id(task: Task, options: PrepareOptions, stage: int | None) -> str:
+    """The run's id: the one the preview showed when it still fits, else a new one."""
+    run_id = options.run_id
+    if run_id is None or not fits_run_id(run_id, options.task_type, stage) or (task.runs_dir / run_id).exists():
+        run_id = new_run_id(options.task_type, stage)
+    return run_id
 
 
 def _unready(planned: list[tuple[worktrees.Target, Provision]], dry: bool) -> list[tuple[worktrees.Target, Provision]]:
@@ -679,6 +717,7 @@ def _write_run(
     ready: Ready,
     target: str | None = None,
     port: int | None = None,
+    offline: bool = False,
 ) -> Prepared:
     from .agent_events import okstra_argv
     from .conformance import manifest_path
@@ -772,7 +811,8 @@ def _write_run(
     write_dir(run_dir, files, fault_prefix="prepare")
     if stage is not None and ledger is not None:
         try:
-            append_row(ledger, reserved_row(task, stage, run_id, stage_wt, pid=options.pid, port=port))
+            row = reserved_row(task, stage, run_id, stage_wt, pid=options.pid, port=port, offline=offline)
+            append_row(ledger, row)
         except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
@@ -800,13 +840,16 @@ def reserved_row(
     *,
     pid: int | None = None,
     port: int | None = None,
+    offline: bool = False,
 ) -> LedgerRow:
     """The `reserved` row of a run: with the stage's base commit and branch (reconcile
     reads the stage's base from the latest one), its block of ports (`ports`), and the
     agent's pid only when okstra itself runs the agent in place."""
     from .ports import FIELD
 
-    extra = {FIELD: port} if port is not None else {}
+    extra: dict[str, object] = {FIELD: port} if port is not None else {}
+    if offline:  # taken while the shared task's remote did not answer (`share`)
+        extra["offline"] = True
     return new_row(
         stage,
         "reserved",

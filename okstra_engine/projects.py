@@ -30,6 +30,8 @@ class ProjectConfig(Doc):
     qa_commands: list[str] = Field([], alias="qaCommands")
     work_category: str = Field(default="feature", alias="workCategory")
     clean_gate_excludes: list[str] = Field([], alias="cleanGateExcludes")
+    share_remote: str | None = Field(None, alias="shareRemote")
+    """The git remote the project's tasks are shared through (`share.place`)."""
 
 
 class KnownProject(Doc):
@@ -163,6 +165,7 @@ def init_project(
     qa_commands: Sequence[str] = (),
     setup_commands: Sequence[str] | None = None,
     symlink_dirs: Sequence[str] | None = None,
+    share_remote: str | None = None,
 ) -> tuple[Project, bool]:
     """Register `root` (idempotent); return the project and whether it was new.
 
@@ -185,6 +188,10 @@ def init_project(
 
         symlink_dirs = list(dict.fromkeys(check_dir(d) for d in symlink_dirs))
     _check_okstra_dir(root)
+    if share_remote is not None:
+        from .share.place import check_git_remote
+
+        check_git_remote(root, share_remote)
     path = config_path(root)
     with file_lock(okstra_home() / "locks" / "projects.lock"):
         known = list_projects()
@@ -212,8 +219,11 @@ def init_project(
         elif (owner := _id_owner(known, config.project_id, root)) is not None:
             raise _id_taken(config.project_id, owner, root, known, copied=True)
         added = [c for c in qa_commands if c not in config.qa_commands]
-        if created or added:
+        sharing = share_remote is not None and share_remote != config.share_remote
+        if created or added or sharing:
             config.qa_commands = [*config.qa_commands, *added]
+            if sharing:
+                config.share_remote = share_remote
             save_doc(path, config)
         project = Project(root, config)
         if project.is_git:

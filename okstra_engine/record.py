@@ -93,6 +93,9 @@ def _record_locked(
     row = new_row(stage, status, **fields)
     faults.point("record.before-append")
     append_row(ledger, row)
+    from .share.hooks import after_record
+
+    after_record(task, row)
     return row
 
 

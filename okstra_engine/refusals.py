@@ -577,6 +577,24 @@ def _reconcile_commit_not_on_branches(p: Params) -> tuple[str, str]:
     )
 
 
+@_words("share.stage_taken")
+def _share_stage_taken(p: Params) -> tuple[str, str]:
+    return (
+        f"stage {p['stage']} of {p['task']} is taken on another machine: {p['host']} (machine {p['machine']}, run {p['run']})",
+        f"take another stage (okstra prepare {p['task']} --type implementation --stage auto), or, when that machine "
+        f"is gone, release it: okstra record {p['task']} --stage {p['stage']} --status released",
+    )
+
+
+@_words("share.unreachable")
+def _share_unreachable(p: Params) -> tuple[str, str]:
+    return (
+        f"{p['task']} is shared through {p['remote']}, which did not answer, so no stage can be taken: {p['error']}",
+        "try again once the remote answers, or take it anyway, marked taken offline (another machine may take it "
+        "too; the next sync shows both): add --offline",
+    )
+
+
 @_words("release.no_reservation")
 def _release_no_reservation(p: Params) -> tuple[str, str]:
     return (

@@ -122,7 +122,10 @@ def stage_views(
     the states the ledger gives, each stage's worktree and `not-merged` (one registry
     query, one git process), then the stages whose dependencies must be merged first."""
     views = compute_states(stage_map, ledger, now=now)
+    from .share.hooks import hold_foreign
     from .worktrees import annotate_status
+
+    hold_foreign(task, views)
 
     task_worktree = annotate_status(task, views, warnings)
     block_unmerged(views)

@@ -271,6 +271,10 @@ def test_every_code_has_words_and_refuses_as_an_okstra_error() -> None:
         "block": 10,
         "what": "plan.md: line 9: stage 2 depends on unknown stage 7",
         "verdict": "FAIL",
+        "machine": "0123456789abcdef",
+        "host": "laptop",
+        "remote": "origin",
+        "error": "origin did not answer in 5 s",
     }
     samples_for = {
         "phase.stages_not_merged": {"stages": [{"stage": 1, "commit": "e" * 40}]},

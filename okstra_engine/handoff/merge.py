@@ -133,6 +133,9 @@ def run_handoff(
         if sink is not None:
             sink(text)
 
+    from ..share.hooks import before_handoff
+
+    before_handoff(task)  # a shared task: the done commits other machines recorded
     with task_mutex(task, timeout=lock_timeout, on_wait=lambda text: say(text, warn or notice)):
         faults.point("handoff.locked")
         recover_interrupted(task, lambda t: say(t, warn or notice))

@@ -68,6 +68,8 @@ if TYPE_CHECKING:
     from okstra_engine.reconcile import Suggestion
 
 FULL_REFRESH_S = 15.0
+SHARE_SYNC_S = 5.0
+"""How often the board of a task shared through a git remote syncs it (in a worker)."""
 SIDE_WIDTH = 40
 SIDE_MIN_WIDTH = 24
 """The side column's widest, and the narrowest it is shown at: on a narrow terminal it
@@ -184,6 +186,7 @@ class BoardScreen(OkstraScreen):
         self._last_load = time.monotonic()
         self.call_after_refresh(self._start_load)
         self.set_interval(self.okstra.poll_interval, self._tick)
+        self.set_interval(SHARE_SYNC_S, self._share_tick)
         self.watch(self.okstra, "changing_task", self._task_changing, init=False)
 
     def on_resize(self) -> None:
@@ -217,6 +220,19 @@ class BoardScreen(OkstraScreen):
             self._start_load()
             return
         self._refresh_ages()
+
+    def _share_tick(self) -> None:
+        if self.data is not None and self.data.task.project.config.share_remote:
+            self._share_sync(self.data.task)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="board-share")
+    def _share_sync(self, task: Any) -> None:
+        """Fetch a shared task's refs and import the other machines' rows (a file the
+        board watches); a reservation ref that came or went changes no file: read again."""
+        from okstra_engine.share.sync import auto_sync
+
+        if auto_sync(task) is not None:
+            self.app.call_from_thread(self._start_load)
 
     def _start_load(self) -> None:
         self._last_load = time.monotonic()

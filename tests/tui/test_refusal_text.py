@@ -225,6 +225,8 @@ EXAMPLES: dict[str, list[dict]] = {
         }
     ],
     "port.none_free": [{"first": 20000, "last": 29999, "block": 10}],
+    "share.stage_taken": [{"task": T, "stage": 3, "machine": "0123456789abcdef", "host": "laptop", "run": RUN}],
+    "share.unreachable": [{"task": T, "remote": "origin", "error": "origin did not answer in 5 s"}],
     "release.no_reservation": [
         {"task": T, "stage": 4, "latest": None},
         {"task": T, "stage": 4, "latest": "released"},

@@ -1,0 +1,35 @@
+"""The board of a shared task syncs on its own, in a worker, and shows the stages other
+machines took."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.share.machines import TASK
+from tests.tui.driving import board_ready, settle, text_of
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def test_the_board_shows_a_stage_another_machine_took(pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    from okstra_engine.config import settings
+    from okstra_engine.share import sync
+    from okstra_engine.slugs import TaskRef
+    from okstra_tui.app import OkstraApp
+    from okstra_tui.screens import board as board_screen
+
+    _, (a, b) = pair
+    monkeypatch.setenv("OKSTRA_HOME", str(b.home))
+    monkeypatch.setenv("OKSTRA_LANG", "en")
+    settings.cache_clear()
+    monkeypatch.setattr(board_screen, "SHARE_SYNC_S", 0.2)
+    monkeypatch.setattr(sync, "AUTO_EVERY_S", 0.0)
+    app = OkstraApp(project=b.clone, task=TaskRef.parse(TASK), lang="en", poll_interval=0.05)
+    async with app.run_test(size=(120, 36)) as pilot:
+        board = await board_ready(pilot)
+        assert [v.state for v in board.data.stages] == ["ready", "ready", "blocked"]
+        run = a.json("prepare", TASK, "--type", "implementation")  # on the other machine
+        await settle(pilot, lambda: board.data.stages[0].state == "in-flight", timeout=30)
+        assert board.data.stages[0].run_id == run["run_id"]
+        flying = text_of(board.query_one("#in-flight-body"))
+        assert "S1" in flying
