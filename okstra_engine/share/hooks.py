@@ -28,7 +28,7 @@ def before_prepare(task: Task, *, render_only: bool) -> None:
     from .sync import PREPARE_TIMEOUT_S, sync
 
     # a stage starts from its dependency's done commit: fetched with the rest
-    sync(task.project, task.ref, stages=True, timeout=PREPARE_TIMEOUT_S)
+    sync(task.project, task.ref, timeout=PREPARE_TIMEOUT_S)
 
 
 def reserve(
@@ -202,4 +202,4 @@ def before_handoff(task: Task) -> None:
         return
     from .sync import sync
 
-    sync(task.project, task.ref, stages=True)
+    sync(task.project, task.ref)

@@ -65,11 +65,11 @@ class Share:
     def remote_stage(self, ref: TaskRef, stage: int, commit: str) -> str:
         return "/".join((STAGES_ROOT, self.place, ref.group, ref.id, f"s{stage}", commit))
 
-    def stages_refspec(self, ref: TaskRef) -> str:
-        """The done commits other machines pushed for the task's stages (a handoff's)."""
-        there = "/".join((STAGES_ROOT, self.place, ref.group, ref.id))
-        here = "/".join((FETCHED_ROOT, self.remote, self.place, ref.group, ref.id))
-        return f"+{there}/*:{here}/*"
+    @property
+    def stages_refspec(self) -> str:
+        """The done commits machines pushed for the stages of this place's tasks: without
+        them here, a stage done elsewhere could not be told merged or not, nor handed off."""
+        return f"+{STAGES_ROOT}/{self.place}/*:{FETCHED_ROOT}/{self.remote}/{self.place}/*"
 
     @property
     def local_prefix(self) -> str:

@@ -91,11 +91,10 @@ def quiet(share: Share) -> bool:
     return journal.reachable is False and journal.tried is not None and time.time() - journal.tried < AUTO_EVERY_S
 
 
-def fetch(share: Share, *, timeout: float = TIMEOUT_S, stages_of: TaskRef | None = None) -> str | None:
-    """Fetch okstra's refs of the project's place (and the done commits of `stages_of`'s
-    stages); None, or why the remote did not answer."""
-    refspecs = [share.refspec] + ([share.stages_refspec(stages_of)] if stages_of is not None else [])
-    proc = git.fetch_refs(share.repo, share.remote, refspecs, timeout=timeout)
+def fetch(share: Share, *, timeout: float = TIMEOUT_S) -> str | None:
+    """Fetch okstra's refs of the project's place and its stages' done commits (one
+    fetch); None, or why the remote did not answer."""
+    proc = git.fetch_refs(share.repo, share.remote, [share.refspec, share.stages_refspec], timeout=timeout)
     if proc is None:
         return f"{share.remote} did not answer in {timeout:g} s"
     if proc.returncode != 0:
@@ -121,29 +120,27 @@ def sync(
     *,
     timeout: float = TIMEOUT_S,
     wait: bool = True,
-    stages: bool = False,
 ) -> SyncReport | None:
     """Fetch and publish now (None: the project is not shared; a busy sync of another
-    process is waited for, or with `wait=False` left to finish alone: None too).
-    `stages`: fetch the done commits of `only`'s stages too (a prepare, a handoff)."""
+    process is waited for, or with `wait=False` left to finish alone: None too)."""
     share = shared(project)
     if share is None:
         return None
     try:
         with file_lock(sync_lock_path(project), timeout=None if wait else 0.0):
-            return _sync_locked(share, only, timeout, stages)
+            return _sync_locked(share, only, timeout)
     except OkstraError as exc:
         if wait or "another okstra process" not in exc.what:
             raise
         return None
 
 
-def _sync_locked(share: Share, only: TaskRef | None, timeout: float, stages: bool) -> SyncReport:
+def _sync_locked(share: Share, only: TaskRef | None, timeout: float) -> SyncReport:
     project = share.project
     journal = read_journal(project)
     journal.remote, journal.tried = share.remote, time.time()
     report = SyncReport(share.remote, True)
-    error = fetch(share, timeout=timeout, stages_of=only if stages else None)
+    error = fetch(share, timeout=timeout)
     if error is not None:
         report.reachable, report.error = False, error
         journal.reachable, journal.error = False, error

@@ -72,3 +72,19 @@ def test_done_gives_the_stage_back_and_the_next_stage_starts_from_its_commit(pai
     third = b.json("prepare", TASK, "--type", "implementation", "--stage", "3")
     assert third["worktree"]["base_ref"] == sha
     assert (Path(third["worktree"]["path"]) / "one.txt").read_text() == "1\n"
+
+
+def test_a_stage_done_elsewhere_brings_its_commit_so_reconcile_does_not_call_it_gone(pair) -> None:
+    # another machine's done commit comes with its rows: without it, this machine's
+    # reconcile would call the commit gone (`missing`), and no status could tell it merged
+    from pathlib import Path
+
+    from tests.support import commit
+
+    _, (a, b) = pair
+    run = a.json("prepare", TASK, "--type", "implementation", "--stage", "1")
+    sha = commit(Path(run["worktree"]["path"]), {"one.txt": "1\n"}, "stage 1")
+    a.ok("record", TASK, "--stage", "1", "--status", "done", "--commit", "HEAD")
+    b.ok("share", "sync")
+    assert git(b.clone, "cat-file", "-t", sha) == "commit"
+    assert [s["kind"] for s in b.json("reconcile", TASK)["suggestions"]] == ["not-merged"]
