@@ -18,17 +18,19 @@ reconcile has to find the rewritten copies. The cases:
 
 - `middle`: a 20-commit stage rebased into the middle of T (5,000 and 50,000 commits);
 - `root`: a 20-commit stage replayed near the end of T, where every 10th commit of T also
-  changes the stage's files (appending far from the stage's lines), as mainline work
-  touches a long-lived topic's files: the path filter leaves hundreds of candidates;
+  changes one of the stage's files (appending far from the stage's lines) beside its
+  other file, as mainline work touches a long-lived topic's files: a path filter leaves
+  500 candidates, which `git cherry` never diffs in full (it does only for commits
+  whose set of paths is a stage commit's);
 - `squash`: the 20-commit stage squashed into one commit in the middle of T
   (squash-equivalent; `git cherry` cannot see it and marks every commit "+");
 - `stages`: 8 stages of 5 commits each, all rebased into T at spread places; the floor is
   one `git cherry` per stage, summed, timed in the same loop;
 - `real` (`--real PATH`, a clone of a public repository; the git project's is a good
-  one): the newest first-parent merge of PATH's HEAD whose second parent brings 8–16
-  non-merge commits and no merge, forked 500–1500 commits of the first parent's history
-  before it, whose commits cherry-pick cleanly onto that first parent and keep their
-  patch-ids. PATH is cloned (`git clone --shared`, PATH is never written) into the temp
+  one): the newest of the 400 newest first-parent merges of PATH's HEAD whose second
+  parent brings 8–16 non-merge commits and no merge, forked 500–1500 commits of the
+  first parent's history before it, whose commits cherry-pick cleanly onto that first
+  parent and keep their patch-ids. PATH is cloned (`git clone --shared`, PATH is never written) into the temp
   folder; X = the topic's tip, T = the merge's first parent with the topic cherry-picked
   on top.
 
@@ -203,13 +205,17 @@ def build_synthetic(repo: Path, size: int, shape: Shape) -> tuple[list[str], str
 
 
 def other_change(others: dict[str, str], files: dict[str, str], i: int, shape: Shape) -> dict[str, str]:
+    """Commit i of T's other work: one other file, and with `shape.shared` every 10th
+    commit also one of the stage's files (a path set no stage commit has, so `git cherry`
+    never diffs it in full)."""
+    path = f"src/mod{i % OTHER_FILES:03d}.txt"
+    others[path] += f"change {i}\n"
+    change = {path: others[path]}
     if shape.shared and i % 10 == 5:
         path = f"stage1/part{i // 10 % STAGE_FILES}.txt"
         files[path] += f"mainline change {i}\n"
-        return {path: files[path]}
-    path = f"src/mod{i % OTHER_FILES:03d}.txt"
-    others[path] += f"change {i}\n"
-    return {path: others[path]}
+        change[path] = files[path]
+    return change
 
 
 def build_real(path: Path, repo: Path) -> tuple[str, str, str]:
