@@ -102,8 +102,8 @@ def bench_repo(path: Path) -> str:
 
 def bench_task(repo: Path, ref: str, title: str, depends_on: dict[int, list[int]]):
     """Register `repo`, create task `ref` and import an approved plan whose Stage Map is
-    `depends_on` (stage → its dependencies). Returns the task's plan run folder."""
-    from okstra_engine.plans import import_plan, plan_run_root
+    `depends_on` (stage → its dependencies). Returns the task."""
+    from okstra_engine.plans import import_plan
     from okstra_engine.projects import init_project
     from okstra_engine.slugs import TaskRef
     from okstra_engine.tasks import new_task
@@ -115,4 +115,4 @@ def bench_task(repo: Path, ref: str, title: str, depends_on: dict[int, list[int]
     plan = repo.parent / f"{ref.replace('/', '-')}-plan.md"
     plan.write_text("\n".join(table) + "\n")
     import_plan(task, plan, approve=True)
-    return plan_run_root(task).dir
+    return task

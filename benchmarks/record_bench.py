@@ -39,8 +39,10 @@ sys.exit(main(sys.argv[1:]))
 
 
 def build(root: Path) -> tuple[Path, list[str]]:
-    """A task whose 20 stages each have a 5-commit change on their own branch."""
+    """A task whose 20 stages each have a 5-commit change on their own stage branch."""
     from okstra_engine.ledger import LEDGER_NAME, append_row, new_row
+    from okstra_engine.plans import plan_run_root
+    from okstra_engine.tasks import stage_branch
 
     repo = root / "repo"
     bench_repo(repo)
@@ -49,11 +51,12 @@ def build(root: Path) -> tuple[Path, list[str]]:
         bench_git(repo, "add", "-A")
         bench_git(repo, "commit", "-q", "-m", f"history {i}")
     base = bench_git(repo, "rev-parse", "HEAD")
-    plan_dir = bench_task(repo, "bench/record", "record bench", {n: [] for n in range(1, 21)})
-    ledger = plan_dir / LEDGER_NAME
+    task = bench_task(repo, "bench/record", "record bench", {n: [] for n in range(1, 21)})
+    ledger = plan_run_root(task).dir / LEDGER_NAME
     heads = []
     for n in range(1, 21):
-        bench_git(repo, "checkout", "-q", "-b", f"s{n}", base)
+        # on the stage's own branch, as okstra makes it: record checks the commit is there
+        bench_git(repo, "checkout", "-q", "-b", stage_branch(task, n), base)
         for c in range(5):
             (repo / f"stage{n}_{c}.py").write_text(f"x = {c}\n")
             bench_git(repo, "add", "-A")
