@@ -372,17 +372,76 @@ def resolve_commits(repo: Path, revs: Sequence[str]) -> list[str | None]:
     return [found.get(r) for r in revs]
 
 
-def walk_range(repo: Path, tip: str, exclude: Sequence[str]) -> list[tuple[str, int, tuple[str, ...]]]:
-    """(commit, committer time, parents) of every commit reachable from `tip` and not from
-    `exclude`, merges included, in git's order (`git rev-list`, newest first)."""
-    text = out(
-        ["rev-list", "--parents", "--timestamp", "--end-of-options", tip, *(f"^{c}" for c in exclude), "--"], repo
+def walk_range(repo: Path, tip: str, exclude: Sequence[str]) -> str:
+    """Every commit reachable from `tip` and not from `exclude`, merges included, in git's
+    order (`git rev-list`, newest first): one line each, `COMMIT<TAB>COMMITTER TIME<TAB>
+    PARENTS` (space-separated), kept as git wrote it."""
+    return run(
+        [
+            "rev-list",
+            "--no-commit-header",
+            "--format=%H%x09%ct%x09%P",
+            "--end-of-options",
+            tip,
+            *(f"^{c}" for c in exclude),
+            "--",
+        ],
+        repo,
+    ).stdout
+
+
+def walk_range_paths(
+    repo: Path, tip: str, exclude: Sequence[str], paths: Sequence[str]
+) -> tuple[str, dict[str, list[str]]]:
+    """`walk_range` and `paths_touched` of its commits in one process (`git log
+    --full-history --sparse --name-only -- PATHS`): cheaper where history is mostly
+    linear; git compares a merge with each of its parents on the paths, which costs more
+    than a second process where merges are many."""
+    text = _raw(
+        [
+            *_PATCH_CONFIG,
+            "log",
+            "--format=%H%x09%ct%x09%P",
+            "-z",
+            "--full-history",
+            "--sparse",
+            "--root",
+            "--name-only",
+            "--no-renames",
+            "--end-of-options",
+            tip,
+            *(f"^{c}" for c in exclude),
+            "--",
+            *_from_top(paths),
+        ],
+        repo,
     )
-    found = []
-    for line in text.splitlines():
-        stamp, sha, *parents = line.split(" ")
-        found.append((sha, int(stamp), tuple(parents)))
-    return found
+    lines: list[str] = []
+    touched: dict[str, list[str]] = {}
+    current: list[str] | None = None  # the paths of the last commit, once git lists them
+    for field in text.split("\0"):
+        if field.startswith("\n") and lines:  # git starts a commit's paths on a new line
+            current = touched.setdefault(lines[-1].partition("\t")[0], [])
+            current.append(field[1:])
+        elif current is not None and field and not _looks_like_record(field):
+            current.append(field)
+        elif field:
+            lines.append(field)
+            current = None
+    return "".join(f"{line}\n" for line in lines), touched
+
+
+def _looks_like_record(field: str) -> bool:
+    commit, _, rest = field.partition("\t")
+    stamp, _, listed = rest.partition("\t")
+    return is_full_sha(commit) and stamp.isdigit() and all(is_full_sha(p) for p in listed.split(" ") if p)
+
+
+def has_merges_near(repo: Path, tip: str, *, commits: int = 64) -> bool:
+    """Whether one of the newest `commits` commits of `tip` is a merge (a walk of those
+    only): how a walk of its history is best made."""
+    text = out(["rev-list", "--parents", f"--max-count={commits}", "--end-of-options", tip, "--"], repo)
+    return any(line.count(" ") > 1 for line in text.splitlines())
 
 
 def paths_touched(repo: Path, commits: Sequence[str], paths: Sequence[str]) -> dict[str, list[str]]:

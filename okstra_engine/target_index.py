@@ -40,59 +40,169 @@ MAGIC = b"#okstra-target-index 1 "
 MAX_BYTES = 64 << 20
 """A file past this size is dropped and started again (it is only a cache)."""
 
+walk_strategy = "auto"
+"""How a first walk is made: `one` git process listing commits and paths (cheaper where
+history is mostly linear), `two` (rev-list, then diff-tree over its non-merge commits:
+cheaper where merges are many), `auto`: `one` unless the tip's newest commits hold a
+merge. Both give the same answer; tests run each."""
+
 walks: list[tuple[str, tuple[str, ...], int]] = []
 """Every walk of history this process asked git for: (tip, excluded, commits listed).
 Tests read it to prove what a reconcile walked."""
 
 
 @dataclass
-class Range:
-    """The commits of `tip ^base`, newest first in git's order, with what the walk
-    learned about them."""
+class _Walk:
+    """One walk: the commits of `tip ^prev ^base` (or `tip ^base`) as git listed them."""
 
     tip: str
     base: str
+    prev: str | None
     filter: frozenset[str]
-    order: list[str]
+    stacked: bool
+    """Git's order of the whole range is this walk's then the range of `prev`'s."""
+    paths: list[tuple[str, tuple[str, ...]]]
+    """Its non-merge commits changing something under `filter`, in git's order."""
+    commits: str
+    """`\nCOMMIT\tTIME\tPARENTS` per commit, in git's order (searched, parsed when needed)."""
+    serial: int = 0
+    """Its place among the walks read and made: the newest has the largest."""
+
+    @property
+    def count(self) -> int:
+        return self.commits.count("\n") - 1 if self.commits else 0
+
+    def has(self, commit: str) -> bool:
+        return f"\n{commit}\t" in self.commits
+
+    def time_of(self, commit: str) -> int | None:
+        at = self.commits.find(f"\n{commit}\t")
+        if at < 0:
+            return None
+        stamp = self.commits[at + len(commit) + 2 : self.commits.find("\t", at + len(commit) + 2)]
+        return int(stamp) if stamp.isdigit() else None
+
+
+@dataclass
+class _Graph:
     parents: dict[str, tuple[str, ...]]
     times: dict[str, int]
-    paths: dict[str, tuple[str, ...]]
-    """Non-merge commits changing something under `filter` → those paths."""
+    order: list[str]
+
+
+class Range:
+    """The commits of `tip ^base`, newest first in git's order, with what the walks
+    learned about them: walks stacked newest first, or a graph computed from them."""
+
+    def __init__(
+        self,
+        tip: str,
+        base: str,
+        filter_: frozenset[str],
+        walks: list[_Walk],
+        graph: _Graph | None = None,
+        paths: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        self.tip, self.base, self.filter = tip, base, filter_
+        self.walks = walks
+        self._graph = graph
+        self._paths = paths
+        self.length = 64 if len(tip) == 64 else 40
 
     def __contains__(self, commit: object) -> bool:
-        return commit in self.parents
+        if not isinstance(commit, str):
+            return False
+        if self._graph is not None:
+            return commit in self._graph.parents
+        return any(w.has(commit) for w in self.walks)
+
+    @property
+    def empty(self) -> bool:
+        return not self._graph.order if self._graph is not None else not any(w.commits for w in self.walks)
+
+    def members(self) -> set[str] | dict[str, tuple[str, ...]]:
+        """Its commits, for many membership questions at once."""
+        if self._graph is not None:
+            return self._graph.parents
+        return {line[: self.length] for w in self.walks for line in w.commits.split("\n") if line}
+
+    @property
+    def paths(self) -> dict[str, tuple[str, ...]]:
+        """Non-merge commits changing something under `filter` → those paths."""
+        if self._paths is None:
+            self._paths = {c: ps for w in self.walks for c, ps in w.paths}
+        return self._paths
 
     def touching(self, paths: Iterable[str]) -> list[str]:
         """The non-merge commits changing one of `paths` (each inside the filter), newest
         first."""
         wanted = set(paths)
-        return [c for c in self.order if c in self.paths and any(_covered(p, wanted) for p in self.paths[c])]
+        if self._graph is not None:
+            found = self.paths
+            return [c for c in self._graph.order if c in found and any(_covered(p, wanted) for p in found[c])]
+        return [c for w in self.walks for c, ps in w.paths if any(_covered(p, wanted) for p in ps)]
+
+    def graph_lines(self) -> tuple[dict[str, tuple[str, ...]], dict[str, int], list[str]] | None:
+        """Parents, times and the listed order of its walks' commits (None: a bad record)."""
+        parents: dict[str, tuple[str, ...]] = {}
+        times: dict[str, int] = {}
+        order: list[str] = []
+        for w in self.walks:
+            for line in w.commits.split("\n")[1:-1]:
+                commit, _, rest = line.partition("\t")
+                stamp, _, listed = rest.partition("\t")
+                ps = tuple(listed.split(" ")) if listed else ()
+                if not _sha(commit, self.length) or not stamp.isdigit() or not all(_sha(p, self.length) for p in ps):
+                    return None
+                parents[commit], times[commit] = ps, int(stamp)
+                order.append(commit)
+        return parents, times, order
+
+    def graph(self) -> _Graph | None:
+        """Parents, times and git's order of the whole range (None: a damaged record)."""
+        if self._graph is None:
+            lines = self.graph_lines()
+            if lines is None:
+                return None
+            parents, times, order = lines
+            if not all(w.stacked for w in self.walks[:-1]) and parents:
+                order = git_order(self.tip, parents, times)
+            if len(order) != len(parents) or (parents and order[0] != self.tip):
+                return None
+            self._graph = _Graph(parents, times, order)
+        return self._graph
+
+    @property
+    def order(self) -> list[str]:
+        found = self.graph()
+        return found.order if found is not None else []
 
     def meets_base(self) -> bool:
         """Whether the tip shares history with the base: the range is empty, or one of
         its commits has a parent outside it (an ancestor of the base). False means the
-        range is the tip's whole history."""
-        return not self.order or any(p not in self.parents for ps in self.parents.values() for p in ps)
+        range is the tip's whole history (or could not be read)."""
+        found = self.graph()
+        if found is None:
+            return False
+        parents = found.parents
+        return not parents or any(p not in parents for c in reversed(found.order) for p in parents[c])
 
     def below(self, base: str) -> Range | None:
         """The range `tip ^base` for a `base` inside this one (its ancestors here leave);
         None when `base` is not in it."""
-        if base not in self.parents:
+        if base not in self:
             return None
-        gone = _ancestors_within(base, self.parents)
-        keep = [c for c in self.order if c not in gone]
-        return Range(
-            self.tip,
-            base,
-            self.filter,
-            keep,
-            {c: self.parents[c] for c in keep},
-            {c: self.times[c] for c in keep},
-            {c: self.paths[c] for c in keep if c in self.paths},
-        )
+        found = self.graph()
+        if found is None:
+            return None
+        gone = _ancestors_within(base, found.parents)
+        keep = [c for c in found.order if c not in gone]
+        graph = _Graph({c: found.parents[c] for c in keep}, {c: found.times[c] for c in keep}, keep)
+        paths = {c: ps for c, ps in self.paths.items() if c not in gone}
+        return Range(self.tip, base, self.filter, [], graph, paths)
 
 
-def _covered(path: str, items: set[str]) -> bool:
+def _covered(path: str, items: set[str] | frozenset[str]) -> bool:
     """Whether a pathspec item of `items` names `path` or a folder holding it."""
     if path in items:
         return True
@@ -132,19 +242,6 @@ def git_order(tip: str, parents: dict[str, tuple[str, ...]], times: dict[str, in
                 heapq.heappush(queue, (-times[p], n, p))
                 n += 1
     return order
-
-
-@dataclass
-class _Walk:
-    """One walk block: the commits of `tip ^prev ^base` (or `tip ^base`)."""
-
-    tip: str
-    base: str
-    prev: str | None
-    filter: frozenset[str]
-    commits: list[tuple[str, int, tuple[str, ...], tuple[str, ...]]]
-    serial: int = 0
-    """Its place among the walks read and made: the newest has the largest."""
 
 
 @dataclass
@@ -196,8 +293,10 @@ class TargetIndex:
         # a new walk also covers what the newest one from this base was asked about
         known = self._newest(base)
         filter_ = wanted | (known.filter if known is not None else frozenset())
-        listed = self._walk_git(tip, [base])
-        return self._keep(tip, base, None, filter_, listed, [c for c, _, _ in listed])
+        found = self._walk(tip, base, None, filter_)
+        if found is None:
+            raise git.GitError(f"git listed commits of {tip} that do not hang together", "run reconcile again")
+        return found
 
     def _cached(self, tip: str, base: str, wanted: frozenset[str]) -> Range | None:
         for key, known in self.store.ranges.items():
@@ -220,79 +319,80 @@ class TargetIndex:
         went back), narrowed without git; when it descends from it, joined with a walk of
         `tip ^older ^base` only. None when neither (the branch was rewritten)."""
         if tip in older:
-            parents = older.parents
-            keep = _ancestors_within(tip, parents)
-            sub = {c: parents[c] for c in keep}
+            found = older.graph()
+            if found is None:
+                return None
+            keep = _ancestors_within(tip, found.parents)
+            sub = {c: found.parents[c] for c in keep}
+            graph = _Graph(sub, {c: found.times[c] for c in keep}, git_order(tip, sub, found.times))
             narrowed = Range(
-                tip,
-                older.base,
-                older.filter,
-                git_order(tip, sub, older.times),
-                sub,
-                {c: older.times[c] for c in keep},
-                {c: older.paths[c] for c in keep if c in older.paths},
+                tip, older.base, older.filter, [], graph, {c: ps for c, ps in older.paths.items() if c in keep}
             )
             self.store.ranges[(tip, older.base, older.filter)] = narrowed
             return narrowed
-        listed = self._walk_git(tip, [older.tip, older.base])
-        if older.order and not any(older.tip in ps for _, _, ps in listed):
-            return None
-        return self._keep(tip, older.base, older.tip, older.filter, listed, None, older)
+        return self._walk(tip, older.base, older, older.filter)
 
-    def _walk_git(self, tip: str, exclude: list[str]) -> list[tuple[str, int, tuple[str, ...]]]:
-        listed = git.walk_range(self.repo, tip, exclude)
-        walks.append((tip, tuple(exclude), len(listed)))
-        return listed
-
-    def _keep(
-        self,
-        tip: str,
-        base: str,
-        prev: str | None,
-        filter_: frozenset[str],
-        listed: list[tuple[str, int, tuple[str, ...]]],
-        order: list[str] | None,
-        older: Range | None = None,
-    ) -> Range:
-        plain = [c for c, _, ps in listed if len(ps) <= 1]
-        touched = git.paths_touched(self.repo, plain, sorted(filter_))
-        block = _Walk(tip, base, prev, filter_, [(c, t, ps, tuple(touched.get(c, ()))) for c, t, ps in listed])
+    def _walk(self, tip: str, base: str, older: Range | None, filter_: frozenset[str]) -> Range | None:
+        """Walk `tip ^base` (`tip ^older ^base` joined to `older`), keep it, and return
+        its range; None when `tip` does not descend from the older tip."""
+        exclude = [older.tip, base] if older is not None else [base]
+        paths = sorted(filter_)
+        touched: dict[str, list[str]] | None = None
+        if older is None and (
+            walk_strategy == "one" or (walk_strategy == "auto" and not git.has_merges_near(self.repo, tip))
+        ):
+            text, touched = git.walk_range_paths(self.repo, tip, exclude, paths)
+        else:
+            text = git.walk_range(self.repo, tip, exclude)
+        lines = [line.split("\t") for line in text.split("\n") if line]
+        if any(len(fields) != 3 for fields in lines):
+            raise git.GitError(f"git rev-list printed what okstra cannot read in {self.repo}", "check git's version")
+        walks.append((tip, tuple(exclude), len(lines)))
+        stacked = False
+        if older is not None:
+            parents = {p for _, _, listed in lines for p in listed.split(" ") if p}
+            if not older.empty and older.tip not in parents:
+                return None  # not a descendant of the tip walked: rewritten
+            stacked = _stacks(lines, older)
+        if touched is None:
+            touched = git.paths_touched(self.repo, [c for c, _, listed in lines if " " not in listed], paths)
+        block = _Walk(
+            tip,
+            base,
+            older.tip if older is not None else None,
+            filter_,
+            stacked,
+            [(c, tuple(touched[c])) for c, _, _ in lines if c in touched],
+            "\n" + text if text else "",
+        )
         self._append(_walk_text(block))
         self.store.add(block)
-        found = self._join(block, older=older, order=order)
-        assert found is not None  # its own commits and `older` are all there
-        return found
+        return self._join(block, older=older)
 
-    def _join(self, block: _Walk, *, older: Range | None = None, order: list[str] | None = None) -> Range | None:
-        """The range a walk block stands for, following its chain of earlier tips."""
+    def _join(self, block: _Walk, *, older: Range | None = None) -> Range | None:
+        """The range a walk block stands for, following its chain of earlier tips (None
+        when a link is missing or damaged)."""
         key = (block.tip, block.base, block.filter)
         if key in self.store.ranges:
             return self.store.ranges[key]
-        chain = [block]
-        while chain[-1].prev is not None and older is None:
-            prev = chain[-1].prev
-            earlier = next(
-                (b for b in reversed(self.store.walks.get((prev, block.base), [])) if b.filter == block.filter),
-                None,
-            )
-            if earlier is None or len(chain) > 10_000:
+        if block.prev is None:
+            found: Range | None = Range(block.tip, block.base, block.filter, [block])
+        else:
+            if older is None:
+                earlier = [
+                    b
+                    for b in self.store.walks.get((block.prev, block.base), [])
+                    if b.filter == block.filter and b.serial < block.serial
+                ]
+                older = self._join(earlier[-1]) if earlier else None
+            if older is None:
                 return None
-            chain.append(earlier)
-        parents: dict[str, tuple[str, ...]] = dict(older.parents) if older else {}
-        times: dict[str, int] = dict(older.times) if older else {}
-        paths: dict[str, tuple[str, ...]] = dict(older.paths) if older else {}
-        for b in reversed(chain):
-            for c, t, ps, touched in b.commits:
-                parents[c], times[c] = ps, t
-                if touched:
-                    paths[c] = touched
-        if block.tip not in parents and parents:
+            if block.stacked and older._graph is None:
+                found = Range(block.tip, block.base, block.filter, [block, *older.walks])
+            else:
+                found = _joined(block, older)
+        if found is None or (block.commits and block.tip not in found):
             return None
-        if order is None:
-            order = git_order(block.tip, parents, times) if parents else []
-            if len(order) != len(parents):
-                return None  # a chain that does not hang together: not this tip's range
-        found = Range(block.tip, block.base, block.filter, order, parents, times, paths)
         self.store.ranges[key] = found
         return found
 
@@ -321,7 +421,7 @@ class TargetIndex:
             self.file.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.file, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError:
-            return  # no cache today: every answer still comes from git
+            return  # no index today: every answer still comes from git
         try:
             size = os.fstat(fd).st_size
             lead = b"\n" if size > 0 and os.pread(fd, 1, size - 1) != b"\n" else b""
@@ -330,6 +430,38 @@ class TargetIndex:
             pass
         finally:
             os.close(fd)
+
+
+def _stacks(lines: list[list[str]], older: Range) -> bool:
+    """Whether git's order of a joined range is the new commits' (`lines`), then the
+    older range's: every new commit is newer than the old tip and none has a parent in
+    the old range but the old tip, so git takes the old tip after all of them, alone."""
+    old_time = next((t for w in older.walks if (t := w.time_of(older.tip)) is not None), None)
+    if old_time is None or not all(stamp.isdigit() and int(stamp) > old_time for _, stamp, _ in lines):
+        return False
+    new = {c for c, _, _ in lines}
+    outside = [p for _, _, listed in lines for p in listed.split(" ") if p and p not in new and p != older.tip]
+    known = older.members() if len(outside) > 8 else older
+    return not any(p in known for p in outside)
+
+
+def _joined(block: _Walk, older: Range) -> Range | None:
+    """A walk joined to the older range it extends, ordered the way git orders the
+    whole (`git_order`)."""
+    found = older.graph()
+    if found is None:
+        return None
+    own = Range(block.tip, block.base, block.filter, [block]).graph_lines()
+    if own is None:
+        return None
+    parents = {**found.parents, **own[0]}
+    times = {**found.times, **own[1]}
+    order = git_order(block.tip, parents, times) if parents else []
+    if len(order) != len(parents):
+        return None
+    return Range(
+        block.tip, block.base, block.filter, [], _Graph(parents, times, order), {**older.paths, **dict(block.paths)}
+    )
 
 
 def _escape(path: str) -> str:
@@ -353,11 +485,12 @@ def _unescape(text: str) -> str:
 
 
 def _walk_text(block: _Walk) -> str:
-    head = "\t".join(["W", block.tip, block.base, block.prev or "-", str(len(block.commits))])
-    lines = [head + "".join(f"\t{_escape(p)}" for p in sorted(block.filter))]
-    for c, t, ps, touched in block.commits:
-        lines.append(f"{c}\t{t}\t{' '.join(ps)}" + "".join(f"\t{_escape(p)}" for p in touched))
-    return "\n".join(lines) + "\n"
+    """`W TIP BASE PREV COUNT NPATHS STACKED FILTER…`, the commits with paths (`COMMIT
+    PATH…`), then the commits as git listed them; tab-separated, one record a line."""
+    fields = ["W", block.tip, block.base, block.prev or "-", str(block.count), str(len(block.paths))]
+    head = "\t".join([*fields, "1" if block.stacked else "0", *(_escape(p) for p in sorted(block.filter))])
+    touched = "".join(f"{c}\t" + "\t".join(_escape(p) for p in ps) + "\n" for c, ps in block.paths)
+    return f"{head}\n{touched}{block.commits[1:]}"
 
 
 _HEX = frozenset("0123456789abcdef")
@@ -440,33 +573,38 @@ def _read_blocks(data: bytes, object_format: bytes, length: int, store: _Store) 
 
 
 def _take(body: str, length: int, store: _Store) -> None:
-    """One block's records into `store`; a block with a bad record is left out whole."""
-    lines = body.split("\n")[:-1]
-    if lines and lines[0] == "P":
+    """One block's records into `store`; a block with a bad record is left out whole.
+    The commits of a walk are checked when they are read (`Range.graph_lines`); a
+    question whether a commit is among them compares strings."""
+    if body.startswith("P\n"):
         ids: dict[str, str | None] = {}
-        for line in lines[1:]:
+        for line in body[2:].split("\n")[:-1]:
             c, _, pid = line.partition("\t")
             if not _sha(c, length) or not (pid == "-" or _sha(pid, 40) or _sha(pid, 64)):
                 return
             ids[c] = None if pid == "-" else pid
         store.ids.update(ids)
         return
-    head = lines[0].split("\t") if lines else []
-    if len(head) < 5 or head[0] != "W" or not all(_sha(s, length) for s in head[1:3]):
+    end = body.find("\n")
+    head = body[:end].split("\t")
+    if len(head) < 7 or head[0] != "W" or not all(_sha(h, length) for h in head[1:3]) or head[6] not in ("0", "1"):
         return
     prev = None if head[3] == "-" else head[3]
-    if (prev is not None and not _sha(prev, length)) or head[4] != str(len(lines) - 1):
+    if (prev is not None and not _sha(prev, length)) or not head[4].isdigit() or not head[5].isdigit():
         return
-    commits = []
-    for line in lines[1:]:
-        parts = line.split("\t")
-        if len(parts) < 3 or not _sha(parts[0], length) or not parts[1].isdigit():
+    paths = []
+    for _ in range(int(head[5])):
+        start, end = end + 1, body.find("\n", end + 1)
+        if end < 0:
             return
-        parents = tuple(parts[2].split(" ")) if parts[2] else ()
-        if not all(_sha(p, length) for p in parents):
+        commit, *touched = body[start:end].split("\t")
+        if not _sha(commit, length) or not touched:
             return
-        commits.append((parts[0], int(parts[1]), parents, tuple(_unescape(p) for p in parts[3:])))
-    store.add(_Walk(head[1], head[2], prev, frozenset(_unescape(p) for p in head[5:]), commits))
+        paths.append((commit, tuple(_unescape(p) for p in touched)))
+    commits = body[end:] if end + 1 < len(body) else ""
+    if commits.count("\n") - 1 != int(head[4]) and not (commits == "" and head[4] == "0"):
+        return
+    store.add(_Walk(head[1], head[2], prev, frozenset(_unescape(p) for p in head[7:]), head[6] == "1", paths, commits))
 
 
 def open_index(repo: Path) -> TargetIndex | None:

@@ -22,6 +22,12 @@ from tests.support import commit, git, make_repo
 from tests.test_reconcile import LINES, checkout, cherry_pick, edit, squash_merge
 
 
+@pytest.fixture(autouse=True, params=["one", "two"])
+def walk_strategy(request, monkeypatch) -> None:
+    """Every test with each way of making a first walk (one git process, or two)."""
+    monkeypatch.setattr(target_index, "walk_strategy", request.param)
+
+
 @pytest.fixture
 def history(tmp_path: Path):
     """base; a 3-commit stage on `stage` (a.txt lines 10 and 20, a new c.txt); `main`
@@ -54,6 +60,11 @@ def forget() -> None:
 
 def walked() -> int:
     return len(target_index.walks)
+
+
+def listed(repo: Path, tip: str, base: str) -> list[str]:
+    """The commits of `tip ^base` in git's order."""
+    return git(repo, "rev-list", tip, f"^{base}").split()
 
 
 def answer(match: reconcile.Match) -> tuple:
@@ -183,7 +194,7 @@ def test_a_second_call_walks_nothing_and_one_new_commit_walks_one(history) -> No
     index = target_index.open_index(repo)
     assert index is not None
     joined = index.range(new, base, stored["paths"])
-    assert joined.order == [c for c, _, _ in okgit.walk_range(repo, new, [base])]
+    assert joined.order == listed(repo, new, base)
     # the branch goes back a commit: answered without walking
     git(repo, "reset", "-q", "--hard", old)
     forget()
@@ -387,10 +398,31 @@ def test_the_order_joined_or_narrowed_is_gits(tmp_path: Path) -> None:
     tips.append(git(repo, "rev-parse", "HEAD"))
     index = target_index.TargetIndex(repo, "sha1", None)
     for tip in tips:  # each joined from the one before (or walked)
-        assert index.range(tip, base, ["x"]).order == [c for c, _, _ in okgit.walk_range(repo, tip, [base])]
-    full = index.range(tips[-1], base, ["x"])
-    for tip in tips:  # each narrowed from the newest
-        parents = {c: full.parents[c] for c in target_index._ancestors_within(tip, full.parents)}
-        assert target_index.git_order(tip, parents, full.times) == [
-            c for c, _, _ in okgit.walk_range(repo, tip, [base])
-        ]
+        assert index.range(tip, base, ["x"]).order == listed(repo, tip, base)
+    for tip in tips:  # each narrowed from the newest, walked once
+        fresh = target_index.TargetIndex(repo, "sha1", None)
+        fresh.range(tips[-1], base, ["x"])
+        start = walked()
+        assert fresh.range(tip, base, ["x"]).order == listed(repo, tip, base)
+        assert walked() == start
+
+
+def test_odd_path_names_survive_the_index(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "odd")
+    names = ["tab\there.txt", "new\nline.txt", "\nleading newline.txt", "back\\slash.txt", "ü [x]*.txt"]
+    base = commit(repo, dict.fromkeys(names, LINES), "base")
+    checkout(repo, base, "stage")
+    for name in names:
+        x = edit(repo, name, "line 10\n", "line ten\n", f"edit {name!r}")
+    checkout(repo, "main")
+    commit(repo, {"other.txt": "o\n"}, "unrelated")
+    stored = stored_row(repo, base, x)
+    assert sorted(stored["paths"]) == sorted(names)
+    tip = cherry_pick(repo, f"{base}..{x}")
+    for _ in range(2):
+        forget()
+        assert answer(content_merged(repo, x, "HEAD", base=base, stored=stored)) == ("patch-equivalent", tip, False)
+    index = target_index.open_index(repo)
+    assert index is not None
+    found = index.range(git(repo, "rev-parse", "HEAD"), base, names)
+    assert sorted(p for ps in found.paths.values() for p in ps) == sorted(names)
