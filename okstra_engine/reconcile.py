@@ -21,11 +21,16 @@ A stage whose work is not in T (`not-merged`) while its own branch no longer con
 (`okstra record … --commit TIP`) or undo (reset the branch); never applied on its own,
 and the handoff refuses the stage until one of the two is done.
 
-Speed: one streaming pass `git log -p … T ^BASE -- PATHS | git patch-id --stable` (two
-processes, whatever the number of commits) over the commits of T since the stage's base
-that touch the stage's paths, after the cheap `merge-base --is-ancestor`. The stage's own
-ids come from its done row (stored when it was recorded), so the common case costs four
-git processes and two walks of T's history; `git cherry` hashes every commit of the range.
+Speed: T's history since a stage's base is walked once for the whole task, through the
+target index (`target_index`): one walk lists the commits of `T ^BASE` and which of them
+touch the stages' paths (paths first: no diff is made for the rest), so whether X is in T
+is read from the walk (X is in T exactly when it is in `T ^BASE`, BASE being a proper
+ancestor of X recorded for it; no `merge-base --is-ancestor`), a later stage's base inside
+the range is answered from the same walk, and only the commits touching a stage's paths
+get a patch-id (`log -p --no-walk | patch-id --stable`). The index keeps walks and ids
+under the okstra home, so a second reconcile on the same T asks git only to resolve it,
+and a T that moved forward costs a walk of its new commits. The stage's own ids come from
+its done row (stored when it was recorded).
 
 Rules beyond the kinds:
 - The stage's base is the base_ref of its latest ledger row that has one, if that commit

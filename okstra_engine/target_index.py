@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import threading
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -262,6 +263,7 @@ class _Store:
 
 
 _STORES: dict[Path, _Store] = {}
+_READING = threading.Lock()  # the board's workers may read one file at once
 
 
 class TargetIndex:
@@ -344,25 +346,31 @@ class TargetIndex:
             text, touched = git.walk_range_paths(self.repo, tip, exclude, paths)
         else:
             text = git.walk_range(self.repo, tip, exclude)
-        lines = [line.split("\t") for line in text.split("\n") if line]
-        if any(len(fields) != 3 for fields in lines):
-            raise git.GitError(f"git rev-list printed what okstra cannot read in {self.repo}", "check git's version")
-        walks.append((tip, tuple(exclude), len(lines)))
         stacked = False
-        if older is not None:
-            parents = {p for _, _, listed in lines for p in listed.split(" ") if p}
-            if not older.empty and older.tip not in parents:
-                return None  # not a descendant of the tip walked: rewritten
-            stacked = _stacks(lines, older)
-        if touched is None:
+        if touched is not None:  # the paths came with the walk: its lines need no reading
+            walks.append((tip, tuple(exclude), text.count("\n")))
+            commits = list(touched)  # in git's order, as listed
+        else:
+            lines = [line.split("\t") for line in text.split("\n") if line]
+            if any(len(fields) != 3 for fields in lines):
+                raise git.GitError(
+                    f"git rev-list printed what okstra cannot read in {self.repo}", "check git's version"
+                )
+            walks.append((tip, tuple(exclude), len(lines)))
+            if older is not None:
+                parents = {p for _, _, listed in lines for p in listed.split(" ") if p}
+                if not older.empty and older.tip not in parents:
+                    return None  # not a descendant of the tip walked: rewritten
+                stacked = _stacks(lines, older)
             touched = git.paths_touched(self.repo, [c for c, _, listed in lines if " " not in listed], paths)
+            commits = [c for c, _, _ in lines if c in touched]
         block = _Walk(
             tip,
             base,
             older.tip if older is not None else None,
             filter_,
             stacked,
-            [(c, tuple(touched[c])) for c, _, _ in lines if c in touched],
+            [(c, tuple(touched[c])) for c in commits],
             "\n" + text if text else "",
         )
         self._append(_walk_text(block))
@@ -503,6 +511,11 @@ def _sha(text: str, length: int) -> bool:
 def _load(file: Path, object_format: str) -> _Store:
     """The store of `file`, read from where this process last stopped (the file only
     grows; one that shrank or was replaced is read again from its start)."""
+    with _READING:
+        return _load_locked(file, object_format)
+
+
+def _load_locked(file: Path, object_format: str) -> _Store:
     store = _STORES.get(file)
     try:
         fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW)
