@@ -316,10 +316,7 @@ def content_merged(
         raise OkstraError(f"reconcile target {target!r} names no commit in {repo}", "pass an existing commit")
     on = _Target(repo, t)
     given = _stored(stored)
-    trusted = _trusted_base(x, base, given)
-    state = on.contains(x, trusted, given.get("paths") or ()) if trusted else None
-    if state is None:
-        state = git.ancestry(repo, x, t)
+    state = on.holds(x, _trusted_base(x, base, given), given.get("paths") or ())
     if state:
         return Match("ancestor", x)
     return _not_an_ancestor(on, x, base, given, exists=state is not None)
@@ -362,15 +359,17 @@ class _Target:
         self.ranges[base] = found
         return found
 
-    def contains(self, x: str, base: str, paths: Iterable[str] = ()) -> bool | None:
-        """Whether T contains x, from the range since `base`, a proper ancestor of x (x is
-        in T exactly when it is in `T ^base`); None: not answered that way, or x may be
-        missing from the repository. `paths`: what the walk should also learn (the
-        stage's paths, asked next when x is not in T)."""
-        found = self.range(base, paths)
+    def holds(self, x: str, base: str | None, paths: Iterable[str] = ()) -> bool | None:
+        """`git.ancestry(x, T)`: read from the range since `base` when that is a proper
+        ancestor of x recorded for it (x is in T exactly when it is in `T ^base`), else
+        asked of git. None: x is not in the repository. `paths`: what the walk should
+        also learn (the stage's paths, asked next when x is not in T)."""
+        found = self.range(base, paths) if base else None
         if found is None:
-            return None
-        return True if x in found else None
+            return self.ancestry(x, self.t)
+        if x in found:
+            return True
+        return False if git.resolve_commits(self.repo, [x])[0] else None
 
     def ancestry(self, ancestor: str, descendant: str) -> bool | None:
         """`git.ancestry`, asked once per pair."""
@@ -411,7 +410,9 @@ def _trusted_base(x: str, base: str | None, stored: dict[str, Any]) -> str | Non
     to be a proper ancestor of x when the row was written), so no git call checks it."""
     found = base or stored.get("base_ref")
     trusted = stored.get("head_commit") == x and (base is None or base == stored.get("base_ref"))
-    return found if trusted and git.is_full_sha(found) and found != x else None
+    # full SHAs of one length: a range is searched for x as a string
+    same = git.is_full_sha(x) and git.is_full_sha(found) and len(x) == len(found or "")
+    return found if trusted and same and found != x else None
 
 
 def _not_an_ancestor(on: _Target, x: str, base: str | None, stored: dict[str, Any], *, exists: bool) -> Match:

@@ -426,3 +426,38 @@ def test_odd_path_names_survive_the_index(tmp_path: Path) -> None:
     assert index is not None
     found = index.range(git(repo, "rev-parse", "HEAD"), base, names)
     assert sorted(p for ps in found.paths.values() for p in ps) == sorted(names)
+
+
+def test_a_done_row_with_an_abbreviated_commit_is_still_found_in_the_target(task) -> None:
+    """A range is searched for the done commit as a string: a short one is asked of git."""
+    repo = task.project.root
+    base = commit(repo, {"a.txt": LINES}, "base")
+    git(repo, "branch", task_branch(task), base)
+    checkout(repo, base, stage_branch(task, 1))
+    x = edit(repo, "a.txt", "line 5\n", "line five\n", "stage 1")
+    checkout(repo, task_branch(task))
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge stage 1", x)
+    checkout(repo, "main")
+    ledger = plan_run_root(task).dir / LEDGER_NAME
+    append_row(ledger, new_row(1, "done", **{**stored_row(repo, base, x), "head_commit": x[:12]}))
+    assert reconcile.suggestions(task) == []
+
+
+def test_a_second_call_asks_git_only_to_resolve(history, monkeypatch) -> None:
+    repo, base, x = history
+    stored = stored_row(repo, base, x)
+    tip = cherry_pick(repo, f"{base}..{x}")
+    assert content_merged(repo, x, "HEAD", base=base, stored=stored).commit == tip
+    forget()
+    asked: list[str] = []
+    real = subprocess.Popen
+
+    class Counted(real):  # type: ignore[misc, valid-type]
+        def __init__(self, args, *rest, **kwargs) -> None:
+            asked.append(" ".join(a for a in args[1:] if not a.startswith("-"))[:40])
+            super().__init__(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", Counted)
+    assert content_merged(repo, x, "HEAD", base=base, stored=stored).commit == tip
+    # the target, the repository's identity, whether x is there: no walk, no diff
+    assert [a.split(" ")[0] for a in asked] == ["rev-parse", "rev-parse", "cat-file"]
