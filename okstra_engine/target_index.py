@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import re
 import threading
 import zlib
 from collections.abc import Iterable, Sequence
@@ -502,6 +503,9 @@ def _walk_text(block: _Walk) -> str:
 
 
 _HEX = frozenset("0123456789abcdef")
+# the commit lines of a walk, checked as a whole (~1 ms a thousand commits); the length
+# of each parent is checked when they are read (`Range.graph_lines`)
+_COMMIT_LINES = {n: re.compile(rf"(?:\n[0-9a-f]{{{n}}}\t[0-9]+\t[0-9a-f ]*)*\n") for n in (40, 64)}
 
 
 def _sha(text: str, length: int) -> bool:
@@ -550,45 +554,30 @@ def _load_locked(file: Path, object_format: str) -> _Store:
 
 
 def _read_blocks(data: bytes, object_format: bytes, length: int, store: _Store) -> int:
-    """Read the whole blocks of `data` into `store`; returns how far it read (a block still
-    being written at the end is left for next time)."""
-    at = 0
-    done = 0
-    while True:
-        start = data.find(MAGIC, at)
-        if start < 0:
-            return done if data.endswith(b"\n") or not data else max(done, data.rfind(b"\n") + 1)
-        if start > 0 and data[start - 1 : start] != b"\n":
-            at = start + 1
+    """Read the whole, sound blocks of `data` into `store`; returns where the last one
+    ends (what follows, a block still being written or a damaged one, is looked at again
+    next time)."""
+    at = done = 0
+    while (start := data.find(MAGIC, at)) >= 0:
+        at = start + 1
+        if start > 0 and data[start - 1] != 0x0A:  # a header starts a line
             continue
         eol = data.find(b"\n", start)
         if eol < 0:
-            return start  # its header is still being written
+            break
         fields = data[start + len(MAGIC) : eol].split(b" ")
-        body_at = eol + 1
-        try:
-            size, crc = int(fields[1]), int(fields[2], 16)
-        except (IndexError, ValueError):
-            at = body_at
+        if len(fields) != 3 or fields[0] != object_format or not fields[1].isdigit():
             continue
-        body = data[body_at : body_at + size]
-        if len(body) < size:
-            # torn, or still being written: later blocks (if any) are read from the next header
-            at = body_at
-            if data.find(MAGIC, body_at) < 0:
-                return start
-            continue
-        if len(fields) != 3 or fields[0] != object_format or zlib.crc32(body) != crc or not body.endswith(b"\n"):
-            at = body_at
-            continue
+        body = data[eol + 1 : eol + 1 + int(fields[1])]
+        if len(body) != int(fields[1]) or not body.endswith(b"\n") or f"{zlib.crc32(body):08x}".encode() != fields[2]:
+            continue  # torn, damaged, or still being written: the next header may be sound
         _take(body.decode("utf-8", "surrogateescape"), length, store)
-        at = done = body_at + size
+        at = done = eol + 1 + len(body)
+    return done
 
 
 def _take(body: str, length: int, store: _Store) -> None:
-    """One block's records into `store`; a block with a bad record is left out whole.
-    The commits of a walk are checked when they are read (`Range.graph_lines`); a
-    question whether a commit is among them compares strings."""
+    """One block's records into `store`; a block with a bad record is left out whole."""
     if body.startswith("P\n"):
         ids: dict[str, str | None] = {}
         for line in body[2:].split("\n")[:-1]:
@@ -616,6 +605,8 @@ def _take(body: str, length: int, store: _Store) -> None:
         paths.append((commit, tuple(_unescape(p) for p in touched)))
     commits = body[end:] if end + 1 < len(body) else ""
     if commits.count("\n") - 1 != int(head[4]) and not (commits == "" and head[4] == "0"):
+        return
+    if commits and not _COMMIT_LINES[length].fullmatch(commits):
         return
     store.add(_Walk(head[1], head[2], prev, frozenset(_unescape(p) for p in head[7:]), head[6] == "1", paths, commits))
 

@@ -304,6 +304,10 @@ def test_a_damaged_block_is_skipped(history) -> None:
     start = walked()
     assert content_merged(repo, x, "HEAD", base=base, stored=stored).commit == tip
     assert walked() == start + 1
+    # the walk written after the damaged one is read back
+    forget()
+    assert content_merged(repo, x, "HEAD", base=base, stored=stored).commit == tip
+    assert walked() == start + 1
 
 
 def block(body: str, fmt: str = "sha1") -> bytes:
@@ -317,15 +321,19 @@ def test_a_block_with_a_bad_record_is_not_trusted(history) -> None:
     t = git(repo, "rev-parse", "HEAD")
     # well-formed blocks (their checksums hold) whose records are not what a walk writes
     lies = [
-        f"W\t{t}\t{base}\t-\t1\ta.txt\n{'z' * 40}\t1\t\ta.txt\n",  # not hex
-        f"W\t{t}\t{base}\t-\t2\ta.txt\n{t}\t1\t\n",  # fewer commits than it says
-        f"W\t{t[:39]}\t{base}\t-\t0\n",  # a short tip
+        f"W\t{t}\t{base}\t-\t1\t1\t0\ta.txt\n{'z' * 40}\ta.txt\n{t}\t1\t{base}\n",  # not hex
+        f"W\t{t}\t{base}\t-\t2\t0\t0\ta.txt\n{t}\t1\t{base}\n",  # fewer commits than it says
+        f"W\t{t[:39]}\t{base}\t-\t0\t0\t0\n",  # a short tip
         f"P\n{tip}\t{'g' * 40}\n",  # a patch-id that is no hex
-        f"W\t{t}\t{base}\t-\t1\ta.txt\n{t}\tnow\t\ta.txt\n",  # a time that is no number
+        f"W\t{t}\t{base}\t-\t1\t0\t0\ta.txt\n{t}\tnow\t{base}\n",  # a time that is no number
+        f"W\t{t}\t{base}\t-\t1\t0\t2\ta.txt\n{t}\t1\t{base}\n",  # stacked neither 0 nor 1
     ]
     file.write_bytes(b"".join(block(lie) for lie in lies) + b"garbage line\n")
     forget()
     start = walked()
+    assert answer(content_merged(repo, x, "HEAD", base=base, stored=stored)) == ("patch-equivalent", tip, False)
+    assert walked() == start + 1
+    forget()
     assert answer(content_merged(repo, x, "HEAD", base=base, stored=stored)) == ("patch-equivalent", tip, False)
     assert walked() == start + 1
 
