@@ -481,6 +481,45 @@ def paths_touched(repo: Path, commits: Sequence[str], paths: Sequence[str]) -> d
     return found
 
 
+EMPTY_BLOBS = frozenset(
+    (
+        "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391",
+        "473a0f4c3be8a93681a267e3b1e9a7dcda1185436fe141f7749120a303721813",
+    )
+)
+"""The empty file's object name, SHA-1 and SHA-256."""
+
+
+def hashed_paths(repo: Path, commits: Sequence[str]) -> dict[str, list[str]]:
+    """For each of `commits` (non-merge), the paths whose change its patch-id surely
+    hashes: a file modified from some content to other content (`git diff-tree --raw`,
+    one process). A file added or deleted, or only its mode changed, is left out: an
+    empty one, or a mode, leaves no line in the diff."""
+    if not commits:
+        return {}
+    text = _raw(
+        [*_PATCH_CONFIG, "diff-tree", "--stdin", "-r", "--root", "--raw", "--no-abbrev", "--no-renames", "-z"],
+        repo,
+        input="".join(f"{c}\n" for c in commits).encode(),
+    )
+    found: dict[str, list[str]] = {c: [] for c in commits}
+    current: list[str] = []
+    meta: list[str] | None = None
+    for field in text.split("\0"):
+        if meta is not None:
+            old, new, status = meta[2], meta[3], meta[4]
+            if status == "M" and old != new and old not in EMPTY_BLOBS and new not in EMPTY_BLOBS:
+                current.append(field)
+            meta = None
+        elif field.startswith(":"):
+            meta = field[1:].split(" ")
+            if len(meta) != 5:
+                meta = None
+        elif field in found:
+            current = found[field]
+    return found
+
+
 def patch_ids_of(repo: Path, commits: Sequence[str]) -> dict[str, str]:
     """The stable patch-id of each of `commits` that has one (an empty change has none),
     hashed over its whole diff exactly as `commit_patch_ids` hashes it."""

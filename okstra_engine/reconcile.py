@@ -380,13 +380,15 @@ class _Target:
 
     def candidates(self, base: str | None, paths: list[str]) -> list[tuple[str, str]]:
         """(commit, patch-id) of T's non-merge commits since `base` that touch `paths`
-        (all of T's history without a base), newest first; each hashed over its whole
-        diff, and only those."""
+        and have a patch-id (all of T's history without a base), newest first; each
+        hashed over its whole diff. A commit that also modifies a file outside `paths`
+        matches no id of the stage: its id is not made (`""`), it only keeps its place
+        for `_first_holding`."""
         found = self.range(base, paths) if base else None
         if found is None or self.index is None:
             return git.commit_patch_ids(self.repo, [self.t], [base] if base else [], paths)
         commits = found.touching(paths)
-        ids = self.index.patch_ids(commits)
+        ids = self.index.patch_ids(commits, within=paths)
         return [(c, ids[c]) for c in commits if c in ids]
 
     def shares_history(self, x: str, base: str | None) -> bool:

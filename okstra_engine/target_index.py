@@ -254,6 +254,7 @@ class _Store:
     identity: tuple[int, int] = (0, 0)
     walks: dict[tuple[str, str], list[_Walk]] = field(default_factory=dict)
     ids: dict[str, str | None] = field(default_factory=dict)
+    hashed: dict[str, tuple[str, ...]] = field(default_factory=dict)
     ranges: dict[tuple[str, str, frozenset[str]], Range] = field(default_factory=dict)
     serial: int = 0
 
@@ -407,17 +408,39 @@ class TargetIndex:
 
     # ---- patch-ids ----
 
-    def patch_ids(self, commits: Sequence[str]) -> dict[str, str]:
+    def patch_ids(self, commits: Sequence[str], within: Iterable[str] | None = None) -> dict[str, str]:
         """The stable patch-id of each of `commits` that has one (from the index, else
-        from git, which the index then keeps)."""
+        from git, which the index then keeps). `within`: paths the ids will be compared
+        for; a commit whose change surely reaches outside them (a file modified there:
+        its id hashes that file, so it equals no id of a change inside them) gets `""`,
+        its id not made."""
         ids = self.store.ids
         new = [c for c in commits if c not in ids]
+        if new and within is not None:
+            reach = self.hashed_paths(new)
+            inside = set(within)
+            outside = {c for c in new if any(not _covered(p, inside) for p in reach[c])}
+            new = [c for c in new if c not in outside]
+        else:
+            outside = set()
         if new:
             found = git.patch_ids_of(self.repo, new)
             for c in new:
                 ids[c] = found.get(c)
             self._append("P\n" + "".join(f"{c}\t{ids[c] or '-'}\n" for c in new))
-        return {c: pid for c in commits if (pid := ids.get(c)) is not None}
+        got = {c: pid for c in commits if (pid := ids.get(c)) is not None}
+        return {**got, **dict.fromkeys((c for c in outside if c not in got), "")}
+
+    def hashed_paths(self, commits: Sequence[str]) -> dict[str, list[str]]:
+        """`git.hashed_paths` of each of `commits`, through the index."""
+        known = self.store.hashed
+        new = [c for c in commits if c not in known]
+        if new:
+            found = git.hashed_paths(self.repo, new)
+            known.update({c: tuple(found.get(c, ())) for c in new})
+            lines = "".join(f"{c}" + "".join(f"\t{_escape(p)}" for p in known[c]) + "\n" for c in new)
+            self._append("H\n" + lines)
+        return {c: list(known[c]) for c in commits}
 
     # ---- the file ----
 
@@ -586,6 +609,15 @@ def _take(body: str, length: int, store: _Store) -> None:
                 return
             ids[c] = None if pid == "-" else pid
         store.ids.update(ids)
+        return
+    if body.startswith("H\n"):
+        hashed: dict[str, tuple[str, ...]] = {}
+        for line in body[2:].split("\n")[:-1]:
+            c, *touched = line.split("\t")
+            if not _sha(c, length) or not all(touched):
+                return
+            hashed[c] = tuple(_unescape(p) for p in touched)
+        store.hashed.update(hashed)
         return
     end = body.find("\n")
     head = body[:end].split("\t")

@@ -469,3 +469,29 @@ def test_a_second_call_asks_git_only_to_resolve(history, monkeypatch) -> None:
     assert content_merged(repo, x, "HEAD", base=base, stored=stored).commit == tip
     # the target, the repository's identity, whether x is there: no walk, no diff
     assert [a.split(" ")[0] for a in asked] == ["rev-parse", "rev-parse", "cat-file"]
+
+
+def test_a_commit_that_also_changes_other_files_is_not_hashed_but_keeps_its_place(history) -> None:
+    """Its patch-id hashes a file outside the stage's paths, so it matches no id of the
+    stage: not made; content-present still finds it."""
+    repo, base, x = history
+    stored = stored_row(repo, base, x)
+    assert sorted(stored["paths"]) == ["a.txt", "c.txt"]
+    edit(repo, "a.txt", "line 8\n", "line eight\n", "edit near line 10")
+    text = (repo / "a.txt").read_text().replace("line 10\n", "line ten\n").replace("line 20\n", "line twenty\n")
+    squashed = commit(repo, {"a.txt": text, "c.txt": "new\n", "b.txt": "b\nmore\nand more\n"}, "squash, and b")
+    edit(repo, "a.txt", "line 1\n", "line one\n", "later edit of the same file")
+    for _ in range(2):
+        forget()
+        assert answer(content_merged(repo, x, "HEAD", base=base, stored=stored)) == ("content-present", squashed, False)
+    index = target_index.open_index(repo)
+    assert index is not None
+    assert squashed not in index.store.ids  # never hashed
+    assert index.store.hashed[squashed] == ("a.txt", "b.txt")
+    # a rebase that also touches b.txt in one of its commits cannot be patch-equivalent
+    checkout(repo, base, "again")
+    commit(repo, {"b.txt": "b\nmore\n"}, "unrelated")
+    cherry_pick(repo, f"{base}..{x}~1")
+    commit(repo, {"c.txt": "new\n", "b.txt": "b\nmore\nb\n"}, "s3 with more")
+    forget()
+    assert content_merged(repo, x, "HEAD", base=base, stored=stored).kind == "content-present"
