@@ -342,8 +342,10 @@ class TargetIndex:
         exclude = [older.tip, base] if older is not None else [base]
         paths = sorted(filter_)
         touched: dict[str, list[str]] | None = None
-        if older is None and (
-            walk_strategy == "one" or (walk_strategy == "auto" and not git.has_merges_near(self.repo, tip))
+        if (
+            older is None
+            and paths
+            and (walk_strategy == "one" or (walk_strategy == "auto" and not git.has_merges_near(self.repo, tip)))
         ):
             text, touched = git.walk_range_paths(self.repo, tip, exclude, paths)
         else:
