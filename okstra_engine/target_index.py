@@ -7,7 +7,9 @@ in `cache/reconcile/` of the okstra home:
   and, for the non-merge ones, the paths they change among a filter (the paths of the
   stages asked about, a folder covering what is in it). A walk may extend an earlier
   one: `TIP ^PREV ^BASE` plus the walk of PREV, when TIP moved forward from PREV;
-- stable patch-ids by commit (or that a commit has none: an empty change).
+- stable patch-ids by commit (or that a commit has none: an empty change);
+- by commit, the files its patch-id surely hashes (modified from some content to other
+  content), which says, without a diff, that it cannot match a change of other files.
 
 A commit's parents, paths and patch-id never change, so the records stay true whatever
 happens to branches; a walk is only ever looked up by its exact tip and base.
@@ -17,8 +19,9 @@ CRC32` then SIZE bytes of records), appended with one O_APPEND write: a torn or 
 block fails its checksum and is skipped, a missing file is an empty index, and deleting
 the file only costs the next reconcile a walk. The object format (`sha1`, `sha256`) is
 in each block and the file's name: a block of another format is never read. What is read
-is data: a commit id is used only after it is checked to be hex of the format's length,
-and a path is only compared with other paths as a string.
+is data, checked when read (commit ids are hex of the format's length; a walk's lines are
+what git prints), and a path is only compared with other paths as a string. A block holds
+one kind of record: `W` a walk, `P` patch-ids, `H` hashed files (`_take` reads them).
 
 The order of a range's commits is git's (`git rev-list TIP ^BASE`: by committer time,
 a commit after the first of its children git took), which the index reproduces when it
