@@ -154,12 +154,17 @@ def test_missing_and_unknown_again_from_the_index(history, tmp_path: Path) -> No
         assert content_merged(repo, x, "unrelated", base=base, stored=stored).kind == "unknown"
 
 
-def test_rewritten_again_from_the_index(task) -> None:
+def stage_one(task) -> tuple[Path, str, str]:
+    """A base on the task branch, and stage 1's one commit on its own branch."""
     repo = task.project.root
     base = commit(repo, {"a.txt": LINES}, "base")
     git(repo, "branch", task_branch(task), base)
     checkout(repo, base, stage_branch(task, 1))
-    x = edit(repo, "a.txt", "line 5\n", "line five\n", "stage 1")
+    return repo, base, edit(repo, "a.txt", "line 5\n", "line five\n", "stage 1")
+
+
+def test_rewritten_again_from_the_index(task) -> None:
+    repo, base, x = stage_one(task)
     ledger = plan_run_root(task).dir / LEDGER_NAME
     append_row(ledger, new_row(1, "done", **stored_row(repo, base, x)))
     git(repo, "commit", "-q", "--amend", "-m", "stage 1, amended")
@@ -438,11 +443,7 @@ def test_odd_path_names_survive_the_index(tmp_path: Path) -> None:
 
 def test_a_done_row_with_an_abbreviated_commit_is_still_found_in_the_target(task) -> None:
     """A range is searched for the done commit as a string: a short one is asked of git."""
-    repo = task.project.root
-    base = commit(repo, {"a.txt": LINES}, "base")
-    git(repo, "branch", task_branch(task), base)
-    checkout(repo, base, stage_branch(task, 1))
-    x = edit(repo, "a.txt", "line 5\n", "line five\n", "stage 1")
+    repo, base, x = stage_one(task)
     checkout(repo, task_branch(task))
     git(repo, "merge", "-q", "--no-ff", "-m", "merge stage 1", x)
     checkout(repo, "main")
