@@ -262,20 +262,25 @@ def merge_base(repo: Path, a: str, b: str) -> str | None:
     return proc.stdout.strip() or None
 
 
-def _pipe_to_patch_id(repo: Path, args: list[str]) -> list[tuple[str, str]]:
+def _pipe_to_patch_id(repo: Path, args: list[str], *, stdin: str | None = None) -> list[tuple[str, str]]:
     """`git ARGS | git patch-id --stable`: two processes, the diff text streamed from one
     to the other without passing through Python. Returns (commit, patch-id) pairs in
-    the order git printed them (the commit is all zeros for a bare diff)."""
+    the order git printed them (the commit is all zeros for a bare diff). `stdin`: what
+    the first one reads."""
     import tempfile
 
     env = git_env()
-    with tempfile.TemporaryFile() as errors:  # a pipe could fill up and stall git
+    # files, not pipes: a pipe could fill up and stall git
+    with tempfile.TemporaryFile() as errors, tempfile.TemporaryFile() as given:
+        if stdin is not None:
+            given.write(stdin.encode())
+            given.seek(0)
         try:
             producer = subprocess.Popen(
                 ["git", *_PATCH_CONFIG, *args],
                 cwd=repo,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin is None else given,
                 stdout=subprocess.PIPE,
                 stderr=errors,
             )
@@ -337,6 +342,191 @@ def commit_patch_ids(
         args.append("--reverse")
     args += ["--end-of-options", *include, *(f"^{c}" for c in exclude), "--", *_from_top(paths or ())]
     return _pipe_to_patch_id(repo, args)
+
+
+def repo_facts(repo: Path) -> tuple[Path, str, bool] | None:
+    """(the common git dir, the object format `sha1` or `sha256`, whether the clone is
+    shallow), in one process; None outside git."""
+    values = rev_parse_paths(repo, "--git-common-dir", "--show-object-format", "--is-shallow-repository")
+    if not values or not values[0] or values[1] not in ("sha1", "sha256"):
+        return None
+    return (Path(repo) / values[0]).resolve(), values[1], values[2] == "true"
+
+
+def resolve_commits(repo: Path, revs: Sequence[str]) -> list[str | None]:
+    """The full SHA of the commit each of `revs` names (None where it names none), in one
+    process (`cat-file --batch-check`)."""
+    asked = [r for r in revs if r and "\n" not in r and "\0" not in r]
+    if not asked:
+        return [None] * len(revs)
+    proc = run(
+        ["cat-file", "--batch-check=%(objectname) %(objecttype)"],
+        repo,
+        input="".join(f"{r}^{{commit}}\n" for r in asked),
+    )
+    found: dict[str, str] = {}
+    for rev, line in zip(asked, proc.stdout.split("\n")):
+        sha, _, kind = line.partition(" ")
+        if kind == "commit" and is_full_sha(sha):
+            found[rev] = sha
+    return [found.get(r) for r in revs]
+
+
+def walk_range(repo: Path, tip: str, exclude: Sequence[str]) -> str:
+    """Every commit reachable from `tip` and not from `exclude`, merges included, in git's
+    order (`git rev-list`, newest first): one line each, `COMMIT<TAB>COMMITTER TIME<TAB>
+    PARENTS` (space-separated), kept as git wrote it."""
+    return run(
+        [
+            "rev-list",
+            "--no-commit-header",
+            "--format=%H%x09%ct%x09%P",
+            "--end-of-options",
+            tip,
+            *(f"^{c}" for c in exclude),
+            "--",
+        ],
+        repo,
+    ).stdout
+
+
+def walk_range_paths(
+    repo: Path, tip: str, exclude: Sequence[str], paths: Sequence[str]
+) -> tuple[str, dict[str, list[str]]]:
+    """`walk_range` and `paths_touched` of its commits in one process (`git log
+    --full-history --sparse --name-only -- PATHS`): cheaper where history is mostly
+    linear; git compares a merge with each of its parents on the paths, which costs more
+    than a second process where merges are many."""
+    text = _raw(
+        [
+            *_PATCH_CONFIG,
+            "log",
+            "--format=%H%x09%ct%x09%P",
+            "-z",
+            "--full-history",
+            "--sparse",
+            "--root",
+            "--name-only",
+            "--no-renames",
+            "--end-of-options",
+            tip,
+            *(f"^{c}" for c in exclude),
+            "--",
+            *_from_top(paths),
+        ],
+        repo,
+    )
+    lines: list[str] = []
+    touched: dict[str, list[str]] = {}
+    current: list[str] | None = None  # the paths of the last commit, once git lists them
+    for field in text.split("\0"):
+        if field.startswith("\n") and lines:  # git starts a commit's paths on a new line
+            current = touched.setdefault(lines[-1].partition("\t")[0], [])
+            current.append(field[1:])
+        elif current is not None and field and not _looks_like_record(field):
+            current.append(field)
+        elif field:
+            lines.append(field)
+            current = None
+    return "".join(f"{line}\n" for line in lines), touched
+
+
+def _looks_like_record(field: str) -> bool:
+    commit, _, rest = field.partition("\t")
+    stamp, _, listed = rest.partition("\t")
+    return is_full_sha(commit) and stamp.isdigit() and all(is_full_sha(p) for p in listed.split(" ") if p)
+
+
+def has_merges_near(repo: Path, tip: str, *, commits: int = 64) -> bool:
+    """Whether one of the newest `commits` commits of `tip` is a merge (a walk of those
+    only): how a walk of its history is best made."""
+    text = out(["rev-list", "--parents", f"--max-count={commits}", "--end-of-options", tip, "--"], repo)
+    return any(line.count(" ") > 1 for line in text.splitlines())
+
+
+def paths_touched(repo: Path, commits: Sequence[str], paths: Sequence[str]) -> dict[str, list[str]]:
+    """For each of `commits` (non-merge) whose change touches one of `paths` (a folder
+    covers what is in it): those of its changed paths, in one process (`git diff-tree
+    --stdin`, a root commit against the empty tree). Commits touching none are left out."""
+    if not commits or not paths:
+        return {}
+    text = _raw(
+        [
+            *_PATCH_CONFIG,
+            "diff-tree",
+            "--stdin",
+            "-r",
+            "--root",
+            "--name-only",
+            "--no-renames",
+            "-z",
+            "--",
+            *_from_top(paths),
+        ],
+        repo,
+        input="".join(f"{c}\n" for c in commits).encode(),
+    )
+    # git prints each commit that has changes, in the order given, then its paths: a
+    # field is a commit when it is the next one asked (or one after it) that git could print
+    order = {c: i for i, c in enumerate(commits)}
+    found: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    at = -1
+    for field in text.split("\0"):
+        i = order.get(field, -1)
+        if i > at:
+            at, current = i, found.setdefault(field, [])
+        elif field and current is not None:
+            current.append(field)
+    return found
+
+
+EMPTY_BLOBS = frozenset(
+    (
+        "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391",
+        "473a0f4c3be8a93681a267e3b1e9a7dcda1185436fe141f7749120a303721813",
+    )
+)
+"""The empty file's object name, SHA-1 and SHA-256."""
+
+
+def hashed_paths(repo: Path, commits: Sequence[str]) -> dict[str, list[str]]:
+    """For each of `commits` (non-merge), the paths whose change its patch-id surely
+    hashes: a file modified from some content to other content (`git diff-tree --raw`,
+    one process). A file added or deleted, or only its mode changed, is left out: an
+    empty one, or a mode, leaves no line in the diff."""
+    if not commits:
+        return {}
+    text = _raw(
+        [*_PATCH_CONFIG, "diff-tree", "--stdin", "-r", "--root", "--raw", "--no-abbrev", "--no-renames", "-z"],
+        repo,
+        input="".join(f"{c}\n" for c in commits).encode(),
+    )
+    found: dict[str, list[str]] = {c: [] for c in commits}
+    current: list[str] = []
+    meta: list[str] | None = None
+    for field in text.split("\0"):
+        if meta is not None:
+            old, new, status = meta[2], meta[3], meta[4]
+            if status == "M" and old != new and old not in EMPTY_BLOBS and new not in EMPTY_BLOBS:
+                current.append(field)
+            meta = None
+        elif field.startswith(":"):
+            meta = field[1:].split(" ")
+            if len(meta) != 5:
+                meta = None
+        elif field in found:
+            current = found[field]
+    return found
+
+
+def patch_ids_of(repo: Path, commits: Sequence[str]) -> dict[str, str]:
+    """The stable patch-id of each of `commits` that has one (an empty change has none),
+    hashed over its whole diff exactly as `commit_patch_ids` hashes it."""
+    if not commits:
+        return {}
+    args = ["log", "-p", "--no-walk=unsorted", "--stdin", "--format=commit %H", *PATCH_DIFF_OPTS, "--end-of-options"]
+    return dict(_pipe_to_patch_id(repo, args, stdin="".join(f"{c}\n" for c in commits)))
 
 
 def concurrently(*calls: Callable[[], T]) -> list[T]:
@@ -498,11 +688,17 @@ def clear_stale_ref_lock(repo: Path, ref: str, *, wait: float = STALE_LOCK_S) ->
         time.sleep(0.05)
 
 
-def _raw(args: list[str], repo: Path) -> str:
+def _raw(args: list[str], repo: Path, *, input: bytes | None = None) -> str:
     """Like `out`, but file names and contents need not be UTF-8."""
     try:
         proc = subprocess.run(
-            ["git", *args], check=False, cwd=repo, env=git_env(), capture_output=True, stdin=subprocess.DEVNULL
+            ["git", *args],
+            check=False,
+            cwd=repo,
+            env=git_env(),
+            capture_output=True,
+            input=input,
+            stdin=subprocess.DEVNULL if input is None else None,
         )
     except ValueError as exc:
         raise _nul_error(args) from exc

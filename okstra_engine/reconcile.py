@@ -21,11 +21,16 @@ A stage whose work is not in T (`not-merged`) while its own branch no longer con
 (`okstra record … --commit TIP`) or undo (reset the branch); never applied on its own,
 and the handoff refuses the stage until one of the two is done.
 
-Speed: one streaming pass `git log -p … T ^BASE -- PATHS | git patch-id --stable` (two
-processes, whatever the number of commits) over the commits of T since the stage's base
-that touch the stage's paths, after the cheap `merge-base --is-ancestor`. The stage's own
-ids come from its done row (stored when it was recorded), so the common case costs four
-git processes and two walks of T's history; `git cherry` hashes every commit of the range.
+Speed: T's history since a stage's base is walked once for the whole task, through the
+target index (`target_index`): one walk lists the commits of `T ^BASE` and which of them
+touch the stages' paths (paths first: no diff is made for the rest), so whether X is in T
+is read from the walk (X is in T exactly when it is in `T ^BASE`, BASE being a proper
+ancestor of X recorded for it; no `merge-base --is-ancestor`), a later stage's base inside
+the range is answered from the same walk, and only the commits touching a stage's paths
+get a patch-id (`log -p --no-walk | patch-id --stable`). The index keeps walks and ids
+under the okstra home, so a second reconcile on the same T asks git only to resolve it,
+and a T that moved forward costs a walk of its new commits. The stage's own ids come from
+its done row (stored when it was recorded).
 
 Rules beyond the kinds:
 - The stage's base is the base_ref of its latest ledger row that has one, if that commit
@@ -57,7 +62,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from . import gates, git
+from . import git, target_index
 from .errors import OkstraError
 from .ledger import LEDGER_NAME, LedgerRow, append_row, new_row
 from .ledger_state import LedgerState, read_state
@@ -309,10 +314,12 @@ def content_merged(
     t = git.resolve_commit(repo, target)
     if t is None:
         raise OkstraError(f"reconcile target {target!r} names no commit in {repo}", "pass an existing commit")
-    state = git.ancestry(repo, x, t)
+    on = _Target(repo, t)
+    given = _stored(stored)
+    state = on.holds(x, _trusted_base(x, base, given), given.get("paths") or ())
     if state:
         return Match("ancestor", x)
-    return _not_an_ancestor(repo, x, t, base, _stored(stored), exists=state is not None)
+    return _not_an_ancestor(on, x, base, given, exists=state is not None)
 
 
 def _stored(stored: LedgerRow | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -324,7 +331,94 @@ def _stored(stored: LedgerRow | Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: getattr(stored, k, None) for k in keys}
 
 
-def _not_an_ancestor(repo: Path, x: str, t: str, base: str | None, stored: dict[str, Any], *, exists: bool) -> Match:
+class _Target:
+    """The target T of one call and what is known of its history: the range since each
+    stage's base (`target_index`), walked once and shared by every stage and question."""
+
+    def __init__(self, repo: Path, t: str) -> None:
+        self.repo = repo
+        self.t = t
+        self.index = target_index.open_index(repo)
+        self.ranges: dict[str, target_index.Range] = {}
+        self.known: dict[tuple[str, str], bool | None] = {}
+
+    def range(self, base: str, paths: Iterable[str] = ()) -> target_index.Range | None:
+        """The commits of T since `base`, with what they change among `paths`; narrowed
+        from the range of an older base when `base` is in it. None outside git."""
+        if self.index is None:
+            return None
+        wanted = frozenset(paths)
+        known = self.ranges.get(base)
+        if known is not None and wanted <= known.filter:
+            return known
+        for other in list(self.ranges.values()):
+            if wanted <= other.filter and (narrowed := other.below(base)) is not None:
+                self.ranges[base] = narrowed
+                return narrowed
+        found = self.index.range(self.t, base, wanted | (known.filter if known else frozenset()))
+        self.ranges[base] = found
+        return found
+
+    def holds(self, x: str, base: str | None, paths: Iterable[str] = ()) -> bool | None:
+        """`git.ancestry(x, T)`: read from the range since `base` when that is a proper
+        ancestor of x recorded for it (x is in T exactly when it is in `T ^base`), else
+        asked of git. None: x is not in the repository. `paths`: what the walk should
+        also learn (the stage's paths, asked next when x is not in T)."""
+        found = self.range(base, paths) if base else None
+        if found is None:
+            return self.ancestry(x, self.t)
+        if x in found:
+            return True
+        return False if git.resolve_commits(self.repo, [x])[0] else None
+
+    def ancestry(self, ancestor: str, descendant: str) -> bool | None:
+        """`git.ancestry`, asked once per pair."""
+        key = (ancestor, descendant)
+        if key not in self.known:
+            self.known[key] = git.ancestry(self.repo, ancestor, descendant)
+        return self.known[key]
+
+    def candidates(self, base: str | None, paths: list[str]) -> list[tuple[str, str]]:
+        """(commit, patch-id) of T's non-merge commits since `base` that touch `paths`
+        and have a patch-id (all of T's history without a base), newest first; each
+        hashed over its whole diff. A commit that also modifies a file outside `paths`
+        matches no id of the stage: its id is not made (`""`), it only keeps its place
+        for `_first_holding`."""
+        found = self.range(base, paths) if base else None
+        if found is None or self.index is None:
+            return git.commit_patch_ids(self.repo, [self.t], [base] if base else [], paths)
+        commits = found.touching(paths)
+        ids = self.index.patch_ids(commits, within=paths)
+        return [(c, ids[c]) for c in commits if c in ids]
+
+    def shares_history(self, x: str, base: str | None) -> bool:
+        """Whether x and T have a merge-base; a range since x's base that reaches below it
+        says so without asking git."""
+        found = self.range(base) if base else None
+        if found is not None and found.meets_base():
+            return True
+        return git.merge_base(self.repo, x, self.t) is not None
+
+    def negative(self, kind: Kind, fp: Fingerprint | None = None) -> Match:
+        """A negative answer, which a shallow clone cannot give: its history is cut off."""
+        shallow = self.index.shallow if self.index is not None else git.is_shallow(self.repo)
+        if kind != "unknown" and shallow:
+            kind = "unknown"
+        return Match(kind, None, fingerprint=fp)
+
+
+def _trusted_base(x: str, base: str | None, stored: dict[str, Any]) -> str | None:
+    """The stage's base as a full SHA when the done row stored it for this very x (checked
+    to be a proper ancestor of x when the row was written), so no git call checks it."""
+    found = base or stored.get("base_ref")
+    trusted = stored.get("head_commit") == x and (base is None or base == stored.get("base_ref"))
+    # full SHAs of one length: a range is searched for x as a string
+    same = git.is_full_sha(x) and git.is_full_sha(found) and len(x) == len(found or "")
+    return found if trusted and same and found != x else None
+
+
+def _not_an_ancestor(on: _Target, x: str, base: str | None, stored: dict[str, Any], *, exists: bool) -> Match:
+    repo, t = on.repo, on.t
     have_ids = bool(stored.get("paths")) and (
         stored.get("patch_ids") is not None or stored.get("change_patch_id") is not None
     )
@@ -334,33 +428,28 @@ def _not_an_ancestor(repo: Path, x: str, t: str, base: str | None, stored: dict[
         # the stage's base (or all of T's commits touching the paths) are the candidates;
         # each stored id must be found there, shared history included.
         if fp is None:
-            return _negative(repo, "missing")
+            return on.negative("missing")
         recorded_base = stored.get("base_ref") or base
-        exclude = [b for b in [recorded_base and git.resolve_commit(repo, recorded_base)] if b]
-        candidates = git.commit_patch_ids(repo, [t], exclude, fp["paths"])
+        exclude = recorded_base and git.resolve_commit(repo, recorded_base)
+        candidates = on.candidates(exclude or None, fp["paths"])
         ids = fp.get("patch_ids") or []
         found = _match_ids(ids, ids[-1] if ids else None, fp, candidates)
-        return found or _negative(repo, "missing", fp)
+        return found or on.negative("missing", fp)
 
-    stage_base_ = _valid_base(
-        repo,
-        x,
-        base or stored.get("base_ref"),
-        trusted=stored.get("head_commit") == x and (base is None or base == stored.get("base_ref")),
-    )
+    stage_base_ = _trusted_base(x, base, stored) or _valid_base(on, x, base or stored.get("base_ref"))
     if stage_base_ is None:
         stage_base_ = _merge_base_or_none(repo, x, t)
     if fp is None:
         if stage_base_ is None:
-            return _negative(repo, "unknown")
+            return on.negative("unknown")
         fp = {k: v for k, v in done_fingerprint(repo, stage_base_, x).items() if k in _FINGERPRINT_KEYS}
     if not fp.get("paths"):
-        return _negative(repo, "not-merged", fp)  # an empty change: nothing to look for
+        return on.negative("not-merged", fp)  # an empty change: nothing to look for
 
-    # T's commits since the stage's base that touch its paths, newest first, in one
-    # stream. Commits X and T share (a stage merged in part, or amended at its tip) are
-    # among them and match themselves; the rest must match a rewritten copy.
-    candidates = git.commit_patch_ids(repo, [t], [stage_base_] if stage_base_ else [], fp["paths"])
+    # T's commits since the stage's base that touch its paths, newest first. Commits X
+    # and T share (a stage merged in part, or amended at its tip) are among them and
+    # match themselves; the rest must match a rewritten copy.
+    candidates = on.candidates(stage_base_, fp["paths"])
     ids = fp.get("patch_ids") or []
     found = _match_ids(ids, ids[-1] if ids else None, fp, candidates)
     if found:
@@ -369,32 +458,22 @@ def _not_an_ancestor(repo: Path, x: str, t: str, base: str | None, stored: dict[
         holder = _first_holding(repo, stage_base_, x, t, [c for c, _ in reversed(candidates)], fp["paths"])
         if holder:
             return Match("content-present", holder, fingerprint=fp)
-    if git.merge_base(repo, x, t) is None:
-        return _negative(repo, "unknown", fp)
-    return _negative(repo, "not-merged", fp)
+    if not on.shares_history(x, stage_base_):
+        return on.negative("unknown", fp)
+    return on.negative("not-merged", fp)
 
 
-def _valid_base(repo: Path, x: str, base: str | None, *, trusted: bool) -> str | None:
-    """`base` as a full SHA if it is a proper ancestor of x (`trusted`: the done row
-    stored it for this very x, which was checked when it was written)."""
+def _valid_base(on: _Target, x: str, base: str | None) -> str | None:
+    """`base` as a full SHA if it is a proper ancestor of x."""
     if not base:
         return None
-    if trusted and git.is_full_sha(base):
-        return base
-    full = git.resolve_commit(repo, base)
-    return full if full and full != x and git.ancestry(repo, full, x) else None
+    full = base if git.is_full_sha(base) else git.resolve_commit(on.repo, base)
+    return full if full and full != x and on.ancestry(full, x) else None
 
 
 def _merge_base_or_none(repo: Path, x: str, t: str) -> str | None:
     mb = git.merge_base(repo, x, t)
     return mb if mb and mb != x else None
-
-
-def _negative(repo: Path, kind: Kind, fp: Fingerprint | None = None) -> Match:
-    """A negative answer, which a shallow clone cannot give: its history is cut off."""
-    if kind != "unknown" and git.is_shallow(repo):
-        kind = "unknown"
-    return Match(kind, None, fingerprint=fp)
 
 
 def _match_ids(ids: list[str], x_id: str | None, fp: Fingerprint, candidates: list[tuple[str, str]]) -> Match | None:
@@ -555,6 +634,8 @@ def suggestions(task: Task, *, stages: Iterable[int] | None = None, target: str 
     from .plans import require_plan_run_root
 
     if stages is not None:
+        from . import gates  # the run rules: heavy, and only asked about a stage named
+
         stages = list(stages)
         stage_map = require_plan_run_root(task).stage_map()
         for n in stages:
@@ -572,20 +653,33 @@ def suggestions(task: Task, *, stages: Iterable[int] | None = None, target: str 
         return []
     repo = task.project.root
     t = target or target_commit(task)
-    if len(heads) > 3:
+    on = _Target(repo, t)
+    stored = {n: _stored(row) for n, row in done.items()}
+    trusted = {n: b for n, x in heads.items() if (b := _trusted_base(x, ledger.base_ref(n), stored[n]))}
+    # one walk of T for every stage, since the base of the first (a later stage's base is
+    # in it), over every stage's paths; a stage whose done commit is in its range is in T
+    paths = sorted({p for n in trusted for p in stored[n].get("paths") or []})
+    state: dict[int, bool | None] = {}
+    for n, b in sorted(trusted.items()):
+        if (walked := on.range(b, paths)) is not None:
+            state[n] = heads[n] in walked
+    unsure = [n for n, known in state.items() if not known]  # not in T, or not in the repository
+    rest = {n: x for n, x in heads.items() if n not in state}
+    if len(rest) > 3:
         # one walk answers for every stage; then which of the unmerged ones exist
-        unmerged = git.not_ancestors(repo, list(heads.values()), t)
-        state = {
-            n: (None if git.resolve_commit(repo, x) is None else False) if x in unmerged else True
-            for n, x in heads.items()
-        }
+        unmerged = git.not_ancestors(repo, list(rest.values()), t)
+        state.update({n: x not in unmerged for n, x in rest.items()})
+        unsure += [n for n, x in rest.items() if x in unmerged]
     else:
-        state = {n: git.ancestry(repo, x, t) for n, x in heads.items()}  # None: not in the repo
+        state.update({n: on.ancestry(x, t) for n, x in rest.items()})  # None: not in the repository
+    if unsure:
+        present = git.resolve_commits(repo, [heads[n] for n in unsure])
+        state.update({n: None for n, sha in zip(unsure, present) if sha is None})
     found = []
     for n, x in sorted(heads.items()):
         if state[n]:
             continue
-        match = _not_an_ancestor(repo, x, t, ledger.base_ref(n), _stored(done[n]), exists=state[n] is not None)
+        match = _not_an_ancestor(on, x, ledger.base_ref(n), stored[n], exists=state[n] is not None)
         tip = rewritten_tip(task, n, x) if match.kind == "not-merged" else None
         if tip is not None:
             found.append(Suggestion(n, x, tip, "rewritten"))
@@ -684,6 +778,8 @@ def _correct_locked(task: Task, stage: int, commit: str, force: bool) -> Suggest
         raise OkstraError(
             f"project {task.project.id} is not a git repository: there is no commit to correct", "nothing to do"
         )
+    from . import gates
+
     plan = require_plan_run_root(task)
     refuse(gates.unknown_stage(task, plan.stage_map(), stage))
     from .worktrees import resolve_in_stage
@@ -708,14 +804,7 @@ def _correct_locked(task: Task, stage: int, commit: str, force: bool) -> Suggest
         from .record import done_commit_refusal
 
         refuse(done_commit_refusal(task, state, stage, sha, correction=True))
-    ancestry = git.ancestry(repo, row.head_commit, sha)
-    match = (
-        Match("ancestor", row.head_commit)
-        if ancestry
-        else _not_an_ancestor(
-            repo, row.head_commit, sha, state.base_ref(stage), _stored(row), exists=ancestry is not None
-        )
-    )
+    match = content_merged(repo, row.head_commit, sha, base=state.base_ref(stage), stored=row)
     _pin_quietly(task, stage, sha)
     append_row(
         ledger,
