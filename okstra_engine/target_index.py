@@ -51,9 +51,10 @@ history is mostly linear), `two` (rev-list, then diff-tree over its non-merge co
 cheaper where merges are many), `auto`: `one` unless the tip's newest commits hold a
 merge. Both give the same answer; tests run each."""
 
-walks: list[tuple[str, tuple[str, ...], int]] = []
-"""Every walk of history this process asked git for: (tip, excluded, commits listed).
-Tests read it to prove what a reconcile walked."""
+walks: list[tuple[str, tuple[str, ...], int]] | None = None
+"""When a list (tests set one), every walk of history this process asks git for: (tip,
+excluded, commits listed), to prove what a reconcile walked. None otherwise: a board open
+all day would keep every walk."""
 
 
 @dataclass
@@ -355,7 +356,8 @@ class TargetIndex:
             text = git.walk_range(self.repo, tip, exclude)
         stacked = False
         if touched is not None:  # the paths came with the walk: its lines need no reading
-            walks.append((tip, tuple(exclude), text.count("\n")))
+            if walks is not None:
+                walks.append((tip, tuple(exclude), text.count("\n")))
             commits = list(touched)  # in git's order, as listed
         else:
             lines = [line.split("\t") for line in text.split("\n") if line]
@@ -363,7 +365,8 @@ class TargetIndex:
                 raise git.GitError(
                     f"git rev-list printed what okstra cannot read in {self.repo}", "check git's version"
                 )
-            walks.append((tip, tuple(exclude), len(lines)))
+            if walks is not None:
+                walks.append((tip, tuple(exclude), len(lines)))
             if older is not None:
                 parents = {p for _, _, listed in lines for p in listed.split(" ") if p}
                 if not older.empty and older.tip not in parents:

@@ -48,6 +48,11 @@ def stored_row(repo: Path, base: str, x: str) -> dict:
     return {**done_fingerprint(repo, base, x), "head_commit": x}
 
 
+@pytest.fixture(autouse=True)
+def _walks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(target_index, "walks", [])
+
+
 def index_files() -> list[Path]:
     folder = Path(os.environ["OKSTRA_HOME"]) / "cache" / "reconcile"
     return sorted(folder.glob("*.idx")) if folder.is_dir() else []
@@ -59,6 +64,7 @@ def forget() -> None:
 
 
 def walked() -> int:
+    assert target_index.walks is not None
     return len(target_index.walks)
 
 
