@@ -6,14 +6,12 @@ were handed off elsewhere is ready everywhere."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from tests.share.machines import TASK, Machine, bare_remote, machines, shared_task
 from tests.share.test_share_offline import cut, mend
-from tests.support import commit, git
+from tests.support import commit, git, mutex_held_by
 
 HEAD_THERE = "refs/okstra/share/root/team/wide/head"
 HEAD_FETCHED = "refs/okstra/remote/origin/root/team/wide/head"
@@ -105,34 +103,13 @@ def test_a_handoff_on_b_makes_the_next_stage_ready_on_a(tmp_path: Path) -> None:
     assert git(c.clone, "rev-parse", "refs/heads/okstra/feature/team/wide") == handed
 
 
-_HOLDER = """
-import sys, time
-from pathlib import Path
-from okstra_engine.locks import task_mutex
-from okstra_engine.projects import load_project
-from okstra_engine.slugs import TaskRef
-from okstra_engine.tasks import load_task
-with task_mutex(load_task(load_project(Path(sys.argv[1])), TaskRef.parse(sys.argv[2]))):
-    print("locked", flush=True)
-    sys.stdin.readline()
-"""
-
-
 def test_two_handoffs_from_the_same_head_lose_nothing_and_say_how_to_join(tmp_path: Path) -> None:
     remote, (a, b) = fleet_of(tmp_path, 2, TWO)
     do_stage(a, 1)
     do_stage(b, 2)
     # b's handoff fetches, then waits for its task mutex while a hands off and publishes:
     # b merges on the head it fetched, and its push expects that head
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(b.clone), TASK],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=b.env,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    with mutex_held_by(b.clone, TASK, b.env):
         handoff_b = b.popen("handoff", TASK, "--group", "L2", "--merge", "--json")
         ledgers = "refs/okstra/share/root/team/wide/ledger/"
         wanted = git(remote, "for-each-ref", "--format=%(objectname)", ledgers)
@@ -145,8 +122,6 @@ def test_two_handoffs_from_the_same_head_lose_nothing_and_say_how_to_join(tmp_pa
             time.sleep(0.05)
         result_a = json.loads(a.ok("handoff", TASK, "--group", "L1", "--merge", "--json"))
         assert head_there(remote) == result_a["task_head"]
-    finally:
-        holder.communicate("go\n", timeout=30)
     out, err = handoff_b.communicate(timeout=60)
     assert handoff_b.returncode == 0, err
     result_b = json.loads(out)
