@@ -98,7 +98,7 @@ def _fast_forward(share: Share, task: Task, local: str, there: str) -> Settled:
     dirty = [] if busy else git.dirty_paths(wt, task.project.config.clean_gate_excludes)
     why = f"{busy} is in progress there" if busy else f"it has uncommitted changes: {some(dirty)}" if dirty else None
     if why is None:
-        proc = git.run(["merge", "--ff-only", "--quiet", there], wt, check=False)
+        proc = git.run(["merge", "--ff-only", "--quiet", "--end-of-options", there], wt, check=False)
         if proc.returncode == 0:
             return Settled(said=said)
         why = f"git merge --ff-only failed: {git.failure_message(proc)}"
