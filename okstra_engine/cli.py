@@ -944,6 +944,8 @@ def cmd_share_status(args: argparse.Namespace) -> int:
         )
         queued = f", {task['queued']} rows not published yet" if task["queued"] else ""
         print(f"  {task['task']}: {where}{queued}")
+        if task["branch"]:
+            print(f"okstra: {task['branch']}")
     for clash in doc["clashes"]:
         print(
             f"okstra: stage {clash['stage']} of {clash['task']} was taken offline here (run {clash['run_id']}) and by "

@@ -648,15 +648,17 @@ def zero_context_diff(repo: Path, a: str, b: str, paths: list[str]) -> str:
     )
 
 
-def update_ref(repo: Path, ref: str, sha: str) -> None:
-    """Point `ref` at `sha`. A lock a killed git left on `ref` is waited out
+def update_ref(repo: Path, ref: str, sha: str, old: str | None = None) -> None:
+    """Point `ref` at `sha`; with `old`, only while it is still there ('': while `ref`
+    does not exist). A lock a killed git left on `ref` is waited out
     (`clear_stale_ref_lock`), then the update is tried once more."""
+    args = ["update-ref", ref, sha, *([] if old is None else [old])]
     try:
-        run(["update-ref", ref, sha], repo)
+        run(args, repo)
     except GitError as exc:
         if "cannot lock ref" not in exc.what or not clear_stale_ref_lock(repo, ref):
             raise
-        run(["update-ref", ref, sha], repo)
+        run(args, repo)
 
 
 STALE_LOCK_S = 1.0

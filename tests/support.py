@@ -100,11 +100,18 @@ with task_mutex(load_task(load_project(Path(sys.argv[1])), TaskRef.parse(sys.arg
 def mutex_held_elsewhere(task) -> Iterator[subprocess.Popen[str]]:
     """Another okstra process holds the task mutex for the block (killed at its end, as
     the OS frees the lock of a dead holder)."""
+    with mutex_held_by(task.project.root, str(task.ref), os.environ.copy()) as holder:
+        yield holder
+
+
+@contextmanager
+def mutex_held_by(root: Path, task: str, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """The same, for the project at `root` as the okstra home of `env` sees it."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", _MUTEX_HOLDER, str(task.project.root), str(task.ref)],
+        [sys.executable, "-c", _MUTEX_HOLDER, str(root), task],
         stdout=subprocess.PIPE,
         text=True,
-        env=os.environ.copy(),
+        env=env,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"

@@ -183,7 +183,12 @@ def run_handoff(
             faults.point("handoff.recorded")
             result.next_command = next_command(task, after, plan.groups, [*plan.handed_off, plan.group])
             result.report = write_report(plan, result, after)
-        return result
+    from ..share.hooks import after_handoff
+
+    for line in after_handoff(task, merged=bool(result.merged)):  # a shared task: its task branch travels
+        plan.warnings.append(line)
+        say(line, warn or notice)
+    return result
 
 
 def _reconcile(task: Task, head: str, say: Notice, warn: Notice) -> list[Suggestion]:

@@ -1,7 +1,7 @@
 """Where the engine's commands meet the share, each a call of a few lines from them:
 prepare (sync first, then take the stage on the remote), the stage views (a stage
 another machine holds is in flight there), record (publish, and give the stage back),
-the handoff (the done commits other machines pushed). Each does nothing for a project
+the handoff (the done commits other machines pushed first, the task branch after). Each does nothing for a project
 that is not shared, at the cost of reading its `project.json` field."""
 
 from __future__ import annotations
@@ -203,3 +203,36 @@ def before_handoff(task: Task) -> None:
     from .sync import sync
 
     sync(task.project, task.ref)
+
+
+def after_handoff(task: Task, *, merged: bool) -> list[str]:
+    """After a handoff that merged something on a shared task (its task mutex released):
+    publish the task branch, expecting the head this machine last fetched. Another
+    machine's handoff got there first: a sync fetches it and says how to join the two.
+    What the handoff should warn of (the handoff is done whatever the remote says)."""
+    if not merged or not task.project.config.share_remote:
+        return []
+    from ..locks import task_mutex
+    from .place import shared
+    from .sync import AUTO_TIMEOUT_S, SyncReport, settle_branch, sync
+
+    share = shared(task.project)
+    if share is None:
+        return []
+    report = SyncReport(share.remote, True)
+    key = str(task.ref)
+    try:
+        with task_mutex(task):
+            pushed = settle_branch(share, task, report, AUTO_TIMEOUT_S)
+        if pushed is not None and pushed.answered and not pushed.ok:
+            report = sync(task.project, task.ref, timeout=AUTO_TIMEOUT_S) or report
+    except (OkstraError, OSError) as exc:
+        why = exc.what if isinstance(exc, OkstraError) else str(exc)
+        return [f"task {key}: the task branch was not published ({why}); the next okstra share sync publishes it"]
+    if not report.reachable:
+        return [
+            f"task {key}: the task branch was not published: {share.remote} did not answer ({report.error}); "
+            "the next okstra share sync publishes it"
+        ]
+    note = report.branch_notes.get(key)
+    return [note] if note else []

@@ -42,6 +42,8 @@ class Journal(Doc):
     """Per task, what its last sync saw (`sync._fingerprint`): the same again, nothing to do."""
     stages_pushed: list[str] = []
     """The done commits this machine pushed (`refs/okstra/stages/…`), not pushed again."""
+    branch_notes: dict[str, str] = {}
+    """Per task, why its last sync left the task branch and the remote's head apart."""
 
 
 def journal_path(project: Project) -> Path:

@@ -8,6 +8,7 @@ at the root), not by its id, which another clone's `init` may choose differently
     refs/okstra/share/<place>/<GROUP>/<ID>/task              the task and its approved plan
     refs/okstra/share/<place>/<GROUP>/<ID>/ledger/<machine>  that machine's ledger rows
     refs/okstra/share/<place>/<GROUP>/<ID>/reserved/s<N>     stage N taken
+    refs/okstra/share/<place>/<GROUP>/<ID>/head              the task branch after a handoff
     refs/okstra/stages/<place>/<GROUP>/<ID>/s<N>/<commit>    a done commit of stage N
 
 A sync fetches the first four kinds into `refs/okstra/remote/<remote>/<place>/…`; only a

@@ -41,7 +41,15 @@ def share_status(project: Project) -> dict[str, Any]:
                 queued = len(unpublished(share, task, plan)[0]) if plan is not None else 0
             except OkstraError:
                 pass
-        tasks.append({"task": str(ref), "here": ref in here, "there": ref in there, "queued": queued})
+        tasks.append(
+            {
+                "task": str(ref),
+                "here": ref in here,
+                "there": ref in there,
+                "queued": queued,
+                "branch": journal.branch_notes.get(str(ref)),
+            }
+        )
     return {
         **doc,
         "place": share.place,

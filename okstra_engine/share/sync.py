@@ -22,7 +22,7 @@ from ..locks import file_lock, task_mutex
 from ..plans import plan_run_root
 from ..projects import Project
 from ..slugs import TaskRef, check_slug
-from ..tasks import Task, list_tasks, load_task
+from ..tasks import Task, list_tasks, load_task, task_branch
 from .journal import Clash, Journal, read_journal, sync_lock_path, write_journal
 from .machine import machine_id
 from .place import REMOTE_ROOT, Share, shared
@@ -112,6 +112,8 @@ class SyncReport:
     said: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     clashes: list[Clash] = field(default_factory=list)
+    branch_notes: dict[str, str] = field(default_factory=dict)
+    """Per task, why its task branch and the remote's head were left apart (`branch`)."""
 
 
 def sync(
@@ -179,6 +181,9 @@ def _sync_locked(share: Share, only: TaskRef | None, timeout: float) -> SyncRepo
         except OkstraError as exc:
             report.warnings.append(f"task {ref}: {exc.what}")
     journal.clashes = [c for c in journal.clashes if c.task not in synced] + report.clashes
+    journal.branch_notes = {
+        key: note for key, note in journal.branch_notes.items() if key not in synced
+    } | report.branch_notes
     journal.reachable = report.reachable
     journal.error = report.error
     if report.reachable:
@@ -213,6 +218,7 @@ def _fingerprint(share: Share, ref: TaskRef, refs: dict[str, str]) -> str:
     files = [folder / "task.json"]
     try:
         task = load_task(share.project, ref)
+        parts.append(f"branch {git.resolve_commit(share.repo, f'refs/heads/{task_branch(task)}')}")
         files.append(pointer_path(task))
         plan = plan_run_root(task)
         if plan is not None:
@@ -260,7 +266,38 @@ def _sync_task(
                 )
             return False
         all_pushed = plan is None or _push_done_commits(share, task, journal, timeout)
-        return all_pushed and len(report.clashes) == clashes
+        head = settle_branch(share, task, report, timeout)
+        settled = str(task.ref) not in report.branch_notes and (head is None or head.ok)
+        return all_pushed and settled and len(report.clashes) == clashes
+
+
+def settle_branch(share: Share, task: Task, report: SyncReport, timeout: float) -> Pushed | None:
+    """Under the task mutex: fast-forward the task branch to the head last fetched, or
+    publish it when it is ahead (`branch`); the push's outcome (None: nothing to push).
+    What keeps the two apart goes in the report's `branch_notes`."""
+    from .branch import settle
+
+    key = str(task.ref)
+    settled = settle(share, task)
+    if settled.said:
+        report.said.append(settled.said)
+    note = settled.warning
+    pushed = None
+    if settled.update is not None:
+        pushed = push(share, [settled.update], timeout=timeout)
+        if pushed.ok:
+            report.said.append(f"task {key}: task branch published at {settled.update[1][:12]}")
+        elif not pushed.answered:
+            report.reachable, report.error = False, pushed.error
+        else:
+            note = (
+                f"task {key}: {share.remote}'s head of the task branch moved since this machine fetched it "
+                f"(another machine handed off): nothing was published; the next okstra share sync settles it"
+            )
+    if note:
+        report.warnings.append(note)
+        report.branch_notes[key] = note
+    return pushed
 
 
 def _reservation_fixes(share: Share, task: Task, report: SyncReport) -> list[Update]:

@@ -53,7 +53,7 @@ def test_share_status_says_what_is_shared_and_when_it_synced(pair) -> None:
     _, (a, b) = pair
     doc = a.json("share", "status")
     assert doc["remote"] == "origin" and doc["reachable"] is True
-    assert doc["tasks"] == [{"task": TASK, "here": True, "there": True, "queued": 0}]
+    assert doc["tasks"] == [{"task": TASK, "here": True, "there": True, "queued": 0, "branch": None}]
     assert doc["fetched"] and doc["published"]
     assert len(doc["machine"]) == 16 and doc["machine"] != b.json("share", "status")["machine"]
     text = a.ok("share", "status")
