@@ -32,9 +32,13 @@ class GitError(OkstraError):
 # and merge), no signing, whose prompt cannot run in a git without a terminal (agents
 # call okstra): okstra's merge commits are unsigned, and the person signs what they merge
 # out of the task. Filters and merge drivers keep running: they make the files' content
-# (LFS), and only the person's own config can name their programs.
+# (LFS), and only the person's own config can name their programs. No housekeeping either
+# (`gc --auto`, `maintenance run --auto`, which a merge or commit may start): killed with
+# okstra it leaves `objects/maintenance.lock` behind; the person's next git command does it.
 _FIXED_CONFIG = (
     ("color.ui", "never"),
+    ("gc.auto", "0"),
+    ("maintenance.auto", "false"),
     ("advice.detachedHead", "false"),
     ("core.hooksPath", os.devnull),
     ("core.fsmonitor", "false"),

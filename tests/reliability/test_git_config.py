@@ -254,3 +254,33 @@ def test_a_smudge_filter_the_person_configured_still_runs_in_worktrees(task, tmp
     prepare(task, PrepareOptions("implementation", stage="1"))
     assert (stage_target(task, 1).path / "note.up").read_text() == "HELLO\n"
     assert log.read_text()
+
+
+def test_no_housekeeping_runs_in_okstras_git(task, tmp_path: Path) -> None:
+    """A merge or commit may start git's housekeeping (`gc --auto`, `maintenance run
+    --auto`) when loose objects pile up; killed with okstra, it leaves
+    `objects/maintenance.lock` behind. okstra's git starts none: the person's own git does
+    it on its next command."""
+    from okstra_engine import handoff as ho
+    from okstra_engine.prepare import PrepareOptions, prepare
+    from okstra_engine.record import record
+    from okstra_engine.worktrees import stage_target
+    from tests.support import git
+
+    repo = task.project.root
+    for n in range(2):  # two packs, where one is the most this repository's config allows
+        (repo / f"pack{n}.txt").write_text(f"{n}\n")
+        git(repo, "add", f"pack{n}.txt")
+        git(repo, "-c", "gc.auto=0", "commit", "-q", "-m", f"pack {n}")
+        git(repo, "repack", "-q")
+    git(repo, "config", "gc.autoPackLimit", "1")
+    git(repo, "config", "gc.autoDetach", "false")
+    prepare(task, PrepareOptions("implementation", stage="1"))
+    wt = stage_target(task, 1).path
+    (wt / "schema.py").write_text("x = 1\n")
+    git(wt, "-c", "gc.auto=0", "add", "schema.py")
+    git(wt, "-c", "gc.auto=0", "commit", "-q", "-m", "stage 1")
+    record(task, 1, "done", commit=git(wt, "rev-parse", "HEAD"))
+    packs = sorted((repo / ".git" / "objects" / "pack").glob("*.pack"))
+    assert ho.run_handoff(task, merge=True).merged == [1]
+    assert sorted((repo / ".git" / "objects" / "pack").glob("*.pack")) == packs  # nothing repacked
