@@ -408,6 +408,9 @@ class BoardData:
     file, so the board looks at these (`gone`)."""
     sessions: dict[int, ManagedSession] = field(default_factory=dict)
     """The managed terminal okstra last started for each stage, checked against tmux."""
+    unsynced: str | None = None
+    """For a task shared through a git remote that did not answer its last sync: the
+    remote's name (the board works on with what it has, and says so)."""
 
     def terminal(self, stage: int) -> ManagedSession | None:
         """The stage's managed terminal while it runs (tmux still has it)."""
@@ -493,7 +496,19 @@ def load_board(root: Path, ref: TaskRef, now: datetime) -> BoardData:
         usage=usage,
         pids=_live_pids(status),
         sessions=terminals(project, ref, known=(task, status.ledger)),
+        unsynced=_unsynced(project),
     )
+
+
+def _unsynced(project: Project) -> str | None:
+    if not project.config.share_remote:
+        return None
+    from okstra_engine.share.sync import not_synced
+
+    try:
+        return project.config.share_remote if not_synced(project) else None
+    except OkstraError:
+        return project.config.share_remote
 
 
 def _live_pids(status: TaskStatus) -> dict[int, int]:

@@ -383,6 +383,8 @@ class BoardScreen(OkstraScreen):
             text.append(" · " + t("board.autopilot_on"), style=look("okstra--in-flight") + BOLD)
         if self.okstra.alerts_on is False:
             text.append(" · " + t("board.alerts_off"), style=look("okstra--blocked"))
+        if data.unsynced:
+            text.append(" · " + t("board.not_synced", remote=data.unsynced), style=look("okstra--stale"))
         if self.error is not None:
             text.append("   ⚠ " + self.error.what, style=look("okstra--stale"))
         elif data.warnings:
