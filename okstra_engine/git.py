@@ -448,12 +448,29 @@ def has_merges_near(repo: Path, tip: str, *, commits: int = 64) -> bool:
     return any(line.count(" ") > 1 for line in text.splitlines())
 
 
+PARALLEL_DIFFS_FROM = 200
+"""From this many commits, `paths_touched` splits its tree diffs between two processes."""
+
+
 def paths_touched(repo: Path, commits: Sequence[str], paths: Sequence[str]) -> dict[str, list[str]]:
     """For each of `commits` (non-merge) whose change touches one of `paths` (a folder
-    covers what is in it): those of its changed paths, in one process (`git diff-tree
-    --stdin`, a root commit against the empty tree). Commits touching none are left out."""
+    covers what is in it): those of its changed paths, in the order given (`git diff-tree
+    --stdin`, a root commit against the empty tree). Commits touching none are left out.
+
+    Reading the trees is most of a first reconcile on a long history, and each commit's
+    diff stands alone: with many commits and a second core, two processes take a half each."""
     if not commits or not paths:
         return {}
+    if len(commits) >= PARALLEL_DIFFS_FROM and (os.cpu_count() or 1) > 1:
+        half = len(commits) // 2
+        newer, older = concurrently(
+            lambda: _paths_touched(repo, commits[:half], paths), lambda: _paths_touched(repo, commits[half:], paths)
+        )
+        return {**newer, **older}
+    return _paths_touched(repo, commits, paths)
+
+
+def _paths_touched(repo: Path, commits: Sequence[str], paths: Sequence[str]) -> dict[str, list[str]]:
     text = _raw(
         [
             *_PATCH_CONFIG,

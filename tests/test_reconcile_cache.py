@@ -502,3 +502,16 @@ def test_a_commit_that_also_changes_other_files_is_not_hashed_but_keeps_its_plac
     commit(repo, {"c.txt": "new\n", "b.txt": "b\nmore\nb\n"}, "s3 with more")
     forget()
     assert content_merged(repo, x, "HEAD", base=base, stored=stored).kind == "content-present"
+
+
+def test_tree_diffs_split_between_two_processes_say_what_one_says(history, monkeypatch) -> None:
+    repo, base, x = history
+    cherry_pick(repo, f"{base}..{x}")
+    commits = git(repo, "rev-list", "--no-merges", "HEAD", f"^{base}").split()
+    paths = ["a.txt", "c.txt"]
+    monkeypatch.setattr(okgit, "PARALLEL_DIFFS_FROM", 10**6)
+    alone = okgit.paths_touched(repo, commits, paths)
+    monkeypatch.setattr(okgit, "PARALLEL_DIFFS_FROM", 2)
+    split = okgit.paths_touched(repo, commits, paths)
+    assert split == alone and list(split) == list(alone)
+    assert len(alone) == 3 and all(alone.values())  # the three copies of the stage's commits
