@@ -28,9 +28,13 @@ def build(root: Path) -> tuple[Path, Path]:
 
     repo = root / "repo"
     sha = bench_repo(repo)
-    plan_dir = bench_task(
-        repo, "bench/status", "status bench", {n: [d for d in (n - 1, n - 2) if d >= 1] for n in range(1, 101)}
-    )
+    from okstra_engine.plans import plan_run_root
+
+    plan_dir = plan_run_root(
+        bench_task(
+            repo, "bench/status", "status bench", {n: [d for d in (n - 1, n - 2) if d >= 1] for n in range(1, 101)}
+        )
+    ).dir
     ledger = plan_dir / LEDGER_NAME
     lines = []
     for i in range(10_000):

@@ -215,9 +215,16 @@ def build_big(root: Path) -> Path:
 
     repo = root / "big"
     sha = bench_repo(repo)
-    plan_dir = bench_task(
-        repo, "big/board", "A board of 200 stages", {n: [n - 1] if n % 2 == 0 else [] for n in range(1, BIG_STAGES + 1)}
-    )
+    from okstra_engine.plans import plan_run_root
+
+    plan_dir = plan_run_root(
+        bench_task(
+            repo,
+            "big/board",
+            "A board of 200 stages",
+            {n: [n - 1] if n % 2 == 0 else [] for n in range(1, BIG_STAGES + 1)},
+        )
+    ).dir
     lines = []
     for i in range(BIG_ROWS):
         stage = i % BIG_STAGES + 1
