@@ -1045,7 +1045,10 @@ def remote_call(args: list[str], repo: Path, *, timeout: float) -> subprocess.Co
     """A `git fetch`/`git push` to a remote, given at most `timeout` seconds (a remote that
     does not answer must not hold a command up); None when it ran out of time. Never a
     prompt: no terminal, no password asked (`GIT_TERMINAL_PROMPT=0`, ssh in batch mode)."""
-    env = {**git_env(), "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh") + " -o BatchMode=yes"}
+    # ssh in batch mode, through the person's own command (their GIT_SSH_COMMAND, else
+    # their core.sshCommand: a key or a jump host of their own), else plain ssh
+    ssh = os.environ.get("GIT_SSH_COMMAND") or config_value(repo, "core.sshCommand") or "ssh"
+    env = {**git_env(), "GIT_SSH_COMMAND": f"{ssh} -o BatchMode=yes"}
     try:
         return subprocess.run(
             ["git", *args],

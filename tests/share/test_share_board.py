@@ -11,20 +11,26 @@ from tests.tui.driving import board_ready, settle, text_of
 pytestmark = pytest.mark.timeout(120)
 
 
-async def test_the_board_shows_a_stage_another_machine_took(pair, monkeypatch: pytest.MonkeyPatch) -> None:
+def board_of(machine, monkeypatch: pytest.MonkeyPatch):
+    """The app on the machine's board of the shared task, syncing every 0.2 s."""
     from okstra_engine.config import settings
     from okstra_engine.share import sync
     from okstra_engine.slugs import TaskRef
     from okstra_tui.app import OkstraApp
     from okstra_tui.screens import board as board_screen
 
-    _, (a, b) = pair
-    monkeypatch.setenv("OKSTRA_HOME", str(b.home))
+    monkeypatch.setenv("OKSTRA_HOME", str(machine.home))
     monkeypatch.setenv("OKSTRA_LANG", "en")
     settings.cache_clear()
     monkeypatch.setattr(board_screen, "SHARE_SYNC_S", 0.2)
     monkeypatch.setattr(sync, "AUTO_EVERY_S", 0.0)
-    app = OkstraApp(project=b.clone, task=TaskRef.parse(TASK), lang="en", poll_interval=0.05)
+    monkeypatch.setattr(sync, "AUTO_RETRY_S", 0.0)
+    return OkstraApp(project=machine.clone, task=TaskRef.parse(TASK), lang="en", poll_interval=0.05)
+
+
+async def test_the_board_shows_a_stage_another_machine_took(pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, (a, b) = pair
+    app = board_of(b, monkeypatch)
     async with app.run_test(size=(120, 36)) as pilot:
         board = await board_ready(pilot)
         assert [v.state for v in board.data.stages] == ["ready", "ready", "blocked"]
@@ -36,20 +42,8 @@ async def test_the_board_shows_a_stage_another_machine_took(pair, monkeypatch: p
 
 
 async def test_the_board_says_when_its_remote_does_not_answer(pair, monkeypatch: pytest.MonkeyPatch) -> None:
-    from okstra_engine.config import settings
-    from okstra_engine.share import sync
-    from okstra_engine.slugs import TaskRef
-    from okstra_tui.app import OkstraApp
-    from okstra_tui.screens import board as board_screen
-
     remote, (_, b) = pair
-    monkeypatch.setenv("OKSTRA_HOME", str(b.home))
-    monkeypatch.setenv("OKSTRA_LANG", "en")
-    settings.cache_clear()
-    monkeypatch.setattr(board_screen, "SHARE_SYNC_S", 0.2)
-    monkeypatch.setattr(sync, "AUTO_EVERY_S", 0.0)
-    monkeypatch.setattr(sync, "AUTO_RETRY_S", 0.0)
-    app = OkstraApp(project=b.clone, task=TaskRef.parse(TASK), lang="en", poll_interval=0.05)
+    app = board_of(b, monkeypatch)
     async with app.run_test(size=(120, 36)) as pilot:
         board = await board_ready(pilot)
         assert "not synced" not in text_of(board.query_one("#summary"))
