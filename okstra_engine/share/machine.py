@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from pathlib import Path
 
@@ -67,6 +66,8 @@ def _read_or_make(path: Path) -> str:
         except FileExistsError:  # another command is writing it: read it in a moment
             time.sleep(0.01)
             continue
+        import secrets  # only here: ~9 ms that every status and record would pay
+
         fresh = secrets.token_hex(8)
         with os.fdopen(fd, "w", encoding="ascii") as handle:
             handle.write(fresh + "\n")
