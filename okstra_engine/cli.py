@@ -616,19 +616,22 @@ def cmd_status(args: argparse.Namespace) -> int:
 
         auto_sync(task)
     status = task_status(task)
-    unsynced = None
+    unsynced = branch = None
     if remote:
+        from .share.journal import read_journal
         from .share.sync import not_synced
 
         unsynced = not_synced(task.project)
+        branch = read_journal(task.project).branch_notes.get(str(task.ref))
     if args.json:
         doc = status.to_json()
         if remote:
-            doc["share"] = {"remote": remote, "synced": unsynced is None}
+            doc["share"] = {"remote": remote, "synced": unsynced is None, "branch": branch}
         _print_json(doc)
         return 0
-    if unsynced:
-        _say_on_stderr(f"okstra: {task.ref} {unsynced}")
+    for said in (unsynced, branch):
+        if said:
+            _say_on_stderr(f"okstra: {task.ref} {said}" if said is unsynced else f"okstra: {said}")
     from .status_table import print_status
 
     print_status(status)

@@ -135,6 +135,8 @@ def test_two_handoffs_from_the_same_head_lose_nothing_and_say_how_to_join(tmp_pa
     [task] = b.json("share", "status")["tasks"]
     assert join in task["branch"]
     assert join in b.ok("share", "status")
+    assert join in b.run("status", TASK).stderr  # status says it too
+    assert join in b.json("status", TASK)["share"]["branch"]
     assert git(wt_b, "rev-parse", "HEAD") == result_b["task_head"]  # nothing moved on its own
 
     # the person joins the two as said; the next sync publishes the merge, and a takes it
@@ -143,6 +145,7 @@ def test_two_handoffs_from_the_same_head_lose_nothing_and_say_how_to_join(tmp_pa
     joined = git(wt_b, "rev-parse", "HEAD")
     assert head_there(remote) == joined
     assert b.json("share", "status")["tasks"][0]["branch"] is None
+    assert b.json("status", TASK)["share"]["branch"] is None
     a.ok("share", "sync")
     assert git(task_worktree(a), "rev-parse", "HEAD") == joined
     assert state(a, 3) == "ready"

@@ -31,7 +31,7 @@ def test_offline_appends_are_published_later_with_nothing_lost_or_doubled(pair) 
     a.ok("record", TASK, "--stage", "1", "--status", "started")
     status = a.run("status", TASK)
     assert status.returncode == 0 and "not synced" in status.stderr
-    assert a.json("status", TASK)["share"] == {"remote": "origin", "synced": False}
+    assert a.json("status", TASK)["share"] == {"remote": "origin", "synced": False, "branch": None}
     doc = a.json("share", "status")
     assert doc["reachable"] is False and doc["tasks"][0]["queued"] == 2
     offline_rows = a.ledger_lines()
