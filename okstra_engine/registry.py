@@ -204,7 +204,7 @@ def _open_for_reading(path: Path) -> sqlite3.Connection:
 def _create_schema(conn: sqlite3.Connection) -> None:
     # WAL is a property of the file: setting it once is enough, and setting it again
     # is a no-op. It cannot change inside a transaction, so it comes first.
-    conn.execute("PRAGMA journal_mode = WAL")
+    _wal(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
         if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
@@ -216,6 +216,23 @@ def _create_schema(conn: sqlite3.Connection) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """Switch a new registry to WAL. The first commands of a machine race to do it, and
+    sqlite answers "locked" at once, without waiting, to one that holds its read lock
+    while another waits for the file (that wait could never end): it tries again."""
+    import time
+
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _registry_error(path: Path, exc: sqlite3.DatabaseError) -> OkstraError:
