@@ -621,8 +621,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         from .share.journal import read_journal
         from .share.sync import not_synced
 
-        unsynced = not_synced(task.project)
-        branch = read_journal(task.project).branch_notes.get(str(task.ref))
+        journal = read_journal(task.project)
+        unsynced = not_synced(task.project, journal)
+        branch = journal.branch_notes.get(str(task.ref))
     if args.json:
         doc = status.to_json()
         if remote:

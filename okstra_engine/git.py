@@ -70,8 +70,10 @@ def run(
     check: bool = True,
     input: str | None = None,
     env: dict[str, str] | None = None,
+    timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`env`: variables set on top of `git_env()` (the demo's fixed identity and dates)."""
+    """`env`: variables set on top of `git_env()` (the demo's fixed identity and dates).
+    `timeout`: seconds git may take (`subprocess.TimeoutExpired` past them)."""
     try:
         proc = subprocess.run(
             ["git", *args],
@@ -82,6 +84,7 @@ def run(
             capture_output=True,
             text=True,
             stdin=None if input is not None else subprocess.DEVNULL,
+            timeout=timeout,
         )
     except FileNotFoundError as exc:
         raise OkstraError("git is not installed or not on PATH", "install git 2.38 or newer") from exc
@@ -1048,18 +1051,8 @@ def remote_call(args: list[str], repo: Path, *, timeout: float) -> subprocess.Co
     # ssh in batch mode, through the person's own command (their GIT_SSH_COMMAND, else
     # their core.sshCommand: a key or a jump host of their own), else plain ssh
     ssh = os.environ.get("GIT_SSH_COMMAND") or config_value(repo, "core.sshCommand") or "ssh"
-    env = {**git_env(), "GIT_SSH_COMMAND": f"{ssh} -o BatchMode=yes"}
     try:
-        return subprocess.run(
-            ["git", *args],
-            check=False,
-            cwd=repo,
-            env=env,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=timeout,
-        )
+        return run(args, repo, check=False, env={"GIT_SSH_COMMAND": f"{ssh} -o BatchMode=yes"}, timeout=timeout)
     except subprocess.TimeoutExpired:
         return None
 

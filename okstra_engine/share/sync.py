@@ -397,11 +397,12 @@ def auto_sync(task: Task) -> SyncReport | None:
         return None
 
 
-def not_synced(project: Project) -> str | None:
-    """What a command says of a shared project whose remote did not answer last time."""
+def not_synced(project: Project, journal: Journal | None = None) -> str | None:
+    """What a command says of a shared project whose remote did not answer last time
+    (`journal`: the project's, when the caller has just read it)."""
     if not project.config.share_remote:
         return None
-    journal: Journal = read_journal(project)
+    journal = journal or read_journal(project)
     if journal.reachable is not False:
         return None
     since = f" (last synced {journal.fetched})" if journal.fetched else " (never synced)"
