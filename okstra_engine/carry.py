@@ -16,8 +16,9 @@ from pydantic import ConfigDict, Field, ValidationError
 from .documents import Doc
 from .errors import describe_validation_error
 from .fsio import atomic_write_text, refuse_links
-from .ledger import LEDGER_NAME, LedgerRow, append_row, new_row
+from .ledger import LedgerRow, append_row, new_row
 from .ledger_state import LedgerState, read_state
+from .run_folder import LEDGER_NAME
 
 CARRY_DIR = "carry"
 _NAME = re.compile(r"stage-([0-9]+)\.json")

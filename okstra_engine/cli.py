@@ -449,6 +449,13 @@ def _task(args: argparse.Namespace) -> Task:
     return load_task(_project(args), ref)
 
 
+def _head_start(args: argparse.Namespace) -> None:
+    """Begin reconcile's walk now, while the rest of the engine loads (`head_start`)."""
+    from .head_start import begin
+
+    begin(args.project, args.task_ref)
+
+
 def _say_on_stderr(text: str) -> None:
     """Notices (waiting for another process, recoveries) go to stderr: stdout stays the
     command's answer, one JSON document with --json."""
@@ -805,6 +812,8 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
+    if not args.commit:
+        _head_start(args)
     from . import reconcile
     from .progress import working
 
@@ -879,6 +888,8 @@ def _task_to_prepare(args: argparse.Namespace, *, render_only: bool = False) -> 
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    if not args.render_only:
+        _head_start(args)  # every prepare with a plan reconciles first
     from .prepare import PrepareOptions, prepare
     from .progress import working
     from .prompts import parse_workers

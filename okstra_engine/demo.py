@@ -261,11 +261,12 @@ def _write_config(path: Path) -> None:
 def _build(root: Path, info: DemoInfo, now: datetime) -> None:
     from . import registry
     from .carry import CarrySidecar, write_carry
-    from .ledger import LEDGER_NAME, LedgerRow, Status, append_row
+    from .ledger import LedgerRow, Status, append_row
     from .ledger_state import LedgerState
     from .plans import import_plan
     from .projects import init_project
     from .reconcile import done_fields, target_commit
+    from .run_folder import LEDGER_NAME
     from .slugs import TaskRef
     from .tasks import new_task, stage_branch
     from .worktrees import Target, provision, stage_target, task_slot, task_target

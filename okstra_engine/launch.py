@@ -210,9 +210,9 @@ def _check_reserved(task: Task, manifest: LaunchManifest) -> StageLedger | None:
     launching an old run must not take back a stage that was done, released or taken."""
     if manifest.task_type != "implementation" or manifest.stage is None:
         return None
-    from .ledger import LEDGER_NAME
     from .ledger_state import read_state
     from .plans import require_plan_run_root
+    from .run_folder import LEDGER_NAME
 
     stage, run = manifest.stage, manifest.run_id
     ledger = read_state(require_plan_run_root(task).dir / LEDGER_NAME).stages.get(stage)
@@ -256,9 +256,10 @@ _FIX = "fix its first line (#!) or install what it names, or set agent_command t
 
 def launch(run_dir: Path) -> None:
     """Never returns on success."""
-    from .ledger import LEDGER_NAME, append_row, new_row
+    from .ledger import append_row, new_row
     from .locks import task_mutex
     from .plans import require_plan_run_root
+    from .run_folder import LEDGER_NAME
 
     plan = plan_launch(run_dir)
     manifest = LaunchManifest.model_validate(plan.manifest)
@@ -298,9 +299,10 @@ def record_agent_pid(
     `pid`; the stage's ledger it held, or None for a run of no stage. `unless_known`:
     only while the latest row is a reservation naming no pid (a managed terminal's
     pane, whose own launch may have written it, or gone on to record more, already)."""
-    from .ledger import LEDGER_NAME, append_row, new_row
+    from .ledger import append_row, new_row
     from .locks import task_mutex
     from .plans import require_plan_run_root
+    from .run_folder import LEDGER_NAME
 
     with task_mutex(task):
         try:

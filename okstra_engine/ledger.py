@@ -19,8 +19,8 @@ from . import clock
 from .documents import Doc
 from .fsio import append_line
 from .jsonl import parse_jsonl
+from .run_folder import LEDGER_NAME
 
-LEDGER_NAME = "consumers.jsonl"
 SCHEMA_VERSION = 1
 
 Status = Literal["reserved", "started", "done", "released", "reopened"]

@@ -145,10 +145,10 @@ def start_stage(
 def start_prepared(task: Task, manifest: PreparedRun) -> ManagedSession:
     """Start the agent of a stage run just prepared (by `start_stage`, or the board's run
     wizard); released as `start_stage` says when its session does not start."""
-    from .ledger import LEDGER_NAME
     from .ledger_state import read_state
     from .plans import require_plan_run_root
     from .record import record
+    from .run_folder import LEDGER_NAME
 
     try:
         return start_run(Path(manifest.run_dir))
@@ -195,10 +195,10 @@ def sessions(
 
 
 def _task_and_ledger(row: SessionRow) -> tuple[Task, LedgerState] | None:
-    from .ledger import LEDGER_NAME
     from .ledger_state import read_state
     from .plans import require_plan_run_root
     from .projects import load_project
+    from .run_folder import LEDGER_NAME
     from .slugs import TaskRef
     from .tasks import load_task
 

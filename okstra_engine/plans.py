@@ -33,7 +33,7 @@ from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
 from .fsio import atomic_write_text, read_bytes_nofollow, write_dir
 from .locks import task_mutex
-from .run_folder import run_folder_of
+from .run_folder import POINTER_NAME, run_folder_of
 from .runs import RunManifest, new_run_id, run_dirs
 from .stage_map import StageMap, load_stage_map, parse_stage_map_json, parse_stage_map_markdown, render_stage_map_table
 from .tasks import Task
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 PLAN_NAME = "plan.md"
 STAGE_MAP_JSON = "stage-map.json"
-POINTER_NAME = "current-plan.json"
 _FRONT = re.compile(r"\A---[ \t]*\n(.*?)^---[ \t]*$\n?", re.S | re.M)
 _APPROVED = re.compile(r"^approved[ \t]*:[ \t]*(\S+)[ \t]*$", re.M | re.I)
 

@@ -49,9 +49,9 @@ def port_of(row: LedgerRow) -> int | None:
 
 def held(project: Project) -> set[int]:
     """The blocks the project's stages in flight hold, over all its tasks."""
-    from .ledger import LEDGER_NAME
     from .ledger_state import read_state
     from .plans import plan_run_root
+    from .run_folder import LEDGER_NAME
     from .tasks import list_tasks, load_task
 
     blocks: set[int] = set()

@@ -67,12 +67,13 @@ from .documents import Doc
 from .errors import OkstraError
 from .fsio import write_dir
 from .gates import STAGED
-from .ledger import LEDGER_NAME, LedgerRow, append_row, new_row
+from .ledger import LedgerRow, append_row, new_row
 from .ledger_state import LedgerState, read_state
 from .locks import LOCK_TIMEOUT_S, task_mutex
 from .plans import PlanRun, adopt_current_plan, plan_run_root
 from .projects import Setup, setup_of
 from .refusals import Params, Refusal, RefusedError, refuse
+from .run_folder import LEDGER_NAME
 from .runs import Phase, RunManifest, fits_run_id, new_run_id
 from .slugs import check_slug
 from .stage_map import Stage, StageMap

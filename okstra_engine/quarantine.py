@@ -48,10 +48,10 @@ from pydantic import ConfigDict
 from . import clock, faults, fsio
 from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
-from .ledger import LEDGER_NAME
 from .ledger_state import read_state
 from .locations import agent_home, okstra_home
 from .locks import file_lock
+from .run_folder import LEDGER_NAME
 from .teams import TEAM_PREFIX, TEAM_RE, check_team_name, team_name
 
 Kind = Literal["teams", "tasks"]

@@ -64,10 +64,11 @@ from typing import Any, Literal, get_args
 
 from . import git, target_index
 from .errors import OkstraError
-from .ledger import LEDGER_NAME, LedgerRow, append_row, new_row
+from .ledger import LedgerRow, append_row, new_row
 from .ledger_state import LedgerState, read_state
 from .locks import Notice, task_mutex
 from .refusals import Refusal, refuse
+from .run_folder import LEDGER_NAME
 from .tasks import Task, stage_branch, task_branch, task_worktree_path
 
 Kind = Literal[
@@ -314,9 +315,9 @@ def content_merged(
     t = git.resolve_commit(repo, target)
     if t is None:
         raise OkstraError(f"reconcile target {target!r} names no commit in {repo}", "pass an existing commit")
-    on = _Target(repo, t)
+    on = target_index.target(repo, t)
     given = _stored(stored)
-    state = on.holds(x, _trusted_base(x, base, given), given.get("paths") or ())
+    state = on.holds(x, target_index.trusted_base(x, base, given), given.get("paths") or ())
     if state:
         return Match("ancestor", x)
     return _not_an_ancestor(on, x, base, given, exists=state is not None)
@@ -331,93 +332,17 @@ def _stored(stored: LedgerRow | Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: getattr(stored, k, None) for k in keys}
 
 
-class _Target:
-    """The target T of one call and what is known of its history: the range since each
-    stage's base (`target_index`), walked once and shared by every stage and question."""
-
-    def __init__(self, repo: Path, t: str) -> None:
-        self.repo = repo
-        self.t = t
-        self.index = target_index.open_index(repo)
-        self.ranges: dict[str, target_index.Range] = {}
-        self.known: dict[tuple[str, str], bool | None] = {}
-
-    def range(self, base: str, paths: Iterable[str] = ()) -> target_index.Range | None:
-        """The commits of T since `base`, with what they change among `paths`; narrowed
-        from the range of an older base when `base` is in it. None outside git."""
-        if self.index is None:
-            return None
-        wanted = frozenset(paths)
-        known = self.ranges.get(base)
-        if known is not None and wanted <= known.filter:
-            return known
-        for other in list(self.ranges.values()):
-            if wanted <= other.filter and (narrowed := other.below(base)) is not None:
-                self.ranges[base] = narrowed
-                return narrowed
-        found = self.index.range(self.t, base, wanted | (known.filter if known else frozenset()))
-        self.ranges[base] = found
-        return found
-
-    def holds(self, x: str, base: str | None, paths: Iterable[str] = ()) -> bool | None:
-        """`git.ancestry(x, T)`: read from the range since `base` when that is a proper
-        ancestor of x recorded for it (x is in T exactly when it is in `T ^base`), else
-        asked of git. None: x is not in the repository. `paths`: what the walk should
-        also learn (the stage's paths, asked next when x is not in T)."""
-        found = self.range(base, paths) if base else None
-        if found is None:
-            return self.ancestry(x, self.t)
-        if x in found:
-            return True
-        return False if git.resolve_commits(self.repo, [x])[0] else None
-
-    def ancestry(self, ancestor: str, descendant: str) -> bool | None:
-        """`git.ancestry`, asked once per pair."""
-        key = (ancestor, descendant)
-        if key not in self.known:
-            self.known[key] = git.ancestry(self.repo, ancestor, descendant)
-        return self.known[key]
-
-    def candidates(self, base: str | None, paths: list[str]) -> list[tuple[str, str]]:
-        """(commit, patch-id) of T's non-merge commits since `base` that touch `paths`
-        and have a patch-id (all of T's history without a base), newest first; each
-        hashed over its whole diff. A commit that also modifies a file outside `paths`
-        matches no id of the stage: its id is not made (`""`), it only keeps its place
-        for `_first_holding`."""
-        found = self.range(base, paths) if base else None
-        if found is None or self.index is None:
-            return git.commit_patch_ids(self.repo, [self.t], [base] if base else [], paths)
-        commits = found.touching(paths)
-        ids = self.index.patch_ids(commits, within=paths)
-        return [(c, ids[c]) for c in commits if c in ids]
-
-    def shares_history(self, x: str, base: str | None) -> bool:
-        """Whether x and T have a merge-base; a range since x's base that reaches below it
-        says so without asking git."""
-        found = self.range(base) if base else None
-        if found is not None and found.meets_base():
-            return True
-        return git.merge_base(self.repo, x, self.t) is not None
-
-    def negative(self, kind: Kind, fp: Fingerprint | None = None) -> Match:
-        """A negative answer, which a shallow clone cannot give: its history is cut off."""
-        shallow = self.index.shallow if self.index is not None else git.is_shallow(self.repo)
-        if kind != "unknown" and shallow:
-            kind = "unknown"
-        return Match(kind, None, fingerprint=fp)
+def _negative(on: target_index.Target, kind: Kind, fp: Fingerprint | None = None) -> Match:
+    """A negative answer, which a shallow clone cannot give: its history is cut off."""
+    shallow = on.index.shallow if on.index is not None else git.is_shallow(on.repo)
+    if kind != "unknown" and shallow:
+        kind = "unknown"
+    return Match(kind, None, fingerprint=fp)
 
 
-def _trusted_base(x: str, base: str | None, stored: dict[str, Any]) -> str | None:
-    """The stage's base as a full SHA when the done row stored it for this very x (checked
-    to be a proper ancestor of x when the row was written), so no git call checks it."""
-    found = base or stored.get("base_ref")
-    trusted = stored.get("head_commit") == x and (base is None or base == stored.get("base_ref"))
-    # full SHAs of one length: a range is searched for x as a string
-    same = git.is_full_sha(x) and git.is_full_sha(found) and len(x) == len(found or "")
-    return found if trusted and same and found != x else None
-
-
-def _not_an_ancestor(on: _Target, x: str, base: str | None, stored: dict[str, Any], *, exists: bool) -> Match:
+def _not_an_ancestor(
+    on: target_index.Target, x: str, base: str | None, stored: dict[str, Any], *, exists: bool
+) -> Match:
     repo, t = on.repo, on.t
     have_ids = bool(stored.get("paths")) and (
         stored.get("patch_ids") is not None or stored.get("change_patch_id") is not None
@@ -428,23 +353,23 @@ def _not_an_ancestor(on: _Target, x: str, base: str | None, stored: dict[str, An
         # the stage's base (or all of T's commits touching the paths) are the candidates;
         # each stored id must be found there, shared history included.
         if fp is None:
-            return on.negative("missing")
+            return _negative(on, "missing")
         recorded_base = stored.get("base_ref") or base
         exclude = recorded_base and git.resolve_commit(repo, recorded_base)
         candidates = on.candidates(exclude or None, fp["paths"])
         ids = fp.get("patch_ids") or []
         found = _match_ids(ids, ids[-1] if ids else None, fp, candidates)
-        return found or on.negative("missing", fp)
+        return found or _negative(on, "missing", fp)
 
-    stage_base_ = _trusted_base(x, base, stored) or _valid_base(on, x, base or stored.get("base_ref"))
+    stage_base_ = target_index.trusted_base(x, base, stored) or _valid_base(on, x, base or stored.get("base_ref"))
     if stage_base_ is None:
         stage_base_ = _merge_base_or_none(repo, x, t)
     if fp is None:
         if stage_base_ is None:
-            return on.negative("unknown")
+            return _negative(on, "unknown")
         fp = {k: v for k, v in done_fingerprint(repo, stage_base_, x).items() if k in _FINGERPRINT_KEYS}
     if not fp.get("paths"):
-        return on.negative("not-merged", fp)  # an empty change: nothing to look for
+        return _negative(on, "not-merged", fp)  # an empty change: nothing to look for
 
     # T's commits since the stage's base that touch its paths, newest first. Commits X
     # and T share (a stage merged in part, or amended at its tip) are among them and
@@ -459,11 +384,11 @@ def _not_an_ancestor(on: _Target, x: str, base: str | None, stored: dict[str, An
         if holder:
             return Match("content-present", holder, fingerprint=fp)
     if not on.shares_history(x, stage_base_):
-        return on.negative("unknown", fp)
-    return on.negative("not-merged", fp)
+        return _negative(on, "unknown", fp)
+    return _negative(on, "not-merged", fp)
 
 
-def _valid_base(on: _Target, x: str, base: str | None) -> str | None:
+def _valid_base(on: target_index.Target, x: str, base: str | None) -> str | None:
     """`base` as a full SHA if it is a proper ancestor of x."""
     if not base:
         return None
@@ -653,9 +578,9 @@ def suggestions(task: Task, *, stages: Iterable[int] | None = None, target: str 
         return []
     repo = task.project.root
     t = target or target_commit(task)
-    on = _Target(repo, t)
+    on = target_index.target(repo, t)
     stored = {n: _stored(row) for n, row in done.items()}
-    trusted = {n: b for n, x in heads.items() if (b := _trusted_base(x, ledger.base_ref(n), stored[n]))}
+    trusted = {n: b for n, x in heads.items() if (b := target_index.trusted_base(x, ledger.base_ref(n), stored[n]))}
     # one walk of T for every stage, since the base of the first (a later stage's base is
     # in it), over every stage's paths; a stage whose done commit is in its range is in T
     paths = sorted({p for n in trusted for p in stored[n].get("paths") or []})

@@ -12,12 +12,12 @@ from .documents import load_doc
 from .errors import OkstraError
 from .gates import release_refusal, unknown_stage
 from .git import is_full_sha
-from .ledger import LEDGER_NAME, LedgerRow, Status, append_row, new_row
+from .ledger import LedgerRow, Status, append_row, new_row
 from .ledger_state import LedgerState, read_state
 from .locks import Notice, task_mutex
 from .plans import require_plan_run_root
 from .refusals import Params, Refusal, refuse
-from .run_folder import run_folder_of
+from .run_folder import LEDGER_NAME, run_folder_of
 from .runs import RunManifest
 from .tasks import Task, stage_branch, task_branch
 from .worktrees import resolve_in_stage

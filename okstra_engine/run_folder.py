@@ -14,6 +14,16 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 OKSTRA_DIR = ".okstra"
+TASK_FILE = "task.json"
+POINTER_NAME = "current-plan.json"
+"""The task's pointer to the planning run holding its current plan."""
+LEDGER_NAME = "consumers.jsonl"
+"""A planning run's ledger."""
+
+
+def task_folder(project_root: Path, group: str, task_id: str) -> Path:
+    """`<project>/.okstra/tasks/GROUP/ID`."""
+    return project_root / OKSTRA_DIR / "tasks" / group / task_id
 
 
 class RunPlace:

@@ -115,7 +115,8 @@ def task_runs(task: Task, status: TaskStatus | None = None) -> list[RunRecord]:
     """Every run of the task, newest first. `status` (the task's, when at hand) tells
     which plan is current and what its ledger holds."""
     from .agent_state import fold_events, read_events
-    from .ledger import LEDGER_NAME, read_ledger
+    from .ledger import read_ledger
+    from .run_folder import LEDGER_NAME
 
     current = Path(status.plan_run).name if status is not None and status.plan_run else None
     ledgers: dict[str, dict[str, tuple[str, str | None]]] = {}

@@ -48,3 +48,8 @@ class TaskRef:
 
     def __str__(self) -> str:
         return f"{self.group}/{self.id}"
+
+
+def task_branch_name(category: str, group: str, task_id: str) -> str:
+    """`okstra/CATEGORY/GROUP/ID`: a task's worktree branch."""
+    return f"okstra/{category}/{group}/{task_id}"

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from .carry import missing_done_rows, read_carry
 from .config import settings
-from .ledger import LEDGER_NAME
 from .ledger_state import LedgerState, read_state
 from .plans import ReplacedPlan, plan_run_root, plan_runs
+from .run_folder import LEDGER_NAME
 from .stage_map import StageMap
 from .stage_view import BlockedCode, BlockedReason, StageState, StageView, first_ready
 from .tasks import Task

@@ -35,9 +35,10 @@ import os
 import re
 import threading
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import git
 
@@ -463,13 +464,28 @@ class TargetIndex:
         except OSError:
             return  # no index today: every answer still comes from git
         try:
-            size = os.fstat(fd).st_size
-            lead = b"\n" if size > 0 and os.pread(fd, 1, size - 1) != b"\n" else b""
-            os.write(fd, lead + header + data)
+            before = os.fstat(fd)
+            lead = b"\n" if before.st_size > 0 and os.pread(fd, 1, before.st_size - 1) != b"\n" else b""
+            written = os.write(fd, lead + header + data)
+            after = os.fstat(fd)
         except OSError:
-            pass
+            return
         finally:
             os.close(fd)
+        with _READING:
+            _adopt(self.file, self.store, before, after, written)
+
+
+def _adopt(file: Path, store: _Store, before: os.stat_result, after: os.stat_result, written: int) -> None:
+    """After this process appended `written` bytes: when the file held nothing it had not
+    read and nobody wrote beside it, its store already holds what it wrote, so the next
+    open reads on from after it (rather than parsing its own block again)."""
+    identity = (after.st_dev, after.st_ino)
+    fresh = store.identity == (0, 0) and store.offset == 0 == before.st_size
+    if (fresh or store.identity == identity) and store.offset == before.st_size == after.st_size - written:
+        store.identity = identity
+        store.offset = after.st_size
+        _STORES[file] = store
 
 
 def _stacks(lines: list[list[str]], older: Range) -> bool:
@@ -555,8 +571,10 @@ def _load_locked(file: Path, object_format: str) -> _Store:
     try:
         fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
-        _STORES.pop(file, None)
-        return _Store()
+        # no file yet: an empty store, which this process's first append adopts
+        if store is None or store.identity != (0, 0):
+            store = _STORES[file] = _Store()
+        return store
     try:
         info = os.fstat(fd)
         if info.st_size > MAX_BYTES:
@@ -651,9 +669,130 @@ def _take(body: str, length: int, store: _Store) -> None:
     store.add(_Walk(head[1], head[2], prev, frozenset(_unescape(p) for p in head[7:]), head[6] == "1", paths, commits))
 
 
+def trusted_base(x: str, base: str | None, stored: Mapping[str, Any]) -> str | None:
+    """The stage's base as a full SHA when the done row stored it for this very x (checked
+    to be a proper ancestor of x when the row was written), so no git call checks it."""
+    found = base or stored.get("base_ref")
+    trusted = stored.get("head_commit") == x and (base is None or base == stored.get("base_ref"))
+    # full SHAs of one length: a range is searched for x as a string
+    same = git.is_full_sha(x) and git.is_full_sha(found) and len(x) == len(found or "")
+    return found if trusted and same and found != x else None
+
+
+class Target:
+    """The target T of one call and what is known of its history: the range since each
+    stage's base (`target_index`), walked once and shared by every stage and question."""
+
+    def __init__(self, repo: Path, t: str) -> None:
+        self.repo = repo
+        self.t = t
+        self.index = open_index(repo)
+        self.ranges: dict[str, Range] = {}
+        self.known: dict[tuple[str, str], bool | None] = {}
+
+    def range(self, base: str, paths: Iterable[str] = ()) -> Range | None:
+        """The commits of T since `base`, with what they change among `paths`; narrowed
+        from the range of an older base when `base` is in it. None outside git."""
+        if self.index is None:
+            return None
+        wanted = frozenset(paths)
+        known = self.ranges.get(base)
+        if known is not None and wanted <= known.filter:
+            return known
+        for other in list(self.ranges.values()):
+            if wanted <= other.filter and (narrowed := other.below(base)) is not None:
+                self.ranges[base] = narrowed
+                return narrowed
+        found = self.index.range(self.t, base, wanted | (known.filter if known else frozenset()))
+        self.ranges[base] = found
+        return found
+
+    def holds(self, x: str, base: str | None, paths: Iterable[str] = ()) -> bool | None:
+        """`git.ancestry(x, T)`: read from the range since `base` when that is a proper
+        ancestor of x recorded for it (x is in T exactly when it is in `T ^base`), else
+        asked of git. None: x is not in the repository. `paths`: what the walk should
+        also learn (the stage's paths, asked next when x is not in T)."""
+        found = self.range(base, paths) if base else None
+        if found is None:
+            return self.ancestry(x, self.t)
+        if x in found:
+            return True
+        return False if git.resolve_commits(self.repo, [x])[0] else None
+
+    def ancestry(self, ancestor: str, descendant: str) -> bool | None:
+        """`git.ancestry`, asked once per pair."""
+        key = (ancestor, descendant)
+        if key not in self.known:
+            self.known[key] = git.ancestry(self.repo, ancestor, descendant)
+        return self.known[key]
+
+    def candidates(self, base: str | None, paths: list[str]) -> list[tuple[str, str]]:
+        """(commit, patch-id) of T's non-merge commits since `base` that touch `paths`
+        and have a patch-id (all of T's history without a base), newest first; each
+        hashed over its whole diff. A commit that also modifies a file outside `paths`
+        matches no id of the stage: its id is not made (`""`), it only keeps its place
+        for `_first_holding`."""
+        found = self.range(base, paths) if base else None
+        if found is None or self.index is None:
+            return git.commit_patch_ids(self.repo, [self.t], [base] if base else [], paths)
+        commits = found.touching(paths)
+        ids = self.index.patch_ids(commits, within=paths)
+        return [(c, ids[c]) for c in commits if c in ids]
+
+    def shares_history(self, x: str, base: str | None) -> bool:
+        """Whether x and T have a merge-base; a range since x's base that reaches below it
+        says so without asking git."""
+        found = self.range(base) if base else None
+        if found is not None and found.meets_base():
+            return True
+        return git.merge_base(self.repo, x, self.t) is not None
+
+
+_ahead: threading.Thread | None = None
+_warmed: Target | None = None
+
+
+def run_ahead(warm: Callable[[], Target | None]) -> None:
+    """Run `warm` in a thread now (`head_start`); the Target it returns is what `target`
+    gives for the same repository and T."""
+    global _ahead
+
+    def run() -> None:
+        global _warmed
+        try:
+            _warmed = warm()
+        except Exception:  # noqa: BLE001 - a guess that failed: the engine does the work itself
+            _warmed = None
+
+    _ahead = threading.Thread(target=run, name="okstra-head-start", daemon=True)
+    _ahead.start()
+
+
+def target(repo: Path, t: str) -> Target:
+    """A `Target` for T in `repo`: the one a head start warmed, when it guessed this very
+    repository and T (taken once), else a new one."""
+    global _warmed
+    _wait_for_head_start()
+    warmed, _warmed = _warmed, None
+    if warmed is not None and warmed.repo == repo and warmed.t == t:
+        return warmed
+    return Target(repo, t)
+
+
+def _wait_for_head_start() -> None:
+    """A head start and the engine never use the index at once: the engine waits for it
+    (one walk at most; a wrong guess costs that wait)."""
+    global _ahead
+    running = _ahead
+    if running is not None and running is not threading.current_thread():
+        running.join()
+        _ahead = None
+
+
 def open_index(repo: Path) -> TargetIndex | None:
     """The index of the repository holding `repo` (None outside git); kept in memory only
     in a shallow clone, whose history is cut off where a later fetch may extend it."""
+    _wait_for_head_start()
     facts = git.repo_facts(repo)
     if facts is None:
         return None

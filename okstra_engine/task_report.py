@@ -170,7 +170,8 @@ def _handoffs(plan_dir: Path) -> list[str]:
 def _corrections(plan_dir: Path) -> list[str]:
     """Done commits corrected (reconcile: the row names the commit it `replaces`) and
     stages taken back (`reopened`), in ledger order."""
-    from .ledger import LEDGER_NAME, read_ledger
+    from .ledger import read_ledger
+    from .run_folder import LEDGER_NAME
 
     found = []
     for row in read_ledger(plan_dir / LEDGER_NAME).rows:

@@ -12,7 +12,8 @@ from .documents import Doc, load_doc, save_doc
 from .errors import OkstraError
 from .fsio import refuse_links
 from .projects import Project
-from .slugs import TaskRef, check_slug
+from .run_folder import TASK_FILE, task_folder
+from .slugs import TaskRef, check_slug, task_branch_name
 
 
 class TaskDoc(Doc):
@@ -44,11 +45,11 @@ class Task:
 
 
 def task_dir(project: Project, ref: TaskRef) -> Path:
-    return project.tasks_dir() / ref.group / ref.id
+    return task_folder(project.root, ref.group, ref.id)
 
 
 def load_task(project: Project, ref: TaskRef) -> Task:
-    path = task_dir(project, ref) / "task.json"
+    path = task_dir(project, ref) / TASK_FILE
     refuse_links(project.okstra_dir, path)
     for folder in ("runs", "qa"):  # what okstra writes into, below the task
         refuse_links(project.okstra_dir, path.parent / folder)
@@ -67,7 +68,7 @@ def new_task(project: Project, ref: TaskRef, *, title: str, category: str | None
         raise OkstraError("the task title is empty", 'pass --title "what the task is about"')
     category = check_slug(category or project.config.work_category, "category")
     _check_branch_names(project, ref, category)
-    path = task_dir(project, ref) / "task.json"
+    path = task_dir(project, ref) / TASK_FILE
     refuse_links(project.okstra_dir, path)
     if path.exists():
         existing = load_task(project, ref)
@@ -139,7 +140,7 @@ def list_tasks(project: Project) -> list[TaskRef]:
 
 def task_branch(task: Task) -> str:
     """`okstra/CATEGORY/GROUP/ID`: the task worktree's branch."""
-    return f"okstra/{task.doc.category}/{task.ref.group}/{task.ref.id}"
+    return task_branch_name(task.doc.category, task.ref.group, task.ref.id)
 
 
 def stage_branch(task: Task, stage: int) -> str:

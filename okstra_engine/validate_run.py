@@ -250,8 +250,9 @@ def _check_output(check: RunCheck, manifest: RunTerms) -> None:
 def _check_ledger(check: RunCheck, task: Task, stage: int) -> None:
     from . import git
     from .carry import read_carry
-    from .ledger import LEDGER_NAME, read_ledger
+    from .ledger import read_ledger
     from .plans import plan_run_root
+    from .run_folder import LEDGER_NAME
     from .tasks import stage_branch
 
     plan = plan_run_root(task)

@@ -17,9 +17,10 @@ from pydantic import ValidationError
 
 from .. import git
 from ..fsio import append_line
-from ..ledger import LEDGER_NAME, LedgerRow, parse_ts
+from ..ledger import LedgerRow, parse_ts
 from ..locks import task_mutex
 from ..plans import PlanRun
+from ..run_folder import LEDGER_NAME
 from ..tasks import Task
 from .machine import machine_id
 from .objects import commit_files, files_in, text_of

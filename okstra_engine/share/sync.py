@@ -16,11 +16,12 @@ from pathlib import Path
 
 from .. import clock, faults, git
 from ..errors import OkstraError
-from ..ledger import LEDGER_NAME, LedgerRow, read_ledger
+from ..ledger import LedgerRow, read_ledger
 from ..ledger_state import read_state
 from ..locks import file_lock, task_mutex
 from ..plans import plan_run_root
 from ..projects import Project
+from ..run_folder import LEDGER_NAME
 from ..slugs import TaskRef, check_slug
 from ..tasks import Task, list_tasks, load_task, task_branch
 from .journal import Clash, Journal, read_journal, sync_lock_path, write_journal
