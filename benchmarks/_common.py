@@ -11,12 +11,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-# An installed okstra starts from Python's bytecode cache. A shell that forbids writing
-# it (PYTHONDONTWRITEBYTECODE) would have every timed command compile the engine's
-# modules changed since the cache was last written: tens of milliseconds that are not
-# okstra's. The benchmarks' commands may write it.
-os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-
 
 def okstra_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("okstra")

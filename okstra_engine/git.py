@@ -19,6 +19,7 @@ from typing import TypeVar
 from .errors import OkstraError
 
 T = TypeVar("T")
+D = TypeVar("D")  # what a diff tells of one commit
 
 
 class GitError(OkstraError):
@@ -243,6 +244,43 @@ def _from_top(paths: Sequence[str]) -> list[str]:
     return [f":(top,literal){p}" for p in paths]
 
 
+PATHSPEC_ITEMS = 8
+"""Above this many paths, a tree diff limited to them costs git more in matching every
+entry it reads against every item than it saves: they are asked as their folders
+(`_pathspec_of`), and what git lists is filtered here. On the git project's history, a
+stage's 15 paths as 7 top-level names made the tree diffs of 703 commits 1.6x faster."""
+
+
+def _pathspec_of(paths: Sequence[str]) -> tuple[list[str], frozenset[str] | None]:
+    """The pathspecs that ask git about `paths`, and what to keep of what git lists
+    (None: all of it)."""
+    items = sorted(set(paths))
+    depth = max((p.count("/") for p in items), default=0) + 1
+    while len(items) > PATHSPEC_ITEMS and depth > 1:
+        depth -= 1
+        items = sorted({"/".join(p.split("/")[:depth]) for p in items})
+    return _from_top(items), None if len(items) == len(set(paths)) else frozenset(paths)
+
+
+def _inside(found: dict[str, list[str]], keep: frozenset[str] | None) -> dict[str, list[str]]:
+    """`found` (commit → paths), each path under one of `keep`; commits left with none go."""
+    if keep is None:
+        return found
+    return {c: inside for c, ps in found.items() if (inside := [p for p in ps if covered(p, keep)])}
+
+
+def covered(path: str, items: set[str] | frozenset[str]) -> bool:
+    """Whether a pathspec item of `items` names `path` or a folder holding it."""
+    if path in items:
+        return True
+    cut = path.rfind("/")
+    while cut > 0:
+        if path[:cut] in items:
+            return True
+        cut = path.rfind("/", 0, cut)
+    return False
+
+
 def is_shallow(repo: Path) -> bool:
     return out(["rev-parse", "--is-shallow-repository"], repo) == "true"
 
@@ -404,6 +442,7 @@ def walk_range_paths(
     --full-history --sparse --name-only -- PATHS`): cheaper where history is mostly
     linear; git compares a merge with each of its parents on the paths, which costs more
     than a second process where merges are many."""
+    pathspec, keep = _pathspec_of(paths)
     text = _raw(
         [
             *_PATCH_CONFIG,
@@ -419,7 +458,7 @@ def walk_range_paths(
             tip,
             *(f"^{c}" for c in exclude),
             "--",
-            *_from_top(paths),
+            *pathspec,
         ],
         repo,
     )
@@ -435,7 +474,7 @@ def walk_range_paths(
         elif field:
             lines.append(field)
             current = None
-    return "".join(f"{line}\n" for line in lines), touched
+    return "".join(f"{line}\n" for line in lines), _inside(touched, keep)
 
 
 def _looks_like_record(field: str) -> bool:
@@ -464,16 +503,21 @@ def paths_touched(repo: Path, commits: Sequence[str], paths: Sequence[str]) -> d
     diff stands alone: with many commits and a second core, two processes take a half each."""
     if not commits or not paths:
         return {}
+    return _in_halves(lambda part: _paths_touched(repo, part, paths), commits)
+
+
+def _in_halves(diff: Callable[[Sequence[str]], dict[str, D]], commits: Sequence[str]) -> dict[str, D]:
+    """`diff(commits)`, as two processes side by side with many commits and a second core:
+    each commit's tree diff stands alone, so each takes a half."""
     if len(commits) >= PARALLEL_DIFFS_FROM and (os.cpu_count() or 1) > 1:
         half = len(commits) // 2
-        newer, older = concurrently(
-            lambda: _paths_touched(repo, commits[:half], paths), lambda: _paths_touched(repo, commits[half:], paths)
-        )
+        newer, older = concurrently(lambda: diff(commits[:half]), lambda: diff(commits[half:]))
         return {**newer, **older}
-    return _paths_touched(repo, commits, paths)
+    return diff(commits)
 
 
 def _paths_touched(repo: Path, commits: Sequence[str], paths: Sequence[str]) -> dict[str, list[str]]:
+    pathspec, keep = _pathspec_of(paths)
     text = _raw(
         [
             *_PATCH_CONFIG,
@@ -485,7 +529,7 @@ def _paths_touched(repo: Path, commits: Sequence[str], paths: Sequence[str]) -> 
             "--no-renames",
             "-z",
             "--",
-            *_from_top(paths),
+            *pathspec,
         ],
         repo,
         input="".join(f"{c}\n" for c in commits).encode(),
@@ -502,7 +546,7 @@ def _paths_touched(repo: Path, commits: Sequence[str], paths: Sequence[str]) -> 
             at, current = i, found.setdefault(field, [])
         elif field and current is not None:
             current.append(field)
-    return found
+    return _inside(found, keep)
 
 
 EMPTY_BLOBS = frozenset(
@@ -516,11 +560,15 @@ EMPTY_BLOBS = frozenset(
 
 def hashed_paths(repo: Path, commits: Sequence[str]) -> dict[str, list[str]]:
     """For each of `commits` (non-merge), the paths whose change its patch-id surely
-    hashes: a file modified from some content to other content (`git diff-tree --raw`,
-    one process). A file added or deleted, or only its mode changed, is left out: an
-    empty one, or a mode, leaves no line in the diff."""
+    hashes: a file modified from some content to other content (`git diff-tree --raw`;
+    two processes from `PARALLEL_DIFFS_FROM` commits). A file added or deleted, or only
+    its mode changed, is left out: an empty one, or a mode, leaves no line in the diff."""
     if not commits:
         return {}
+    return _in_halves(lambda part: _hashed_paths(repo, part), commits)
+
+
+def _hashed_paths(repo: Path, commits: Sequence[str]) -> dict[str, list[str]]:
     text = _raw(
         [*_PATCH_CONFIG, "diff-tree", "--stdin", "-r", "--root", "--raw", "--no-abbrev", "--no-renames", "-z"],
         repo,

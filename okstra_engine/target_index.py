@@ -146,8 +146,8 @@ class Range:
         wanted = set(paths)
         if self._graph is not None:
             found = self.paths
-            return [c for c in self._graph.order if c in found and any(_covered(p, wanted) for p in found[c])]
-        return [c for w in self.walks for c, ps in w.paths if any(_covered(p, wanted) for p in ps)]
+            return [c for c in self._graph.order if c in found and any(git.covered(p, wanted) for p in found[c])]
+        return [c for w in self.walks for c, ps in w.paths if any(git.covered(p, wanted) for p in ps)]
 
     def graph_lines(self) -> tuple[dict[str, tuple[str, ...]], dict[str, int], list[str]] | None:
         """Parents, times and the listed order of its walks' commits (None: a bad record)."""
@@ -207,18 +207,6 @@ class Range:
         graph = _Graph({c: found.parents[c] for c in keep}, {c: found.times[c] for c in keep}, keep)
         paths = {c: ps for c, ps in self.paths.items() if c not in gone}
         return Range(self.tip, base, self.filter, [], graph, paths)
-
-
-def _covered(path: str, items: set[str] | frozenset[str]) -> bool:
-    """Whether a pathspec item of `items` names `path` or a folder holding it."""
-    if path in items:
-        return True
-    cut = path.rfind("/")
-    while cut > 0:
-        if path[:cut] in items:
-            return True
-        cut = path.rfind("/", 0, cut)
-    return False
 
 
 def _ancestors_within(start: str, parents: dict[str, tuple[str, ...]]) -> set[str]:
@@ -428,7 +416,7 @@ class TargetIndex:
         if new and within is not None:
             reach = self.hashed_paths(new)
             inside = set(within)
-            outside = {c for c in new if any(not _covered(p, inside) for p in reach[c])}
+            outside = {c for c in new if any(not git.covered(p, inside) for p in reach[c])}
             new = [c for c in new if c not in outside]
         else:
             outside = set()

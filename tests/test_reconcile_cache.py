@@ -511,7 +511,33 @@ def test_tree_diffs_split_between_two_processes_say_what_one_says(history, monke
     paths = ["a.txt", "c.txt"]
     monkeypatch.setattr(okgit, "PARALLEL_DIFFS_FROM", 10**6)
     alone = okgit.paths_touched(repo, commits, paths)
+    hashed_alone = okgit.hashed_paths(repo, commits)
     monkeypatch.setattr(okgit, "PARALLEL_DIFFS_FROM", 2)
     split = okgit.paths_touched(repo, commits, paths)
     assert split == alone and list(split) == list(alone)
     assert len(alone) == 3 and all(alone.values())  # the three copies of the stage's commits
+    hashed_split = okgit.hashed_paths(repo, commits)
+    assert hashed_split == hashed_alone and list(hashed_split) == list(hashed_alone) == commits
+    assert sorted(p for ps in hashed_alone.values() for p in ps) == ["a.txt", "a.txt", "b.txt"]
+
+
+def test_many_paths_asked_as_their_folders_say_what_the_paths_say(tmp_path: Path, monkeypatch) -> None:
+    """Past `PATHSPEC_ITEMS`, git is asked about the paths' folders and what it lists is
+    filtered: a commit changing only a neighbour of the paths in the same folder is not
+    among those touching them, for either way of walking."""
+    repo = make_repo(tmp_path / "deep")
+    base = commit(repo, {"t/unit/a.c": "a\n", "t/unit/b.c": "b\n", "t/other.sh": "o\n", "top.txt": "t\n"}, "base")
+    mine = commit(repo, {"t/unit/a.c": "a2\n", "top.txt": "t2\n"}, "touches the paths")
+    commit(repo, {"t/other.sh": "o2\n", "t/unit/c.c": "c\n"}, "a neighbour only")
+    both = commit(repo, {"t/unit/b.c": "b2\n", "t/other.sh": "o3\n"}, "one of each")
+    tip = git(repo, "rev-parse", "HEAD")
+    commits = git(repo, "rev-list", tip, f"^{base}").split()
+    paths = ["t/unit/a.c", "t/unit/b.c", "top.txt"]
+    answers = []
+    for items in (10**6, 1):
+        monkeypatch.setattr(okgit, "PATHSPEC_ITEMS", items)
+        _, walked = okgit.walk_range_paths(repo, tip, [base], paths)
+        answers.append((okgit.paths_touched(repo, commits, paths), walked))
+    assert answers[0] == answers[1]
+    assert answers[1][0] == {both: ["t/unit/b.c"], mine: ["t/unit/a.c", "top.txt"]}
+    assert list(answers[1][1]) == [both, mine]
