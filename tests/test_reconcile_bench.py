@@ -24,7 +24,7 @@ def test_every_synthetic_case_runs_and_finds_its_kind(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     rows = proc.stdout.splitlines()[1:]
     for label in ("mid-rebase", "root-fork", "squash", "8 stages"):
-        for call in ("1st", "2nd"):
-            assert any(f"reconcile 120 {label}, {call} call" in row for row in rows), (label, call, rows)
+        for call in ("1st call", "1st, in process", "2nd call", "2nd, in process"):
+            assert any(f"reconcile 120 {label}, {call}" in row for row in rows), (label, call, rows)
     assert any("skipped: pass --real PATH" in row for row in rows)
     assert "CACHE_GLOB" not in proc.stderr, proc.stderr
