@@ -744,6 +744,7 @@ def run_ahead(warm: Callable[[], Target | None]) -> None:
     """Run `warm` in a thread now (`head_start`); the Target it returns is what `target`
     gives for the same repository and T."""
     global _ahead
+    _wait_for_head_start()  # one at a time: an earlier one may still be at work
 
     def run() -> None:
         global _warmed
@@ -761,8 +762,9 @@ def target(repo: Path, t: str) -> Target:
     repository and T (taken once), else a new one."""
     global _warmed
     _wait_for_head_start()
-    warmed, _warmed = _warmed, None
+    warmed = _warmed
     if warmed is not None and warmed.repo == repo and warmed.t == t:
+        _warmed = None
         return warmed
     return Target(repo, t)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,12 @@ class _Walks(list):
     def append(self, item) -> None:
         self.threads.append(threading.current_thread().name)
         super().append(item)
+
+
+@pytest.fixture(autouse=True)
+def _no_head_start_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(target_index, "_warmed", None)
+    monkeypatch.setattr(target_index, "_ahead", None)
 
 
 @pytest.fixture
@@ -133,6 +140,21 @@ def test_a_hostile_guess_changes_no_answer_and_says_nothing(rebased, walks, caps
     without = call(capsys, "--project", str(task.project.root), "reconcile", str(task.ref), "--json")
     assert with_head_start == without  # the same exit code, output and message
     assert "okstra-head-start" not in walks.threads
+
+
+def test_one_head_start_at_a_time(tmp_path: Path) -> None:
+    """A command that ended before it reconciled may leave its head start at work: the
+    next one waits for it, so two never use the index at once."""
+    ended = []
+
+    def slow():
+        time.sleep(0.3)
+        ended.append("first")
+
+    target_index.run_ahead(slow)
+    target_index.run_ahead(lambda: ended.append("second"))
+    target_index._wait_for_head_start()
+    assert ended == ["first", "second"]
 
 
 def test_a_guess_that_cannot_start_leaves_nothing_running(tmp_path: Path, walks) -> None:
