@@ -35,14 +35,15 @@ MAX_LEDGER_BYTES = 16 << 20
 def begin(project: str | None, task_ref: str) -> None:
     """Start warming the target index for the task `task_ref` of the project a command
     names (`--project`, else the one holding the cwd)."""
+    target_index.run_ahead(lambda: _warm_task(project, task_ref))
+
+
+def _warm_task(project: str | None, task_ref: str) -> target_index.Target | None:
     from .locations import default_root
 
-    try:
-        ref = TaskRef.parse(task_ref)
-        root = default_root(project)
-    except Exception:  # noqa: BLE001 - the command itself says what is wrong with them
-        return
-    target_index.run_ahead(lambda: warm(root, ref.group, ref.id))
+    # a bad reference or project raises here, in the thread: the command says what is wrong
+    ref = TaskRef.parse(task_ref)
+    return warm(default_root(project), ref.group, ref.id)
 
 
 def warm(root: Path, group: str, task_id: str) -> target_index.Target | None:

@@ -669,7 +669,8 @@ def trusted_base(x: str, base: str | None, stored: Mapping[str, Any]) -> str | N
 
 class Target:
     """The target T of one call and what is known of its history: the range since each
-    stage's base (`target_index`), walked once and shared by every stage and question."""
+    stage's base (from the index), walked once and shared by every stage and question,
+    and each ancestry pair asked once."""
 
     def __init__(self, repo: Path, t: str) -> None:
         self.repo = repo
