@@ -81,13 +81,19 @@ async def test_a_settings_change_shows_without_a_key(make_app, demo) -> None:
 async def test_ages_tick_every_second(make_app, demo) -> None:
     from datetime import timedelta
 
-    from okstra_engine import clock
+    from okstra_engine.ledger_state import read_state
+    from okstra_engine.plans import plan_run_root
     from okstra_engine.prepare import PrepareOptions, prepare
+    from okstra_engine.run_folder import LEDGER_NAME
 
-    moment = [clock.now()]
+    task = _task(demo)
+    prepare(task, PrepareOptions(task_type="implementation", stage="4"))
+    # the app's clock starts when the stage is held since (its row's time, to the second):
+    # a clock read before the prepare could be a second behind the row and show 4s
+    held = read_state(plan_run_root(task).dir / LEDGER_NAME).stages[4]
+    moment = [held.streak.start.when]
     app = make_app()
     app.clock = lambda: moment[0]
-    prepare(_task(demo), PrepareOptions(task_type="implementation", stage="4"))
     async with app.run_test(size=SIZE) as pilot:
         board = await board_ready(pilot)
         board.query_one("#stages").select_stage(4)
