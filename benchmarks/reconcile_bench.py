@@ -384,6 +384,9 @@ def main() -> int:
     if unknown := [c for c in asked if c not in CASES]:
         raise SystemExit(f"reconcile_bench: no case {', '.join(unknown)}; the cases are {', '.join(CASES)}")
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")] if args.sizes else None
+    # said before minutes of synthetic cases, not after
+    if args.real is not None and not (args.real / ".git").exists() and not (args.real / "HEAD").exists():
+        raise SystemExit(f"reconcile_bench: --real {args.real} is not a git repository")
     lines = []
     for name in (c for c in CASES if c in asked and c != "real"):
         shape = SHAPES[name]
@@ -401,8 +404,6 @@ def main() -> int:
         if args.real is None:
             lines.append(f"{'reconcile real history':<44} {SKIPPED}")
         else:
-            if not (args.real / ".git").exists() and not (args.real / "HEAD").exists():
-                raise SystemExit(f"reconcile_bench: --real {args.real} is not a git repository")
             with tempfile.TemporaryDirectory() as tmp_name:
                 tmp = Path(tmp_name)
                 home = in_fresh_home(tmp)

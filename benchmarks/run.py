@@ -1,7 +1,10 @@
 """Run every benchmark and print one table: case, okstra's time, its floor measured in
 the same run, the ratio, and the goal.
 
-    python benchmarks/run.py [--quick]
+    python benchmarks/run.py [--quick] [--real PATH] [BENCH ...]
+
+`--real PATH` goes to the benchmarks that take a real repository (the reconcile bench's
+real history); without it they say that row is skipped.
 
 Each `*_bench.py` here prints the shared header and its rows (see _common.py); this
 script runs them one after another so they do not compete for the two cores.
@@ -19,10 +22,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import HEADER  # noqa: E402
 
+TAKE_REAL = {"reconcile"}
+"""The benchmarks with a row on a real repository (`--real PATH`)."""
+
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer runs per case (a smoke test, noisier figures)")
+    parser.add_argument("--real", type=Path, metavar="PATH", help="a clone of a public repository, for the real rows")
     parser.add_argument("only", nargs="*", help="run only these benches (e.g. status reconcile)")
     args = parser.parse_args()
     benches = sorted(HERE.glob("*_bench.py"))
@@ -32,6 +39,8 @@ def main() -> int:
     for bench in benches:
         start = time.perf_counter()
         cmd = [sys.executable, str(bench)] + (["--quick"] if args.quick else [])
+        if args.real is not None and bench.stem.removesuffix("_bench") in TAKE_REAL:
+            cmd += ["--real", str(args.real.resolve())]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         took = time.perf_counter() - start
         if proc.returncode != 0:
