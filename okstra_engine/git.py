@@ -398,6 +398,29 @@ def repo_facts(repo: Path) -> tuple[Path, str, bool] | None:
     return (Path(repo) / values[0]).resolve(), values[1], values[2] == "true"
 
 
+def has_replace_refs(repo: Path, common: Path) -> bool:
+    """Whether `refs/replace/` holds a ref: git then shows other objects in place of some
+    commits (`git replace`), and what it says of history can change without any commit
+    changing. Read from the files of the common git dir `common` (loose refs, then
+    `packed-refs`), as git 2.39 keeps them; git is asked only where they are kept
+    otherwise (reftable) or cannot be read."""
+    from .fsio import read_bytes_nofollow
+
+    try:
+        with os.scandir(common / "refs" / "replace") as entries:
+            if any(True for _ in entries):
+                return True
+    except OSError:
+        pass  # no such folder: no loose replace ref
+    packed = common / "packed-refs"
+    data = read_bytes_nofollow(packed)
+    if data is not None and not (common / "reftable").exists():
+        return b" refs/replace/" in data
+    if data is None and not packed.exists() and not (common / "reftable").exists():
+        return False
+    return out(["for-each-ref", "--count=1", "--format=%(refname)", "refs/replace/"], repo) != ""
+
+
 def resolve_commits(repo: Path, revs: Sequence[str]) -> list[str | None]:
     """The full SHA of the commit each of `revs` names (None where it names none), in one
     process (`cat-file --batch-check`)."""

@@ -781,14 +781,17 @@ def _wait_for_head_start() -> None:
 
 
 def open_index(repo: Path) -> TargetIndex | None:
-    """The index of the repository holding `repo` (None outside git); kept in memory only
-    in a shallow clone, whose history is cut off where a later fetch may extend it."""
+    """The index of the repository holding `repo` (None outside git). Nothing is kept
+    between calls in a shallow clone, whose history is cut off where a later fetch may
+    extend it, nor while `git replace` refs stand in for commits (what git then says of a
+    range can change with them): there it only serves the call that opened it."""
     _wait_for_head_start()
     facts = git.repo_facts(repo)
     if facts is None:
         return None
     common, object_format, shallow = facts
-    return TargetIndex(repo, object_format, None if shallow else index_file(common, object_format), shallow=shallow)
+    keep = not shallow and not git.has_replace_refs(repo, common)
+    return TargetIndex(repo, object_format, index_file(common, object_format) if keep else None, shallow=shallow)
 
 
 def index_file(common_dir: Path, object_format: str) -> Path | None:

@@ -541,3 +541,26 @@ def test_many_paths_asked_as_their_folders_say_what_the_paths_say(tmp_path: Path
     assert answers[0] == answers[1]
     assert answers[1][0] == {both: ["t/unit/b.c"], mine: ["t/unit/a.c", "top.txt"]}
     assert list(answers[1][1]) == [both, mine]
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["loose", "packed"])
+def test_a_replace_ref_is_never_answered_from_the_index(history, packed: bool) -> None:
+    """`git replace` makes git show another commit in place of one: what a range holds
+    changes with no commit changing, so while a replace ref stands nothing of the index is
+    used or kept, and the answer is git's of now."""
+    repo, base, x, stored, tip = reconciled_once(history)
+    # the copy of the stage on HEAD is shown as a commit that changes something else
+    git(repo, "checkout", "-q", "--detach", f"{tip}~1")
+    other = commit(repo, {"b.txt": "b\nnot the stage\n"}, "something else")
+    checkout(repo, "main")
+    git(repo, "replace", tip, other)
+    if packed:
+        git(repo, "pack-refs", "--all")
+        assert not list((repo / ".git" / "refs" / "replace").iterdir())
+    before = index_files()[0].stat().st_size
+    forget()
+    assert content_merged(repo, x, tip, base=base, stored=stored).kind != "patch-equivalent"
+    assert index_files()[0].stat().st_size == before  # nothing kept while replaced
+    git(repo, "replace", "-d", tip)
+    forget()
+    assert content_merged(repo, x, tip, base=base, stored=stored).commit == tip
