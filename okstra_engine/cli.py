@@ -137,6 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
+    def commands_of(
+        group: argparse.ArgumentParser, noun: str
+    ) -> Callable[[str, Handler, str], argparse.ArgumentParser]:
+        """How the commands under `group` are made (`okstra task new`, …)."""
+        nested = group.add_subparsers(title=f"{noun} commands", metavar="COMMAND")
+
+        def subcommand(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+            p = nested.add_parser(name, help=help, parents=[common])
+            p.set_defaults(handler=handler)
+            return p
+
+        return subcommand
+
     p = command("demo", cmd_demo, "build the demo project, then open the TUI on it")
     p.add_argument("--dir", metavar="DIR", help="where to build it (default: a new temp dir)")
     p.add_argument("--no-tui", action="store_true", help="build it and print where, without opening the TUI")
@@ -176,52 +189,36 @@ def build_parser() -> argparse.ArgumentParser:
         "ledgers and stage reservations travel as refs under refs/okstra/",
     )
 
-    task = command("task", _needs_subcommand, "work with tasks")
-    task_sub = task.add_subparsers(title="task commands", metavar="COMMAND")
-    p = task_sub.add_parser("new", help="create a task", parents=[common])
-    p.set_defaults(handler=cmd_task_new)
+    task = commands_of(command("task", _needs_subcommand, "work with tasks"), "task")
+    p = task("new", cmd_task_new, "create a task")
     p.add_argument("task_ref", metavar="GROUP/ID")
     p.add_argument("--title", required=True)
     p.add_argument("--category", help="branch prefix (default: the project's workCategory)")
-    p = task_sub.add_parser("list", help="the project's tasks, with their plan and progress", parents=[common])
-    p.set_defaults(handler=cmd_task_list)
+    p = task("list", cmd_task_list, "the project's tasks, with their plan and progress")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
-    project = command("project", _needs_subcommand, "the projects okstra knows on this machine")
-    project_sub = project.add_subparsers(title="project commands", metavar="COMMAND")
-    p = project_sub.add_parser(
-        "forget", help="drop a project whose folder is gone from okstra's list of projects", parents=[common]
-    )
-    p.set_defaults(handler=cmd_project_forget)
+    project = commands_of(command("project", _needs_subcommand, "the projects okstra knows on this machine"), "project")
+    p = project("forget", cmd_project_forget, "drop a project whose folder is gone from okstra's list of projects")
     p.add_argument("name", metavar="ID", help="the project's id (or the folder it was registered at)")
 
-    plan = command("plan", _needs_subcommand, "import and approve plans")
-    plan_sub = plan.add_subparsers(title="plan commands", metavar="COMMAND")
-    p = plan_sub.add_parser("import", help="create a planning run from a plan.md or stage-map.json", parents=[common])
-    p.set_defaults(handler=cmd_plan_import)
+    plan = commands_of(command("plan", _needs_subcommand, "import and approve plans"), "plan")
+    p = plan("import", cmd_plan_import, "create a planning run from a plan.md or stage-map.json")
     p.add_argument("task_ref", metavar="GROUP/ID")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--approve", action="store_true", help="approve it at once: it becomes the task's current plan")
     p.add_argument("--replace", action="store_true", help=REPLACE_HELP)
-    p = plan_sub.add_parser(
-        "approve", help="make the task's newest plan (or --run's) its current, approved plan", parents=[common]
-    )
-    p.set_defaults(handler=cmd_plan_approve)
+    p = plan("approve", cmd_plan_approve, "make the task's newest plan (or --run's) its current, approved plan")
     p.add_argument("task_ref", metavar="GROUP/ID")
     p.add_argument("--run", dest="run_id", metavar="RUN_ID", help="the planning run to approve (default: the newest)")
     p.add_argument("--replace", action="store_true", help=REPLACE_HELP)
 
-    share = command("share", _needs_subcommand, "a project's tasks shared through a git remote (okstra init --share)")
-    share_sub = share.add_subparsers(title="share commands", metavar="COMMAND")
-    p = share_sub.add_parser(
-        "status", help="the remote, the shared tasks, when this machine last synced, what waits", parents=[common]
+    share = commands_of(
+        command("share", _needs_subcommand, "a project's tasks shared through a git remote (okstra init --share)"),
+        "share",
     )
-    p.set_defaults(handler=cmd_share_status)
+    p = share("status", cmd_share_status, "the remote, the shared tasks, when this machine last synced, what waits")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
-    p = share_sub.add_parser(
-        "sync", help="fetch the shared tasks and publish this machine's rows now", parents=[common]
-    )
-    p.set_defaults(handler=cmd_share_sync)
+    p = share("sync", cmd_share_sync, "fetch the shared tasks and publish this machine's rows now")
     p.add_argument("task_ref", metavar="GROUP/ID", nargs="?", help="only this task (default: every task)")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
@@ -326,25 +323,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebase", action="store_true", help="rebase the stage's branch onto the task branch instead")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
-    quarantine = command(
-        "quarantine", _needs_subcommand, "move leftover agent team state into the okstra trash, and back"
+    quarantine = commands_of(
+        command("quarantine", _needs_subcommand, "move leftover agent team state into the okstra trash, and back"),
+        "quarantine",
     )
-    quarantine_sub = quarantine.add_subparsers(title="quarantine commands", metavar="COMMAND")
-    p = quarantine_sub.add_parser(
-        "list", help="the okstra-* teams under the agent home, and the trash", parents=[common]
-    )
-    p.set_defaults(handler=cmd_quarantine_list)
+    p = quarantine("list", cmd_quarantine_list, "the okstra-* teams under the agent home, and the trash")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
-    p = quarantine_sub.add_parser(
-        "move", help="move a team's teams/ and tasks/ folders into the trash", parents=[common]
-    )
-    p.set_defaults(handler=cmd_quarantine_move)
+    p = quarantine("move", cmd_quarantine_move, "move a team's teams/ and tasks/ folders into the trash")
     p.add_argument("team", metavar="TEAM")
     p.add_argument("--yes", action="store_true", help="move without asking (needed without a terminal)")
     p.add_argument("--run", dest="run_id", metavar="RUN_ID", help="the run asking: it may move the team only it holds")
     p.add_argument("--json", action="store_true", help="print the trash entry as JSON")
-    p = quarantine_sub.add_parser("restore", help="move a quarantined team back where it came from", parents=[common])
-    p.set_defaults(handler=cmd_quarantine_restore)
+    p = quarantine("restore", cmd_quarantine_restore, "move a quarantined team back where it came from")
     p.add_argument("stamp", metavar="STAMP")
     p.add_argument("--json", action="store_true", help="print the trash entry as JSON")
 
