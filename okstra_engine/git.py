@@ -404,20 +404,44 @@ def has_replace_refs(repo: Path, common: Path) -> bool:
     changing. Read from the files of the common git dir `common` (loose refs, then
     `packed-refs`), as git 2.39 keeps them; git is asked only where they are kept
     otherwise (reftable) or cannot be read."""
-    from .fsio import read_bytes_nofollow
-
+    if (common / "reftable").exists():
+        return _asks_replace_refs(repo)
     try:
         with os.scandir(common / "refs" / "replace") as entries:
             if any(True for _ in entries):
                 return True
     except OSError:
         pass  # no such folder: no loose replace ref
-    packed = common / "packed-refs"
-    data = read_bytes_nofollow(packed)
-    if data is not None and not (common / "reftable").exists():
-        return b" refs/replace/" in data
-    if data is None and not packed.exists() and not (common / "reftable").exists():
+    return _packed_replace_refs(repo, common / "packed-refs")
+
+
+_PACKED_REPLACE: dict[Path, tuple[tuple[int, int, int], bool]] = {}
+"""What a `packed-refs` said, by the file's identity: git replaces the file whole, so a
+board asking on every refresh reads it again only when it changed."""
+
+
+def _packed_replace_refs(repo: Path, packed: Path) -> bool:
+    from .fsio import read_bytes_nofollow
+
+    try:
+        info = os.lstat(packed)
+    except FileNotFoundError:
         return False
+    except OSError:
+        return _asks_replace_refs(repo)
+    key = (info.st_ino, info.st_size, info.st_mtime_ns)
+    known = _PACKED_REPLACE.get(packed)
+    if known is not None and known[0] == key:
+        return known[1]
+    data = read_bytes_nofollow(packed)
+    if data is None:  # a link, or unreadable
+        return _asks_replace_refs(repo)
+    found = b" refs/replace/" in data
+    _PACKED_REPLACE[packed] = (key, found)
+    return found
+
+
+def _asks_replace_refs(repo: Path) -> bool:
     return out(["for-each-ref", "--count=1", "--format=%(refname)", "refs/replace/"], repo) != ""
 
 
