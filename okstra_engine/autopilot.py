@@ -3,7 +3,9 @@ managed terminal (`managed`), at most `max_parallel` live agents of the task at 
 
 A stage is ready when `status` says so (its dependencies recorded done, merged where it
 needs them merged); a stage another run holds is in flight or stale, never ready, so
-autopilot never takes it. It hands nothing off unless asked (`handoff`), and then only
+autopilot never takes it. Before it looks, it records where a stage done but not merged
+went when the task branch holds its work already (rebased, squashed, cherry-picked by
+hand), as every prepare does: else no prepare of the stage after it would ever come. It hands nothing off unless asked (`handoff`), and then only
 a group whose merge plan refuses nothing and whose task worktree can take a merge.
 `autopilot_step` is one look (the board calls it); `follow` repeats it until every
 stage is done or nothing more can start while no agent runs. Interrupting `follow`
@@ -48,6 +50,10 @@ def autopilot_step(
     if max_parallel < 1:
         raise OkstraError(f"--max-parallel must be 1 or more, not {max_parallel}", "pass --max-parallel 2")
     views = task_status(task).stages
+    # a stage done but not merged may be in the task branch already (rebased, squashed or
+    # cherry-picked by hand): recorded as every prepare records it, or no prepare would come
+    if any(v.state is StageState.NOT_MERGED for v in views) and _reconciled(task, notice):
+        views = task_status(task).stages
     # a handoff plan runs git on every group: only worth it when a stage waits to be merged
     if handoff and any(v.state is StageState.NOT_MERGED for v in views) and hand_off_ready(task, notice):
         views = task_status(task).stages
@@ -68,6 +74,20 @@ def autopilot_step(
         notice(f"okstra: stage {view.stage} started in tmux session {session.session}")
         started.append(session)
     return started
+
+
+def _reconciled(task: Task, notice: Notice) -> bool:
+    """`reconcile.auto_reconcile`, said; whether it recorded anything."""
+    from .reconcile import auto_reconcile
+
+    try:
+        applied = auto_reconcile(task, on_wait=notice)
+    except OkstraError as exc:  # reconcile helps; the stages' states still decide
+        notice(f"okstra: git-reconcile skipped: {exc.what}")
+        return False
+    for found in applied:
+        notice(found.applied_line())
+    return bool(applied)
 
 
 def hand_off_ready(task: Task, notice: Notice = _quiet) -> list[str]:

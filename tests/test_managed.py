@@ -18,7 +18,7 @@ from okstra_engine import managed, tmux
 from okstra_engine.ledger import LEDGER_NAME, read_ledger
 from okstra_engine.plans import plan_run_root
 from okstra_engine.status import task_status
-from tests.support import run_cli, set_agent_command
+from tests.support import git, run_cli, set_agent_command
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -403,6 +403,26 @@ def test_a_start_whose_agent_cannot_run_releases_its_stage(task) -> None:
     assert code == 2 and "'no-such-agent-xyz' is not installed" in err
     assert [r.status for r in ledger_rows(task)] == ["reserved", "released"]
     assert str(task_status(task).stages[0].state) == "ready" and tmux.list_sessions() == {}
+
+
+def test_autopilot_records_stages_merged_by_hand_and_goes_on(task) -> None:
+    """Stages 2 and 3 cherry-picked onto the task branch by a person, not handed off: the
+    autopilot records where their work went, as a prepare would, and stage 4 starts."""
+    from okstra_engine.autopilot import follow
+    from okstra_engine.tasks import stage_branch, task_branch
+    from okstra_engine.worktrees import task_target
+
+    sim_lead()
+    follow(task, 2, sleep=lambda _: time.sleep(0.1))  # 1, 2, 3 done; 4 waits for B
+    worktree = task_target(task).path
+    branches = [stage_branch(task, n) for n in (1, 2, 3)]
+    git(worktree, "cherry-pick", f"{task_branch(task)}..{branches[1]}")
+    git(worktree, "cherry-pick", f"{branches[0]}..{branches[2]}")
+    said: list[str] = []
+    result = follow(task, 2, sleep=lambda _: time.sleep(0.1), notice=said.append)
+    assert result.done, result.waiting
+    assert any(line.startswith("git-reconcile: stage 2 done commit") for line in said), said
+    assert done_stages(task) == {1, 2, 3, 4}
 
 
 def test_autopilot_says_why_the_handoff_it_was_asked_for_waits(task) -> None:
